@@ -1,0 +1,96 @@
+"""One repeat of one workload, in a fresh process: ``python -m bench.child SPEC OUT``.
+
+The parent (``bench.runner``) starts this module per repeat, so a crash, a leak or an
+out-of-memory in one measurement cannot spoil the next. The child writes its measurement (or
+its failure) to OUT atomically and reports progress on stdout as JSON lines prefixed with
+``PROGRESS_PREFIX``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+PROGRESS_PREFIX = "@@bench-progress "
+TRACEBACK_LINES = 30
+
+
+def emit_progress(event: dict[str, Any]) -> None:
+    sys.stdout.write(PROGRESS_PREFIX + json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
+    from bench.config import RunRules
+    from bench.devices import get_backend
+    from bench.errors import Unsupported
+    from bench.workloads import WorkloadContext, get_workload
+
+    started = time.time()
+    entry = spec["entry"]
+    backend = None
+    workload = None
+    try:
+        import torch
+
+        backend = get_backend(spec["vendor"])
+        torch.manual_seed(spec["seed"])
+        cls = get_workload(entry["workload"])
+        ctx = WorkloadContext(backend=backend, mode=entry["mode"], params=entry["params"],
+                              precision=entry["precision"], seed=spec["seed"],
+                              rules=RunRules(**entry["rules"]), progress=emit_progress)
+        workload = cls(ctx)
+        emit_progress({"phase": "setup"})
+        t0 = time.monotonic()
+        workload.setup()
+        setup_s = time.monotonic() - t0
+        backend.synchronize()
+        backend.reset_peak_memory()
+        measurement = workload.measure()
+        backend.synchronize()
+        result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes this repeat's status
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        if isinstance(exc, Unsupported):
+            status = "unsupported"
+        elif backend is not None and backend.is_oom(exc):
+            status = "oom"
+        else:
+            status = "error"
+        tb = traceback.format_exception(exc)
+        result = {"status": status, "error": {
+            "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
+            "traceback": "".join(tb).splitlines()[-TRACEBACK_LINES:]}}
+    if backend is not None:
+        try:
+            result["memory"] = backend.memory_stats().as_dict()
+            result["device"] = backend.info()
+        except Exception as exc:  # noqa: BLE001 - device facts are best effort
+            result.setdefault("device", {"error": str(exc)})
+    if workload is not None:
+        result["precision_used"] = workload.precision_used
+        result["precision_reason"] = workload.precision_reason
+        result["info"] = workload.info()
+        result["series"] = workload.series
+    result["started_at"] = started
+    result["ended_at"] = time.time()
+    return result
+
+
+def main(argv: list[str]) -> int:
+    from bench.jsonio import atomic_write_json, sanitize
+
+    spec_path, out_path = Path(argv[0]), Path(argv[1])
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    result = run_repeat(spec)
+    atomic_write_json(out_path, sanitize(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,114 @@
+"""``python -m bench``: run a suite, validate results, list what exists.
+
+This is the entry point inside every image (``invoke bench`` calls ``python -m bench run``)
+and natively. Bad input is a ``UserError``: one paragraph naming the thing and the fix, exit
+code 2, no traceback, no partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import __version__
+from bench.errors import EXIT_USAGE, UserError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.config import load_suite
+    from bench.devices import get_backend
+    from bench.progress import Display
+    from bench.runner import Runner, new_run_id, prepare_out_dir
+
+    suite = load_suite(args.suite, overrides=args.set, only=_split(args.only))
+    backend = get_backend(args.device)
+    run_id = args.run_id or new_run_id(backend.vendor, suite.name)
+    out = prepare_out_dir(Path(args.out) if args.out else Path("results") / run_id)
+    display = Display(quiet=args.quiet)
+    display.run_started(run_id, suite.name, backend.vendor, len(suite.entries), out)
+    return Runner(suite, backend, out, run_id, display, sys.argv).run()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.validate import expand, validate_file
+
+    files = expand(Path(p) for p in args.paths)
+    if not files:
+        raise UserError(f"No JSON files found in {', '.join(args.paths)}.",
+                        "Give result files or a run directory (results/<run-id>/).")
+    bad = 0
+    for path in files:
+        report = validate_file(path)
+        if report.ok:
+            if not args.quiet:
+                print(f"ok       {path} ({report.schema})")
+            continue
+        bad += 1
+        print(f"INVALID  {path} ({report.schema or 'unreadable'}):")
+        for problem in report.problems:
+            print(f"    {problem}")
+    if bad:
+        print(f"{bad} of {len(files)} file(s) invalid. Fix or re-run the workloads named above; "
+              "schemas/ describes every field.", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.config import available_suites, load_suite
+    from bench.devices import BACKENDS
+    from bench.workloads import all_workloads
+
+    print("vendors:")
+    for name, cls in BACKENDS.items():
+        det = cls.detect()
+        print(f"  {name:<8} {'available' if det.available else 'absent   '}  {det.reason}")
+    print("suites:")
+    for name in available_suites():
+        suite = load_suite(name)
+        print(f"  {name:<8} {len(suite.entries):>3} entries  {suite.description}")
+    print("workloads:")
+    for name, cls in all_workloads().items():
+        print(f"  {name:<12} {'/'.join(cls.modes):<12} {cls.description}")
+    return 0
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite and write one result per workload")
+    run.add_argument("--suite", required=True, help="suite name (see `list`) or a suite file")
+    run.add_argument("--out", help="run directory to write (default results/<run-id>)")
+    run.add_argument("--device", default="auto",
+                     help="vendor backend: auto, cpu, cuda, mlu, corex, jetson")
+    run.add_argument("--only", help="comma-separated entry ids to run")
+    run.add_argument("--set", action="append", default=[], metavar="ENTRY.PARAM=VALUE",
+                     help="override a workload parameter (recorded, marked non-comparable)")
+    run.add_argument("--run-id", help="run id (default: time-vendor-suite-random)")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="validate result files against the schema")
+    val.add_argument("paths", nargs="+", help="result files or run directories")
+    val.add_argument("--quiet", action="store_true", help="print only invalid files")
+    val.set_defaults(func=cmd_validate)
+
+    lst = sub.add_parser("list", help="list vendors, suites and workloads")
+    lst.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

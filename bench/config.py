@@ -1,0 +1,187 @@
+"""Run rules and suites: data, loaded from YAML files and validated by JSON Schema.
+
+A suite is vendor-independent data (as MLPerf keeps its run rules in one settings file): the
+workloads, their named configuration (``small`` / ``full``), precision and the run rules. Any
+parameter changed from the command line is an *override*: recorded in the result and flagged
+as non-comparable, never silent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import UserError
+from bench.paths import SUITES_DIR
+from bench.schema import validation_errors
+
+
+@dataclass(frozen=True)
+class RunRules:
+    """When a measurement is complete. Defaults are the suite schema's defaults."""
+
+    warmup_iters: int = 3
+    min_iters: int = 10
+    min_duration_s: float = 2.0
+    repeats: int = 3
+    timeout_s: float = 600.0
+    host_bound_util_pct: float = 30.0
+
+    def merged(self, overrides: dict[str, Any] | None) -> RunRules:
+        return dataclasses.replace(self, **(overrides or {}))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    interval_s: float = 0.1
+    idle_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One workload run of a suite: ``id`` names its result file."""
+
+    id: str
+    workload: str
+    mode: str
+    config: str
+    precision: str
+    params: dict[str, Any]
+    rules: RunRules
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workload": self.workload,
+            "mode": self.mode,
+            "config": self.config,
+            "precision": self.precision,
+            "params": self.params,
+            "rules": self.rules.as_dict(),
+            "overrides": self.overrides,
+        }
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    path: Path
+    seed: int
+    telemetry: TelemetrySettings
+    entries: tuple[Entry, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def suite_path(name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml", ".json") or candidate.exists():
+        if not candidate.exists():
+            raise UserError(f"Suite file {candidate} does not exist.",
+                            "Give the path of a suite file, or a suite name: "
+                            f"{', '.join(available_suites())}.")
+        return candidate
+    path = SUITES_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise UserError(f"Unknown suite {name_or_path!r}.",
+                        f"Choose one of: {', '.join(available_suites())} "
+                        "(or give the path of a suite file).")
+    return path
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``resnet-train.batch_size=64`` -> ('resnet-train', 'batch_size', 64)."""
+    target, sep, raw = text.partition("=")
+    entry_id, dot, param = target.rpartition(".")
+    if not sep or not dot or not entry_id or not param:
+        raise UserError(f"Override {text!r} is not of the form ENTRY.PARAM=VALUE.",
+                        "Write e.g. `--set resnet-train.batch_size=64`.")
+    return entry_id, param, yaml.safe_load(raw)
+
+
+def load_suite(name_or_path: str, overrides: list[str] | None = None,
+               only: list[str] | None = None) -> Suite:
+    """Load, schema-check and resolve a suite; every problem is a ``UserError``."""
+    from bench.workloads import get_workload  # workloads import torch: only when needed
+
+    path = suite_path(name_or_path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"Suite file {path} is not valid YAML: {exc}.",
+                        "Fix the syntax at the line shown.") from exc
+    errors = validation_errors(doc, "suite")
+    if errors:
+        first = errors[0]
+        raise UserError(
+            f"Suite file {path} breaks the suite schema at {first.path}: {first.message}"
+            + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else "") + ".",
+            "Fix that field; schemas/suite.schema.json lists what each field accepts.")
+
+    rules = RunRules().merged(doc.get("rules"))
+    telemetry = TelemetrySettings(**doc.get("telemetry", {}))
+    parsed_overrides: dict[str, dict[str, Any]] = {}
+    for text in overrides or []:
+        entry_id, param, value = parse_override(text)
+        parsed_overrides.setdefault(entry_id, {})[param] = value
+
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(doc["entries"]):
+        where = f"{path} at $.entries[{i}]"
+        try:
+            workload = get_workload(raw["workload"])
+        except UserError as exc:
+            raise UserError(f"Suite file {path} at $.entries[{i}].workload: {exc.what}",
+                            exc.fix) from exc
+        mode = raw["mode"]
+        if mode not in workload.modes:
+            raise UserError(f"{where}: workload {workload.name!r} has no mode {mode!r}.",
+                            f"Use one of: {', '.join(workload.modes)}.")
+        config = raw.get("config", "small")
+        if config not in workload.configs:
+            raise UserError(f"{where}: workload {workload.name!r} has no config {config!r}.",
+                            f"Use one of: {', '.join(workload.configs)}.")
+        entry_id = raw.get("id", f"{workload.name}-{mode}")
+        if entry_id in seen:
+            raise UserError(f"{where}: entry id {entry_id!r} appears twice.",
+                            "Give each entry a unique `id`.")
+        seen.add(entry_id)
+        params = dict(workload.configs[config])
+        params.update(raw.get("params", {}))
+        entry_overrides = parsed_overrides.pop(entry_id, {})
+        params.update(entry_overrides)
+        unknown = sorted(set(params) - set(workload.configs[config]))
+        if unknown:
+            raise UserError(
+                f"{where}: workload {workload.name!r} has no parameter(s) {', '.join(unknown)}.",
+                f"Known parameters: {', '.join(sorted(workload.configs[config]))}.")
+        entries.append(Entry(
+            id=entry_id, workload=workload.name, mode=mode, config=config,
+            precision=raw.get("precision", workload.default_precision),
+            params=params, rules=rules.merged(raw.get("rules")), overrides=entry_overrides))
+    if parsed_overrides:
+        raise UserError(
+            f"Override(s) for {', '.join(sorted(parsed_overrides))} match no entry of suite "
+            f"{doc['name']!r}.", f"Entries are: {', '.join(e.id for e in entries)}.")
+    if only:
+        missing = sorted(set(only) - {e.id for e in entries})
+        if missing:
+            raise UserError(f"Suite {doc['name']!r} has no entry {', '.join(missing)}.",
+                            f"Entries are: {', '.join(e.id for e in entries)}.")
+        entries = [e for e in entries if e.id in only]
+    return Suite(name=doc["name"], description=doc.get("description", ""), path=path,
+                 seed=doc.get("seed", 0), telemetry=telemetry, entries=tuple(entries),
+                 options=doc.get("options", {}))

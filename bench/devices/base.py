@@ -1,0 +1,143 @@
+"""The device backend interface: what the harness needs from an accelerator's PyTorch build.
+
+A backend is a small class per vendor (as in ByteMLPerf's ``backends/<HW>``). It answers
+detection, the torch device string, synchronisation, memory statistics, the AMP dtypes the
+device supports, the distributed backend name and the versions that go into provenance.
+Everything vendor-specific lives in the subclass; the harness only calls this interface.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+
+
+@dataclass(frozen=True)
+class Detection:
+    available: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """Framework-level memory of one device, in bytes; None where the API has no such figure."""
+
+    allocated_bytes: int | None = None
+    peak_allocated_bytes: int | None = None
+    reserved_bytes: int | None = None
+    free_bytes: int | None = None
+    total_bytes: int | None = None
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRECISION_DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "tf32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+
+class DeviceBackend(ABC):
+    """One vendor's accelerator as seen through its PyTorch build."""
+
+    vendor: ClassVar[str]
+    device_type: ClassVar[str]
+    dist_backend: ClassVar[str]
+    telemetry: ClassVar[str]
+    visible_devices_env: ClassVar[str | None] = None
+
+    @classmethod
+    @abstractmethod
+    def detect(cls) -> Detection:
+        """Whether this vendor's device and PyTorch build are usable in this process."""
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Import vendor extensions that register the device with torch (e.g. ``torch_mlu``)."""
+
+    def device(self, index: int = 0) -> torch.device:
+        return torch.device(self.device_type, index)
+
+    @property
+    def module(self) -> Any:
+        """The ``torch.<device_type>`` module (``torch.cuda``, ``torch.mlu``)."""
+        return getattr(torch, self.device_type)
+
+    def synchronize(self, index: int | None = None) -> None:
+        self.module.synchronize(index)
+
+    def device_count(self) -> int:
+        return int(self.module.device_count())
+
+    def device_name(self, index: int = 0) -> str:
+        return str(self.module.get_device_name(index))
+
+    def memory_stats(self, index: int = 0) -> MemoryStats:
+        mod = self.module
+        free = total = None
+        if hasattr(mod, "mem_get_info"):
+            free, total = (int(x) for x in mod.mem_get_info(index))
+        return MemoryStats(
+            allocated_bytes=int(mod.memory_allocated(index)),
+            peak_allocated_bytes=int(mod.max_memory_allocated(index)),
+            reserved_bytes=int(mod.memory_reserved(index)),
+            free_bytes=free,
+            total_bytes=total,
+        )
+
+    def reset_peak_memory(self, index: int = 0) -> None:
+        self.module.reset_peak_memory_stats(index)
+
+    @abstractmethod
+    def amp_dtypes(self) -> tuple[torch.dtype, ...]:
+        """Reduced-precision dtypes usable with ``torch.autocast`` on this device."""
+
+    def supports_precision(self, precision: str) -> bool:
+        if precision == "fp32":
+            return True
+        if precision == "tf32":
+            return self.supports_tf32()
+        dtype = PRECISION_DTYPES.get(precision)
+        return dtype is not None and dtype in self.amp_dtypes()
+
+    def supports_tf32(self) -> bool:
+        return False
+
+    def is_oom(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the device ran out of memory (recorded as status ``oom``)."""
+        if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+            return True
+        return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+    def driver_version(self) -> str | None:
+        return None
+
+    def sdk_version(self) -> str | None:
+        return None
+
+    def visible_devices(self) -> str | None:
+        return os.environ.get(self.visible_devices_env) if self.visible_devices_env else None
+
+    def info(self, index: int = 0) -> dict[str, Any]:
+        """Device facts for the result's provenance."""
+        stats = self.memory_stats(index)
+        return {
+            "vendor": self.vendor,
+            "device_type": self.device_type,
+            "name": self.device_name(index),
+            "count": self.device_count(),
+            "memory_total_bytes": stats.total_bytes,
+            "driver_version": self.driver_version(),
+            "sdk_version": self.sdk_version(),
+            "dist_backend": self.dist_backend,
+            "telemetry_backend": self.telemetry,
+            "visible_devices": self.visible_devices(),
+            "amp_dtypes": [str(d).removeprefix("torch.") for d in self.amp_dtypes()],
+        }

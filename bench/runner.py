@@ -1,0 +1,376 @@
+"""The parent side of a run: one child process per repeat, telemetry, result documents.
+
+The parent samples telemetry for the whole run in a background thread (in the parent, so the
+sampler never competes with the measured process for its interpreter lock), measures idle
+power before the first workload, and starts each repeat as ``python -m bench.child`` in a new
+process session. A repeat that raises, exceeds its timeout or is killed becomes that
+workload's status; the next workload still runs, and every finished result is already on disk
+(written atomically) before the next one starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import __version__
+from bench.child import PROGRESS_PREFIX
+from bench.config import Entry, Suite
+from bench.devices import DeviceBackend
+from bench.errors import UserError
+from bench.jsonio import atomic_write_json, sanitize, seal
+from bench.progress import Display
+from bench.provenance import provenance
+from bench.results import EXPECTED_FAILURES, SCHEMA_VERSION, build_metrics, workload_status
+from bench.schema import validation_errors
+from bench.telemetry import SAMPLE_FIELDS, Sampler, open_adapter
+
+STDERR_TAIL_LINES = 40
+TERM_GRACE_S = 5.0
+MANIFEST = "manifest.json"
+
+
+def utc_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_run_id(vendor: str, suite: str) -> str:
+    stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{vendor}-{suite}-{uuid.uuid4().hex[:6]}"
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Create ``out`` and prove it writable before anything runs (nothing left on failure)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"Output directory {out} is not writable: {exc.strerror or exc}.",
+                        "Choose a directory you can write to with `--out DIR`, or fix its "
+                        "permissions.") from exc
+    return out
+
+
+@dataclass
+class ChildRun:
+    """Outcome of one child process: its result document, or why there is none."""
+
+    result: dict[str, Any]
+    returncode: int | None
+    stderr_tail: list[str] = field(default_factory=list)
+
+
+class Interrupted(Exception):  # noqa: N818 - a user action, not an error
+    pass
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """`docker stop` sends SIGTERM: treat it as Ctrl-C so finished results are kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the child's process group, then SIGKILL after a grace period."""
+    for sig, wait in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_child(spec: dict[str, Any], timeout_s: float,
+              on_progress: Callable[[dict[str, Any]], None]) -> ChildRun:
+    with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        stderr_path = Path(tmp) / "stderr.txt"
+        with open(stderr_path, "w+", encoding="utf-8") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.child", str(spec_path), str(out_path)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            log: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+
+            def pump() -> None:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    if line.startswith(PROGRESS_PREFIX):
+                        with contextlib.suppress(ValueError):
+                            on_progress(json.loads(line[len(PROGRESS_PREFIX):]))
+                    else:
+                        log.append(line.rstrip("\n"))
+
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _stop(proc)
+            except KeyboardInterrupt:
+                _stop(proc)
+                raise
+            reader.join(timeout=5)
+            stderr.seek(0)
+            tail = [*log, *stderr.read().splitlines()][-STDERR_TAIL_LINES:]
+        if timed_out:
+            return ChildRun({"status": "timeout", "error": {
+                "type": "Timeout", "message": f"repeat exceeded its timeout of {timeout_s:g} s "
+                f"(rules.timeout_s) and was stopped", "traceback": tail}}, proc.returncode, tail)
+        if out_path.exists():
+            return ChildRun(json.loads(out_path.read_text(encoding="utf-8")), proc.returncode,
+                            tail)
+        code = proc.returncode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
+            return ChildRun({"status": "killed", "error": {
+                "type": "Killed", "message": f"child process killed by {name}{hint}",
+                "signal": name, "traceback": tail}}, code, tail)
+        return ChildRun({"status": "error", "error": {
+            "type": "ChildExit", "message": f"child process exited with code {code} without a "
+            "result", "traceback": tail}}, code, tail)
+
+
+class Runner:
+    def __init__(self, suite: Suite, backend: DeviceBackend, out_dir: Path, run_id: str,
+                 display: Display, argv: list[str]) -> None:
+        self.suite = suite
+        self.backend = backend
+        self.vendor = backend.vendor
+        self.out_dir = out_dir
+        self.run_id = run_id
+        self.display = display
+        self.argv = argv
+        self.manifest: dict[str, Any] = {}
+        self.device_info: dict[str, Any] | None = None
+
+    # -- manifest --------------------------------------------------------------------
+    def _write_manifest(self) -> None:
+        atomic_write_json(self.out_dir / MANIFEST, sanitize(self.manifest))
+
+    def _start_manifest(self, telemetry_note: str | None) -> None:
+        self.manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "bench.manifest",
+            "run_id": self.run_id,
+            "suite": {"name": self.suite.name, "path": str(self.suite.path)},
+            "vendor": self.vendor,
+            "state": "running",
+            "started_at": utc_iso(time.time()),
+            "ended_at": None,
+            "bench_version": __version__,
+            "telemetry_note": telemetry_note,
+            "idle": None,
+            "entries": [{"id": e.id, "workload": e.workload, "mode": e.mode,
+                         "status": "pending", "file": None, "sha256": None}
+                        for e in self.suite.entries],
+        }
+        self._write_manifest()
+
+    def _record_entry(self, entry: Entry, status: str, doc: dict[str, Any] | None,
+                      problems: list[str]) -> None:
+        for item in self.manifest["entries"]:
+            if item["id"] == entry.id:
+                item["status"] = status
+                if doc is not None:
+                    item["file"] = f"{entry.id}.json"
+                    item["sha256"] = doc["sha256"]
+                if problems:
+                    item["schema_problems"] = problems
+        self._write_manifest()
+
+    # -- running ---------------------------------------------------------------------
+    def _idle(self, sampler: Sampler) -> dict[str, Any]:
+        seconds = self.suite.telemetry.idle_s
+        self.display.note(f"measuring idle telemetry for {seconds:g} s")
+        start = time.monotonic()
+        time.sleep(seconds)
+        end = time.monotonic()
+        snap = sampler.snapshot(start, end)
+        dev = snap["devices"][0]["series"] if snap["devices"] else {}
+
+        def mean(name: str) -> float | None:
+            vals = [v for v in dev.get(name, []) if v is not None]
+            return sum(vals) / len(vals) if vals else None
+
+        idle = {"duration_s": end - start, "samples": len(snap["t_s"]),
+                "power_w": mean("power_w"), "util_pct": mean("util_pct"),
+                "temp_c": mean("temp_c")}
+        if idle["power_w"] is None:
+            idle["reason"] = sampler.adapter.unavailable.get("power_w", "no power samples")
+        return idle
+
+    def _repeat_spec(self, entry: Entry, repeat: int) -> dict[str, Any]:
+        return {"vendor": self.vendor, "entry": entry.as_dict(), "seed": self.suite.seed,
+                "repeat": repeat}
+
+    def run_entry(self, entry: Entry, index: int, sampler: Sampler,
+                  idle: dict[str, Any]) -> dict[str, Any]:
+        repeats: list[dict[str, Any]] = []
+        started = time.time()
+        t_start = time.monotonic()
+        self.display.entry_started(index, len(self.suite.entries), entry)
+        interrupted = False
+        for r in range(entry.rules.repeats):
+            self.display.repeat_started(r, entry.rules.repeats)
+            try:
+                child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
+                                  self.display.progress)
+            except KeyboardInterrupt:
+                repeats.append({"index": r, "status": "interrupted", "error": {
+                    "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}})
+                interrupted = True
+                break
+            result = {"index": r, **child.result}
+            repeats.append(result)
+            if result.get("device") and "error" not in result["device"]:
+                self.device_info = result["device"]
+            if result["status"] != "ok":
+                break
+        t_end = time.monotonic()
+        doc = self.build_document(entry, repeats, sampler, idle, started, t_start, t_end)
+        if interrupted:
+            raise Interrupted(doc)
+        return doc
+
+    def build_document(self, entry: Entry, repeats: list[dict[str, Any]], sampler: Sampler,
+                       idle: dict[str, Any], started: float, t_start: float,
+                       t_end: float) -> dict[str, Any]:
+        from bench.workloads import get_workload
+
+        workload = get_workload(entry.workload)
+        margin = 2 * sampler.interval_s
+        snap = sampler.snapshot(t_start - margin, t_end + margin)
+        status, error = workload_status(repeats)
+        ok = [r for r in repeats if r["status"] == "ok"]
+        metrics = build_metrics(repeats, snap, sampler.adapter.unavailable, workload.item_unit,
+                                self.vendor, entry.rules.host_bound_util_pct, idle)
+        first = ok[0] if ok else (repeats[0] if repeats else {})
+        origin = t_start - margin
+        doc: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "bench.result",
+            "run_id": self.run_id,
+            "suite": {"name": self.suite.name, "path": str(self.suite.path),
+                      "seed": self.suite.seed},
+            "workload": {
+                "id": entry.id, "name": workload.name, "mode": entry.mode,
+                "group": workload.group, "config": entry.config, "params": entry.params,
+                "item_unit": workload.item_unit,
+                "precision_requested": entry.precision,
+                "precision_used": first.get("precision_used", entry.precision),
+                "precision_reason": first.get("precision_reason"),
+                "overrides": entry.overrides,
+                "info": first.get("info", {}),
+            },
+            "rules": entry.rules.as_dict(),
+            "status": status,
+            "error": error,
+            "metrics": metrics,
+            "repeats": [self._repeat_record(r, origin) for r in repeats],
+            "telemetry": {
+                "backend": sampler.description.get("backend", sampler.adapter.name),
+                "description": sampler.description,
+                "note": self.manifest.get("telemetry_note"),
+                "interval": sampler.achieved_interval(t_start, t_end),
+                "fields": SAMPLE_FIELDS,
+                "unavailable": dict(sampler.adapter.unavailable),
+                "errors": sampler.error_report(),
+                "idle": idle,
+                "origin_mono_s": origin,
+                "t_s": snap["t_s"],
+                "t_wall": snap["t_wall"],
+                "devices": snap["devices"],
+            },
+            "provenance": provenance(self.vendor, self.device_info,
+                                     {"suite_seed": self.suite.seed,
+                                      "repeat_seeds": [self.suite.seed] * len(repeats)},
+                                     self.argv),
+            "started_at": utc_iso(started),
+            "ended_at": utc_iso(time.time()),
+        }
+        return seal(sanitize(doc))
+
+    @staticmethod
+    def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
+        rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
+                                 "throughput_items_per_s", "latencies_s", "setup_s",
+                                 "memory", "series", "metrics") if k in r}
+        if "window" in r:
+            w = r["window"]
+            rec["window"] = {**w, "start_s": w["start_mono"] - origin,
+                             "end_s": w["end_mono"] - origin}
+        return rec
+
+    def write(self, entry: Entry, doc: dict[str, Any]) -> list[str]:
+        problems = [str(p) for p in validation_errors(doc, "result")]
+        atomic_write_json(self.out_dir / f"{entry.id}.json", doc)
+        self._record_entry(entry, doc["status"], doc, problems)
+        return problems
+
+    def run(self) -> int:
+        adapter, note = open_adapter(self.backend.telemetry, [0])
+        self._start_manifest(note)
+        if note:
+            self.display.note(note)
+        failures = 0
+        sampler = Sampler(adapter, self.suite.telemetry.interval_s)
+        with sigterm_as_interrupt(), sampler:
+            try:
+                self.manifest["idle"] = idle = self._idle(sampler)
+                self._write_manifest()
+                for i, entry in enumerate(self.suite.entries):
+                    try:
+                        doc = self.run_entry(entry, i, sampler, idle)
+                    except Interrupted as stop:
+                        doc = stop.args[0]
+                        self.write(entry, doc)
+                        raise KeyboardInterrupt from None
+                    problems = self.write(entry, doc)
+                    self.display.entry_finished(entry, doc, self.out_dir / f"{entry.id}.json",
+                                                problems)
+                    if problems or doc["status"] not in ("ok", *EXPECTED_FAILURES):
+                        failures += 1
+            except KeyboardInterrupt:
+                self.manifest["state"] = "interrupted"
+                self.manifest["ended_at"] = utc_iso(time.time())
+                self._write_manifest()
+                self.display.note(f"interrupted: finished results kept in {self.out_dir}")
+                return 130
+        self.manifest["state"] = "finished"
+        self.manifest["ended_at"] = utc_iso(time.time())
+        self._write_manifest()
+        self.display.run_finished(self.manifest, self.out_dir)
+        return 1 if failures else 0

@@ -1,0 +1,55 @@
+"""JSON Schema (Draft 2020-12) validation with messages a user can act on."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from bench.paths import schemas_dir
+
+
+@dataclass(frozen=True)
+class SchemaProblem:
+    path: str  # JSON path, e.g. $.metrics.throughput_items_per_s.value
+    rule: str  # the schema keyword broken, e.g. "type"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message} (rule: {self.rule})"
+
+
+@functools.cache
+def validator(name: str) -> Draft202012Validator:
+    path = schemas_dir() / f"{name}.schema.json"
+    schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def json_path(parts: Any) -> str:
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
+    """Every violation of ``schemas/<schema>.schema.json``, most relevant first."""
+    errors = list(validator(schema).iter_errors(doc))
+    if not errors:
+        return []
+    first = best_match(errors)
+    ordered = [first, *[e for e in errors if e is not first]]
+    problems = []
+    for err in ordered:
+        # For oneOf/anyOf, the deepest sub-error says more than "is not valid under any".
+        leaf = best_match(err.context) if err.context else err
+        problems.append(SchemaProblem(json_path(leaf.absolute_path), str(leaf.validator),
+                                      leaf.message))
+    return problems

@@ -1,0 +1,128 @@
+"""Host telemetry for the CPU reference: psutil, and Intel/AMD RAPL energy where readable.
+
+RAPL exposes a cumulative energy counter per package (``energy_uj``) that wraps at
+``max_energy_range_uj``. Power is the counter's rate between two readings. In a VM or without
+permission the counter is absent: power is then null with the reason, never zero.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.telemetry.base import Sample, TelemetryAdapter
+
+RAPL_ROOT = Path(os.environ.get("BENCH_RAPL_ROOT", "/sys/class/powercap"))
+
+
+@dataclass
+class RaplDomain:
+    path: Path
+    max_range_uj: int
+
+    def read_uj(self) -> int:
+        return int((self.path / "energy_uj").read_text().strip())
+
+
+def find_rapl_domains(root: Path = RAPL_ROOT) -> tuple[list[RaplDomain], str | None]:
+    """Package-level RAPL domains (``intel-rapl:N``, not sub-zones), or the reason there are none."""
+    paths = sorted(Path(p) for p in glob.glob(str(root / "intel-rapl:*"))
+                   if ":" in Path(p).name and Path(p).name.count(":") == 1)
+    if not paths:
+        return [], f"no RAPL package domains under {root} (VM, non-x86 host or no powercap driver)"
+    domains = []
+    for path in paths:
+        try:
+            max_range = int((path / "max_energy_range_uj").read_text().strip())
+            domain = RaplDomain(path, max_range)
+            domain.read_uj()
+        except (OSError, ValueError) as exc:
+            return [], f"RAPL counter {path}/energy_uj not readable: {exc}"
+        domains.append(domain)
+    return domains, None
+
+
+def counter_delta(before: int, after: int, max_range: int) -> int:
+    """Difference of a wrapping counter."""
+    return after - before if after >= before else after + max_range - before
+
+
+class HostAdapter(TelemetryAdapter):
+    name = "host"
+
+    def __init__(self, device_indices: list[int] | None = None) -> None:
+        super().__init__(device_indices or [0])
+        psutil.cpu_percent(interval=None)  # prime: the first call has no reference point
+        self.domains, reason = find_rapl_domains()
+        self._energy_uj = 0
+        self._last: tuple[float, list[int]] | None = None
+        if reason:
+            self.unavailable["power_w"] = reason
+            self.unavailable["energy_j"] = reason
+        self._temp_reason: str | None = None
+        self._clock_reason: str | None = None
+
+    def _rapl(self) -> tuple[float | None, float | None]:
+        if not self.domains:
+            return None, None
+        now = time.monotonic()
+        values = [d.read_uj() for d in self.domains]
+        power = None
+        if self._last is not None:
+            t0, before = self._last
+            delta = sum(counter_delta(b, a, d.max_range_uj)
+                        for b, a, d in zip(before, values, self.domains, strict=True))
+            self._energy_uj += delta
+            if now > t0:
+                power = delta / 1e6 / (now - t0)
+        self._last = (now, values)
+        return power, self._energy_uj / 1e6
+
+    def _temperature(self) -> float | None:
+        reader = getattr(psutil, "sensors_temperatures", None)
+        temps = reader() if reader else {}
+        for key in ("coretemp", "k10temp", "zenpower", "cpu_thermal", "acpitz"):
+            entries = temps.get(key) if temps else None
+            if entries:
+                return max(e.current for e in entries)
+        self.unavailable.setdefault("temp_c", "no CPU temperature sensor visible to psutil")
+        return None
+
+    def _clock(self) -> float | None:
+        try:
+            freq = psutil.cpu_freq()
+        except (OSError, NotImplementedError):
+            freq = None
+        if freq is None or not freq.current:
+            self.unavailable.setdefault("clock_hz", "psutil.cpu_freq() unavailable")
+            return None
+        return freq.current * 1e6
+
+    def read(self) -> list[Sample]:
+        vm = psutil.virtual_memory()
+        power, energy = self._rapl()
+        sample = Sample(
+            util_pct=psutil.cpu_percent(interval=None),
+            mem_used_bytes=float(vm.total - vm.available),
+            mem_total_bytes=float(vm.total),
+            power_w=power,
+            temp_c=self._temperature(),
+            clock_hz=self._clock(),
+            energy_j=energy,
+        )
+        self.unavailable.setdefault("throttle", "the host API reports no throttle state")
+        return [sample for _ in self.device_indices]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "source": "psutil" + (" + RAPL" if self.domains else ""),
+            "rapl_domains": [str(d.path) for d in self.domains],
+            "scope": "whole host (all CPUs, system memory)",
+        }

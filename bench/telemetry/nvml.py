@@ -1,0 +1,106 @@
+"""NVIDIA GPUs through NVML (``import pynvml`` from the nvidia-ml-py package).
+
+Units converted to SI here: power mW -> W, energy mJ -> J, clocks MHz -> Hz. The energy
+counter (``nvmlDeviceGetTotalEnergyConsumption``, Volta and newer) is cumulative since the
+driver loaded. A field the device does not support is null with NVML's own error as reason.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bench.telemetry.base import Sample, TelemetryAdapter
+
+
+def physical_indices(logical: list[int], visible: str | None) -> list[int]:
+    """NVML ignores CUDA_VISIBLE_DEVICES: map torch's logical indices to NVML's.
+
+    Only integer lists are mapped; UUIDs or MIG ids are left to NVML order [documented limit].
+    """
+    if not visible:
+        return logical
+    parts = [p.strip() for p in visible.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        return logical
+    return [int(parts[i]) for i in logical if i < len(parts)]
+
+
+class NvmlAdapter(TelemetryAdapter):
+    name = "nvml"
+    # NVML-compatible libraries (Iluvatar's libixml) reuse this adapter with another name.
+    library_env = None
+
+    def __init__(self, device_indices: list[int], pynvml: Any = None) -> None:
+        super().__init__(device_indices)
+        if pynvml is None:
+            import pynvml
+        self.nvml = pynvml
+        self.nvml.nvmlInit()
+        phys = physical_indices(device_indices, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        self.handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in phys]
+
+    def _field(self, name: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except self.nvml.NVMLError as exc:
+            self.unavailable.setdefault(name, f"NVML: {exc}")
+            return None
+
+    def _read_one(self, h: Any) -> Sample:
+        nv = self.nvml
+        util = self._field("util_pct", lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu)
+        mem = self._field("mem_used_bytes", lambda: nv.nvmlDeviceGetMemoryInfo(h))
+        power_mw = self._field("power_w", lambda: nv.nvmlDeviceGetPowerUsage(h))
+        temp = self._field("temp_c", lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
+        clock = self._field("clock_hz", lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))
+        energy_mj = self._field("energy_j", lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))
+        reasons = self._field(
+            "throttle", lambda: nv.nvmlDeviceGetCurrentClocksEventReasons(h)
+            if hasattr(nv, "nvmlDeviceGetCurrentClocksEventReasons")
+            else nv.nvmlDeviceGetCurrentClocksThrottleReasons(h))
+        return Sample(
+            util_pct=float(util) if util is not None else None,
+            mem_used_bytes=float(mem.used) if mem is not None else None,
+            mem_total_bytes=float(mem.total) if mem is not None else None,
+            power_w=power_mw / 1000.0 if power_mw is not None else None,
+            temp_c=float(temp) if temp is not None else None,
+            clock_hz=clock * 1e6 if clock is not None else None,
+            energy_j=energy_mj / 1000.0 if energy_mj is not None else None,
+            throttle=throttle_names(nv, reasons) if reasons is not None else None,
+        )
+
+    def read(self) -> list[Sample]:
+        return [self._read_one(h) for h in self.handles]
+
+    def describe(self) -> dict[str, Any]:
+        names = []
+        for h in self.handles:
+            name = self._field("name", lambda h=h: self.nvml.nvmlDeviceGetName(h))
+            names.append(name.decode() if isinstance(name, bytes) else name)
+        return {"backend": self.name, "source": "NVML (nvidia-ml-py)", "devices": names}
+
+    def close(self) -> None:
+        try:
+            self.nvml.nvmlShutdown()
+        except self.nvml.NVMLError:
+            pass
+
+
+THROTTLE_BITS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+
+
+def throttle_names(nv: Any, mask: int) -> str:
+    """NVML's clock-event bitmask as names joined by '+', 'none' when clear."""
+    names = [name for bit, name in THROTTLE_BITS.items() if mask & bit]
+    return "+".join(names) if names else "none"

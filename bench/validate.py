@@ -1,0 +1,67 @@
+"""Validation of result files and run manifests: schema, then the document's own hash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.jsonio import HASH_FIELD, body_sha256
+from bench.schema import SchemaProblem, validation_errors
+
+KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest"}
+
+
+@dataclass
+class FileReport:
+    path: Path
+    schema: str | None
+    problems: list[SchemaProblem] = field(default_factory=list)
+    doc: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def schema_for(doc: Any, path: Path) -> str:
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    if kind in KIND_SCHEMAS:
+        return KIND_SCHEMAS[kind]
+    return "manifest" if path.name == "manifest.json" else "result"
+
+
+def validate_document(doc: Any, path: Path) -> FileReport:
+    schema = schema_for(doc, path)
+    report = FileReport(path, schema, validation_errors(doc, schema), doc)
+    if report.ok and schema == "result":
+        expected = body_sha256(doc)
+        if doc.get(HASH_FIELD) != expected:
+            report.problems.append(SchemaProblem(
+                f"$.{HASH_FIELD}", "integrity",
+                f"sha256 {doc.get(HASH_FIELD)!r} does not match the body's {expected!r}: the "
+                "document was changed after it was written"))
+    return report
+
+
+def validate_file(path: Path) -> FileReport:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return FileReport(path, None, [SchemaProblem("$", "readable", str(exc))])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return FileReport(path, None, [SchemaProblem("$", "json", f"not JSON: {exc}")])
+    return validate_document(doc, path)
+
+
+def expand(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; directories become their ``*.json`` files (recursively)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")))
+        else:
+            out.append(path)
+    return out
