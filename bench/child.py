@@ -53,7 +53,7 @@ def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
         measurement = workload.measure()
         backend.synchronize()
         result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes this repeat's status
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         if isinstance(exc, Unsupported):
@@ -70,7 +70,7 @@ def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             result["memory"] = backend.memory_stats().as_dict()
             result["device"] = backend.info()
-        except Exception as exc:  # noqa: BLE001 - device facts are best effort
+        except Exception as exc:
             result.setdefault("device", {"error": str(exc)})
     if workload is not None:
         result["precision_used"] = workload.precision_used

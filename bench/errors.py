@@ -18,5 +18,5 @@ class UserError(Exception):
         self.fix = fix
 
 
-class Unsupported(Exception):  # noqa: N818 - a result status, not a failure of ours
+class Unsupported(Exception):
     """Raised by a workload or backend when the device cannot run it (recorded, not a crash)."""

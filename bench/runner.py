@@ -75,7 +75,7 @@ class ChildRun:
     stderr_tail: list[str] = field(default_factory=list)
 
 
-class Interrupted(Exception):  # noqa: N818 - a user action, not an error
+class Interrupted(Exception):
     pass
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 
 LATENCY_PERCENTILES = (50, 90, 99)
 
@@ -76,15 +77,14 @@ def trapezoid_energy_j(t_s: Sequence[float], power_w: Sequence[float | None],
         return None
 
     def at(t: float) -> float:
-        for (t0, p0), (t1, p1) in zip(pts, pts[1:], strict=False):
+        for (t0, p0), (t1, p1) in pairwise(pts):
             if t0 <= t <= t1:
                 return p0 if t1 == t0 else p0 + (p1 - p0) * (t - t0) / (t1 - t0)
         raise AssertionError("unreachable: window checked above")
 
     inner = [(t, p) for t, p in pts if start_s < t < end_s]
     series = [(start_s, at(start_s)), *inner, (end_s, at(end_s))]
-    return math.fsum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1)
-                     in zip(series, series[1:], strict=False))
+    return math.fsum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(series))
 
 
 def window_mean(t_s: Sequence[float], values: Sequence[float | None],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.devices.base import DeviceBackend, Detection, MemoryStats
+from bench.devices.base import Detection, DeviceBackend, MemoryStats
 from bench.devices.corex import CorexBackend
 from bench.devices.cpu import CpuBackend
 from bench.devices.cuda import CudaBackend
@@ -21,7 +21,7 @@ BACKENDS: dict[str, type[DeviceBackend]] = {
 # The most specific stacks first: CoreX and Jetson also answer torch.cuda.is_available().
 DETECTION_ORDER = ("mlu", "corex", "jetson", "cuda", "cpu")
 
-__all__ = ["BACKENDS", "DeviceBackend", "Detection", "MemoryStats", "detect", "get_backend"]
+__all__ = ["BACKENDS", "Detection", "DeviceBackend", "MemoryStats", "detect", "get_backend"]
 
 
 def get_backend(vendor: str) -> DeviceBackend:

@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from bench.devices.base import DeviceBackend, Detection
+from bench.devices.base import Detection, DeviceBackend
 
 
 def corex_version(torch_version: str) -> str | None:

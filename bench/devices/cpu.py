@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 import torch
 
-from bench.devices.base import DeviceBackend, Detection, MemoryStats
+from bench.devices.base import Detection, DeviceBackend, MemoryStats
 
 
 def cpu_model_name() -> str:

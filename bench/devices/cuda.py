@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.devices.base import DeviceBackend, Detection
+from bench.devices.base import Detection, DeviceBackend
 
 
 def is_corex_build() -> bool:
@@ -27,7 +27,8 @@ class CudaBackend(DeviceBackend):
     @classmethod
     def detect(cls) -> Detection:
         if is_corex_build():
-            return Detection(False, f"torch {torch.__version__} is Iluvatar CoreX: use vendor corex")
+            return Detection(False,
+                             f"torch {torch.__version__} is Iluvatar CoreX: use vendor corex")
         if is_jetson():
             return Detection(False, "this is a Jetson board: use vendor jetson")
         if not torch.cuda.is_available():
@@ -56,7 +57,7 @@ class CudaBackend(DeviceBackend):
             finally:
                 pynvml.nvmlShutdown()
             return version.decode() if isinstance(version, bytes) else str(version)
-        except Exception:  # noqa: BLE001 - provenance is best effort, recorded as null
+        except Exception:
             return None
 
     def sdk_version(self) -> str | None:

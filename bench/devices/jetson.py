@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from bench.devices.base import DeviceBackend, Detection
+from bench.devices.base import Detection, DeviceBackend
 
 TEGRA_RELEASE_FILE = Path("/etc/nv_tegra_release")
 

@@ -13,7 +13,7 @@ import os
 
 import torch
 
-from bench.devices.base import DeviceBackend, Detection
+from bench.devices.base import Detection, DeviceBackend
 
 
 class MluBackend(DeviceBackend):
@@ -29,7 +29,7 @@ class MluBackend(DeviceBackend):
             return Detection(False, "torch_mlu is not installed (Cambricon's PyTorch extension)")
         try:
             importlib.import_module("torch_mlu")
-        except Exception as exc:  # noqa: BLE001 - reported as the reason
+        except Exception as exc:
             return Detection(False, f"import torch_mlu failed: {exc}")
         mlu = getattr(torch, "mlu", None)
         if mlu is None or not mlu.is_available():
@@ -57,5 +57,5 @@ class MluBackend(DeviceBackend):
         getter = getattr(self.module, "driver_version", None)
         try:
             return str(getter()) if callable(getter) else None
-        except Exception:  # noqa: BLE001 - provenance is best effort
+        except Exception:
             return None

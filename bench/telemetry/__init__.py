@@ -40,7 +40,7 @@ def open_adapter(name: str, device_indices: list[int]) -> tuple[TelemetryAdapter
                         f"Choose one of: {', '.join(ADAPTERS)}.")
     try:
         return factory(device_indices), None
-    except Exception as exc:  # noqa: BLE001 - the run goes on with host telemetry, recorded
+    except Exception as exc:
         if name == "host":
             raise
         return ADAPTERS["host"](device_indices), f"{name} telemetry unavailable ({exc}); host used"

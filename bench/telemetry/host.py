@@ -30,8 +30,9 @@ class RaplDomain:
         return int((self.path / "energy_uj").read_text().strip())
 
 
-def find_rapl_domains(root: Path = RAPL_ROOT) -> tuple[list[RaplDomain], str | None]:
-    """Package-level RAPL domains (``intel-rapl:N``, not sub-zones), or the reason there are none."""
+def find_rapl_domains(root: Path | None = None) -> tuple[list[RaplDomain], str | None]:
+    """Package-level RAPL domains (``intel-rapl:N``, not sub-zones), or why there are none."""
+    root = root or RAPL_ROOT
     paths = sorted(Path(p) for p in glob.glob(str(root / "intel-rapl:*"))
                    if ":" in Path(p).name and Path(p).name.count(":") == 1)
     if not paths:

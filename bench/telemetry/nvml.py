@@ -7,6 +7,7 @@ driver loaded. A field the device does not support is null with NVML's own error
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -52,7 +53,8 @@ class NvmlAdapter(TelemetryAdapter):
         util = self._field("util_pct", lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu)
         mem = self._field("mem_used_bytes", lambda: nv.nvmlDeviceGetMemoryInfo(h))
         power_mw = self._field("power_w", lambda: nv.nvmlDeviceGetPowerUsage(h))
-        temp = self._field("temp_c", lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
+        temp = self._field("temp_c",
+                           lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
         clock = self._field("clock_hz", lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))
         energy_mj = self._field("energy_j", lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))
         reasons = self._field(
@@ -81,10 +83,8 @@ class NvmlAdapter(TelemetryAdapter):
         return {"backend": self.name, "source": "NVML (nvidia-ml-py)", "devices": names}
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(self.nvml.NVMLError):
             self.nvml.nvmlShutdown()
-        except self.nvml.NVMLError:
-            pass
 
 
 THROTTLE_BITS = {

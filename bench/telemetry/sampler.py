@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 from bench.stats import percentile
@@ -43,7 +44,7 @@ class Sampler:
         t_wall = time.time()
         try:
             samples = self.adapter.read()
-        except Exception as exc:  # noqa: BLE001 - counted and reported in the result
+        except Exception as exc:
             with self._lock:
                 self.errors += 1
                 key = f"{exc.__class__.__name__}: {exc}"
@@ -90,7 +91,7 @@ class Sampler:
     def achieved_interval(self, start: float = -math.inf, end: float = math.inf) -> dict[str, Any]:
         with self._lock:
             ts = [t for t in self.t_mono if start <= t <= end]
-        gaps = [b - a for a, b in zip(ts, ts[1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(ts)]
         if not gaps:
             return {"requested_s": self.interval_s, "mean_s": None, "p99_jitter_s": None,
                     "samples": len(ts)}

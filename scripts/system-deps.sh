@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# System packages for the container and browser tests, and a running Docker engine.
+# Installs only what is missing, only as root (elsewhere it says what to install).
+set -euo pipefail
+
+packages=(docker.io debootstrap chromium chromium-driver)
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "system-deps: missing ${missing[*]}; install them (apt-get install ${packages[*]})" >&2
+    echo "system-deps: the docker and browser tests will be skipped until then" >&2
+    exit 0
+  fi
+  echo "system-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "system-deps: starting dockerd (log: /tmp/dockerd.log)"
+    nohup dockerd >/tmp/dockerd.log 2>&1 &
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "system-deps: dockerd did not start:" >&2; tail -20 /tmp/dockerd.log >&2; exit 1; }
+  else
+    echo "system-deps: the Docker engine is not running; start it (sudo systemctl start docker)" >&2
+  fi
+fi

@@ -1,0 +1,135 @@
+"""Invoke tasks: the front door (``invoke --list``).
+
+Host-side only. Benchmarks themselves run in ``python -m bench`` (natively with ``--native``,
+otherwise in the vendor's image).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from invoke import Exit, task
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+REPORTS = ROOT / "reports"
+PY = shlex.quote(sys.executable)
+
+
+def _fail(exc: Exception) -> Exit:
+    return Exit(f"error: {exc}", code=2)
+
+
+def latest_run(results: Path = RESULTS) -> Path:
+    from bench.errors import UserError
+
+    runs = sorted((p for p in results.glob("*/manifest.json")), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise UserError(f"No runs under {results}.",
+                        "Run `invoke bench --native --suite smoke` first, or name a results "
+                        "directory.")
+    return runs[-1].parent
+
+
+@task(
+    iterable=["set_"],
+    help={
+        "suite": "suite name (smoke, ...) or suite file",
+        "vendor": "cpu, cuda, mlu, corex, jetson (default: what this machine has)",
+        "native": "run in this Python environment instead of the vendor's image",
+        "out": "run directory (default results/<run-id>)",
+        "only": "comma-separated entry ids",
+        "set_": "ENTRY.PARAM=VALUE override, repeatable (recorded as non-comparable)",
+        "report": "write a report of the run when it ends (default on)",
+        "report_out": "report directory (default reports/<run-id>)",
+    },
+)
+def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
+          report=True, report_out=None):
+    """Run a benchmark suite and write one validated JSON result per workload."""
+    from bench.errors import UserError
+    from bench.runner import new_run_id
+
+    if not native:
+        raise Exit("error: container runs need the vendor images, which `invoke build` does not "
+                   "make yet. Run natively with `invoke bench --native --suite "
+                   f"{suite}`.", code=2)
+    if vendor == "auto":
+        from bench.devices import detect
+
+        vendor = detect()
+    run_id = new_run_id(vendor, Path(suite).stem)
+    out_dir = Path(out) if out else RESULTS / run_id
+    args = ["run", "--suite", suite, "--device", vendor, "--out", str(out_dir),
+            "--run-id", run_id]
+    if only:
+        args += ["--only", only]
+    for item in set_ or []:
+        args += ["--set", item]
+    result = c.run(f"{PY} -m bench " + shlex.join(args), warn=True, pty=sys.stdout.isatty())
+    if result.exited == 2:
+        raise Exit(code=2)
+    validated = c.run(f"{PY} -m bench validate --quiet {shlex.quote(str(out_dir))}", warn=True)
+    if validated.exited != 0:
+        raise Exit(f"error: results in {out_dir} failed validation (see above).", code=2)
+    print(f"validated: every result in {out_dir} matches schemas/result.schema.json")
+    if report:
+        try:
+            _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
+        except UserError as exc:
+            raise _fail(exc) from exc
+    if result.exited not in (0, None):
+        raise Exit(f"{out_dir}: some workloads did not finish (status in the results above).",
+                   code=result.exited)
+
+
+def _report(paths: list[Path], out: Path) -> None:
+    from testbed.report import write_report
+
+    md, page, inputs = write_report(paths, out)
+    print(f"report: {page} and {md} ({len(inputs.results)} result(s), "
+          f"{len(inputs.invalid)} invalid file(s) listed)")
+
+
+@task(
+    iterable=["results"],
+    help={"results": "result files or run directories (repeatable; default: the latest run)",
+          "out": "output directory (default reports/<run-id>)"},
+)
+def report(c, results=None, out=None):
+    """Turn result documents into a Markdown and HTML report."""
+    from bench.errors import UserError
+
+    try:
+        paths = [Path(p) for p in results] if results else [latest_run()]
+        target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
+                                                  else "combined")
+        _report(paths, target)
+    except UserError as exc:
+        raise _fail(exc) from exc
+
+
+@task(name="list")
+def list_(c):
+    """List vendors (and which are present), suites and workloads."""
+    c.run(f"{PY} -m bench list")
+
+
+@task(help={"k": "only tests matching this expression (pytest -k)",
+            "fast": "skip slow, docker and browser tests"})
+def test(c, k=None, fast=False):
+    """Run the test suite."""
+    args = ["-q"]
+    if k:
+        args += ["-k", k]
+    if fast:
+        args += ["-m", "not slow and not docker and not browser"]
+    c.run(f"{PY} -m pytest " + shlex.join(args), pty=sys.stdout.isatty())
+
+
+@task
+def lint(c):
+    """ruff on the code."""
+    c.run(f"{PY} -m ruff check .")

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "BENCH_WORKLOAD_MODULES": "tests.faulty_workloads"}
+    env.update(extra)
+    return env
+
+
+def run_bench(*args: str, cwd: Path = ROOT, timeout: float = 300,
+              **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=bench_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES

@@ -1,0 +1,94 @@
+"""Bad input: one paragraph naming the thing and the fix, exit code 2, no partial file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import FIXTURES, run_bench
+
+
+def assert_usage_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+def test_unknown_suite(tmp_path):
+    proc = run_bench("run", "--suite", "nope", "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, "Unknown suite 'nope'", "smoke")
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_vendor(tmp_path):
+    proc = run_bench("run", "--suite", str(FIXTURES / "suites" / "quick.yaml"), "--device",
+                     "tpu", "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, "Unknown vendor 'tpu'", "cpu, cuda, mlu, corex, jetson")
+    assert not (tmp_path / "r").exists()
+
+
+def test_absent_vendor_says_where_it_runs(tmp_path):
+    proc = run_bench("run", "--suite", str(FIXTURES / "suites" / "quick.yaml"), "--device",
+                     "mlu", "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, "Vendor 'mlu' is not usable", "torch_mlu", "invoke bench --vendor")
+
+
+def write_suite(tmp_path, text):
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("text", "needles"), [
+    ("name: s\nentries:\n  - {workload: nosuch, mode: infer}\n",
+     ["$.entries[0].workload", "Unknown workload 'nosuch'", "resnet"]),
+    ("name: s\nentries:\n  - {workload: resnet, mode: infer, config: huge}\n",
+     ["no config 'huge'", "small, full"]),
+    ("name: s\nentries:\n  - {workload: resnet, mode: infer, params: {batch: 3}}\n",
+     ["no parameter(s) batch", "batch_size"]),
+    ("name: s\nentries:\n  - {workload: resnet, mode: fly}\n",
+     ["$.entries[0].mode", "'fly' is not one of"]),
+    ("name: s\nrules: {repeats: 0}\nentries:\n  - {workload: resnet, mode: infer}\n",
+     ["$.rules.repeats", "less than the minimum"]),
+    ("name: s\nentries: [\n  - oops\n", ["not valid YAML", "line"]),
+    ("name: s\nentries:\n  - {workload: resnet, mode: infer}\n"
+     "  - {workload: resnet, mode: infer}\n", ["'resnet-infer' appears twice", "unique `id`"]),
+])
+def test_malformed_suite_file(tmp_path, text, needles):
+    suite = write_suite(tmp_path, text)
+    proc = run_bench("run", "--suite", str(suite), "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, str(suite), *needles)
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_override_entry(tmp_path):
+    proc = run_bench("run", "--suite", "smoke", "--set", "bert-train.batch_size=4",
+                     "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, "bert-train", "Entries are: resnet-infer")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_directory_as_user(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    proc = run_bench("run", "--suite", str(FIXTURES / "suites" / "quick.yaml"), "--device",
+                     "cpu", "--out", str(locked / "run"))
+    assert_usage_error(proc, "not writable", "--out DIR")
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the run directory should go")
+    proc = run_bench("run", "--suite", str(FIXTURES / "suites" / "quick.yaml"), "--device",
+                     "cpu", "--out", str(blocker / "run"))
+    assert_usage_error(proc, f"Output directory {blocker / 'run'} is not writable", "--out DIR")
+    assert blocker.read_text() == "a file where the run directory should go"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_validate_with_no_files(tmp_path):
+    proc = run_bench("validate", str(tmp_path))
+    assert_usage_error(proc, "No JSON files", "results/<run-id>/")

@@ -1,0 +1,149 @@
+"""Device backends. cpu runs for real; mlu, corex and jetson are tested against their vendor
+APIs faked at the lowest level (a stand-in ``torch_mlu`` package, CoreX's version string, a
+real ``nv_tegra_release`` file), so the backend code itself is the real code."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from bench import devices
+from bench.devices import BACKENDS, get_backend
+from bench.devices.corex import CorexBackend, corex_version
+from bench.devices.cuda import CudaBackend
+from bench.devices.jetson import JetsonBackend, l4t_release
+from bench.devices.mlu import MluBackend
+from bench.errors import UserError
+from tests.conftest import FIXTURES
+
+
+def test_cpu_backend_is_real():
+    backend = get_backend("cpu")
+    assert backend.device() == torch.device("cpu")
+    assert backend.dist_backend == "gloo"
+    stats = backend.memory_stats()
+    assert stats.total_bytes > stats.free_bytes > 0
+    assert stats.peak_allocated_bytes >= stats.allocated_bytes * 0.5
+    info = backend.info()
+    assert info["vendor"] == "cpu" and info["count"] == 1 and info["name"]
+    assert backend.supports_precision("bf16") and not backend.supports_precision("tf32")
+
+
+def test_auto_detection_falls_back_to_cpu_here():
+    assert devices.detect() == "cpu"
+
+
+def test_unknown_vendor_is_a_user_error():
+    with pytest.raises(UserError, match="Unknown vendor 'npu'"):
+        get_backend("npu")
+
+
+@pytest.fixture
+def fake_torch_mlu(monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURES / "fake_vendor"))
+    monkeypatch.delitem(sys.modules, "torch_mlu", raising=False)
+    monkeypatch.delattr(torch, "mlu", raising=False)
+    yield
+    sys.modules.pop("torch_mlu", None)
+    if hasattr(torch, "mlu"):
+        delattr(torch, "mlu")
+
+
+def test_mlu_absent_without_torch_mlu():
+    det = MluBackend.detect()
+    assert not det.available and "torch_mlu is not installed" in det.reason
+
+
+def test_mlu_backend_against_torch_mlu(fake_torch_mlu):
+    assert MluBackend.detect().available
+    backend = get_backend("mlu")
+    import torch_mlu
+
+    assert backend.device(1).type == "mlu" and backend.device(1).index == 1
+    assert backend.dist_backend == "cncl"
+    assert backend.visible_devices_env == "MLU_VISIBLE_DEVICES"
+    backend.synchronize()
+    backend.reset_peak_memory()
+    assert ("synchronize", None) in torch_mlu.calls
+    stats = backend.memory_stats()
+    assert (stats.allocated_bytes, stats.peak_allocated_bytes, stats.total_bytes) == (
+        1024, 4096, torch_mlu.TOTAL)
+    # MLU370: fp16 only (bf16 arrived with MLU5xx)
+    assert backend.amp_dtypes() == (torch.float16,)
+    assert not backend.supports_precision("bf16")
+    info = backend.info()
+    assert info["name"] == "MLU370-X8" and info["count"] == 2
+    assert info["sdk_version"].startswith("torch_mlu 1.20.0")
+    # detection order puts the vendor stack before plain CUDA and the CPU
+    assert devices.detect() == "mlu"
+
+
+def test_mlu5_has_bf16(fake_torch_mlu, monkeypatch):
+    get_backend("mlu")
+    monkeypatch.setattr(torch.mlu, "get_device_name", lambda index=0: "MLU590-M9")
+    assert torch.bfloat16 in MluBackend().amp_dtypes()
+
+
+@pytest.fixture
+def corex_torch(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.1.1+corex.4.1.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Iluvatar BI-V150")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+
+
+def test_corex_version_parsing():
+    assert corex_version("2.1.1+corex.4.1.0") == "4.1.0"
+    assert corex_version("1.13.1+corex.3.2.1") == "3.2.1"
+    assert corex_version("2.1.1+cu121") is None
+
+
+def test_corex_detected_and_cuda_refuses(corex_torch):
+    assert CorexBackend.detect().available
+    det = CudaBackend.detect()
+    assert not det.available and "use vendor corex" in det.reason
+    backend = get_backend("corex")
+    assert backend.device().type == "cuda"  # CoreX exposes the torch.cuda API
+    assert backend.sdk_version() == "CoreX 4.1.0"
+    assert backend.telemetry == "ixml"
+    assert devices.detect() == "corex"
+
+
+def test_corex_absent_on_stock_torch():
+    assert not CorexBackend.detect().available
+
+
+TEGRA = "# R35 (release), REVISION: 2.1, GCID: 32413640, BOARD: t186ref, EABI: aarch64, " \
+        "DATE: Tue Jan 24 23:38:33 UTC 2023\n"
+
+
+def test_l4t_release():
+    assert l4t_release(TEGRA) == "35.2.1"
+    assert l4t_release("garbage") is None
+
+
+def test_jetson_detected_by_tegra_release(monkeypatch, tmp_path):
+    release = tmp_path / "nv_tegra_release"
+    release.write_text(TEGRA)
+    monkeypatch.setattr("bench.devices.jetson.TEGRA_RELEASE_FILE", release)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "Xavier")
+    assert JetsonBackend.detect().available
+    assert not CudaBackend.detect().available  # a Jetson is not a data-centre GPU
+    backend = JetsonBackend()
+    assert backend.sdk_version().startswith("L4T 35.2.1")
+    assert backend.amp_dtypes() == (torch.float16,)
+    assert backend.dist_backend == "gloo"  # no NCCL on Jetson
+    assert devices.detect() == "jetson"
+
+
+def test_every_backend_declares_its_interface():
+    for name, cls in BACKENDS.items():
+        assert cls.vendor == name
+        assert cls.device_type in ("cpu", "cuda", "mlu")
+        assert cls.dist_backend in ("gloo", "nccl", "cncl")
+        assert cls.telemetry in ("host", "nvml", "cndev", "ixml", "jtop")

@@ -1,0 +1,89 @@
+"""What a user types: `invoke bench --native --suite smoke`, then `invoke report`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.validate import validate_file
+from tests.conftest import ROOT
+
+INVOKE = [sys.executable, "-m", "invoke"]
+
+
+def invoke(*args, timeout=300):
+    return subprocess.run([*INVOKE, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_invoke_list_shows_every_task_with_help():
+    proc = invoke("--list")
+    assert proc.returncode == 0
+    for name in ("bench", "report", "list", "test", "lint"):
+        line = next((ln for ln in proc.stdout.splitlines() if ln.strip().startswith(name + " ")),
+                    None)
+        assert line and len(line.split()) > 1, f"task {name} has no one-line help"
+
+
+@pytest.mark.slow
+def test_smoke_suite_native_end_to_end(tmp_path):
+    out, reports = tmp_path / "run", tmp_path / "report"
+    start = time.monotonic()
+    proc = invoke("bench", "--native", "--suite", "smoke", "--out", str(out), "--report-out",
+                  str(reports))
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert elapsed < 90, f"smoke took {elapsed:.0f} s"
+
+    results = sorted(p.name for p in out.glob("*.json"))
+    assert results == ["gemm-infer.json", "manifest.json", "resnet-infer.json",
+                       "resnet-train.json"]
+    for path in out.glob("*.json"):
+        assert validate_file(path).ok
+
+    train = json.loads((out / "resnet-train.json").read_text())
+    assert train["status"] == "ok"
+    assert train["workload"]["info"]["parameters"] == 21_335_972
+    assert train["provenance"]["image"]["native"] is True
+    assert all(len(r["series"]["loss"]) > 0 for r in train["repeats"])
+    gemm = json.loads((out / "gemm-infer.json").read_text())
+    assert gemm["metrics"]["flop_per_s"]["value"] > 1e9  # any CPU does a GFLOP/s at n=512
+    assert gemm["metrics"]["flop_per_s"]["unit"] == "FLOP/s"
+    # progress went to the terminal stream while it ran
+    assert "[1/3] resnet-infer" in proc.stdout + proc.stderr
+
+    md = (reports / "report.md").read_text()
+    html = (reports / "report.html").read_text()
+    for title in ("Throughput", "Device utilisation", "Achieved FLOP/s"):
+        assert f"## {title}" in md
+        assert f">{title} <code>" in html
+    assert "resnet-train" in md and "images/s" in md
+
+
+def test_report_lists_invalid_files_and_leaves_them_out(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "broken.json").write_text(json.dumps({"kind": "bench.result", "status": "ok"}))
+    proc = invoke("report", "--results", str(results), "--out", str(tmp_path / "rep"))
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "0 valid result(s), 1 invalid" in md
+    assert "broken.json" in md and "required" in md
+
+
+def test_report_of_missing_directory_is_a_usage_error(tmp_path):
+    proc = invoke("report", "--results", str(tmp_path / "none"))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and "invoke bench" in proc.stderr
+
+
+def test_bench_in_container_without_images_says_what_to_do():
+    proc = invoke("bench", "--suite", "smoke")
+    assert proc.returncode == 2
+    assert "--native" in proc.stderr
+
+

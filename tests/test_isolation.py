@@ -1,0 +1,57 @@
+"""A workload that raises, hangs or is killed is recorded with that status; the others' results
+survive, complete and valid."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bench.validate import validate_file
+from tests.conftest import FIXTURES, run_bench
+
+
+def test_failures_are_isolated(tmp_path):
+    out = tmp_path / "run"
+    start = time.monotonic()
+    proc = run_bench("run", "--suite", str(FIXTURES / "suites" / "faulty.yaml"), "--device",
+                     "cpu", "--out", str(out), timeout=240)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr  # some workloads failed: non-zero, not usage (2)
+    docs = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")
+            if p.name != "manifest.json"}
+    assert set(docs) == {"good-first", "test-raise-infer", "test-hang-infer", "test-kill-infer",
+                         "test-oom-infer", "good-last"}
+    for path in out.glob("*.json"):
+        assert validate_file(path).ok, (path, validate_file(path).problems)
+
+    for good in ("good-first", "good-last"):
+        assert docs[good]["status"] == "ok"
+        assert len(docs[good]["repeats"]) == 2
+        assert docs[good]["metrics"]["throughput_items_per_s"]["value"] > 0
+
+    raised = docs["test-raise-infer"]
+    assert raised["status"] == "error"
+    assert raised["error"]["type"] == "ValueError"
+    assert "deliberate failure in step 3" in raised["error"]["message"]
+    assert any("deliberate failure" in line for line in raised["error"]["traceback"])
+    assert len(raised["repeats"]) == 1  # no point repeating a failure
+
+    hung = docs["test-hang-infer"]
+    assert hung["status"] == "timeout"
+    assert "timeout of 4 s" in hung["error"]["message"]
+
+    killed = docs["test-kill-infer"]
+    assert killed["status"] == "killed"
+    assert killed["error"]["signal"] == "SIGKILL"
+
+    oom = docs["test-oom-infer"]
+    assert oom["status"] == "oom"
+    assert oom["metrics"] == {}
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["state"] == "finished"
+    assert {e["id"]: e["status"] for e in manifest["entries"]} == {
+        "good-first": "ok", "test-raise-infer": "error", "test-hang-infer": "timeout",
+        "test-kill-infer": "killed", "test-oom-infer": "oom", "good-last": "ok"}
+    # The hang cost its timeout (4 s) plus the stop grace, not the step's hour.
+    assert elapsed < 120
