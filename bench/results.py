@@ -165,3 +165,67 @@ def workload_status(repeats: list[dict[str, Any]]) -> tuple[str, dict[str, Any] 
         if r["status"] != "ok":
             return r["status"], r.get("error")
     return "ok", None
+
+
+POINT_TELEMETRY = (
+    ("device_util_pct", "util_pct", "%", "util_pct"),
+    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "B", "mem_used_bytes"),
+    ("power_w_mean", "power_w", "W", "power_w"),
+    ("temp_c_mean", "temp_c", "degC", "temp_c"),
+    ("energy_j", "energy_j", "J", "power_w"),
+)
+
+
+def build_points(repeats: list[dict[str, Any]], telemetry: dict[str, Any] | None,
+                 unavailable: dict[str, str], item_unit: str,
+                 origin: float) -> list[dict[str, Any]] | None:
+    """Grid points (LLM grid, operator sweeps) aggregated over the successful repeats.
+
+    A workload's measurement may carry ``points``: ``{params, status, error?, window?,
+    metrics}``, one per grid point, in the same order in every repeat. Each metric becomes the
+    mean over repeats (with its per-repeat values); a point with a timed window also gets the
+    telemetry of that window, so e.g. every LLM grid point has its own power and energy.
+    """
+    ok = [r for r in repeats if r["status"] == "ok" and r.get("points")]
+    if not ok:
+        return None
+    out = []
+    for i, first in enumerate(ok[0]["points"]):
+        same = [r["points"][i] for r in ok if i < len(r["points"])]
+        good = [p for p in same if p["status"] == "ok"]
+        failed = next((p for p in same if p["status"] != "ok"), None)
+        point: dict[str, Any] = {"params": first["params"],
+                                 "status": failed["status"] if failed else "ok",
+                                 "error": failed.get("error") if failed else None,
+                                 "metrics": {}}
+        names = sorted({n for p in same for n in p.get("metrics", {})})
+        for name in names:
+            entries = [p["metrics"][name] for p in same if name in p.get("metrics", {})]
+            values = [e["value"] for e in entries if isinstance(e.get("value"), int | float)
+                      and not isinstance(e.get("value"), bool)]
+            unit = entries[0]["unit"]
+            if values and len(entries) > 1:
+                point["metrics"][name] = summary_metric(values, unit)
+            else:
+                point["metrics"][name] = {**entries[0]}
+        windows = [p["window"] for p in good if p.get("window")]
+        if windows:
+            point["windows"] = [{"start_s": w["start_mono"] - origin,
+                                 "end_s": w["end_mono"] - origin} for w in windows]
+            if telemetry is not None:
+                tel = [window_telemetry(telemetry, w["start_mono"], w["end_mono"])
+                       for w in windows]
+                for name, key, unit, field in POINT_TELEMETRY:
+                    if name not in point["metrics"]:
+                        agg = _max_of if key.endswith("_peak") else _mean_of
+                        point["metrics"][name] = metric(
+                            agg(tel, key), unit,
+                            unavailable.get(field, "no telemetry samples in the window"))
+                thr = point["metrics"].get("throughput_items_per_s", {}).get("value")
+                power = point["metrics"]["power_w_mean"]["value"]
+                if thr is not None and "items_per_j" not in point["metrics"]:
+                    point["metrics"]["items_per_j"] = metric(
+                        thr / power if power else None, f"{item_unit}/J",
+                        "no average power in the window")
+        out.append(point)
+    return out

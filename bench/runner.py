@@ -35,7 +35,13 @@ from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
-from bench.results import EXPECTED_FAILURES, SCHEMA_VERSION, build_metrics, workload_status
+from bench.results import (
+    EXPECTED_FAILURES,
+    SCHEMA_VERSION,
+    build_metrics,
+    build_points,
+    workload_status,
+)
 from bench.schema import validation_errors
 from bench.telemetry import SAMPLE_FIELDS, Sampler, open_adapter
 
@@ -314,6 +320,8 @@ class Runner:
                 "t_wall": snap["t_wall"],
                 "devices": snap["devices"],
             },
+            "points": build_points(repeats, snap, sampler.adapter.unavailable,
+                                   workload.item_unit, origin),
             "provenance": provenance(self.vendor, self.device_info,
                                      {"suite_seed": self.suite.seed,
                                       "repeat_seeds": [self.suite.seed] * len(repeats)},
@@ -321,6 +329,8 @@ class Runner:
             "started_at": utc_iso(started),
             "ended_at": utc_iso(time.time()),
         }
+        if doc["points"] is None:
+            del doc["points"]
         return seal(sanitize(doc))
 
     @staticmethod

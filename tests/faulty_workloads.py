@@ -79,3 +79,32 @@ class OutOfMemory(_Base):
         import torch
 
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+
+
+@register
+class Grid(_Base):
+    """A grid workload: three points, the last one out of memory (as an LLM grid point)."""
+
+    name = "test-grid"
+    description = "measures a grid of sleep lengths; the largest is recorded as oom"
+
+    def measure(self):
+        from bench.timing import timed_loop
+
+        points = []
+        for ms in (5, 10, 1000):
+            if ms >= 1000:
+                points.append({"params": {"sleep_ms": ms}, "status": "oom",
+                               "error": {"type": "OutOfMemoryError",
+                                         "message": "estimated 90 GiB > 80 GiB"},
+                               "metrics": {"memory_estimate_bytes": {
+                                   "value": 90 * 2**30, "unit": "B"}}})
+                continue
+            loop = timed_loop(lambda ms=ms: (time.sleep(ms / 1000), 1)[1], lambda: None,
+                              self.ctx.rules).as_dict()
+            points.append({"params": {"sleep_ms": ms}, "status": "ok",
+                           "window": loop["window"],
+                           "metrics": {"throughput_items_per_s": {
+                               "value": loop["throughput_items_per_s"], "unit": "items/s"}}})
+        loop = timed_loop(lambda: (time.sleep(0.001), 1)[1], lambda: None, self.ctx.rules)
+        return {**loop.as_dict(), "metrics": {}, "points": points}

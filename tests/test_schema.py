@@ -102,3 +102,21 @@ def test_validate_cli_reports_file_path_and_rule(doc, tmp_path):
     assert f"INVALID  {garbage}" in proc.stdout and "not JSON" in proc.stdout
 
     assert run_bench("validate", str(good)).returncode == 0
+
+
+def test_grid_points_carry_their_own_metrics_and_telemetry(run_dir):
+    doc = json.loads((run_dir / "test-grid-infer.json").read_text())
+    assert validation_errors(doc, "result") == []
+    points = doc["points"]
+    assert [p["params"]["sleep_ms"] for p in points] == [5, 10, 1000]
+    fast, slow, oom = points
+    assert fast["status"] == slow["status"] == "ok"
+    # 1 item per 5 ms sleep: at most 200 items/s; 10 ms: at most 100
+    assert 100 < fast["metrics"]["throughput_items_per_s"]["value"] <= 200
+    assert 50 < slow["metrics"]["throughput_items_per_s"]["value"] <= 100
+    assert fast["metrics"]["throughput_items_per_s"]["n"] == 2  # mean over both repeats
+    assert len(fast["windows"]) == 2
+    assert fast["metrics"]["device_util_pct"]["unit"] == "%"
+    assert "power_w_mean" in fast["metrics"]
+    assert oom["status"] == "oom" and "90 GiB" in oom["error"]["message"]
+    assert oom["metrics"]["memory_estimate_bytes"]["value"] == 90 * 2**30

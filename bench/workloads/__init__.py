@@ -1,22 +1,24 @@
 """Workloads by name.
 
-Built-in workloads live in this package. ``BENCH_WORKLOAD_MODULES`` (comma-separated module
-names) adds more, e.g. a vendor's extra workloads or the test suite's faulty ones; the variable
-is inherited by the child processes, so they find the same workloads.
+Built-in workloads are the modules of this package (each registers its classes with
+``@register`` on import; ``base`` is the interface). ``BENCH_WORKLOAD_MODULES``
+(comma-separated module names) adds more, e.g. a vendor's extra workloads or the test suite's
+faulty ones; the variable is inherited by the child processes, so they find the same workloads.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 
 from bench.errors import UserError
 from bench.workloads.base import Workload, WorkloadContext, count_parameters
 
-BUILTIN_MODULES = (
-    "bench.workloads.resnet",
-    "bench.workloads.gemm",
-)
+
+def builtin_modules() -> list[str]:
+    return [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)
+            if m.name != "base" and not m.name.startswith("_")]
 
 _REGISTRY: dict[str, type[Workload]] = {}
 
@@ -34,7 +36,7 @@ def register(cls: type[Workload]) -> type[Workload]:
 def _load() -> None:
     extra = [m.strip() for m in os.environ.get("BENCH_WORKLOAD_MODULES", "").split(",")
              if m.strip()]
-    for module in (*BUILTIN_MODULES, *extra):
+    for module in (*builtin_modules(), *extra):
         try:
             importlib.import_module(module)
         except ImportError as exc:

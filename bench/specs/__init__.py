@@ -1,0 +1,46 @@
+"""Device spec sheets as data (one JSON file per device model, as ByteMLPerf's vendor_zoo).
+
+Peaks and limits live only here, never in scripts: measured figures are reported next to
+them (% of peak) and the report's plausibility checks use the limits.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+from bench.schema import validation_errors
+
+SPECS_DIR = Path(__file__).resolve().parent / "devices"
+
+
+@functools.cache
+def load_specs(directory: Path = SPECS_DIR) -> tuple[dict[str, Any], ...]:
+    specs = []
+    for path in sorted(directory.glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        problems = validation_errors(doc, "device-spec")
+        if problems:
+            raise UserError(f"Device spec {path} breaks schemas/device-spec.schema.json at "
+                            f"{problems[0]}.", "Fix that field.")
+        if doc["id"] != path.stem:
+            raise UserError(f"Device spec {path} has id {doc['id']!r}.",
+                            f"Make the id the file name: {path.stem!r}.")
+        specs.append(doc)
+    return tuple(specs)
+
+
+def find_spec(device_name: str | None, vendor: str | None = None) -> dict[str, Any] | None:
+    """The spec sheet whose ``match`` patterns match ``device_name`` (first match wins)."""
+    if not device_name:
+        return None
+    for spec in load_specs():
+        if vendor and spec["vendor"] != vendor:
+            continue
+        if any(re.search(p, device_name, re.IGNORECASE) for p in spec["match"]):
+            return spec
+    return None
