@@ -218,8 +218,9 @@ def _union_notes(values: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
 def aggregate(cells: pd.DataFrame) -> pd.DataFrame:
     """Per (device, workload, metric): mean over results, count, spread, marks and notes."""
     if cells.empty:
+        index = pd.MultiIndex.from_tuples([], names=["device", "workload", "metric"])
         return pd.DataFrame(columns=["value", "n", "std", "unit", "reason", "marks", "notes",
-                                     "paths"]).rename_axis(["device", "workload", "metric"])
+                                     "paths"], index=index)
     grouped = cells.groupby(["device", "workload", "metric"], sort=True)
     table = grouped.agg(
         value=("value", "mean"),

@@ -305,10 +305,10 @@ def timeline_chart(panels: Sequence[Panel], title: str) -> str:
 
     Panels with nothing to draw are left out (the caption says why)."""
     left, right, width = 66.0, 16.0, 900.0
-    panel_h, gap = 92.0, 30.0
+    panel_h, gap = 92.0, 34.0
     drawn = [p for p in panels if not p.missing]
     traces = {tr.label: tr.colour for p in drawn for tr in p.traces}
-    height = 44 + len(drawn) * (panel_h + gap) + 8
+    height = 48 + len(drawn) * (panel_h + gap) + 8
     svg = Svg(width, height, title, "timeline")
     t_max = max((max(tr.t_s) for p in drawn for tr in p.traces if tr.t_s), default=1.0)
     t_max = max(t_max, 1e-3)
@@ -317,7 +317,7 @@ def timeline_chart(panels: Sequence[Panel], title: str) -> str:
     def x_of(t: float) -> float:
         return left + (width - left - right) * t / t_max
 
-    y0 = 48.0
+    y0 = 52.0
     for panel in drawn:
         values = [v for tr in panel.traces for v in tr.values if v is not None]
         if panel.fixed:
@@ -326,7 +326,7 @@ def timeline_chart(panels: Sequence[Panel], title: str) -> str:
             low, high = min(values), max(values)
             pad = (high - low) * 0.1 or max(abs(high) * 0.1, 1.0)
             low, high = max(0.0, low - pad) if low >= 0 else low - pad, high + pad
-        ticks = [t for t in linear_ticks(low, high, 3) if low <= t <= high]
+        ticks = [t for t in linear_ticks(low, high, 4) if low <= t <= high]
 
         def y_of(v: float, low: float = low, high: float = high, y0: float = y0) -> float:
             return y0 + panel_h - panel_h * (v - low) / (high - low)
@@ -341,7 +341,7 @@ def timeline_chart(panels: Sequence[Panel], title: str) -> str:
             svg.line(left, y_of(t), width - right, y_of(t), stroke=GRID)
             svg.text(left - 6, y_of(t) + 4, f"{t:g}", anchor="end", size=10, fill=MUTED)
         svg.line(left, y0 + panel_h, width - right, y0 + panel_h, stroke=AXIS)
-        svg.text(left, y0 - 6, f"{panel.title} ({panel.unit})", size=11, weight="600")
+        svg.text(left, y0 - 10, f"{panel.title} ({panel.unit})", size=11, weight="600")
         for tr in panel.traces:
             t, v = _downsample(tr.t_s, tr.values)
             runs: list[list[str]] = [[]]

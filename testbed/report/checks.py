@@ -175,8 +175,9 @@ def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
                 why = "is negative" if value < 0 else (
                     f"exceeds {source} (x{s.power_mean_margin:g} allowed)" if limit
                     else f"exceeds {source}")
+                marked = POWER_METRICS if name == "power_w_mean" else (name,)
                 out.findings.append(Finding(
-                    "power_limit", (name, *(POWER_METRICS if name == "power_w_mean" else ())),
+                    "power_limit", marked,
                     f"{name} = {_fmt(value)} W{_where(point)} {why}: a unit or scale error "
                     "(mW read as W?)", point))
     samples = _series(doc, "power_w")

@@ -114,6 +114,8 @@ def _short_name(name: str) -> str:
 
 
 def _fact_text(key: str, value: str) -> str:
+    if key == "label":
+        return value
     if key == "count":
         return f"×{value}"
     if key == "threads":
@@ -125,26 +127,36 @@ def _fact_text(key: str, value: str) -> str:
     return f"{key} {value}"
 
 
-def _label(facts: dict[str, str], level: int) -> str:
-    """Level 0: the run label alone (or the short facts); each level adds more facts."""
-    extra = [k for k in IDENTITY_FACTS if k not in SHORT_FACTS and k != "label"]
-    if level == 0:
-        keys: list[str] = ["label"] if "label" in facts else list(SHORT_FACTS)
-    else:
-        keys = ["label", *SHORT_FACTS, *extra[:level - 1]]
+def _base_label(facts: dict[str, str]) -> tuple[str, list[str]]:
+    """The run label alone, else the short facts; with the facts it shows."""
+    keys = ["label"] if "label" in facts else [k for k in SHORT_FACTS if k in facts]
     return " · ".join(facts[k] if k == "label" else _fact_text(k, facts[k])
-                      for k in keys if k in facts)
+                      for k in keys), keys
 
 
 def label_devices(devices: Iterable[Device]) -> dict[str, Device]:
-    """Give every device the shortest label that no other device in the report shares."""
+    """Give every device the shortest label that no other device in the report shares.
+
+    Devices whose short labels collide get the facts that differ among them appended
+    (e.g. the torch build), in the order of ``IDENTITY_FACTS``.
+    """
     devices = list(devices)
+    base = {d.key: _base_label(d.facts) for d in devices}
+    groups: dict[str, list[Device]] = {}
+    for d in devices:
+        groups.setdefault(base[d.key][0], []).append(d)
     labels: dict[str, str] = {}
-    for level in range(len(IDENTITY_FACTS) - len(SHORT_FACTS) + 1):
-        labels = {d.key: _label(d.facts, level) for d in devices}
-        if len(set(labels.values())) == len(labels):
-            break
-    else:
+    for text, group in groups.items():
+        if len(group) == 1:
+            labels[group[0].key] = text
+            continue
+        shown = set(base[group[0].key][1])
+        differing = [k for k in IDENTITY_FACTS if k not in shown
+                     and len({d.facts.get(k) for d in group}) > 1]
+        for d in group:
+            extra = [_fact_text(k, d.facts[k]) if k in d.facts else f"no {k}" for k in differing]
+            labels[d.key] = " · ".join([text, *extra])
+    if len(set(labels.values())) < len(labels):
         labels = {k: f"{v} #{hashlib.sha256(k.encode()).hexdigest()[:6]}"
                   for k, v in labels.items()}
     return {d.key: Device(d.key, d.facts, labels[d.key], d.spec) for d in devices}

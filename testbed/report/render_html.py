@@ -32,10 +32,12 @@ table.data{border-collapse:collapse;margin:6px 0 14px;font-size:13px;min-width:4
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:5px 10px;
 text-align:right;vertical-align:top;white-space:nowrap}
 table.data th{background:#f1f3f6;font-weight:600;text-align:right;position:sticky;top:0}
-table.data th:first-child,table.data td:first-child{text-align:left}
+table.data th:first-child,table.data td:first-child{text-align:left;white-space:nowrap}
 table.data td.text,table.data th.text{text-align:left;white-space:normal;max-width:560px;
 min-width:90px}
+table.data tr>td:first-child{white-space:nowrap}
 table.data tbody tr:hover{background:#fafbfc}
+.tables{display:flex;flex-wrap:wrap;gap:0 34px;align-items:flex-start}
 td.na,td.missing{color:#9aa1ab}td.status{color:var(--warn);font-weight:600}
 td.status.ok{color:var(--good)}td.status.muted{color:#8a9099;font-weight:500}td.score{font-variant-numeric:tabular-nums;font-weight:600}
 td.v{font-variant-numeric:tabular-nums}td.flagged{background:#fff5f5}
@@ -46,7 +48,6 @@ sup.mark-X{background:#fde2e1;color:var(--bad)}
 figure.chart-figure{margin:8px 0 22px}
 figure.chart-figure svg{max-width:100%;height:auto;display:block}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:4px;max-width:900px}
-.grid2{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:10px 26px}
 dl.marks{display:grid;grid-template-columns:auto 1fr;gap:4px 10px;margin:4px 0}
 dl.marks dt{text-align:right}dl.marks dd{margin:0}
 .callout{border-left:4px solid var(--bad);background:#fff7f7;padding:8px 12px;margin:8px 0}
@@ -168,9 +169,14 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         out.append(figure_html(views.radar))
     out.append(table_html(views.composite))
     out.append(table_html(views.composite_basis))
-    for table in (views.baseline, views.tiers, views.baseline_detail):
+    if views.composite_dropped is not None:
+        out.append(table_html(views.composite_dropped))
+    for table in (views.baseline, views.tiers):
         if table is not None:
             out.append(table_html(table))
+    if views.baseline_detail is not None:
+        out.append(f"<details><summary>{e(views.baseline_detail.title)}</summary>"
+                   f"{table_html(views.baseline_detail, heading='')}</details>")
     if views.baseline is None:
         out.append("<p class='lead'>No baseline named: give <code>--baseline RESULTS</code> "
                    "for scores relative to a reference device (an A100 in the large-model "
@@ -178,9 +184,9 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     out.append("</section>")
 
     out.append("<section class='card' id='charts'><h2>Metrics, normalised to their maximum"
-               "</h2><div class='grid2'>")
-    out += [figure_html(f) for f in views.bars]
-    out.append("</div></section>")
+               "</h2>")
+    out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in views.bars]
+    out.append("</section>")
     out.append("<section class='card' id='telemetry'><h2>Telemetry timelines</h2>")
     out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in views.timelines] or [
         "<p class='lead'>No telemetry series in these results.</p>"]
@@ -193,7 +199,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     out.append("<section class='card' id='appendix'><h2>Appendix: tables per metric</h2>"
                "<p class='lead'>Workload × device; the mean over results where a device ran a "
                "workload more than once (hover for n and spread).</p>")
-    out.append("<div class='grid2'>")
+    out.append("<div class='tables'>")
     out += [f"<div>{table_html(t)}</div>" for t in views.appendix]
     out.append("</div>")
     if views.unmeasured is not None:

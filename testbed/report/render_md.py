@@ -49,6 +49,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += figure_md(views.radar)
     lines += table_md(views.composite)
     lines += table_md(views.composite_basis)
+    if views.composite_dropped is not None:
+        lines += table_md(views.composite_dropped)
     for table in (views.baseline, views.tiers, views.baseline_detail):
         if table is not None:
             lines += table_md(table)

@@ -182,6 +182,14 @@ def findings_table(analysis: Analysis) -> Table:
 
 
 # -- scores --------------------------------------------------------------------------------------
+def status_marks(analysis: Analysis, device: str, workload: str) -> str:
+    """The non-comparable marks (P, O, H, C) of a device's results for a workload."""
+    if (device, workload) not in analysis.status.index:
+        return ""
+    marks = analysis.status.loc[(device, workload), "marks"]
+    return "".join(c for c in marks if c in NON_COMPARABLE)
+
+
 def composite_table(analysis: Analysis) -> Table:
     devices = analysis.device_order()
     rows: list[list[Cell | str]] = []
@@ -192,14 +200,11 @@ def composite_table(analysis: Analysis) -> Table:
         for d in devices:
             if d in comp.scores:
                 score = comp.scores[d]
-                marks = analysis.status.loc[(d, wl), "marks"] if (d, wl) in \
-                    analysis.status.index else ""
+                marks = status_marks(analysis, d, wl)
                 notes = tuple(f"{p.metric} = {format_value(p.value, '')}: x~ = {p.scaled:+.3f}, "
                               f"k = {p.weight:.3f}, adds {p.contribution:.4f}"
                               for p in score.parts)
-                cells.append(Cell(format_score(score.score),
-                                  "".join(c for c in marks if c in NON_COMPARABLE), notes,
-                                  kind="score"))
+                cells.append(Cell(format_score(score.score), marks, notes, kind="score"))
             else:
                 cells.append(value_cell(analysis, d, wl, "throughput_items_per_s")
                              if (d, wl) in analysis.status.index else Cell("—", kind="missing"))
@@ -216,18 +221,31 @@ def composite_table(analysis: Analysis) -> Table:
                  rows, anchor="composite")
 
 
-def composite_basis(analysis: Analysis) -> Table:
+def composite_basis(analysis: Analysis) -> tuple[Table, Table | None]:
+    """The metrics each workload's composite used, and those left out (grouped by reason)."""
     rows: list[list[Cell | str]] = []
+    left_out: dict[str, tuple[list[str], list[str]]] = {}
     for wl, comp in analysis.composites.items():
         used = ", ".join(f"{m} ({'+' if direction(m) > 0 else '−'})" for m in comp.used)
-        by_reason: dict[str, list[str]] = {}
+        rows.append([wl, used or "none"])
         for m, (d, why) in comp.dropped.items():
-            by_reason.setdefault(f"{why} ({analysis.devices[d].label})", []).append(m)
-        dropped = "; ".join(f"{', '.join(ms)}: {why}" for why, ms in by_reason.items())
-        rows.append([wl, used or "none", dropped or "—"])
-    return Table("Metrics in each composite score", ["workload", "metrics used (direction)",
-                                                     "left out, and why"], rows,
-                 anchor="composite-basis")
+            key = f"no usable value for {analysis.devices[d].label}: {why}"
+            metrics, workloads = left_out.setdefault(key, ([], []))
+            if m not in metrics:
+                metrics.append(m)
+            if wl not in workloads:
+                workloads.append(wl)
+    used_table = Table("Metrics in each composite score (+ larger is better, − smaller)",
+                       ["workload", "metrics used"], rows, anchor="composite-basis")
+    if not left_out:
+        return used_table, None
+    dropped = Table("Left out of the composite scores",
+                    ["metrics", "workloads", "why"],
+                    [[", ".join(ms), ", ".join(ws), why]
+                     for why, (ms, ws) in left_out.items()], anchor="composite-dropped",
+                    caption="A metric is scored only where every compared device has a "
+                            "usable value for it.")
+    return used_table, dropped
 
 
 def baseline_table(analysis: Analysis) -> Table | None:
@@ -246,7 +264,8 @@ def baseline_table(analysis: Analysis) -> Table | None:
                 continue
             ratios = bl.ratios.get((wl, d), {})
             notes = tuple(f"{m}: {format_ratio(r)}" for m, r in ratios.items())
-            cells.append(Cell(format_ratio(bl.summary[(wl, d)]), kind="score", notes=notes))
+            cells.append(Cell(format_ratio(bl.summary[(wl, d)]), status_marks(analysis, d, wl),
+                              notes, kind="score"))
         rows.append(cells)
     return Table(f"Relative to the baseline ({bl.device.label})",
                  ["workload", *[analysis.devices[d].label for d in devices]], rows,
@@ -260,16 +279,17 @@ def baseline_detail(analysis: Analysis) -> Table | None:
     devices = analysis.device_order()
     rows: list[list[Cell | str]] = []
     for wl in analysis.workload_order():
-        metrics = sorted({m for d in devices for m in bl.ratios.get((wl, d), {})},
-                         key=lambda m: [c.name for c in CATALOGUE].index(m)
-                         if m in [c.name for c in CATALOGUE] else 999)
+        weights = analysis.settings.weights_for(analysis.workloads[wl].mode)
+        order = [c.name for c in CATALOGUE]
+        metrics = sorted({m for d in devices for m in bl.ratios.get((wl, d), {})
+                          if m in weights}, key=lambda m: order.index(m) if m in order else 999)
         for m in metrics:
             rows.append([wl, m, *[Cell(format_ratio(bl.ratios.get((wl, d), {}).get(m)))
                                   if (wl, d) in bl.ratios else Cell("—", kind="missing")
                                   for d in devices]])
     if not rows:
         return None
-    return Table("Baseline ratios per metric", ["workload", "metric",
+    return Table("Baseline ratios of the scored metrics", ["workload", "metric",
                                                 *[analysis.devices[d].label for d in devices]],
                  rows, anchor="baseline-metrics")
 
@@ -294,8 +314,8 @@ def tier_table(analysis: Analysis) -> Table | None:
                 t = tiers[i]
                 detail = (f"throughput {format_ratio(t.throughput_ratio)}, load "
                           f"{format_ratio(t.load_ratio)}")
-                cells.append(Cell(format_ratio(t.score), kind="score",
-                                  notes=(detail, *((t.note,) if t.note else ()))))
+                cells.append(Cell(format_ratio(t.score), status_marks(analysis, d, wl),
+                                  (detail, *((t.note,) if t.note else ())), kind="score"))
             rows.append(cells)
     return Table("LLM tiers against the baseline (0.9 × throughput + 0.1 × load time)",
                  ["workload", "tier", *[analysis.devices[d].label for d in devices]], rows,
@@ -560,6 +580,7 @@ class Views:
     findings: Table
     composite: Table
     composite_basis: Table
+    composite_dropped: Table | None
     baseline: Table | None
     baseline_detail: Table | None
     tiers: Table | None
@@ -575,10 +596,11 @@ class Views:
 
 def build_views(analysis: Analysis) -> Views:
     appendix = [t for t in (metric_table(analysis, m) for m in metric_names(analysis)) if t]
+    basis, dropped = composite_basis(analysis)
     return Views(
         devices=device_table(analysis), invalid=invalid_table(analysis),
         checks=check_summary(analysis), findings=findings_table(analysis),
-        composite=composite_table(analysis), composite_basis=composite_basis(analysis),
+        composite=composite_table(analysis), composite_basis=basis, composite_dropped=dropped,
         baseline=baseline_table(analysis), baseline_detail=baseline_detail(analysis),
         tiers=tier_table(analysis), radar=radar_figure(analysis),
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
