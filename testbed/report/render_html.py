@@ -34,12 +34,12 @@ text-align:right;vertical-align:top;white-space:nowrap}
 table.data th{background:#f1f3f6;font-weight:600;text-align:right;position:sticky;top:0}
 table.data th:first-child,table.data td:first-child{text-align:left;white-space:nowrap}
 table.data td.text,table.data th.text{text-align:left;white-space:normal;max-width:560px;
-min-width:90px}
+min-width:120px}
 table.data tr>td:first-child{white-space:nowrap}
 table.data tbody tr:hover{background:#fafbfc}
 .tables{display:flex;flex-wrap:wrap;gap:0 34px;align-items:flex-start}
 td.na,td.missing{color:#9aa1ab}td.status{color:var(--warn);font-weight:600}
-td.status.ok{color:var(--good)}td.status.muted{color:#8a9099;font-weight:500}td.score{font-variant-numeric:tabular-nums;font-weight:600}
+td.status.ok{color:var(--good)}td.status.bad{color:var(--bad)}td.status.muted{color:#8a9099;font-weight:500}td.score{font-variant-numeric:tabular-nums;font-weight:600}
 td.v{font-variant-numeric:tabular-nums}td.flagged{background:#fff5f5}
 td[title]{cursor:help}
 sup.mark{display:inline-block;font-size:10px;font-weight:700;line-height:1;padding:2px 4px;
@@ -86,8 +86,8 @@ def cell_html(cell: Cell | str, numeric: bool = False) -> str:
         return f"<td class='{align}'>{e(cell)}</td>" if align else f"<td>{e(cell)}</td>"
     classes = [cell.kind if cell.kind != "value" else "v"]
     if cell.kind == "status":
-        classes.append({"ok": "ok", "passed": "ok", "not applicable": "muted"}.get(
-            cell.text, ""))
+        classes.append({"ok": "ok", "passed": "ok", "not applicable": "muted",
+                        "failed": "bad"}.get(cell.text, ""))
     if "X" in cell.marks:
         classes.append("flagged")
     if align:
@@ -127,12 +127,11 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     if views.roofline:
         nav.append(("roofline-section", "Roofline"))
     nav.append(("appendix", "Appendix"))
-    failed = sum(1 for row in views.checks.rows if isinstance(row[4], Cell) and
-                 row[4].text == "failed")
+    failed = len(views.findings.rows)
     chips = [("devices", meta["devices"], ""), ("workloads", meta["workloads"], ""),
              ("valid results", meta["results"], ""),
              ("invalid files", meta["invalid"], "bad" if meta["invalid"] else "good"),
-             ("checks failing", failed, "bad" if failed else "good")]
+             ("failed checks", failed, "bad" if failed else "good")]
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",

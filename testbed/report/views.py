@@ -157,7 +157,7 @@ def check_summary(analysis: Analysis) -> Table:
             basis = "; ".join(bases[:3]) or (outcomes[0].basis if outcomes else "")
         verdict = Cell("failed" if failed else ("passed" if applied else "not applicable"),
                        "X" if failed else "", kind="status")
-        rows.append([Cell(title), Cell(check), str(applied), str(failed), verdict, basis])
+        rows.append([title, check, str(applied), str(failed), verdict, basis])
     return Table("Plausibility checks", ["check", "id", "results checked", "results failing",
                                          "verdict", "basis"], rows, anchor="checks")
 
@@ -166,10 +166,14 @@ def findings_table(analysis: Analysis) -> Table:
     rows: list[list[Cell | str]] = []
     for rev in analysis.reviews:
         for f in rev.findings:
-            metrics = "all metrics" if "*" in f.metrics else ", ".join(
-                m for m in f.metrics if m not in TELEMETRY_METRICS or m in
-                ("power_w_mean", "device_util_pct", "items_per_j", "temp_c_mean")) or \
-                "telemetry metrics"
+            if "*" in f.metrics:
+                metrics = "all metrics"
+            elif f.metrics == TELEMETRY_METRICS:
+                metrics = "telemetry metrics"
+            else:
+                metrics = ", ".join(f.metrics)
+            if f.point is not None:
+                metrics += f" of grid point {f.point}"
             rows.append([Cell(f.check, "X"), analysis.devices[rev.result.device_key].label,
                          rev.workload, metrics, f.message, rev.result.path.name])
     for copy in analysis.copies:
