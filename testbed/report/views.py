@@ -406,11 +406,60 @@ def radar_figure(analysis: Analysis) -> Figure | None:
                   "metric. Hover a point for the score.", name="composite-radar")
 
 
+def _bars(analysis: Analysis, workload: str, metric: str, labels: list[str],
+          devices: list[str]) -> list[charts.Bar]:
+    """One workload's bars of a metric, divided by its largest plausible value."""
+    cells = [value_cell(analysis, d, workload, metric) for d in devices]
+    raw = [analysis.cell(d, workload, metric) for d in devices]
+    values = [None if r is None or pd.isna(r["value"]) else float(r["value"]) for r in raw]
+    good = [v for v, c in zip(values, cells, strict=True) if v is not None and "X" not in c.marks]
+    top = max(good, default=0.0) or max((v for v in values if v is not None), default=0.0)
+    bars = []
+    for label, v, c in zip(labels, values, cells, strict=True):
+        tip = f"{label} · {workload}: {c.text}" + (f"\n{c.tooltip}" if c.notes else "")
+        if v is None or top <= 0:
+            bars.append(charts.Bar(None, tip, note=c.text if c.kind in ("status", "missing")
+                                   and c.text else "n/a"))
+            continue
+        bars.append(charts.Bar(v / top, tip, hatched=any(k in c.marks for k in NON_COMPARABLE),
+                               failed="X" in c.marks, marks=c.marks))
+    return bars
+
+
+def tier_figure(analysis: Analysis) -> Figure | None:
+    """The LLM protocol's maximum throughput per TTFT tier, one section per LLM workload."""
+    devices = analysis.device_order()
+    labels = [analysis.devices[d].label for d in devices]
+    sections = []
+    for wl in analysis.workload_order():
+        if not any(analysis.cell(d, wl, m) is not None for d in devices for m, _ in LLM_TIERS):
+            continue
+        titles = [t.replace("TTFT ", "") for _, t in LLM_TIERS]
+        section = charts.BarSection(f"{wl}: TTFT tier", titles)
+        for (metric, _t), title in zip(LLM_TIERS, titles, strict=True):
+            section.bars[title] = _bars(analysis, wl, metric, labels, devices)
+        sections.append(section)
+    if not sections or not any(b.value is not None for s in sections for bars in
+                               s.bars.values() for b in bars):
+        return None
+    svg = charts.bar_chart(sections, labels, "LLM maximum throughput per TTFT tier")
+    return Figure("bars-llm-tiers", "LLM: maximum throughput per TTFT tier", svg,
+                  "`tier_max_tokens_per_s_*`: the highest token throughput among the grid "
+                  "points whose time to first token falls in the tier, divided by the largest "
+                  "per tier (larger is better). n/a: no grid point in that tier.",
+                  name="bars-llm-tiers")
+
+
 def metric_figures(analysis: Analysis) -> list[Figure]:
     devices = analysis.device_order()
     labels = [analysis.devices[d].label for d in devices]
     figures = []
+    tiers = {m for m, _ in LLM_TIERS}
     for m in CATALOGUE:
+        if m.name in tiers:
+            if m.name == LLM_TIERS[0][0] and (fig := tier_figure(analysis)):
+                figures.append(fig)
+            continue
         if not m.chart:
             continue
         sections: list[charts.BarSection] = []
@@ -424,26 +473,8 @@ def metric_figures(analysis: Analysis) -> list[Figure]:
                     continue
                 section = charts.BarSection(f"{MODE_TITLES[mode]} · {GROUP_TITLES[group]}", wls)
                 for wl in wls:
-                    cells = [value_cell(analysis, d, wl, m.name) for d in devices]
-                    raw = [analysis.cell(d, wl, m.name) for d in devices]
-                    values = [None if r is None or pd.isna(r["value"]) else float(r["value"])
-                              for r in raw]
-                    good = [v for v, c in zip(values, cells, strict=True)
-                            if v is not None and "X" not in c.marks]
-                    top = max(good, default=0.0) or max(
-                        (v for v in values if v is not None), default=0.0)
-                    bars = []
-                    for label, v, c in zip(labels, values, cells, strict=True):
-                        tip = f"{label} · {wl}: {c.text}" + (f"\n{c.tooltip}" if c.notes else "")
-                        if v is None or top <= 0:
-                            bars.append(charts.Bar(None, tip, note=c.text if c.kind == "status"
-                                                   else "n/a"))
-                            continue
-                        any_value = True
-                        bars.append(charts.Bar(v / top, tip, hatched=any(
-                            k in c.marks for k in NON_COMPARABLE), failed="X" in c.marks,
-                            marks=c.marks))
-                    section.bars[wl] = bars
+                    section.bars[wl] = _bars(analysis, wl, m.name, labels, devices)
+                    any_value = any_value or any(b.value is not None for b in section.bars[wl])
                 sections.append(section)
         if not any_value:
             continue
