@@ -44,10 +44,12 @@ def latest_run(results: Path = RESULTS) -> Path:
         "set_": "ENTRY.PARAM=VALUE override, repeatable (recorded as non-comparable)",
         "report": "write a report of the run when it ends (default on)",
         "report_out": "report directory (default reports/<run-id>)",
+        "label": "name of this run's configuration (stored in the results; the report shows "
+                 "runs with different labels as different devices)",
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
-          report=True, report_out=None):
+          report=True, report_out=None, label=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.errors import UserError
     from bench.runner import new_run_id
@@ -68,6 +70,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         args += ["--only", only]
     for item in set_ or []:
         args += ["--set", item]
+    if label:
+        args += ["--label", label]
     result = c.run(f"{PY} -m bench " + shlex.join(args), warn=True, pty=sys.stdout.isatty())
     if result.exited == 2:
         raise Exit(code=2)
@@ -85,28 +89,38 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
                    code=result.exited)
 
 
-def _report(paths: list[Path], out: Path) -> None:
+def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
+            score_a: str | None = None, weights: list[str] | None = None) -> None:
     from testbed.report import write_report
+    from testbed.report.metrics import score_settings
 
-    md, page, inputs = write_report(paths, out)
-    print(f"report: {page} and {md} ({len(inputs.results)} result(s), "
-          f"{len(inputs.invalid)} invalid file(s) listed)")
+    files = write_report(paths, out, baseline=baseline, settings=score_settings(score_a, weights))
+    a = files.analysis
+    failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
+    print(f"report: {files.html}\n        {files.markdown}, {files.csv.name}, "
+          f"{files.scores_csv.name}\n        {len(a.inputs.results)} result(s) from "
+          f"{len(a.devices)} device(s), {len(a.inputs.invalid)} invalid file(s) listed, "
+          f"{failed} failed plausibility check(s)")
 
 
 @task(
-    iterable=["results"],
+    iterable=["results", "baseline", "weight"],
     help={"results": "result files or run directories (repeatable; default: the latest run)",
-          "out": "output directory (default reports/<run-id>)"},
+          "baseline": "results of the baseline device (repeatable): adds baseline-relative "
+                      "scores",
+          "out": "output directory (default reports/<run-id> or reports/combined)",
+          "score_a": "composite score scale a (default 3)",
+          "weight": "METRIC=K composite weight (repeatable; K=0 leaves a metric out)"},
 )
-def report(c, results=None, out=None):
-    """Turn result documents into a Markdown and HTML report."""
+def report(c, results=None, baseline=None, out=None, score_a=None, weight=None):
+    """Check, aggregate and score results: HTML, Markdown and CSV report."""
     from bench.errors import UserError
 
     try:
         paths = [Path(p) for p in results] if results else [latest_run()]
         target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
                                                   else "combined")
-        _report(paths, target)
+        _report(paths, target, [Path(p) for p in baseline or []], score_a, weight)
     except UserError as exc:
         raise _fail(exc) from exc
 

@@ -22,12 +22,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import Runner, new_run_id, prepare_out_dir
 
     suite = load_suite(args.suite, overrides=args.set, only=_split(args.only))
+    if args.label is not None:
+        set_run_label(args.label)
     backend = get_backend(args.device)
     run_id = args.run_id or new_run_id(backend.vendor, suite.name)
     out = prepare_out_dir(Path(args.out) if args.out else Path("results") / run_id)
     display = Display(quiet=args.quiet)
     display.run_started(run_id, suite.name, backend.vendor, len(suite.entries), out)
     return Runner(suite, backend, out, run_id, display, sys.argv).run()
+
+
+LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._+@:/-]{0,63}"
+
+
+def set_run_label(label: str) -> None:
+    """Record ``--label`` in every result's provenance (``provenance.label``)."""
+    import os
+    import re
+
+    from bench.provenance import RUN_LABEL_ENV
+
+    if not re.fullmatch(LABEL_PATTERN, label):
+        raise UserError(f"Run label {label!r} is not usable.",
+                        "Use 1 to 64 letters, digits, spaces or ._+@:/- (starting with a "
+                        "letter or digit), e.g. --label 'cpu 1 thread'.")
+    os.environ[RUN_LABEL_ENV] = label
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -92,6 +111,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="ENTRY.PARAM=VALUE",
                      help="override a workload parameter (recorded, marked non-comparable)")
     run.add_argument("--run-id", help="run id (default: time-vendor-suite-random)")
+    run.add_argument("--label",
+                     help="name of this run's configuration, stored in each result's "
+                          "provenance; the report shows runs with different labels as "
+                          "different devices")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.set_defaults(func=cmd_run)
 

@@ -59,9 +59,12 @@ def test_smoke_suite_native_end_to_end(tmp_path):
     md = (reports / "report.md").read_text()
     html = (reports / "report.html").read_text()
     for title in ("Throughput", "Device utilisation", "Achieved FLOP/s"):
-        assert f"## {title}" in md
-        assert f">{title} <code>" in html
+        assert f"### {title}" in md
+        assert f"<h3>{title}</h3>" in html
     assert "resnet-train" in md and "images/s" in md
+    assert "### Composite scores" in md and "data-chart='radar'" in html
+    assert (reports / "aggregated.csv").exists() and (reports / "scores.csv").exists()
+    assert f"report: {reports / 'report.html'}" in proc.stdout
 
 
 def test_report_lists_invalid_files_and_leaves_them_out(tmp_path):

@@ -1,5 +1,7 @@
-"""Reports over result documents: Markdown and self-contained HTML."""
+"""Reports over result documents: plausibility checks, aggregation, composite and
+baseline-relative scores, charts; written as self-contained HTML, Markdown and CSV."""
 
-from testbed.report.build import ReportInputs, load_results, write_report
+from testbed.report.build import ReportFiles, write_report
+from testbed.report.inputs import ResultSet, load_results
 
-__all__ = ["ReportInputs", "load_results", "write_report"]
+__all__ = ["ReportFiles", "ResultSet", "load_results", "write_report"]

@@ -1,179 +1,145 @@
-"""The first report: one table per metric (workload x device), Markdown and HTML.
+"""Write a report: HTML (self-contained), Markdown (+ SVG charts) and CSV tables.
 
-Every file is validated first. An invalid file is listed in the report with the reason and
-left out of the tables, never silently dropped.
+``write_report(paths, out, baseline=...)`` validates every file first (an invalid one is
+listed with its reason and left out, never silently dropped), checks, aggregates and scores
+the rest (``analysis``), and writes into ``out``:
+
+- ``report.html``: one file, inline CSS and SVG, no script and no external URL;
+- ``report.md`` with ``charts/*.svg`` beside it;
+- ``aggregated.csv``: one row per (device, workload, metric) with the mean over results,
+  their number and spread, the marks and their reasons;
+- ``scores.csv``: composite (and baseline-relative) score per (workload, device).
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import csv
+import io
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from bench.errors import UserError
 from bench.jsonio import atomic_write_text
-from bench.validate import expand, validate_file
+from testbed.report import render_html, render_md
+from testbed.report.analysis import Analysis, analyse
+from testbed.report.checks import CheckSettings
+from testbed.report.inputs import ResultSet, load_results
+from testbed.report.metrics import ScoreSettings
+from testbed.report.views import Views, build_views
 
-# Metrics shown, in order, with a title. Derived from SPEC section 5.
-REPORT_METRICS: list[tuple[str, str]] = [
-    ("throughput_items_per_s", "Throughput"),
-    ("latency_mean_s", "Forward latency per batch, mean"),
-    ("latency_p99_s", "Latency per batch, p99"),
-    ("device_util_pct", "Device utilisation"),
-    ("device_mem_used_pct_mean", "Device memory used, mean"),
-    ("framework_mem_peak_bytes", "Framework peak memory"),
-    ("power_w_mean", "Average power"),
-    ("items_per_j", "Energy efficiency"),
-    ("temp_c_mean", "Average temperature"),
-    ("flop_per_s", "Achieved FLOP/s"),
-]
+TITLE = "Accelerator benchmark report"
 
 
 @dataclass
-class ReportInputs:
-    results: list[dict[str, Any]] = field(default_factory=list)
-    invalid: list[tuple[Path, list[str]]] = field(default_factory=list)
-    files: int = 0
+class ReportFiles:
+    html: Path
+    markdown: Path
+    csv: Path
+    scores_csv: Path
+    charts: list[Path]
+    analysis: Analysis
+
+    @property
+    def inputs(self) -> ResultSet:
+        return self.analysis.inputs
 
 
-def load_results(paths: Iterable[Path]) -> ReportInputs:
-    inputs = ReportInputs()
-    for path in expand(paths):
-        report = validate_file(path)
-        inputs.files += 1
-        if report.schema == "manifest" and report.ok:
-            continue
-        if not report.ok:
-            inputs.invalid.append((path, [str(p) for p in report.problems]))
-            continue
-        inputs.results.append(report.doc)
-    return inputs
-
-
-def device_label(doc: dict[str, Any]) -> str:
-    prov = doc["provenance"]
-    name = (prov.get("device") or {}).get("name") or prov["vendor"]
-    return f"{prov['vendor']}: {name}"
-
-
-def row_label(doc: dict[str, Any]) -> str:
-    return doc["workload"]["id"]
-
-
-def format_value(value: Any, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if unit == "B":
-        return f"{value / 2**30:.3g} GiB"
-    if unit == "s":
-        return f"{value * 1e3:.4g} ms"
-    if unit == "FLOP/s":
-        return f"{value / 1e12:.4g} TFLOP/s"
-    if isinstance(value, float) and (abs(value) >= 1e5 or (value and abs(value) < 1e-3)):
-        return f"{value:.3e} {unit}"
-    return f"{value:.4g} {unit}" if isinstance(value, float) else f"{value} {unit}"
-
-
-def cell(doc: dict[str, Any], metric: str) -> str:
-    if doc["status"] != "ok":
-        return doc["status"]
-    entry = doc["metrics"].get(metric)
-    if entry is None:
-        return ""
-    text = format_value(entry["value"], entry["unit"])
-    if doc["workload"]["overrides"] or doc["workload"]["precision_used"] != doc["workload"][
-            "precision_requested"]:
-        text += " †"
-    return text
-
-
-def tables(results: list[dict[str, Any]]) -> list[tuple[str, str, list[str], list[list[str]]]]:
-    """(metric, title, column labels, rows) for every metric that some result has."""
-    devices = sorted({device_label(d) for d in results})
-    rows = sorted({row_label(d) for d in results})
-    by_key = {(row_label(d), device_label(d)): d for d in results}
-    out = []
-    for metric, title in REPORT_METRICS:
-        if not any(metric in d["metrics"] for d in results):
-            continue
-        body = []
-        for row in rows:
-            cells = [cell(by_key[(row, dev)], metric) if (row, dev) in by_key else "—"
-                     for dev in devices]
-            if any(c not in ("", "—") for c in cells):
-                body.append([row, *cells])
-        out.append((metric, title, ["workload", *devices], body))
-    return out
-
-
-def markdown(inputs: ReportInputs, generated: str) -> str:
-    lines = ["# Benchmark report", "", f"Generated {generated} from {inputs.files} file(s); "
-             f"{len(inputs.results)} valid result(s), {len(inputs.invalid)} invalid.", ""]
-    for metric, title, header, body in tables(inputs.results):
-        lines += [f"## {title} (`{metric}`)", "", "| " + " | ".join(header) + " |",
-                  "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
-        lines.append("")
-    lines += ["† not comparable: a parameter was overridden or the precision fell back.", ""]
-    if inputs.invalid:
-        lines += ["## Invalid files (left out)", ""]
-        for path, problems in inputs.invalid:
-            lines.append(f"- `{path}`: " + "; ".join(problems))
-        lines.append("")
-    return "\n".join(lines)
-
-
-def html_report(inputs: ReportInputs, generated: str) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>Benchmark report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}"
-        "table{border-collapse:collapse;margin:0 0 2rem}th,td{border:1px solid #ccc;"
-        "padding:.3rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}"
-        "thead th{background:#f2f2f2}.invalid{color:#a00}",
-        "</style></head><body>",
-        "<h1>Benchmark report</h1>",
-        f"<p>Generated {e(generated)} from {inputs.files} file(s); {len(inputs.results)} valid "
-        f"result(s), {len(inputs.invalid)} invalid.</p>",
-    ]
-    for metric, title, header, body in tables(inputs.results):
-        parts.append(f"<h2 id='{e(metric)}'>{e(title)} <code>{e(metric)}</code></h2>")
-        parts.append("<table class='metric'><thead><tr>"
-                     + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr></thead><tbody>")
-        for row in body:
-            parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
-        parts.append("</tbody></table>")
-    parts.append("<p>† not comparable: a parameter was overridden or the precision fell "
-                 "back.</p>")
-    if inputs.invalid:
-        parts.append("<h2 class='invalid'>Invalid files (left out)</h2><ul>")
-        for path, problems in inputs.invalid:
-            parts.append(f"<li class='invalid'><code>{e(str(path))}</code>: "
-                         + e("; ".join(problems)) + "</li>")
-        parts.append("</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def write_report(paths: list[Path], out: Path) -> tuple[Path, Path, ReportInputs]:
+def _require(paths: list[Path], what: str) -> None:
     missing = [p for p in paths if not p.exists()]
     if missing:
-        raise UserError(f"Results path {missing[0]} does not exist.",
+        raise UserError(f"{what} path {missing[0]} does not exist.",
                         "Give a run directory (results/<run-id>/) or result files; run "
                         "`invoke bench --native --suite smoke` to make some.")
+
+
+def aggregated_csv(analysis: Analysis) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["device", "device_key", "workload", "mode", "group", "metric", "value",
+                     "unit", "n_results", "std_over_results", "marks", "notes",
+                     "missing_reason"])
+    for (device, workload, metric), row in analysis.table.iterrows():
+        wl = analysis.workloads[workload]
+        writer.writerow([analysis.devices[device].label, device, workload, wl.mode, wl.group,
+                         metric, "" if row["value"] != row["value"] else repr(row["value"]),
+                         row["unit"], int(row["n"]),
+                         "" if row["std"] != row["std"] else repr(row["std"]), row["marks"],
+                         " | ".join(row["notes"]), row["reason"] or ""])
+    return buf.getvalue()
+
+
+def scores_csv(analysis: Analysis) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["workload", "device", "composite_score", "metrics_used",
+                     "baseline_device", "baseline_relative_score"])
+    bl = analysis.baseline
+    for wl in analysis.workload_order():
+        comp = analysis.composites.get(wl)
+        for d in analysis.device_order():
+            score = comp.scores.get(d) if comp else None
+            rel = bl.summary.get((wl, d)) if bl else None
+            if score is None and rel is None:
+                continue
+            writer.writerow([wl, analysis.devices[d].label,
+                             "" if score is None else repr(score.score),
+                             " ".join(comp.used) if comp else "",
+                             bl.device.label if bl else "", "" if rel is None else repr(rel)])
+    return buf.getvalue()
+
+
+def _sources(paths: list[Path]) -> str:
+    names = [str(p) for p in paths]
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
+                 settings: ScoreSettings | None = None,
+                 check_settings: CheckSettings | None = None) -> ReportFiles:
+    """Validate, check, aggregate and score the results under ``paths``; write the report."""
+    paths = [Path(p) for p in paths]
+    _require(paths, "Results")
     inputs = load_results(paths)
     if not inputs.results and not inputs.invalid:
         raise UserError(f"No result files in {', '.join(map(str, paths))}.",
                         "Run a suite first (`invoke bench --native --suite smoke`).")
+    base_inputs = None
+    if baseline:
+        _require([Path(p) for p in baseline], "Baseline")
+        base_inputs = load_results([Path(p) for p in baseline])
+        if not base_inputs.results:
+            raise UserError(f"No valid result in the baseline {_sources(baseline)}.",
+                            "Name the run directory of the baseline device (e.g. an A100 run) "
+                            "with --baseline.")
+    analysis = analyse(inputs, settings, check_settings, baseline=base_inputs)
+    views = build_views(analysis)
+    meta: dict[str, str | int] = {
+        "title": TITLE,
+        "generated": datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "files": inputs.files, "sources": _sources(paths), "results": len(inputs.results),
+        "invalid": len(inputs.invalid) + (len(base_inputs.invalid) if base_inputs else 0),
+        "devices": len(inputs.devices), "workloads": len(analysis.workloads),
+    }
     out.mkdir(parents=True, exist_ok=True)
-    generated = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    md, page = out / "report.md", out / "report.html"
-    atomic_write_text(md, markdown(inputs, generated))
-    atomic_write_text(page, html_report(inputs, generated))
-    return md, page, inputs
+    charts_dir = out / "charts"
+    charts_dir.mkdir(exist_ok=True)
+    chart_files = _write_charts(views, charts_dir)
+    files = ReportFiles(out / "report.html", out / "report.md", out / "aggregated.csv",
+                        out / "scores.csv", chart_files, analysis)
+    atomic_write_text(files.csv, aggregated_csv(analysis))
+    atomic_write_text(files.scores_csv, scores_csv(analysis))
+    atomic_write_text(files.markdown, render_md.render(views, meta))
+    atomic_write_text(files.html, render_html.render(views, meta))
+    return files
+
+
+def _write_charts(views: Views, directory: Path) -> list[Path]:
+    written = []
+    figures = [*([views.radar] if views.radar else []), *views.bars, *views.timelines,
+               *([views.roofline] if views.roofline else [])]
+    for fig in figures:
+        path = directory / f"{fig.name}.svg"
+        atomic_write_text(path, "<?xml version='1.0' encoding='UTF-8'?>\n" + fig.svg + "\n")
+        written.append(path)
+    return written

@@ -1,0 +1,387 @@
+"""From validated result documents to the numbers a report shows.
+
+1. Every result is checked for plausibility (``checks``) and marked where it is not
+   comparable (precision fallback, overridden parameters, host-bound, CPU fallback).
+2. One long table (pandas) holds every scalar metric of every result with its marks; it is
+   aggregated per (device, workload, metric) over runs: the mean, the number of results and
+   their spread. Aggregated tables are checked once more, across metrics (a table that is a
+   copy of another).
+3. Composite scores per workload over the devices compared, and baseline-relative scores
+   against a baseline result set when one is named.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import UserError
+from testbed.report import checks
+from testbed.report.inputs import Device, Result, ResultSet
+from testbed.report.metrics import (
+    GROUPS,
+    MODES,
+    ScoreSettings,
+    direction,
+    info,
+)
+from testbed.report.scores import (
+    LLM_TIERS,
+    LOAD_METRIC,
+    CompositeResult,
+    TierScore,
+    composite_scores,
+    llm_tier_scores,
+    relative_score,
+    weighted_mean,
+)
+
+MARKS: dict[str, str] = {
+    "X": "failed a plausibility check (left out of scores)",
+    "P": "precision fell back from the one requested",
+    "O": "a workload parameter was overridden",
+    "H": "host-bound: device utilisation stayed low",
+    "C": "some operators fell back to the CPU",
+}
+NON_COMPARABLE = "POHC"
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    id: str
+    config: str
+    name: str
+    mode: str
+    group: str
+    item_unit: str
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        return (MODES.index(self.mode) if self.mode in MODES else 9,
+                GROUPS.index(self.group) if self.group in GROUPS else 9, self.key)
+
+
+@dataclass
+class Review:
+    """One result after the checks: outcomes, failed findings and result-wide marks."""
+
+    result: Result
+    workload: str
+    outcomes: list[checks.CheckOutcome]
+    marks: dict[str, str]  # code -> why (result-wide: P, O, H, C)
+
+    @property
+    def findings(self) -> list[checks.Finding]:
+        return [f for o in self.outcomes for f in o.findings]
+
+
+@dataclass
+class BaselineScores:
+    device: Device
+    # (workload, test device) -> metric -> ratio
+    ratios: dict[tuple[str, str], dict[str, float | None]] = field(default_factory=dict)
+    summary: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    tiers: dict[tuple[str, str], list[TierScore]] = field(default_factory=dict)
+
+
+@dataclass
+class Analysis:
+    inputs: ResultSet
+    settings: ScoreSettings
+    workloads: dict[str, Workload]
+    reviews: list[Review]
+    cells: pd.DataFrame  # long: one row per (result, metric)
+    table: pd.DataFrame  # aggregated: one row per (device, workload, metric)
+    status: pd.DataFrame  # one row per (device, workload)
+    copies: list[checks.ColumnCopy]
+    composites: dict[str, CompositeResult]
+    baseline_inputs: ResultSet | None = None
+    baseline: BaselineScores | None = None
+
+    @property
+    def devices(self) -> dict[str, Device]:
+        return self.inputs.devices
+
+    def device_order(self) -> list[str]:
+        return sorted(self.devices, key=lambda k: self.devices[k].label)
+
+    def workload_order(self) -> list[str]:
+        return [w.key for w in sorted(self.workloads.values(), key=lambda w: w.order)]
+
+    def cell(self, device: str, workload: str, metric: str) -> pd.Series | None:
+        try:
+            return self.table.loc[(device, workload, metric)]
+        except KeyError:
+            return None
+
+    def results_for(self, device: str, workload: str) -> list[Result]:
+        return [r.result for r in self.reviews
+                if r.result.device_key == device and r.workload == workload]
+
+
+# -- marks -----------------------------------------------------------------------------------
+def result_marks(doc: dict[str, Any]) -> dict[str, str]:
+    """Why a result is not comparable with others (empty when it is)."""
+    wl = doc["workload"]
+    marks: dict[str, str] = {}
+    if wl.get("precision_used") != wl.get("precision_requested"):
+        reason = wl.get("precision_reason") or "no reason given"
+        marks["P"] = (f"precision {wl.get('precision_used')} instead of "
+                      f"{wl.get('precision_requested')}: {reason}")
+    if wl.get("overrides"):
+        marks["O"] = "overridden: " + ", ".join(f"{k}={v}" for k, v in wl["overrides"].items())
+    host_bound = (doc.get("metrics") or {}).get("host_bound") or {}
+    if host_bound.get("value") is True:
+        marks["H"] = ("device utilisation below "
+                      f"{host_bound.get('threshold_util_pct', '?')} %: the host limits the "
+                      "measurement")
+    fallback = (wl.get("info") or {}).get("cpu_fallback")
+    points_fallback = [p for p in doc.get("points") or [] if p.get("cpu_fallback")]
+    if fallback or points_fallback:
+        what = fallback if isinstance(fallback, str) else (
+            ", ".join(map(str, fallback)) if isinstance(fallback, list) else
+            f"{len(points_fallback)} grid point(s)")
+        marks["C"] = f"CPU fallback: {what}"
+    return marks
+
+
+def workload_keys(results: Iterable[Result]) -> dict[tuple[str, str], Workload]:
+    """Workloads by (entry id, config); the config shows only where an id has several."""
+    results = list(results)
+    configs: dict[str, set[str]] = {}
+    for r in results:
+        configs.setdefault(r.workload["id"], set()).add(r.workload["config"])
+    out = {}
+    for r in results:
+        wl = r.workload
+        key = wl["id"] if len(configs[wl["id"]]) == 1 else f"{wl['id']} ({wl['config']})"
+        out[(wl["id"], wl["config"])] = Workload(key, wl["id"], wl["config"], wl["name"],
+                                                 wl["mode"], wl["group"], wl["item_unit"])
+    return out
+
+
+def _metric_value(entry: Any) -> float | None:
+    value = entry.get("value") if isinstance(entry, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def review(result: Result, workload: str, device: Device,
+           settings: checks.CheckSettings) -> Review:
+    return Review(result, workload, checks.run_checks(result.doc, device.spec, settings),
+                  result_marks(result.doc))
+
+
+def long_table(reviews: list[Review]) -> pd.DataFrame:
+    """One row per (result, metric) with the value (NaN when null), unit, marks and notes."""
+    rows = []
+    for rev in reviews:
+        doc = rev.result.doc
+        findings = [f for f in rev.findings if f.point is None]
+        for name, entry in (doc.get("metrics") or {}).items():
+            if not isinstance(entry, dict) or isinstance(entry.get("value"), bool):
+                continue
+            value = _metric_value(entry)
+            notes = {code: text for code, text in rev.marks.items()}
+            failed = [f for f in findings if f.marks(name)]
+            if failed:
+                notes["X"] = "; ".join(f"{f.check}: {f.message}" for f in failed)
+            rows.append({
+                "device": rev.result.device_key, "workload": rev.workload, "metric": name,
+                "value": value if value is not None else math.nan,
+                "unit": str(entry.get("unit", "")),
+                "reason": entry.get("reason") if value is None else None,
+                "marks": "".join(c for c in MARKS if c in notes),
+                "notes": tuple(f"{c}: {notes[c]}" for c in MARKS if c in notes),
+                "path": str(rev.result.path), "run_id": doc.get("run_id"),
+            })
+    columns = ["device", "workload", "metric", "value", "unit", "reason", "marks", "notes",
+               "path", "run_id"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _union_marks(values: Iterable[str]) -> str:
+    seen = set("".join(values))
+    return "".join(c for c in MARKS if c in seen)
+
+
+def _union_notes(values: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for notes in values for n in notes))
+
+
+def aggregate(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per (device, workload, metric): mean over results, count, spread, marks and notes."""
+    if cells.empty:
+        index = pd.MultiIndex.from_tuples([], names=["device", "workload", "metric"])
+        return pd.DataFrame(columns=["value", "n", "std", "unit", "reason", "marks", "notes",
+                                     "paths"], index=index)
+    grouped = cells.groupby(["device", "workload", "metric"], sort=True)
+    table = grouped.agg(
+        value=("value", "mean"),
+        n=("value", "count"),
+        std=("value", "std"),
+        unit=("unit", lambda u: " / ".join(dict.fromkeys(u))),
+        reason=("reason", lambda r: next((x for x in r if x), None)),
+        marks=("marks", _union_marks),
+        notes=("notes", _union_notes),
+        paths=("path", lambda p: tuple(dict.fromkeys(p))),
+    )
+    return table
+
+
+def status_table(reviews: list[Review]) -> pd.DataFrame:
+    rows = [{"device": r.result.device_key, "workload": r.workload, "status": r.result.status,
+             "error": (r.result.doc.get("error") or {}).get("message"),
+             "marks": "".join(c for c in MARKS if c in r.marks)} for r in reviews]
+    frame = pd.DataFrame(rows, columns=["device", "workload", "status", "error", "marks"])
+    if frame.empty:
+        return frame.set_index(["device", "workload"])
+
+    def pick(group: pd.DataFrame) -> pd.Series:
+        ok = group[group["status"] == "ok"]
+        first = ok.iloc[0] if len(ok) else group.iloc[0]
+        failed = group[group["status"] != "ok"]
+        return pd.Series({
+            "status": "ok" if len(ok) else first["status"],
+            "error": None if len(ok) else first["error"],
+            "results": len(group), "failed": len(failed),
+            "marks": _union_marks(group["marks"]),
+        })
+
+    return frame.groupby(["device", "workload"]).apply(pick)
+
+
+def apply_column_copies(table: pd.DataFrame, copies: list[checks.ColumnCopy]) -> pd.DataFrame:
+    table = table.copy()
+    for copy in copies:
+        for metric in copy.metrics:
+            for device, workload in copy.cells:
+                key = (device, workload, metric)
+                if key in table.index:
+                    table.at[key, "marks"] = _union_marks([table.at[key, "marks"], "X"])
+                    table.at[key, "notes"] = _union_notes(
+                        [table.at[key, "notes"], (f"X: identical_columns: {copy.message}",)])
+    return table
+
+
+def column_table(table: pd.DataFrame) -> dict[str, dict[tuple[str, str], tuple[float, str]]]:
+    out: dict[str, dict[tuple[str, str], tuple[float, str]]] = {}
+    for (device, workload, metric), row in table.iterrows():
+        if not pd.isna(row["value"]):
+            out.setdefault(metric, {})[(device, workload)] = (float(row["value"]), row["unit"])
+    return out
+
+
+# -- scores ------------------------------------------------------------------------------------
+def usable(row: pd.Series | None) -> tuple[float | None, str]:
+    """A cell's value for scoring, or None with why not."""
+    if row is None:
+        return None, "not measured"
+    if "X" in row["marks"]:
+        return None, next((n[3:] for n in row["notes"] if n.startswith("X:")),
+                          "failed a plausibility check")
+    if pd.isna(row["value"]):
+        return None, row["reason"] or "no value"
+    return float(row["value"]), ""
+
+
+def composites(analysis: Analysis) -> dict[str, CompositeResult]:
+    out = {}
+    for key in analysis.workload_order():
+        wl = analysis.workloads[key]
+        devices = [d for d in analysis.device_order()
+                   if (d, key) in analysis.status.index
+                   and analysis.status.loc[(d, key), "status"] == "ok"]
+        if not devices:
+            continue
+        weights = {m: k for m, k in analysis.settings.weights_for(wl.mode).items()
+                   if any(analysis.cell(d, key, m) is not None for d in devices)}
+        table: dict[str, dict[str, float | None]] = {}
+        reasons: dict[tuple[str, str], str] = {}
+        for metric in weights:
+            for d in devices:
+                value, why = usable(analysis.cell(d, key, metric))
+                table.setdefault(metric, {})[d] = value
+                if why:
+                    reasons[(metric, d)] = why
+        directions = {m: direction(m) for m in weights}
+        out[key] = composite_scores(table, directions, weights, devices, analysis.settings.a,
+                                    reasons)
+    return out
+
+
+def baseline_scores(analysis: Analysis, base: Analysis) -> BaselineScores:
+    if len(base.devices) != 1:
+        names = "; ".join(d.label for d in base.devices.values()) or "none"
+        raise UserError(f"The baseline results come from {len(base.devices)} devices ({names}).",
+                        "Name the result set of exactly one device as --baseline (e.g. one "
+                        "run directory).")
+    (base_key, base_device), = base.devices.items()
+    out = BaselineScores(base_device)
+    for key in analysis.workload_order():
+        wl = analysis.workloads[key]
+        if key not in base.workloads or (base_key, key) not in base.status.index or \
+                base.status.loc[(base_key, key), "status"] != "ok":
+            continue
+        weights = analysis.settings.weights_for(wl.mode)
+        for d in analysis.device_order():
+            if (d, key) not in analysis.status.index or \
+                    analysis.status.loc[(d, key), "status"] != "ok":
+                continue
+            ratios: dict[str, float | None] = {}
+            names = sorted({m for (dd, w, m) in analysis.table.index if dd == d and w == key})
+            for metric in names:
+                if direction(metric) == 0 or not info(metric).ratio_scale:
+                    continue
+                mine, _ = usable(analysis.cell(d, key, metric))
+                theirs, _ = usable(base.cell(base_key, key, metric))
+                if theirs is None:
+                    continue
+                ratios[metric] = relative_score(mine, theirs, direction(metric))
+            out.ratios[(key, d)] = ratios
+            if wl.group == "llm" and any(m in ratios for m, _ in LLM_TIERS):
+                test = {m: usable(analysis.cell(d, key, m))[0]
+                        for m in [LOAD_METRIC, *(t for t, _ in LLM_TIERS)]}
+                bl = {m: usable(base.cell(base_key, key, m))[0]
+                      for m in [LOAD_METRIC, *(t for t, _ in LLM_TIERS)]}
+                tiers = llm_tier_scores(test, bl)
+                out.tiers[(key, d)] = tiers
+                scored = [t.score for t in tiers if t.score is not None]
+                out.summary[(key, d)] = sum(scored) / len(scored) if scored else None
+            else:
+                out.summary[(key, d)] = weighted_mean(
+                    {m: r for m, r in ratios.items() if m in weights}, weights)
+    return out
+
+
+def analyse(inputs: ResultSet, settings: ScoreSettings | None = None,
+            check_settings: checks.CheckSettings | None = None,
+            baseline: ResultSet | None = None,
+            keys: dict[tuple[str, str], Workload] | None = None) -> Analysis:
+    """Check, aggregate and score ``inputs`` (and score them against ``baseline``)."""
+    settings = settings or ScoreSettings()
+    check_settings = check_settings or checks.CheckSettings()
+    if keys is None:
+        keys = workload_keys([*inputs.results, *(baseline.results if baseline else [])])
+    workloads = {keys[(r.workload["id"], r.workload["config"])].key:
+                 keys[(r.workload["id"], r.workload["config"])] for r in inputs.results}
+    reviews = [review(r, keys[(r.workload["id"], r.workload["config"])].key,
+                      inputs.devices[r.device_key], check_settings) for r in inputs.results]
+    cells = long_table(reviews)
+    table = aggregate(cells)
+    copies = checks.identical_columns(column_table(table))
+    table = apply_column_copies(table, copies)
+    analysis = Analysis(inputs, settings, workloads, reviews, cells, table,
+                        status_table(reviews), copies, {})
+    analysis.composites = composites(analysis)
+    if baseline is not None:
+        base = analyse(baseline, settings, check_settings, keys=keys)
+        analysis.baseline_inputs = baseline
+        analysis.baseline = baseline_scores(analysis, base)
+    return analysis

@@ -1,0 +1,184 @@
+"""Loading result documents for a report: schema first, then who measured what on which device.
+
+Every file is validated (schema, then the document's own sha256) before anything else reads
+it. An invalid file is kept in the report's list of invalid files with the reason, never
+silently dropped.
+
+Device identity. Results from differently configured runs must stay apart even on the same
+hardware (the cpu device with 1 and with 2 threads are two "devices"), while repeated runs of
+one configuration must merge. The identity is derived from the provenance every result
+carries: vendor, device name, device count, torch threads (cpu only: the threads are the
+device's size there), the image (tag and digest) when containerised, the torch build and the
+driver version, plus the optional run label (``bench run --label NAME``) for differences the
+provenance cannot see (a power cap, a BIOS setting). The label shown is the shortest form
+that still tells the devices in one report apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.specs import find_spec
+from bench.validate import expand, validate_file
+
+# Provenance facts that make a device configuration, in the order they are added to the
+# shown label when the shorter forms collide.
+IDENTITY_FACTS = ("label", "vendor", "name", "count", "threads", "image", "torch", "driver")
+SHORT_FACTS = ("name", "count", "threads", "image")
+
+
+@dataclass(frozen=True)
+class Device:
+    """One compared device configuration."""
+
+    key: str
+    facts: dict[str, str]
+    label: str = ""
+    spec: dict[str, Any] | None = None
+
+    @property
+    def vendor(self) -> str:
+        return self.facts["vendor"]
+
+    @property
+    def name(self) -> str:
+        return self.facts["name"]
+
+
+@dataclass
+class Result:
+    path: Path
+    doc: dict[str, Any]
+    device_key: str
+
+    @property
+    def workload(self) -> dict[str, Any]:
+        return self.doc["workload"]
+
+    @property
+    def status(self) -> str:
+        return self.doc["status"]
+
+
+@dataclass
+class InvalidFile:
+    path: Path
+    problems: list[str]
+
+
+@dataclass
+class ResultSet:
+    """Valid results, the invalid files (with reasons) and the devices they came from."""
+
+    results: list[Result] = field(default_factory=list)
+    invalid: list[InvalidFile] = field(default_factory=list)
+    devices: dict[str, Device] = field(default_factory=dict)
+    files: int = 0
+    manifests: int = 0
+
+
+def identity_facts(doc: dict[str, Any]) -> dict[str, str]:
+    """The provenance facts that distinguish one device configuration from another."""
+    prov = doc["provenance"]
+    dev = prov.get("device") or {}
+    facts = {"vendor": prov["vendor"], "name": str(dev.get("name") or prov["vendor"])}
+    if prov.get("label"):
+        facts["label"] = str(prov["label"])
+    count = dev.get("count")
+    if isinstance(count, int) and count != 1:
+        facts["count"] = str(count)
+    if prov["vendor"] == "cpu":
+        threads = dev.get("threads") or (prov.get("torch") or {}).get("threads")
+        if threads:
+            facts["threads"] = str(threads)
+    image = prov.get("image") or {}
+    if not image.get("native", True):
+        facts["image"] = str(image.get("tag") or image.get("digest") or "image")
+    facts["torch"] = str((prov.get("torch") or {}).get("version", "?"))
+    if dev.get("driver_version"):
+        facts["driver"] = str(dev["driver_version"])
+    return facts
+
+
+def device_key(facts: dict[str, str]) -> str:
+    return "|".join(f"{k}={facts[k]}" for k in IDENTITY_FACTS if k in facts)
+
+
+def _short_name(name: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"\((R|TM|r|tm)\)", "", name)).strip()
+
+
+def _fact_text(key: str, value: str) -> str:
+    if key == "label":
+        return value
+    if key == "count":
+        return f"×{value}"
+    if key == "threads":
+        return f"{value} thread" + ("" if value == "1" else "s")
+    if key == "name":
+        return _short_name(value)
+    if key == "image":
+        return value.rsplit("/", 1)[-1][:40]
+    return f"{key} {value}"
+
+
+def _base_label(facts: dict[str, str]) -> tuple[str, list[str]]:
+    """The run label alone, else the short facts; with the facts it shows."""
+    keys = ["label"] if "label" in facts else [k for k in SHORT_FACTS if k in facts]
+    return " · ".join(facts[k] if k == "label" else _fact_text(k, facts[k])
+                      for k in keys), keys
+
+
+def label_devices(devices: Iterable[Device]) -> dict[str, Device]:
+    """Give every device the shortest label that no other device in the report shares.
+
+    Devices whose short labels collide get the facts that differ among them appended
+    (e.g. the torch build), in the order of ``IDENTITY_FACTS``.
+    """
+    devices = list(devices)
+    base = {d.key: _base_label(d.facts) for d in devices}
+    groups: dict[str, list[Device]] = {}
+    for d in devices:
+        groups.setdefault(base[d.key][0], []).append(d)
+    labels: dict[str, str] = {}
+    for text, group in groups.items():
+        if len(group) == 1:
+            labels[group[0].key] = text
+            continue
+        shown = set(base[group[0].key][1])
+        differing = [k for k in IDENTITY_FACTS if k not in shown
+                     and len({d.facts.get(k) for d in group}) > 1]
+        for d in group:
+            extra = [_fact_text(k, d.facts[k]) if k in d.facts else f"no {k}" for k in differing]
+            labels[d.key] = " · ".join([text, *extra])
+    if len(set(labels.values())) < len(labels):
+        labels = {k: f"{v} #{hashlib.sha256(k.encode()).hexdigest()[:6]}"
+                  for k, v in labels.items()}
+    return {d.key: Device(d.key, d.facts, labels[d.key], d.spec) for d in devices}
+
+
+def load_results(paths: Iterable[Path]) -> ResultSet:
+    """Validate and load every JSON file under ``paths`` (files or run directories)."""
+    out = ResultSet()
+    found: dict[str, Device] = {}
+    for path in expand(paths):
+        report = validate_file(path)
+        out.files += 1
+        if report.schema == "manifest" and report.ok:
+            out.manifests += 1
+            continue
+        if not report.ok:
+            out.invalid.append(InvalidFile(path, [str(p) for p in report.problems]))
+            continue
+        facts = identity_facts(report.doc)
+        key = device_key(facts)
+        if key not in found:
+            found[key] = Device(key, facts, spec=find_spec(facts["name"], facts["vendor"]))
+        out.results.append(Result(path, report.doc, key))
+    out.devices = label_devices(found.values())
+    return out

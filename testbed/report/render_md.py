@@ -1,0 +1,74 @@
+"""The Markdown report: the same sections as the HTML, charts as SVG files beside it."""
+
+from __future__ import annotations
+
+from testbed.report.render_html import numeric_columns
+from testbed.report.views import Cell, Figure, Table, Views
+
+
+def _text(cell: Cell | str) -> str:
+    if isinstance(cell, str):
+        return cell.replace("|", "\\|").replace("\n", " ")
+    marks = f" [{','.join('✗' if c == 'X' else c for c in cell.marks)}]" if cell.marks else ""
+    return (cell.text + marks).replace("|", "\\|").replace("\n", " ")
+
+
+def table_md(table: Table, level: str = "###") -> list[str]:
+    lines = [f"{level} {table.title}", ""] if level else []
+    if table.caption:
+        lines += [table.caption, ""]
+    numeric = numeric_columns(table)
+    lines += ["| " + " | ".join(table.header) + " |",
+              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(_text(c) for c in row) + " |" for row in table.rows]
+    return [*lines, ""]
+
+
+def figure_md(fig: Figure) -> list[str]:
+    return [f"![{fig.title}](charts/{fig.name}.svg)", "", f"*{fig.caption}*", ""]
+
+
+def render(views: Views, meta: dict[str, str | int]) -> str:
+    lines = [f"# {meta['title']}", "",
+             f"Generated {meta['generated']} from {meta['files']} file(s) in {meta['sources']}: "
+             f"{meta['results']} valid result(s), {meta['invalid']} invalid; "
+             f"{meta['devices']} device(s), {meta['workloads']} workload(s).", ""]
+    lines += table_md(views.devices, "##")
+    if views.invalid.rows:
+        lines += table_md(views.invalid, "##")
+    lines += ["Marks: " + "; ".join(f"[{'✗' if c == 'X' else c}] {t}"
+                                    for c, t in views.marks.items()) + ".", ""]
+    lines += ["## Plausibility checks", ""]
+    lines += table_md(views.checks, "")
+    if views.findings.rows:
+        lines += table_md(views.findings)
+    else:
+        lines += ["Every check passed on every result.", ""]
+    lines += ["## Scores", ""]
+    if views.radar:
+        lines += figure_md(views.radar)
+    lines += table_md(views.composite)
+    lines += table_md(views.composite_basis)
+    if views.composite_dropped is not None:
+        lines += table_md(views.composite_dropped)
+    for table in (views.baseline, views.tiers, views.baseline_detail):
+        if table is not None:
+            lines += table_md(table)
+    lines += ["## Metrics, normalised to their maximum", ""]
+    for fig in views.bars:
+        lines += [f"### {fig.title}", "", *figure_md(fig)]
+    lines += ["## Telemetry timelines", ""]
+    for fig in views.timelines:
+        lines += [f"### {fig.title}", "", *figure_md(fig)]
+    if views.roofline:
+        lines += ["## Roofline", "", *figure_md(views.roofline)]
+    lines += ["## Appendix: tables per metric", ""]
+    for table in views.appendix:
+        lines += table_md(table)
+    if views.unmeasured is not None:
+        lines += table_md(views.unmeasured)
+    if views.points:
+        lines += ["### Grid points", ""]
+        lines += [f"- {t.title} (table in the HTML report)" for t in views.points]
+        lines.append("")
+    return "\n".join(lines)
