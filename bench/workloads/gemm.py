@@ -43,7 +43,7 @@ class GemmWorkload(Workload):
     modes = ("infer",)
     item_unit = "FLOP"
     configs = {
-        "small": {"sizes": [128, 256, 512]},
+        "small": {"sizes": [256, 512]},
         "full": {"sizes": [256, 512, 1024, 2048, 4096, 6144, 8192, 12288, 16384]},
     }
 
