@@ -19,7 +19,7 @@ from bench.micro import formulas
 from bench.validate import validate_file
 from bench.workloads import WorkloadContext, get_workload
 from bench.workloads.micro_checkpoint import mount_of, shard_elements
-from bench.workloads.micro_collectives import torchrun_command
+from bench.workloads.micro_collectives import process_group_timeout_s, torchrun_command
 from tests.conftest import ROOT
 
 FAST = RunRules(warmup_iters=1, min_iters=2, min_duration_s=0.0, repeats=1, timeout_s=60)
@@ -162,6 +162,11 @@ def test_torchrun_command_single_and_multi_node():
         ["--nnodes", "2", "--rdzv_backend", "c10d", "--rdzv_endpoint", "node0:29500"]
 
 
+def test_a_hung_collective_times_out_inside_the_repeat():
+    assert process_group_timeout_s(600) == 200
+    assert process_group_timeout_s(60) == 30
+
+
 def test_collectives_need_two_ranks():
     with pytest.raises(Unsupported, match="at least 2 ranks"):
         run_workload("collectives", {"nproc": "auto"})
@@ -215,3 +220,38 @@ def test_micro_suite_end_to_end(tmp_path):
 
     assert docs["checkpoint"]["metrics"]["save_bytes_per_s"]["value"] > 0
     assert (reports / "report.md").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_collectives_across_two_nodes_agree_on_the_figures(tmp_path):
+    """Two bench runs (two 'nodes' on loopback) joined by torchrun's c10d rendezvous."""
+    suite = tmp_path / "two-nodes.yaml"
+    suite.write_text(
+        "name: two-nodes\n"
+        "rules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.02, repeats: 1, "
+        "timeout_s: 180}\n"
+        "telemetry: {interval_s: 0.1, idle_s: 0.1}\n"
+        "entries:\n"
+        "  - {id: coll, workload: collectives, mode: infer, params: {nproc: 1, nnodes: 2, "
+        f"rdzv_endpoint: 'localhost:{_free_port()}', ops: [all_reduce, p2p], "
+        "sizes_bytes: [65536]}}\n")
+    procs = [subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", str(suite),
+                               "--out", str(tmp_path / f"node{i}")], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    docs = [json.loads((tmp_path / f"node{i}" / "coll.json").read_text()) for i in range(2)]
+    for doc in docs:
+        assert doc["status"] == "ok" and doc["workload"]["info"]["world_size"] == 2
+        assert [p["params"]["ranks"] for p in doc["points"]] == [2, 2]
+    times = [[p["metrics"]["time_s"]["value"] for p in doc["points"]] for doc in docs]
+    assert times[0] == times[1]  # every node holds the slowest rank's time

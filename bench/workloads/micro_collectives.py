@@ -38,6 +38,12 @@ KiB, MiB = 2**10, 2**20
 OUTPUT_TAIL_LINES = 30
 
 
+def process_group_timeout_s(repeat_timeout_s: float) -> float:
+    """A hung collective must fail well inside the repeat's timeout, so torchrun exits and
+    the points measured before it are kept (the harness would kill the whole job instead)."""
+    return max(30.0, repeat_timeout_s / 3)
+
+
 def torchrun_command(nproc: int, nnodes: int, rdzv_endpoint: str | None, spec: Path,
                      out_dir: Path) -> list[str]:
     """The torchrun command line of one collectives job."""
@@ -101,7 +107,8 @@ class CollectivesWorkload(Workload):
             "vendor": self.ctx.backend.vendor, "dist_backend": self.ctx.backend.dist_backend,
             "ops": self.params["ops"], "sizes_bytes": self.params["sizes_bytes"],
             "precision": self.ctx.precision, "seed": self.ctx.seed,
-            "rules": self.ctx.rules.as_dict(), "timeout_s": self.ctx.rules.timeout_s,
+            "rules": self.ctx.rules.as_dict(),
+            "timeout_s": process_group_timeout_s(self.ctx.rules.timeout_s),
         }), encoding="utf-8")
         cmd = torchrun_command(self.nproc, self.nnodes, self.params["rdzv_endpoint"], spec,
                                out_dir)
