@@ -31,7 +31,7 @@ from bench.workloads.base import Workload
 
 PLATEAU_TOLERANCE = 0.05
 
-# Re-exported: the FLOP count of one GEMM (tests and other workloads use it from here).
+# Kept importable from here, where it lived before bench.micro.formulas existed.
 gemm_flop = formulas.gemm_flop
 
 
