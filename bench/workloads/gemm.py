@@ -1,4 +1,12 @@
-"""GEMM: achieved FLOP/s of a square matrix multiply (C = A @ B, 2 n^3 FLOP per GEMM)."""
+"""GEMM: achieved FLOP/s of square matrix products over a sweep of sizes, next to the peak.
+
+One entry per precision (fp32, tf32, fp16, bf16, int8). The sizes grow until the device is
+saturated; the result keeps every size as a point (FLOP/s, % of peak, arithmetic intensity, its
+own telemetry window) and reports the best size and where the plateau starts. Inputs are
+generated on the device (no host transfer), the output buffer is reused, and a block of GEMMs
+is queued between two synchronisations (bench.micro.sweep), so the host never limits a large
+GEMM: an H100 SXM reaches ~790 TFLOP/s bf16 this way at n >= 8192.
+"""
 
 from __future__ import annotations
 
@@ -6,46 +14,105 @@ from typing import Any
 
 import torch
 
-from bench.devices.base import PRECISION_DTYPES
+from bench.micro import formulas
+from bench.micro.peaks import device_peaks, pct_metric
+from bench.micro.precision import DTYPES, check_precision, elem_bytes, set_tf32
+from bench.micro.sweep import (
+    Point,
+    best_point,
+    progress_message,
+    run_point,
+    sweep_measurement,
+    time_calls,
+)
+from bench.results import metric
 from bench.workloads import register
 from bench.workloads.base import Workload
 
+PLATEAU_TOLERANCE = 0.05
 
-def gemm_flop(m: int, n: int, k: int) -> int:
-    """FLOP of one (m x k) @ (k x n) product: a multiply and an add per term."""
-    return 2 * m * n * k
+# Kept importable from here, where it lived before bench.micro.formulas existed.
+gemm_flop = formulas.gemm_flop
 
 
 @register
 class GemmWorkload(Workload):
     name = "gemm"
-    description = "square matrix multiply, achieved FLOP/s"
+    description = "square matrix multiply over a sweep of sizes: FLOP/s and % of peak"
     group = "micro"
     modes = ("infer",)
-    item_unit = "GEMMs"
+    item_unit = "FLOP"
     configs = {
-        "small": {"n": 512},
-        "full": {"n": 8192},
+        "small": {"sizes": [256, 512]},
+        "full": {"sizes": [256, 512, 1024, 2048, 4096, 6144, 8192, 12288, 16384]},
     }
 
     def setup(self) -> None:
-        self.check_precision()
-        n = self.params["n"]
-        dtype = PRECISION_DTYPES[self.ctx.precision]
-        if self.ctx.precision == "tf32":
-            torch.backends.cuda.matmul.allow_tf32 = True
-        elif self.ctx.backend.device_type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = False
-        gen = torch.Generator(device="cpu").manual_seed(self.ctx.seed)
-        self.a = torch.randn(n, n, generator=gen).to(self.ctx.device, dtype)
-        self.b = torch.randn(n, n, generator=gen).to(self.ctx.device, dtype)
-        self.out = torch.empty_like(self.a)
-        self.extra["flop_per_gemm"] = gemm_flop(n, n, n)
+        backend = self.ctx.backend
+        self.precision = self.ctx.precision
+        check_precision(backend, self.precision)
+        sizes = self.params["sizes"]
+        if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
+            raise ValueError(f"gemm: sizes must be positive integers, got {sizes!r}")
+        self.extra["tf32"] = set_tf32(backend, self.precision == "tf32")
+        self.extra["kernel"] = "torch._int_mm" if self.precision == "int8" else "torch.matmul"
+        if self.precision == "int8":
+            self.extra["op_unit"] = "int8 OP counted as FLOP (2 per multiply-add), as TOPS"
+        self.peaks = device_peaks(backend)
+        self.extra["reference"] = self.peaks.info()
 
-    def step(self) -> int:
-        torch.matmul(self.a, self.b, out=self.out)
-        return 1
+    def _point(self, n: int) -> Point:
+        dev, dtype = self.ctx.device, DTYPES[self.precision]
+        if self.precision == "int8":
+            a = torch.randint(-128, 128, (n, n), dtype=dtype, device=dev)
+            # column-major B: the int8 tensor-core layout (the "TN" GEMM of int8 libraries)
+            b = torch.randint(-128, 128, (n, n), dtype=dtype, device=dev).t()
+            out = torch.empty(n, n, dtype=torch.int32, device=dev)
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        flop = self.extra["flop_per_gemm"] * loop["items"]
-        return {"flop_per_s": {"value": flop / loop["window"]["duration_s"], "unit": "FLOP/s"}}
+            def call() -> None:
+                torch._int_mm(a, b, out=out)
+
+            out_bytes = 4
+        else:
+            a = torch.randn(n, n, dtype=dtype, device=dev)
+            b = torch.randn(n, n, dtype=dtype, device=dev)
+            out = torch.empty(n, n, dtype=dtype, device=dev)
+
+            def call() -> None:
+                torch.matmul(a, b, out=out)
+
+            out_bytes = None
+        flop = formulas.gemm_flop(n, n, n)
+        nbytes = formulas.gemm_bytes(n, n, n, elem_bytes(self.precision), out_bytes)
+        timing = time_calls(call, self.ctx.backend.synchronize, self.ctx.rules, flop)
+        seconds = timing.seconds_per_call
+        achieved = flop / seconds
+        peak, reason = self.peaks.peak_flops(self.precision)
+        return Point(params={"n": n}, timing=timing, metrics={
+            "flop_per_s": metric(achieved, "FLOP/s"),
+            "pct_of_peak": pct_metric(achieved, peak, reason),
+            "arithmetic_intensity": metric(formulas.arithmetic_intensity(flop, nbytes),
+                                           "FLOP/B"),
+            "time_s": metric(seconds, "s"),
+            "throughput_items_per_s": metric(achieved, "FLOP/s"),
+        })
+
+    def measure(self) -> dict[str, Any]:
+        sizes = self.params["sizes"]
+        points = []
+        for i, n in enumerate(sizes):
+            progress_message(self.ctx, i, len(sizes), f"n={n} {self.precision}")
+            points.append(run_point({"n": n}, lambda n=n: self._point(n), self.ctx.backend))
+        best = best_point(points, "flop_per_s")
+        peak, reason = self.peaks.peak_flops(self.precision)
+        metrics = {"peak_flop_per_s": metric(peak, "FLOP/s", reason)}
+        if best is not None:
+            achieved = best.metrics["flop_per_s"]["value"]
+            metrics["flop_per_s"] = metric(achieved, "FLOP/s")
+            metrics["pct_of_peak"] = pct_metric(achieved, peak, reason)
+            ok = [p for p in points if p.status == "ok"]
+            plateau = ok[formulas.plateau_index([p.metrics["flop_per_s"]["value"] for p in ok],
+                                                PLATEAU_TOLERANCE)]
+            self.extra.update(best_n=best.params["n"], plateau_n=plateau.params["n"],
+                              plateau_tolerance=PLATEAU_TOLERANCE)
+        return sweep_measurement(points, best, metrics)

@@ -1,0 +1,190 @@
+"""Collective communication: all_reduce, all_gather, all_to_all, broadcast, point-to-point.
+
+Launched with torchrun (``python -m torch.distributed.run``, PyTorch's launcher for multi-device
+and multi-node jobs; this file only starts it) over the vendor's distributed backend: nccl on
+NVIDIA, cncl on Cambricon, gloo on the cpu reference (several processes on loopback). Every
+(op, size) point reports the duration of one call (the slowest rank's), the algorithm bandwidth
+(size / duration) and the bus bandwidth (algorithm bandwidth x 2(n-1)/n for all_reduce,
+(n-1)/n for all_gather and all_to_all, 1 for broadcast and p2p: bench.micro.formulas), with
+sizes in the nccl-tests convention. Bus bandwidth is compared with the spec sheet's
+device-to-device link bandwidth where the sheet has one.
+
+Multi-node: run the same suite entry on every node at the same time with ``nnodes`` and
+``rdzv_endpoint`` (host:port of the first node) set; torchrun's c10d rendezvous joins them.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.child import PROGRESS_PREFIX
+from bench.errors import Unsupported
+from bench.micro import formulas
+from bench.micro.peaks import device_peaks, pct_metric
+from bench.micro.precision import DTYPES
+from bench.micro.sweep import Point, PointTiming, best_point, sweep_measurement
+from bench.results import metric
+from bench.workloads import register
+from bench.workloads.base import Workload
+
+KiB, MiB = 2**10, 2**20
+OUTPUT_TAIL_LINES = 30
+
+
+def process_group_timeout_s(repeat_timeout_s: float) -> float:
+    """A hung collective must fail well inside the repeat's timeout, so torchrun exits and
+    the points measured before it are kept (the harness would kill the whole job instead)."""
+    return max(30.0, repeat_timeout_s / 3)
+
+
+def torchrun_command(nproc: int, nnodes: int, rdzv_endpoint: str | None, spec: Path,
+                     out_dir: Path) -> list[str]:
+    """The torchrun command line of one collectives job."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+    if nnodes == 1:
+        cmd.append("--standalone")
+    else:
+        cmd += ["--nnodes", str(nnodes), "--rdzv_backend", "c10d",
+                "--rdzv_endpoint", str(rdzv_endpoint)]
+    return [*cmd, "-m", "bench.micro.collective_worker", str(spec), str(out_dir)]
+
+
+@register
+class CollectivesWorkload(Workload):
+    name = "collectives"
+    description = "all_reduce/all_gather/all_to_all/broadcast/p2p over torchrun: alg/bus bandwidth"
+    group = "micro"
+    modes = ("infer",)
+    item_unit = "B"
+    configs = {
+        "small": {"ops": list(formulas.COLLECTIVES), "sizes_bytes": [4 * KiB, 256 * KiB, 4 * MiB],
+                  "nproc": 2, "nnodes": 1, "rdzv_endpoint": None},
+        "full": {"ops": list(formulas.COLLECTIVES),
+                 "sizes_bytes": [KiB * 4**i for i in range(11)],  # 1 KiB .. 1 GiB
+                 "nproc": "auto", "nnodes": 1, "rdzv_endpoint": None},
+    }
+
+    def setup(self) -> None:
+        p = self.params
+        unknown = set(p["ops"]) - set(formulas.COLLECTIVES)
+        if unknown or not p["ops"]:
+            raise ValueError(f"collectives: ops must be among {', '.join(formulas.COLLECTIVES)}, "
+                             f"got {p['ops']!r}")
+        if self.ctx.precision not in DTYPES:
+            raise Unsupported(f"collectives: no dtype for precision {self.ctx.precision}")
+        backend = self.ctx.backend
+        self.nproc = backend.device_count() if p["nproc"] == "auto" else int(p["nproc"])
+        self.nnodes = int(p["nnodes"])
+        if self.nnodes > 1 and not p["rdzv_endpoint"]:
+            raise ValueError("collectives: nnodes > 1 needs rdzv_endpoint (host:port of node 0)")
+        world = self.nproc * self.nnodes
+        if world < 2:
+            raise Unsupported(f"a collective needs at least 2 ranks; nproc={p['nproc']} gives "
+                              f"{self.nproc} on {self.nnodes} node(s) ({backend.device_count()} "
+                              f"{backend.vendor} device(s) here)")
+        if backend.vendor != "cpu" and self.nproc > backend.device_count():
+            raise Unsupported(f"nproc={self.nproc} ranks but only {backend.device_count()} "
+                              f"{backend.vendor} device(s): one rank per device")
+        self.peaks = device_peaks(backend)
+        self.extra.update(reference=self.peaks.info(), dist_backend=backend.dist_backend,
+                          world_size=world, launcher="torch.distributed.run (torchrun)",
+                          size_convention="nccl-tests: all_reduce/broadcast/p2p buffer, "
+                          "all_gather output, all_to_all per-rank buffer")
+
+    def _run_torchrun(self, tmp: Path) -> tuple[list[dict[str, Any]], str | None]:
+        """Start the job; returns local rank 0's records and why the job failed (or None)."""
+        out_dir = tmp / "ranks"
+        out_dir.mkdir()
+        spec = tmp / "spec.json"
+        spec.write_text(json.dumps({
+            "vendor": self.ctx.backend.vendor, "dist_backend": self.ctx.backend.dist_backend,
+            "ops": self.params["ops"], "sizes_bytes": self.params["sizes_bytes"],
+            "precision": self.ctx.precision, "seed": self.ctx.seed,
+            "rules": self.ctx.rules.as_dict(),
+            "timeout_s": process_group_timeout_s(self.ctx.rules.timeout_s),
+        }), encoding="utf-8")
+        cmd = torchrun_command(self.nproc, self.nnodes, self.params["rdzv_endpoint"], spec,
+                               out_dir)
+        self.extra["command"] = ["python", *cmd[1:-2], "SPEC.json", "OUT_DIR"]
+        tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            at = line.find(PROGRESS_PREFIX)
+            if at >= 0:
+                try:
+                    self.ctx.progress(json.loads(line[at + len(PROGRESS_PREFIX):]))
+                except ValueError:
+                    tail.append(line.rstrip("\n"))
+            else:
+                tail.append(line.rstrip("\n"))
+        code = proc.wait()
+        path = out_dir / "local_rank0.json"
+        records = json.loads(path.read_text(encoding="utf-8"))["points"] if path.exists() else []
+        failure = None
+        if code != 0:
+            failure = f"torchrun exited with code {code}: " + " | ".join(list(tail)[-8:])
+        return records, failure
+
+    def _point(self, rec: dict[str, Any]) -> Point:
+        params = {"op": rec["op"], "bytes": rec["bytes"], "ranks": rec["ranks"]}
+        if rec["status"] != "ok":
+            return Point(params=params, status=rec["status"], error=rec["error"])
+        seconds, op, n = rec["seconds_max"], rec["op"], rec["bytes"]
+        algbw = formulas.algbw_bytes_per_s(n, seconds)
+        busbw = formulas.busbw_bytes_per_s(op, n, seconds, rec["ranks"])
+        peak, reason = self.peaks.peak("interconnect_bytes_per_s")
+        loop = rec["loop"]
+        return Point(params=params, timing=PointTiming(loop=loop, calls=int(loop["items"])),
+                     metrics={
+            "time_s": metric(seconds, "s"),
+            "algbw_bytes_per_s": metric(algbw, "B/s"),
+            "busbw_bytes_per_s": metric(busbw, "B/s"),
+            "bus_factor": metric(formulas.bus_factor(op, rec["ranks"]), "1"),
+            "pct_of_peak": pct_metric(busbw, peak, reason),
+            "throughput_items_per_s": metric(algbw, "B/s"),
+        })
+
+    def measure(self) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="bench-collectives-") as tmp:
+            records, failure = self._run_torchrun(Path(tmp))
+        points = []
+        for rec in records:
+            point = self._point(rec)
+            if point.timing is not None:
+                # the harness counts items in bytes: one call moves the op's buffer
+                point.timing.loop["items"] = point.timing.loop["items"] * rec["bytes"]
+                point.timing.loop["throughput_items_per_s"] = (
+                    point.timing.loop["items"] / point.timing.loop["window"]["duration_s"])
+            points.append(point)
+        # the ranks write after every point, in grid order: what is missing never ran
+        grid = [(op, n) for op in self.params["ops"] for n in self.params["sizes_bytes"]]
+        for op, n in grid[len(records):]:
+            points.append(Point(params={"op": op, "bytes": n, "ranks": self.nproc * self.nnodes},
+                                status="error", error={
+                                    "type": "TorchrunFailed",
+                                    "message": failure or "the job wrote no result"}))
+        if failure and not any(p.status == "ok" for p in points):
+            raise RuntimeError(failure)
+        peak, reason = self.peaks.peak("interconnect_bytes_per_s")
+        metrics = {"peak_interconnect_bytes_per_s": metric(peak, "B/s", reason)}
+        for op in self.params["ops"]:
+            best = best_point([p for p in points if p.params["op"] == op], "busbw_bytes_per_s")
+            if best is None:
+                why = next((p.error["message"] for p in points
+                            if p.params["op"] == op and p.error), "no point ran")
+                metrics[f"{op}_busbw_bytes_per_s"] = metric(None, "B/s", why)
+                continue
+            metrics[f"{op}_busbw_bytes_per_s"] = dict(best.metrics["busbw_bytes_per_s"])
+            metrics[f"{op}_algbw_bytes_per_s"] = dict(best.metrics["algbw_bytes_per_s"])
+        headline = (best_point([p for p in points if p.params["op"] == "all_reduce"],
+                               "busbw_bytes_per_s") or best_point(points, "busbw_bytes_per_s"))
+        return sweep_measurement(points, headline, metrics)
