@@ -17,7 +17,6 @@ vendor's sample output [unverified beyond it]; BI-V150S is not treated as a two-
 from __future__ import annotations
 
 import csv
-import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -247,7 +246,12 @@ def parse_ixsmi_csv(text: str, power_field: str) -> tuple[dict[int, IxsmiRow], l
     columns = query_fields(power_field)
     rows: dict[int, IxsmiRow] = {}
     problems: list[str] = []
-    for n, cells in enumerate(csv.reader(io.StringIO(text), skipinitialspace=True), 1):
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            cells = next(csv.reader([line], skipinitialspace=True), [])
+        except csv.Error as exc:
+            problems.append(f"line {n}: not CSV ({exc})")
+            continue
         if not cells or all(not c.strip() for c in cells):
             continue
         if len(cells) != len(columns):
