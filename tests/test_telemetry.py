@@ -358,3 +358,44 @@ def test_host_fallback_is_not_reported_as_the_accelerator():
         assert m[name]["value"] is None, name
         assert "no mlu device telemetry" in m[name]["reason"]
     assert m["host_bound"]["value"] is None
+
+
+# -- the overhead benchmark's statistics (the figure itself is printed, never asserted) -------
+def test_ratio_summary_and_verdict():
+    from bench.telemetry.overhead import ratio_summary, verdict
+
+    s = ratio_summary([0.98, 1.0, 0.99, 1.01, 0.97])
+    assert s["median"] == 0.99 and s["q1"] == 0.98 and s["q3"] == 1.0
+    assert s["loss_pct"] == pytest.approx(1.0)
+    assert s["ci95_low"] <= s["median"] <= s["ci95_high"]
+    assert ratio_summary([0.98, 1.0, 0.99, 1.01, 0.97]) == s  # seeded bootstrap
+
+    def result(ratios):
+        return {"ratio_to_off": {"off-again": ratio_summary([1.0, 1.0]),
+                                 "10 Hz": ratio_summary(ratios)},
+                "sampler_cpu_fraction": {"10 Hz": 0.004}, "conditions": {"cpu_count": 2}}
+
+    assert "within" in verdict(result([0.999, 1.0, 1.001] * 5))
+    assert "ABOVE" in verdict(result([0.95, 0.96, 0.97] * 5))
+    noisy = verdict(result([0.7, 1.3, 0.9, 1.1, 1.0] * 3))
+    assert "cannot resolve" in noisy and "CPU-time bound is 0.20 %" in noisy
+
+
+@pytest.mark.slow
+def test_overhead_command_runs_the_real_arrangement(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "overhead.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.telemetry.overhead", "--rounds", "2",
+                           "--round-s", "0.05", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "10 Hz: median throughput loss" in proc.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures["ratio_to_off"]) == {"off-again", "10 Hz", "100 Hz"}
+    assert figures["conditions"]["adapter"] == "host"
+    assert figures["throughput_items_per_s"]["off"] > 0

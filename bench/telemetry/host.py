@@ -19,6 +19,7 @@ import psutil
 from bench.telemetry.base import Sample, TelemetryAdapter
 
 RAPL_ROOT = Path(os.environ.get("BENCH_RAPL_ROOT", "/sys/class/powercap"))
+TEMPERATURE_SENSORS = ("coretemp", "k10temp", "zenpower", "cpu_thermal", "acpitz")
 
 
 @dataclass
@@ -62,6 +63,8 @@ class HostAdapter(TelemetryAdapter):
         super().__init__(device_indices or [0])
         psutil.cpu_percent(interval=None)  # prime: the first call has no reference point
         self.domains, self._rapl_reason = find_rapl_domains()
+        reader = getattr(psutil, "sensors_temperatures", None)
+        self._has_sensor = bool(reader) and any(reader().get(k) for k in TEMPERATURE_SENSORS)
         self._energy_uj = 0
         self._last: tuple[float, list[int]] | None = None
         self.scope = {
@@ -92,13 +95,14 @@ class HostAdapter(TelemetryAdapter):
         return power, self._energy_uj / 1e6
 
     def _temperature(self) -> float | None:
-        reader = getattr(psutil, "sensors_temperatures", None)
-        temps = reader() if reader else {}
-        for key in ("coretemp", "k10temp", "zenpower", "cpu_thermal", "acpitz"):
+        if not self._has_sensor:  # checked once: scanning hwmon costs more than the rest
+            return self.missing("temp_c", "no CPU temperature sensor visible to psutil")
+        temps = psutil.sensors_temperatures()
+        for key in TEMPERATURE_SENSORS:
             entries = temps.get(key) if temps else None
             if entries:
                 return max(e.current for e in entries)
-        return self.missing("temp_c", "no CPU temperature sensor visible to psutil")
+        return self.missing("temp_c", "the CPU temperature sensor gave no reading")
 
     def _clock(self) -> float | None:
         try:

@@ -88,18 +88,19 @@ class Sampler:
                     series[name].append(value)
 
     def _loop(self) -> None:
+        """Sample on an absolute schedule (start() took the first sample) until stopped."""
         cpu0, wall0 = time.thread_time(), time.monotonic()
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            self.sample_once()
+        next_t = wall0
+        while True:
             next_t += self.interval_s
-            delay = next_t - time.monotonic()
-            if delay < 0:  # fell behind: don't burst to catch up
-                next_t = time.monotonic()
-                delay = 0
+            now = time.monotonic()
+            if next_t < now:  # fell behind: don't burst to catch up
+                next_t = now
+            if self._stop.wait(next_t - now):
+                break
+            self.sample_once()
             self.thread_cpu_s = time.thread_time() - cpu0
             self.thread_wall_s = time.monotonic() - wall0
-            self._stop.wait(delay)
 
     def start(self) -> Sampler:
         self.sample_once()
