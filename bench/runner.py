@@ -409,6 +409,7 @@ class Runner:
                         self.write(entry, doc)
                         raise KeyboardInterrupt from None
                     problems = self.write(entry, doc)
+                    sampler.discard_before(time.monotonic() - 2 * interval_s)
                     self.display.entry_finished(entry, doc, self.out_dir / f"{entry.id}.json",
                                                 problems)
                     if problems or doc["status"] not in ("ok", *EXPECTED_FAILURES):

@@ -74,6 +74,17 @@ def test_snapshot_cuts_to_window():
     assert snap["t_s"][0] == 0.0
 
 
+def test_discard_before_keeps_only_recent_samples():
+    sampler = Sampler(Scripted([Sample(util_pct=float(i)) for i in range(5)]), interval_s=1.0)
+    for _ in range(5):
+        sampler.sample_once()
+    cut = sampler.t_mono[3]
+    assert sampler.discard_before(cut) == 3
+    snap = sampler.snapshot()
+    assert snap["devices"][0]["series"]["util_pct"] == [3.0, 4.0]
+    assert snap["t_mono_s"][0] == cut and len(sampler.read_s) == 2
+
+
 def make_rapl(root, packages):
     for i, (energy, max_range) in enumerate(packages):
         d = root / f"intel-rapl:{i}"

@@ -36,7 +36,7 @@ def compile_stub(source: Path, out: Path, *defines: str) -> Path:
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.fail("gcc is needed to build the stub vendor libraries (apt-get install gcc)")
-    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", *defines, "-o",
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-Wall", *defines, "-o",
                     str(out), str(source)], check=True)
     return out
 

@@ -165,6 +165,21 @@ class Sampler:
                 "devices": devices,
             }
 
+    def discard_before(self, t_mono: float) -> int:
+        """Drop samples (and error timestamps) older than ``t_mono``; returns how many.
+
+        The runner calls this once an entry's document is written, so a long run keeps only
+        the current entry's series in memory. Error counts and messages are kept.
+        """
+        with self._lock:
+            n = bisect_left(self.t_mono, t_mono)
+            del self.t_mono[:n], self.t_wall[:n], self.read_s[:n]
+            for series in self.per_device:
+                for values in series.values():
+                    del values[:n]
+            del self.error_t_mono[:bisect_left(self.error_t_mono, t_mono)]
+            return n
+
     def error_report(self, start: float = -math.inf, end: float = math.inf) -> dict[str, Any]:
         """Failed readings (all, and inside ``[start, end]``) and per-field misses."""
         with self._lock:
