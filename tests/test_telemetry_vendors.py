@@ -336,7 +336,10 @@ def test_tegrastats_adapter_reads_a_running_process(fake_tools, fixture, power_w
     try:
         sampler = Sampler(adapter, interval_s=0.05)
         with sampler:
-            time.sleep(0.4)
+            deadline = time.monotonic() + 5.0  # both recorded lines seen (slack for load)
+            while (len(set(sampler.snapshot()["devices"][0]["series"]["power_w"])) < 2
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
         series = sampler.snapshot()["devices"][0]["series"]
         assert set(series["power_w"]) <= power_w and len(set(series["power_w"])) == 2
         assert sampler.errors == 0
