@@ -1,14 +1,24 @@
 """Result documents: metrics with units (SPEC section 5) derived from the repeats' timed
-windows and the telemetry series, sealed with a sha256 over the canonical body."""
+windows and the telemetry series, sealed with a sha256 over the canonical body.
+
+Telemetry figures are computed per repeat window and then summarised over repeats (mean,
+std, CV, per-repeat values), like throughput. Energy is reported both ways where both exist:
+``energy_integrated_j`` (trapezoidal integral of power) and ``energy_counter_j`` (the device's
+cumulative counter); ``energy_j`` is the counter where every window has it, otherwise the
+integral, and says which in ``source``.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.jsonio import finite_or_none
-from bench.stats import latency_summary, summarize, trapezoid_energy_j, window_max, window_mean
+from bench.stats import latency_summary, summarize, window_max, window_mean
+from bench.telemetry.energy import counter_energy_j, integrated_energy_j, window_coverage
+from bench.telemetry.sampler import interval_stats
 
 SCHEMA_VERSION = "1.0"
 STATUSES = ("ok", "oom", "unsupported", "timeout", "error", "killed", "interrupted")
@@ -35,57 +45,143 @@ def summary_metric(values: Sequence[float], unit: str) -> Metric:
                   per_repeat=list(values))
 
 
-def _series(telemetry: dict[str, Any], field: str, device: int = 0) -> list[Any]:
-    return telemetry["devices"][device]["series"][field]
+def repeat_metric(values: Sequence[float | None], unit: str, reason: str,
+                  **extra: Any) -> Metric:
+    """Like :func:`summary_metric` over the repeats that have a value; null with ``reason`` if
+    none has. ``per_repeat`` keeps a null for each repeat without a value."""
+    valid = [v for v in values if v is not None and math.isfinite(v)]
+    if not valid:
+        return metric(None, unit, reason, **extra)
+    s = summarize(valid)
+    out = metric(s.mean, unit, n=s.n, std=s.std, cv=s.cv, min=s.min, max=s.max,
+                 per_repeat=[finite_or_none(v) for v in values], **extra)
+    if len(valid) < len(values):
+        out["note"] = f"{len(values) - len(valid)} of {len(values)} repeat(s) without a value: " \
+                      f"{reason}"
+    return out
 
 
-def window_telemetry(telemetry: dict[str, Any], start: float, end: float) -> dict[str, Any]:
+@dataclass
+class TelemetryContext:
+    """What the metric builders need from the sampler for one result document."""
+
+    snapshot: dict[str, Any]
+    interval_s: float
+    unavailable: dict[str, str] = field(default_factory=dict)
+    scope: dict[str, str] = field(default_factory=dict)
+    # None when the telemetry measures the device the workload ran on; otherwise why not
+    # (an accelerator run that fell back to host telemetry).
+    not_the_device: str | None = None
+
+
+def _series(snapshot: dict[str, Any], name: str, device: int = 0) -> list[Any]:
+    return snapshot["devices"][device]["series"][name]
+
+
+def window_telemetry(tel: TelemetryContext, start: float, end: float) -> dict[str, Any]:
     """Telemetry figures of one timed window (monotonic seconds) on the first device."""
-    t = telemetry["t_mono_s"]
-    if not telemetry["devices"]:
-        return {"samples": 0}
-    used = _series(telemetry, "mem_used_bytes")
-    total = _series(telemetry, "mem_total_bytes")
-    used_pct = [u / c * 100 if u is not None and c else None for u, c in zip(used, total,
-                                                                               strict=True)]
-    energies = _series(telemetry, "energy_j")
-    counter = None
-    inside = [(ti, e) for ti, e in zip(t, energies, strict=True)
-              if e is not None and start <= ti <= end]
-    if len(inside) >= 2:
-        # Counter difference between the first and last sample inside the window, scaled to
-        # the window's length (the counter updates every 20-100 ms on NVIDIA).
-        (t0, e0), (t1, e1) = inside[0], inside[-1]
-        if t1 > t0:
-            counter = (e1 - e0) / (t1 - t0) * (end - start)
+    snap = tel.snapshot
+    t = snap["t_mono_s"]
+    errors = sum(1 for e in snap.get("error_t_mono_s", []) if start <= e <= end)
+    inside = [ti for ti in t if start <= ti <= end]
+    base: dict[str, Any] = {"samples": len(inside), "errors": errors,
+                            "interval": interval_stats(inside, tel.interval_s)}
+    if not snap["devices"]:
+        return base
+    used = _series(snap, "mem_used_bytes")
+    total = _series(snap, "mem_total_bytes")
+    used_pct = [u / c * 100 if u is not None and c else None
+                for u, c in zip(used, total, strict=True)]
+    power = _series(snap, "power_w")
+    integrated, integrated_reason = integrated_energy_j(t, power, start, end)
+    counter, counter_reason = counter_energy_j(t, _series(snap, "energy_j"), start, end)
     return {
-        "samples": sum(1 for ti in t if start <= ti <= end),
-        "util_pct": window_mean(t, _series(telemetry, "util_pct"), start, end),
+        **base,
+        "coverage": {name: window_coverage(t, _series(snap, name), start, end, tel.interval_s)
+                     for name in ("util_pct", "power_w", "mem_used_bytes")},
+        "util_pct": window_mean(t, _series(snap, "util_pct"), start, end),
         "mem_used_bytes_mean": window_mean(t, used, start, end),
         "mem_used_bytes_peak": window_max(t, used, start, end),
         "mem_used_pct_mean": window_mean(t, used_pct, start, end),
         "mem_used_pct_peak": window_max(t, used_pct, start, end),
-        "power_w": window_mean(t, _series(telemetry, "power_w"), start, end),
-        "temp_c": window_mean(t, _series(telemetry, "temp_c"), start, end),
-        "clock_hz": window_mean(t, _series(telemetry, "clock_hz"), start, end),
-        "energy_j": trapezoid_energy_j(t, _series(telemetry, "power_w"), start, end),
+        "power_w": window_mean(t, power, start, end),
+        "temp_c": window_mean(t, _series(snap, "temp_c"), start, end),
+        "clock_hz": window_mean(t, _series(snap, "clock_hz"), start, end),
+        "energy_integrated_j": integrated,
+        "energy_integrated_reason": integrated_reason,
         "energy_counter_j": counter,
+        "energy_counter_reason": counter_reason,
     }
 
 
-def _mean_of(windows: list[dict[str, Any]], key: str) -> float | None:
-    values = [w[key] for w in windows if w.get(key) is not None]
-    return math.fsum(values) / len(values) if values else None
+def _reason(tel: TelemetryContext | None, field_name: str, fallback: str) -> str:
+    if tel is None:
+        return "no telemetry"
+    if tel.not_the_device:
+        return tel.not_the_device
+    return tel.unavailable.get(field_name) or fallback
 
 
-def _max_of(windows: list[dict[str, Any]], key: str) -> float | None:
-    values = [w[key] for w in windows if w.get(key) is not None]
-    return max(values) if values else None
+NO_SAMPLES = "no telemetry samples inside the timed window (window shorter than the interval?)"
+
+# metric name, window key, unit, Sample field (for the reason), aggregate over repeats
+TELEMETRY_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("device_util_pct", "util_pct", "%", "util_pct"),
+    ("device_mem_used_bytes_mean", "mem_used_bytes_mean", "B", "mem_used_bytes"),
+    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "B", "mem_used_bytes"),
+    ("device_mem_used_pct_mean", "mem_used_pct_mean", "%", "mem_used_bytes"),
+    ("device_mem_used_pct_peak", "mem_used_pct_peak", "%", "mem_used_bytes"),
+    ("power_w_mean", "power_w", "W", "power_w"),
+    ("temp_c_mean", "temp_c", "degC", "temp_c"),
+    ("clock_hz_mean", "clock_hz", "Hz", "clock_hz"),
+)
 
 
-def build_metrics(repeats: list[dict[str, Any]], telemetry: dict[str, Any] | None,
-                  unavailable: dict[str, str], item_unit: str, vendor: str,
-                  host_bound_util_pct: float, idle: dict[str, Any] | None) -> dict[str, Metric]:
+def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations: list[float],
+                   item_unit: str, idle_power_w: float | None, tel: TelemetryContext | None,
+                   idle_reason: str) -> dict[str, Metric]:
+    """Energy of each window both ways, the primary figure, per item and above idle."""
+    scope = {"scope": tel.scope.get("power_w")} if tel and tel.scope.get("power_w") else {}
+    out: dict[str, Metric] = {}
+    integrated = [w.get("energy_integrated_j") for w in windows]
+    counter = [w.get("energy_counter_j") for w in windows]
+
+    def why(key: str, field_name: str) -> str:
+        reasons = {w.get(key) for w in windows if w.get(key)}
+        return _reason(tel, field_name, "; ".join(sorted(reasons)) or NO_SAMPLES)
+
+    out["energy_integrated_j"] = repeat_metric(
+        integrated, "J", why("energy_integrated_reason", "power_w"),
+        method="trapezoidal integral of power over the timed window", **scope)
+    out["energy_counter_j"] = repeat_metric(
+        counter, "J", why("energy_counter_reason", "energy_j"),
+        method="difference of the device's cumulative energy counter across the window")
+    if windows and all(v is not None for v in counter):
+        primary, source = counter, "counter"
+    else:
+        primary, source = integrated, "power_integral"
+    out["energy_j"] = repeat_metric(primary, "J", out["energy_integrated_j"].get("reason",
+                                                                                  NO_SAMPLES),
+                                    source=source, **scope)
+    per_item = [e / n if e is not None and n else None for e, n in zip(primary, items,
+                                                                       strict=True)]
+    out["energy_per_item_j"] = repeat_metric(
+        per_item, f"J/{item_unit}", out["energy_j"].get("reason", NO_SAMPLES), source=source)
+    if idle_power_w is None:
+        above = [None] * len(primary)
+        reason = f"no idle power ({idle_reason})"
+    else:
+        above = [e - idle_power_w * d if e is not None else None
+                 for e, d in zip(primary, durations, strict=True)]
+        reason = out["energy_j"].get("reason", NO_SAMPLES)
+    out["energy_above_idle_j"] = repeat_metric(
+        above, "J", reason, definition="energy_j minus idle_power_w x window duration")
+    return out
+
+
+def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, item_unit: str,
+                  vendor: str, host_bound_util_pct: float,
+                  idle: dict[str, Any] | None) -> dict[str, Metric]:
     """All metrics of a workload from its successful repeats (empty if none succeeded)."""
     ok = [r for r in repeats if r["status"] == "ok" and "window" in r]
     if not ok:
@@ -100,33 +196,30 @@ def build_metrics(repeats: list[dict[str, Any]], telemetry: dict[str, Any] | Non
     for key, value in lat.items():
         metrics[f"latency_{key}"] = metric(value, "s", n=len(latencies))
 
-    no_tel = "no telemetry samples inside the timed window (window shorter than the interval?)"
-    windows = []
-    if telemetry is not None:
-        windows = [window_telemetry(telemetry, r["window"]["start_mono"], r["window"]["end_mono"])
-                   for r in ok]
+    windows = [r.get("telemetry") or {} for r in ok]
+    usable = tel is not None and tel.not_the_device is None
+    for name, key, unit, field_name in TELEMETRY_METRICS:
+        values = [w.get(key) for w in windows] if usable else [None] * len(ok)
+        extra = {"scope": tel.scope[field_name]} if usable and field_name in tel.scope else {}
+        metrics[name] = repeat_metric(values, unit, _reason(tel, field_name, NO_SAMPLES),
+                                      **extra)
+    for name in ("device_mem_used_bytes_peak", "device_mem_used_pct_peak"):
+        per_repeat = metrics[name].get("per_repeat")
+        if per_repeat:  # a peak over repeats is their maximum, not their mean
+            metrics[name]["value"] = max(v for v in per_repeat if v is not None)
 
-    def tel(name: str, key: str, unit: str, field: str, agg: Any = _mean_of) -> None:
-        value = agg(windows, key) if windows else None
-        reason = unavailable.get(field) or (no_tel if telemetry is not None else "no telemetry")
-        metrics[name] = metric(value, unit, reason)
-
-    tel("device_util_pct", "util_pct", "%", "util_pct")
-    tel("device_mem_used_bytes_mean", "mem_used_bytes_mean", "B", "mem_used_bytes")
-    tel("device_mem_used_bytes_peak", "mem_used_bytes_peak", "B", "mem_used_bytes", _max_of)
-    tel("device_mem_used_pct_mean", "mem_used_pct_mean", "%", "mem_used_bytes")
-    tel("device_mem_used_pct_peak", "mem_used_pct_peak", "%", "mem_used_bytes", _max_of)
-    tel("power_w_mean", "power_w", "W", "power_w")
-    tel("temp_c_mean", "temp_c", "degC", "temp_c")
-    tel("clock_hz_mean", "clock_hz", "Hz", "clock_hz")
-    tel("energy_j", "energy_j", "J", "power_w")
-    tel("energy_counter_j", "energy_counter_j", "J", "energy_j")
+    idle_power = idle.get("power_w") if idle else None
+    idle_reason = (idle or {}).get("reason", "idle power not measured")
+    metrics.update(energy_metrics(
+        windows if usable else [{} for _ in ok], [r["items"] for r in ok],
+        [r["window"]["duration_s"] for r in ok], item_unit, idle_power, tel, idle_reason))
 
     throughput = metrics["throughput_items_per_s"]["value"]
     power = metrics["power_w_mean"]["value"]
     metrics["items_per_j"] = metric(
         throughput / power if power else None, f"{item_unit}/J",
-        f"no average power ({metrics['power_w_mean'].get('reason', 'zero')})")
+        f"no average power ({metrics['power_w_mean'].get('reason', 'zero')})",
+        definition="throughput_items_per_s / power_w_mean (SPEC section 5)")
 
     peaks = [r["memory"]["peak_allocated_bytes"] for r in ok
              if r.get("memory", {}).get("peak_allocated_bytes") is not None]
@@ -135,9 +228,12 @@ def build_metrics(repeats: list[dict[str, Any]], telemetry: dict[str, Any] | Non
         max(peaks) if peaks else None, "B", "the framework reports no peak allocation",
         **({"note": note} if note else {}))
 
-    idle_power = idle.get("power_w") if idle else None
-    metrics["idle_power_w"] = metric(idle_power, "W",
-                                     (idle or {}).get("reason", "idle power not measured"))
+    metrics["idle_power_w"] = metric(idle_power, "W", idle_reason)
+
+    metrics["telemetry_errors"] = metric(
+        sum(w.get("errors", 0) for w in windows), "count",
+        definition="failed telemetry readings inside the timed windows",
+        per_repeat=[w.get("errors", 0) for w in windows])
 
     util = metrics["device_util_pct"]["value"]
     if vendor == "cpu":
@@ -169,17 +265,27 @@ def workload_status(repeats: list[dict[str, Any]]) -> tuple[str, dict[str, Any] 
     return "ok", None
 
 
-POINT_TELEMETRY = (
-    ("device_util_pct", "util_pct", "%", "util_pct"),
-    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "B", "mem_used_bytes"),
-    ("power_w_mean", "power_w", "W", "power_w"),
-    ("temp_c_mean", "temp_c", "degC", "temp_c"),
-    ("energy_j", "energy_j", "J", "power_w"),
+def _mean_of(windows: list[dict[str, Any]], key: str) -> float | None:
+    values = [w[key] for w in windows if w.get(key) is not None]
+    return math.fsum(values) / len(values) if values else None
+
+
+def _max_of(windows: list[dict[str, Any]], key: str) -> float | None:
+    values = [w[key] for w in windows if w.get(key) is not None]
+    return max(values) if values else None
+
+
+POINT_TELEMETRY: tuple[tuple[str, str, str, str, Callable[..., Any]], ...] = (
+    ("device_util_pct", "util_pct", "%", "util_pct", _mean_of),
+    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "B", "mem_used_bytes", _max_of),
+    ("power_w_mean", "power_w", "W", "power_w", _mean_of),
+    ("temp_c_mean", "temp_c", "degC", "temp_c", _mean_of),
+    ("energy_integrated_j", "energy_integrated_j", "J", "power_w", _mean_of),
+    ("energy_counter_j", "energy_counter_j", "J", "energy_j", _mean_of),
 )
 
 
-def build_points(repeats: list[dict[str, Any]], telemetry: dict[str, Any] | None,
-                 unavailable: dict[str, str], item_unit: str,
+def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, item_unit: str,
                  origin: float) -> list[dict[str, Any]] | None:
     """Grid points (LLM grid, operator sweeps) aggregated over the successful repeats.
 
@@ -214,20 +320,29 @@ def build_points(repeats: list[dict[str, Any]], telemetry: dict[str, Any] | None
         if windows:
             point["windows"] = [{"start_s": w["start_mono"] - origin,
                                  "end_s": w["end_mono"] - origin} for w in windows]
-            if telemetry is not None:
-                tel = [window_telemetry(telemetry, w["start_mono"], w["end_mono"])
-                       for w in windows]
-                for name, key, unit, field in POINT_TELEMETRY:
-                    if name not in point["metrics"]:
-                        agg = _max_of if key.endswith("_peak") else _mean_of
-                        point["metrics"][name] = metric(
-                            agg(tel, key), unit,
-                            unavailable.get(field, "no telemetry samples in the window"))
-                thr = point["metrics"].get("throughput_items_per_s", {}).get("value")
-                power = point["metrics"]["power_w_mean"]["value"]
-                if thr is not None and "items_per_j" not in point["metrics"]:
-                    point["metrics"]["items_per_j"] = metric(
-                        thr / power if power else None, f"{item_unit}/J",
-                        "no average power in the window")
+            if tel is not None:
+                _point_telemetry(point, windows, tel, item_unit)
         out.append(point)
     return out
+
+
+def _point_telemetry(point: dict[str, Any], windows: list[dict[str, Any]],
+                     tel: TelemetryContext, item_unit: str) -> None:
+    figures = [window_telemetry(tel, w["start_mono"], w["end_mono"]) for w in windows]
+    for name, key, unit, field_name, agg in POINT_TELEMETRY:
+        if name in point["metrics"]:
+            continue
+        value = agg(figures, key) if tel.not_the_device is None else None
+        point["metrics"][name] = metric(value, unit,
+                                        _reason(tel, field_name, NO_SAMPLES))
+    counter = point["metrics"]["energy_counter_j"]["value"]
+    point["metrics"].setdefault("energy_j", {
+        **(point["metrics"]["energy_counter_j"] if counter is not None
+           else point["metrics"]["energy_integrated_j"]),
+        "source": "counter" if counter is not None else "power_integral"})
+    point["metrics"]["telemetry_errors"] = metric(sum(f["errors"] for f in figures), "count")
+    thr = point["metrics"].get("throughput_items_per_s", {}).get("value")
+    power = point["metrics"]["power_w_mean"]["value"]
+    if thr is not None and "items_per_j" not in point["metrics"]:
+        point["metrics"]["items_per_j"] = metric(
+            thr / power if power else None, f"{item_unit}/J", "no average power in the window")

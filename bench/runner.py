@@ -38,12 +38,14 @@ from bench.provenance import provenance
 from bench.results import (
     EXPECTED_FAILURES,
     SCHEMA_VERSION,
+    TelemetryContext,
     build_metrics,
     build_points,
+    window_telemetry,
     workload_status,
 )
 from bench.schema import validation_errors
-from bench.telemetry import SAMPLE_FIELDS, Sampler, open_adapter
+from bench.telemetry import SAMPLE_FIELDS, Sampler, TelemetryAdapter, open_adapter
 
 STDERR_TAIL_LINES = 40
 TERM_GRACE_S = 5.0
@@ -169,6 +171,19 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             "result", "traceback": tail}}, code, tail)
 
 
+def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
+                        selection: dict[str, Any]) -> str | None:
+    """Why the telemetry does not measure the device the workloads run on (None if it does).
+
+    An accelerator run whose vendor telemetry failed falls back to host telemetry; the host's
+    CPU utilisation and RAPL power must then never be reported as the accelerator's.
+    """
+    if adapter.measures == "device" or vendor == "cpu":
+        return None
+    return (f"no {vendor} device telemetry ({selection.get('note') or 'host adapter used'}); "
+            "the series hold host readings")
+
+
 class Runner:
     def __init__(self, suite: Suite, backend: DeviceBackend, out_dir: Path, run_id: str,
                  display: Display, argv: list[str]) -> None:
@@ -181,12 +196,14 @@ class Runner:
         self.argv = argv
         self.manifest: dict[str, Any] = {}
         self.device_info: dict[str, Any] | None = None
+        self.selection: dict[str, Any] = {}
+        self.not_the_device: str | None = None
 
     # -- manifest --------------------------------------------------------------------
     def _write_manifest(self) -> None:
         atomic_write_json(self.out_dir / MANIFEST, sanitize(self.manifest))
 
-    def _start_manifest(self, telemetry_note: str | None) -> None:
+    def _start_manifest(self) -> None:
         self.manifest = {
             "schema_version": SCHEMA_VERSION,
             "kind": "bench.manifest",
@@ -197,7 +214,8 @@ class Runner:
             "started_at": utc_iso(time.time()),
             "ended_at": None,
             "bench_version": __version__,
-            "telemetry_note": telemetry_note,
+            "telemetry_note": self.selection.get("note"),
+            "telemetry": self.selection,
             "idle": None,
             "entries": [{"id": e.id, "workload": e.workload, "mode": e.mode,
                          "status": "pending", "file": None, "sha256": None}
@@ -218,22 +236,32 @@ class Runner:
         self._write_manifest()
 
     # -- running ---------------------------------------------------------------------
+    def _context(self, sampler: Sampler, snap: dict[str, Any]) -> TelemetryContext:
+        return TelemetryContext(snapshot=snap, interval_s=sampler.interval_s,
+                                unavailable=dict(sampler.adapter.unavailable),
+                                scope=dict(sampler.adapter.scope),
+                                not_the_device=self.not_the_device)
+
     def _idle(self, sampler: Sampler) -> dict[str, Any]:
+        """Idle telemetry before the first workload: the baseline for energy above idle."""
         seconds = self.suite.telemetry.idle_s
         self.display.note(f"measuring idle telemetry for {seconds:g} s")
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
-        snap = sampler.snapshot(start, end)
-        dev = snap["devices"][0]["series"] if snap["devices"] else {}
-
-        def mean(name: str) -> float | None:
-            vals = [v for v in dev.get(name, []) if v is not None]
-            return sum(vals) / len(vals) if vals else None
-
-        idle = {"duration_s": end - start, "samples": len(snap["t_s"]),
-                "power_w": mean("power_w"), "util_pct": mean("util_pct"),
-                "temp_c": mean("temp_c")}
+        margin = 2 * sampler.interval_s
+        tel = self._context(sampler, sampler.snapshot(start - margin, end + margin))
+        figures = window_telemetry(tel, start, end)
+        idle: dict[str, Any] = {"duration_s": end - start, "samples": figures["samples"],
+                                "errors": figures["errors"]}
+        if self.not_the_device:
+            idle.update(power_w=None, util_pct=None, temp_c=None, energy_j=None,
+                        reason=self.not_the_device)
+            return idle
+        energy = figures.get("energy_integrated_j")
+        idle.update(util_pct=figures.get("util_pct"), temp_c=figures.get("temp_c"),
+                    power_w=figures.get("power_w"), energy_j=energy,
+                    power_scope=sampler.adapter.scope.get("power_w"))
         if idle["power_w"] is None:
             idle["reason"] = sampler.adapter.unavailable.get("power_w", "no power samples")
         return idle
@@ -279,10 +307,15 @@ class Runner:
         workload = get_workload(entry.workload)
         margin = 2 * sampler.interval_s
         snap = sampler.snapshot(t_start - margin, t_end + margin)
+        tel = self._context(sampler, snap)
+        for r in repeats:
+            if r["status"] == "ok" and "window" in r:
+                r["telemetry"] = window_telemetry(tel, r["window"]["start_mono"],
+                                                  r["window"]["end_mono"])
         status, error = workload_status(repeats)
         ok = [r for r in repeats if r["status"] == "ok"]
-        metrics = build_metrics(repeats, snap, sampler.adapter.unavailable, workload.item_unit,
-                                self.vendor, entry.rules.host_bound_util_pct, idle)
+        metrics = build_metrics(repeats, tel, workload.item_unit, self.vendor,
+                                entry.rules.host_bound_util_pct, idle)
         first = ok[0] if ok else (repeats[0] if repeats else {})
         origin = t_start - margin
         doc: dict[str, Any] = {
@@ -307,21 +340,26 @@ class Runner:
             "metrics": metrics,
             "repeats": [self._repeat_record(r, origin) for r in repeats],
             "telemetry": {
-                "backend": sampler.description.get("backend", sampler.adapter.name),
+                "backend": sampler.adapter.name,
                 "description": sampler.description,
-                "note": self.manifest.get("telemetry_note"),
+                "note": self.selection.get("note"),
+                "selection": self.selection,
+                "measures": sampler.adapter.measures,
+                "not_the_device": self.not_the_device,
                 "interval": sampler.achieved_interval(t_start, t_end),
+                "overhead": sampler.overhead(),
                 "fields": SAMPLE_FIELDS,
+                "scope": dict(sampler.adapter.scope),
                 "unavailable": dict(sampler.adapter.unavailable),
-                "errors": sampler.error_report(),
+                "errors": sampler.error_report(t_start, t_end),
                 "idle": idle,
                 "origin_mono_s": origin,
                 "t_s": snap["t_s"],
                 "t_wall": snap["t_wall"],
+                "errors_t_s": [t - origin for t in snap["error_t_mono_s"]],
                 "devices": snap["devices"],
             },
-            "points": build_points(repeats, snap, sampler.adapter.unavailable,
-                                   workload.item_unit, origin),
+            "points": build_points(repeats, tel, workload.item_unit, origin),
             "provenance": provenance(self.vendor, self.device_info,
                                      {"suite_seed": self.suite.seed,
                                       "repeat_seeds": [self.suite.seed] * len(repeats)},
@@ -337,7 +375,7 @@ class Runner:
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
                                  "throughput_items_per_s", "latencies_s", "setup_s",
-                                 "memory", "series", "metrics") if k in r}
+                                 "memory", "series", "metrics", "telemetry") if k in r}
         if "window" in r:
             w = r["window"]
             rec["window"] = {**w, "start_s": w["start_mono"] - origin,
@@ -351,12 +389,14 @@ class Runner:
         return problems
 
     def run(self) -> int:
-        adapter, note = open_adapter(self.backend.telemetry, [0])
-        self._start_manifest(note)
-        if note:
-            self.display.note(note)
+        interval_s = self.suite.telemetry.interval_s
+        adapter, self.selection = open_adapter(self.backend.telemetry, [0], interval_s)
+        self.not_the_device = no_device_telemetry(self.vendor, adapter, self.selection)
+        self._start_manifest()
+        if self.selection.get("note"):
+            self.display.note(self.selection["note"])
         failures = 0
-        sampler = Sampler(adapter, self.suite.telemetry.interval_s)
+        sampler = Sampler(adapter, interval_s)
         with sigterm_as_interrupt(), sampler:
             try:
                 self.manifest["idle"] = idle = self._idle(sampler)
@@ -369,6 +409,7 @@ class Runner:
                         self.write(entry, doc)
                         raise KeyboardInterrupt from None
                     problems = self.write(entry, doc)
+                    sampler.discard_before(time.monotonic() - 2 * interval_s)
                     self.display.entry_finished(entry, doc, self.out_dir / f"{entry.id}.json",
                                                 problems)
                     if problems or doc["status"] not in ("ok", *EXPECTED_FAILURES):

@@ -1,5 +1,7 @@
-"""The sampler, the host adapter on a real (fixture) RAPL tree, and the NVML adapter on a stub
-``pynvml`` module (the lowest level: NVML's own function names and units)."""
+"""The sampler, the host adapter on a real (fixture) RAPL tree, the NVML adapter on a stub
+``pynvml`` module (the lowest level: NVML's own function names and units), adapter selection
+with its fallback chain, and the energy/coverage arithmetic of result documents against
+hand-worked numbers. Vendor adapters on stub libraries and tools: test_telemetry_vendors.py."""
 
 from __future__ import annotations
 
@@ -8,10 +10,15 @@ import types
 
 import pytest
 
+from bench.errors import UserError
+from bench.results import TelemetryContext, build_metrics, window_telemetry
+from bench.runner import no_device_telemetry
 from bench.telemetry import Sample, Sampler, TelemetryAdapter, open_adapter
 from bench.telemetry import host as host_mod
+from bench.telemetry.energy import counter_energy_j, integrated_energy_j, window_coverage
 from bench.telemetry.host import HostAdapter, counter_delta, find_rapl_domains
 from bench.telemetry.nvml import NvmlAdapter, physical_indices, throttle_names
+from bench.telemetry.sampler import interval_stats
 
 
 class Scripted(TelemetryAdapter):
@@ -37,7 +44,10 @@ def test_sampler_counts_errors_and_keeps_samples():
     for _ in range(4):
         sampler.sample_once()
     assert sampler.errors == 2
-    assert sampler.error_report() == {"count": 2, "messages": {"OSError: device busy": 2}}
+    report = sampler.error_report()
+    assert report["count"] == 2 and report["in_window"] == 2
+    assert report["messages"] == {"OSError: device busy": 2}
+    assert len(sampler.snapshot()["error_t_mono_s"]) == 2
     snap = sampler.snapshot()
     assert snap["devices"][0]["series"]["util_pct"] == [10.0, 30.0]
     assert snap["devices"][0]["series"]["power_w"] == [None, 50.0]
@@ -62,6 +72,17 @@ def test_snapshot_cuts_to_window():
     snap = sampler.snapshot(t[1], t[2])
     assert snap["t_mono_s"] == t[1:]
     assert snap["t_s"][0] == 0.0
+
+
+def test_discard_before_keeps_only_recent_samples():
+    sampler = Sampler(Scripted([Sample(util_pct=float(i)) for i in range(5)]), interval_s=1.0)
+    for _ in range(5):
+        sampler.sample_once()
+    cut = sampler.t_mono[3]
+    assert sampler.discard_before(cut) == 3
+    snap = sampler.snapshot()
+    assert snap["devices"][0]["series"]["util_pct"] == [3.0, 4.0]
+    assert snap["t_mono_s"][0] == cut and len(sampler.read_s) == 2
 
 
 def make_rapl(root, packages):
@@ -168,7 +189,7 @@ def test_nvml_unsupported_field_is_null_with_reason():
     adapter = NvmlAdapter([0], pynvml=stub_pynvml(fail_energy=True))
     s = adapter.read()[0]
     assert s.energy_j is None and s.power_w == 250.0
-    assert adapter.unavailable["energy_j"] == "NVML: Not Supported"
+    assert adapter.unavailable["energy_j"] == "nvml: Not Supported"
 
 
 def test_nvml_index_mapping_follows_cuda_visible_devices():
@@ -178,11 +199,214 @@ def test_nvml_index_mapping_follows_cuda_visible_devices():
 
 
 def test_throttle_names():
-    assert throttle_names(None, 0) == "none"
-    assert throttle_names(None, 0x1 | 0x8) == "gpu_idle+hw_slowdown"
+    assert throttle_names(0) == "none"
+    assert throttle_names(0x1 | 0x8) == "gpu_idle+hw_slowdown"
 
 
-def test_missing_vendor_library_falls_back_to_host_with_reason():
-    adapter, note = open_adapter("nvml", [0])  # no NVIDIA driver on this machine
+def test_missing_vendor_library_falls_back_to_host_with_reason(monkeypatch):
+    monkeypatch.delenv("BENCH_TELEMETRY", raising=False)
+    adapter, selection = open_adapter("nvml", [0])  # no NVIDIA driver on this machine
     assert adapter.name == "host"
-    assert "nvml telemetry unavailable" in note
+    assert selection["requested"] == "nvml" and selection["used"] == "host"
+    assert selection["attempts"][0]["backend"] == "nvml"
+    assert selection["attempts"][0]["status"] == "failed"
+    assert "fell back to 'host'" in selection["note"]
+
+
+def test_fallback_chain_is_recorded_step_by_step(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CNDEV_LIBRARY", str(tmp_path / "absent" / "libcndev.so"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cnmon either
+    monkeypatch.delenv("BENCH_TELEMETRY", raising=False)
+    adapter, selection = open_adapter("cndev", [0])
+    assert adapter.name == "host"
+    assert selection["chain"] == ["cndev", "cnmon", "host"]
+    steps = [(a["backend"], a["status"]) for a in selection["attempts"]]
+    assert steps == [("cndev", "failed"), ("cnmon", "failed"), ("host", "used")]
+    assert "libcndev.so not loadable" in selection["attempts"][0]["reason"]
+    assert "cnmon not found" in selection["attempts"][1]["reason"]
+
+
+def test_environment_override_and_unknown_backend(monkeypatch):
+    monkeypatch.setenv("BENCH_TELEMETRY", "host")
+    adapter, selection = open_adapter("nvml", [0])
+    assert adapter.name == "host" and selection["overridden_by_env"]
+    assert selection["note"] is None  # host was asked for and used
+    monkeypatch.setenv("BENCH_TELEMETRY", "smi")
+    with pytest.raises(UserError, match="BENCH_TELEMETRY=smi"):
+        open_adapter("nvml", [0])
+
+
+def test_host_readings_are_never_an_accelerators():
+    host = HostAdapter()
+    assert no_device_telemetry("cpu", host, {}) is None
+    why = no_device_telemetry("mlu", host, {"note": "telemetry 'cndev' fell back to 'host'"})
+    assert "no mlu device telemetry" in why and "fell back" in why
+
+
+# -- arithmetic, against numbers worked out by hand ------------------------------------------
+def test_interval_stats_hand_worked():
+    stats = interval_stats([0.0, 0.1, 0.25, 0.35], 0.1)
+    # gaps 0.1, 0.15, 0.1: mean 0.35/3; |gap - 0.1| = 0, 0.05, 0 -> nearest-rank p99 = 0.05
+    assert stats["mean_s"] == pytest.approx(0.35 / 3)
+    assert stats["p99_jitter_s"] == pytest.approx(0.05)
+    assert stats["max_gap_s"] == pytest.approx(0.15)
+    assert stats["samples"] == 4
+    assert interval_stats([1.0], 0.1)["mean_s"] is None
+
+
+def test_integrated_energy_interpolates_the_window_edges():
+    t = [0.0, 1.0, 2.0, 3.0]
+    p = [100.0, 100.0, 200.0, 200.0]
+    # window [0.5, 2.5]: 0.5 s at 100 W + 1 s averaging 150 W + 0.5 s at 200 W = 300 J
+    assert integrated_energy_j(t, p, 0.5, 2.5) == (pytest.approx(300.0), None)
+    assert integrated_energy_j(t, [None, 100.0, 200.0, 200.0], 0.5, 2.5)[0] is None
+    assert "bracket" in integrated_energy_j(t, p, -1.0, 2.0)[1]
+
+
+def test_counter_energy_is_the_interpolated_difference():
+    t = [0.0, 1.0, 2.0, 3.0]
+    e = [100.0, 110.0, 130.0, 160.0]
+    # E(0.5) = 105, E(2.5) = 145 -> 40 J
+    assert counter_energy_j(t, e, 0.5, 2.5) == (pytest.approx(40.0), None)
+    value, reason = counter_energy_j(t, [100.0, 110.0, 5.0, 20.0], 0.5, 2.5)
+    assert value is None and "backwards" in reason
+    assert counter_energy_j(t, [None] * 4, 0.5, 2.5) == (None, "no energy counter samples")
+
+
+def test_window_coverage_hand_worked():
+    cov = window_coverage([0.0, 0.1, 0.2, 0.5], [1.0, 1.0, 1.0, 1.0], 0.05, 0.45, 0.1)
+    # inside: 0.1, 0.2 -> 2 of an expected 0.4/0.1 = 4; gaps .05, .1, .25
+    assert cov["valid_samples"] == 2
+    assert cov["expected_samples"] == pytest.approx(4.0)
+    assert cov["ratio"] == pytest.approx(0.5)
+    assert cov["max_gap_s"] == pytest.approx(0.25)
+    assert cov["bracketed"] is True
+    empty = window_coverage([0.0, 1.0], [None, None], 0.2, 0.6, 0.1)
+    assert empty["valid_samples"] == 0 and empty["max_gap_s"] == pytest.approx(0.4)
+    assert empty["bracketed"] is False
+
+
+def synthetic_snapshot():
+    """A device at 100 W for 2 s then 200 W, with an energy counter that agrees, sampled
+    every 0.5 s, one failed reading at t = 2.25."""
+    t = [i * 0.5 for i in range(9)]  # 0 .. 4 s
+    power = [100.0 if ti < 2.0 else 200.0 for ti in t]
+    energy, acc = [], 1000.0
+    for i, ti in enumerate(t):
+        if i:
+            acc += (power[i - 1] + power[i]) / 2 * (ti - t[i - 1])
+        energy.append(acc)
+    series = {"util_pct": [50.0] * 9, "mem_used_bytes": [4e9] * 9, "mem_total_bytes": [8e9] * 9,
+              "power_w": power, "temp_c": [60.0] * 9, "clock_hz": [1.4e9] * 9,
+              "energy_j": energy, "throttle": ["none"] * 9}
+    return {"t_mono_s": t, "t_s": t, "t_wall": t, "error_t_mono_s": [2.25],
+            "devices": [{"index": 0, "series": series}]}
+
+
+def ok_repeat(start, end, items):
+    return {"status": "ok", "window": {"start_mono": start, "end_mono": end,
+                                       "duration_s": end - start},
+            "items": items, "throughput_items_per_s": items / (end - start),
+            "latencies_s": [0.01] * 5, "memory": {}}
+
+
+def test_result_energy_metrics_hand_worked():
+    tel = TelemetryContext(snapshot=synthetic_snapshot(), interval_s=0.5,
+                           scope={"power_w": "GPU board"})
+    repeats = [ok_repeat(0.5, 1.5, 100), ok_repeat(1.5, 3.5, 400)]
+    for r in repeats:
+        r["telemetry"] = window_telemetry(tel, r["window"]["start_mono"],
+                                          r["window"]["end_mono"])
+    m = build_metrics(repeats, tel, "images", "cuda", 30.0, {"power_w": 40.0})
+    # repeat 0: 1 s at 100 W = 100 J. repeat 1: the samples ramp from 100 W at 1.5 s to
+    # 200 W at 2.0 s, then stay: 0.5 s x 150 W + 1.5 s x 200 W = 375 J (trapezoid and counter
+    # agree because the counter was built by the same rule).
+    assert m["energy_integrated_j"]["per_repeat"] == [pytest.approx(100), pytest.approx(375)]
+    assert m["energy_counter_j"]["per_repeat"] == [pytest.approx(100), pytest.approx(375)]
+    assert m["energy_j"]["source"] == "counter"
+    assert m["energy_j"]["value"] == pytest.approx(237.5)
+    assert m["energy_j"]["scope"] == "GPU board"
+    # J per image: 100/100 = 1.0 and 375/400 = 0.9375
+    assert m["energy_per_item_j"]["per_repeat"] == [pytest.approx(1.0), pytest.approx(0.9375)]
+    assert m["energy_per_item_j"]["unit"] == "J/images"
+    # above idle (40 W): 100 - 40 x 1 = 60 and 375 - 40 x 2 = 295
+    assert m["energy_above_idle_j"]["per_repeat"] == [pytest.approx(60), pytest.approx(295)]
+    # plain sample means inside each window: {100,100,100} and {100,200,200,200,200}
+    assert m["power_w_mean"]["per_repeat"] == [pytest.approx(100), pytest.approx(180)]
+    assert m["power_w_mean"]["value"] == pytest.approx(140)
+    # SPEC: items/J = throughput / average power = mean(100, 200) / 140
+    assert m["items_per_j"]["value"] == pytest.approx(150 / 140)
+    assert m["telemetry_errors"]["per_repeat"] == [0, 1]  # the failed reading at 2.25 s
+    assert m["device_mem_used_pct_mean"]["value"] == pytest.approx(50.0)
+    assert m["idle_power_w"]["value"] == 40.0
+    cov = repeats[1]["telemetry"]["coverage"]["power_w"]
+    assert cov["valid_samples"] == 5 and cov["bracketed"]
+
+
+def test_integrated_energy_is_primary_without_a_counter():
+    snap = synthetic_snapshot()
+    snap["devices"][0]["series"]["energy_j"] = [None] * 9
+    tel = TelemetryContext(snapshot=snap, interval_s=0.5,
+                           unavailable={"energy_j": "NVML: Not Supported"})
+    repeats = [ok_repeat(0.5, 1.5, 100)]
+    repeats[0]["telemetry"] = window_telemetry(tel, 0.5, 1.5)
+    m = build_metrics(repeats, tel, "images", "cuda", 30.0, None)
+    assert m["energy_j"]["source"] == "power_integral"
+    assert m["energy_j"]["value"] == pytest.approx(100)
+    assert m["energy_counter_j"]["value"] is None
+    assert m["energy_counter_j"]["reason"] == "NVML: Not Supported"
+    assert m["energy_above_idle_j"]["value"] is None
+    assert "no idle power" in m["energy_above_idle_j"]["reason"]
+
+
+def test_host_fallback_is_not_reported_as_the_accelerator():
+    tel = TelemetryContext(snapshot=synthetic_snapshot(), interval_s=0.5,
+                           not_the_device="no mlu device telemetry (cndev fell back to host)")
+    repeats = [ok_repeat(0.5, 1.5, 100)]
+    repeats[0]["telemetry"] = window_telemetry(tel, 0.5, 1.5)
+    m = build_metrics(repeats, tel, "images", "mlu", 30.0, None)
+    for name in ("device_util_pct", "power_w_mean", "energy_j", "energy_per_item_j"):
+        assert m[name]["value"] is None, name
+        assert "no mlu device telemetry" in m[name]["reason"]
+    assert m["host_bound"]["value"] is None
+
+
+# -- the overhead benchmark's statistics (the figure itself is printed, never asserted) -------
+def test_ratio_summary_and_verdict():
+    from bench.telemetry.overhead import ratio_summary, verdict
+
+    s = ratio_summary([0.98, 1.0, 0.99, 1.01, 0.97])
+    assert s["median"] == 0.99 and s["q1"] == 0.98 and s["q3"] == 1.0
+    assert s["loss_pct"] == pytest.approx(1.0)
+    assert s["ci95_low"] <= s["median"] <= s["ci95_high"]
+    assert ratio_summary([0.98, 1.0, 0.99, 1.01, 0.97]) == s  # seeded bootstrap
+
+    def result(ratios):
+        return {"ratio_to_off": {"off-again": ratio_summary([1.0, 1.0]),
+                                 "10 Hz": ratio_summary(ratios)},
+                "sampler_cpu_fraction": {"10 Hz": 0.004}, "conditions": {"cpu_count": 2}}
+
+    assert "within" in verdict(result([0.999, 1.0, 1.001] * 5))
+    assert "ABOVE" in verdict(result([0.95, 0.96, 0.97] * 5))
+    noisy = verdict(result([0.7, 1.3, 0.9, 1.1, 1.0] * 3))
+    assert "cannot resolve" in noisy and "CPU-time bound is 0.20 %" in noisy
+
+
+@pytest.mark.slow
+def test_overhead_command_runs_the_real_arrangement(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "overhead.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.telemetry.overhead", "--rounds", "2",
+                           "--round-s", "0.05", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "10 Hz: median throughput loss" in proc.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures["ratio_to_off"]) == {"off-again", "10 Hz", "100 Hz"}
+    assert figures["conditions"]["adapter"] == "host"
+    assert figures["throughput_items_per_s"]["off"] > 0

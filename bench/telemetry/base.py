@@ -1,12 +1,17 @@
 """Typed telemetry samples in SI units, and the adapter interface every vendor implements.
 
-An adapter reads one sample per device from the vendor's management API. A field it cannot
-read is ``None`` and the adapter says why in ``unavailable`` (never a zero that looks real).
+An adapter reads one sample per device from the vendor's management API (or, as a fallback,
+its command-line tool). A field it cannot read is ``None`` and the adapter says why in
+``unavailable`` (never a zero that looks real); ``scope`` says what a field measures where
+that is not obvious (a whole card, the board input rail, the whole host).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -21,6 +26,12 @@ SAMPLE_FIELDS: dict[str, str] = {
     "energy_j": "J",
     "throttle": "reasons",
 }
+
+MIB = 2**20
+
+
+class AdapterUnavailable(Exception):
+    """The adapter cannot open here (no library, no tool, no device): the next one is tried."""
 
 
 @dataclass
@@ -41,13 +52,26 @@ class Sample:
 
 
 class TelemetryAdapter(ABC):
-    """Reads the devices a run uses. Subclasses are small: one vendor API each."""
+    """Reads the devices a run uses. Subclasses are small: one vendor API each.
+
+    ``measures`` is ``"device"`` for an accelerator's own API and ``"host"`` for psutil/RAPL:
+    host readings are never reported as an accelerator's utilisation or power.
+    """
 
     name: ClassVar[str]
+    measures: ClassVar[str] = "device"
 
     def __init__(self, device_indices: list[int]) -> None:
         self.device_indices = device_indices
         self.unavailable: dict[str, str] = {}
+        self.scope: dict[str, str] = {}
+        self.field_misses: Counter[str] = Counter()
+
+    def missing(self, field: str, reason: str) -> None:
+        """Record that ``field`` could not be read in this sample, and why (first reason kept)."""
+        self.unavailable.setdefault(field, reason)
+        self.field_misses[field] += 1
+        return None
 
     @abstractmethod
     def read(self) -> list[Sample]:
@@ -59,3 +83,42 @@ class TelemetryAdapter(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the management API."""
+
+
+class ToolError(Exception):
+    """A vendor command-line tool failed (missing, non-zero exit, timeout)."""
+
+
+def run_tool(argv: list[str], timeout_s: float = 5.0) -> str:
+    """Run a vendor CLI (``cnmon``, ``ixsmi``) once and return its stdout.
+
+    Output is decoded leniently (a stray byte must not lose the whole reading); the locale is
+    pinned so numbers are printed the way the parsers expect.
+    """
+    env = {**os.environ, "LC_ALL": "C"}
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout_s, env=env, check=False)
+    except FileNotFoundError as exc:
+        raise ToolError(f"{argv[0]} not found on PATH") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"{argv[0]} did not answer within {timeout_s:g} s") from exc
+    out = proc.stdout.decode("utf-8", errors="replace")
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", errors="replace").strip() or out.strip()
+        raise ToolError(f"{' '.join(argv[:2])} exited with {proc.returncode}: "
+                        f"{err.splitlines()[-1] if err else 'no message'}")
+    return out
+
+
+def physical_indices(logical: list[int], visible: str | None) -> list[int]:
+    """Management APIs ignore ``*_VISIBLE_DEVICES``: map the framework's indices to theirs.
+
+    Only integer lists are mapped; UUIDs or MIG ids are left to the API's order
+    [documented limit].
+    """
+    if not visible:
+        return logical
+    parts = [p.strip() for p in visible.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        return logical
+    return [int(parts[i]) for i in logical if i < len(parts)]

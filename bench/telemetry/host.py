@@ -19,6 +19,7 @@ import psutil
 from bench.telemetry.base import Sample, TelemetryAdapter
 
 RAPL_ROOT = Path(os.environ.get("BENCH_RAPL_ROOT", "/sys/class/powercap"))
+TEMPERATURE_SENSORS = ("coretemp", "k10temp", "zenpower", "cpu_thermal", "acpitz")
 
 
 @dataclass
@@ -56,21 +57,27 @@ def counter_delta(before: int, after: int, max_range: int) -> int:
 
 class HostAdapter(TelemetryAdapter):
     name = "host"
+    measures = "host"
 
     def __init__(self, device_indices: list[int] | None = None) -> None:
         super().__init__(device_indices or [0])
         psutil.cpu_percent(interval=None)  # prime: the first call has no reference point
-        self.domains, reason = find_rapl_domains()
+        self.domains, self._rapl_reason = find_rapl_domains()
+        reader = getattr(psutil, "sensors_temperatures", None)
+        self._has_sensor = bool(reader) and any(reader().get(k) for k in TEMPERATURE_SENSORS)
         self._energy_uj = 0
         self._last: tuple[float, list[int]] | None = None
-        if reason:
-            self.unavailable["power_w"] = reason
-            self.unavailable["energy_j"] = reason
-        self._temp_reason: str | None = None
-        self._clock_reason: str | None = None
+        self.scope = {
+            "util_pct": "all logical CPUs of the host (psutil.cpu_percent)",
+            "mem_used_bytes": "host memory in use (total - available)",
+            "power_w": "sum of the RAPL package domains (CPU sockets; not DRAM, not the board)",
+            "energy_j": "RAPL package counters accumulated since the adapter opened",
+        }
 
     def _rapl(self) -> tuple[float | None, float | None]:
         if not self.domains:
+            self.missing("power_w", str(self._rapl_reason))
+            self.missing("energy_j", str(self._rapl_reason))
             return None, None
         now = time.monotonic()
         values = [d.read_uj() for d in self.domains]
@@ -82,18 +89,20 @@ class HostAdapter(TelemetryAdapter):
             self._energy_uj += delta
             if now > t0:
                 power = delta / 1e6 / (now - t0)
+        else:
+            self.field_misses["power_w"] += 1  # the first reading has no reference point
         self._last = (now, values)
         return power, self._energy_uj / 1e6
 
     def _temperature(self) -> float | None:
-        reader = getattr(psutil, "sensors_temperatures", None)
-        temps = reader() if reader else {}
-        for key in ("coretemp", "k10temp", "zenpower", "cpu_thermal", "acpitz"):
+        if not self._has_sensor:  # checked once: scanning hwmon costs more than the rest
+            return self.missing("temp_c", "no CPU temperature sensor visible to psutil")
+        temps = psutil.sensors_temperatures()
+        for key in TEMPERATURE_SENSORS:
             entries = temps.get(key) if temps else None
             if entries:
                 return max(e.current for e in entries)
-        self.unavailable.setdefault("temp_c", "no CPU temperature sensor visible to psutil")
-        return None
+        return self.missing("temp_c", "the CPU temperature sensor gave no reading")
 
     def _clock(self) -> float | None:
         try:
@@ -101,8 +110,7 @@ class HostAdapter(TelemetryAdapter):
         except (OSError, NotImplementedError):
             freq = None
         if freq is None or not freq.current:
-            self.unavailable.setdefault("clock_hz", "psutil.cpu_freq() unavailable")
-            return None
+            return self.missing("clock_hz", "psutil.cpu_freq() unavailable")
         return freq.current * 1e6
 
     def read(self) -> list[Sample]:
@@ -117,7 +125,7 @@ class HostAdapter(TelemetryAdapter):
             clock_hz=self._clock(),
             energy_j=energy,
         )
-        self.unavailable.setdefault("throttle", "the host API reports no throttle state")
+        self.missing("throttle", "the host API reports no throttle state")
         return [sample for _ in self.device_indices]
 
     def describe(self) -> dict[str, Any]:
@@ -126,4 +134,5 @@ class HostAdapter(TelemetryAdapter):
             "source": "psutil" + (" + RAPL" if self.domains else ""),
             "rapl_domains": [str(d.path) for d in self.domains],
             "scope": "whole host (all CPUs, system memory)",
+            "field_scope": self.scope,
         }

@@ -3,34 +3,26 @@
 Units converted to SI here: power mW -> W, energy mJ -> J, clocks MHz -> Hz. The energy
 counter (``nvmlDeviceGetTotalEnergyConsumption``, Volta and newer) is cumulative since the
 driver loaded. A field the device does not support is null with NVML's own error as reason.
+
+The adapter only needs an object with pynvml's call style, so NVML-compatible libraries
+(Iluvatar's libixml through :mod:`bench.telemetry.nvml_abi`) reuse it unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import Any, ClassVar
 
-from bench.telemetry.base import Sample, TelemetryAdapter
+from bench.telemetry.base import Sample, TelemetryAdapter, physical_indices
 
-
-def physical_indices(logical: list[int], visible: str | None) -> list[int]:
-    """NVML ignores CUDA_VISIBLE_DEVICES: map torch's logical indices to NVML's.
-
-    Only integer lists are mapped; UUIDs or MIG ids are left to NVML order [documented limit].
-    """
-    if not visible:
-        return logical
-    parts = [p.strip() for p in visible.split(",") if p.strip()]
-    if not all(p.isdigit() for p in parts):
-        return logical
-    return [int(parts[i]) for i in logical if i < len(parts)]
+__all__ = ["THROTTLE_BITS", "NvmlAdapter", "physical_indices", "throttle_names"]
 
 
 class NvmlAdapter(TelemetryAdapter):
     name = "nvml"
-    # NVML-compatible libraries (Iluvatar's libixml) reuse this adapter with another name.
-    library_env = None
+    source: ClassVar[str] = "NVML (nvidia-ml-py)"
+    visible_devices_env: ClassVar[str] = "CUDA_VISIBLE_DEVICES"
 
     def __init__(self, device_indices: list[int], pynvml: Any = None) -> None:
         super().__init__(device_indices)
@@ -38,21 +30,29 @@ class NvmlAdapter(TelemetryAdapter):
             import pynvml
         self.nvml = pynvml
         self.nvml.nvmlInit()
-        phys = physical_indices(device_indices, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        self.handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in phys]
+        self.physical = physical_indices(device_indices,
+                                         os.environ.get(self.visible_devices_env))
+        self.handles = [self.nvml.nvmlDeviceGetHandleByIndex(i) for i in self.physical]
+        self.scope = {"power_w": "GPU board power (nvmlDeviceGetPowerUsage)",
+                      "energy_j": "GPU board energy since driver load "
+                                  "(nvmlDeviceGetTotalEnergyConsumption)",
+                      "util_pct": "percent of time a kernel was running (NVML 'gpu' rate)",
+                      "clock_hz": "SM clock"}
 
     def _field(self, name: str, fn: Any) -> Any:
         try:
             return fn()
         except self.nvml.NVMLError as exc:
-            self.unavailable.setdefault(name, f"NVML: {exc}")
-            return None
+            return self.missing(name, f"{self.name}: {exc}")
+
+    def _power_mw(self, h: Any) -> float | None:
+        return self._field("power_w", lambda: self.nvml.nvmlDeviceGetPowerUsage(h))
 
     def _read_one(self, h: Any) -> Sample:
         nv = self.nvml
         util = self._field("util_pct", lambda: nv.nvmlDeviceGetUtilizationRates(h).gpu)
         mem = self._field("mem_used_bytes", lambda: nv.nvmlDeviceGetMemoryInfo(h))
-        power_mw = self._field("power_w", lambda: nv.nvmlDeviceGetPowerUsage(h))
+        power_mw = self._power_mw(h)
         temp = self._field("temp_c",
                            lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
         clock = self._field("clock_hz", lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))
@@ -69,18 +69,25 @@ class NvmlAdapter(TelemetryAdapter):
             temp_c=float(temp) if temp is not None else None,
             clock_hz=clock * 1e6 if clock is not None else None,
             energy_j=energy_mj / 1000.0 if energy_mj is not None else None,
-            throttle=throttle_names(nv, reasons) if reasons is not None else None,
+            throttle=throttle_names(reasons) if reasons is not None else None,
         )
 
     def read(self) -> list[Sample]:
         return [self._read_one(h) for h in self.handles]
 
-    def describe(self) -> dict[str, Any]:
-        names = []
+    def device_names(self) -> list[str | None]:
+        names: list[str | None] = []
         for h in self.handles:
-            name = self._field("name", lambda h=h: self.nvml.nvmlDeviceGetName(h))
+            try:
+                name = self.nvml.nvmlDeviceGetName(h)
+            except self.nvml.NVMLError:
+                name = None
             names.append(name.decode() if isinstance(name, bytes) else name)
-        return {"backend": self.name, "source": "NVML (nvidia-ml-py)", "devices": names}
+        return names
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "source": self.source, "devices": self.device_names(),
+                "physical_indices": self.physical, "field_scope": self.scope}
 
     def close(self) -> None:
         with contextlib.suppress(self.nvml.NVMLError):
@@ -100,7 +107,7 @@ THROTTLE_BITS = {
 }
 
 
-def throttle_names(nv: Any, mask: int) -> str:
+def throttle_names(mask: int) -> str:
     """NVML's clock-event bitmask as names joined by '+', 'none' when clear."""
     names = [name for bit, name in THROTTLE_BITS.items() if mask & bit]
     return "+".join(names) if names else "none"
