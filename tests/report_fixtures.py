@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.jsonio import atomic_write_json, sanitize, seal
-from bench.results import build_metrics, build_points
+from bench.results import TelemetryContext, build_metrics, build_points, window_telemetry
 from tests.conftest import FIXTURES
 
 RUNS = FIXTURES / "results"
@@ -50,16 +50,28 @@ def _series(doc: dict[str, Any]) -> dict[str, list[Any]]:
     return doc["telemetry"]["devices"][0]["series"]
 
 
-def recompute(doc: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Recompute the metrics (and points) from the repeats and telemetry, as the runner does."""
+def context(doc: dict[str, Any]) -> TelemetryContext:
+    """The runner's telemetry context, rebuilt from a document's stored series."""
     tel = doc["telemetry"]
     origin = tel["origin_mono_s"]
-    telemetry = {**tel, "t_mono_s": [origin + t for t in tel["t_s"]]}
+    snapshot = {"t_mono_s": [origin + t for t in tel["t_s"]], "devices": tel["devices"],
+                "error_t_mono_s": [origin + t for t in tel.get("errors_t_s", [])]}
+    return TelemetryContext(snapshot=snapshot, interval_s=tel["interval"]["requested_s"],
+                            unavailable=dict(tel["unavailable"]))
+
+
+def recompute(doc: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Recompute the metrics (and points) from the repeats and telemetry, as the runner does."""
+    tel = context(doc)
+    for rep in doc["repeats"]:
+        if rep.get("status") == "ok" and rep.get("window"):
+            rep["telemetry"] = window_telemetry(tel, rep["window"]["start_mono"],
+                                                rep["window"]["end_mono"])
     kept = {k: doc["metrics"][k] for k in keep if k in doc["metrics"]}
-    doc["metrics"] = build_metrics(doc["repeats"], telemetry, tel["unavailable"],
-                                   doc["workload"]["item_unit"], doc["provenance"]["vendor"],
+    doc["metrics"] = build_metrics(doc["repeats"], tel, doc["workload"]["item_unit"],
+                                   doc["provenance"]["vendor"],
                                    doc["rules"].get("host_bound_util_pct", 30.0),
-                                   tel.get("idle"))
+                                   doc["telemetry"].get("idle"))
     doc["metrics"].update(kept)
     return doc
 
@@ -178,10 +190,8 @@ def as_sweep(doc: dict[str, Any], peak_flop_per_s: float, bandwidth_bytes_per_s:
             "throughput_items_per_s": {"value": achieved / flop, "unit": "calls/s"}},
             "window": w})
     repeats = [{**r, "points": points} for r in doc["repeats"]]
-    tel = doc["telemetry"]
-    telemetry = {**tel, "t_mono_s": [tel["origin_mono_s"] + t for t in tel["t_s"]]}
-    doc["points"] = build_points(repeats, telemetry, tel["unavailable"], wl["item_unit"],
-                                 tel["origin_mono_s"])
+    doc["points"] = build_points(repeats, context(doc), wl["item_unit"],
+                                 doc["telemetry"]["origin_mono_s"])
     return recompute(doc)
 
 

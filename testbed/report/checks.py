@@ -423,6 +423,9 @@ def expected_unit(name: str, item_unit: str | None = None) -> tuple[Callable[[st
         return (lambda u: u == f"{item_unit}/s"), f"{item_unit}/s"
     if name == "items_per_j" and item_unit:
         return (lambda u: u == f"{item_unit}/J"), f"{item_unit}/J"
+    if name.endswith("_per_item_j"):
+        unit = f"J/{item_unit}" if item_unit else "J/<item>"
+        return (lambda u: u == unit if item_unit else u.startswith("J/")), unit
     for pattern, ok, text in UNIT_RULES:
         if re.search(pattern, name):
             return ok, text
