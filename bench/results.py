@@ -155,7 +155,9 @@ def build_metrics(repeats: list[dict[str, Any]], telemetry: dict[str, Any] | Non
         values = [r["metrics"][name]["value"] for r in ok
                   if r.get("metrics", {}).get(name, {}).get("value") is not None]
         unit = next(r["metrics"][name]["unit"] for r in ok if name in r.get("metrics", {}))
-        metrics[name] = summary_metric(values, unit) if values else metric(None, unit)
+        reason = next((r["metrics"][name]["reason"] for r in ok
+                       if r.get("metrics", {}).get(name, {}).get("reason")), None)
+        metrics[name] = summary_metric(values, unit) if values else metric(None, unit, reason)
     return metrics
 
 
