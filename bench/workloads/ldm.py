@@ -106,7 +106,7 @@ class LdmWorkload(Workload):
     default_precision = "fp16"
     configs = {
         "small": {"architecture": "reduced", "batch_sizes": [1, 2], "resolutions": [32, 64],
-                  "steps": 4, "guidance_scale": 6.0,
+                  "steps": 2, "guidance_scale": 6.0,
                   "reference_point": {"batch": 1, "resolution": 32}, **_COMMON},
         "full": {"architecture": "published", "batch_sizes": [1, 2],
                  "resolutions": [512, 640, 768], "steps": 50, "guidance_scale": 6.0,
