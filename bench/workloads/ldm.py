@@ -105,9 +105,9 @@ class LdmWorkload(Workload):
     item_unit = "images"
     default_precision = "fp16"
     configs = {
-        "small": {"architecture": "reduced", "batch_sizes": [1, 2], "resolutions": [32, 64],
+        "small": {"architecture": "reduced", "batch_sizes": [1, 2], "resolutions": [16, 32],
                   "steps": 2, "guidance_scale": 6.0,
-                  "reference_point": {"batch": 1, "resolution": 32}, **_COMMON},
+                  "reference_point": {"batch": 1, "resolution": 16}, **_COMMON},
         "full": {"architecture": "published", "batch_sizes": [1, 2],
                  "resolutions": [512, 640, 768], "steps": 50, "guidance_scale": 6.0,
                  "reference_point": {"batch": 1, "resolution": 512}, **_COMMON},
