@@ -17,6 +17,7 @@ from bench.errors import UserError
 from bench.llm import prompts
 from bench.llm.architectures import ARCHITECTURES, DecoderShape, decoder_parameter_count
 from bench.llm.generation import (
+    TTFT_TIERS,
     GenerationSettings,
     GenerationTiming,
     TokenClock,
@@ -278,8 +279,14 @@ def test_points_beyond_the_memory_budget_are_oom_with_the_estimate():
     assert "window" not in skipped
     assert out["points"][0]["metrics"]["memory_estimate_bytes"]["value"] == 485_632
     assert out["throughput_items_per_s"] > 0 and out["items"] == out["iterations"] * 8
-    assert out["metrics"]["tier_max_tokens_per_s_0_500ms"]["value"] is not None or \
-        out["metrics"]["tier_max_tokens_per_s_500_1000ms"]["value"] is not None
+    ran = [p for p in out["points"] if p["status"] == "ok"]
+    for name, low, high in TTFT_TIERS:
+        inside = [p for p in ran if low < p["metrics"]["ttft_s"]["value"] <= high]
+        best = max(inside, key=lambda p: p["metrics"]["output_tokens_per_s"]["value"],
+                   default=None)
+        assert out["metrics"][name]["value"] == (
+            best["metrics"]["output_tokens_per_s"]["value"] if best else None)
+        assert w.extra["ttft_tier_points"][name] == (best["params"] if best else None)
 
 
 def test_fp32_that_does_not_fit_falls_back_to_bf16_and_records_why():
@@ -406,3 +413,25 @@ def test_full_suite_holds_the_published_grid():
     assert len(grid_points(llama.params)) == 35
     assert grid_points(llama.params)[0] == llama.params["reference_point"]
     assert entries["ldm-infer"].params["resolutions"] == [512, 640, 768]
+
+
+def test_overhead_summary_by_hand():
+    from bench.llm.overhead import summary
+
+    s = summary([0.98, 1.0, 1.02, 0.99])
+    assert s["median"] == pytest.approx(0.995) and s["overhead"] == pytest.approx(0.005)
+    assert (s["min"], s["max"]) == (0.98, 1.02)
+
+
+def test_overhead_command_prints_both_sides_and_the_verdict(capsys):
+    from bench.llm.overhead import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(["--device", "cpu", "--rounds", "2", "--iterations", "1",
+                     "--input-tokens", "8", "--output-tokens", "4", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert out.count("harness") >= 3 and "bare generate" in out
+    assert "harness overhead:" in out and "2 % target" in out

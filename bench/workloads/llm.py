@@ -292,8 +292,9 @@ class LlmWorkload(Workload):
             self.extra["reference_point_note"] = note
         ran = [(r.metrics["ttft_s"]["value"], r.metrics["output_tokens_per_s"]["value"],
                 r.params) for r in results if r.status == "ok"]
-        metrics = {"model_load_s": {"value": self.model_load_s, "unit": "s"},
-                   **tier_metrics(ran)}
+        tiers = tier_metrics(ran)
+        self.extra["ttft_tier_points"] = {name: t.get("point") for name, t in tiers.items()}
+        metrics = {"model_load_s": {"value": self.model_load_s, "unit": "s"}, **tiers}
         for name in ("ttft_s", "tpot_mean_s", "prompt_tokens_per_s"):
             metrics[f"reference_{name}"] = dict(ref.metrics[name])
         return {**ref.loop, "metrics": metrics, "points": [r.as_point() for r in results]}
