@@ -416,11 +416,17 @@ def test_full_suite_holds_the_published_grid():
 
 
 def test_overhead_summary_by_hand():
-    from bench.llm.overhead import summary
+    from bench.llm.overhead import summary, verdict
 
     s = summary([0.98, 1.0, 1.02, 0.99])
     assert s["median"] == pytest.approx(0.995) and s["overhead"] == pytest.approx(0.005)
     assert (s["min"], s["max"]) == (0.98, 1.02)
+    # quartiles (exclusive method) 0.9825 and 1.015: half-width
+    # 1.96 x 1.2533 x (0.0325 / 1.349) / sqrt(4) = 0.029590
+    assert s["overhead_high"] - s["overhead"] == pytest.approx(0.029590, abs=1e-6)
+    assert verdict(s) == "inconclusive for"
+    assert verdict(summary([0.995, 0.996, 0.997, 0.998])) == "within"
+    assert verdict(summary([0.90, 0.91, 0.92, 0.93])) == "OVER"
 
 
 def test_overhead_command_prints_both_sides_and_the_verdict(capsys):
@@ -434,4 +440,4 @@ def test_overhead_command_prints_both_sides_and_the_verdict(capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert out.count("harness") >= 3 and "bare generate" in out
-    assert "harness overhead:" in out and "2 % target" in out
+    assert "harness overhead:" in out and "95 % interval" in out and "2 % target" in out
