@@ -90,7 +90,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "glm4-9b": Architecture(
         workload="glm4-9b", model_type="glm", config_class="GlmConfig",
-        model_class="GlmForCausalLM", source="THUDM/glm-4-9b-hf config.json (GlmForCausalLM)",
+        model_class="GlmForCausalLM", source="THUDM/glm-4-9b-hf config.json",
         published={
             "vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 13696,
             "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 2,
