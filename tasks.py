@@ -166,3 +166,24 @@ def test(c, k=None, fast=False):
 def lint(c):
     """ruff on the code."""
     c.run(f"{PY} -m ruff check .")
+
+
+@task(help={
+    "model": "qwen2-0.5b, llama3-8b or glm4-9b",
+    "architecture": "reduced (seconds on a CPU) or published (the real size)",
+    "device": "vendor backend (default: what this machine has)",
+    "precision": "fp32, tf32, bf16, fp16",
+    "batch": "the grid point's concurrency",
+    "input_tokens": "prompt tokens", "output_tokens": "generated tokens",
+    "iterations": "generations per side per round", "rounds": "interleaved A/B rounds",
+    "threads": "torch CPU threads (0: default; 1 on a shared CPU)",
+})
+def bench_llm_overhead(c, model="qwen2-0.5b", architecture="reduced", device="auto",
+                       precision="fp32", batch=1, input_tokens=64, output_tokens=64,
+                       iterations=3, rounds=9, threads=0):
+    """LLM harness overhead: our grid point vs a bare `generate` loop, interleaved A/B."""
+    args = ["--model", model, "--architecture", architecture, "--device", device,
+            "--precision", precision, "--batch", str(batch), "--input-tokens",
+            str(input_tokens), "--output-tokens", str(output_tokens), "--iterations",
+            str(iterations), "--rounds", str(rounds), "--threads", str(threads)]
+    c.run(f"{PY} -m bench.llm.overhead " + shlex.join(args), pty=sys.stdout.isatty())

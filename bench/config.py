@@ -168,6 +168,10 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
             raise UserError(
                 f"{where}: workload {workload.name!r} has no parameter(s) {', '.join(unknown)}.",
                 f"Known parameters: {', '.join(sorted(workload.configs[config]))}.")
+        try:
+            workload.validate_params(params)
+        except UserError as exc:
+            raise UserError(f"{where} (entry {entry_id!r}): {exc.what}", exc.fix) from exc
         entries.append(Entry(
             id=entry_id, workload=workload.name, mode=mode, config=config,
             precision=raw.get("precision", workload.default_precision),

@@ -60,6 +60,15 @@ class CpuBackend(DeviceBackend):
     def reset_peak_memory(self, index: int = 0) -> None:
         """ru_maxrss cannot be reset; each repeat runs in a fresh process instead."""
 
+    def is_oom(self, exc: BaseException) -> bool:
+        """The CPU allocator reports exhaustion as a plain RuntimeError ("DefaultCPUAllocator:
+        can't allocate memory" / "not enough memory"), not as torch.OutOfMemoryError."""
+        if super().is_oom(exc):
+            return True
+        text = str(exc)
+        return isinstance(exc, RuntimeError) and "DefaultCPUAllocator" in text and (
+            "can't allocate memory" in text or "not enough memory" in text)
+
     def amp_dtypes(self) -> tuple[torch.dtype, ...]:
         return (torch.bfloat16, torch.float16)
 

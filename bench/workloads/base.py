@@ -64,6 +64,13 @@ class Workload(ABC):
         """One iteration; returns the number of items processed."""
         raise NotImplementedError(f"{self.name} defines neither step() nor measure()")
 
+    @classmethod  # noqa: B027 - an optional hook: most workloads accept any known param
+    def validate_params(cls, params: dict[str, Any]) -> None:
+        """Refuse parameter values that make the measurement meaningless (``UserError``).
+
+        Called when the suite is loaded, so a bad value stops the run before anything starts.
+        """
+
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""
         return {}
