@@ -72,11 +72,6 @@ class CpuBackend(DeviceBackend):
     def amp_dtypes(self) -> tuple[torch.dtype, ...]:
         return (torch.bfloat16, torch.float16)
 
-    def is_oom(self, exc: BaseException) -> bool:
-        """PyTorch's CPU allocator reports a failed allocation as a RuntimeError of its own."""
-        return super().is_oom(exc) or (isinstance(exc, RuntimeError)
-                                       and "can't allocate memory" in str(exc))
-
     def sdk_version(self) -> str | None:
         return f"torch {torch.__version__}"
 
