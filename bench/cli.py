@@ -21,8 +21,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.progress import Display
     from bench.runner import Runner, new_run_id, prepare_out_dir
 
-    suite = load_suite(args.suite, overrides=args.set, only=_split(args.only))
     backend = get_backend(args.device)
+    suite = load_suite(args.suite, overrides=args.set, only=_split(args.only),
+                       vendor=backend.vendor)
     run_id = args.run_id or new_run_id(backend.vendor, suite.name)
     out = prepare_out_dir(Path(args.out) if args.out else Path("results") / run_id)
     display = Display(quiet=args.quiet)
