@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.poems import SPECIALS, PoemWindows, SyntheticCharWindows
+from bench.errors import Unsupported
 from bench.models.char_lstm import CharLSTM, generate
 from bench.workloads import register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
@@ -47,7 +48,7 @@ class LSTMWorkload(Workload):
                   "num_workers": 1},
         # 128 windows of 125 characters (a Tang poem with its markers is <= 125 in the
         # common CharRNN recipes); generation of 4-character openings + 124 characters.
-        # Well under 1 GiB: the same batch runs on every device, the edge included.
+        # ~2 GiB in training (measured): the same batch runs on every device, edge included.
         "full": {"batch_size": 128, "seq_len": 125, "prompt_len": 4, "gen_len": 124,
                  "temperature": 1.0, "lr": 1e-3, "data": "synthetic", "data_path": None,
                  "num_workers": 4},
@@ -60,6 +61,8 @@ class LSTMWorkload(Workload):
         device = self.ctx.device
         self.model = CharLSTM(VOCAB_SIZE, 128, 256, 3).to(device)
         self.extra["parameters"] = count_parameters(self.model)
+        if self.precision_used != "fp32":
+            self._probe_reduced_precision()
         self.extra["items"] = ("predicted characters (batch_size x seq_len per step)"
                                if self.ctx.mode == "train" else
                                "generated characters (batch_size x gen_len per step; the "
@@ -94,6 +97,24 @@ class LSTMWorkload(Workload):
             self.sampler = torch.Generator(device=device).manual_seed(self.ctx.seed) \
                 if device.type in ("cpu", "cuda") else None
         self.last_generated: list[int] = []
+
+    def _probe_reduced_precision(self) -> None:
+        """Not every device has reduced-precision LSTM kernels (oneDNN on most CPUs refuses
+        fp16): report that as ``unsupported`` at setup, not as an error mid-run."""
+        x = torch.zeros(1, 1, dtype=torch.long, device=self.ctx.device)
+        train = self.ctx.mode == "train"
+        self.model.train(train)
+        try:
+            with torch.set_grad_enabled(train), self.autocast():
+                logits, _ = self.model(x)
+            if train:
+                logits.float().sum().backward()
+                self.model.zero_grad(set_to_none=True)
+        except RuntimeError as exc:
+            if self.ctx.backend.is_oom(exc):
+                raise
+            raise Unsupported(f"this device's kernels refuse an LSTM under "
+                              f"{self.precision_used} autocast: {exc}") from exc
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches is None:
