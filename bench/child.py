@@ -76,6 +76,8 @@ def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
         result["precision_used"] = workload.precision_used
         result["precision_reason"] = workload.precision_reason
         result["info"] = workload.info()
+        if entry.get("substitution"):
+            result["info"]["substitution"] = entry["substitution"]
         result["series"] = workload.series
     result["started_at"] = started
     result["ended_at"] = time.time()

@@ -21,10 +21,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.progress import Display
     from bench.runner import Runner, new_run_id, prepare_out_dir
 
-    suite = load_suite(args.suite, overrides=args.set, only=_split(args.only))
+    backend = get_backend(args.device)
+    suite = load_suite(args.suite, overrides=args.set, only=_split(args.only),
+                       vendor=backend.vendor)
     if args.label is not None:
         set_run_label(args.label)
-    backend = get_backend(args.device)
     run_id = args.run_id or new_run_id(backend.vendor, suite.name)
     out = prepare_out_dir(Path(args.out) if args.out else Path("results") / run_id)
     display = Display(quiet=args.quiet)

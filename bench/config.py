@@ -56,6 +56,7 @@ class Entry:
     params: dict[str, Any]
     rules: RunRules
     overrides: dict[str, Any] = field(default_factory=dict)
+    substitution: dict[str, Any] | None = None  # see substitution_for()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class Entry:
             "params": self.params,
             "rules": self.rules.as_dict(),
             "overrides": self.overrides,
+            "substitution": self.substitution,
         }
 
 
@@ -111,9 +113,30 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return entry_id, param, yaml.safe_load(raw)
 
 
+def substitution_for(options: dict[str, Any], workload: str,
+                     vendor: str | None) -> dict[str, Any] | None:
+    """The suite's declared replacement of ``workload`` on ``vendor``, if any.
+
+    ``options.substitutions`` lets a suite say, as data, that a device class runs another
+    model in a workload's place: the published evaluation ran BERT-tiny instead of BERT-base
+    on the Jetson. The entry keeps its id (so the report lines it up with the other devices)
+    and the result records the substitution and marks itself non-comparable.
+    """
+    if vendor is None:
+        return None
+    for sub in options.get("substitutions", []):
+        if sub["workload"] == workload and vendor in sub["vendors"]:
+            return {"requested": workload, "used": sub["use"], "vendor": vendor,
+                    "reason": sub.get("reason", "declared in the suite's options")}
+    return None
+
+
 def load_suite(name_or_path: str, overrides: list[str] | None = None,
-               only: list[str] | None = None) -> Suite:
-    """Load, schema-check and resolve a suite; every problem is a ``UserError``."""
+               only: list[str] | None = None, vendor: str | None = None) -> Suite:
+    """Load, schema-check and resolve a suite; every problem is a ``UserError``.
+
+    With ``vendor`` the suite's substitutions for that vendor are applied.
+    """
     from bench.workloads import get_workload  # workloads import torch: only when needed
 
     path = suite_path(name_or_path)
@@ -139,10 +162,19 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
 
     entries: list[Entry] = []
     seen: set[str] = set()
+    options = doc.get("options", {})
+    for j, sub in enumerate(options.get("substitutions", [])):
+        for key in ("workload", "use"):
+            try:
+                get_workload(sub[key])
+            except UserError as exc:
+                raise UserError(f"Suite file {path} at $.options.substitutions[{j}].{key}: "
+                                f"{exc.what}", exc.fix) from exc
     for i, raw in enumerate(doc["entries"]):
         where = f"{path} at $.entries[{i}]"
+        substitution = substitution_for(options, raw["workload"], vendor)
         try:
-            workload = get_workload(raw["workload"])
+            workload = get_workload(substitution["used"] if substitution else raw["workload"])
         except UserError as exc:
             raise UserError(f"Suite file {path} at $.entries[{i}].workload: {exc.what}",
                             exc.fix) from exc
@@ -154,7 +186,7 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
         if config not in workload.configs:
             raise UserError(f"{where}: workload {workload.name!r} has no config {config!r}.",
                             f"Use one of: {', '.join(workload.configs)}.")
-        entry_id = raw.get("id", f"{workload.name}-{mode}")
+        entry_id = raw.get("id", f"{raw['workload']}-{mode}")
         if entry_id in seen:
             raise UserError(f"{where}: entry id {entry_id!r} appears twice.",
                             "Give each entry a unique `id`.")
@@ -172,10 +204,15 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
             workload.validate_params(params)
         except UserError as exc:
             raise UserError(f"{where} (entry {entry_id!r}): {exc.what}", exc.fix) from exc
+        if substitution:
+            # A vendor-specific change of the workload: recorded like an override, so the
+            # result is flagged non-comparable wherever overrides are.
+            entry_overrides = {"workload": workload.name, **entry_overrides}
         entries.append(Entry(
             id=entry_id, workload=workload.name, mode=mode, config=config,
             precision=raw.get("precision", workload.default_precision),
-            params=params, rules=rules.merged(raw.get("rules")), overrides=entry_overrides))
+            params=params, rules=rules.merged(raw.get("rules")), overrides=entry_overrides,
+            substitution=substitution))
     if parsed_overrides:
         raise UserError(
             f"Override(s) for {', '.join(sorted(parsed_overrides))} match no entry of suite "
@@ -188,4 +225,4 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
         entries = [e for e in entries if e.id in only]
     return Suite(name=doc["name"], description=doc.get("description", ""), path=path,
                  seed=doc.get("seed", 0), telemetry=telemetry, entries=tuple(entries),
-                 options=doc.get("options", {}))
+                 options=options)

@@ -1,7 +1,9 @@
 """ResNet-34 image classification, 100 classes (SPEC section 4: 21,335,972 parameters).
 
-Inputs are synthetic tensors created on the device with ImageNet's shape, so the device is
-measured and not the host's input pipeline.
+Synthetic mode (default): ImageNet-shaped tensors created on the device once, so the device is
+measured and not the host's input pipeline. Loader mode: an ImageFolder data set (an ImageNet
+subset) at ``data_path``, or host-side random images, through a DataLoader; images cross to
+the device as uint8 and are normalised there.
 """
 
 from __future__ import annotations
@@ -11,8 +13,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
+from bench.data.image_ops import normalize_on_device
+from bench.data.imagefolder import ImageFolderDataset, SyntheticImages
 from bench.models.resnet import resnet34
 from bench.workloads import register
+from bench.workloads._common import (
+    Trainer,
+    data_root,
+    loader_batches,
+    synthetic_length,
+)
 from bench.workloads.base import Workload, count_parameters
 
 PARAMETERS = 21_335_972
@@ -26,8 +37,13 @@ class ResNetWorkload(Workload):
     modes = ("train", "infer")
     item_unit = "images"
     configs = {
-        "small": {"batch_size": 2, "image_size": 64, "num_classes": 100, "lr": 0.01},
-        "full": {"batch_size": 128, "image_size": 224, "num_classes": 100, "lr": 0.1},
+        "small": {"batch_size": 2, "image_size": 64, "num_classes": 100, "lr": 0.01,
+                  "data": "synthetic", "data_path": None, "num_workers": 1},
+        # 128 images of 224x224, the usual per-GPU batch of the reference ImageNet recipes:
+        # ~14 GiB of saved activations in fp32 training (0.11 GiB per image, measured; see
+        # docs/workloads.md), so it fits every 24-80 GB device.
+        "full": {"batch_size": 128, "image_size": 224, "num_classes": 100, "lr": 0.1,
+                 "data": "synthetic", "data_path": None, "num_workers": 8},
     }
 
     def setup(self) -> None:
@@ -37,33 +53,52 @@ class ResNetWorkload(Workload):
         device = self.ctx.device
         self.model = resnet34(num_classes=p["num_classes"]).to(device)
         self.extra["parameters"] = count_parameters(self.model)
-        gen = torch.Generator(device="cpu").manual_seed(self.ctx.seed)
+        self.batches: DeviceBatches | None = None
         shape = (p["batch_size"], 3, p["image_size"], p["image_size"])
-        self.images = torch.randn(shape, generator=gen).to(device)
-        self.labels = torch.randint(0, p["num_classes"], (p["batch_size"],), generator=gen).to(
-            device)
+        if data_mode(p, self.name) == "loader":
+            item_shape = shape[1:]
+            if p["data_path"]:
+                root = data_root(self, "an ImageNet subset in ImageFolder layout")
+                ds: Any = ImageFolderDataset(root, p["image_size"], self.ctx.mode == "train",
+                                             p["num_classes"])
+                self.batches = loader_batches(self, ds, source="imagefolder", path=str(root),
+                                              details={"classes": len(ds.classes)})
+            else:
+                ds = SyntheticImages(synthetic_length(p["batch_size"]), item_shape,
+                                     p["num_classes"], self.ctx.seed)
+                self.batches = loader_batches(self, ds, source="synthetic (host DataLoader)")
+        else:
+            gen = torch.Generator(device="cpu").manual_seed(self.ctx.seed)
+            self.images = torch.randn(shape, generator=gen).to(device)
+            self.labels = torch.randint(0, p["num_classes"], (p["batch_size"],),
+                                        generator=gen).to(device)
+            self.extra["data"] = synthetic_info({"images": list(shape),
+                                                 "labels": [p["batch_size"]]}).as_dict()
         if self.ctx.mode == "train":
             self.model.train()
-            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=p["lr"], momentum=0.9)
+            optimizer = torch.optim.SGD(self.model.parameters(), lr=p["lr"], momentum=0.9)
+            self.trainer = Trainer(self, self.model, optimizer)
             self.loss_fn = nn.CrossEntropyLoss()
-            self.scaler = torch.amp.GradScaler(
-                self.ctx.backend.device_type, enabled=self.precision_used == "fp16")
         else:
             self.model.eval()
 
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.batches is None:
+            return self.images, self.labels
+        images, labels = next(self.batches)
+        return normalize_on_device(images), labels
+
     def step(self) -> int:
+        images, labels = self._batch()
         if self.ctx.mode == "train":
-            self.optimizer.zero_grad(set_to_none=True)
-            with self.autocast():
-                loss = self.loss_fn(self.model(self.images), self.labels)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.record("loss", loss.detach().float().item())
+            self.trainer.step(lambda: self.loss_fn(self.model(images), labels))
         else:
             with torch.inference_mode(), self.autocast():
-                self.model(self.images)
+                self.model(images)
         return self.params["batch_size"]
+
+    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return input_wait_metrics(self.batches, loop)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": PARAMETERS}
