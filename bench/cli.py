@@ -85,12 +85,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         det = cls.detect()
         print(f"  {name:<8} {'available' if det.available else 'absent   '}  {det.reason}")
     print("suites:")
+    width = max(len(n) for n in available_suites())
     for name in available_suites():
         suite = load_suite(name)
-        print(f"  {name:<8} {len(suite.entries):>3} entries  {suite.description}")
+        print(f"  {name:<{width}} {len(suite.entries):>3} entries  {suite.description}")
     print("workloads:")
-    for name, cls in all_workloads().items():
-        print(f"  {name:<12} {'/'.join(cls.modes):<12} {cls.description}")
+    workloads = all_workloads()
+    width = max(len(n) for n in workloads)
+    for name, cls in workloads.items():
+        print(f"  {name:<{width}} {'/'.join(cls.modes):<12} {cls.description}")
     return 0
 
 

@@ -131,15 +131,7 @@ def substitution_for(options: dict[str, Any], workload: str,
     return None
 
 
-def load_suite(name_or_path: str, overrides: list[str] | None = None,
-               only: list[str] | None = None, vendor: str | None = None) -> Suite:
-    """Load, schema-check and resolve a suite; every problem is a ``UserError``.
-
-    With ``vendor`` the suite's substitutions for that vendor are applied.
-    """
-    from bench.workloads import get_workload  # workloads import torch: only when needed
-
-    path = suite_path(name_or_path)
+def _read_suite(path: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -152,17 +144,12 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
             f"Suite file {path} breaks the suite schema at {first.path}: {first.message}"
             + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else "") + ".",
             "Fix that field; schemas/suite.schema.json lists what each field accepts.")
+    return doc
 
-    rules = RunRules().merged(doc.get("rules"))
-    telemetry = TelemetrySettings(**doc.get("telemetry", {}))
-    parsed_overrides: dict[str, dict[str, Any]] = {}
-    for text in overrides or []:
-        entry_id, param, value = parse_override(text)
-        parsed_overrides.setdefault(entry_id, {})[param] = value
 
-    entries: list[Entry] = []
-    seen: set[str] = set()
-    options = doc.get("options", {})
+def _check_substitutions(options: dict[str, Any], path: Path) -> None:
+    from bench.workloads import get_workload
+
     for j, sub in enumerate(options.get("substitutions", [])):
         for key in ("workload", "use"):
             try:
@@ -170,7 +157,31 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
             except UserError as exc:
                 raise UserError(f"Suite file {path} at $.options.substitutions[{j}].{key}: "
                                 f"{exc.what}", exc.fix) from exc
-    for i, raw in enumerate(doc["entries"]):
+
+
+def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
+             overrides: dict[str, dict[str, Any]], seen: set[str],
+             stack: tuple[Path, ...]) -> list[Entry]:
+    """The suite's entries: those of its ``include``d suites (each under its own rules and
+    options), then its own. Consumes the overrides that name an entry."""
+    from bench.workloads import get_workload  # workloads import torch: only when needed
+
+    entries: list[Entry] = []
+    for k, name in enumerate(doc.get("include", [])):
+        try:
+            included = suite_path(name)
+        except UserError as exc:
+            raise UserError(f"Suite file {path} at $.include[{k}]: {exc.what}", exc.fix) from exc
+        if included.resolve() in stack:
+            raise UserError(f"Suite file {path} at $.include[{k}]: including {name!r} makes a "
+                            "cycle.", "Remove the include that leads back to this suite.")
+        entries += _entries(_read_suite(included), included, vendor, overrides, seen,
+                            (*stack, included.resolve()))
+
+    rules = RunRules().merged(doc.get("rules"))
+    options = doc.get("options", {})
+    _check_substitutions(options, path)
+    for i, raw in enumerate(doc.get("entries", [])):
         where = f"{path} at $.entries[{i}]"
         substitution = substitution_for(options, raw["workload"], vendor)
         try:
@@ -193,7 +204,7 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
         seen.add(entry_id)
         params = dict(workload.configs[config])
         params.update(raw.get("params", {}))
-        entry_overrides = parsed_overrides.pop(entry_id, {})
+        entry_overrides = overrides.pop(entry_id, {})
         params.update(entry_overrides)
         unknown = sorted(set(params) - set(workload.configs[config]))
         if unknown:
@@ -213,6 +224,28 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
             precision=raw.get("precision", workload.default_precision),
             params=params, rules=rules.merged(raw.get("rules")), overrides=entry_overrides,
             substitution=substitution))
+    return entries
+
+
+def load_suite(name_or_path: str, overrides: list[str] | None = None,
+               only: list[str] | None = None, vendor: str | None = None) -> Suite:
+    """Load, schema-check and resolve a suite; every problem is a ``UserError``.
+
+    With ``vendor`` the suite's substitutions for that vendor are applied. A suite may
+    ``include`` other suites: their entries come first, each under its own suite's rules.
+    """
+    path = suite_path(name_or_path)
+    doc = _read_suite(path)
+    telemetry = TelemetrySettings(**doc.get("telemetry", {}))
+    parsed_overrides: dict[str, dict[str, Any]] = {}
+    for text in overrides or []:
+        entry_id, param, value = parse_override(text)
+        parsed_overrides.setdefault(entry_id, {})[param] = value
+
+    entries = _entries(doc, path, vendor, parsed_overrides, set(), (path.resolve(),))
+    if not entries:
+        raise UserError(f"Suite file {path} has no entries (none of its own, none included).",
+                        "Add `entries` or `include` other suites.")
     if parsed_overrides:
         raise UserError(
             f"Override(s) for {', '.join(sorted(parsed_overrides))} match no entry of suite "
@@ -225,4 +258,4 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
         entries = [e for e in entries if e.id in only]
     return Suite(name=doc["name"], description=doc.get("description", ""), path=path,
                  seed=doc.get("seed", 0), telemetry=telemetry, entries=tuple(entries),
-                 options=options)
+                 options=doc.get("options", {}))
