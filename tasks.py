@@ -134,13 +134,13 @@ def list_(c):
 @task(
     name="bench-telemetry",
     help={"vendor": "device backend whose telemetry adapter is measured (default cpu)",
-          "workload": "workload run in the child process (default gemm, small config)",
+          "workload": "workload run in the child process (default resnet infer, small config)",
           "rounds": "interleaved rounds (each runs every condition once, shuffled)",
           "round_s": "seconds per condition per round",
           "rates": "sampling rates in Hz, comma-separated (default 10,100)",
           "out": "also write the figures as JSON to this file"},
 )
-def bench_telemetry(c, vendor="cpu", workload="gemm", rounds=60, round_s=0.3, rates="10,100",
+def bench_telemetry(c, vendor="cpu", workload="resnet", rounds=60, round_s=0.3, rates="10,100",
                     out=None):
     """Measure the telemetry sampler's overhead: interleaved A/B rounds, prints the ratio."""
     args = ["--device", vendor, "--workload", workload, "--rounds", str(rounds), "--round-s",

@@ -27,3 +27,8 @@ def run_bench(*args: str, cwd: Path = ROOT, timeout: float = 300,
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+# tests/isolated/ holds tests that change process-global state (e.g. torch's device names);
+# tests/test_devices.py runs them in a fresh interpreter with BENCH_ISOLATED=1.
+collect_ignore = [] if os.environ.get("BENCH_ISOLATED") else ["isolated"]

@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--adapter", default=None,
                         help="telemetry backend (default: the device backend's)")
-    parser.add_argument("--workload", default="gemm")
+    parser.add_argument("--workload", default="resnet",
+                        help="a workload measured step by step (default resnet, infer mode)")
     parser.add_argument("--config", default="small")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--round-s", type=float, default=0.3)
