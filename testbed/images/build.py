@@ -99,12 +99,12 @@ def git_revision(root: Path = REPO_DIR) -> tuple[str, bool | None]:
     return commit, bool(status)
 
 
-def resolve_base(client: Any, spec: VendorSpec, base: str | None, log: Log) -> tuple[str, Any]:
-    """(reference, image) of the base the build uses, refusing what the spec does not allow."""
+def base_reference(spec: VendorSpec, base: str | None) -> str | None:
+    """The base reference the spec allows (None: the local base from its recipe), or a
+    UserError saying what to give. Pure: checked before the engine is contacted."""
     source, default = spec.base["source"], spec.base["image"]
-    if source == "local" and not base:
-        image = ensure_local_base(client, spec, log)
-        return local_base_ref(spec), image
+    if source == "local":
+        return base
     if source == "public" and not base:
         digest = spec.base.get("digest")
         if not digest:
@@ -114,7 +114,7 @@ def resolve_base(client: Any, spec: VendorSpec, base: str | None, log: Log) -> t
                 f"Pull it, read its digest (`docker pull {default} && docker inspect --format "
                 f"'{{{{index .RepoDigests 0}}}}' {default}`), put it in base.digest, or pass "
                 f"`invoke build --vendor {spec.vendor} --base {default}@sha256:<digest>`.")
-        base = f"{default}@{digest}"
+        return f"{default}@{digest}"
     if source == "public" and "@sha256:" not in (base or ""):
         raise UserError(f"The base {base!r} is not pinned by digest.",
                         f"Give it as IMAGE@sha256:<digest> (e.g. {default}@sha256:...).")
@@ -125,11 +125,18 @@ def resolve_base(client: Any, spec: VendorSpec, base: str | None, log: Log) -> t
             f"Load the vendor's image (`docker load -i FILE` or log in to the vendor registry) "
             f"and run `invoke build --vendor {spec.vendor} --base IMAGE`; the published "
             f"evaluation used {default}.")
-    assert base is not None
-    image = find_image(client, base)
+    return base
+
+
+def resolve_base(client: Any, spec: VendorSpec, base: str | None, log: Log) -> tuple[str, Any]:
+    """(reference, image) of the base the build uses, refusing what the spec does not allow."""
+    ref = base_reference(spec, base)
+    if ref is None:
+        return local_base_ref(spec), ensure_local_base(client, spec, log)
+    image = find_image(client, ref)
     if image is None:
-        image = _pull(client, base, spec)
-    return base, image
+        image = _pull(client, ref, spec)
+    return ref, image
 
 
 def _pull(client: Any, ref: str, spec: VendorSpec) -> Any:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from bench.errors import UserError
-from testbed.images.build import build_image
+from testbed.images.build import base_reference, build_image
 from testbed.images.containers import (
     bench_command,
     find_bench_image,
@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 
 def build_vendor(vendor: str, base: str | None = None, root: Path = REPO_DIR) -> None:
     spec = load_spec(vendor, root)
+    base_reference(spec, base)  # a missing or unpinned base is refused before anything else
     client = connect()
     result = build_image(client, spec, base, root)
     state = "cached (inputs unchanged)" if result.cached else "built"
