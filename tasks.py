@@ -144,9 +144,13 @@ def test(c, k=None, fast=False):
 def lint(c):
     """ruff on the code, hadolint on every Dockerfile."""
     c.run(f"{PY} -m ruff check .")
+    hadolint = Path(sys.executable).with_name("hadolint")
+    if not hadolint.exists():
+        raise Exit("error: hadolint is not installed. Install the dev tools: "
+                   "`bash scripts/setup.sh --dev`.", code=2)
     dockerfiles = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "images").glob("*/Dockerfile"))
-    c.run(f"{shlex.quote(str(Path(sys.executable).with_name('hadolint')))} "
-          + shlex.join(dockerfiles))
+    c.run(f"{shlex.quote(str(hadolint))} " + shlex.join(dockerfiles))
+    print(f"hadolint: {len(dockerfiles)} Dockerfile(s) clean")
 
 
 @task(help={"vendor": "cpu, cuda, mlu, corex or jetson",

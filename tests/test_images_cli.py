@@ -60,3 +60,15 @@ def test_container_run_needs_a_vendor_and_valid_devices():
     assert_refused(invoke("bench", "--suite", "smoke"), "need --vendor", "--native")
     assert_refused(invoke("bench", "--vendor", "cpu", "--devices", "0,x"),
                    "not a device index")
+
+
+def test_hadolint_checks_every_dockerfile_offline(tmp_path):
+    hadolint = str(Path(sys.executable).with_name("hadolint"))
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian\nRUN apt-get update && apt-get install -y curl\n")
+    proc = subprocess.run([hadolint, str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "DL3008" in proc.stdout and "DL3006" in proc.stdout
+    ours = sorted(str(p) for p in (ROOT / "images").glob("*/Dockerfile"))
+    assert len(ours) == 5
+    proc = subprocess.run([hadolint, *ours], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
