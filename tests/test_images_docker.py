@@ -208,3 +208,14 @@ def test_ctrl_c_stops_the_container_and_keeps_what_finished(client, built, tmp_p
         "the container was left behind"
     assert not [c for c in client.containers.list(all=True)
                 if c.name.startswith("accel-testbed-") and "stoppable" in c.name]
+
+
+def test_a_missing_vendor_runtime_is_a_clear_error(client, built):
+    from bench.errors import UserError
+    from testbed.images.containers import RunOptions, stream_container
+
+    options = RunOptions(image=built.tag, command=["list"], runtime="nvidia",
+                         name="accel-testbed-runtime-check")
+    with pytest.raises(UserError, match=r"could not start the container.*NVIDIA container"):
+        stream_container(client, options, lambda text: None)
+    assert not client.containers.list(all=True, filters={"name": "accel-testbed-runtime-check"})

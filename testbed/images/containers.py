@@ -304,10 +304,18 @@ class ContainerRun:
 
 def stream_container(client: Any, options: RunOptions, log: Callable[[str], None]) -> ContainerRun:
     """Run the container, copy its output here line by line, stop it cleanly on Ctrl-C."""
-    container = client.containers.create(**options.docker_kwargs())
+    from docker.errors import APIError
+
+    try:
+        container = client.containers.create(**options.docker_kwargs())
+    except APIError as exc:
+        raise _cannot_start(exc) from exc
     interrupted = False
     try:
-        container.start()
+        try:
+            container.start()
+        except APIError as exc:
+            raise _cannot_start(exc) from exc
         try:
             for chunk in container.logs(stream=True, follow=True):
                 log(chunk.decode("utf-8", "replace"))
@@ -321,6 +329,14 @@ def stream_container(client: Any, options: RunOptions, log: Callable[[str], None
         return ContainerRun(status.get("StatusCode"), interrupted, options)
     finally:
         container.remove(force=True)
+
+
+def _cannot_start(exc: Exception) -> UserError:
+    return UserError(f"The Docker engine could not start the container: "
+                     f"{str(exc).splitlines()[0][:300]}.",
+                     "Check the vendor's container runtime is installed on this host (the "
+                     "NVIDIA container toolkit for --gpus and --runtime nvidia), and the "
+                     "devices and mounts the spec names.")
 
 
 def reject_invalid(out_dir: Path, tag: str, digest: str) -> list[str]:
