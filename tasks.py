@@ -37,7 +37,8 @@ def latest_run(results: Path = RESULTS) -> Path:
     iterable=["set_"],
     help={
         "suite": "suite name (smoke, ...) or suite file",
-        "vendor": "cpu, cuda, mlu, corex, jetson (default: what this machine has)",
+        "vendor": "cpu, cuda, mlu, corex, jetson (the image to run in; with --native the "
+                  "default is what this machine has)",
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
