@@ -56,6 +56,14 @@ def test_engine_not_reachable():
                    "Docker engine is not reachable")
 
 
+def test_bad_suite_is_refused_before_any_container_starts():
+    gone = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # never reached
+    assert_refused(invoke("bench", "--vendor", "cpu", "--suite", "nope", **gone),
+                   "Unknown suite 'nope'")
+    assert_refused(invoke("bench", "--vendor", "cpu", "--suite", "smoke", "--only", "nope",
+                          **gone), "nope")
+
+
 def test_container_run_needs_a_vendor_and_valid_devices():
     assert_refused(invoke("bench", "--suite", "smoke"), "need --vendor", "--native")
     assert_refused(invoke("bench", "--vendor", "cpu", "--devices", "0,x"),

@@ -40,6 +40,7 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
                        overrides: list[str], devices: str | None, image: str | None,
                        results_root: Path, root: Path = REPO_DIR) -> tuple[Path, int]:
     """Run the suite in the vendor's image; returns (run directory, exit code)."""
+    from bench.config import load_suite
     from bench.runner import new_run_id
 
     if vendor == "auto":
@@ -49,6 +50,10 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
         raise unknown_vendor(vendor)
     spec = load_spec(vendor, root)
     selected = parse_devices(devices)
+    # The image holds this checkout's bench (find_bench_image checks it), so the suite,
+    # --only and --set are checked here first: bad input never starts a container.
+    load_suite(suite, overrides=overrides, only=[t.strip() for t in only.split(",")
+                                                 if t.strip()] if only else None)
     client = connect()
     img = find_bench_image(client, spec, image, root)
     tag = image or (img.tags[0] if img.tags else img.id)
