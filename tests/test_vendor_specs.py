@@ -23,7 +23,7 @@ from testbed.images.containers import (
     parse_devices,
     run_options,
 )
-from testbed.images.lock import lock_inputs, locked, platform_tags, wheel_name_version
+from testbed.images.lock import canonical, lock_inputs, locked, platform_tags, wheel_name_version
 from testbed.images.spec import REPO_DIR, VENDORS, VendorSpec, load_spec
 
 SPECS = {v: load_spec(v) for v in VENDORS}
@@ -272,3 +272,18 @@ def test_unknown_vendor_and_bad_spec(tmp_path):
     (tmp_path / "images" / "cpu" / "Dockerfile").write_text("FROM x\n")
     with pytest.raises(UserError, match=r"\$\.user\.uid"):
         load_spec("cpu", tmp_path)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_lock_covers_pyproject_dependencies(vendor):
+    """A dependency added to pyproject.toml without `invoke lock` fails here, not in an image."""
+    from packaging.requirements import Requirement
+
+    spec = SPECS[vendor]
+    pins = locked(spec.lock_path)
+    for text in lock_inputs(spec):
+        req = Requirement(text)
+        name = canonical(req.name)
+        assert name in pins, f"{spec.lock_path}: no {name}; run `invoke lock --vendor {vendor}`"
+        assert req.specifier.contains(pins[name], prereleases=True), \
+            f"{spec.lock_path}: {name}=={pins[name]} does not satisfy {text}"
