@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.errors import UserError
+from bench.errors import EXIT_USAGE, UserError
 from testbed.images.build import base_reference, build_image
 from testbed.images.containers import (
     bench_command,
@@ -20,9 +20,6 @@ from testbed.images.containers import (
 )
 from testbed.images.engine import connect, image_digest
 from testbed.images.spec import REPO_DIR, VENDORS, load_spec, unknown_vendor
-
-# Exit codes of `python -m bench run` (bench/cli.py, bench/runner.py): 2 bad input.
-EXIT_USAGE = 2
 
 
 def build_vendor(vendor: str, base: str | None = None, root: Path = REPO_DIR) -> None:
