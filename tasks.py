@@ -37,7 +37,8 @@ def latest_run(results: Path = RESULTS) -> Path:
     iterable=["set_"],
     help={
         "suite": "suite name (smoke, ...) or suite file",
-        "vendor": "cpu, cuda, mlu, corex, jetson (default: what this machine has)",
+        "vendor": "cpu, cuda, mlu, corex, jetson (the image to run in; with --native the "
+                  "default is what this machine has)",
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
@@ -46,18 +47,29 @@ def latest_run(results: Path = RESULTS) -> Path:
         "report_out": "report directory (default reports/<run-id>)",
         "label": "name of this run's configuration (stored in the results; the report shows "
                  "runs with different labels as different devices)",
+        "devices": "device indices for the container, e.g. 0,1 (default: all)",
+        "image": "run this image instead of the one built from the current sources",
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
-          report=True, report_out=None, label=None):
+          report=True, report_out=None, label=None, devices=None, image=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.errors import UserError
     from bench.runner import new_run_id
 
     if not native:
-        raise Exit("error: container runs need the vendor images, which `invoke build` does not "
-                   "make yet. Run natively with `invoke bench --native --suite "
-                   f"{suite}`.", code=2)
+        from testbed.images.run import bench_in_container
+
+        try:
+            out_dir, code = bench_in_container(vendor, suite, out, only, set_ or [], devices,
+                                               image, RESULTS, label=label)
+            if report:
+                _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
+        except UserError as exc:
+            raise _fail(exc) from exc
+        if code:
+            raise Exit(code=code)
+        return
     if vendor == "auto":
         from bench.devices import detect
 
@@ -164,8 +176,42 @@ def test(c, k=None, fast=False):
 
 @task
 def lint(c):
-    """ruff on the code."""
+    """ruff on the code, hadolint on every Dockerfile."""
     c.run(f"{PY} -m ruff check .")
+    hadolint = Path(sys.executable).with_name("hadolint")
+    if not hadolint.exists():
+        raise Exit("error: hadolint is not installed. Install the dev tools: "
+                   "`bash scripts/setup.sh --dev`.", code=2)
+    dockerfiles = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "images").glob("*/Dockerfile"))
+    c.run(f"{shlex.quote(str(hadolint))} " + shlex.join(dockerfiles))
+    print(f"hadolint: {len(dockerfiles)} Dockerfile(s) clean")
+
+
+@task(help={"vendor": "cpu, cuda, mlu, corex or jetson",
+            "base": "base image: required for vendor-distributed bases (mlu, corex); "
+                    "IMAGE@sha256:... for public ones"})
+def build(c, vendor="cpu", base=None):
+    """Build a vendor's image from images/<vendor>/Dockerfile, tagged by its inputs' hash."""
+    from bench.errors import UserError
+    from testbed.images.run import build_vendor
+
+    try:
+        build_vendor(vendor, base)
+    except UserError as exc:
+        raise _fail(exc) from exc
+
+
+@task(help={"vendor": "cpu, cuda, mlu, corex or jetson"})
+def lock(c, vendor="cpu"):
+    """Re-resolve images/<vendor>/requirements.lock (hash-pinned, for the image's Python)."""
+    from bench.errors import UserError
+    from testbed.images.lock import make_lock
+    from testbed.images.spec import load_spec
+
+    try:
+        make_lock(load_spec(vendor))
+    except UserError as exc:
+        raise _fail(exc) from exc
 
 
 @task(help={

@@ -33,21 +33,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Runner(suite, backend, out, run_id, display, sys.argv).run()
 
 
-LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._+@:/-]{0,63}"
-
-
 def set_run_label(label: str) -> None:
     """Record ``--label`` in every result's provenance (``provenance.label``)."""
     import os
-    import re
 
-    from bench.provenance import RUN_LABEL_ENV
+    from bench.provenance import RUN_LABEL_ENV, check_label
 
-    if not re.fullmatch(LABEL_PATTERN, label):
-        raise UserError(f"Run label {label!r} is not usable.",
-                        "Use 1 to 64 letters, digits, spaces or ._+@:/- (starting with a "
-                        "letter or digit), e.g. --label 'cpu 1 thread'.")
-    os.environ[RUN_LABEL_ENV] = label
+    os.environ[RUN_LABEL_ENV] = check_label(label)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -1,0 +1,377 @@
+"""``invoke bench --vendor V``: run ``python -m bench run`` in the vendor's image.
+
+``run_options`` turns a vendor spec (its passthrough, environment, mounts, user) and the
+devices asked for into one ``RunOptions``; that object gives both the Docker SDK arguments the
+run uses and the equivalent ``docker run`` command line (printed, documented, unit-tested for
+every vendor). ``run_bench`` finds the image built from the current sources, streams the
+container's progress, stops it on Ctrl-C (SIGTERM, which the bench treats as Ctrl-C and keeps
+what finished), and validates every result on the host.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+from testbed.images.build import (
+    BASE_ARG,
+    INPUTS_LABEL,
+    LABEL_PREFIX,
+    build_inputs_sha256,
+    context_files,
+)
+from testbed.images.engine import find_image
+from testbed.images.lock import sha256_file
+from testbed.images.spec import REPO_DIR, VendorSpec
+
+RESULTS_MOUNT = "/results"
+SUITE_MOUNT = "/suites"
+STOP_GRACE_S = 30
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool
+
+    def cli(self) -> str:
+        return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
+
+
+@dataclass
+class RunOptions:
+    """One container run: what the Docker SDK is given, and the same as a command line."""
+
+    image: str
+    command: list[str]
+    user: str | None = None
+    gpus: list[str] | None = None  # None: no --gpus; ["all"] or device indices
+    runtime: str | None = None
+    devices: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    mounts: list[Mount] = field(default_factory=list)
+    shm_size: str | None = None
+    ipc_mode: str | None = None
+    network_mode: str | None = None
+    cap_drop: list[str] = field(default_factory=list)
+    cap_add: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    privileged: bool = False
+    name: str | None = None
+
+    def docker_kwargs(self) -> dict[str, Any]:
+        """Arguments for ``client.containers.create``."""
+        from docker.types import DeviceRequest
+
+        kwargs: dict[str, Any] = {
+            "image": self.image, "command": self.command, "name": self.name,
+            "environment": dict(self.environment),
+            "volumes": {m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                        for m in self.mounts},
+            "devices": [f"{d}:{d}:rwm" for d in self.devices],
+            "cap_drop": self.cap_drop or None, "cap_add": self.cap_add or None,
+            "security_opt": self.security_opt or None, "privileged": self.privileged,
+            "detach": True,
+        }
+        optional = {"user": self.user, "runtime": self.runtime, "shm_size": self.shm_size,
+                    "ipc_mode": self.ipc_mode, "network_mode": self.network_mode}
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        if self.gpus is not None:
+            all_gpus = self.gpus == ["all"]
+            kwargs["device_requests"] = [DeviceRequest(
+                count=-1 if all_gpus else None, device_ids=None if all_gpus else self.gpus,
+                capabilities=[["gpu"]])]
+        return kwargs
+
+    def docker_cli(self) -> list[str]:
+        """The same run as ``docker run`` arguments (for humans and the docs)."""
+        argv = ["docker", "run", "--rm"]
+        if self.name:
+            argv += ["--name", self.name]
+        if self.user:
+            argv += ["--user", self.user]
+        if self.gpus is not None:
+            argv += ["--gpus", "all" if self.gpus == ["all"]
+                     else f'"device={",".join(self.gpus)}"']
+        if self.runtime:
+            argv += ["--runtime", self.runtime]
+        for dev in self.devices:
+            argv += ["--device", dev]
+        for key, value in self.environment.items():
+            argv += ["-e", f"{key}={value}"]
+        for mount in self.mounts:
+            argv += ["-v", mount.cli()]
+        for flag, value in (("--shm-size", self.shm_size), ("--ipc", self.ipc_mode),
+                            ("--network", self.network_mode)):
+            if value:
+                argv += [flag, value]
+        argv += [a for cap in self.cap_drop for a in ("--cap-drop", cap)]
+        argv += [a for cap in self.cap_add for a in ("--cap-add", cap)]
+        argv += [a for opt in self.security_opt for a in ("--security-opt", opt)]
+        if self.privileged:
+            argv.append("--privileged")
+        return [*argv, self.image, *self.command]
+
+
+def parse_devices(text: str | None) -> list[int] | None:
+    """``"0,1"`` -> [0, 1]; None or "" -> None (all devices)."""
+    if not text:
+        return None
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise UserError(f"--devices {text!r}: {part!r} is not a device index.",
+                            "Give comma-separated indices, e.g. --devices 0,1.")
+        if int(part) in out:
+            raise UserError(f"--devices {text!r} names device {part} twice.",
+                            "Name each device once.")
+        out.append(int(part))
+    return out
+
+
+def _on_host(host_root: Path, path: str) -> Path:
+    return host_root / path.lstrip("/")
+
+
+def host_device_indices(pattern: str, glob_pattern: str, host_root: Path) -> list[int]:
+    """Indices of the host's device nodes (``/dev/cambricon_dev*`` -> [0, 1, ...])."""
+    regex = re.compile(re.escape(pattern).replace(re.escape("{index}"), r"(\d+)") + "$")
+    found = []
+    for node in glob.glob(str(_on_host(host_root, glob_pattern))):
+        match = regex.match("/" + Path(node).relative_to(host_root).as_posix())
+        if match:
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def passthrough(spec: VendorSpec, devices: list[int] | None,
+                host_root: Path = Path("/")) -> dict[str, Any]:
+    """The device part of the run (gpus/runtime/devices/environment/mounts) from the spec.
+
+    ``host_root`` is where the host's /dev and mounts are looked up (tests point it at a
+    directory laid out like a vendor's host)."""
+    run, vendor = spec.run, spec.vendor
+    out: dict[str, Any] = {"gpus": None, "runtime": run.get("runtime"), "devices": [],
+                           "environment": dict(run.get("env", {})), "mounts": []}
+    select = run["select_by"]
+    if select == "none" and devices is not None:
+        raise UserError(f"The {vendor} image has no devices to select (--devices "
+                        f"{','.join(map(str, devices))}).", "Drop --devices.")
+    if select == "single" and devices not in (None, [0]):
+        raise UserError(f"A {vendor} board has one integrated GPU, index 0; --devices "
+                        f"{','.join(map(str, devices or []))} names others.",
+                        "Drop --devices (or give --devices 0).")
+    if select == "gpus":
+        out["gpus"] = ["all"] if devices is None else [str(d) for d in devices]
+    if select == "device_nodes":
+        pattern = run["per_device"][0]
+        indices = devices
+        if indices is None:
+            indices = host_device_indices(pattern, run["device_glob"], host_root)
+            if not indices:
+                raise UserError(f"No {run['device_glob']} on this host, so no {vendor} device "
+                                "to pass to the container.",
+                                "Check the vendor driver is loaded (`ls /dev`), or run "
+                                "`invoke bench --native` on the device's host.")
+        nodes = list(run.get("devices", []))
+        nodes += [n for n in run.get("optional_devices", []) if _on_host(host_root, n).exists()]
+        for index in indices:
+            nodes += [p.format(index=index) for p in run["per_device"]]
+            nodes += [p.format(index=index) for p in run.get("optional_per_device", [])
+                      if _on_host(host_root, p.format(index=index)).exists()]
+        missing = [n for n in nodes if not _on_host(host_root, n).exists()]
+        if missing:
+            raise UserError(f"The host has no {', '.join(missing)} for the {vendor} run.",
+                            "Check --devices against `ls /dev` and that the vendor driver "
+                            "is loaded.")
+        out["devices"] = nodes
+        if run.get("visible_devices_env"):
+            # The container holds only the selected nodes, so in-process indices start at 0.
+            out["environment"][run["visible_devices_env"]] = ",".join(
+                str(i) for i in range(len(indices)))
+    for mount in run.get("mounts", []):
+        if _on_host(host_root, mount["source"]).exists():
+            out["mounts"].append(Mount(mount["source"], mount["target"], mount["read_only"]))
+        elif not mount["optional"]:
+            raise UserError(f"The {vendor} run needs {mount['source']} on the host, and it is "
+                            "not there.", f"Install the vendor's host tools, or fix "
+                            f"images/{vendor}/vendor.yaml run.mounts.")
+    return out
+
+
+def container_user(spec: VendorSpec, host_uid: int, host_gid: int) -> str | None:
+    """Who the container runs as: the host's uid:gid (so results are the user's own files),
+    the image's non-root user when the host user is root, or root where the spec says why."""
+    if spec.user["uid"] == 0:
+        return None
+    if host_uid != 0:
+        return f"{host_uid}:{host_gid}"
+    return f"{spec.user['uid']}:{spec.user['uid']}"
+
+
+def bench_command(spec: VendorSpec, suite: str, run_id: str, only: str | None,
+                  overrides: list[str], label: str | None = None
+                  ) -> tuple[list[str], Mount | None]:
+    """Arguments of ``python -m bench`` in the container; a suite file is mounted read-only."""
+    suite_arg, mount = suite, None
+    path = Path(suite)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise UserError(f"Suite file {suite} does not exist.",
+                            "Give a suite name (`invoke list`) or an existing file.")
+        mount = Mount(str(path.resolve()), f"{SUITE_MOUNT}/{path.name}", True)
+        suite_arg = mount.target
+    cmd = ["run", "--suite", suite_arg, "--device", spec.data["bench_device"],
+           "--out", RESULTS_MOUNT, "--run-id", run_id]
+    if only:
+        cmd += ["--only", only]
+    for item in overrides:
+        cmd += ["--set", item]
+    if label:
+        cmd += ["--label", label]
+    return cmd, mount
+
+
+def run_options(spec: VendorSpec, image: str, digest: str, revision: str, command: list[str],
+                out_dir: Path, devices: list[int] | None, extra_mounts: list[Mount],
+                host_uid: int, host_gid: int, name: str | None = None,
+                host_root: Path = Path("/")) -> RunOptions:
+    """Everything ``docker run`` gets, derived from the spec and nothing else."""
+    from bench.provenance import GIT_COMMIT_ENV, IMAGE_DIGEST_ENV, IMAGE_ENV
+
+    run = spec.run
+    dev = passthrough(spec, devices, host_root)
+    env = {**dev["environment"], IMAGE_ENV: image, IMAGE_DIGEST_ENV: digest,
+           GIT_COMMIT_ENV: revision, "HOME": "/tmp"}
+    return RunOptions(
+        image=image, command=command, name=name,
+        user=container_user(spec, host_uid, host_gid),
+        gpus=dev["gpus"], runtime=dev["runtime"], devices=dev["devices"], environment=env,
+        mounts=[Mount(str(out_dir.resolve()), RESULTS_MOUNT, False), *extra_mounts,
+                *dev["mounts"]],
+        shm_size=run.get("shm_size"), ipc_mode=run.get("ipc"),
+        network_mode=run.get("network"), cap_drop=list(run.get("cap_drop", [])),
+        cap_add=list(run.get("cap_add", [])), security_opt=list(run.get("security_opt", [])),
+        privileged=bool(run.get("privileged", False)))
+
+
+def find_bench_image(client: Any, spec: VendorSpec, image: str | None = None,
+                     root: Path = REPO_DIR) -> Any:
+    """The image to run: the one named, or the newest built from the current sources.
+
+    An image matches when the hash of today's build inputs, with the base it records in its
+    labels, equals the hash it was tagged with: so the bench in the container is this
+    checkout's bench, never a stale one."""
+    build_cmd = f"invoke build --vendor {spec.vendor}"
+    if image:
+        found = find_image(client, image)
+        if found is None:
+            raise UserError(f"No image {image} in the local Docker engine.",
+                            f"Build it (`{build_cmd}`) or load it (`docker load -i FILE`).")
+        return found
+    candidates = client.images.list(filters={"label": f"{LABEL_PREFIX}.vendor={spec.vendor}"})
+    files = [(n, sha256_file(p)) for n, p in context_files(spec, root)]
+    matching = []
+    for candidate in candidates:
+        labels = candidate.labels
+        base = labels.get("org.opencontainers.image.base.name", "")
+        expected = build_inputs_sha256(files, {BASE_ARG: base},
+                                       labels.get("org.opencontainers.image.base.digest", ""))
+        if labels.get(INPUTS_LABEL) == expected:
+            matching.append(candidate)
+    if not matching:
+        stale = f" ({len(candidates)} older one(s) exist, built from other sources)" \
+            if candidates else ""
+        raise UserError(f"No {spec.vendor} image built from the current sources{stale}.",
+                        f"Build it first: `{build_cmd}`.")
+    return max(matching, key=lambda img: img.attrs.get("Created", ""))
+
+
+@dataclass
+class ContainerRun:
+    exit_code: int | None
+    interrupted: bool
+    options: RunOptions
+
+
+def stream_container(client: Any, options: RunOptions, log: Callable[[str], None]) -> ContainerRun:
+    """Run the container, copy its output here line by line, stop it cleanly on Ctrl-C."""
+    from docker.errors import APIError
+
+    try:
+        container = client.containers.create(**options.docker_kwargs())
+    except APIError as exc:
+        raise _cannot_start(exc) from exc
+    interrupted = False
+    try:
+        try:
+            container.start()
+        except APIError as exc:
+            raise _cannot_start(exc) from exc
+        try:
+            for chunk in container.logs(stream=True, follow=True):
+                log(chunk.decode("utf-8", "replace"))
+            status = container.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            log(f"\ninterrupted: stopping {options.name or container.short_id} (SIGTERM; the "
+                "bench keeps every finished result)\n")
+            container.stop(timeout=STOP_GRACE_S)
+            status = container.wait()
+        return ContainerRun(status.get("StatusCode"), interrupted, options)
+    finally:
+        container.remove(force=True)
+
+
+def _cannot_start(exc: Exception) -> UserError:
+    return UserError(f"The Docker engine could not start the container: "
+                     f"{str(exc).splitlines()[0][:300]}.",
+                     "Check the vendor's container runtime is installed on this host (the "
+                     "NVIDIA container toolkit for --gpus and --runtime nvidia), and the "
+                     "devices and mounts the spec names.")
+
+
+def reject_invalid(out_dir: Path, tag: str, digest: str) -> list[str]:
+    """Validate every result on the host; an invalid one is renamed ``*.json.rejected`` (so no
+    report or aggregate reads it) and described. A result that names another image is invalid
+    too. Returns one message per rejected file."""
+    from bench.schema import SchemaProblem
+    from bench.validate import expand, validate_file
+
+    messages = []
+    for path in expand([out_dir]):
+        report = validate_file(path)
+        if report.ok and report.schema == "result":
+            image = (report.doc.get("provenance") or {}).get("image") or {}
+            if image.get("digest") != digest or image.get("tag") != tag:
+                report.problems.append(SchemaProblem(
+                    "$.provenance.image", "image",
+                    f"names {image.get('tag')!r} / {image.get('digest')!r}, but the run used "
+                    f"{tag} / {digest}"))
+        if report.ok:
+            continue
+        rejected = path.with_name(path.name + ".rejected")
+        os.replace(path, rejected)
+        problems = "; ".join(str(p) for p in report.problems[:3])
+        messages.append(f"{path}: {problems} -> renamed {rejected.name}")
+    return messages
+
+
+def write_stream(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def shell_line(argv: list[str]) -> str:
+    return " ".join(a if a.startswith('"device=') else shlex.quote(a) for a in argv)

@@ -1,0 +1,96 @@
+"""Vendor image specs: ``images/<vendor>/vendor.yaml``, validated by schemas/vendor.schema.json.
+
+The spec is the one place for a vendor's image facts (base, SDK, PyTorch build, Python lock)
+and its ``docker run`` passthrough; the build labels and run options are derived from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import UserError
+from bench.schema import validation_errors
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+VENDORS = ("cpu", "cuda", "mlu", "corex", "jetson")
+SPEC_FILE = "vendor.yaml"
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    """A validated vendor spec and where it lives (``directory`` = images/<vendor>)."""
+
+    data: dict[str, Any]
+    directory: Path
+
+    @property
+    def vendor(self) -> str:
+        return self.data["vendor"]
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return self.data["base"]
+
+    @property
+    def python(self) -> dict[str, Any]:
+        return self.data["python"]
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.data["run"]
+
+    @property
+    def user(self) -> dict[str, Any]:
+        return self.data["user"]
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.directory / "Dockerfile"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.directory / self.python["lock"]
+
+    @property
+    def repository(self) -> str:
+        """Image repository name; the tag is the build-input hash."""
+        return f"accel-testbed/{self.vendor}"
+
+
+def images_dir(root: Path = REPO_DIR) -> Path:
+    return root / "images"
+
+
+def unknown_vendor(vendor: str) -> UserError:
+    return UserError(f"Unknown vendor {vendor!r}.",
+                     f"Choose one of: {', '.join(VENDORS)} (images/<vendor>/ holds each image).")
+
+
+def load_spec(vendor: str, root: Path = REPO_DIR) -> VendorSpec:
+    """Read and validate images/<vendor>/vendor.yaml; bad input is a UserError naming the file."""
+    if vendor not in VENDORS:
+        raise unknown_vendor(vendor)
+    directory = images_dir(root) / vendor
+    path = directory / SPEC_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"Cannot read the vendor spec {path}: {exc.strerror or exc}.",
+                        f"Restore images/{vendor}/{SPEC_FILE} (see docs/containers.md).") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {exc}.", "Fix the syntax.") from exc
+    problems = validation_errors(data, "vendor")
+    if problems:
+        listed = "; ".join(str(p) for p in problems[:5])
+        raise UserError(f"{path} does not match schemas/vendor.schema.json: {listed}.",
+                        "Fix the fields named (the schema describes each).")
+    if data["vendor"] != vendor:
+        raise UserError(f"{path}: $.vendor is {data['vendor']!r} but the directory is {vendor!r}.",
+                        "Make them the same.")
+    if not (directory / "Dockerfile").is_file():
+        raise UserError(f"images/{vendor}/Dockerfile is missing.", "Restore it.")
+    return VendorSpec(data, directory)

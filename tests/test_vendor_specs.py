@@ -1,0 +1,289 @@
+"""Vendor specs and the `docker run` options derived from them (no engine needed).
+
+The cuda, mlu, corex and jetson images cannot run here, so their options are checked against
+the vendor facts (VENDORS.md) with a fake host laid out as a directory: /dev nodes and mounts
+are files under ``host``, and the real option code looks them up there.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+from docker.types import DeviceRequest
+
+from bench.errors import UserError
+from bench.schema import validation_errors
+from testbed.images.build import base_reference, build_inputs_sha256, image_tag
+from testbed.images.containers import (
+    bench_command,
+    container_user,
+    parse_devices,
+    run_options,
+)
+from testbed.images.lock import canonical, lock_inputs, locked, platform_tags, wheel_name_version
+from testbed.images.spec import REPO_DIR, VENDORS, VendorSpec, load_spec
+
+SPECS = {v: load_spec(v) for v in VENDORS}
+
+
+def make_host(tmp_path: Path, *paths: str) -> Path:
+    for path in paths:
+        node = tmp_path / path.lstrip("/")
+        node.parent.mkdir(parents=True, exist_ok=True)
+        node.touch()
+    return tmp_path
+
+
+def options(vendor: str, host: Path, devices=None, uid=1000, gid=1000):
+    spec = SPECS[vendor]
+    return run_options(spec, f"accel-testbed/{vendor}:0123456789abcdef", "sha256:" + "a" * 64,
+                       "abc123", ["run", "--suite", "smoke"], Path("/tmp/out"), devices, [],
+                       uid, gid, name="n", host_root=host)
+
+
+def flag_values(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_every_image_has_a_valid_spec_dockerfile_and_hash_pinned_lock(vendor):
+    spec = SPECS[vendor]
+    docker = spec.dockerfile.read_text()
+    assert "ARG BASE_IMAGE" in docker and "FROM ${BASE_IMAGE}" in docker
+    assert "--require-hashes" in docker and "--no-index" in docker
+    assert "docker commit" not in docker
+    pins = locked(spec.lock_path)
+    assert pins, spec.lock_path
+    lines = [ln for ln in spec.lock_path.read_text().splitlines() if ln and ln[0] != "#"]
+    assert sum("--hash=sha256:" in ln for ln in lines) == len(pins)
+    for provided in spec.python["provided_by_base"]:
+        assert provided not in pins, f"{vendor}: {provided} must stay the base's own build"
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_least_privilege_for_every_vendor(vendor, tmp_path):
+    host = make_host(tmp_path, "/dev/cambricon_dev0", "/dev/cambricon_ctl", "/dev/iluvatar0",
+                     "/etc/nv_tegra_release")
+    opts = options(vendor, host)
+    argv = opts.docker_cli()
+    assert "--privileged" not in argv and not opts.privileged
+    assert not any("unconfined" in a for a in argv)
+    assert flag_values(argv, "--cap-drop") == ["ALL"] and not opts.cap_add
+    assert flag_values(argv, "--security-opt") == ["no-new-privileges"]
+    assert flag_values(argv, "--network") == ["none"]
+    assert flag_values(argv, "--ipc") == []  # a large --shm-size instead of the host's IPC
+    kwargs = opts.docker_kwargs()
+    assert kwargs["privileged"] is False and kwargs["network_mode"] == "none"
+    assert kwargs["volumes"]["/tmp/out"] == {"bind": "/results", "mode": "rw"}
+    env = dict(e.split("=", 1) for e in flag_values(argv, "-e"))
+    assert env["TESTBED_IMAGE"] == f"accel-testbed/{vendor}:0123456789abcdef"
+    assert env["TESTBED_IMAGE_DIGEST"] == "sha256:" + "a" * 64
+    assert env["TESTBED_GIT_COMMIT"] == "abc123"
+
+
+def test_schema_requires_a_reason_for_privilege():
+    data = copy.deepcopy(SPECS["corex"].data)
+    data["run"]["privileged"] = True
+    assert any("privileged_reason" in p.message for p in validation_errors(data, "vendor"))
+    data["run"]["privileged_reason"] = "the vendor runtime needs /lib/modules"
+    assert validation_errors(data, "vendor") == []
+    data["run"]["security_opt"] = ["seccomp=unconfined"]
+    assert any("security_reason" in p.message for p in validation_errors(data, "vendor"))
+    data = copy.deepcopy(SPECS["mlu"].data)
+    del data["user"]["root_reason"]
+    assert any("root_reason" in p.message for p in validation_errors(data, "vendor"))
+    data = copy.deepcopy(SPECS["cuda"].data)
+    data["run"]["ipc"] = "host"
+    assert any("ipc_reason" in p.message for p in validation_errors(data, "vendor"))
+
+
+def test_cuda_gpus_capabilities_and_device_selection(tmp_path):
+    opts = options("cuda", tmp_path)
+    argv = opts.docker_cli()
+    assert flag_values(argv, "--gpus") == ["all"]
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in flag_values(argv, "-e")
+    assert flag_values(argv, "--shm-size") == ["16g"]
+    assert opts.user == "1000:1000"
+    request = opts.docker_kwargs()["device_requests"][0]
+    assert request == DeviceRequest(count=-1, capabilities=[["gpu"]])
+    opts = options("cuda", tmp_path, devices=[0, 1])
+    assert flag_values(opts.docker_cli(), "--gpus") == ['"device=0,1"']
+    request = opts.docker_kwargs()["device_requests"][0]
+    assert request["DeviceIDs"] == ["0", "1"] and request["Capabilities"] == [["gpu"]]
+    assert "NVIDIA_VISIBLE_DEVICES" not in opts.environment  # the toolkit sets it from --gpus
+
+
+def test_mlu_device_nodes_control_node_and_visible_devices(tmp_path):
+    host = make_host(tmp_path, *(f"/dev/cambricon_dev{i}" for i in range(4)),
+                     "/dev/cambricon_ctl", "/dev/cambricon_ipcm0", "/dev/commu0",
+                     "/dev/cambricon_dev_bogus", "/usr/bin/cnmon")
+    opts = options("mlu", host)
+    assert opts.devices == ["/dev/cambricon_ctl", "/dev/cambricon_dev0", "/dev/cambricon_ipcm0",
+                            "/dev/commu0", "/dev/cambricon_dev1", "/dev/cambricon_dev2",
+                            "/dev/cambricon_dev3"]
+    assert opts.environment["MLU_VISIBLE_DEVICES"] == "0,1,2,3"
+    argv = opts.docker_cli()
+    assert "/usr/bin/cnmon:/usr/bin/cnmon:ro" in flag_values(argv, "-v")
+    assert opts.user is None  # root, with the spec's reason
+    assert opts.docker_kwargs()["devices"][0] == "/dev/cambricon_ctl:/dev/cambricon_ctl:rwm"
+    opts = options("mlu", host, devices=[2, 3])
+    assert opts.devices == ["/dev/cambricon_ctl", "/dev/cambricon_dev2", "/dev/cambricon_dev3"]
+    assert opts.environment["MLU_VISIBLE_DEVICES"] == "0,1"
+    with pytest.raises(UserError, match="/dev/cambricon_dev5"):
+        options("mlu", host, devices=[5])
+
+
+def test_mlu_without_driver_nodes_says_so(tmp_path):
+    with pytest.raises(UserError, match=r"No /dev/cambricon_dev\* on this host"):
+        options("mlu", tmp_path)
+    host = make_host(tmp_path, "/dev/cambricon_dev0")
+    with pytest.raises(UserError, match="/dev/cambricon_ctl"):
+        options("mlu", host)
+
+
+def test_corex_device_nodes_and_cuda_visible_devices(tmp_path):
+    host = make_host(tmp_path, "/dev/iluvatar0", "/dev/iluvatar1", "/dev/itrctl")
+    opts = options("corex", host)
+    assert opts.devices == ["/dev/itrctl", "/dev/iluvatar0", "/dev/iluvatar1"]
+    assert opts.environment["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert opts.runtime is None and opts.gpus is None
+    opts = options("corex", make_host(tmp_path / "b", "/dev/iluvatar0", "/dev/iluvatar1"), [1])
+    assert opts.devices == ["/dev/iluvatar1"]
+    assert opts.environment["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_jetson_runtime_and_mounts(tmp_path):
+    host = make_host(tmp_path, "/etc/nv_tegra_release", "/run/jtop.sock")
+    opts = options("jetson", host)
+    argv = opts.docker_cli()
+    assert flag_values(argv, "--runtime") == ["nvidia"]
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in flag_values(argv, "-e")
+    assert flag_values(argv, "-v")[1:] == ["/etc/nv_tegra_release:/etc/nv_tegra_release:ro",
+                                           "/run/jtop.sock:/run/jtop.sock"]
+    assert opts.docker_kwargs()["runtime"] == "nvidia"
+    assert options("jetson", host, devices=[0]).devices == []
+    with pytest.raises(UserError, match="one integrated GPU"):
+        options("jetson", host, devices=[1])
+    with pytest.raises(UserError, match="/etc/nv_tegra_release"):
+        options("jetson", tmp_path / "not-a-jetson")
+
+
+def test_cpu_has_no_devices_and_runs_non_root(tmp_path):
+    opts = options("cpu", tmp_path)
+    assert opts.devices == [] and opts.gpus is None and opts.runtime is None
+    with pytest.raises(UserError, match="no devices to select"):
+        options("cpu", tmp_path, devices=[0])
+    assert container_user(SPECS["cpu"], 1000, 100) == "1000:100"
+    assert container_user(SPECS["cpu"], 0, 0) == "10001:10001"  # never root
+
+
+def test_parse_devices():
+    assert parse_devices("0,1") == [0, 1]
+    assert parse_devices(" 3 ") == [3]
+    assert parse_devices(None) is None
+    with pytest.raises(UserError, match="not a device index"):
+        parse_devices("0,gpu1")
+    with pytest.raises(UserError, match="twice"):
+        parse_devices("1,1")
+
+
+def test_suite_file_is_mounted_read_only(tmp_path):
+    suite = tmp_path / "mine.yaml"
+    suite.write_text("name: mine\n")
+    cmd, mount = bench_command(SPECS["cpu"], str(suite), "rid", "a,b", ["a.x=1"])
+    assert cmd == ["run", "--suite", "/suites/mine.yaml", "--device", "cpu", "--out",
+                   "/results", "--run-id", "rid", "--only", "a,b", "--set", "a.x=1"]
+    assert mount.read_only and mount.source == str(suite)
+    cmd, mount = bench_command(SPECS["cuda"], "smoke", "rid", None, [])
+    assert cmd[:5] == ["run", "--suite", "smoke", "--device", "cuda"] and mount is None
+    with pytest.raises(UserError, match="does not exist"):
+        bench_command(SPECS["cpu"], str(tmp_path / "missing.yaml"), "rid", None, [])
+
+
+def test_build_inputs_hash_covers_files_args_and_base():
+    files = [("Dockerfile", "1" * 64), ("testbed/bench/a.py", "2" * 64)]
+    args = {"BASE_IMAGE": "b:1"}
+    ref = build_inputs_sha256(files, args, "sha256:" + "0" * 64)
+    assert ref == build_inputs_sha256(list(reversed(files)), args, "sha256:" + "0" * 64)
+    changed = [
+        build_inputs_sha256([files[0], ("testbed/bench/a.py", "3" * 64)], args,
+                            "sha256:" + "0" * 64),
+        build_inputs_sha256([*files, ("testbed/bench/b.py", "2" * 64)], args,
+                            "sha256:" + "0" * 64),
+        build_inputs_sha256([("Dockerfile", "1" * 64), ("testbed/bench/c.py", "2" * 64)], args,
+                            "sha256:" + "0" * 64),
+        build_inputs_sha256(files, {"BASE_IMAGE": "b:2"}, "sha256:" + "0" * 64),
+        build_inputs_sha256(files, args, "sha256:" + "1" * 64),
+    ]
+    assert len({ref, *changed}) == 6
+    assert re.fullmatch(r"accel-testbed/cpu:[0-9a-f]{16}", image_tag(SPECS["cpu"], ref))
+    assert image_tag(SPECS["cpu"], ref).endswith(ref[:16])
+
+
+def test_platform_tags_worked_by_hand():
+    assert platform_tags("x86_64", "2.17") == [
+        *(f"manylinux_2_{m}_x86_64" for m in range(17, 4, -1)),
+        "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
+    tags = platform_tags("aarch64", "2.31")
+    assert tags[0] == "manylinux_2_31_aarch64" and tags[-2] == "manylinux_2_17_aarch64"
+    assert tags[-1] == "manylinux2014_aarch64" and len(tags) == 16
+
+
+def test_lock_inputs_follow_pyproject_pins_and_base():
+    cpu = lock_inputs(SPECS["cpu"])
+    assert "torch==2.13.0" in cpu and not any(r.startswith("torch>=") for r in cpu)
+    cuda = lock_inputs(SPECS["cuda"])
+    assert not any(r.startswith(("torch", "numpy")) for r in cuda)
+    assert any(r.startswith("jsonschema") for r in cuda)
+    assert wheel_name_version("torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl") == (
+        "torch", "2.13.0+cpu")
+    assert wheel_name_version("PyYAML-6.0.3-cp311-cp311-manylinux2014_x86_64.whl")[0] == "pyyaml"
+
+
+def test_base_image_rules():
+    with pytest.raises(UserError, match=r"--base IMAGE.*cambricon-base/pytorch"):
+        base_reference(SPECS["mlu"], None)
+    with pytest.raises(UserError, match="invoke build --vendor corex --base IMAGE"):
+        base_reference(SPECS["corex"], None)
+    with pytest.raises(UserError, match="refuses an unpinned public base"):
+        base_reference(SPECS["jetson"], None)
+    with pytest.raises(UserError, match="not pinned by digest"):
+        base_reference(SPECS["cuda"], "nvcr.io/nvidia/pytorch:24.02-py3")
+    unpinned = VendorSpec(copy.deepcopy(SPECS["cuda"].data), SPECS["cuda"].directory)
+    unpinned.data["base"]["digest"] = None
+    with pytest.raises(UserError, match=r"docker inspect --format '\{\{index .RepoDigests 0\}\}'"):
+        base_reference(unpinned, None)
+    assert base_reference(SPECS["cuda"], None) == (
+        "nvcr.io/nvidia/pytorch:24.02-py3@" + SPECS["cuda"].base["digest"])
+    assert base_reference(SPECS["mlu"], "vendor/img:1") == "vendor/img:1"
+    assert base_reference(SPECS["cpu"], None) is None  # made locally from the recipe
+
+
+def test_unknown_vendor_and_bad_spec(tmp_path):
+    with pytest.raises(UserError, match="Unknown vendor 'tpu'"):
+        load_spec("tpu")
+    (tmp_path / "images" / "cpu").mkdir(parents=True)
+    (tmp_path / "images" / "cpu" / "vendor.yaml").write_text(
+        (REPO_DIR / "images" / "cpu" / "vendor.yaml").read_text().replace("uid: 10001",
+                                                                          "uid: -1"))
+    (tmp_path / "images" / "cpu" / "Dockerfile").write_text("FROM x\n")
+    with pytest.raises(UserError, match=r"\$\.user\.uid"):
+        load_spec("cpu", tmp_path)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_lock_covers_pyproject_dependencies(vendor):
+    """A dependency added to pyproject.toml without `invoke lock` fails here, not in an image."""
+    from packaging.requirements import Requirement
+
+    spec = SPECS[vendor]
+    pins = locked(spec.lock_path)
+    for text in lock_inputs(spec):
+        req = Requirement(text)
+        name = canonical(req.name)
+        assert name in pins, f"{spec.lock_path}: no {name}; run `invoke lock --vendor {vendor}`"
+        assert req.specifier.contains(pins[name], prereleases=True), \
+            f"{spec.lock_path}: {name}=={pins[name]} does not satisfy {text}"
