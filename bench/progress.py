@@ -23,7 +23,7 @@ def headline(doc: dict[str, Any]) -> str:
     text = f"{thr.get('value', 0):.4g} {thr.get('unit', '')}"
     if thr.get("cv") is not None:
         text += f" (cv {thr['cv'] * 100:.1f} %, n={thr['n']})"
-    if m.get("flop_per_s", {}).get("value"):
+    if m.get("flop_per_s", {}).get("value") and thr.get("unit") != "FLOP/s":
         text += f", {m['flop_per_s']['value'] / 1e9:.4g} GFLOP/s"
     if m.get("latency_p50_s", {}).get("value") is not None:
         text += f", p50 {m['latency_p50_s']['value'] * 1e3:.3g} ms"

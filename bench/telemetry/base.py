@@ -12,8 +12,9 @@ import os
 import subprocess
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 # Field name -> unit. The names carry their units (CONVENTIONS: units in names).
 SAMPLE_FIELDS: dict[str, str] = {
@@ -28,10 +29,22 @@ SAMPLE_FIELDS: dict[str, str] = {
 }
 
 MIB = 2**20
+T = TypeVar("T")
 
 
 class AdapterUnavailable(Exception):
     """The adapter cannot open here (no library, no tool, no device): the next one is tried."""
+
+
+def load_first_library(name: str, paths: list[str], opener: Callable[[str], T]) -> T:
+    """The first of ``paths`` that ``opener`` can load; otherwise why none could."""
+    tried = []
+    for path in paths:
+        try:
+            return opener(path)
+        except OSError as exc:
+            tried.append(f"{path} ({exc})")
+    raise AdapterUnavailable(f"{name} not loadable: " + "; ".join(tried))
 
 
 @dataclass

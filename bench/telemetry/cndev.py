@@ -31,6 +31,7 @@ from bench.telemetry.base import (
     Sample,
     TelemetryAdapter,
     ToolError,
+    load_first_library,
     physical_indices,
     run_tool,
 )
@@ -246,13 +247,7 @@ class Cndev:
 
 
 def load_cndev() -> Cndev:
-    tried = []
-    for path in cndev_library_paths():
-        try:
-            return Cndev(path)
-        except OSError as exc:
-            tried.append(f"{path} ({exc})")
-    raise AdapterUnavailable("libcndev.so not loadable: " + "; ".join(tried))
+    return load_first_library("libcndev.so", cndev_library_paths(), Cndev)
 
 
 class CndevAdapter(TelemetryAdapter):

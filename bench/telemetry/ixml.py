@@ -29,6 +29,7 @@ from bench.telemetry.base import (
     Sample,
     TelemetryAdapter,
     ToolError,
+    load_first_library,
     physical_indices,
     run_tool,
 )
@@ -116,13 +117,7 @@ def ixml_library_paths() -> list[str]:
 
 
 def load_ixml() -> NvmlLibrary:
-    tried = []
-    for path in ixml_library_paths():
-        try:
-            return NvmlLibrary(path)
-        except OSError as exc:
-            tried.append(f"{path} ({exc})")
-    raise AdapterUnavailable("libixml.so not loadable: " + "; ".join(tried))
+    return load_first_library("libixml.so", ixml_library_paths(), NvmlLibrary)
 
 
 class IxmlAdapter(NvmlAdapter):
