@@ -139,8 +139,16 @@ def radar_chart(axes: Sequence[str], series: Sequence[RadarSeries], title: str,
                 vmax: float = 1.0) -> str:
     """A radar (spider) chart: one axis per workload, one polygon per device."""
     n = len(axes)
-    radius, cx, cy = 165.0, 250.0, 222.0
-    svg = Svg(760, 440, title, "radar")
+    # Labels sit outside the rim: leave room for the longest one on either side (an SVG
+    # text's width is not known before layout; ~0.6 em per character is close enough).
+    label_size = 12 if n <= 16 else 10
+    char_w = 0.6 * label_size
+    longest = max((len(a) for a in axes), default=0) * char_w
+    radius = 165.0
+    cx, cy = radius + 16 + longest + 12, radius + 57
+    legend_x = cx + radius + 16 + longest + 28
+    legend_w = max((len(s.label) for s in series), default=8) * 7.2 + 30
+    svg = Svg(round(legend_x + legend_w), round(2 * cy), title, "radar")
 
     def at(i: int, r: float) -> tuple[float, float]:
         angle = -math.pi / 2 + 2 * math.pi * i / n
@@ -157,7 +165,7 @@ def radar_chart(axes: Sequence[str], series: Sequence[RadarSeries], title: str,
         lx, ly = at(i, radius + 16)
         dx = lx - cx
         anchor = "start" if dx > 8 else "end" if dx < -8 else "middle"
-        svg.text(lx, ly + 4, name, anchor=anchor, size=12, weight="600")
+        svg.text(lx, ly + 4, name, anchor=anchor, size=label_size, weight="600")
     for k, s in enumerate(series):
         col = colour(k)
         pts = [at(i, radius * min(max(v or 0.0, 0.0), vmax) / vmax)
@@ -170,11 +178,11 @@ def radar_chart(axes: Sequence[str], series: Sequence[RadarSeries], title: str,
             svg.add(f"<circle class='radar-point' cx='{x:.1f}' cy='{y:.1f}' r='4' fill='{fill}' "
                     f"stroke='{col}' stroke-width='1.6'><title>{esc(note)}</title></circle>")
     legend_y = 60.0
-    svg.text(490, legend_y - 20, "devices", size=11, fill=MUTED, weight="600")
+    svg.text(legend_x, legend_y - 20, "devices", size=11, fill=MUTED, weight="600")
     for k, s in enumerate(series):
-        svg.add(f"<rect x='490' y='{legend_y - 9:.1f}' width='12' height='12' rx='2' "
-                f"fill='{colour(k)}'/>")
-        svg.text(508, legend_y + 1, s.label, size=12)
+        svg.add(f"<rect x='{legend_x:.1f}' y='{legend_y - 9:.1f}' width='12' height='12' "
+                f"rx='2' fill='{colour(k)}'/>")
+        svg.text(legend_x + 18, legend_y + 1, s.label, size=12)
         legend_y += 20
     return svg.render()
 

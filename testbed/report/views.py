@@ -400,10 +400,13 @@ def radar_figure(analysis: Analysis) -> Figure | None:
             section.bars[wl] = bars
         svg = charts.bar_chart([section], labels, "Composite score per workload and device",
                                y_label="composite score", percent_axis=False)
-    return Figure("radar", "Composite scores", svg,
-                  f"Published composite (a = {analysis.settings.a:g}, weights normalised to 1): "
-                  "0.5 = level with the others on every metric, towards 1 = best on every "
-                  "metric. Hover a point for the score.", name="composite-radar")
+    caption = (f"Published composite (a = {analysis.settings.a:g}, weights normalised to 1): "
+               "0.5 = level with the others on every metric, towards 1 = best on every "
+               "metric. Hover a point for the score.")
+    if len(devices) < 2:
+        caption += (" With one device every score is 0.5: the min-max map compares devices, "
+                    "so report two or more runs (e.g. `-r results/<a> -r results/<b>`).")
+    return Figure("radar", "Composite scores", svg, caption, name="composite-radar")
 
 
 def _bars(analysis: Analysis, workload: str, metric: str, labels: list[str],
