@@ -44,6 +44,9 @@ def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
                               precision=entry["precision"], seed=spec["seed"],
                               rules=RunRules(**entry["rules"]), progress=emit_progress)
         workload = cls(ctx)
+        # fp32 means fp32 on every device (cuDNN would use TF32 for convolutions by default);
+        # a workload that falls back to another precision sets it again.
+        workload.extra["tf32"] = backend.set_tf32(entry["precision"] == "tf32")
         emit_progress({"phase": "setup"})
         t0 = time.monotonic()
         workload.setup()

@@ -115,3 +115,19 @@ def test_every_backend_declares_its_interface():
         assert cls.device_type in ("cpu", "cuda", "mlu")
         assert cls.dist_backend in ("gloo", "nccl", "cncl")
         assert cls.telemetry in ("host", "nvml", "cndev", "ixml", "jtop")
+
+
+def test_fp32_means_fp32_on_cuda_type_devices():
+    """cuDNN convolutions default to TF32 on Ampere and later: every run sets the switch."""
+    backend = CorexBackend()  # device type cuda; the flags are settable without a GPU
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        state = backend.set_tf32(False)
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert state["cudnn_allow_tf32"] is False
+        assert state["float32_matmul_precision"] == "highest"
+        state = backend.set_tf32(True)
+        assert torch.backends.cudnn.allow_tf32 and state["cuda_matmul_allow_tf32"] is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+        torch.set_float32_matmul_precision("highest")

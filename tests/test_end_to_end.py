@@ -49,6 +49,7 @@ def test_smoke_suite_native_end_to_end(tmp_path):
     train = json.loads((out / "resnet-train.json").read_text())
     assert train["status"] == "ok"
     assert train["workload"]["info"]["parameters"] == 21_335_972
+    assert train["workload"]["info"]["tf32"]["float32_matmul_precision"] == "highest"
     assert train["provenance"]["image"]["native"] is True
     assert all(len(r["series"]["loss"]) > 0 for r in train["repeats"])
     gemm = json.loads((out / "gemm-infer.json").read_text())

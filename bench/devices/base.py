@@ -110,6 +110,29 @@ class DeviceBackend(ABC):
     def supports_tf32(self) -> bool:
         return False
 
+    def set_tf32(self, enabled: bool) -> dict[str, Any]:
+        """Allow (or forbid) TF32 for float32 matrix products and convolutions; returns the
+        state for the result.
+
+        Set explicitly for every run, because the defaults differ (cuDNN convolutions use TF32
+        by default on Ampere and later, matmuls do not): ``fp32`` must mean fp32 everywhere.
+        """
+        torch.set_float32_matmul_precision("high" if enabled else "highest")
+        state: dict[str, Any] = {"float32_matmul_precision":
+                                 torch.get_float32_matmul_precision()}
+        if self.device_type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = enabled
+            torch.backends.cudnn.allow_tf32 = enabled
+            state["cuda_matmul_allow_tf32"] = enabled
+            state["cudnn_allow_tf32"] = enabled
+        else:
+            vendor_backends = getattr(torch.backends, self.device_type, None)
+            matmul = getattr(vendor_backends, "matmul", None)
+            if matmul is not None and hasattr(matmul, "allow_tf32"):
+                matmul.allow_tf32 = enabled
+                state[f"{self.device_type}_matmul_allow_tf32"] = enabled
+        return state
+
     def is_oom(self, exc: BaseException) -> bool:
         """Whether ``exc`` means the device ran out of memory (recorded as status ``oom``)."""
         if isinstance(exc, torch.OutOfMemoryError | MemoryError):

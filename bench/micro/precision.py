@@ -28,25 +28,8 @@ def elem_bytes(precision: str) -> int:
 
 
 def set_tf32(backend: Any, enabled: bool) -> dict[str, Any]:
-    """Allow (or forbid) TF32 for float32 matrix products and convolutions; returns the state.
-
-    Set explicitly for every run because the defaults differ: cuDNN convolutions use TF32 by
-    default, matmuls do not.
-    """
-    torch.set_float32_matmul_precision("high" if enabled else "highest")
-    state: dict[str, Any] = {"float32_matmul_precision": torch.get_float32_matmul_precision()}
-    if backend.device_type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = enabled
-        torch.backends.cudnn.allow_tf32 = enabled
-        state["cuda_matmul_allow_tf32"] = enabled
-        state["cudnn_allow_tf32"] = enabled
-    else:
-        vendor_backends = getattr(torch.backends, backend.device_type, None)
-        matmul = getattr(vendor_backends, "matmul", None)
-        if matmul is not None and hasattr(matmul, "allow_tf32"):
-            matmul.allow_tf32 = enabled
-            state[f"{backend.device_type}_matmul_allow_tf32"] = enabled
-    return state
+    """The backend's TF32 switch (see ``DeviceBackend.set_tf32``); returns the state."""
+    return backend.set_tf32(enabled)
 
 
 def int8_matmul_unsupported(device: torch.device) -> str | None:

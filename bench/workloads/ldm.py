@@ -136,8 +136,7 @@ class LdmWorkload(Workload):
             self.precision_reason = (f"the device does not support {requested}: fell back to "
                                      f"{fallback}")
         self.dtype = PRECISION_DTYPES[self.precision_used]
-        if backend.device_type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = self.precision_used == "tf32"
+        self.extra["tf32"] = backend.set_tf32(self.precision_used == "tf32")
         scale = self.params["architecture"]
         torch.manual_seed(self.ctx.seed)
         backend.synchronize()

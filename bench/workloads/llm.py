@@ -171,8 +171,7 @@ class LlmWorkload(Workload):
         from bench.devices.base import PRECISION_DTYPES
 
         self.dtype = PRECISION_DTYPES[self.precision_used]
-        if backend.device_type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = self.precision_used == "tf32"
+        self.extra["tf32"] = backend.set_tf32(self.precision_used == "tf32")
 
         torch.manual_seed(self.ctx.seed)
         backend.synchronize()

@@ -81,7 +81,6 @@ class YOLOv10nWorkload(Workload):
         torch.manual_seed(self.ctx.seed)
         p = self.params
         device = self.ctx.device
-        self._set_tf32()
         self.batch_size = p["train_batch_size"] if self.ctx.mode == "train" \
             else p["infer_batch_size"]
         self.model: YOLOv10 = yolov10n(num_classes=p["num_classes"]).to(device)
@@ -128,13 +127,6 @@ class YOLOv10nWorkload(Workload):
             if not isinstance(p[key], int) or p[key] < 1:
                 raise UserError(f"yolov10n parameter {key}={p[key]!r} must be a positive "
                                 "integer.", f"Set {key} to e.g. 2.")
-
-    def _set_tf32(self) -> None:
-        """fp32 means fp32: cuDNN convolutions default to TF32 on Ampere and later."""
-        if self.ctx.backend.device_type == "cuda":
-            allow = self.ctx.precision == "tf32"
-            torch.backends.cudnn.allow_tf32 = allow
-            torch.backends.cuda.matmul.allow_tf32 = allow
 
     def _setup_loader(self) -> None:
         p = self.params
