@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.micro.formulas import pct_of
 from bench.results import Metric, metric
-from bench.specs import find_spec
+from bench.specs import find_spec, per_device
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,13 @@ class DevicePeaks:
             return cls(None, device_name, vendor, missing_reason=(
                 f"no spec sheet in bench/specs/devices matches device {device_name!r} "
                 f"(vendor {vendor})"))
-        share = int(spec.get("devices_per_card", 1))
-
-        def per_device(value: float | None) -> float | None:
-            return None if value is None else value / share
-
+        device = per_device(spec)
         return cls(
-            spec_id=spec["id"], device_name=device_name, vendor=vendor, devices_per_card=share,
-            flop_per_s={p: per_device(v) for p, v in spec["peak_flops"].items()},
-            memory_bytes=per_device(spec.get("memory_bytes")),
-            memory_bandwidth_bytes_per_s=per_device(spec.get("memory_bandwidth_bytes_per_s")),
+            spec_id=spec["id"], device_name=device_name, vendor=vendor,
+            devices_per_card=int(spec.get("devices_per_card", 1)),
+            flop_per_s=dict(device["peak_flops"]),
+            memory_bytes=device.get("memory_bytes"),
+            memory_bandwidth_bytes_per_s=device.get("memory_bandwidth_bytes_per_s"),
             host_link_bytes_per_s=spec.get("host_link_bytes_per_s"),
             interconnect_bytes_per_s=spec.get("interconnect_bytes_per_s"),
         )

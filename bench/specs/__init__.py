@@ -44,3 +44,26 @@ def find_spec(device_name: str | None, vendor: str | None = None) -> dict[str, A
         if any(re.search(p, device_name, re.IGNORECASE) for p in spec["match"]):
             return spec
     return None
+
+
+SHARED_PER_DEVICE = ("memory_bytes", "memory_bandwidth_bytes_per_s")
+
+
+def per_device(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The sheet as one framework device sees it.
+
+    A card that the framework shows as several devices (``devices_per_card``: BI-V150,
+    MLU370-X8) shares its compute peaks, memory and memory bandwidth among them; its power
+    limit stays the card's (telemetry reports card power).
+    """
+    if spec is None:
+        return None
+    share = int(spec.get("devices_per_card", 1))
+    if share == 1:
+        return spec
+    out = dict(spec)
+    out["peak_flops"] = {p: None if v is None else v / share
+                         for p, v in spec["peak_flops"].items()}
+    for name in SHARED_PER_DEVICE:
+        out[name] = None if spec.get(name) is None else spec[name] / share
+    return out

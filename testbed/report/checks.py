@@ -20,6 +20,8 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from bench.specs import per_device
+
 ALL_METRICS = "*"
 
 # Metrics computed from telemetry samples inside the timed window (results.py).
@@ -220,7 +222,9 @@ def check_utilisation_range(doc: dict[str, Any], spec: dict[str, Any] | None,
 # -- memory --------------------------------------------------------------------------------
 def memory_capacity_bytes(doc: dict[str, Any],
                           spec: dict[str, Any] | None) -> tuple[float | None, str]:
-    """The device's memory: spec sheet, else what the backend reported, else telemetry."""
+    """The device's memory: spec sheet (per framework device), else what the backend reported,
+    else telemetry."""
+    spec = per_device(spec)
     if spec and spec.get("memory_bytes"):
         return float(spec["memory_bytes"]), f"spec sheet {spec['id']}"
     dev = (doc.get("provenance") or {}).get("device") or {}
@@ -456,6 +460,7 @@ def check_units(doc: dict[str, Any], spec: dict[str, Any] | None,
 # -- peak FLOP/s ---------------------------------------------------------------------------
 def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
                      s: CheckSettings) -> CheckOutcome:
+    spec = per_device(spec)
     peaks = (spec or {}).get("peak_flops") or {}
     out = CheckOutcome("peak_flops", False,
                        basis=f"{spec['name']} peaks (spec sheet {spec['id']}), "

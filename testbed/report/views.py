@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.specs import per_device
 from testbed.report import charts
 from testbed.report.analysis import MARKS, NON_COMPARABLE, Analysis
 from testbed.report.checks import CHECK_TITLES, TELEMETRY_METRICS
@@ -585,7 +586,7 @@ def roofline_figure(analysis: Analysis) -> Figure | None:
                    f"{ai:.3g} FLOP/B" + (f" ({pct:.3g} % of peak)" if isinstance(
                        pct, int | float) else "") + (" — failed a check" if failed else ""))
             points.append(charts.RoofPoint(index[d], float(ai), float(flops), tip, failed))
-            spec = dev.spec or {}
+            spec = per_device(dev.spec) or {}  # pct_of_peak is per framework device too
             peak = (spec.get("peak_flops") or {}).get(precision)
             bw = spec.get("memory_bandwidth_bytes_per_s")
             if peak and bw:
