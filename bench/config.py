@@ -131,6 +131,27 @@ def substitution_for(options: dict[str, Any], workload: str,
     return None
 
 
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def param_type_problem(configs: dict[str, dict[str, Any]], params: dict[str, Any]) -> str | None:
+    """Why a parameter's value has the wrong type for its workload, judged by the types its
+    configurations use (None there: any type); an integer is accepted where a number is."""
+    for name, value in params.items():
+        examples = [c[name] for c in configs.values() if name in c]
+        if value is None or any(e is None for e in examples):
+            continue
+        allowed = {type(e) for e in examples}
+        kind = type(value)
+        if kind in allowed or (kind is int and float in allowed):
+            continue
+        wanted = " or ".join(sorted({_type_name(e) for e in examples}))
+        return f"parameter {name}={value!r} is {_type_name(value)}, expected {wanted}"
+    return None
+
+
 def _read_suite(path: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -211,6 +232,10 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
             raise UserError(
                 f"{where}: workload {workload.name!r} has no parameter(s) {', '.join(unknown)}.",
                 f"Known parameters: {', '.join(sorted(workload.configs[config]))}.")
+        problem = param_type_problem(workload.configs, params)
+        if problem:
+            raise UserError(f"{where} (entry {entry_id!r}): {problem}.",
+                            "Give a value of that type (in the suite file or `--set`).")
         try:
             workload.validate_params(params)
         except UserError as exc:

@@ -92,3 +92,10 @@ def test_unwritable_output_directory(tmp_path):
 def test_validate_with_no_files(tmp_path):
     proc = run_bench("validate", str(tmp_path))
     assert_usage_error(proc, "No JSON files", "results/<run-id>/")
+
+
+def test_override_of_the_wrong_type_is_refused_before_anything_runs(tmp_path):
+    proc = run_bench("run", "--suite", "smoke", "--set", "resnet-train.batch_size=abc",
+                     "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, "resnet-train", "batch_size='abc' is a string, expected an integer")
+    assert not (tmp_path / "r").exists()
