@@ -61,8 +61,22 @@ def new_run_id(vendor: str, suite: str) -> str:
     return f"{stamp}-{vendor}-{suite}-{uuid.uuid4().hex[:6]}"
 
 
+def refuse_used_out_dir(out: Path) -> None:
+    """A run directory holds one run: results of another would be mixed into its report."""
+    if not out.is_dir():
+        return
+    earlier = sorted(p.name for p in out.glob("*.json"))
+    if earlier:
+        raise UserError(
+            f"Output directory {out} already holds results ({', '.join(earlier[:3])}"
+            + (", ..." if len(earlier) > 3 else "") + ").",
+            "Give each run its own directory: leave out --out (results/<run-id>/) or name a "
+            "new or empty one.")
+
+
 def prepare_out_dir(out: Path) -> Path:
     """Create ``out`` and prove it writable before anything runs (nothing left on failure)."""
+    refuse_used_out_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):

@@ -99,3 +99,16 @@ def test_override_of_the_wrong_type_is_refused_before_anything_runs(tmp_path):
                      "--out", str(tmp_path / "r"))
     assert_usage_error(proc, "resnet-train", "batch_size='abc' is a string, expected an integer")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_directory_that_holds_a_run_is_not_reused(tmp_path):
+    out = tmp_path / "run"
+    suite = str(FIXTURES / "suites" / "quick.yaml")
+    first = run_bench("run", "--suite", suite, "--device", "cpu", "--out", str(out), "--quiet",
+                      "--only", "test-sleep-infer")
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = run_bench("run", "--suite", suite, "--device", "cpu", "--out", str(out))
+    assert_usage_error(again, f"Output directory {out} already holds results",
+                       "manifest.json", "its own directory")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -347,10 +347,10 @@ def reject_invalid(out_dir: Path, tag: str, digest: str) -> list[str]:
     report or aggregate reads it) and described. A result that names another image is invalid
     too. Returns one message per rejected file."""
     from bench.schema import SchemaProblem
-    from bench.validate import expand, validate_file
+    from bench.validate import validate_file
 
     messages = []
-    for path in expand([out_dir]):
+    for path in sorted(out_dir.glob("*.json")):  # this run's directory only
         report = validate_file(path)
         if report.ok and report.schema == "result":
             image = (report.doc.get("provenance") or {}).get("image") or {}

@@ -90,7 +90,10 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
 
 
 def _prepare_results_dir(out_dir: Path, user: str | None) -> None:
-    """The results directory exists and the container's user can write it."""
+    """The results directory is new (or empty), exists and the container's user can write it."""
+    from bench.runner import refuse_used_out_dir
+
+    refuse_used_out_dir(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         if user and os.getuid() == 0:
