@@ -263,6 +263,7 @@ class Runner:
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
+        sampler.wait_past(end)
         margin = 2 * sampler.interval_s
         tel = self._context(sampler, sampler.snapshot(start - margin, end + margin))
         figures = window_telemetry(tel, start, end)
@@ -319,6 +320,7 @@ class Runner:
         from bench.workloads import get_workload
 
         workload = get_workload(entry.workload)
+        sampler.wait_past(t_end)  # the last window's end must be bracketed by a sample
         margin = 2 * sampler.interval_s
         snap = sampler.snapshot(t_start - margin, t_end + margin)
         tel = self._context(sampler, snap)

@@ -410,3 +410,13 @@ def test_overhead_command_runs_the_real_arrangement(tmp_path):
     assert set(figures["ratio_to_off"]) == {"off-again", "10 Hz", "100 Hz"}
     assert figures["conditions"]["adapter"] == "host"
     assert figures["throughput_items_per_s"]["off"] > 0
+
+
+def test_wait_past_brackets_a_window_end():
+    sampler = Sampler(Scripted([]), interval_s=0.05)
+    with sampler:
+        end = time.monotonic()
+        assert sampler.wait_past(end)
+        assert sampler.t_mono[-1] > end
+    # a stopped sampler never brings another sample: give up at once instead of waiting
+    assert not sampler.wait_past(time.monotonic(), timeout_s=5.0)

@@ -123,6 +123,22 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait_past(self, t_mono: float, timeout_s: float | None = None) -> bool:
+        """Wait (bounded) until a sample or a failed reading lies after ``t_mono``, so that a
+        window ending at ``t_mono`` is bracketed and its energy can be integrated to its end.
+        Returns False if none came in time (the window's edge is then left unbracketed)."""
+        limit = time.monotonic() + (timeout_s if timeout_s is not None else
+                                    3 * self.interval_s + 1.0)
+        while True:
+            with self._lock:
+                last = max(self.t_mono[-1] if self.t_mono else -math.inf,
+                           self.error_t_mono[-1] if self.error_t_mono else -math.inf)
+            if last > t_mono:
+                return True
+            if time.monotonic() >= limit or self._thread is None or not self._thread.is_alive():
+                return False
+            time.sleep(min(0.01, self.interval_s / 4))
+
     def _between(self, ts: list[float], start: float, end: float) -> slice:
         return slice(bisect_left(ts, start), bisect_right(ts, end))
 
