@@ -182,9 +182,10 @@ def _check_substitutions(options: dict[str, Any], path: Path) -> None:
 
 def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
              overrides: dict[str, dict[str, Any]], seen: set[str],
-             stack: tuple[Path, ...]) -> list[Entry]:
+             stack: tuple[Path, ...], intervals: list[float]) -> list[Entry]:
     """The suite's entries: those of its ``include``d suites (each under its own rules and
-    options), then its own. Consumes the overrides that name an entry."""
+    options), then its own. Consumes the overrides that name an entry; collects the telemetry
+    intervals the included suites ask for."""
     from bench.workloads import get_workload  # workloads import torch: only when needed
 
     entries: list[Entry] = []
@@ -196,8 +197,11 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         if included.resolve() in stack:
             raise UserError(f"Suite file {path} at $.include[{k}]: including {name!r} makes a "
                             "cycle.", "Remove the include that leads back to this suite.")
-        entries += _entries(_read_suite(included), included, vendor, overrides, seen,
-                            (*stack, included.resolve()))
+        included_doc = _read_suite(included)
+        if "interval_s" in included_doc.get("telemetry", {}):
+            intervals.append(included_doc["telemetry"]["interval_s"])
+        entries += _entries(included_doc, included, vendor, overrides, seen,
+                            (*stack, included.resolve()), intervals)
 
     rules = RunRules().merged(doc.get("rules"))
     options = doc.get("options", {})
@@ -257,7 +261,8 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
     """Load, schema-check and resolve a suite; every problem is a ``UserError``.
 
     With ``vendor`` the suite's substitutions for that vendor are applied. A suite may
-    ``include`` other suites: their entries come first, each under its own suite's rules.
+    ``include`` other suites: their entries come first, each under its own suite's rules; the
+    run samples telemetry at the finest interval any of them asks for.
     """
     path = suite_path(name_or_path)
     doc = _read_suite(path)
@@ -267,7 +272,12 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
         entry_id, param, value = parse_override(text)
         parsed_overrides.setdefault(entry_id, {})[param] = value
 
-    entries = _entries(doc, path, vendor, parsed_overrides, set(), (path.resolve(),))
+    intervals: list[float] = []
+    entries = _entries(doc, path, vendor, parsed_overrides, set(), (path.resolve(),),
+                       intervals)
+    # One sampler serves the whole run: sample as finely as the finest included suite asks.
+    telemetry = dataclasses.replace(
+        telemetry, interval_s=min([telemetry.interval_s, *intervals]))
     if not entries:
         raise UserError(f"Suite file {path} has no entries (none of its own, none included).",
                         "Add `entries` or `include` other suites.")

@@ -30,7 +30,9 @@ Metric = dict[str, Any]
 
 def metric(value: float | None, unit: str, reason: str | None = None, **extra: Any) -> Metric:
     """A metric entry: a value with its unit, or null with the reason it is missing."""
-    value = finite_or_none(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        reason = f"non-finite value ({value}): the computation diverged or divided by zero"
+        value = None
     out: Metric = {"value": value, "unit": unit}
     if value is None:
         out["reason"] = reason or "not measured"

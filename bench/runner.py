@@ -249,6 +249,15 @@ class Runner:
                     item["schema_problems"] = problems
         self._write_manifest()
 
+    def _record_failure(self, entry: Entry, exc: Exception) -> None:
+        message = f"the harness failed to record this workload: {type(exc).__name__}: {exc}"
+        for item in self.manifest["entries"]:
+            if item["id"] == entry.id:
+                item["status"] = "error"
+                item["error"] = message
+        self._write_manifest()
+        self.display.note(f"{entry.id}: {message}")
+
     # -- running ---------------------------------------------------------------------
     def _context(self, sampler: Sampler, snap: dict[str, Any]) -> TelemetryContext:
         return TelemetryContext(snapshot=snap, interval_s=sampler.interval_s,
@@ -420,11 +429,17 @@ class Runner:
                 for i, entry in enumerate(self.suite.entries):
                     try:
                         doc = self.run_entry(entry, i, sampler, idle)
+                        problems = self.write(entry, doc)
                     except Interrupted as stop:
                         doc = stop.args[0]
                         self.write(entry, doc)
                         raise KeyboardInterrupt from None
-                    problems = self.write(entry, doc)
+                    except Exception as exc:
+                        # No document could be made: the manifest says why, the next entry
+                        # still runs, and the run's exit code reports the failure.
+                        self._record_failure(entry, exc)
+                        failures += 1
+                        continue
                     sampler.discard_before(time.monotonic() - 2 * interval_s)
                     self.display.entry_finished(entry, doc, self.out_dir / f"{entry.id}.json",
                                                 problems)

@@ -141,7 +141,8 @@ def test_score_settings_parse_and_reject_bad_input():
     assert set(ScoreSettings().weights_for("train")) == set(ScoreSettings().weights) - {
         "latency_mean_s"}
     for bad in (["throughput_items_per_s"], ["throughput_items_per_s=-1"],
-                ["clock_hz_mean=1"], ["nonsense=1"]):
+                ["clock_hz_mean=1"], ["nonsense=1"], ["throughput_items_per_s=nan"],
+                ["throughput_items_per_s=inf"]):
         with pytest.raises(UserError):
             parse_weights(bad)
     for a in ("0", "-1", "abc", "inf"):

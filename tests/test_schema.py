@@ -120,3 +120,13 @@ def test_grid_points_carry_their_own_metrics_and_telemetry(run_dir):
     assert "power_w_mean" in fast["metrics"]
     assert oom["status"] == "oom" and "90 GiB" in oom["error"]["message"]
     assert oom["metrics"]["memory_estimate_bytes"]["value"] == 90 * 2**30
+
+
+def test_a_non_finite_value_is_null_with_the_reason():
+    from bench.results import metric
+
+    diverged = metric(float("nan"), "s")
+    assert diverged["value"] is None and "non-finite value (nan)" in diverged["reason"]
+    assert metric(float("inf"), "W", "ignored")["reason"].startswith("non-finite value (inf)")
+    assert metric(None, "W", "no power reading") == {"value": None, "unit": "W",
+                                                     "reason": "no power reading"}

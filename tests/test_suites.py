@@ -56,3 +56,8 @@ def test_include_errors_name_the_file_and_field(tmp_path):
     d.write_text("name: d\ninclude: [smoke, smoke]\n")
     with pytest.raises(UserError, match="appears twice"):
         load_suite(str(d))
+
+
+def test_an_including_suite_samples_as_finely_as_its_finest_part():
+    intervals = {n: load_suite(n).telemetry.interval_s for n in ("cv", "nlp", "llm", "micro")}
+    assert load_suite("all").telemetry.interval_s == min(intervals.values())

@@ -91,8 +91,8 @@ def parse_weights(items: list[str] | None, base: dict[str, float] | None = None
             k = float(text)
         except ValueError:
             k = -1.0
-        if not sep or k < 0:
-            raise UserError(f"Score weight {item!r} is not METRIC=K with K >= 0.",
+        if not sep or not math.isfinite(k) or k < 0:
+            raise UserError(f"Score weight {item!r} is not METRIC=K with a finite K >= 0.",
                             "Write e.g. --weight throughput_items_per_s=2 or "
                             "--weight temp_c_mean=0.")
         if direction(name) == 0:
