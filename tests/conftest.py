@@ -32,3 +32,12 @@ def fixtures() -> Path:
 # tests/isolated/ holds tests that change process-global state (e.g. torch's device names);
 # tests/test_devices.py runs them in a fresh interpreter with BENCH_ISOLATED=1.
 collect_ignore = [] if os.environ.get("BENCH_ISOLATED") else ["isolated"]
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose system tool is missing, except where the tools are required (CI sets
+    BENCH_REQUIRE_SYSTEM_TESTS=1): there a missing Docker engine or browser is a failure, so a
+    green run always includes the container and browser tests."""
+    if os.environ.get("BENCH_REQUIRE_SYSTEM_TESTS") == "1":
+        pytest.fail(f"required system test cannot run: {reason}")
+    pytest.skip(reason)

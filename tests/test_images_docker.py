@@ -25,6 +25,7 @@ from testbed.images.containers import find_bench_image, reject_invalid
 from testbed.images.engine import connect, engine_available
 from testbed.images.lock import WHEELHOUSE, sha256_file
 from testbed.images.spec import REPO_DIR, load_spec
+from tests.conftest import skip_or_fail
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -36,7 +37,7 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 def client():
     ok, why = engine_available()
     if not ok:
-        pytest.skip(f"no Docker engine reachable ({why}); CI starts one (scripts/system-deps.sh)")
+        skip_or_fail(f"no Docker engine reachable ({why}); CI starts one (scripts/system-deps.sh)")
     client = connect()
     yield client
     client.close()

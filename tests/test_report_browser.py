@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from testbed.report import write_report
+from tests.conftest import skip_or_fail
 from tests.report_fixtures import build_lab
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -34,7 +35,7 @@ def browser(tmp_path_factory):
     from selenium.webdriver.chrome.service import Service
 
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip("chromium/chromedriver not installed (scripts/system-deps.sh installs them)")
+        skip_or_fail("chromium/chromedriver not installed (scripts/system-deps.sh installs them)")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (*OFFLINE_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('profile')}",
