@@ -29,15 +29,22 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bench.llm.generation import TTFT_TIERS
+
 K = TypeVar("K", bound=Hashable)
 
 DEFAULT_A = 3.0
-LLM_TIERS: tuple[tuple[str, str], ...] = (
-    ("tier_max_tokens_per_s_0_500ms", "TTFT (0, 500] ms"),
-    ("tier_max_tokens_per_s_500_1000ms", "TTFT (500, 1000] ms"),
-    ("tier_max_tokens_per_s_1000_3000ms", "TTFT (1000, 3000] ms"),
-    ("tier_max_tokens_per_s_3000ms_inf", "TTFT (3000 ms, inf)"),
-)
+
+
+def _tier_title(low_s: float, high_s: float) -> str:
+    if math.isinf(high_s):
+        return f"TTFT ({low_s * 1000:g} ms, inf)"
+    return f"TTFT ({low_s * 1000:g}, {high_s * 1000:g}] ms"
+
+
+# The tiers are the generation protocol's (bench.llm.generation), titled for the report.
+LLM_TIERS: tuple[tuple[str, str], ...] = tuple(
+    (name, _tier_title(low, high)) for name, low, high in TTFT_TIERS)
 LOAD_METRIC = "model_load_s"
 LLM_THROUGHPUT_WEIGHT = 0.9
 LLM_LOAD_WEIGHT = 0.1
