@@ -62,6 +62,14 @@ def latency_summary(latencies_s: Sequence[float]) -> dict[str, float]:
     return out
 
 
+def interpolate(pts: Sequence[tuple[float, float]], t: float) -> float:
+    """Linear interpolation at ``t`` between time-ordered ``(t, value)`` samples."""
+    for (t0, v0), (t1, v1) in pairwise(pts):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    raise ValueError(f"{t} is outside the samples")
+
+
 def trapezoid_energy_j(t_s: Sequence[float], power_w: Sequence[float | None],
                        start_s: float, end_s: float) -> float | None:
     """Energy over ``[start_s, end_s]`` by the trapezoidal rule on timestamped power samples.
@@ -76,14 +84,8 @@ def trapezoid_energy_j(t_s: Sequence[float], power_w: Sequence[float | None],
     if pts[0][0] > start_s or pts[-1][0] < end_s:
         return None
 
-    def at(t: float) -> float:
-        for (t0, p0), (t1, p1) in pairwise(pts):
-            if t0 <= t <= t1:
-                return p0 if t1 == t0 else p0 + (p1 - p0) * (t - t0) / (t1 - t0)
-        raise AssertionError("unreachable: window checked above")
-
     inner = [(t, p) for t, p in pts if start_s < t < end_s]
-    series = [(start_s, at(start_s)), *inner, (end_s, at(end_s))]
+    series = [(start_s, interpolate(pts, start_s)), *inner, (end_s, interpolate(pts, end_s))]
     return math.fsum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in pairwise(series))
 
 

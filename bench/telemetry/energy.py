@@ -12,18 +12,11 @@ import math
 from collections.abc import Sequence
 from itertools import pairwise
 
-from bench.stats import trapezoid_energy_j
+from bench.stats import interpolate, trapezoid_energy_j
 
 
 def _valid(t_s: Sequence[float], values: Sequence[float | None]) -> list[tuple[float, float]]:
     return [(t, v) for t, v in zip(t_s, values, strict=True) if v is not None]
-
-
-def _interpolate(pts: list[tuple[float, float]], t: float) -> float:
-    for (t0, v0), (t1, v1) in pairwise(pts):
-        if t0 <= t <= t1:
-            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
-    raise ValueError(f"{t} is outside the samples")
 
 
 def integrated_energy_j(t_s: Sequence[float], power_w: Sequence[float | None],
@@ -55,7 +48,7 @@ def counter_energy_j(t_s: Sequence[float], energy_j: Sequence[float | None],
     span = pts[first:last + 1]
     if any(b < a for (_, a), (_, b) in pairwise(span)):
         return None, "the energy counter went backwards inside the window"
-    return _interpolate(span, end_s) - _interpolate(span, start_s), None
+    return interpolate(span, end_s) - interpolate(span, start_s), None
 
 
 def window_coverage(t_s: Sequence[float], values: Sequence[float | None], start_s: float,
