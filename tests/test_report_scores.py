@@ -151,3 +151,14 @@ def test_score_settings_parse_and_reject_bad_input():
     with pytest.raises(UserError):
         parse_weights([f"{m}=0" for m in ScoreSettings().weights])
     assert math.isclose(sum(ScoreSettings().weights.values()), len(ScoreSettings().weights))
+
+
+def test_micro_benchmarks_score_one_measurement_once():
+    """A GEMM's throughput is its FLOP/s and its latency that point's time per call: the
+    composite must not count the same measurement three times."""
+    settings = ScoreSettings()
+    micro = settings.weights_for("infer", "micro")
+    cv = settings.weights_for("infer", "cv")
+    assert "throughput_items_per_s" in micro
+    assert "flop_per_s" not in micro and "latency_mean_s" not in micro
+    assert "latency_mean_s" in cv

@@ -300,7 +300,7 @@ def composites(analysis: Analysis) -> dict[str, CompositeResult]:
                    and analysis.status.loc[(d, key), "status"] == "ok"]
         if not devices:
             continue
-        weights = {m: k for m, k in analysis.settings.weights_for(wl.mode).items()
+        weights = {m: k for m, k in analysis.settings.weights_for(wl.mode, wl.group).items()
                    if any(analysis.cell(d, key, m) is not None for d in devices)}
         table: dict[str, dict[str, float | None]] = {}
         reasons: dict[tuple[str, str], str] = {}
@@ -329,7 +329,7 @@ def baseline_scores(analysis: Analysis, base: Analysis) -> BaselineScores:
         if key not in base.workloads or (base_key, key) not in base.status.index or \
                 base.status.loc[(base_key, key), "status"] != "ok":
             continue
-        weights = analysis.settings.weights_for(wl.mode)
+        weights = analysis.settings.weights_for(wl.mode, wl.group)
         for d in analysis.device_order():
             if (d, key) not in analysis.status.index or \
                     analysis.status.loc[(d, key), "status"] != "ok":

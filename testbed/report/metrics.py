@@ -26,14 +26,18 @@ class MetricInfo:
     better: int  # +1 larger is better, -1 smaller is better, 0 neither
     composite: bool = False  # in the composite score by default
     modes: tuple[str, ...] = MODES  # modes where it is scored
+    # workload groups where it is not scored: it restates the throughput there
+    not_in_groups: tuple[str, ...] = ()
     ratio_scale: bool = True  # test / baseline means something (not for degC or %)
     chart: bool = True  # gets a normalised bar chart
 
 
 CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("throughput_items_per_s", "Throughput", +1, composite=True),
+    # In micro-benchmarks throughput is the headline point's FLOP/s or B/s and latency that
+    # point's time per call: scoring them again would count one measurement several times.
     MetricInfo("latency_mean_s", "Forward latency per batch, mean", -1, composite=True,
-               modes=("infer",)),
+               modes=("infer",), not_in_groups=("micro",)),
     MetricInfo("latency_p50_s", "Latency per batch, p50", -1, chart=False),
     MetricInfo("latency_p90_s", "Latency per batch, p90", -1, chart=False),
     MetricInfo("latency_p99_s", "Latency per batch, p99", -1),
@@ -51,7 +55,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("temp_c_mean", "Average temperature", -1, composite=True, ratio_scale=False),
     MetricInfo("clock_hz_mean", "Clock, mean", 0, chart=False),
     MetricInfo("idle_power_w", "Idle power before the run", -1, chart=False),
-    MetricInfo("flop_per_s", "Achieved FLOP/s", +1, composite=True),
+    MetricInfo("flop_per_s", "Achieved FLOP/s", +1, composite=True, not_in_groups=("micro",)),
     MetricInfo(LOAD_METRIC, "Model load time", -1, composite=True),
     *(MetricInfo(name, f"Max throughput, {title}", +1, composite=True)
       for name, title in LLM_TIERS),
@@ -75,9 +79,11 @@ class ScoreSettings:
     weights: dict[str, float] = field(default_factory=lambda: {
         m.name: 1.0 for m in CATALOGUE if m.composite})
 
-    def weights_for(self, mode: str) -> dict[str, float]:
-        """Weights of the metrics scored in ``mode`` (latency is an inference metric)."""
-        return {m: k for m, k in self.weights.items() if mode in info(m).modes}
+    def weights_for(self, mode: str, group: str | None = None) -> dict[str, float]:
+        """Weights of the metrics scored in ``mode`` (latency is an inference metric) for a
+        workload of ``group``."""
+        return {m: k for m, k in self.weights.items()
+                if mode in info(m).modes and group not in info(m).not_in_groups}
 
 
 def parse_weights(items: list[str] | None, base: dict[str, float] | None = None

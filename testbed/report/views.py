@@ -284,7 +284,8 @@ def baseline_detail(analysis: Analysis) -> Table | None:
     devices = analysis.device_order()
     rows: list[list[Cell | str]] = []
     for wl in analysis.workload_order():
-        weights = analysis.settings.weights_for(analysis.workloads[wl].mode)
+        weights = analysis.settings.weights_for(analysis.workloads[wl].mode,
+                                                   analysis.workloads[wl].group)
         order = [c.name for c in CATALOGUE]
         metrics = sorted({m for d in devices for m in bl.ratios.get((wl, d), {})
                           if m in weights}, key=lambda m: order.index(m) if m in order else 999)
