@@ -9,14 +9,31 @@ its failure) to OUT atomically and reports progress on stdout as JSON lines pref
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 PROGRESS_PREFIX = "@@bench-progress "
 TRACEBACK_LINES = 30
+MAX_FALLBACK_MESSAGES = 10
+# Operators a device cannot run and that its PyTorch build runs on the host instead announce it
+# as a Python warning (PyTorch's TORCH_WARN, e.g. "... will fall back to run on the CPU").
+CPU_FALLBACK = re.compile(r"fall(s|ing)?[ -]?back.*\bcpu\b|\bcpu\b.*fall(s|ing)?[ -]?back",
+                          re.IGNORECASE | re.DOTALL)
+
+
+def cpu_fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The distinct warnings that say an operator ran on the CPU instead of the device."""
+    found: list[str] = []
+    for w in caught:
+        text = str(w.message).strip()
+        if CPU_FALLBACK.search(text) and text not in found:
+            found.append(text)
+    return found[:MAX_FALLBACK_MESSAGES]
 
 
 def emit_progress(event: dict[str, Any]) -> None:
@@ -25,13 +42,51 @@ def emit_progress(event: dict[str, Any]) -> None:
 
 
 def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
+
+    started = time.time()
+    entry = spec["entry"]
+    backend = None
+    workload = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _measure(spec, entry)
+        backend, workload = result.pop("_backend"), result.pop("_workload")
+    shown = set()
+    # Still written once each, as Python's default filter would (the parent keeps the child's
+    # stderr for the error message of a failed repeat).
+    for w in caught:
+        key = (str(w.message), w.category, w.filename, w.lineno)
+        if key not in shown:
+            shown.add(key)
+            sys.stderr.write(warnings.formatwarning(w.message, w.category, w.filename,
+                                                    w.lineno))
+    if backend is not None:
+        try:
+            result["memory"] = backend.memory_stats().as_dict()
+            result["device"] = backend.info()
+        except Exception as exc:
+            result.setdefault("device", {"error": str(exc)})
+    if workload is not None:
+        result["precision_used"] = workload.precision_used
+        result["precision_reason"] = workload.precision_reason
+        result["info"] = workload.info()
+        if entry.get("substitution"):
+            result["info"]["substitution"] = entry["substitution"]
+        fallbacks = cpu_fallbacks(caught)
+        if fallbacks:
+            result["info"]["cpu_fallback"] = fallbacks
+        result["series"] = workload.series
+    result["started_at"] = started
+    result["ended_at"] = time.time()
+    return result
+
+
+def _measure(spec: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     from bench.config import RunRules
     from bench.devices import get_backend
     from bench.errors import Unsupported
     from bench.workloads import WorkloadContext, get_workload
 
-    started = time.time()
-    entry = spec["entry"]
     backend = None
     workload = None
     try:
@@ -69,22 +124,7 @@ def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
         result = {"status": status, "error": {
             "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
             "traceback": "".join(tb).splitlines()[-TRACEBACK_LINES:]}}
-    if backend is not None:
-        try:
-            result["memory"] = backend.memory_stats().as_dict()
-            result["device"] = backend.info()
-        except Exception as exc:
-            result.setdefault("device", {"error": str(exc)})
-    if workload is not None:
-        result["precision_used"] = workload.precision_used
-        result["precision_reason"] = workload.precision_reason
-        result["info"] = workload.info()
-        if entry.get("substitution"):
-            result["info"]["substitution"] = entry["substitution"]
-        result["series"] = workload.series
-    result["started_at"] = started
-    result["ended_at"] = time.time()
-    return result
+    return {**result, "_backend": backend, "_workload": workload}
 
 
 def main(argv: list[str]) -> int:

@@ -108,3 +108,20 @@ class Grid(_Base):
                                "value": loop["throughput_items_per_s"], "unit": "items/s"}}})
         loop = timed_loop(lambda: (time.sleep(0.001), 1)[1], lambda: None, self.ctx.rules)
         return {**loop.as_dict(), "metrics": {}, "points": points}
+
+
+@register
+class FallsBack(_Base):
+    """Warns as PyTorch does when an operator runs on the host instead of the device."""
+
+    name = "test-cpu-fallback"
+    description = "an operator falls back to the CPU (a recorded, non-comparable result)"
+
+    def step(self) -> int:
+        import warnings
+
+        warnings.warn("The operator 'aten::_fake_op' is not currently supported on the MLU "
+                      "backend and will fall back to run on the CPU.", UserWarning,
+                      stacklevel=1)
+        time.sleep(0.005)
+        return 1

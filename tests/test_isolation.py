@@ -55,3 +55,19 @@ def test_failures_are_isolated(tmp_path):
         "test-kill-infer": "killed", "test-oom-infer": "oom", "good-last": "ok"}
     # The hang cost its timeout (4 s) plus the stop grace, not the step's hour.
     assert elapsed < 120
+
+
+def test_a_cpu_fallback_is_recorded(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nrules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.05, "
+                     "repeats: 1}\ntelemetry: {idle_s: 0}\nentries:\n"
+                     "  - {workload: test-cpu-fallback, mode: infer}\n"
+                     "  - {workload: test-sleep, mode: infer}\n")
+    out = tmp_path / "run"
+    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    fell = json.loads((out / "test-cpu-fallback-infer.json").read_text())
+    [message] = fell["workload"]["info"]["cpu_fallback"]
+    assert "will fall back to run on the CPU" in message
+    clean = json.loads((out / "test-sleep-infer.json").read_text())
+    assert "cpu_fallback" not in clean["workload"]["info"]
