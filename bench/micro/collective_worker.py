@@ -121,10 +121,27 @@ def main(argv: list[str]) -> int:
         record: dict[str, Any] = {"op": op, "bytes": nbytes, "ranks": world, "status": "ok",
                                   "error": None}
         seconds = -1.0
+        # Buffers first, then agree: a rank that cannot allocate must not leave the others
+        # waiting inside the collective (every rank takes the same branch below).
         try:
             elements = collective_elements(op, nbytes, elem, world)
             record["bytes"] = elements * elem
             call, check, reset = make_op(dist, torch, op, elements, dtype, device, rank, world)
+        except Exception as exc:
+            record["status"] = failure_class(exc, backend.is_oom)
+            record["error"] = {"type": type(exc).__name__,
+                               "message": (str(exc) or type(exc).__name__)[:2000]}
+        (setup_worst,) = agree_max(STATUS_CODES[record["status"]])
+        if setup_worst:
+            if record["status"] == "ok":
+                record["status"] = STATUS_NAMES[int(setup_worst)]
+                record["error"] = {"type": "OtherRank", "message": "another rank recorded "
+                                   f"{STATUS_NAMES[int(setup_worst)]} allocating its buffers"}
+            record["seconds_max"] = None
+            records.append(record)
+            atomic_write_json(path, sanitize({"rank": rank, "world": world, "points": records}))
+            continue
+        try:
             call()
             sync()
             if not check():
