@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,24 @@ def emit_progress(event: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
+def partial_path(out_path: Path) -> Path:
+    """Where a repeat keeps the grid points measured so far (read if it never finishes)."""
+    return out_path.with_name(out_path.name + ".partial")
 
+
+def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, Any]:
     started = time.time()
     entry = spec["entry"]
-    backend = None
-    workload = None
+
+    def save_points(points: list[dict[str, Any]]) -> None:
+        if out_path is not None:
+            from bench.jsonio import atomic_write_json, sanitize
+
+            atomic_write_json(partial_path(out_path), sanitize({"points": points}))
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _measure(spec, entry)
+        result = _measure(spec, entry, save_points)
         backend, workload = result.pop("_backend"), result.pop("_workload")
     shown = set()
     # Still written once each, as Python's default filter would (the parent keeps the child's
@@ -81,7 +91,8 @@ def run_repeat(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _measure(spec: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+def _measure(spec: dict[str, Any], entry: dict[str, Any],
+             save_points: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
     from bench.config import RunRules
     from bench.devices import get_backend
     from bench.errors import Unsupported
@@ -97,7 +108,8 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         cls = get_workload(entry["workload"])
         ctx = WorkloadContext(backend=backend, mode=entry["mode"], params=entry["params"],
                               precision=entry["precision"], seed=spec["seed"],
-                              rules=RunRules(**entry["rules"]), progress=emit_progress)
+                              rules=RunRules(**entry["rules"]), progress=emit_progress,
+                              save_points=save_points)
         workload = cls(ctx)
         # fp32 means fp32 on every device (cuDNN would use TF32 for convolutions by default);
         # a workload that falls back to another precision sets it again.
@@ -132,7 +144,7 @@ def main(argv: list[str]) -> int:
 
     spec_path, out_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    result = run_repeat(spec)
+    result = run_repeat(spec, out_path)
     atomic_write_json(out_path, sanitize(result))
     return 0
 

@@ -296,7 +296,8 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
     mean over repeats (with its per-repeat values); a point with a timed window also gets the
     telemetry of that window, so e.g. every LLM grid point has its own power and energy.
     """
-    ok = [r for r in repeats if r["status"] == "ok" and r.get("points")]
+    # A repeat that timed out or was killed keeps the points it finished (saved as it went).
+    ok = [r for r in repeats if r.get("points")]
     if not ok:
         return None
     out = []

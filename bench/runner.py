@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.child import PROGRESS_PREFIX
+from bench.child import PROGRESS_PREFIX, partial_path
 from bench.config import Entry, Suite
 from bench.devices import DeviceBackend
 from bench.errors import UserError
@@ -166,8 +166,10 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             reader.join(timeout=5)
             stderr.seek(0)
             tail = [*log, *stderr.read().splitlines()][-STDERR_TAIL_LINES:]
+        partial = partial_path(out_path)
+        kept = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
         if timed_out:
-            return ChildRun({"status": "timeout", "error": {
+            return ChildRun({**kept, "status": "timeout", "error": {
                 "type": "Timeout", "message": f"repeat exceeded its timeout of {timeout_s:g} s "
                 f"(rules.timeout_s) and was stopped", "traceback": tail}}, proc.returncode, tail)
         if out_path.exists():
@@ -177,7 +179,7 @@ def run_child(spec: dict[str, Any], timeout_s: float,
         if code is not None and code < 0:
             name = signal.Signals(-code).name
             hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
-            return ChildRun({"status": "killed", "error": {
+            return ChildRun({**kept, "status": "killed", "error": {
                 "type": "Killed", "message": f"child process killed by {name}{hint}",
                 "signal": name, "traceback": tail}}, code, tail)
         return ChildRun({"status": "error", "error": {

@@ -125,3 +125,24 @@ class FallsBack(_Base):
                       stacklevel=1)
         time.sleep(0.005)
         return 1
+
+
+@register
+class GridThatHangs(_Base):
+    """Two grid points finish, the third never does (as a hung LLM grid point)."""
+
+    name = "test-grid-hang"
+    description = "a grid whose third point hangs: the first two must survive the timeout"
+
+    def measure(self):
+        from bench.timing import timed_loop
+
+        points = []
+        for ms in (5, 10):
+            loop = timed_loop(lambda ms=ms: (time.sleep(ms / 1000), 1)[1], lambda: None,
+                              self.ctx.rules).as_dict()
+            points.append({"params": {"sleep_ms": ms}, "status": "ok", "window": loop["window"],
+                           "metrics": {"throughput_items_per_s": {
+                               "value": loop["throughput_items_per_s"], "unit": "items/s"}}})
+            self.ctx.save_points(points)
+        time.sleep(3600)

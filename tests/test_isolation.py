@@ -71,3 +71,19 @@ def test_a_cpu_fallback_is_recorded(tmp_path):
     assert "will fall back to run on the CPU" in message
     clean = json.loads((out / "test-sleep-infer.json").read_text())
     assert "cpu_fallback" not in clean["workload"]["info"]
+
+
+def test_a_grid_that_times_out_keeps_its_finished_points(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nrules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.05, "
+                     "repeats: 1, timeout_s: 6}\ntelemetry: {idle_s: 0, interval_s: 0.05}\n"
+                     "entries:\n  - {workload: test-grid-hang, mode: infer}\n")
+    out = tmp_path / "run"
+    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(out))
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((out / "test-grid-hang-infer.json").read_text())
+    assert validate_file(out / "test-grid-hang-infer.json").ok
+    assert doc["status"] == "timeout"
+    assert [p["params"]["sleep_ms"] for p in doc["points"]] == [5, 10]
+    assert all(p["status"] == "ok" for p in doc["points"])
+    assert 100 < doc["points"][0]["metrics"]["throughput_items_per_s"]["value"] <= 200

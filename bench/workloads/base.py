@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,6 +32,10 @@ class WorkloadContext:
     seed: int
     rules: RunRules
     progress: ProgressFn = field(default=lambda _event: None)
+    # Grid workloads hand over the points measured so far after each point: if the repeat
+    # then times out or is killed, those points are kept in the result.
+    save_points: Callable[[list[dict[str, Any]]], None] = field(
+        default=lambda _points: None)
 
     @property
     def device(self) -> torch.device:

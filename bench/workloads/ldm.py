@@ -215,6 +215,7 @@ class LdmWorkload(Workload):
         for i, point in enumerate(grid):
             progress_note(self.ctx.progress, i, len(grid), point)
             results.append(self.run_grid_point(point))
+            self.ctx.save_points([r.as_point() for r in results])
         ref, note = pick_reference(results, self.params["reference_point"])
         if ref is None or ref.loop is None:
             raise MemoryError("no grid point ran: " + "; ".join(

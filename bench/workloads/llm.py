@@ -281,6 +281,7 @@ class LlmWorkload(Workload):
         for i, point in enumerate(self.grid):
             progress_note(self.ctx.progress, i, len(self.grid), point)
             results.append(self.run_grid_point(point))
+            self.ctx.save_points([r.as_point() for r in results])
         ref, note = pick_reference(results, self.params["reference_point"])
         if ref is None or ref.loop is None:
             smallest = min(results, key=lambda r: r.metrics["memory_estimate_bytes"]["value"])
