@@ -250,12 +250,13 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
 
     extra_names = {name for r in ok for name in r.get("metrics", {})}
     for name in sorted(extra_names):
-        values = [r["metrics"][name]["value"] for r in ok
-                  if r.get("metrics", {}).get(name, {}).get("value") is not None]
-        unit = next(r["metrics"][name]["unit"] for r in ok if name in r.get("metrics", {}))
-        reason = next((r["metrics"][name].get("reason") for r in ok
-                       if r.get("metrics", {}).get(name, {}).get("reason")), None)
-        metrics[name] = summary_metric(values, unit) if values else metric(None, unit, reason)
+        entries = [r.get("metrics", {}).get(name) or {} for r in ok]
+        values = [e.get("value") if isinstance(e.get("value"), int | float)
+                  and not isinstance(e.get("value"), bool) else None for e in entries]
+        unit = next(e["unit"] for e in entries if "unit" in e)
+        reason = next((e["reason"] for e in entries if e.get("reason")),
+                      "the workload reported no value")
+        metrics[name] = repeat_metric(values, unit, reason)
     return metrics
 
 
