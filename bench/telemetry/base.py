@@ -8,6 +8,7 @@ that is not obvious (a whole card, the board input rail, the whole host).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 from abc import ABC, abstractmethod
@@ -34,6 +35,26 @@ T = TypeVar("T")
 
 class AdapterUnavailable(Exception):
     """The adapter cannot open here (no library, no tool, no device): the next one is tried."""
+
+
+def c_function(lib: Any, name: str) -> Any:
+    """``lib.name`` returning a C int status, or None where the library lacks it (older
+    versions of a vendor library miss newer calls)."""
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        return None
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def error_string_function(lib: Any, name: str) -> Any:
+    """The library's ``const char *name(int status)``, or None where it has none."""
+    fn = c_function(lib, name)
+    if fn is not None:
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = [ctypes.c_int]
+    return fn
 
 
 def load_first_library(name: str, paths: list[str], opener: Callable[[str], T]) -> T:

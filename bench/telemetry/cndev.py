@@ -31,6 +31,8 @@ from bench.telemetry.base import (
     Sample,
     TelemetryAdapter,
     ToolError,
+    c_function,
+    error_string_function,
     load_first_library,
     physical_indices,
     run_tool,
@@ -139,19 +141,10 @@ class Cndev:
         self.path = path
         self.lib = ctypes.CDLL(path)
         self.versions: dict[str, int] = {}
-        errstr = self._fn("cndevGetErrorString")
-        if errstr is not None:
-            errstr.restype = ctypes.c_char_p
-            errstr.argtypes = [ctypes.c_int]
-        self._errstr = errstr
+        self._errstr = error_string_function(self.lib, "cndevGetErrorString")
 
     def _fn(self, name: str) -> Any:
-        try:
-            fn = getattr(self.lib, name)
-        except AttributeError:
-            return None
-        fn.restype = ctypes.c_int
-        return fn
+        return c_function(self.lib, name)
 
     def has(self, name: str) -> bool:
         return self._fn(name) is not None

@@ -16,6 +16,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
+from bench.telemetry.base import c_function, error_string_function
+
 NVML_SUCCESS = 0
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
@@ -56,18 +58,10 @@ class NvmlLibrary:
     def __init__(self, path: str) -> None:
         self.path = path
         self.lib = ctypes.CDLL(path)
-        self._error_string = self._symbol("nvmlErrorString")
-        if self._error_string is not None:
-            self._error_string.restype = ctypes.c_char_p
-            self._error_string.argtypes = [ctypes.c_int]
+        self._error_string = error_string_function(self.lib, "nvmlErrorString")
 
     def _symbol(self, name: str) -> Any:
-        try:
-            fn = getattr(self.lib, name)
-        except AttributeError:
-            return None
-        fn.restype = ctypes.c_int
-        return fn
+        return c_function(self.lib, name)
 
     def _first(self, *names: str) -> Any:
         for name in names:
