@@ -9,6 +9,7 @@ import platform
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -46,13 +47,20 @@ def source_sha256() -> str:
 
     Two results with the same hash ran the same benchmark code, whatever the git state says.
     """
+    return tree_sha256(REPO_DIR, PACKAGE_DIR, schemas_dir())
+
+
+def tree_sha256(root: Path, package_dir: Path, schemas: Path) -> str:
+    """``source_sha256`` of any copy of the sources laid out like the repository (``root``
+    holding ``bench/`` and ``schemas/``): the audit hashes the files it copies out of an image
+    with this, so the code in the image is checked without running anything in it."""
     digest = hashlib.sha256()
-    files = sorted([*PACKAGE_DIR.rglob("*.py"), *PACKAGE_DIR.rglob("*.yaml"),
-                    *PACKAGE_DIR.rglob("*.json"), *schemas_dir().glob("*.json")])
+    files = sorted([*package_dir.rglob("*.py"), *package_dir.rglob("*.yaml"),
+                    *package_dir.rglob("*.json"), *schemas.glob("*.json")])
     for path in files:
         if "__pycache__" in path.parts:
             continue
-        digest.update(str(path.relative_to(REPO_DIR) if path.is_relative_to(REPO_DIR)
+        digest.update(str(path.relative_to(root) if path.is_relative_to(root)
                           else path.name).encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
