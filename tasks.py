@@ -15,6 +15,7 @@ from invoke import Exit, task
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 REPORTS = ROOT / "reports"
+AUDITS = ROOT / "audits"
 PY = shlex.quote(sys.executable)
 
 
@@ -135,6 +136,32 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None):
         _report(paths, target, [Path(p) for p in baseline or []], score_a, weight)
     except UserError as exc:
         raise _fail(exc) from exc
+
+
+@task(
+    help={"run": "the submitted run directory (results/<run-id>/) or one result file in it",
+          "image": "the image to re-run in (tag or digest; default: the digest the results "
+                   "name, which must be in the local engine)",
+          "tolerance": "tolerance file (default testbed/audit/tolerances.yaml)",
+          "native": "re-run in this Python environment instead of the image (for results "
+                    "measured natively; the bench sources must be the submitted ones)",
+          "out": "audit directory (default audits/<run-id>-audit-<time>)"},
+)
+def audit(c, run, image=None, tolerance=None, native=False, out=None):
+    """Check a submitted run's integrity, re-run it from its image and give a verdict."""
+    from bench.errors import UserError
+    from testbed.audit.run import audit as run_audit
+    from testbed.audit.run import print_summary
+
+    try:
+        result = run_audit(Path(run), AUDITS, image=image,
+                           tolerance=Path(tolerance) if tolerance else None, native=native,
+                           out=Path(out) if out else None)
+    except UserError as exc:
+        raise _fail(exc) from exc
+    print_summary(result)
+    if not result.passed:
+        raise Exit(code=1)
 
 
 @task(name="list")

@@ -11,7 +11,8 @@ from typing import Any
 from bench.jsonio import HASH_FIELD, body_sha256
 from bench.schema import SchemaProblem, validation_errors
 
-KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest"}
+KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest", "bench.audit": "audit"}
+SEALED = ("result", "audit")  # documents that carry their own sha256
 
 
 @dataclass
@@ -36,7 +37,7 @@ def schema_for(doc: Any, path: Path) -> str:
 def validate_document(doc: Any, path: Path) -> FileReport:
     schema = schema_for(doc, path)
     report = FileReport(path, schema, validation_errors(doc, schema), doc)
-    if report.ok and schema == "result":
+    if report.ok and schema in SEALED:
         expected = body_sha256(doc)
         if doc.get(HASH_FIELD) != expected:
             report.problems.append(SchemaProblem(

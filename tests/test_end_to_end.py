@@ -23,7 +23,7 @@ def invoke(*args, timeout=300):
 def test_invoke_list_shows_every_task_with_help():
     proc = invoke("--list")
     assert proc.returncode == 0
-    for name in ("bench", "report", "list", "test", "lint"):
+    for name in ("bench", "report", "audit", "list", "test", "lint"):
         line = next((ln for ln in proc.stdout.splitlines() if ln.strip().startswith(name + " ")),
                     None)
         assert line and len(line.split()) > 1, f"task {name} has no one-line help"

@@ -1,0 +1,153 @@
+"""The image a submission names: found by digest, its labels, and the code inside it.
+
+The code check copies ``bench/`` and ``schemas/`` out of the image (nothing runs in it) and
+hashes them as the bench hashes itself (``source_sha256``): equal hashes mean the image holds
+the code that wrote the results, whatever its labels say.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from bench.errors import UserError
+from bench.provenance import source_sha256, tree_sha256
+from testbed.audit.checks import Check, failed, passed, skipped
+from testbed.audit.submission import Submission
+from testbed.images.build import LABEL_PREFIX
+from testbed.images.engine import find_image, image_digest
+
+IMAGE = "image"
+
+
+@dataclass
+class ImageChoice:
+    """The image the re-run uses (None when the checks say it must not run)."""
+
+    ref: str | None
+    digest: str | None
+    labels: dict[str, str]
+
+
+def find_by_digest(client: Any, digest: str) -> Any | None:
+    """The local image whose ID or registry digest is ``digest``."""
+    found = find_image(client, digest)
+    if found is not None:
+        return found
+    for image in client.images.list():
+        if any(d.endswith("@" + digest) for d in image.attrs.get("RepoDigests") or []):
+            return image
+    return None
+
+
+def require_image(sub: Submission) -> dict[str, Any]:
+    """The image the results name; results measured natively name none."""
+    recorded = sub.provenance.get("image") or {}
+    if recorded.get("native") or not recorded.get("digest"):
+        raise UserError(f"The results in {sub.run_dir} were measured natively (they name no "
+                        "image), so there is no image to re-run them from.",
+                        "Audit them with --native on a machine like the one that measured "
+                        "them (the audit then checks the bench sources instead).")
+    return recorded
+
+
+def image_checks(client: Any, sub: Submission,
+                 image_ref: str | None) -> tuple[list[Check], ImageChoice]:
+    """Is the image the results name here, is it that image, and does it hold that code?"""
+    recorded = require_image(sub)
+    digest, tag = recorded["digest"], recorded.get("tag")
+    subject = tag or digest
+    checks: list[Check] = []
+    if image_ref:
+        image = find_image(client, image_ref)
+        if image is None:
+            raise UserError(f"No image {image_ref} in the local Docker engine.",
+                            "Load it (`docker load -i FILE`) or pull it, then retry.")
+        subject = image_ref
+        actual = image_digest(image)
+        if actual != digest:
+            checks.append(failed("image_digest", IMAGE, image_ref,
+                                 f"{image_ref} is {actual}, the results were measured in "
+                                 f"{digest} ({tag}): a different image"))
+            return checks, ImageChoice(None, actual, dict(image.labels or {}))
+    else:
+        image = find_by_digest(client, digest)
+        if image is None:
+            checks.append(failed("image_digest", IMAGE, subject,
+                                 f"no image with digest {digest} in the local Docker engine: "
+                                 f"load the submitted image (`docker load -i FILE`) or name "
+                                 "it with --image"))
+            return checks, ImageChoice(None, None, {})
+    checks.append(passed("image_digest", IMAGE, subject,
+                         f"the image is {digest}, the one the results name"))
+    labels = dict(image.labels or {})
+    prov = sub.provenance
+    expected = {"org.opencontainers.image.version": prov.get("bench_version"),
+                "org.opencontainers.image.revision": (prov.get("git") or {}).get("commit"),
+                f"{LABEL_PREFIX}.vendor": prov.get("vendor")}
+    for label, want in expected.items():
+        have = labels.get(label)
+        if have == want:
+            checks.append(passed("image_label", IMAGE, label, f"{label} = {have}"))
+        else:
+            checks.append(failed("image_label", IMAGE, label,
+                                 f"the image's {label} is {have!r}, the results say {want!r}"))
+    checks.append(image_code_check(client, image, prov.get("source_sha256")))
+    ref = tag if tag and find_image(client, tag) is not None and \
+        image_digest(find_image(client, tag)) == digest else digest
+    return checks, ImageChoice(ref, digest, labels)
+
+
+def image_code_check(client: Any, image: Any, expected: str | None) -> Check:
+    workdir = (image.attrs.get("Config") or {}).get("WorkingDir") or "/opt/testbed"
+    try:
+        actual = image_sources_sha256(client, image.id, workdir)
+    except Exception as exc:  # any engine or archive problem fails the check
+        return failed("image_code", IMAGE, workdir,
+                      f"could not copy the bench sources out of the image: {exc}")
+    if actual != expected:
+        return failed("image_code", IMAGE, workdir,
+                      f"the bench sources in the image hash to {actual}, the results were "
+                      f"written by sources hashing to {expected}")
+    return passed("image_code", IMAGE, workdir,
+                  "the bench sources in the image are the ones that wrote the results")
+
+
+def image_sources_sha256(client: Any, image_id: str, workdir: str) -> str:
+    """``source_sha256`` of the bench package and schemas inside an image, computed here."""
+    container = client.containers.create(image_id, command=["list"])
+    try:
+        with tempfile.TemporaryDirectory(prefix="audit-image-") as tmp:
+            root = Path(tmp)
+            for part in ("bench", "schemas"):
+                stream, _ = container.get_archive(str(PurePosixPath(workdir) / part))
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                    tar.extractall(root, filter="data")
+            return tree_sha256(root, root / "bench", root / "schemas")
+    finally:
+        container.remove(force=True)
+
+
+def native_checks(sub: Submission) -> list[Check]:
+    """--native: no image; the bench in this checkout must be the one that wrote the results."""
+    prov = sub.provenance
+    image = prov.get("image") or {}
+    out = [skipped("image_digest", IMAGE, image.get("tag") or "(native)",
+                   "--native: the re-run uses this Python environment, not an image"
+                   + (f" (the results were measured in {image.get('digest')})"
+                      if image.get("digest") else ""))]
+    mine, theirs = source_sha256(), prov.get("source_sha256")
+    if mine == theirs:
+        out.append(passed("bench_sources", IMAGE, "bench/, schemas/",
+                          "this checkout's bench sources are the ones that wrote the results"))
+    else:
+        commit = (prov.get("git") or {}).get("commit")
+        out.append(failed("bench_sources", IMAGE, "bench/, schemas/",
+                          f"this checkout's bench sources hash to {mine}, the results were "
+                          f"written by {theirs} (git commit {commit}): check out that commit "
+                          "to re-run the same code"))
+    return out

@@ -1,0 +1,146 @@
+"""Re-running a submission: its recorded configuration as a suite file, run in its image (or
+natively), once as submitted and once with distinct inputs for the caching check.
+
+The suite is written from the result documents themselves, not looked up by name: every
+parameter, precision, run rule, seed, model substitution and telemetry interval is the one the
+results record, so a suite file the auditor never saw re-runs exactly. Command-line overrides
+of the submission are passed as ``--set`` again, so the re-run is flagged as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import UserError
+from bench.jsonio import atomic_write_text
+from bench.paths import REPO_DIR
+from testbed.audit.submission import Submission
+
+SUITE_FILE = "audit-suite.yaml"
+
+
+@dataclass
+class Rerun:
+    """One re-run: where its results are and how it ended."""
+
+    name: str  # "as-submitted" or "distinct-inputs"
+    out_dir: Path
+    exit_code: int | None
+    error: str | None
+    results: dict[str, dict[str, Any]]  # entry id -> document
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dir": str(self.out_dir), "exit_code": self.exit_code,
+                "error": self.error, "results": sorted(self.results)}
+
+
+def entry_from_result(doc: dict[str, Any],
+                      rules_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The suite entry that reproduces one result (params changed from the command line
+    are left to ``--set``)."""
+    w = doc["workload"]
+    substitution = (w.get("info") or {}).get("substitution")
+    overrides = {k: v for k, v in (w.get("overrides") or {}).items() if k != "workload"}
+    params = {k: v for k, v in w["params"].items() if k not in overrides}
+    return {"id": w["id"], "workload": substitution["requested"] if substitution else w["name"],
+            "mode": w["mode"], "config": w["config"], "precision": w["precision_requested"],
+            "params": params, "rules": {**doc["rules"], **(rules_extra or {})}}
+
+
+def suite_from_results(sub: Submission, entries: list[str],
+                       rules_extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    docs = [sub.results[e] for e in entries]
+    first = docs[0]
+    interval = (first["telemetry"].get("interval") or {}).get("requested_s") or 0.1
+    idle = ((sub.manifest or {}).get("idle") or {}).get("duration_s") or 1.0
+    substitutions = []
+    for doc in docs:
+        sub_info = (doc["workload"].get("info") or {}).get("substitution")
+        if sub_info and not any(s["workload"] == sub_info["requested"] for s in substitutions):
+            substitutions.append({"workload": sub_info["requested"], "use": sub_info["used"],
+                                  "vendors": [sub_info["vendor"]],
+                                  "reason": sub_info.get("reason", "recorded in the result")})
+    suite: dict[str, Any] = {
+        "name": first["suite"]["name"],
+        "description": f"audit re-run of {sub.run_id or sub.run_dir}",
+        "seed": first["suite"]["seed"],
+        "telemetry": {"interval_s": interval, "idle_s": round(float(idle), 3)},
+        "entries": [entry_from_result(d, (rules_extra or {}).get(d["workload"]["id"]))
+                    for d in docs],
+    }
+    if substitutions:
+        suite["options"] = {"substitutions": substitutions}
+    return suite
+
+
+def overrides_of(sub: Submission, entries: list[str]) -> list[str]:
+    """The submission's ``--set`` arguments (JSON values are YAML, as ``--set`` reads them)."""
+    out = []
+    for entry_id in entries:
+        for key, value in (sub.results[entry_id]["workload"].get("overrides") or {}).items():
+            if key != "workload":
+                out.append(f"{entry_id}.{key}={json.dumps(value)}")
+    return out
+
+
+def write_suite(path: Path, suite: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "# Written by `invoke audit` from the submitted results.\n"
+                      + yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+def read_results(out_dir: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted(out_dir.glob("*.json")):
+        if path.name == "manifest.json":
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and doc.get("kind") == "bench.result":
+            out[doc["workload"]["id"]] = doc
+    return out
+
+
+def run_native(suite_file: Path, out_dir: Path, vendor: str, overrides: list[str],
+               label: str | None, name: str) -> Rerun:
+    """``python -m bench run`` in this environment, progress shown as it goes."""
+    from bench.runner import new_run_id
+
+    cmd = [sys.executable, "-m", "bench", "run", "--suite", str(suite_file), "--device", vendor,
+           "--out", str(out_dir), "--run-id", new_run_id(vendor, f"audit-{name}")]
+    for item in overrides:
+        cmd += ["--set", item]
+    if label:
+        cmd += ["--label", label]
+    print(f"re-run ({name}): {' '.join(cmd[1:])}", flush=True)
+    proc = subprocess.run(cmd, cwd=REPO_DIR, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    error = None if proc.returncode == 0 else \
+        f"`python -m bench run` exited with code {proc.returncode}"
+    return Rerun(name, out_dir, proc.returncode, error, read_results(out_dir))
+
+
+def run_container(suite_file: Path, out_dir: Path, vendor: str, overrides: list[str],
+                  label: str | None, image_ref: str, name: str,
+                  results_root: Path) -> Rerun:
+    """The same run in the submitted image, through the code ``invoke bench --vendor`` uses."""
+    from testbed.images.run import bench_in_container
+
+    print(f"re-run ({name}) in {image_ref}", flush=True)
+    try:
+        _, code = bench_in_container(vendor, str(suite_file), str(out_dir), None, overrides,
+                                     None, image_ref, results_root, label=label)
+        error = None if code == 0 else f"the bench in the container exited with code {code}"
+    except UserError as exc:
+        code, error = None, str(exc)
+    return Rerun(name, out_dir, code, error, read_results(out_dir))

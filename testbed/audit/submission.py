@@ -1,0 +1,238 @@
+"""A submitted run directory and its integrity: the checks that need nothing but the files.
+
+Every document must match its schema and its own sha256; the manifest must list every result
+with the hash the result holds (a document edited and re-sealed after the run still differs
+from the manifest written during it); the results must agree on run, vendor, image, bench
+version and sources; the seeds must be the suite's. The hashes are checksums, not signatures:
+anyone can re-seal an edited file and its manifest, which is why the audit then re-measures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UserError
+from bench.jsonio import HASH_FIELD, body_sha256
+from bench.schema import validation_errors
+from testbed.audit.checks import Check, failed, passed, skipped
+
+MANIFEST = "manifest.json"
+INTEGRITY = "integrity"
+ANTI_GAMING = "anti_gaming"
+
+
+@dataclass
+class Submission:
+    """What was submitted: the run directory, its manifest and the results that may be
+    re-measured (those whose integrity checks passed)."""
+
+    run_dir: Path
+    manifest: dict[str, Any] | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry id -> document
+    files: dict[str, Path] = field(default_factory=dict)  # entry id -> file
+    only: str | None = None  # audit one result file of the run
+
+    def first(self) -> dict[str, Any] | None:
+        return next(iter(self.results.values()), None)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        doc = self.first()
+        return (doc or {}).get("provenance") or {}
+
+    @property
+    def vendor(self) -> str | None:
+        doc = self.first()
+        return doc["provenance"]["vendor"] if doc else (self.manifest or {}).get("vendor")
+
+    @property
+    def run_id(self) -> str | None:
+        return (self.manifest or {}).get("run_id")
+
+
+def _read(path: Path) -> tuple[Any, str | None]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"is not JSON: {exc}"
+
+
+def _schema_check(doc: Any, schema: str, name: str) -> Check:
+    problems = validation_errors(doc, schema)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return failed("schema", INTEGRITY, name,
+                      f"breaks schemas/{schema}.schema.json at {problems[0]}{more}")
+    return passed("schema", INTEGRITY, name, f"matches schemas/{schema}.schema.json")
+
+
+def load_submission(path: Path) -> tuple[Submission, list[Check]]:
+    """Read a run directory (or one result file of it) and check its integrity."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist.",
+                        "Give a run directory (results/<run-id>/) or one result file in it.")
+    only = None
+    if path.is_file():
+        only, path = path.name, path.parent
+    sub = Submission(run_dir=path, only=only)
+    checks: list[Check] = []
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        checks.append(failed("manifest", INTEGRITY, str(manifest_path),
+                             "no manifest.json: the run's own list of its results (and their "
+                             "hashes) is missing, so a removed or added result cannot be "
+                             "detected"))
+    else:
+        doc, problem = _read(manifest_path)
+        if problem:
+            checks.append(failed("manifest", INTEGRITY, MANIFEST, f"{MANIFEST} {problem}"))
+        else:
+            check = _schema_check(doc, "manifest", MANIFEST)
+            checks.append(check)
+            if check.status == "pass":
+                sub.manifest = doc
+                checks.append(
+                    passed("run_state", INTEGRITY, MANIFEST, "the run finished")
+                    if doc["state"] == "finished" else
+                    failed("run_state", INTEGRITY, MANIFEST,
+                           f"the run's state is {doc['state']!r}, not 'finished': an "
+                           "interrupted or unfinished run is not a submission"))
+
+    documents = _result_documents(path, only, checks)
+    if sub.manifest is not None:
+        _check_listing(path, sub.manifest, documents, only, checks)
+    # The run's own order (the manifest's): the re-run keeps it, as it keeps everything else.
+    order = [e["id"] for e in (sub.manifest or {}).get("entries", [])]
+    for name, doc in sorted(documents.items(), key=lambda item: _position(
+            order, item[1]["workload"]["id"])):
+        entry_id = doc["workload"]["id"]
+        sub.results[entry_id] = doc
+        sub.files[entry_id] = path / name
+    if sub.results:
+        checks += consistency_checks(sub)
+        for entry_id, doc in sub.results.items():
+            checks.append(seed_check(entry_id, doc))
+    elif not any(c.status == "fail" for c in checks):
+        checks.append(failed("results", INTEGRITY, str(path), "no result documents to audit"))
+    return sub, checks
+
+
+def _position(order: list[str], entry_id: str) -> tuple[int, str]:
+    return (order.index(entry_id) if entry_id in order else len(order), entry_id)
+
+
+def _result_documents(run_dir: Path, only: str | None,
+                      checks: list[Check]) -> dict[str, dict[str, Any]]:
+    """Every result file that matches its schema and its own hash, by file name."""
+    names = [only] if only else sorted(p.name for p in run_dir.glob("*.json")
+                                       if p.name != MANIFEST and not p.name.startswith("."))
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        doc, problem = _read(run_dir / name)
+        if problem:
+            checks.append(failed("schema", INTEGRITY, name, f"{name} {problem}"))
+            continue
+        check = _schema_check(doc, "result", name)
+        checks.append(check)
+        if check.status != "pass":
+            continue
+        expected = body_sha256(doc)
+        if doc[HASH_FIELD] != expected:
+            checks.append(failed("sha256", INTEGRITY, name,
+                                 f"the document's sha256 {doc[HASH_FIELD]} does not match its "
+                                 f"body ({expected}): it was changed after it was written"))
+            continue
+        checks.append(passed("sha256", INTEGRITY, name, "sha256 matches the document body"))
+        out[name] = doc
+    return out
+
+
+def _check_listing(run_dir: Path, manifest: dict[str, Any],
+                   documents: dict[str, dict[str, Any]], only: str | None,
+                   checks: list[Check]) -> None:
+    """The manifest, written during the run, names each result file and its hash."""
+    listed = {e["file"]: e for e in manifest["entries"] if e.get("file")}
+    for entry in manifest["entries"]:
+        name = entry.get("file")
+        if only and name != only:
+            continue
+        if not name:
+            checks.append(skipped("manifest_listing", INTEGRITY, entry["id"],
+                                  f"the run wrote no result for this entry (status "
+                                  f"{entry['status']}: {entry.get('error', 'no document')})"))
+            continue
+        if not (run_dir / name).is_file():
+            checks.append(failed("manifest_listing", INTEGRITY, name,
+                                 f"the manifest lists {name} (entry {entry['id']}), and the "
+                                 "file is missing from the run directory"))
+            continue
+        doc = documents.get(name)
+        if doc is None:
+            continue  # present but broken: its schema or hash check already failed
+        if entry.get("sha256") != doc[HASH_FIELD]:
+            checks.append(failed("manifest_listing", INTEGRITY, name,
+                                 f"the manifest records sha256 {entry.get('sha256')} for "
+                                 f"{name}, the file is sealed with {doc[HASH_FIELD]}: the "
+                                 "document was edited and re-sealed after the run"))
+            del documents[name]
+            continue
+        checks.append(passed("manifest_listing", INTEGRITY, name,
+                             "listed in the manifest with this hash"))
+    for name in list(documents):
+        if name not in listed:
+            checks.append(failed("manifest_listing", INTEGRITY, name,
+                                 f"{name} is not listed in the manifest: it was added to the "
+                                 "run directory after the run"))
+            del documents[name]
+
+
+def consistency_checks(sub: Submission) -> list[Check]:
+    """One run: every result names the same run, vendor, image, bench version and sources."""
+    fields = {
+        "run_id": lambda d: d["run_id"],
+        "vendor": lambda d: d["provenance"]["vendor"],
+        "image digest": lambda d: d["provenance"]["image"]["digest"],
+        "bench version": lambda d: d["provenance"]["bench_version"],
+        "bench sources (source_sha256)": lambda d: d["provenance"]["source_sha256"],
+        "git commit": lambda d: d["provenance"]["git"]["commit"],
+    }
+    expected = {"run_id": (sub.manifest or {}).get("run_id"),
+                "vendor": (sub.manifest or {}).get("vendor")}
+    out = []
+    for what, get in fields.items():
+        values = {get(d) for d in sub.results.values()}
+        if what in expected and expected[what] is not None:
+            values.add(expected[what])
+        if len(values) > 1:
+            out.append(failed("consistency", INTEGRITY, what,
+                              f"the results (and manifest) disagree on the {what}: "
+                              f"{', '.join(sorted(map(str, values)))}; one run has one"))
+        else:
+            out.append(passed("consistency", INTEGRITY, what,
+                              f"every result has the same {what}"))
+    return out
+
+
+def seed_check(entry_id: str, doc: dict[str, Any]) -> Check:
+    """The seeds in the provenance are the suite's, one per repeat that ran."""
+    seed = doc["suite"].get("seed")
+    seeds = doc["provenance"]["seeds"]
+    repeats = len(doc["repeats"])
+    recorded = seeds.get("repeat_seeds")
+    if seeds.get("suite_seed") != seed:
+        return failed("seeds", ANTI_GAMING, entry_id,
+                      f"provenance.seeds.suite_seed is {seeds.get('suite_seed')!r}, the suite's "
+                      f"seed is {seed!r}")
+    if not isinstance(recorded, list) or len(recorded) != repeats or any(
+            s != seed for s in recorded):
+        return failed("seeds", ANTI_GAMING, entry_id,
+                      f"provenance.seeds.repeat_seeds is {recorded!r}; the harness seeds each "
+                      f"of the {repeats} repeat(s) with the suite's seed {seed!r}")
+    return passed("seeds", ANTI_GAMING, entry_id,
+                  f"suite seed {seed} for all {repeats} repeat(s)")

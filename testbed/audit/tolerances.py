@@ -1,0 +1,143 @@
+"""Per-metric tolerances of the audit: a data file (defaults in ``tolerances.yaml`` next to this
+module), schema-checked, and the comparison of one submitted value with its re-measurement."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import UserError
+from bench.schema import validation_errors
+
+DEFAULT_FILE = Path(__file__).resolve().parent / "tolerances.yaml"
+
+
+@dataclass(frozen=True)
+class Rule:
+    patterns: tuple[str, ...]
+    rel: float | None = None
+    abs: float | None = None
+    equal: bool = False
+    ignore: str | None = None
+    side: str = "both"
+    vendors: tuple[str, ...] | None = None  # None: every vendor
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"match": list(self.patterns), "side": self.side}
+        for key in ("rel", "abs", "ignore"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.equal:
+            out["equal"] = True
+        if self.vendors:
+            out["vendors"] = list(self.vendors)
+        return out
+
+    def describe(self) -> str:
+        if self.ignore:
+            return "ignored"
+        if self.equal:
+            return "equal"
+        band = f"±{self.rel:.0%}" if self.rel is not None else f"±{self.abs:g}"
+        return band if self.side == "both" else f"{band} ({self.side} side only)"
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    path: Path
+    sha256: str
+    rules: tuple[Rule, ...]
+    max_speedup: float
+    input_variants: int
+
+    def rule_for(self, metric: str, vendor: str | None = None) -> Rule | None:
+        for rule in self.rules:
+            if rule.vendors and vendor not in rule.vendors:
+                continue
+            if any(fnmatch.fnmatchcase(metric, p) for p in rule.patterns):
+                return rule
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "sha256": self.sha256,
+                "caching": {"max_speedup": self.max_speedup,
+                            "input_variants": self.input_variants},
+                "rules": [r.as_dict() for r in self.rules]}
+
+
+def load_tolerances(path: Path | None = None) -> Tolerances:
+    """Read and check a tolerance file; a bad one is a ``UserError`` naming file and field."""
+    path = Path(path) if path else DEFAULT_FILE
+    try:
+        raw = path.read_bytes()
+        doc = yaml.safe_load(raw)
+    except OSError as exc:
+        raise UserError(f"Tolerance file {path} cannot be read: {exc.strerror or exc}.",
+                        "Give an existing file with --tolerance (the defaults are "
+                        f"{DEFAULT_FILE}).") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"Tolerance file {path} is not valid YAML: {exc}.",
+                        "Fix the syntax at the line shown.") from exc
+    problems = validation_errors(doc, "tolerances")
+    if problems:
+        first = problems[0]
+        raise UserError(f"Tolerance file {path} breaks the tolerance schema at {first.path}: "
+                        f"{first.message}.",
+                        "Fix that field; schemas/tolerances.schema.json describes each one "
+                        f"and {DEFAULT_FILE.name} is an example.")
+    rules = []
+    for item in doc["rules"]:
+        match = item["match"]
+        rules.append(Rule(patterns=tuple([match] if isinstance(match, str) else match),
+                          rel=item.get("rel"), abs=item.get("abs"),
+                          equal=bool(item.get("equal")), ignore=item.get("ignore"),
+                          side=item.get("side", "both"),
+                          vendors=tuple(item["vendors"]) if "vendors" in item else None))
+    caching = doc.get("caching", {})
+    return Tolerances(path=path, sha256=hashlib.sha256(raw).hexdigest(), rules=tuple(rules),
+                      max_speedup=caching.get("max_speedup", 0.10),
+                      input_variants=caching.get("input_variants", 4))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def compare_value(rule: Rule | None, submitted: Any, remeasured: Any) -> tuple[str, str,
+                                                                               float | None]:
+    """(status, reason, relative deviation) of one metric: pass, fail, ignored or
+    not_measured (nothing was claimed, so there is nothing to check)."""
+    if rule is None:
+        return "ignored", "no tolerance rule matches this metric", None
+    if rule.ignore:
+        return "ignored", rule.ignore, None
+    if submitted is None:
+        if remeasured is None:
+            return "not_measured", "neither run measured it", None
+        return "not_measured", "the submission does not claim a value", None
+    if remeasured is None:
+        return "fail", "the submission claims a value the re-run could not measure", None
+    deviation = None
+    if _number(submitted) and _number(remeasured) and submitted != 0:
+        deviation = (remeasured - submitted) / abs(submitted)
+    if rule.equal or not (_number(submitted) and _number(remeasured)):
+        ok = submitted == remeasured
+        return ("pass" if ok else "fail",
+                "equal" if ok else f"re-measured {remeasured!r}, submitted {submitted!r}",
+                deviation)
+    diff = remeasured - submitted
+    allowed = rule.abs if rule.abs is not None else abs(submitted) * (rule.rel or 0.0)
+    low, high = diff < -allowed, diff > allowed
+    if (low and rule.side in ("both", "lower")) or (high and rule.side in ("both", "higher")):
+        where = "below" if low else "above"
+        amount = f"{deviation:+.1%}" if deviation is not None else f"{diff:+g}"
+        return "fail", f"re-measured {amount} {where} the submitted value (allowed " \
+                       f"{rule.describe()})", deviation
+    return "pass", f"within {rule.describe()}", deviation

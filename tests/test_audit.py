@@ -1,0 +1,315 @@
+"""`invoke audit`: tolerances, comparisons and anti-gaming checks, then whole audits of a real
+native submission, clean and tampered (edited, re-sealed, missing, added, forged).
+
+The container audit (the submitted image, a swapped image) is in test_audit_docker.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bench.errors import UserError
+from bench.jsonio import atomic_write_json, seal
+from bench.validate import validate_file
+from testbed.audit.compare import caching_check, output_length_checks
+from testbed.audit.tolerances import Rule, compare_value, load_tolerances
+from tests.conftest import FIXTURES, ROOT
+
+SUITE = FIXTURES / "audit-suite.yaml"
+CI_TOLERANCES = FIXTURES / "audit-tolerances-ci.yaml"
+INVOKE = [sys.executable, "-m", "invoke"]
+
+
+# -- tolerances -------------------------------------------------------------------------
+def test_default_tolerances_are_the_documented_choice():
+    tol = load_tolerances()
+    assert tol.rule_for("throughput_items_per_s").rel == 0.05
+    assert tol.rule_for("output_tokens_per_s").rel == 0.05
+    assert tol.rule_for("flop_per_s").rel == 0.05
+    for name in ("latency_p50_s", "latency_p99_s", "ttft_s", "power_w_mean", "energy_j",
+                 "items_per_j"):
+        assert tol.rule_for(name).rel == 0.10, name
+    assert tol.rule_for("device_util_pct").abs == 10.0
+    assert tol.rule_for("model_load_s").ignore
+    assert tol.rule_for("host_bound").equal
+    # Host memory in use is not the submission's on the cpu reference; device memory is.
+    assert tol.rule_for("device_mem_used_bytes_peak", "cpu").ignore
+    assert tol.rule_for("device_mem_used_bytes_peak", "cuda").rel == 0.10
+    assert tol.max_speedup == 0.10 and tol.input_variants >= 2
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("version: 1\nrules:\n  - match: '*'\n    rel: -0.1\n", "$.rules[0]"),
+    ("version: 1\nrules:\n  - match: '*'\n", "$.rules[0]"),
+    ("version: 2\nrules:\n  - {match: '*', rel: 0.1}\n", "$.version"),
+    ("version: 1\nrules: [{match: '*', rel: 0.1, side: up}]\n", "$.rules[0].side"),
+    ("version: 1\nrules: [\n", "not valid YAML"),
+])
+def test_bad_tolerance_file_names_file_and_field(tmp_path, text, where):
+    path = tmp_path / "tol.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        load_tolerances(path)
+    assert str(path) in str(err.value) and where in str(err.value)
+
+
+def test_missing_tolerance_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="cannot be read"):
+        load_tolerances(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(("rule", "submitted", "remeasured", "status"), [
+    (Rule(("*",), rel=0.05), 100.0, 104.0, "pass"),
+    (Rule(("*",), rel=0.05), 100.0, 94.0, "fail"),
+    (Rule(("*",), rel=0.05), 100.0, 106.0, "fail"),
+    (Rule(("*",), rel=0.05, side="lower"), 100.0, 150.0, "pass"),
+    (Rule(("*",), rel=0.05, side="lower"), 100.0, 90.0, "fail"),
+    (Rule(("*",), rel=0.05, side="higher"), 100.0, 90.0, "pass"),
+    (Rule(("*",), abs=10.0), 50.0, 59.0, "pass"),
+    (Rule(("*",), abs=10.0), 50.0, 61.0, "fail"),
+    (Rule(("*",), equal=True), 3, 3, "pass"),
+    (Rule(("*",), equal=True), False, True, "fail"),
+    (Rule(("*",), rel=0.05), None, None, "not_measured"),
+    (Rule(("*",), rel=0.05), None, 5.0, "not_measured"),
+    (Rule(("*",), rel=0.05), 5.0, None, "fail"),
+    (Rule(("*",), ignore="why"), 5.0, 500.0, "ignored"),
+    (None, 5.0, 5.0, "ignored"),
+])
+def test_compare_value(rule, submitted, remeasured, status):
+    got, reason, _ = compare_value(rule, submitted, remeasured)
+    assert got == status, reason
+
+
+def test_compare_value_says_how_far_and_what_was_allowed():
+    status, reason, deviation = compare_value(Rule(("*",), rel=0.05), 300.0, 100.0)
+    assert status == "fail" and deviation == pytest.approx(-2 / 3)
+    assert "-66.7% below" in reason and "±5%" in reason
+
+
+# -- anti-gaming checks ---------------------------------------------------------------------
+def _throughput_doc(value, used=4, reason=None):
+    info = {"requested": 4, "used": used, **({"reason": reason} if reason else {})}
+    return {"metrics": {"throughput_items_per_s": {"value": value, "unit": "images/s"}},
+            "workload": {"info": {"input_variants": info}}}
+
+
+def test_caching_check_fails_a_markedly_faster_repeated_input():
+    tol = load_tolerances()
+    check = caching_check("e", _throughput_doc(150.0), _throughput_doc(100.0), tol, None)
+    assert check.status == "fail" and "+50.0%" in check.message
+    assert caching_check("e", _throughput_doc(103.0), _throughput_doc(100.0), tol,
+                         None).status == "pass"
+    assert caching_check("e", _throughput_doc(103.0), _throughput_doc(100.0, 1, "loader"),
+                         tol, None).status == "skipped"
+    assert caching_check("e", None, None, tol, "not a loop").status == "skipped"
+    assert caching_check("e", _throughput_doc(1.0), None, tol, None).status == "fail"
+
+
+def _llm_doc(generated, maximum=None, requested=8):
+    metric = {"value": generated, "unit": "tokens", "requested": requested}
+    if maximum is not None:
+        metric["max"] = maximum
+    return {"points": [{"params": {"batch": 1, "input_tokens": 16, "output_tokens": requested},
+                        "status": "ok", "metrics": {"output_tokens_generated": metric}}]}
+
+
+def test_output_length_check():
+    assert output_length_checks("llm", _llm_doc(8), "submitted")[0].status == "pass"
+    short = output_length_checks("llm", _llm_doc(5), "submitted")[0]
+    assert short.status == "fail" and "generated 5 tokens, requested 8" in short.message
+    assert output_length_checks("llm", _llm_doc(8, 9), "re-run")[0].status == "fail"
+    unrecorded = {"points": [{"params": {"output_tokens": 8}, "status": "ok", "metrics": {}}]}
+    assert "do not record" in output_length_checks("llm", unrecorded, "submitted")[0].message
+    assert output_length_checks("resnet", {"metrics": {}}, "submitted") == []
+
+
+# -- whole audits of a native submission ------------------------------------------------------
+def invoke(*args, timeout=600):
+    return subprocess.run([*INVOKE, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def submission(tmp_path_factory):
+    out = tmp_path_factory.mktemp("submitted") / "run"
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(SUITE),
+                           "--out", str(out), "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+@pytest.fixture
+def run_copy(submission, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(submission, dst)
+    return dst
+
+
+def audit(run, tmp_path, *extra):
+    out = tmp_path / "audit"
+    proc = invoke("audit", str(run), "--native", "--tolerance", str(CI_TOLERANCES),
+                  "--out", str(out), *extra)
+    verdict_path = out / "verdict.json"
+    verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
+    if verdict is not None:
+        assert validate_file(verdict_path).ok, validate_file(verdict_path).problems
+    return proc, verdict
+
+
+def failing(verdict):
+    return [(c["id"], c["subject"]) for c in verdict["checks"] if c["status"] == "fail"]
+
+
+def reseal(run, name, change):
+    """Edit a result, re-seal it and (like a careful forger) its manifest entry."""
+    path = run / name
+    doc = json.loads(path.read_text())
+    change(doc)
+    doc = seal(doc)
+    atomic_write_json(path, doc)
+    manifest = json.loads((run / "manifest.json").read_text())
+    for entry in manifest["entries"]:
+        if entry["file"] == name:
+            entry["sha256"] = doc["sha256"]
+    atomic_write_json(run / "manifest.json", manifest)
+    return doc
+
+
+def triple_throughput(doc):
+    doc["metrics"]["throughput_items_per_s"]["value"] *= 3
+
+
+@pytest.mark.slow
+def test_clean_native_submission_audits_as_pass(submission, tmp_path):
+    proc, verdict = audit(submission, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert verdict["verdict"] == "pass" and verdict["summary"]["reasons"] == []
+    assert "verdict: PASS" in proc.stdout
+    statuses = {(c["id"], c["subject"]): c["status"] for c in verdict["checks"]}
+    assert statuses[("bench_sources", "bench/, schemas/")] == "pass"
+    assert statuses[("seeds", "resnet-infer")] == "pass"
+    assert statuses[("rerun_config", "gemm-infer")] == "pass"
+    assert statuses[("caching", "resnet-infer")] == "pass"  # synthetic batch: it applies
+    compared = {(m["entry"], m["metric"]) for m in verdict["metrics"] if m["status"] == "pass"}
+    assert ("resnet-infer", "throughput_items_per_s") in compared
+    assert ("resnet-infer", "latency_p99_s") in compared
+    assert any(m["point"] == {"n": 256} and m["metric"] == "flop_per_s" and
+               m["status"] == "pass" for m in verdict["metrics"])
+    # The re-run ran the recorded configuration and seed from a suite written for it.
+    rerun = json.loads((tmp_path / "audit/as-submitted/resnet-infer.json").read_text())
+    assert rerun["suite"]["seed"] == 7 and rerun["rules"]["repeats"] == 2
+    variants = json.loads((tmp_path / "audit/distinct-inputs/resnet-infer.json").read_text())
+    assert variants["workload"]["info"]["input_variants"]["used"] == 4
+
+
+@pytest.mark.slow
+def test_forged_and_resealed_throughput_fails_on_re_measurement(run_copy, tmp_path):
+    """Hashes are checksums anyone can recompute: only the re-run catches a careful forger."""
+    reseal(run_copy, "resnet-infer.json", triple_throughput)
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1
+    assert not [c for c in verdict["checks"] if c["category"] == "integrity"
+                and c["status"] == "fail"]
+    bad = [m for m in verdict["metrics"] if m["status"] == "fail"]
+    assert [(m["entry"], m["metric"]) for m in bad] == [("resnet-infer",
+                                                         "throughput_items_per_s")]
+    assert bad[0]["deviation"] == pytest.approx(-2 / 3, abs=0.15)
+    assert "below the submitted value" in bad[0]["reason"]
+    assert "FAIL metric resnet-infer throughput_items_per_s" in proc.stdout
+
+
+def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
+    path = run_copy / "resnet-infer.json"
+    doc = json.loads(path.read_text())
+    triple_throughput(doc)
+    path.write_text(json.dumps(doc))
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1
+    assert ("sha256", "resnet-infer.json") in failing(verdict)
+    assert "changed after it was written" in proc.stdout
+    assert verdict["reruns"] == []  # integrity failed: nothing re-measured
+
+
+def test_edited_and_resealed_document_differs_from_its_manifest(run_copy, tmp_path):
+    path = run_copy / "gemm-infer.json"
+    doc = json.loads(path.read_text())
+    doc["metrics"]["flop_per_s"]["value"] *= 2
+    atomic_write_json(path, seal(doc))  # a valid hash, but not the one the run wrote
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1
+    assert ("manifest_listing", "gemm-infer.json") in failing(verdict)
+    assert "edited and re-sealed after the run" in proc.stdout
+
+
+def test_broken_hash(run_copy, tmp_path):
+    path = run_copy / "resnet-infer.json"
+    doc = json.loads(path.read_text())
+    doc["sha256"] = "0" * 64
+    path.write_text(json.dumps(doc))
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1 and ("sha256", "resnet-infer.json") in failing(verdict)
+
+
+def test_missing_file(run_copy, tmp_path):
+    (run_copy / "gemm-infer.json").unlink()
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1
+    assert ("manifest_listing", "gemm-infer.json") in failing(verdict)
+    assert "file is missing" in proc.stdout
+
+
+def test_added_file_and_missing_manifest(run_copy, tmp_path):
+    shutil.copy(run_copy / "gemm-infer.json", run_copy / "gemm-extra.json")
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1
+    assert ("manifest_listing", "gemm-extra.json") in failing(verdict)
+    (run_copy / "manifest.json").unlink()
+    proc, verdict = audit(run_copy, tmp_path / "again")
+    assert proc.returncode == 1 and "no manifest.json" in proc.stdout
+
+
+def test_seeds_other_than_the_suite_seed_fail(run_copy, tmp_path):
+    def change(doc):
+        doc["provenance"]["seeds"]["repeat_seeds"] = [7, 8]
+    reseal(run_copy, "resnet-infer.json", change)
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1 and ("seeds", "resnet-infer") in failing(verdict)
+
+
+def test_results_from_other_bench_sources_are_not_re_run_natively(run_copy, tmp_path):
+    for name in ("resnet-infer.json", "gemm-infer.json"):
+        reseal(run_copy, name, lambda d: d["provenance"].update(source_sha256="f" * 64))
+    proc, verdict = audit(run_copy, tmp_path)
+    assert proc.returncode == 1
+    assert ("bench_sources", "bench/, schemas/") in failing(verdict)
+    assert "check out that commit" in proc.stdout and verdict["reruns"] == []
+
+
+def test_usage_errors_exit_2(run_copy, tmp_path):
+    proc = invoke("audit", str(tmp_path / "nothing-here"), "--native")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    # Results measured natively have no image to re-run from.
+    proc = invoke("audit", str(run_copy))
+    assert proc.returncode == 2 and "--native" in proc.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nrules: []\n")
+    proc = invoke("audit", str(run_copy), "--native", "--tolerance", str(bad))
+    assert proc.returncode == 2 and str(bad) in proc.stderr and "$.rules" in proc.stderr
+
+
+@pytest.mark.slow
+def test_one_result_file_can_be_audited_alone(run_copy, tmp_path):
+    path = run_copy / "gemm-infer.json"
+    doc = json.loads(path.read_text())
+    doc["sha256"] = "1" * 64
+    path.write_text(json.dumps(doc))
+    proc, verdict = audit(run_copy / "resnet-infer.json", tmp_path)
+    # gemm's broken hash is not this audit's business; resnet's integrity is.
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert verdict["submitted"]["only"] == "resnet-infer.json"
+    assert verdict["submitted"]["results"] == ["resnet-infer"]
