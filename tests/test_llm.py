@@ -333,6 +333,31 @@ def test_cmrc2018_prompts_through_the_workload():
     assert [p["status"] for p in out["points"]] == ["ok", "ok"]
 
 
+def test_input_variants_cycle_permuted_prompt_batches_per_point(monkeypatch):
+    import bench.workloads.llm as llm_workload
+
+    seen = []
+    real = llm_workload.generate_timed
+
+    def recording(model, ids, *args, **kwargs):
+        seen.append(ids)
+        return real(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(llm_workload, "generate_timed", recording)
+    rules = RunRules(warmup_iters=1, min_iters=3, min_duration_s=0.0, repeats=1,
+                     input_variants=2)
+    w = make_workload("qwen2-0.5b", rules=rules, batch_sizes=[2], io_tokens=[[16, 8]],
+                      reference_point={"batch": 2, "input_tokens": 16, "output_tokens": 8})
+    w.setup()
+    w.measure()
+    assert len(seen) == 4  # one warm-up and three timed generations
+    first = torch.tensor(w.prompt_rows[16][:2])
+    assert torch.equal(seen[0].cpu(), first) and not torch.equal(seen[1], seen[0])
+    assert seen[2] is seen[0] and seen[3] is seen[1]
+    assert torch.equal(seen[1].flatten().sort().values, first.flatten().sort().values)
+    assert w.info()["input_variants"] == {"requested": 2, "used": 2, "attrs": ["input_ids"]}
+
+
 def test_local_weights_are_loaded_not_initialised(tmp_path):
     arch = ARCHITECTURES["qwen2-0.5b"]
     torch.manual_seed(123)
