@@ -154,6 +154,21 @@ def test_a_workload_with_its_own_loop_says_it_did_not_vary_its_inputs():
     assert record["used"] == 1 and "times its own loop" in record["reason"]
 
 
+def test_variants_that_do_not_fit_in_memory_leave_the_run_on_one_batch(monkeypatch):
+    def no_room(value, count, seed):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr("bench.workloads.base.make_variants", no_room)
+    wl = Recorder(context(8))
+    wl.setup()
+    assert wl.measure()["iterations"] == 5
+    assert {id(images) for images, _ in wl.seen} == {id(wl.images)}
+    assert wl.info()["input_variants"] == {
+        "requested": 8, "used": 1,
+        "reason": "8 copies of images, labels do not fit in device memory (CUDA out of "
+                  "memory. Tried to allocate 9.00 GiB): ran on the one batch"}
+
+
 def test_resnet_cycles_distinct_image_batches_on_the_device():
     cls = get_workload("resnet")
     wl = cls(context(2, params={**cls.configs["small"], "image_size": 32}, warmup=1, iters=3))

@@ -128,8 +128,9 @@ class Workload(ABC):
         of ``input_attrs`` to variant ``i % K`` (warm-up included).
 
         The variants are built here, before anything is timed, so a timed step does nothing
-        beyond the attribute assignments. A workload that cannot vary its inputs gets its
-        plain ``step`` and the reason in its info: the check must never fail a run.
+        beyond the attribute assignments. A workload that cannot vary its inputs (including
+        one whose K copies do not fit in device memory) gets its plain ``step`` and the
+        reason in its info: the check must never fail a run.
         """
         k = self.input_variants
         if k <= 1:
@@ -139,7 +140,16 @@ class Workload(ABC):
             self.extra["input_variants"] = variants_info(k, reason=reason)
             return self.step
         names = self.input_attrs
-        per_attr = [make_variants(getattr(self, name), k, self.ctx.seed) for name in names]
+        try:
+            per_attr = [make_variants(getattr(self, name), k, self.ctx.seed) for name in names]
+        except Exception as exc:
+            if not self.ctx.backend.is_oom(exc):
+                raise
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.extra["input_variants"] = variants_info(
+                k, reason=f"{k} copies of {', '.join(names)} do not fit in device memory "
+                          f"({first_line}): ran on the one batch")
+            return self.step
         variants = list(zip(*per_attr, strict=True))
         self.extra["input_variants"] = variants_info(k, list(names))
         counter = itertools.count()
