@@ -30,6 +30,9 @@ class RunRules:
     repeats: int = 3
     timeout_s: float = 600.0
     host_bound_util_pct: float = 30.0
+    # The audit's caching check: distinct synthetic batches the timed loop cycles through
+    # (bench.data.variants); 1 is the normal run, the same batch every iteration.
+    input_variants: int = 1
 
     def merged(self, overrides: dict[str, Any] | None) -> RunRules:
         return dataclasses.replace(self, **(overrides or {}))

@@ -47,6 +47,33 @@ def summary_metric(values: Sequence[float], unit: str) -> Metric:
                   per_repeat=list(values))
 
 
+# Point metrics whose repeats are aggregated by their minimum, not the mean: counts that must
+# reach a requested figure (an LLM point's output tokens per sequence), where the shortest
+# repeat is the fact to show and a mean would hide it.
+MIN_OVER_REPEATS = frozenset({"output_tokens_generated"})
+
+
+def minimum_metric(entries: Sequence[Metric]) -> Metric:
+    """The repeats' entries of a ``MIN_OVER_REPEATS`` metric as one: the minimum value, the
+    largest ``max`` (or value), n and the per-repeat values; other keys (``requested``) as
+    the first repeat has them. Null with the first reason if no repeat has a value; a note
+    says how many repeats had none."""
+    def numeric(e: Metric) -> bool:
+        return isinstance(e.get("value"), int | float) and not isinstance(e.get("value"), bool)
+
+    valued = [e for e in entries if numeric(e)]
+    missing = [e for e in entries if not numeric(e)]
+    if not valued:
+        return {**entries[0]}
+    out = {**valued[0], "value": min(e["value"] for e in valued),
+           "max": max(e.get("max", e["value"]) for e in valued),
+           "n": len(valued), "per_repeat": [e.get("value") for e in entries]}
+    if missing:
+        out["note"] = (f"{len(missing)} of {len(entries)} repeat(s) without a value: "
+                       f"{missing[0].get('reason', 'not measured')}")
+    return out
+
+
 def repeat_metric(values: Sequence[float | None], unit: str, reason: str,
                   **extra: Any) -> Metric:
     """Like :func:`summary_metric` over the repeats that have a value; null with ``reason`` if
@@ -294,7 +321,8 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
 
     A workload's measurement may carry ``points``: ``{params, status, error?, window?,
     metrics}``, one per grid point, in the same order in every repeat. Each metric becomes the
-    mean over repeats (with its per-repeat values); a point with a timed window also gets the
+    mean over repeats (with its per-repeat values), or the minimum for the counts of
+    ``MIN_OVER_REPEATS``; a point with a timed window also gets the
     telemetry of that window, so e.g. every LLM grid point has its own power and energy.
     """
     # A repeat that timed out or was killed keeps the points it finished (saved as it went).
@@ -316,7 +344,9 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
             values = [e["value"] for e in entries if isinstance(e.get("value"), int | float)
                       and not isinstance(e.get("value"), bool)]
             unit = entries[0]["unit"]
-            if values and len(entries) > 1:
+            if name in MIN_OVER_REPEATS:
+                point["metrics"][name] = minimum_metric(entries)
+            elif values and len(entries) > 1:
                 point["metrics"][name] = summary_metric(values, unit)
             else:
                 point["metrics"][name] = {**entries[0]}

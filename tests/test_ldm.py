@@ -86,6 +86,27 @@ def test_small_grid_runs_every_point_with_its_stages():
     assert out["metrics"]["model_load_s"]["value"] > 0
 
 
+def test_input_variants_cycle_permuted_prompt_batches(monkeypatch):
+    from bench.workloads import ldm as ldm_workload
+
+    seen = []
+    real = diffusion.generate_images
+
+    def recording(pipe, ids, *args, **kwargs):
+        seen.append(ids)
+        return real(pipe, ids, *args, **kwargs)
+
+    monkeypatch.setattr(ldm_workload.diffusion, "generate_images", recording)
+    w = make(batch_sizes=[1], resolutions=[16])
+    w.ctx.rules = RunRules(warmup_iters=0, min_iters=4, min_duration_s=0.0, repeats=1,
+                           input_variants=3)
+    w.setup()
+    w.measure()
+    assert [id(ids) for ids in seen] == [id(seen[0]), id(seen[1]), id(seen[2]), id(seen[0])]
+    assert not torch.equal(seen[1], seen[0]) and not torch.equal(seen[2], seen[1])
+    assert w.info()["input_variants"] == {"requested": 3, "used": 3, "attrs": ["prompt_ids"]}
+
+
 def test_local_weights_in_the_diffusers_layout_are_loaded(tmp_path):
     torch.manual_seed(7)
     saved = diffusion.build_pipeline("reduced", None, torch.float32, torch.device("cpu"))

@@ -169,6 +169,41 @@ def test_generation_metrics_by_hand():
     assert m["throughput_items_per_s"]["value"] == m["output_tokens_per_s"]["value"]
     assert m["prompt_tokens_per_s"]["value"] == pytest.approx(20.0)  # 2 x 4 / 0.4 s
     assert m["generation_latency_mean_s"]["value"] == pytest.approx(0.75)
+    assert m["output_tokens_generated"] == {"value": None, "unit": "tokens", "requested": 3,
+                                            "reason": "2 of 2 generation(s) did not record "
+                                                      "their output length"}
+
+
+def test_output_tokens_generated_is_the_shortest_generation_beside_the_request():
+    timings = [GenerationTiming(0.0, [0.1, 0.2], 0.3, new_tokens=8),
+               GenerationTiming(1.0, [1.1, 1.2], 1.3, new_tokens=6),
+               GenerationTiming(2.0, [2.1, 2.2], 2.3, new_tokens=9)]
+    m = generation_metrics(timings, batch=1, input_tokens=4, output_tokens=8, duration_s=3.0)
+    assert m["output_tokens_generated"] == {"value": 6, "unit": "tokens", "requested": 8,
+                                            "max": 9}
+
+
+def test_output_tokens_generated_over_repeats_is_the_minimum_and_keeps_the_request():
+    from bench.results import build_points
+
+    def repeat(value, high):
+        return {"points": [{"params": {"batch": 1}, "status": "ok", "metrics": {
+            "output_tokens_generated": {"value": value, "unit": "tokens", "requested": 8,
+                                        "max": high},
+            "ttft_s": {"value": value / 100, "unit": "s"}}}]}
+
+    point = build_points([repeat(8, 8), repeat(5, 8), repeat(8, 9)], None, "tokens", 0.0)[0]
+    assert point["metrics"]["output_tokens_generated"] == {
+        "value": 5, "unit": "tokens", "requested": 8, "max": 9, "n": 3,
+        "per_repeat": [8, 5, 8]}
+    assert point["metrics"]["ttft_s"]["value"] == pytest.approx(0.07)  # others: the mean
+    unmeasured = {"points": [{"params": {"batch": 1}, "status": "ok", "metrics": {
+        "output_tokens_generated": {"value": None, "unit": "tokens", "requested": 8,
+                                    "reason": "not recorded"}}}]}
+    point = build_points([repeat(8, 8), unmeasured], None, "tokens", 0.0)[0]
+    figure = point["metrics"]["output_tokens_generated"]
+    assert figure["value"] == 8 and figure["per_repeat"] == [8, None]
+    assert figure["note"] == "1 of 2 repeat(s) without a value: not recorded"
 
 
 def test_one_output_token_has_no_time_per_token():
@@ -213,7 +248,7 @@ def test_generate_timed_produces_exactly_the_requested_tokens():
     ids = torch.randint(0, 512, (3, 10))
     config = GenerationSettings(7, 7).generation_config(eos_token_id=2, pad_token_id=0)
     out, timing = generate_timed(model, ids, torch.ones_like(ids), config, lambda: None)
-    assert out.shape == (3, 17)
+    assert out.shape == (3, 17) and timing.new_tokens == 7
     assert len(timing.token_s) == 7 and timing.start_s < timing.token_s[0] <= timing.end_s
     assert not (out[:, 10:] == 2).any()  # EOS is masked: the length is fixed
 
@@ -278,6 +313,13 @@ def test_points_beyond_the_memory_budget_are_oom_with_the_estimate():
     assert skipped["metrics"]["memory_estimate_bytes"]["value"] == 657_664
     assert "window" not in skipped
     assert out["points"][0]["metrics"]["memory_estimate_bytes"]["value"] == 485_632
+    for p in out["points"]:
+        generated = p["metrics"].get("output_tokens_generated")
+        assert (generated is None) == (p["status"] != "ok")
+        if generated:
+            n_out = p["params"]["output_tokens"]
+            assert generated == {"value": n_out, "unit": "tokens", "requested": n_out,
+                                 "max": n_out}
     assert out["throughput_items_per_s"] > 0 and out["items"] == out["iterations"] * 8
     ran = [p for p in out["points"] if p["status"] == "ok"]
     for name, low, high in TTFT_TIERS:
@@ -331,6 +373,31 @@ def test_cmrc2018_prompts_through_the_workload():
     assert all(len(r) == 32 for r in w.prompt_rows[32])
     out = w.measure()
     assert [p["status"] for p in out["points"]] == ["ok", "ok"]
+
+
+def test_input_variants_cycle_permuted_prompt_batches_per_point(monkeypatch):
+    import bench.workloads.llm as llm_workload
+
+    seen = []
+    real = llm_workload.generate_timed
+
+    def recording(model, ids, *args, **kwargs):
+        seen.append(ids)
+        return real(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(llm_workload, "generate_timed", recording)
+    rules = RunRules(warmup_iters=1, min_iters=3, min_duration_s=0.0, repeats=1,
+                     input_variants=2)
+    w = make_workload("qwen2-0.5b", rules=rules, batch_sizes=[2], io_tokens=[[16, 8]],
+                      reference_point={"batch": 2, "input_tokens": 16, "output_tokens": 8})
+    w.setup()
+    w.measure()
+    assert len(seen) == 4  # one warm-up and three timed generations
+    first = torch.tensor(w.prompt_rows[16][:2])
+    assert torch.equal(seen[0].cpu(), first) and not torch.equal(seen[1], seen[0])
+    assert seen[2] is seen[0] and seen[3] is seen[1]
+    assert torch.equal(seen[1].flatten().sort().values, first.flatten().sort().values)
+    assert w.info()["input_variants"] == {"requested": 2, "used": 2, "attrs": ["input_ids"]}
 
 
 def test_local_weights_are_loaded_not_initialised(tmp_path):
@@ -399,6 +466,35 @@ def test_llm_suite_runs_and_validates(tmp_path):
     ldm = json.loads((tmp_path / "ldm-infer.json").read_text(encoding="utf-8"))
     assert ldm["status"] == "ok" and len(ldm["points"]) == 4
     assert ldm["metrics"]["throughput_items_per_s"]["unit"] == "images/s"
+
+
+def test_a_grid_result_records_the_output_length_and_the_prompt_variants(tmp_path):
+    """Through the runner: two repeats of one point, aggregated and schema-valid, with what
+    an auditor checks (the generated length next to the request, the varied prompts)."""
+    suite = tmp_path / "llm.yaml"
+    suite.write_text(
+        "name: llm-audit\n"
+        "rules: {warmup_iters: 1, min_iters: 2, min_duration_s: 0, repeats: 2, timeout_s: 300,"
+        " input_variants: 2}\n"
+        "telemetry: {interval_s: 0.05, idle_s: 0}\n"
+        "entries:\n"
+        "  - {workload: qwen2-0.5b, mode: infer, precision: fp32, params: {batch_sizes: [1],"
+        " io_tokens: [[16, 8]]}}\n")
+    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(tmp_path),
+                     "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "qwen2-0.5b-infer.json").read_text(encoding="utf-8"))
+    from bench.schema import validation_errors
+
+    assert doc["status"] == "ok" and validation_errors(doc, "result") == []
+    assert doc["points"][0]["metrics"]["output_tokens_generated"] == {
+        "value": 8, "unit": "tokens", "requested": 8, "max": 8, "n": 2, "per_repeat": [8, 8]}
+    assert doc["workload"]["info"]["input_variants"] == {"requested": 2, "used": 2,
+                                                         "attrs": ["input_ids"]}
+    short = json.loads(json.dumps(doc))
+    short["points"][0]["metrics"]["output_tokens_generated"].pop("requested")
+    assert any(p.path == "$.points[0].metrics.output_tokens_generated" and p.rule == "required"
+               for p in validation_errors(short, "result"))
 
 
 def test_full_suite_holds_the_published_grid():

@@ -75,11 +75,14 @@ class GenerationSettings:
 
 @dataclass
 class GenerationTiming:
-    """Timestamps of one ``generate`` call (monotonic seconds)."""
+    """Timestamps of one ``generate`` call (monotonic seconds) and what it generated."""
 
     start_s: float
     token_s: list[float] = field(default_factory=list)  # after each new token
     end_s: float = 0.0
+    # Positions the call added to every sequence, from its output's shape (None: not
+    # measured): the result's evidence that each generation was as long as requested.
+    new_tokens: int | None = None
 
     @property
     def ttft_s(self) -> float:
@@ -131,7 +134,8 @@ def generate_timed(model: Any, input_ids: Any, attention_mask: Any, generation_c
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask,
                              generation_config=generation_config, streamer=streamer)
     synchronize()
-    timing = GenerationTiming(start_s=start, token_s=streamer.token_s, end_s=clock())
+    timing = GenerationTiming(start_s=start, token_s=streamer.token_s, end_s=clock(),
+                              new_tokens=int(out.shape[1] - input_ids.shape[1]))
     expected = input_ids.shape[1] + generation_config.max_new_tokens
     if out.shape[1] != expected or len(timing.token_s) != generation_config.max_new_tokens:
         raise RuntimeError(
@@ -152,7 +156,9 @@ def generation_metrics(timings: Sequence[GenerationTiming], batch: int, input_to
     TTFT: mean and nearest-rank percentiles over the generations. Time per output token: over
     every gap between consecutive tokens of every generation. Output tokens/s: all generated
     tokens (batch x output tokens per generation) over the timed window; prompt tokens/s: the
-    prompt tokens of one generation over the mean TTFT (the prefill rate).
+    prompt tokens of one generation over the mean TTFT (the prefill rate). Output tokens
+    generated: the fewest and most new tokens per sequence among the generations, next to
+    the ``requested`` count, so an auditor can check every timed generation was full length.
     """
     if not timings:
         raise ValueError("no timed generations")
@@ -177,7 +183,21 @@ def generation_metrics(timings: Sequence[GenerationTiming], batch: int, input_to
                                   "unit": "tokens/s"}
     out["generation_latency_mean_s"] = {"value": _mean([t.latency_s for t in timings]),
                                         "unit": "s"}
+    out["output_tokens_generated"] = output_length_metric(timings, output_tokens)
     return out
+
+
+def output_length_metric(timings: Sequence[GenerationTiming],
+                         requested: int) -> dict[str, Any]:
+    """``output_tokens_generated``: the minimum over the generations of the new tokens per
+    sequence (the figure a short generation would lower), the maximum, and the request."""
+    counts = [t.new_tokens for t in timings if t.new_tokens is not None]
+    if len(counts) < len(timings):
+        return {"value": None, "unit": "tokens", "requested": requested,
+                "reason": f"{len(timings) - len(counts)} of {len(timings)} generation(s) did "
+                          "not record their output length"}
+    return {"value": min(counts), "unit": "tokens", "requested": requested,
+            "max": max(counts)}
 
 
 # TTFT tiers of the chip evaluation template (SPEC section 6), in seconds: (low, high].

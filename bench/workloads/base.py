@@ -4,11 +4,17 @@ A workload builds its model and synthetic on-device data in ``setup`` and does o
 in ``step`` (returning the items it processed). The harness owns the timing (``bench.timing``),
 so every workload is measured by the same rules. Workloads whose measurement is not a loop of
 identical steps (a grid of generation lengths, an operator sweep) override ``measure``.
+
+With the run rule ``input_variants`` K > 1 (the audit's caching check) the default
+``measure`` cycles the synthetic inputs named in ``input_attrs`` through K permuted copies
+(``bench.data.variants``); a workload that cannot vary its inputs runs as usual and says why
+in its info.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +23,7 @@ from typing import Any, ClassVar
 import torch
 
 from bench.config import RunRules
+from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.errors import Unsupported
@@ -50,6 +57,9 @@ class Workload(ABC):
     item_unit: ClassVar[str]  # what one item is: images, sequences, tokens, GEMMs
     configs: ClassVar[dict[str, dict[str, Any]]]  # named parameter sets: small, full
     default_precision: ClassVar[str] = "fp32"
+    # Attributes holding the on-device synthetic inputs that step() reads every iteration,
+    # set in synthetic mode only: the default measure() varies them (run rule input_variants).
+    input_attrs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: WorkloadContext) -> None:
         self.ctx = ctx
@@ -103,14 +113,86 @@ class Workload(ABC):
 
     def measure(self) -> dict[str, Any]:
         """Time ``step`` under the run rules; returns the repeat's measurement."""
-        loop = timed_loop(self.step, lambda: self.ctx.backend.synchronize(),
+        loop = timed_loop(self.varied_step(), lambda: self.ctx.backend.synchronize(),
                           self.ctx.rules, self.ctx.progress).as_dict()
         loop["metrics"] = self.metrics(loop)
         return loop
 
+    @property
+    def input_variants(self) -> int:
+        """K of the run rule ``input_variants`` (1: the same inputs every iteration)."""
+        return int(self.ctx.rules.input_variants)
+
+    def varied_step(self) -> Callable[[], int]:
+        """``step`` itself, or with K input variants a step that first sets the attributes
+        of ``input_attrs`` to variant ``i % K`` (warm-up included).
+
+        The variants are built here, before anything is timed, so a timed step does nothing
+        beyond the attribute assignments. A workload that cannot vary its inputs (including
+        one whose K copies do not fit in device memory) gets its plain ``step`` and the
+        reason in its info: the check must never fail a run.
+        """
+        k = self.input_variants
+        if k <= 1:
+            return self.step
+        reason = self.fixed_inputs_reason()
+        if reason is not None:
+            self.extra["input_variants"] = variants_info(k, reason=reason)
+            return self.step
+        names = self.input_attrs
+        try:
+            per_attr = [make_variants(getattr(self, name), k, self.ctx.seed) for name in names]
+        except Exception as exc:
+            if not self.ctx.backend.is_oom(exc):
+                raise
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.extra["input_variants"] = variants_info(
+                k, reason=f"{k} copies of {', '.join(names)} do not fit in device memory "
+                          f"({first_line}): ran on the one batch")
+            return self.step
+        variants = list(zip(*per_attr, strict=True))
+        self.extra["input_variants"] = variants_info(k, list(names))
+        counter = itertools.count()
+        step = self.step
+
+        def cycled() -> int:
+            for name, value in zip(names, variants[next(counter) % k], strict=True):
+                setattr(self, name, value)
+            return step()
+
+        return cycled
+
+    def fixed_inputs_reason(self) -> str | None:
+        """Why the default ``measure`` cannot vary this workload's inputs (None: it can)."""
+        if not self.input_attrs:
+            return f"workload {self.name} names no synthetic inputs to vary (input_attrs)"
+        missing = [name for name in self.input_attrs if not hasattr(self, name)]
+        if missing:
+            return (f"no fixed synthetic batch on the device ({', '.join(missing)} not built): "
+                    "in loader mode every step already reads a new batch")
+        return None
+
+    def make_input_variants(self, value: Any) -> list[Any]:
+        """The K variants of an input that a workload's own ``measure`` builds (a grid
+        point's prompt ids, a GEMM's operands); ``[value]`` alone when K is 1. That
+        ``measure`` says what it varies with ``record_input_variants``."""
+        return make_variants(value, self.input_variants, self.ctx.seed)
+
+    def record_input_variants(self, names: list[str]) -> None:
+        """Record, as the default ``measure`` does, the inputs a workload's own ``measure``
+        varies; called before its first point, so a run that fails midway still says."""
+        if self.input_variants > 1:
+            self.extra["input_variants"] = variants_info(self.input_variants, names)
+
     def info(self) -> dict[str, Any]:
         """Facts about the built workload for the result (e.g. parameter count)."""
-        return dict(self.extra)
+        out = dict(self.extra)
+        k = self.input_variants
+        if k > 1 and "input_variants" not in out and type(self).measure is not Workload.measure:
+            out["input_variants"] = variants_info(
+                k, reason=f"workload {self.name} times its own loop (a sweep or grid) that "
+                          "does not cycle its inputs: it ran on its usual inputs")
+        return out
 
 
 def count_parameters(model: torch.nn.Module) -> int:

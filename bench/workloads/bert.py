@@ -36,6 +36,9 @@ class BertQAWorkload(Workload):
     group = "nlp"
     modes = ("train", "infer")
     item_unit = "sequences"
+    # The features dict: its (batch, seq_len) tensors are permuted alike, so token ids,
+    # token types and attention mask stay aligned (bench.data.variants).
+    input_attrs = ("batch",)
 
     def setup(self) -> None:
         self.check_precision()

@@ -6,10 +6,14 @@ own telemetry window) and reports the best size and where the plateau starts. In
 generated on the device (no host transfer), the output buffer is reused, and a block of GEMMs
 is queued between two synchronisations (bench.micro.sweep), so the host never limits a large
 GEMM: an H100 SXM reaches ~790 TFLOP/s bf16 this way at n >= 8192.
+
+With the run rule ``input_variants`` K > 1 the calls cycle through K permuted copies of the
+two operands (bench.data.variants), which holds K times their memory on the device.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -68,20 +72,23 @@ class GemmWorkload(Workload):
             # column-major B: the int8 tensor-core layout (the "TN" GEMM of int8 libraries)
             b = torch.randint(-128, 128, (n, n), dtype=dtype, device=dev).t()
             out = torch.empty(n, n, dtype=torch.int32, device=dev)
-
-            def call() -> None:
-                torch._int_mm(a, b, out=out)
-
-            out_bytes = 4
+            mm, out_bytes = torch._int_mm, 4
         else:
             a = torch.randn(n, n, dtype=dtype, device=dev)
             b = torch.randn(n, n, dtype=dtype, device=dev)
             out = torch.empty(n, n, dtype=dtype, device=dev)
+            mm, out_bytes = torch.matmul, None
+        operands = self.make_input_variants((a, b))
+        if len(operands) == 1:
+            def call() -> None:
+                mm(a, b, out=out)
+        else:
+            pairs = itertools.cycle(operands)
 
             def call() -> None:
-                torch.matmul(a, b, out=out)
+                x, y = next(pairs)
+                mm(x, y, out=out)
 
-            out_bytes = None
         flop = formulas.gemm_flop(n, n, n)
         nbytes = formulas.gemm_bytes(n, n, n, elem_bytes(self.precision), out_bytes)
         timing = time_calls(call, self.ctx.backend.synchronize, self.ctx.rules, flop)
@@ -99,6 +106,7 @@ class GemmWorkload(Workload):
 
     def measure(self) -> dict[str, Any]:
         sizes = self.params["sizes"]
+        self.record_input_variants(["a", "b"])
         points = []
         for i, n in enumerate(sizes):
             progress_message(self.ctx, i, len(sizes), f"n={n} {self.precision}")

@@ -5,10 +5,15 @@ steps, VAE decoder) with its stages, images/s, peak memory; per result: model lo
 result-level throughput and latency are those of the reference point (``reference_point``),
 as for the LLM workloads (``bench.llm.grid``). The pipeline and its parameter count are in
 ``bench.llm.diffusion``.
+
+With the run rule ``input_variants`` K > 1 each point's generations cycle through K prompt
+batches: the point's prompt ids and K - 1 permutations of them (bench.data.variants); the
+initial latents differ from one generation to the next in any case.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from pathlib import Path
@@ -193,13 +198,15 @@ class LdmWorkload(Workload):
         device = self.ctx.device
         ids = torch.tensor(self.prompt_rows[:b], dtype=torch.long, device=device)
         uncond = torch.zeros_like(ids)
+        prompt_batches = itertools.cycle(self.make_input_variants(ids))
         gen = torch.Generator(device="cpu").manual_seed(self.ctx.seed)
         steps, scale = self.params["steps"], float(self.params["guidance_scale"])
         timings: list[diffusion.ImageTiming] = []
 
         def step() -> int:
-            _, timing = diffusion.generate_images(self.pipe, ids, uncond, res, steps, scale,
-                                                  gen, self.ctx.backend.synchronize)
+            _, timing = diffusion.generate_images(self.pipe, next(prompt_batches), uncond, res,
+                                                  steps, scale, gen,
+                                                  self.ctx.backend.synchronize)
             timings.append(timing)
             return b
 
@@ -211,6 +218,7 @@ class LdmWorkload(Workload):
 
     def measure(self) -> dict[str, Any]:
         grid = image_grid(self.params)
+        self.record_input_variants(["prompt_ids"])
         results = []
         for i, point in enumerate(grid):
             progress_note(self.ctx.progress, i, len(grid), point)

@@ -8,10 +8,15 @@ output and prompt tokens/s, peak memory, the memory estimate, and (from the runn
 point's own power and energy. Per result: model load time and the best output throughput
 within each TTFT tier. The result-level throughput and latency are those of the reference
 point (``reference_point``), see ``bench.llm.grid``.
+
+With the run rule ``input_variants`` K > 1 each point's generations cycle through K prompt
+batches: the point's prompt ids and K - 1 permutations of them (bench.data.variants). The
+output length is fixed, so a generation costs the same whatever its tokens.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -259,13 +264,14 @@ class LlmWorkload(Workload):
         device = self.ctx.device
         ids = torch.tensor(self.prompt_rows[n_in][:b], dtype=torch.long, device=device)
         mask = torch.ones_like(ids)
+        prompt_batches = itertools.cycle(self.make_input_variants(ids))
         gen_config = self.generation_config(n_out)
         self.model.generation_config = gen_config
         timings = []
         sync = self.ctx.backend.synchronize
 
         def step() -> int:
-            _, timing = generate_timed(self.model, ids, mask, gen_config, sync)
+            _, timing = generate_timed(self.model, next(prompt_batches), mask, gen_config, sync)
             timings.append(timing)
             return b * n_out
 
@@ -277,6 +283,7 @@ class LlmWorkload(Workload):
         return result
 
     def measure(self) -> dict[str, Any]:
+        self.record_input_variants(["input_ids"])
         results = []
         for i, point in enumerate(self.grid):
             progress_note(self.ctx.progress, i, len(self.grid), point)

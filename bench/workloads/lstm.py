@@ -42,6 +42,7 @@ class LSTMWorkload(Workload):
     group = "nlp"
     modes = ("train", "infer")
     item_unit = "characters"
+    input_attrs = ("inputs", "targets")  # infer reads the prompts (inputs) only
     configs = {
         "small": {"batch_size": 4, "seq_len": 32, "prompt_len": 4, "gen_len": 16,
                   "temperature": 1.0, "lr": 1e-3, "data": "synthetic", "data_path": None,

@@ -36,6 +36,7 @@ class ResNetWorkload(Workload):
     group = "cv"
     modes = ("train", "infer")
     item_unit = "images"
+    input_attrs = ("images", "labels")
     configs = {
         "small": {"batch_size": 2, "image_size": 64, "num_classes": 100, "lr": 0.01,
                   "data": "synthetic", "data_path": None, "num_workers": 1},

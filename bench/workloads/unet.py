@@ -32,6 +32,7 @@ class UNetWorkload(Workload):
     group = "cv"
     modes = ("train", "infer")
     item_unit = "images"
+    input_attrs = ("images", "masks")
     configs = {
         "small": {"batch_size": 1, "image_height": 64, "image_width": 96, "lr": 1e-5,
                   "data": "synthetic", "data_path": None, "num_workers": 1},

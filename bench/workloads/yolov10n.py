@@ -63,6 +63,10 @@ class YOLOv10nWorkload(Workload):
     group = "cv"
     modes = ("train", "infer")
     item_unit = "images"
+    # Images only: permuting the targets would move objects between images, and the loss's
+    # padded per-image target count (so its cost) with them. Training changes the weights
+    # every step anyway; inference reads the images alone.
+    input_attrs = ("images",)
     # full: the reference trains at 640 px with batch 256 over 8 GPUs, i.e. 32 per device;
     # fp32 training needs ~0.34 GB per image (measured), so 32 fits a 24 GB device and 64
     # would not. Inference keeps ~20 MB per image: 128 fills a large device's compute.
