@@ -402,7 +402,7 @@ class Runner:
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
                                  "throughput_items_per_s", "latencies_s", "setup_s",
-                                 "memory", "series", "metrics", "telemetry") if k in r}
+                                 "memory", "series", "metrics", "telemetry", "headline") if k in r}
         if "window" in r:
             w = r["window"]
             rec["window"] = {**w, "start_s": w["start_mono"] - origin,

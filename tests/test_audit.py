@@ -15,7 +15,7 @@ import pytest
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, seal
 from bench.validate import validate_file
-from testbed.audit.compare import caching_check, output_length_checks
+from testbed.audit.compare import caching_check, headline_moved, output_length_checks
 from testbed.audit.tolerances import Rule, compare_value, load_tolerances
 from tests.conftest import FIXTURES, ROOT
 
@@ -127,6 +127,16 @@ def test_output_length_check():
     assert output_length_checks("resnet", {"metrics": {}}, "submitted") == []
 
 
+def test_a_sweeps_entry_figures_are_compared_only_for_the_same_headline_point():
+    def doc(*heads):
+        return {"repeats": [{"status": "ok", "headline": {"n": n}} for n in heads]}
+    assert headline_moved(doc(512, 512), doc(512, 512)) is None
+    assert headline_moved({"repeats": []}, {"repeats": []}) is None  # not a sweep
+    moved = headline_moved(doc(512, 512), doc(256, 256))
+    assert "each grid point is compared on its own" in moved
+    assert headline_moved(doc(256, 512), doc(256, 512))  # it moved between repeats
+
+
 # -- whole audits of a native submission ------------------------------------------------------
 def invoke(*args, timeout=600):
     return subprocess.run([*INVOKE, *args], cwd=ROOT, capture_output=True, text=True,
@@ -195,6 +205,7 @@ def test_clean_native_submission_audits_as_pass(submission, tmp_path):
     assert statuses[("seeds", "resnet-infer")] == "pass"
     assert statuses[("rerun_config", "gemm-infer")] == "pass"
     assert statuses[("caching", "resnet-infer")] == "pass"  # synthetic batch: it applies
+    assert statuses[("caching", "gemm-infer")] == "pass"  # its sweep cycles its operands
     compared = {(m["entry"], m["metric"]) for m in verdict["metrics"] if m["status"] == "pass"}
     assert ("resnet-infer", "throughput_items_per_s") in compared
     assert ("resnet-infer", "latency_p99_s") in compared

@@ -144,13 +144,14 @@ def sweep_measurement(points: Sequence[Point], headline: Point | None,
     """The repeat's measurement: the headline point's loop, entry metrics, every point.
 
     The harness's entry-level figures (throughput, latency, power over the window) describe
-    the headline point (the best one, e.g. the GEMM size on the plateau); every point keeps
+    the headline point (the best one, e.g. the GEMM size on the plateau), whose parameters each
+    repeat records as ``headline`` (the best point can differ between runs); every point keeps
     its own figures and its own telemetry window.
     """
     if headline is None or headline.timing is None:
         raise_sweep_failure(points)
     assert headline is not None and headline.timing is not None
-    return {**headline.timing.loop, "metrics": metrics,
+    return {**headline.timing.loop, "metrics": metrics, "headline": dict(headline.params),
             "points": [p.as_dict() for p in points]}
 
 

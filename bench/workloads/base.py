@@ -60,6 +60,9 @@ class Workload(ABC):
     # Attributes holding the on-device synthetic inputs that step() reads every iteration,
     # set in synthetic mode only: the default measure() varies them (run rule input_variants).
     input_attrs: ClassVar[tuple[str, ...]] = ()
+    # A workload whose own measure() cycles its inputs under input_variants (make_input_variants)
+    # says so here, so the audit's caching check knows whom to re-run with distinct inputs.
+    varies_inputs: ClassVar[bool] = False
 
     def __init__(self, ctx: WorkloadContext) -> None:
         self.ctx = ctx

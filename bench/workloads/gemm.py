@@ -46,6 +46,7 @@ class GemmWorkload(Workload):
     group = "micro"
     modes = ("infer",)
     item_unit = "FLOP"
+    varies_inputs = True  # its own measure() cycles input_variants copies
     configs = {
         "small": {"sizes": [256, 512]},
         "full": {"sizes": [256, 512, 1024, 2048, 4096, 6144, 8192, 12288, 16384]},

@@ -108,6 +108,7 @@ class LdmWorkload(Workload):
     group = "llm"
     modes = ("infer",)
     item_unit = "images"
+    varies_inputs = True  # its own measure() cycles input_variants copies
     default_precision = "fp16"
     configs = {
         "small": {"architecture": "reduced", "batch_sizes": [1, 2], "resolutions": [16, 32],
@@ -232,4 +233,5 @@ class LdmWorkload(Workload):
         if note:
             self.extra["reference_point_note"] = note
         metrics = {"model_load_s": {"value": self.model_load_s, "unit": "s"}}
-        return {**ref.loop, "metrics": metrics, "points": [r.as_point() for r in results]}
+        return {**ref.loop, "metrics": metrics, "headline": dict(ref.params),
+                "points": [r.as_point() for r in results]}

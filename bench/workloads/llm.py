@@ -121,6 +121,7 @@ class LlmWorkload(Workload):
     group = "llm"
     modes = ("infer",)
     item_unit = "tokens"
+    varies_inputs = True  # its own measure() cycles input_variants copies
     default_precision = "bf16"
     configs = LLM_CONFIGS
     arch: ClassVar[Architecture]
@@ -304,7 +305,8 @@ class LlmWorkload(Workload):
         metrics = {"model_load_s": {"value": self.model_load_s, "unit": "s"}, **tiers}
         for name in ("ttft_s", "tpot_mean_s", "prompt_tokens_per_s"):
             metrics[f"reference_{name}"] = dict(ref.metrics[name])
-        return {**ref.loop, "metrics": metrics, "points": [r.as_point() for r in results]}
+        return {**ref.loop, "metrics": metrics, "headline": dict(ref.params),
+                "points": [r.as_point() for r in results]}
 
 
 def _make(arch: Architecture) -> type[LlmWorkload]:
