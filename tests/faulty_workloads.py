@@ -146,3 +146,32 @@ class GridThatHangs(_Base):
                                "value": loop["throughput_items_per_s"], "unit": "items/s"}}})
             self.ctx.save_points(points)
         time.sleep(3600)
+
+
+@register
+class Memoiser(_Base):
+    """A cheating stack: it remembers the result of the last 4 distinct inputs and returns it
+    without computing (10 ms) when an input comes again. The audit's caching check must catch
+    it: one repeated batch is nearly free, 16 rotating batches never hit."""
+
+    name = "test-memo"
+    description = "memoises results for identical inputs (what the caching check catches)"
+    input_attrs = ("x",)
+    CACHE_ENTRIES = 4
+
+    def setup(self) -> None:
+        import torch
+
+        self.x = torch.arange(64, dtype=torch.float32)
+        self.cache: list[bytes] = []
+
+    def step(self) -> int:
+        key = self.x.numpy().tobytes()
+        if key in self.cache:
+            self.cache.remove(key)
+        else:
+            time.sleep(0.01)
+            if len(self.cache) == self.CACHE_ENTRIES:
+                self.cache.pop(0)
+        self.cache.append(key)
+        return self.params["batch_size"]

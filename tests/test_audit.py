@@ -17,7 +17,7 @@ from bench.jsonio import atomic_write_json, seal
 from bench.validate import validate_file
 from testbed.audit.compare import caching_check, headline_moved, output_length_checks
 from testbed.audit.tolerances import Rule, compare_value, load_tolerances
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, bench_env
 
 SUITE = FIXTURES / "audit-suite.yaml"
 CI_TOLERANCES = FIXTURES / "audit-tolerances-ci.yaml"
@@ -39,7 +39,7 @@ def test_default_tolerances_are_the_documented_choice():
     # Host memory in use is not the submission's on the cpu reference; device memory is.
     assert tol.rule_for("device_mem_used_bytes_peak", "cpu").ignore
     assert tol.rule_for("device_mem_used_bytes_peak", "cuda").rel == 0.10
-    assert tol.max_speedup == 0.10 and tol.input_variants >= 2
+    assert tol.max_speedup == 0.25 and tol.input_variants >= 2
 
 
 @pytest.mark.parametrize(("text", "where"), [
@@ -215,7 +215,34 @@ def test_clean_native_submission_audits_as_pass(submission, tmp_path):
     rerun = json.loads((tmp_path / "audit/as-submitted/resnet-infer.json").read_text())
     assert rerun["suite"]["seed"] == 7 and rerun["rules"]["repeats"] == 2
     variants = json.loads((tmp_path / "audit/distinct-inputs/resnet-infer.json").read_text())
-    assert variants["workload"]["info"]["input_variants"]["used"] == 4
+    assert variants["workload"]["info"]["input_variants"]["used"] == 16
+
+
+@pytest.mark.slow
+def test_a_stack_that_memoises_repeated_inputs_fails_the_caching_check(tmp_path):
+    """tests/faulty_workloads.py's test-memo skips the work for an input among its last 4:
+    one repeated batch is nearly free, 16 rotating batches always compute."""
+    suite = tmp_path / "memo.yaml"
+    suite.write_text("name: memo\nseed: 0\nrules: {warmup_iters: 1, min_iters: 20, "
+                     "min_duration_s: 0.3, repeats: 1}\ntelemetry: {idle_s: 0.1}\n"
+                     "entries:\n  - {workload: test-memo, mode: infer}\n")
+    run = tmp_path / "run"
+    env = bench_env()
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(suite),
+                           "--out", str(run), "--quiet"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "audit"
+    proc = subprocess.run([*INVOKE, "audit", str(run), "--native", "--tolerance",
+                           str(CI_TOLERANCES), "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert failing(verdict) == [("caching", "test-memo-infer")]
+    check = next(c for c in verdict["checks"] if c["id"] == "caching")
+    assert "the repeated input runs markedly faster" in check["message"]
+    # The submitted figure itself reproduces: only the caching check can tell.
+    assert not [m for m in verdict["metrics"] if m["status"] == "fail"]
 
 
 @pytest.mark.slow
