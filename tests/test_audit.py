@@ -5,17 +5,27 @@ The container audit (the submitted image, a swapped image) is in test_audit_dock
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from bench.config import parse_override
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, seal
 from bench.validate import validate_file
-from testbed.audit.compare import caching_check, headline_moved, output_length_checks
+from testbed.audit.compare import (
+    caching_check,
+    compare_entry,
+    headline_moved,
+    output_length_checks,
+)
+from testbed.audit.replay import entry_from_result, overrides_of
+from testbed.audit.submission import Submission, load_submission
 from testbed.audit.tolerances import Rule, compare_value, load_tolerances
 from tests.conftest import FIXTURES, ROOT, bench_env
 
@@ -55,6 +65,33 @@ def test_bad_tolerance_file_names_file_and_field(tmp_path, text, where):
     with pytest.raises(UserError) as err:
         load_tolerances(path)
     assert str(path) in str(err.value) and where in str(err.value)
+
+
+def test_a_tolerance_file_without_caching_settings_gets_the_defaults(tmp_path):
+    path = tmp_path / "tol.yaml"
+    path.write_text("version: 1\nrules: [{match: '*', rel: 0.2}]\n")
+    tol, default = load_tolerances(path), load_tolerances()
+    assert (tol.max_speedup, tol.input_variants) == (default.max_speedup,
+                                                     default.input_variants)
+    path.write_text("version: 1\ncaching: {max_speedup: 0.5}\nrules: [{match: '*', rel: 0.2}]\n")
+    assert (load_tolerances(path).max_speedup, load_tolerances(path).input_variants) == (
+        0.5, default.input_variants)
+
+
+def test_replayed_overrides_keep_dotted_entry_ids_and_substitutions():
+    doc = {"workload": {"id": "llm.v2-infer", "name": "bert-tiny", "mode": "infer",
+                        "config": "small", "precision_requested": "fp32",
+                        "params": {"batch_size": 4, "seq_len": 32},
+                        "overrides": {"workload": "bert-tiny", "batch_size": 4},
+                        "info": {"substitution": {"requested": "bert", "used": "bert-tiny",
+                                                  "vendor": "jetson", "reason": "memory"}}},
+           "rules": {"repeats": 2}}
+    entry = entry_from_result(doc)
+    assert entry["workload"] == "bert" and entry["params"] == {"seq_len": 32}
+    sub = Submission(run_dir=Path("."), results={"llm.v2-infer": doc})
+    sets = overrides_of(sub, ["llm.v2-infer"])
+    assert sets == ["llm.v2-infer.batch_size=4"]
+    assert parse_override(sets[0])[0] == "llm.v2-infer"
 
 
 def test_missing_tolerance_file_is_a_user_error(tmp_path):
@@ -129,9 +166,13 @@ def test_output_length_check():
 
 def test_a_sweeps_entry_figures_are_compared_only_for_the_same_headline_point():
     def doc(*heads):
-        return {"repeats": [{"status": "ok", "headline": {"n": n}} for n in heads]}
+        return {"points": [{"params": {"n": 256}}, {"params": {"n": 512}}],
+                "repeats": [{"status": "ok", "headline": {"n": n}} for n in heads]}
     assert headline_moved(doc(512, 512), doc(512, 512)) is None
     assert headline_moved({"repeats": []}, {"repeats": []}) is None  # not a sweep
+    # A headline on a result without points means nothing: its figures are compared.
+    assert headline_moved({"repeats": [{"status": "ok", "headline": {"x": 1}}]},
+                          {"repeats": []}) is None
     moved = headline_moved(doc(512, 512), doc(256, 256))
     assert "each grid point is compared on its own" in moved
     assert headline_moved(doc(256, 512), doc(256, 512))  # it moved between repeats
@@ -261,6 +302,7 @@ def test_forged_and_resealed_throughput_fails_on_re_measurement(run_copy, tmp_pa
     assert "FAIL metric resnet-infer throughput_items_per_s" in proc.stdout
 
 
+@pytest.mark.slow
 def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
     path = run_copy / "resnet-infer.json"
     doc = json.loads(path.read_text())
@@ -273,6 +315,7 @@ def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
     assert verdict["reruns"] == []  # integrity failed: nothing re-measured
 
 
+@pytest.mark.slow
 def test_edited_and_resealed_document_differs_from_its_manifest(run_copy, tmp_path):
     path = run_copy / "gemm-infer.json"
     doc = json.loads(path.read_text())
@@ -284,6 +327,7 @@ def test_edited_and_resealed_document_differs_from_its_manifest(run_copy, tmp_pa
     assert "edited and re-sealed after the run" in proc.stdout
 
 
+@pytest.mark.slow
 def test_broken_hash(run_copy, tmp_path):
     path = run_copy / "resnet-infer.json"
     doc = json.loads(path.read_text())
@@ -293,6 +337,7 @@ def test_broken_hash(run_copy, tmp_path):
     assert proc.returncode == 1 and ("sha256", "resnet-infer.json") in failing(verdict)
 
 
+@pytest.mark.slow
 def test_missing_file(run_copy, tmp_path):
     (run_copy / "gemm-infer.json").unlink()
     proc, verdict = audit(run_copy, tmp_path)
@@ -301,6 +346,7 @@ def test_missing_file(run_copy, tmp_path):
     assert "file is missing" in proc.stdout
 
 
+@pytest.mark.slow
 def test_added_file_and_missing_manifest(run_copy, tmp_path):
     shutil.copy(run_copy / "gemm-infer.json", run_copy / "gemm-extra.json")
     proc, verdict = audit(run_copy, tmp_path)
@@ -311,6 +357,7 @@ def test_added_file_and_missing_manifest(run_copy, tmp_path):
     assert proc.returncode == 1 and "no manifest.json" in proc.stdout
 
 
+@pytest.mark.slow
 def test_seeds_other_than_the_suite_seed_fail(run_copy, tmp_path):
     def change(doc):
         doc["provenance"]["seeds"]["repeat_seeds"] = [7, 8]
@@ -319,6 +366,7 @@ def test_seeds_other_than_the_suite_seed_fail(run_copy, tmp_path):
     assert proc.returncode == 1 and ("seeds", "resnet-infer") in failing(verdict)
 
 
+@pytest.mark.slow
 def test_results_from_other_bench_sources_are_not_re_run_natively(run_copy, tmp_path):
     for name in ("resnet-infer.json", "gemm-infer.json"):
         reseal(run_copy, name, lambda d: d["provenance"].update(source_sha256="f" * 64))
@@ -328,6 +376,7 @@ def test_results_from_other_bench_sources_are_not_re_run_natively(run_copy, tmp_
     assert "check out that commit" in proc.stdout and verdict["reruns"] == []
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2(run_copy, tmp_path):
     proc = invoke("audit", str(tmp_path / "nothing-here"), "--native")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
@@ -351,3 +400,100 @@ def test_one_result_file_can_be_audited_alone(run_copy, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert verdict["submitted"]["only"] == "resnet-infer.json"
     assert verdict["submitted"]["results"] == ["resnet-infer"]
+
+
+# -- forged details, checked on real documents without re-running ---------------------------
+@pytest.mark.slow
+def test_a_fake_headline_does_not_hide_a_forged_figure(submission):
+    tol = load_tolerances(CI_TOLERANCES)
+    resnet = json.loads((submission / "resnet-infer.json").read_text())
+    forged = copy.deepcopy(resnet)
+    triple_throughput(forged)
+    forged["repeats"][0]["headline"] = {"x": 1}
+    _, records = compare_entry("resnet-infer", forged, resnet, tol, None)
+    figure = next(r for r in records if r["metric"] == "throughput_items_per_s")
+    assert figure["status"] == "fail"
+
+    gemm = json.loads((submission / "gemm-infer.json").read_text())
+    assert all(r["headline"] for r in gemm["repeats"])
+    rerun = copy.deepcopy(gemm)
+    other = {"n": 256} if gemm["repeats"][0]["headline"] == {"n": 512} else {"n": 512}
+    for r in rerun["repeats"]:
+        r["headline"] = other  # an honest re-run whose best size moved: figures set aside
+    checks, records = compare_entry("gemm-infer", gemm, rerun, tol, None)
+    assert not [c for c in checks if c.status == "fail"]
+    assert next(r for r in records if r["metric"] == "throughput_items_per_s"
+                and r["point"] is None)["status"] == "ignored"
+    forged = copy.deepcopy(gemm)
+    triple_throughput(forged)  # the entry figure no longer is its headline point's
+    for r in forged["repeats"]:
+        r["throughput_items_per_s"] *= 3
+    forged["metrics"]["throughput_items_per_s"]["per_repeat"] = [
+        r["throughput_items_per_s"] for r in forged["repeats"]]
+    checks, _ = compare_entry("gemm-infer", forged, rerun, tol, None)
+    assert [c.id for c in checks if c.status == "fail"] == ["headline"]
+
+
+@pytest.mark.slow
+def test_grid_points_left_out_or_failed_are_caught(submission):
+    tol = load_tolerances(CI_TOLERANCES)
+    gemm = json.loads((submission / "gemm-infer.json").read_text())
+    fewer = copy.deepcopy(gemm)
+    fewer["points"] = fewer["points"][:1]
+    checks, _ = compare_entry("gemm-infer", fewer, gemm, tol, None)
+    assert any(c.id == "rerun_point" and "left out" in c.message for c in checks)
+    failed_point = copy.deepcopy(gemm)
+    failed_point["points"][0]["status"] = "oom"
+    checks, _ = compare_entry("gemm-infer", gemm, failed_point, tol, None)
+    assert any(c.id == "rerun_point" and "'oom'" in c.message for c in checks)
+
+
+@pytest.fixture(scope="module")
+def smoke_submission(tmp_path_factory):
+    """A run of a bundled suite (smoke, GEMM entry only), for the suite conformance check."""
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "smoke", "--only",
+                           "gemm-infer", "--out", str(out), "--quiet"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def _integrity(run):
+    _, checks = load_submission(run)
+    return {(c.id, c.subject): c for c in checks}
+
+
+@pytest.mark.slow
+def test_a_bundled_suite_run_must_be_that_suite(smoke_submission, tmp_path):
+    clean = _integrity(smoke_submission)[("suite_conformance", "suite smoke")]
+    assert clean.status == "pass" and "--only gemm-infer" in clean.message
+    run = tmp_path / "run"
+    shutil.copytree(smoke_submission, run)
+
+    def shrink(doc):
+        doc["workload"]["params"]["sizes"] = [64]
+        doc["rules"]["min_duration_s"] = 0.01
+    reseal(run, "gemm-infer.json", shrink)
+    check = _integrity(run)[("suite_conformance", "suite smoke")]
+    assert check.status == "fail"
+    assert "params" in check.message and "rules" in check.message
+
+
+@pytest.mark.slow
+def test_an_entry_without_its_result_fails(run_copy, tmp_path):
+    (run_copy / "gemm-infer.json").unlink()
+    manifest = json.loads((run_copy / "manifest.json").read_text())
+    for entry in manifest["entries"]:
+        if entry["id"] == "gemm-infer":
+            entry.update(file=None, sha256=None, status="error", error="harness failed")
+    atomic_write_json(run_copy / "manifest.json", manifest)
+    checks = _integrity(run_copy)
+    assert checks[("manifest_listing", "gemm-infer")].status == "fail"
+    assert "incomplete" in checks[("manifest_listing", "gemm-infer")].message
+
+
+@pytest.mark.slow
+def test_image_and_native_exclude_each_other(run_copy, tmp_path):
+    proc = invoke("audit", str(run_copy), "--native", "--image", "x")
+    assert proc.returncode == 2 and "exclude each other" in proc.stderr

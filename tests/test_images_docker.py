@@ -94,6 +94,9 @@ def copy_sources(root: Path) -> Path:
     for name in ("images", "bench", "schemas"):
         shutil.copytree(REPO_DIR / name, root / name, ignore=ignore)
     shutil.copy2(REPO_DIR / "pyproject.toml", root / "pyproject.toml")
+    # Shared with the checkout (no second download); absent when the engine already had the
+    # image, so the checkout's build never had to fill it.
+    (REPO_DIR / WHEELHOUSE).mkdir(parents=True, exist_ok=True)
     (root / WHEELHOUSE).symlink_to(REPO_DIR / WHEELHOUSE)
     return root
 

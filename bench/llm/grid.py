@@ -53,8 +53,12 @@ def free_device_memory(backend: DeviceBackend) -> None:
 
 def run_point(ctx: WorkloadContext, params: dict[str, Any], step: Callable[[], int],
               metrics: Callable[[dict[str, Any]], dict[str, dict[str, Any]]],
-              extra: dict[str, dict[str, Any]] | None = None) -> PointResult:
-    """Time ``step`` for one point; an out-of-memory error makes the point ``oom``."""
+              extra: dict[str, dict[str, Any]] | None = None,
+              item_unit: str = "items") -> PointResult:
+    """Time ``step`` for one point; an out-of-memory error makes the point ``oom``.
+
+    The point keeps its loop's throughput (``throughput_items_per_s``), the figure the entry's
+    own throughput is made of when this point is the headline (the audit checks they agree)."""
     backend = ctx.backend
     extra = extra or {}
     backend.synchronize()
@@ -71,6 +75,8 @@ def run_point(ctx: WorkloadContext, params: dict[str, Any], step: Callable[[], i
                            dict(extra))
     stats = backend.memory_stats()
     point_metrics = {**extra, **metrics(loop)}
+    point_metrics.setdefault("throughput_items_per_s", {
+        "value": loop["throughput_items_per_s"], "unit": f"{item_unit}/s"})
     point_metrics["peak_mem_bytes"] = (
         {"value": stats.peak_allocated_bytes, "unit": "B",
          **({"note": stats.note} if stats.note else {})}

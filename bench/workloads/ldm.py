@@ -215,7 +215,7 @@ class LdmWorkload(Workload):
             return image_metrics(timings[-loop["iterations"]:], b, steps,
                                  loop["window"]["duration_s"])
 
-        return run_point(self.ctx, point, step, metrics)
+        return run_point(self.ctx, point, step, metrics, item_unit=self.item_unit)
 
     def measure(self) -> dict[str, Any]:
         grid = image_grid(self.params)

@@ -280,7 +280,7 @@ class LlmWorkload(Workload):
             timed = timings[-loop["iterations"]:]
             return generation_metrics(timed, b, n_in, n_out, loop["window"]["duration_s"])
 
-        result = run_point(self.ctx, point, step, metrics, extra)
+        result = run_point(self.ctx, point, step, metrics, extra, item_unit=self.item_unit)
         return result
 
     def measure(self) -> dict[str, Any]:

@@ -11,6 +11,10 @@ from testbed.audit.tolerances import Tolerances, compare_value
 RERUN = "rerun"
 ANTI_GAMING = "anti_gaming"
 THROUGHPUT = "throughput_items_per_s"
+# Statuses that are results: a measurement, or a fact about the device (out of memory, not
+# supported). error / timeout / killed are failed measurements and never audit as pass.
+MEASURED_STATUSES = ("ok", "oom", "unsupported")
+REL_EXACT = 1e-9
 
 
 def _value(metric: Any) -> Any:
@@ -50,7 +54,12 @@ def compare_entry(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any]
         why = rerun_error or "the re-run wrote no result for it"
         return [failed("rerun_result", RERUN, entry_id, f"no re-measured result: {why}")], []
     checks = [config_check(entry_id, sub_doc, re_doc)]
-    if re_doc["status"] != sub_doc["status"]:
+    if sub_doc["status"] not in MEASURED_STATUSES:
+        checks.append(failed("rerun_status", RERUN, entry_id,
+                             f"the submission's status is {sub_doc['status']!r}: a failed "
+                             "measurement, nothing to audit (only ok, oom and unsupported "
+                             "are results)"))
+    elif re_doc["status"] != sub_doc["status"]:
         checks.append(failed("rerun_status", RERUN, entry_id,
                              f"submitted status {sub_doc['status']!r}, re-run status "
                              f"{re_doc['status']!r}"
@@ -64,19 +73,34 @@ def compare_entry(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any]
                              re_doc.get("metrics") or {}, tol, vendor)
     moved = headline_moved(sub_doc, re_doc)
     if moved:
-        for record in records:
-            if record["status"] in ("pass", "fail"):
-                record.update(status="ignored", reason=moved)
+        problem = headline_problem(sub_doc)
+        if problem:
+            checks.append(failed("headline", RERUN, entry_id, problem))
+        else:
+            for record in records:
+                if record["status"] in ("pass", "fail"):
+                    record.update(status="ignored", reason=moved)
     re_points = {_key(p["params"]): p for p in re_doc.get("points") or []}
+    sub_keys = {_key(p["params"]) for p in sub_doc.get("points") or []}
     for point in sub_doc.get("points") or []:
+        subject = f"{entry_id} {point['params']}"
         other = re_points.get(_key(point["params"]))
         if other is None:
-            checks.append(failed("rerun_point", RERUN, f"{entry_id} {point['params']}",
+            checks.append(failed("rerun_point", RERUN, subject,
                                  "the re-run has no such grid point"))
             continue
+        if other["status"] != point["status"]:
+            checks.append(failed("rerun_point", RERUN, subject,
+                                 f"submitted status {point['status']!r}, re-run "
+                                 f"{other['status']!r}"))
         records += metric_records(entry_id, point.get("metrics") or {},
                                   other.get("metrics") or {}, tol, vendor,
                                   point=point["params"])
+    for key, other in re_points.items():
+        if key not in sub_keys:
+            checks.append(failed("rerun_point", RERUN, f"{entry_id} {other['params']}",
+                                 "the re-run measured this grid point and the submission "
+                                 "does not have it (a point left out)"))
     return checks, records
 
 
@@ -88,12 +112,47 @@ def _headlines(doc: dict[str, Any]) -> list[str]:
 def headline_moved(sub_doc: dict[str, Any], re_doc: dict[str, Any]) -> str | None:
     """A sweep's entry-level figures are its headline (best or reference) point's: when that
     is another point in the re-run (or varied between repeats), they measure different things
-    and only the points, compared one by one, can be."""
+    and only the points, compared one by one, can be. Results without points have no
+    headline, whatever a repeat says."""
+    if not sub_doc.get("points"):
+        return None
     a, b = _headlines(sub_doc), _headlines(re_doc)
     if a == b and len(a) <= 1:
         return None
     return (f"the entry-level figures are the headline point's, which is {' / '.join(a)} "
             f"submitted and {' / '.join(b)} re-run: each grid point is compared on its own")
+
+
+def headline_problem(doc: dict[str, Any]) -> str | None:
+    """The entry-level throughput must be made of its headline points' own figures (which
+    are re-measured point by point): each ok repeat's headline is one of the points, and the
+    repeat's throughput is that point's figure in that repeat. None when consistent."""
+    points = {_key(p["params"]): p for p in doc.get("points") or []}
+    ok = [r for r in doc.get("repeats") or [] if r.get("status") == "ok"]
+    entry = (doc.get("metrics") or {}).get(THROUGHPUT) or {}
+    if entry.get("per_repeat") is not None and not _close_lists(
+            entry["per_repeat"], [r.get(THROUGHPUT) for r in ok]):
+        return "the entry's per-repeat throughput is not its repeats' throughput"
+    for j, r in enumerate(ok):
+        head = r.get("headline")
+        point = points.get(_key(head)) if isinstance(head, dict) else None
+        if point is None:
+            return f"repeat {r.get('index', j)} names headline {head!r}, which is not a point"
+        figure = point["metrics"].get(THROUGHPUT) or {}
+        per = figure.get("per_repeat") or [figure.get("value")]
+        if j >= len(per) or not _close(per[j], r.get(THROUGHPUT)):
+            return (f"repeat {r.get('index', j)}'s throughput {r.get(THROUGHPUT)!r} is not its "
+                    f"headline point {head}'s ({per[j] if j < len(per) else None!r})")
+    return None
+
+
+def _close(a: Any, b: Any) -> bool:
+    return isinstance(a, int | float) and isinstance(b, int | float) and \
+        abs(a - b) <= REL_EXACT * max(abs(a), abs(b))
+
+
+def _close_lists(a: list[Any], b: list[Any]) -> bool:
+    return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _key(params: dict[str, Any]) -> str:
@@ -148,6 +207,21 @@ def output_length_checks(entry_id: str, doc: dict[str, Any], which: str) -> list
                    f"all {len(points)} grid point(s) generated the requested length")]
 
 
+def _throughput_pairs(same: dict[str, Any], distinct: dict[str, Any]
+                      ) -> list[tuple[float, float]]:
+    """(same-input, distinct-input) throughputs: per grid point where there are points."""
+    def figure(metrics: dict[str, Any]) -> Any:
+        return _value(metrics.get(THROUGHPUT))
+
+    if same.get("points"):
+        others = {_key(p["params"]): p for p in distinct.get("points") or []}
+        pairs = [(figure(p["metrics"]), figure(others[_key(p["params"])]["metrics"]))
+                 for p in same["points"] if _key(p["params"]) in others]
+    else:
+        pairs = [(figure(same["metrics"]), figure(distinct["metrics"]))]
+    return [(x, y) for x, y in pairs if x and y]
+
+
 def caching_check(entry_id: str, same: dict[str, Any] | None, distinct: dict[str, Any] | None,
                   tol: Tolerances, not_applicable: str | None) -> Check:
     """The re-run on one repeated batch must not be markedly faster than the re-run cycling
@@ -163,14 +237,17 @@ def caching_check(entry_id: str, same: dict[str, Any] | None, distinct: dict[str
         return skipped("caching", ANTI_GAMING, entry_id,
                        "the workload could not vary its inputs: "
                        + str(info.get("reason", "it records no input variants")))
-    a = _value(same["metrics"].get(THROUGHPUT))
-    b = _value(distinct["metrics"].get(THROUGHPUT))
-    if not a or not b:
+    pairs = _throughput_pairs(same, distinct)
+    if not pairs:
         return failed("caching", ANTI_GAMING, entry_id,
-                      "a throughput is missing from the caching re-runs "
-                      f"(same inputs {a!r}, distinct inputs {b!r})")
-    speedup = a / b - 1
-    text = (f"same input: {a:.4g}, {info['used']} distinct inputs: {b:.4g} items/s "
+                      "a throughput is missing from the caching re-runs")
+    # A sweep's points each compared (the best point may differ between the two re-runs);
+    # the mean speedup over them, as a memoising stack speeds up every point.
+    a = sum(x for x, _ in pairs) / len(pairs)
+    b = sum(y for _, y in pairs) / len(pairs)
+    speedup = sum(x / y for x, y in pairs) / len(pairs) - 1
+    where = f" (mean over {len(pairs)} points)" if len(pairs) > 1 else ""
+    text = (f"same input: {a:.4g}, {info['used']} distinct inputs: {b:.4g} items/s{where} "
             f"({speedup:+.1%}; allowed at most +{tol.max_speedup:.0%})")
     if speedup > tol.max_speedup:
         return failed("caching", ANTI_GAMING, entry_id,

@@ -33,6 +33,16 @@ class ImageChoice:
     labels: dict[str, str]
 
 
+def digests_of(image: Any) -> set[str]:
+    """Every digest that names ``image``: its ID, and its registry digests once pushed or
+    pulled (a result records whichever the engine had when it ran)."""
+    out = {image.id}
+    for ref in image.attrs.get("RepoDigests") or []:
+        if "@" in ref:
+            out.add(ref.split("@", 1)[1])
+    return out
+
+
 def find_by_digest(client: Any, digest: str) -> Any | None:
     """The local image whose ID or registry digest is ``digest``."""
     found = find_image(client, digest)
@@ -69,7 +79,7 @@ def image_checks(client: Any, sub: Submission,
                             "Load it (`docker load -i FILE`) or pull it, then retry.")
         subject = image_ref
         actual = image_digest(image)
-        if actual != digest:
+        if digest not in digests_of(image):
             checks.append(failed("image_digest", IMAGE, image_ref,
                                  f"{image_ref} is {actual}, the results were measured in "
                                  f"{digest} ({tag}): a different image"))
@@ -96,10 +106,35 @@ def image_checks(client: Any, sub: Submission,
         else:
             checks.append(failed("image_label", IMAGE, label,
                                  f"the image's {label} is {have!r}, the results say {want!r}"))
+    checks.append(image_config_check(image))
     checks.append(image_code_check(client, image, prov.get("source_sha256")))
-    ref = tag if tag and find_image(client, tag) is not None and \
-        image_digest(find_image(client, tag)) == digest else digest
-    return checks, ImageChoice(ref, digest, labels)
+    # The re-run names the image by its ID: a tag may have moved since, a registry digest
+    # is not something `docker run` takes alone.
+    return checks, ImageChoice(image.id, digest, labels)
+
+
+# What `invoke build` gives every image (images/*/Dockerfile): anything else in the config
+# could run other code than the sources the image_code check hashes.
+ENTRYPOINT = ["python", "-m", "bench"]
+RISKY_ENV = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "LD_PRELOAD",
+             "LD_LIBRARY_PATH_PRELOAD", "PYTHONINSPECT")
+
+
+def image_config_check(image: Any) -> Check:
+    config = image.attrs.get("Config") or {}
+    problems = []
+    if (config.get("Entrypoint") or []) != ENTRYPOINT:
+        problems.append(f"entrypoint {config.get('Entrypoint')!r}, not {ENTRYPOINT!r}")
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    risky = sorted(k for k in env if k in RISKY_ENV)
+    if risky:
+        problems.append(f"environment sets {', '.join(risky)}, which can load other code")
+    if problems:
+        return failed("image_config", IMAGE, image.id,
+                      "the image does not start the bench as `invoke build` makes it: "
+                      + "; ".join(problems))
+    return passed("image_config", IMAGE, image.id,
+                  f"entrypoint {' '.join(ENTRYPOINT)}, no environment that loads other code")
 
 
 def image_code_check(client: Any, image: Any, expected: str | None) -> Check:
@@ -126,10 +161,38 @@ def image_sources_sha256(client: Any, image_id: str, workdir: str) -> str:
             for part in ("bench", "schemas"):
                 stream, _ = container.get_archive(str(PurePosixPath(workdir) / part))
                 with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-                    tar.extractall(root, filter="data")
+                    _extract(tar, root)
+            foreign = sorted(str(p.relative_to(root)) for p in (root / "bench").rglob("*")
+                             if p.is_file() and not _source_like(p))
+            if foreign:
+                raise ValueError(f"bench/ holds files that are not sources: "
+                                 f"{', '.join(foreign[:5])} (compiled modules or path hooks "
+                                 "would run instead of the hashed sources)")
             return tree_sha256(root, root / "bench", root / "schemas")
     finally:
         container.remove(force=True)
+
+
+# What bench/ may hold: the hashed sources, and the bytecode `python -m compileall` writes
+# into __pycache__ (used only while it matches its source's size and time stamp). A compiled
+# extension (.so) or a .pth would be imported instead of, or besides, the sources.
+SOURCE_SUFFIXES = {".py", ".yaml", ".json"}
+
+
+def _source_like(path: Path) -> bool:
+    return path.suffix in SOURCE_SUFFIXES or (
+        path.suffix == ".pyc" and path.parent.name == "__pycache__")
+
+
+def _extract(tar: tarfile.TarFile, root: Path) -> None:
+    if hasattr(tarfile, "data_filter"):  # Python 3.10.12+ / 3.11.4+
+        tar.extractall(root, filter="data")
+        return
+    for member in tar.getmembers():  # older: refuse links and paths outside root
+        target = (root / member.name).resolve()
+        if member.issym() or member.islnk() or not target.is_relative_to(root.resolve()):
+            raise ValueError(f"unsafe archive member {member.name}")
+        tar.extract(member, root)
 
 
 def native_checks(sub: Submission) -> list[Check]:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.config import parse_override
+from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.schema import validation_errors
 from testbed.audit.checks import CATEGORIES, Check, any_failed, skipped
@@ -49,7 +51,6 @@ class AuditResult:
 
 def caching_not_applicable(doc: dict[str, Any]) -> str | None:
     """Why the caching check cannot apply to this result (None: it applies)."""
-    from bench.errors import UserError
     from bench.workloads import get_workload
 
     w = doc["workload"]
@@ -77,6 +78,10 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
           out: Path | None = None) -> AuditResult:
     """Audit a run directory (or one result file of it); writes ``verdict.json``."""
     started = time.time()
+    if native and image:
+        raise UserError("--image and --native exclude each other: --native re-runs in this "
+                        "Python environment, not in an image.",
+                        "Drop one of them.")
     tol = load_tolerances(tolerance)
     sub, checks = load_submission(run_path)
     out_dir = Path(out) if out else default_out(sub, out_root)
@@ -119,8 +124,6 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
 
 def _prepare(out_dir: Path) -> None:
     """A new (or empty) audit directory: an earlier verdict is never overwritten."""
-    from bench.errors import UserError
-
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"Audit directory {out_dir} is not empty.",
                         "Leave out --out (a new audits/<run-id>-audit-<time>/ is made) or name "
@@ -145,7 +148,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
     def run(name: str, suite: dict[str, Any], ids: list[str]) -> Rerun:
         suite_file = write_suite(out_dir / f"{name}-{SUITE_FILE}", suite)
         target = out_dir / name
-        sets = [o for o in overrides if o.split(".", 1)[0] in ids]
+        sets = [o for o in overrides if parse_override(o)[0] in ids]
         if native:
             return run_native(suite_file, target, vendor, sets, label, name)
         assert image_ref is not None

@@ -116,6 +116,7 @@ def load_submission(path: Path) -> tuple[Submission, list[Check]]:
         sub.files[entry_id] = path / name
     if sub.results:
         checks += consistency_checks(sub)
+        checks.append(suite_conformance(sub))
         for entry_id, doc in sub.results.items():
             checks.append(seed_check(entry_id, doc))
     elif not any(c.status == "fail" for c in checks):
@@ -163,9 +164,16 @@ def _check_listing(run_dir: Path, manifest: dict[str, Any],
         if only and name != only:
             continue
         if not name:
-            checks.append(skipped("manifest_listing", INTEGRITY, entry["id"],
-                                  f"the run wrote no result for this entry (status "
-                                  f"{entry['status']}: {entry.get('error', 'no document')})"))
+            checks.append(failed("manifest_listing", INTEGRITY, entry["id"],
+                                 f"the run wrote no result for this entry (status "
+                                 f"{entry['status']}: {entry.get('error', 'no document')}): "
+                                 "the submission is incomplete, and nothing can vouch for it"))
+            continue
+        if name != f"{entry['id']}.json":
+            checks.append(failed("manifest_listing", INTEGRITY, name,
+                                 f"the manifest names {name} for entry {entry['id']!r}; the "
+                                 f"harness writes {entry['id']}.json"))
+            documents.pop(name, None)
             continue
         if not (run_dir / name).is_file():
             checks.append(failed("manifest_listing", INTEGRITY, name,
@@ -175,6 +183,12 @@ def _check_listing(run_dir: Path, manifest: dict[str, Any],
         doc = documents.get(name)
         if doc is None:
             continue  # present but broken: its schema or hash check already failed
+        if doc["workload"]["id"] != entry["id"]:
+            checks.append(failed("manifest_listing", INTEGRITY, name,
+                                 f"{name} holds entry {doc['workload']['id']!r}, the manifest "
+                                 f"lists it for {entry['id']!r}"))
+            del documents[name]
+            continue
         if entry.get("sha256") != doc[HASH_FIELD]:
             checks.append(failed("manifest_listing", INTEGRITY, name,
                                  f"the manifest records sha256 {entry.get('sha256')} for "
@@ -201,9 +215,13 @@ def consistency_checks(sub: Submission) -> list[Check]:
         "bench version": lambda d: d["provenance"]["bench_version"],
         "bench sources (source_sha256)": lambda d: d["provenance"]["source_sha256"],
         "git commit": lambda d: d["provenance"]["git"]["commit"],
+        "suite": lambda d: d["suite"]["name"],
+        "suite seed": lambda d: d["suite"].get("seed"),
+        "run label": lambda d: d["provenance"].get("label"),
     }
-    expected = {"run_id": (sub.manifest or {}).get("run_id"),
-                "vendor": (sub.manifest or {}).get("vendor")}
+    manifest = sub.manifest or {}
+    expected = {"run_id": manifest.get("run_id"), "vendor": manifest.get("vendor"),
+                "suite": (manifest.get("suite") or {}).get("name")}
     out = []
     for what, get in fields.items():
         values = {get(d) for d in sub.results.values()}
@@ -236,3 +254,72 @@ def seed_check(entry_id: str, doc: dict[str, Any]) -> Check:
                       f"of the {repeats} repeat(s) with the suite's seed {seed!r}")
     return passed("seeds", ANTI_GAMING, entry_id,
                   f"suite seed {seed} for all {repeats} repeat(s)")
+
+
+def _only_ids(command: list[str]) -> list[str] | None:
+    """The ``--only`` entry ids of the recorded ``bench run`` command line, if any."""
+    for i, arg in enumerate(command):
+        if arg == "--only" and i + 1 < len(command):
+            return [t.strip() for t in command[i + 1].split(",") if t.strip()]
+        if arg.startswith("--only="):
+            return [t.strip() for t in arg.split("=", 1)[1].split(",") if t.strip()]
+    return None
+
+
+def suite_conformance(sub: Submission) -> Check:
+    """A run of a bundled suite ran that suite: every entry (or those of its ``--only``), each
+    with the suite's workload, mode, config, precision, parameters (plus the overrides the
+    result declares) and rules. Without this, hand-edited parameters (a smaller batch, a
+    shorter window) would be re-run as recorded and pass."""
+    from bench.config import load_suite
+    from bench.paths import SUITES_DIR
+    from bench.provenance import source_sha256
+
+    doc = next(iter(sub.results.values()))
+    name, path = doc["suite"]["name"], Path(doc["suite"].get("path") or "")
+    subject = f"suite {name}"
+    if not (SUITES_DIR / f"{name}.yaml").is_file() or path.name != f"{name}.yaml" \
+            or path.parent.name != "suites" or path.parent.parent.name != "bench":
+        return skipped("suite_conformance", INTEGRITY, subject,
+                       f"the run used its own suite file {path}: there is no reference to "
+                       "compare its entries with (the re-run uses the recorded configuration)")
+    if source_sha256() != doc["provenance"]["source_sha256"]:
+        return skipped("suite_conformance", INTEGRITY, subject,
+                       "this checkout's bench sources are not the submitted ones, so its copy "
+                       f"of suite {name} may differ: check out commit "
+                       f"{doc['provenance']['git'].get('commit')} to compare")
+    suite = load_suite(name, vendor=sub.vendor)
+    only = _only_ids(doc["provenance"].get("command") or [])
+    wanted = {e.id: e for e in suite.entries if only is None or e.id in only}
+    listed = [e["id"] for e in (sub.manifest or {}).get("entries", [])] or list(sub.results)
+    problems = []
+    if not sub.only:
+        missing = sorted(set(wanted) - set(listed))
+        extra = sorted(set(listed) - set(wanted))
+        if missing:
+            problems.append(f"entries {', '.join(missing)} of the suite are not in the run")
+        if extra:
+            problems.append(f"entries {', '.join(extra)} are not in the suite")
+    if doc["suite"].get("seed") != suite.seed:
+        problems.append(f"seed {doc['suite'].get('seed')!r}, the suite's is {suite.seed}")
+    for entry_id, result in sub.results.items():
+        entry = wanted.get(entry_id)
+        if entry is None:
+            continue
+        w = result["workload"]
+        overrides = {k: v for k, v in (w.get("overrides") or {}).items() if k != "workload"}
+        want = {"workload": entry.workload, "mode": entry.mode, "config": entry.config,
+                "precision_requested": entry.precision,
+                "params": {**entry.params, **overrides},
+                "rules": entry.rules.as_dict()}
+        have = {"workload": w["name"], "mode": w["mode"], "config": w["config"],
+                "precision_requested": w["precision_requested"], "params": w["params"],
+                "rules": {**entry.rules.as_dict(), **result["rules"]}}
+        differ = [k for k in want if want[k] != have[k]]
+        problems += [f"{entry_id}: {k} {have[k]!r}, the suite says {want[k]!r}" for k in differ]
+    if problems:
+        return failed("suite_conformance", INTEGRITY, subject,
+                      f"the results do not match bundled suite {name}: " + "; ".join(problems))
+    return passed("suite_conformance", INTEGRITY, subject,
+                  f"entries, parameters, precisions, rules and seed are suite {name}'s"
+                  + (f" (--only {','.join(only)})" if only else ""))

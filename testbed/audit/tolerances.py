@@ -99,10 +99,15 @@ def load_tolerances(path: Path | None = None) -> Tolerances:
                           equal=bool(item.get("equal")), ignore=item.get("ignore"),
                           side=item.get("side", "both"),
                           vendors=tuple(item["vendors"]) if "vendors" in item else None))
-    caching = doc.get("caching", {})
+    # A file without its own caching settings gets the default file's (not a second copy).
+    caching = {**(_default_caching() if path != DEFAULT_FILE else {}), **doc.get("caching", {})}
     return Tolerances(path=path, sha256=hashlib.sha256(raw).hexdigest(), rules=tuple(rules),
-                      max_speedup=caching.get("max_speedup", 0.10),
-                      input_variants=caching.get("input_variants", 4))
+                      max_speedup=caching["max_speedup"],
+                      input_variants=caching["input_variants"])
+
+
+def _default_caching() -> dict[str, Any]:
+    return yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))["caching"]
 
 
 def _number(value: Any) -> bool:
