@@ -66,7 +66,8 @@ def test_clean_container_submission_audits_as_pass(built, submitted, tmp_path):
     assert verdict["verdict"] == "pass" and verdict["mode"] == "container"
     assert verdict["image"]["digest"] == built.digest
     passed = {c["id"] for c in verdict["checks"] if c["status"] == "pass"}
-    assert {"image_digest", "image_label", "image_code", "sha256", "manifest_listing",
+    assert {"image_digest", "image_label", "image_config", "image_code", "sha256",
+            "manifest_listing",
             "seeds", "rerun_config", "rerun_status", "caching"} <= passed
     # Both re-runs ran in the submitted image.
     for name in ("as-submitted", "distinct-inputs"):
