@@ -17,7 +17,7 @@ import yaml
 
 from bench.errors import UserError
 from bench.paths import SUITES_DIR
-from bench.schema import validation_errors
+from bench.schema import read_yaml_file
 
 
 @dataclass(frozen=True)
@@ -156,19 +156,7 @@ def param_type_problem(configs: dict[str, dict[str, Any]], params: dict[str, Any
 
 
 def _read_suite(path: Path) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"Suite file {path} is not valid YAML: {exc}.",
-                        "Fix the syntax at the line shown.") from exc
-    errors = validation_errors(doc, "suite")
-    if errors:
-        first = errors[0]
-        raise UserError(
-            f"Suite file {path} breaks the suite schema at {first.path}: {first.message}"
-            + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else "") + ".",
-            "Fix that field; schemas/suite.schema.json lists what each field accepts.")
-    return doc
+    return read_yaml_file(path, "suite", "Suite file")
 
 
 def _check_substitutions(options: dict[str, Any], path: Path) -> None:

@@ -53,3 +53,29 @@ def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
         problems.append(SchemaProblem(json_path(leaf.absolute_path), str(leaf.validator),
                                       leaf.message))
     return problems
+
+
+def read_yaml_file(path: Path, schema: str, what: str) -> Any:
+    """A YAML file a user writes (a suite, audit tolerances), checked against
+    ``schemas/<schema>.schema.json``: every problem is a ``UserError`` naming the file, the
+    JSON path and the fix."""
+    import yaml
+
+    from bench.errors import UserError
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read: {exc.strerror or exc}.",
+                        "Give an existing, readable file.") from exc
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{what} {path} is not valid YAML: {exc}.",
+                        "Fix the syntax at the line shown.") from exc
+    errors = validation_errors(doc, schema)
+    if errors:
+        first = errors[0]
+        raise UserError(
+            f"{what} {path} breaks the {schema} schema at {first.path}: {first.message}"
+            + (f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else "") + ".",
+            f"Fix that field; schemas/{schema}.schema.json lists what each field accepts.")
+    return doc

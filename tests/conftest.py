@@ -41,3 +41,32 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get("BENCH_REQUIRE_SYSTEM_TESTS") == "1":
         pytest.fail(f"required system test cannot run: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def client():
+    """The Docker engine (the container tests need a real one; CI starts it)."""
+    from testbed.images.engine import connect, engine_available
+
+    ok, why = engine_available()
+    if not ok:
+        skip_or_fail(f"no Docker engine reachable ({why}); CI starts one (scripts/system-deps.sh)")
+    client = connect()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def built(client):
+    """The cpu image for the current sources: on a fresh machine this is the from-scratch
+    build (base with debootstrap, wheelhouse, both stages)."""
+    import time
+
+    from testbed.images.build import build_image
+    from testbed.images.spec import load_spec
+
+    start = time.monotonic()
+    result = build_image(client, load_spec("cpu"), log=lambda line: None)
+    print(f"\ncpu image {result.tag}: {'cached' if result.cached else 'built'} in "
+          f"{time.monotonic() - start:.1f} s, {result.size_bytes / 1e6:.0f} MB")
+    return result

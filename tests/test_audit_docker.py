@@ -13,10 +13,8 @@ import pytest
 
 from bench.validate import validate_file
 from testbed.images.base import local_base_ref
-from testbed.images.build import build_image
-from testbed.images.engine import connect, engine_available
 from testbed.images.spec import REPO_DIR, load_spec
-from tests.conftest import FIXTURES, skip_or_fail
+from tests.conftest import FIXTURES
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -28,18 +26,6 @@ CI_TOLERANCES = FIXTURES / "audit-tolerances-ci.yaml"
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([INVOKE, *args], cwd=REPO_DIR, capture_output=True, text=True,
                           timeout=900)
-
-
-@pytest.fixture(scope="module")
-def built():
-    ok, why = engine_available()
-    if not ok:
-        skip_or_fail(f"no Docker engine reachable ({why}); CI starts one (scripts/system-deps.sh)")
-    client = connect()
-    try:
-        yield build_image(client, load_spec("cpu"), log=lambda line: None)
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")

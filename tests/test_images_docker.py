@@ -22,36 +22,13 @@ from bench.validate import validate_file
 from testbed.images.base import local_base_ref
 from testbed.images.build import INPUTS_LABEL, build_image, git_revision, plan_build
 from testbed.images.containers import find_bench_image, reject_invalid
-from testbed.images.engine import connect, engine_available
 from testbed.images.lock import WHEELHOUSE, sha256_file
 from testbed.images.spec import REPO_DIR, load_spec
-from tests.conftest import skip_or_fail
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 INVOKE = str(Path(sys.executable).with_name("invoke"))
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-@pytest.fixture(scope="module")
-def client():
-    ok, why = engine_available()
-    if not ok:
-        skip_or_fail(f"no Docker engine reachable ({why}); CI starts one (scripts/system-deps.sh)")
-    client = connect()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def built(client):
-    """The cpu image for the current sources: on a fresh machine this is the from-scratch
-    build (base with debootstrap, wheelhouse, both stages)."""
-    start = time.monotonic()
-    result = build_image(client, load_spec("cpu"), log=lambda line: None)
-    print(f"\ncpu image {result.tag}: {'cached' if result.cached else 'built'} in "
-          f"{time.monotonic() - start:.1f} s, {result.size_bytes / 1e6:.0f} MB")
-    return result
 
 
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:

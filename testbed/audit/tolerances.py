@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from bench.errors import UserError
-from bench.schema import validation_errors
+from bench.schema import read_yaml_file
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "tolerances.yaml"
 
@@ -74,23 +74,12 @@ class Tolerances:
 def load_tolerances(path: Path | None = None) -> Tolerances:
     """Read and check a tolerance file; a bad one is a ``UserError`` naming file and field."""
     path = Path(path) if path else DEFAULT_FILE
-    try:
-        raw = path.read_bytes()
-        doc = yaml.safe_load(raw)
-    except OSError as exc:
-        raise UserError(f"Tolerance file {path} cannot be read: {exc.strerror or exc}.",
+    if not path.is_file():
+        raise UserError(f"Tolerance file {path} cannot be read: it does not exist.",
                         "Give an existing file with --tolerance (the defaults are "
-                        f"{DEFAULT_FILE}).") from exc
-    except yaml.YAMLError as exc:
-        raise UserError(f"Tolerance file {path} is not valid YAML: {exc}.",
-                        "Fix the syntax at the line shown.") from exc
-    problems = validation_errors(doc, "tolerances")
-    if problems:
-        first = problems[0]
-        raise UserError(f"Tolerance file {path} breaks the tolerance schema at {first.path}: "
-                        f"{first.message}.",
-                        "Fix that field; schemas/tolerances.schema.json describes each one "
-                        f"and {DEFAULT_FILE.name} is an example.")
+                        f"{DEFAULT_FILE}).")
+    doc = read_yaml_file(path, "tolerances", "Tolerance file")
+    raw = path.read_bytes()
     rules = []
     for item in doc["rules"]:
         match = item["match"]
