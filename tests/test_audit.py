@@ -497,3 +497,25 @@ def test_an_entry_without_its_result_fails(run_copy, tmp_path):
 def test_image_and_native_exclude_each_other(run_copy, tmp_path):
     proc = invoke("audit", str(run_copy), "--native", "--image", "x")
     assert proc.returncode == 2 and "exclude each other" in proc.stderr
+
+
+@pytest.mark.slow
+def test_only_results_audit_as_pass_failed_measurements_never(submission):
+    tol = load_tolerances(CI_TOLERANCES)
+    resnet = json.loads((submission / "resnet-infer.json").read_text())
+
+    def with_status(status):
+        doc = copy.deepcopy(resnet)
+        doc["status"] = status
+        return doc
+
+    def rerun_status(sub_doc, re_doc):
+        checks, _ = compare_entry("resnet-infer", sub_doc, re_doc, tol, None)
+        return next(c for c in checks if c.id == "rerun_status")
+
+    # A fact about the device, reproduced: it passes.
+    assert rerun_status(with_status("unsupported"), with_status("unsupported")).status == "pass"
+    assert rerun_status(with_status("oom"), with_status("ok")).status == "fail"
+    for status in ("error", "timeout", "killed"):
+        check = rerun_status(with_status(status), with_status(status))
+        assert check.status == "fail" and "nothing to audit" in check.message
