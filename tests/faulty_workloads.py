@@ -156,6 +156,7 @@ class Memoiser(_Base):
 
     name = "test-memo"
     description = "memoises results for identical inputs (what the caching check catches)"
+    group = "cv"  # stands for a model workload: the caching check skips micro-benchmarks
     input_attrs = ("x",)
     CACHE_ENTRIES = 4
 
