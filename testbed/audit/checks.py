@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-CATEGORIES = ("integrity", "image", "anti_gaming", "rerun")
+INTEGRITY, IMAGE, ANTI_GAMING, RERUN = "integrity", "image", "anti_gaming", "rerun"
+CATEGORIES = (INTEGRITY, IMAGE, ANTI_GAMING, RERUN)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.audit.checks import Check, failed, passed, skipped
+from testbed.audit.checks import ANTI_GAMING, RERUN, Check, failed, passed, skipped
 from testbed.audit.tolerances import Tolerances, compare_value
 
-RERUN = "rerun"
-ANTI_GAMING = "anti_gaming"
 THROUGHPUT = "throughput_items_per_s"
 # Statuses that are results: a measurement, or a fact about the device (out of memory, not
 # supported). error / timeout / killed are failed measurements and never audit as pass.

@@ -16,12 +16,10 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.provenance import source_sha256, tree_sha256
-from testbed.audit.checks import Check, failed, passed, skipped
+from testbed.audit.checks import IMAGE, Check, failed, passed, skipped
 from testbed.audit.submission import Submission
 from testbed.images.build import LABEL_PREFIX
 from testbed.images.engine import find_image, image_digest
-
-IMAGE = "image"
 
 
 @dataclass

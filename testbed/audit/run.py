@@ -93,6 +93,7 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
     tol = load_tolerances(tolerance)
     sub, checks = load_submission(run_path)
     out_dir = Path(out) if out else default_out(sub, out_root)
+    _refuse_used(out_dir)
     client, choice = None, None
     if sub.results:
         if native:
@@ -130,12 +131,16 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
     return AuditResult(verdict, path)
 
 
-def _prepare(out_dir: Path) -> None:
+def _refuse_used(out_dir: Path) -> None:
     """A new (or empty) audit directory: an earlier verdict is never overwritten."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"Audit directory {out_dir} is not empty.",
                         "Leave out --out (a new audits/<run-id>-audit-<time>/ is made) or name "
                         "a new directory.")
+
+
+def _prepare(out_dir: Path) -> None:
+    _refuse_used(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

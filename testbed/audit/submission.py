@@ -17,11 +17,9 @@ from typing import Any
 from bench.errors import UserError
 from bench.jsonio import HASH_FIELD, body_sha256
 from bench.schema import validation_errors
-from testbed.audit.checks import Check, failed, passed, skipped
+from testbed.audit.checks import ANTI_GAMING, INTEGRITY, Check, failed, passed, skipped
 
 MANIFEST = "manifest.json"
-INTEGRITY = "integrity"
-ANTI_GAMING = "anti_gaming"
 
 
 @dataclass
@@ -32,7 +30,6 @@ class Submission:
     run_dir: Path
     manifest: dict[str, Any] | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry id -> document
-    files: dict[str, Path] = field(default_factory=dict)  # entry id -> file
     only: str | None = None  # audit one result file of the run
 
     def first(self) -> dict[str, Any] | None:
@@ -109,11 +106,9 @@ def load_submission(path: Path) -> tuple[Submission, list[Check]]:
         _check_listing(path, sub.manifest, documents, only, checks)
     # The run's own order (the manifest's): the re-run keeps it, as it keeps everything else.
     order = [e["id"] for e in (sub.manifest or {}).get("entries", [])]
-    for name, doc in sorted(documents.items(), key=lambda item: _position(
-            order, item[1]["workload"]["id"])):
-        entry_id = doc["workload"]["id"]
-        sub.results[entry_id] = doc
-        sub.files[entry_id] = path / name
+    for doc in sorted(documents.values(),
+                      key=lambda d: _position(order, d["workload"]["id"])):
+        sub.results[doc["workload"]["id"]] = doc
     if sub.results:
         checks += consistency_checks(sub)
         checks.append(suite_conformance(sub))
