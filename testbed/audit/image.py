@@ -19,7 +19,7 @@ from bench.provenance import source_sha256, tree_sha256
 from testbed.audit.checks import IMAGE, Check, failed, passed, skipped
 from testbed.audit.submission import Submission
 from testbed.images.build import LABEL_PREFIX
-from testbed.images.engine import find_image, image_digest
+from testbed.images.engine import find_image, image_digest, registry_digests
 
 
 @dataclass
@@ -34,11 +34,7 @@ class ImageChoice:
 def digests_of(image: Any) -> set[str]:
     """Every digest that names ``image``: its ID, and its registry digests once pushed or
     pulled (a result records whichever the engine had when it ran)."""
-    out = {image.id}
-    for ref in image.attrs.get("RepoDigests") or []:
-        if "@" in ref:
-            out.add(ref.split("@", 1)[1])
-    return out
+    return {image.id, *registry_digests(image)}
 
 
 def find_by_digest(client: Any, digest: str) -> Any | None:
@@ -47,7 +43,7 @@ def find_by_digest(client: Any, digest: str) -> Any | None:
     if found is not None:
         return found
     for image in client.images.list():
-        if any(d.endswith("@" + digest) for d in image.attrs.get("RepoDigests") or []):
+        if digest in registry_digests(image):
             return image
     return None
 

@@ -43,14 +43,17 @@ def find_image(client: Any, ref: str) -> Any | None:
         return None
 
 
+def registry_digests(image: Any) -> list[str]:
+    """The image's registry digests (``sha256:...``), once it was pushed or pulled."""
+    return [d.split("@", 1)[1] for d in image.attrs.get("RepoDigests") or []
+            if "@sha256:" in d]
+
+
 def image_digest(image: Any) -> str:
     """The digest results record: the registry digest when the image was pushed or pulled,
     otherwise the local image ID (``sha256:`` of its config), which is what a machine with no
     registry has. Both match ``^sha256:[0-9a-f]{64}$``."""
-    for repo_digest in image.attrs.get("RepoDigests") or []:
-        if "@sha256:" in repo_digest:
-            return repo_digest.split("@", 1)[1]
-    return image.id
+    return next(iter(registry_digests(image)), image.id)
 
 
 def _short(exc: Exception) -> str:
