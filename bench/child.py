@@ -141,7 +141,9 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
 
 def main(argv: list[str]) -> int:
     from bench.jsonio import atomic_write_json, sanitize
+    from bench.watchdog import die_with_parent
 
+    die_with_parent()  # a parent killed with SIGKILL takes its hung child with it
     spec_path, out_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     result = run_repeat(spec, out_path)

@@ -18,16 +18,20 @@ from bench.errors import EXIT_USAGE, UserError
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import load_suite
     from bench.devices import get_backend
+    from bench.ids import check_run_id
     from bench.progress import Display
-    from bench.runner import Runner, new_run_id, prepare_out_dir
+    from bench.rundir import claim_out_dir
+    from bench.runner import Runner, new_run_id
 
+    if args.run_id is not None:
+        check_run_id(args.run_id)
     backend = get_backend(args.device)
     suite = load_suite(args.suite, overrides=args.set, only=_split(args.only),
                        vendor=backend.vendor)
     if args.label is not None:
         set_run_label(args.label)
     run_id = args.run_id or new_run_id(backend.vendor, suite.name)
-    out = prepare_out_dir(Path(args.out) if args.out else Path("results") / run_id)
+    out = claim_out_dir(Path(args.out) if args.out else Path("results") / run_id, run_id)
     display = Display(quiet=args.quiet)
     display.run_started(run_id, suite.name, backend.vendor, len(suite.entries), out)
     return Runner(suite, backend, out, run_id, display, sys.argv).run()
@@ -37,21 +41,23 @@ def set_run_label(label: str) -> None:
     """Record ``--label`` in every result's provenance (``provenance.label``)."""
     import os
 
-    from bench.provenance import RUN_LABEL_ENV, check_label
+    from bench.ids import check_label
+    from bench.provenance import RUN_LABEL_ENV
 
     os.environ[RUN_LABEL_ENV] = check_label(label)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.validate import expand, validate_file
+    from bench.validate import find_files, validate_file
 
-    files = expand(Path(p) for p in args.paths)
+    files = find_files(Path(p) for p in args.paths)
     if not files:
         raise UserError(f"No JSON files found in {', '.join(args.paths)}.",
                         "Give result files or a run directory (results/<run-id>/).")
     bad = 0
-    for path in files:
-        report = validate_file(path)
+    for found in files:
+        path = found.path
+        report = validate_file(path, found.root)
         if report.ok:
             if not args.quiet:
                 print(f"ok       {path} ({report.schema})")

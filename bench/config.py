@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from bench.errors import UserError
+from bench.ids import entry_id_problem
 from bench.paths import SUITES_DIR
 from bench.schema import read_yaml_file
 
@@ -107,13 +108,30 @@ def suite_path(name_or_path: str) -> Path:
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
-    """``resnet-train.batch_size=64`` -> ('resnet-train', 'batch_size', 64)."""
+    """``resnet-train.batch_size=64`` -> ('resnet-train', 'batch_size', 64).
+
+    The value is YAML (``--set x.sizes=[1,2]``); one that is not, or that holds a number
+    that is not finite (``.inf``, ``.nan``), is refused."""
+    from bench.errors import cut
+    from bench.jsonio import UnreadableDocument, check_tree
+
     target, sep, raw = text.partition("=")
     entry_id, dot, param = target.rpartition(".")
     if not sep or not dot or not entry_id or not param:
-        raise UserError(f"Override {text!r} is not of the form ENTRY.PARAM=VALUE.",
+        raise UserError(f"Override {cut(repr(text), 120)} is not of the form ENTRY.PARAM=VALUE.",
                         "Write e.g. `--set resnet-train.batch_size=64`.")
-    return entry_id, param, yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+        check_tree(value)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, UnreadableDocument):
+            reason = f"the value {exc}"
+        raise UserError(f"Override {cut(repr(text), 120)}: the value is not usable "
+                        f"({cut(reason, 160)}).",
+                        "Give a number, a string or a YAML list, e.g. "
+                        "`--set resnet-train.batch_size=64`.") from exc
+    return entry_id, param, value
 
 
 def substitution_for(options: dict[str, Any], workload: str,
@@ -141,8 +159,11 @@ def _type_name(value: Any) -> str:
 
 def param_type_problem(configs: dict[str, dict[str, Any]], params: dict[str, Any]) -> str | None:
     """Why a parameter's value has the wrong type for its workload, judged by the types its
-    configurations use (None there: any type); an integer is accepted where a number is."""
+    configurations use (None there: any type); an integer is accepted where a number is.
+    A batch size must be at least 1: a batch of nothing would be measured as 0 items/s."""
     for name, value in params.items():
+        if name.endswith("batch_size") and isinstance(value, int) and value < 1:
+            return f"parameter {name}={value!r} must be at least 1"
         examples = [c[name] for c in configs.values() if name in c]
         if value is None or any(e is None for e in examples):
             continue
@@ -214,6 +235,11 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
             raise UserError(f"{where}: workload {workload.name!r} has no config {config!r}.",
                             f"Use one of: {', '.join(workload.configs)}.")
         entry_id = raw.get("id", f"{raw['workload']}-{mode}")
+        problem = entry_id_problem(entry_id)
+        if problem:
+            raise UserError(f"{where}: entry id {problem}.",
+                            "Give the entry an `id` of letters, digits and ._- (it names the "
+                            "result file <id>.json).")
         if entry_id in seen:
             raise UserError(f"{where}: entry id {entry_id!r} appears twice.",
                             "Give each entry a unique `id`.")
@@ -230,7 +256,8 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         problem = param_type_problem(workload.configs, params)
         if problem:
             raise UserError(f"{where} (entry {entry_id!r}): {problem}.",
-                            "Give a value of that type (in the suite file or `--set`).")
+                            "Give a value of the right type and range (in the suite file or "
+                            "`--set`).")
         try:
             workload.validate_params(params)
         except UserError as exc:

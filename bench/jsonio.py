@@ -1,4 +1,14 @@
-"""JSON files written atomically, and the canonical hash that seals a result document."""
+"""JSON files written atomically, read defensively, and the canonical hash that seals a
+result document.
+
+Reading: the files the report, ``validate`` and the audit read were written by someone else.
+``read_json_file`` opens only a regular file (a FIFO would block forever, ``/dev/zero`` never
+ends), inside the directory it was found in when one is given (a symlink out of a run
+directory is refused, not followed), up to ``max_document_bytes()``; it refuses what Python's
+``json`` would accept but no JSON document holds (NaN, Infinity, 1e999) and what would crash
+the code after it (nesting deeper than ``MAX_DEPTH``, integers longer than
+``MAX_INT_DIGITS``). Every refusal is an ``UnreadableDocument`` with a rule and a short reason.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +17,18 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 HASH_FIELD = "sha256"
+MAX_DOCUMENT_BYTES_ENV = "BENCH_MAX_DOCUMENT_BYTES"
+# The longest real result (a 30-minute repeat sampled at 10 Hz, three repeats) is a few MB.
+DEFAULT_MAX_DOCUMENT_BYTES = 64 * 2**20
+MAX_DEPTH = 64  # a result nests about 8 levels
+MAX_NODES = 2_000_000  # values in one document (YAML aliases can multiply them)
+MAX_INT_DIGITS = 40  # byte counts and FLOP counts have at most 20 digits
 
 
 def canonical_bytes(doc: dict[str, Any]) -> bytes:
@@ -78,8 +95,148 @@ def _umask() -> int:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file the bench wrote itself (a child's result, a spec): trusted, read as is."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+class UnreadableDocument(ValueError):
+    """A file that is not a document we read: ``rule`` names the check, the text says why."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def max_document_bytes() -> int:
+    """The size limit of one document: ``$BENCH_MAX_DOCUMENT_BYTES`` or 64 MiB."""
+    raw = os.environ.get(MAX_DOCUMENT_BYTES_ENV, "")
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_DOCUMENT_BYTES
+    except ValueError:
+        value = -1
+    if value <= 0:
+        from bench.errors import UserError
+
+        raise UserError(f"${MAX_DOCUMENT_BYTES_ENV}={raw!r} is not a positive number of bytes.",
+                        f"Unset it (default {DEFAULT_MAX_DOCUMENT_BYTES}) or give e.g. "
+                        f"{MAX_DOCUMENT_BYTES_ENV}=268435456.")
+    return value
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def read_document_bytes(path: Path, root: Path | None = None, limit: int | None = None) -> bytes:
+    """The bytes of a regular file no larger than ``limit``, inside ``root`` if given."""
+    path = Path(path)
+    limit = max_document_bytes() if limit is None else limit
+    if root is not None:
+        real, base = path.resolve(), Path(root).resolve()
+        if not real.is_relative_to(base):
+            raise UnreadableDocument("inside", f"leads out of {root} (a symlink to a file "
+                                     "elsewhere): only files inside the directory are read")
+    try:
+        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnreadableDocument("readable", f"cannot be read: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((k for test, k in _FILE_KINDS if test(info.st_mode)), "not a file")
+            raise UnreadableDocument("regular_file", f"is {kind}, not a regular file")
+        if info.st_size > limit:
+            raise UnreadableDocument("size", f"is {info.st_size} bytes, over the limit of "
+                                     f"{limit} (${MAX_DOCUMENT_BYTES_ENV})")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise UnreadableDocument("readable", f"cannot be read: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if total > limit:
+        raise UnreadableDocument("size", f"is over the limit of {limit} bytes "
+                                 f"(${MAX_DOCUMENT_BYTES_ENV})")
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise UnreadableDocument("json", f"holds {name}, which is not JSON (a number must be finite)")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise UnreadableDocument("json", f"holds an integer of {len(text.lstrip('-'))} digits "
+                                 f"(at most {MAX_INT_DIGITS} are read)")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnreadableDocument("json", f"holds the number {text[:40]}, which is out of range")
+    return value
+
+
+def parse_json_document(data: bytes) -> Any:
+    """Parse JSON text, refusing what ``json`` accepts but a document must not hold."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableDocument("json", f"is not UTF-8 text ({exc.reason} at byte "
+                                 f"{exc.start})") from exc
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int,
+                         parse_float=_parse_float)
+    except RecursionError as exc:
+        raise UnreadableDocument("depth", f"nests deeper than {MAX_DEPTH} levels") from exc
+    except json.JSONDecodeError as exc:
+        raise UnreadableDocument("json", f"is not JSON: {exc}") from exc
+    check_tree(doc)
+    return doc
+
+
+def json_path(parts: Any) -> str:
+    """``$.a[0].b`` for the keys and indices ``parts``."""
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def check_tree(doc: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
+    """Refuse a parsed document that nests too deeply, holds too many values (YAML aliases
+    can repeat a subtree a billion times) or a number that is not finite (YAML's .inf, .nan).
+    Iterative, so the check itself never runs out of stack."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
+    nodes = 0
+    while stack:
+        value, where = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            raise UnreadableDocument("size", f"holds more than {max_nodes} values")
+        if len(where) > max_depth:
+            raise UnreadableDocument("depth", f"nests deeper than {max_depth} levels")
+        if isinstance(value, dict):
+            stack.extend((v, (*where, k)) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, (*where, i)) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise UnreadableDocument("finite", f"at {json_path(where)}: {value} is not a "
+                                     "finite number")
+
+
+def read_json_file(path: Path, root: Path | None = None, limit: int | None = None) -> Any:
+    """A JSON document someone else wrote, read defensively (see the module's docstring)."""
+    return parse_json_document(read_document_bytes(path, root, limit))
 
 
 def sanitize(value: Any) -> Any:

@@ -25,20 +25,6 @@ GIT_COMMIT_ENV = "TESTBED_GIT_COMMIT"
 # Set by `python -m bench run --label NAME`: names a run configuration the provenance cannot
 # tell apart (a power cap, a BIOS setting), so the report shows it as its own device.
 RUN_LABEL_ENV = "TESTBED_RUN_LABEL"
-LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._+@:/-]{0,63}"
-
-
-def check_label(label: str) -> str:
-    """A run label names a device configuration in reports: short, printable, no quotes."""
-    import re
-
-    from bench.errors import UserError
-
-    if not re.fullmatch(LABEL_PATTERN, label):
-        raise UserError(f"Run label {label!r} is not usable.",
-                        "Use 1 to 64 letters, digits, spaces or ._+@:/- (starting with a "
-                        "letter or digit), e.g. --label 'cpu 1 thread'.")
-    return label
 
 
 @functools.cache

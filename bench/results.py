@@ -287,6 +287,25 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     return metrics
 
 
+def implausible_measurement(repeat: dict[str, Any]) -> str | None:
+    """Why an ``ok`` repeat's throughput is no measurement (None when it is one).
+
+    A figure no device could produce must not reach a score: no items (a batch of 0), or a
+    throughput that is not a finite positive number (a window of zero length gives infinity,
+    which JSON cannot even hold). Such a repeat becomes an ``error`` with this reason, and the
+    entry's document keeps every other repeat."""
+    if repeat.get("status") != "ok":
+        return None
+    value = repeat.get("throughput_items_per_s")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ("the workload reported no finite throughput (infinite or missing: was the "
+                "timed window empty?)")
+    if not math.isfinite(value) or value <= 0:
+        return (f"the workload reported a throughput of {value!r} items/s: it processed no "
+                "items (is a batch size 0?) or its window was empty")
+    return None
+
+
 def workload_status(repeats: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
     """The workload's status is its first failed repeat's (or ok), with that error."""
     for r in repeats:

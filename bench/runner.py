@@ -6,6 +6,10 @@ power before the first workload, and starts each repeat as ``python -m bench.chi
 process session. A repeat that raises, exceeds its timeout or is killed becomes that
 workload's status; the next workload still runs, and every finished result is already on disk
 (written atomically) before the next one starts.
+
+The run directory is claimed atomically and keeps room for its last manifest
+(``bench.rundir``); children die with the parent even when it is killed (``bench.watchdog``);
+a write that fails for lack of space ends the run with a manifest true to what is on disk.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from bench import __version__
 from bench.child import PROGRESS_PREFIX, partial_path
 from bench.config import Entry, Suite
 from bench.devices import DeviceBackend
-from bench.errors import UserError
+from bench.ids import MANIFEST_FILE, result_file, slug
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
@@ -41,15 +45,22 @@ from bench.results import (
     TelemetryContext,
     build_metrics,
     build_points,
+    implausible_measurement,
     window_telemetry,
     workload_status,
 )
+from bench.rundir import (
+    STORAGE_ERRNOS,
+    StorageError,
+    release_reserve,
+    what_is_on_disk,
+)
 from bench.schema import validation_errors
 from bench.telemetry import SAMPLE_FIELDS, Sampler, TelemetryAdapter, open_adapter
+from bench.watchdog import PARENT_PID_ENV, Watchdog
 
 STDERR_TAIL_LINES = 40
 TERM_GRACE_S = 5.0
-MANIFEST = "manifest.json"
 
 
 def utc_iso(ts: float) -> str:
@@ -57,35 +68,10 @@ def utc_iso(ts: float) -> str:
 
 
 def new_run_id(vendor: str, suite: str) -> str:
+    """``<time>-<vendor>-<suite>-<random>``: a path id (bench.ids) whatever the suite file
+    is called."""
     stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{vendor}-{suite}-{uuid.uuid4().hex[:6]}"
-
-
-def refuse_used_out_dir(out: Path) -> None:
-    """A run directory holds one run: results of another would be mixed into its report."""
-    if not out.is_dir():
-        return
-    earlier = sorted(p.name for p in out.glob("*.json"))
-    if earlier:
-        raise UserError(
-            f"Output directory {out} already holds results ({', '.join(earlier[:3])}"
-            + (", ..." if len(earlier) > 3 else "") + ").",
-            "Give each run its own directory: leave out --out (results/<run-id>/) or name a "
-            "new or empty one.")
-
-
-def prepare_out_dir(out: Path) -> Path:
-    """Create ``out`` and prove it writable before anything runs (nothing left on failure)."""
-    refuse_used_out_dir(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UserError(f"Output directory {out} is not writable: {exc.strerror or exc}.",
-                        "Choose a directory you can write to with `--out DIR`, or fix its "
-                        "permissions.") from exc
-    return out
+    return f"{stamp}-{slug(vendor)}-{slug(suite, 'suite')}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -131,7 +117,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_child(spec: dict[str, Any], timeout_s: float,
-              on_progress: Callable[[dict[str, Any]], None]) -> ChildRun:
+              on_progress: Callable[[dict[str, Any]], None],
+              watchdog: Watchdog | None = None) -> ChildRun:
+    """One repeat in ``python -m bench.child``, in its own process group; with a
+    ``watchdog``, the child and its scratch directory are cleaned up even if this process
+    is killed."""
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -140,7 +130,9 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.child", str(spec_path), str(out_path)],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())})
+            if watchdog is not None:
+                watchdog.watch(proc.pid, Path(tmp))
             log: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
 
             def pump() -> None:
@@ -163,6 +155,9 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             except KeyboardInterrupt:
                 _stop(proc)
                 raise
+            finally:
+                if watchdog is not None and proc.returncode is not None:
+                    watchdog.release(proc.pid)
             reader.join(timeout=5)
             stderr.seek(0)
             tail = [*log, *stderr.read().splitlines()][-STDERR_TAIL_LINES:]
@@ -214,10 +209,16 @@ class Runner:
         self.device_info: dict[str, Any] | None = None
         self.selection: dict[str, Any] = {}
         self.not_the_device: str | None = None
+        self.watchdog: Watchdog | None = None
 
     # -- manifest --------------------------------------------------------------------
     def _write_manifest(self) -> None:
-        atomic_write_json(self.out_dir / MANIFEST, sanitize(self.manifest))
+        try:
+            atomic_write_json(self.out_dir / MANIFEST_FILE, sanitize(self.manifest))
+        except OSError as exc:
+            if exc.errno in STORAGE_ERRNOS:
+                raise StorageError(f"cannot write {self.out_dir / MANIFEST_FILE}", exc) from exc
+            raise
 
     def _start_manifest(self) -> None:
         self.manifest = {
@@ -239,26 +240,46 @@ class Runner:
         }
         self._write_manifest()
 
+    def _item(self, entry: Entry) -> dict[str, Any]:
+        return next(item for item in self.manifest["entries"] if item["id"] == entry.id)
+
     def _record_entry(self, entry: Entry, status: str, doc: dict[str, Any] | None,
                       problems: list[str]) -> None:
-        for item in self.manifest["entries"]:
-            if item["id"] == entry.id:
-                item["status"] = status
-                if doc is not None:
-                    item["file"] = f"{entry.id}.json"
-                    item["sha256"] = doc["sha256"]
-                if problems:
-                    item["schema_problems"] = problems
+        item = self._item(entry)
+        item["status"] = status
+        if doc is not None:
+            item["file"] = result_file(entry.id)
+            item["sha256"] = doc["sha256"]
+        if problems:
+            item["schema_problems"] = problems
         self._write_manifest()
 
     def _record_failure(self, entry: Entry, exc: Exception) -> None:
         message = f"the harness failed to record this workload: {type(exc).__name__}: {exc}"
-        for item in self.manifest["entries"]:
-            if item["id"] == entry.id:
-                item["status"] = "error"
-                item["error"] = message
+        item = self._item(entry)
+        item["status"] = "error"
+        item["error"] = message
         self._write_manifest()
         self.display.note(f"{entry.id}: {message}")
+
+    def _end_on_storage_error(self, exc: StorageError) -> int:
+        """The disk is full (or read-only, or failing): nothing more can be recorded. Give
+        back the reserved room and write the manifest once more, true to what is on disk:
+        state ``failed``, every result that was written listed with its hash."""
+        release_reserve(self.out_dir)
+        self.manifest["state"] = "failed"
+        self.manifest["error"] = str(exc)
+        self.manifest["ended_at"] = utc_iso(time.time())
+        try:
+            self._write_manifest()
+            said = f"the manifest says so and lists the {len(what_is_on_disk(self.out_dir))} " \
+                   "result(s) on disk"
+        except (StorageError, OSError) as again:
+            said = (f"even the last manifest could not be written ({again}); the results on "
+                    f"disk are {', '.join(what_is_on_disk(self.out_dir)) or 'none'}")
+        self.display.note(f"error: the run stopped: {exc}. {said}. Free some space (or choose "
+                          "another --out) and run the remaining entries again with --only.")
+        return 1
 
     # -- running ---------------------------------------------------------------------
     def _context(self, sampler: Sampler, snap: dict[str, Any]) -> TelemetryContext:
@@ -307,13 +328,17 @@ class Runner:
             self.display.repeat_started(r, entry.rules.repeats)
             try:
                 child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
-                                  self.display.progress)
+                                  self.display.progress, self.watchdog)
             except KeyboardInterrupt:
                 repeats.append({"index": r, "status": "interrupted", "error": {
                     "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}})
                 interrupted = True
                 break
             result = {"index": r, **child.result}
+            problem = implausible_measurement(result)
+            if problem:
+                result.update(status="error", error={"type": "ImplausibleMeasurement",
+                                                     "message": problem})
             repeats.append(result)
             if result.get("device") and "error" not in result["device"]:
                 self.device_info = result["device"]
@@ -411,11 +436,27 @@ class Runner:
 
     def write(self, entry: Entry, doc: dict[str, Any]) -> list[str]:
         problems = [str(p) for p in validation_errors(doc, "result")]
-        atomic_write_json(self.out_dir / f"{entry.id}.json", doc)
+        path = self.out_dir / result_file(entry.id)
+        try:
+            atomic_write_json(path, doc)
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            item = self._item(entry)
+            item["status"] = "error"
+            item["error"] = f"the result could not be written: {exc.strerror or exc}"
+            raise StorageError(f"cannot write {path}", exc) from exc
         self._record_entry(entry, doc["status"], doc, problems)
         return problems
 
     def run(self) -> int:
+        """Run every entry; 0 when all ended as expected, 1 otherwise, 130 when interrupted."""
+        try:
+            return self._run()
+        except StorageError as exc:
+            return self._end_on_storage_error(exc)
+
+    def _run(self) -> int:
         interval_s = self.suite.telemetry.interval_s
         adapter, self.selection = open_adapter(self.backend.telemetry, [0], interval_s)
         self.not_the_device = no_device_telemetry(self.vendor, adapter, self.selection)
@@ -424,7 +465,7 @@ class Runner:
             self.display.note(self.selection["note"])
         failures = 0
         sampler = Sampler(adapter, interval_s)
-        with sigterm_as_interrupt(), sampler:
+        with sigterm_as_interrupt(), sampler, Watchdog() as self.watchdog:
             try:
                 self.manifest["idle"] = idle = self._idle(sampler)
                 self._write_manifest()
@@ -436,6 +477,8 @@ class Runner:
                         doc = stop.args[0]
                         self.write(entry, doc)
                         raise KeyboardInterrupt from None
+                    except StorageError:
+                        raise
                     except Exception as exc:
                         # No document could be made: the manifest says why, the next entry
                         # still runs, and the run's exit code reports the failure.
@@ -443,18 +486,20 @@ class Runner:
                         failures += 1
                         continue
                     sampler.discard_before(time.monotonic() - 2 * interval_s)
-                    self.display.entry_finished(entry, doc, self.out_dir / f"{entry.id}.json",
-                                                problems)
+                    self.display.entry_finished(entry, doc,
+                                                self.out_dir / result_file(entry.id), problems)
                     if problems or doc["status"] not in ("ok", *EXPECTED_FAILURES):
                         failures += 1
             except KeyboardInterrupt:
                 self.manifest["state"] = "interrupted"
                 self.manifest["ended_at"] = utc_iso(time.time())
                 self._write_manifest()
+                release_reserve(self.out_dir)
                 self.display.note(f"interrupted: finished results kept in {self.out_dir}")
                 return 130
         self.manifest["state"] = "finished"
         self.manifest["ended_at"] = utc_iso(time.time())
         self._write_manifest()
+        release_reserve(self.out_dir)
         self.display.run_finished(self.manifest, self.out_dir)
         return 1 if failures else 0

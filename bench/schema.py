@@ -11,6 +11,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from bench.errors import cut
+from bench.jsonio import json_path
 from bench.paths import schemas_dir
 
 
@@ -32,13 +34,6 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def json_path(parts: Any) -> str:
-    out = "$"
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
 def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
     """Every violation of ``schemas/<schema>.schema.json``, most relevant first."""
     errors = list(validator(schema).iter_errors(doc))
@@ -50,8 +45,9 @@ def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
     for err in ordered:
         # For oneOf/anyOf, the deepest sub-error says more than "is not valid under any".
         leaf = best_match(err.context) if err.context else err
-        problems.append(SchemaProblem(json_path(leaf.absolute_path), str(leaf.validator),
-                                      leaf.message))
+        # jsonschema's message quotes the whole offending value: cut it to a line.
+        problems.append(SchemaProblem(cut(json_path(leaf.absolute_path), 200),
+                                      str(leaf.validator), cut(leaf.message)))
     return problems
 
 
@@ -62,14 +58,23 @@ def read_yaml_file(path: Path, schema: str, what: str) -> Any:
     import yaml
 
     from bench.errors import UserError
+    from bench.jsonio import UnreadableDocument, check_tree, read_document_bytes
 
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{what} {path} cannot be read: {exc.strerror or exc}.",
-                        "Give an existing, readable file.") from exc
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"{what} {path} is not valid YAML: {exc}.",
+        data = read_document_bytes(Path(path))
+    except UnreadableDocument as exc:
+        raise UserError(f"{what} {path} {exc}.", "Give an existing, readable file.") from exc
+    try:
+        doc = yaml.safe_load(data.decode("utf-8"))
+        check_tree(doc)
+    except UnreadableDocument as exc:
+        raise UserError(f"{what} {path} {exc}.",
+                        f"Fix that value; schemas/{schema}.schema.json lists what each field "
+                        "accepts.") from exc
+    except (UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError: an integer too long to convert; RecursionError: absurd nesting.
+        detail = cut(str(exc)) if not isinstance(exc, RecursionError) else "nested too deeply"
+        raise UserError(f"{what} {path} is not valid YAML: {detail}.",
                         "Fix the syntax at the line shown.") from exc
     errors = validation_errors(doc, schema)
     if errors:

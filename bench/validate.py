@@ -1,14 +1,19 @@
-"""Validation of result files and run manifests: schema, then the document's own hash."""
+"""Validation of result files and run manifests: schema, then the document's own hash.
+
+Files are read with ``bench.jsonio.read_json_file``: a FIFO, a device, a symlink out of the
+directory that was named, an oversized or malformed document is an invalid file with its
+reason, never a hang, a crash or a traceback, and never takes the other files with it.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.jsonio import HASH_FIELD, body_sha256
+from bench.ids import MANIFEST_FILE
+from bench.jsonio import HASH_FIELD, UnreadableDocument, body_sha256, read_json_file
 from bench.schema import SchemaProblem, validation_errors
 
 KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest", "bench.audit": "audit"}
@@ -31,7 +36,7 @@ def schema_for(doc: Any, path: Path) -> str:
     kind = doc.get("kind") if isinstance(doc, dict) else None
     if kind in KIND_SCHEMAS:
         return KIND_SCHEMAS[kind]
-    return "manifest" if path.name == "manifest.json" else "result"
+    return "manifest" if path.name == MANIFEST_FILE else "result"
 
 
 def validate_document(doc: Any, path: Path) -> FileReport:
@@ -47,22 +52,37 @@ def validate_document(doc: Any, path: Path) -> FileReport:
     return report
 
 
-def validate_file(path: Path) -> FileReport:
+def validate_file(path: Path, root: Path | None = None) -> FileReport:
+    """Read and validate one file; ``root``: the directory it was found in (it must not
+    lead out of it)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return FileReport(path, None, [SchemaProblem("$", "readable", str(exc))])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return FileReport(path, None, [SchemaProblem("$", "json", f"not JSON: {exc}")])
+        doc = read_json_file(path, root)
+    except UnreadableDocument as exc:
+        return FileReport(path, None, [SchemaProblem("$", exc.rule, str(exc))])
     return validate_document(doc, path)
 
 
-def expand(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; directories become their ``*.json`` files (recursively)."""
-    out: list[Path] = []
+@dataclass(frozen=True)
+class Found:
+    """A file to read, and the directory it was found in (None: named directly)."""
+
+    path: Path
+    root: Path | None = None
+
+
+def find_files(paths: Iterable[Path]) -> list[Found]:
+    """Files as given; directories become their ``*.json`` files (recursively, without
+    following symlinked directories), each with that directory as its root."""
+    out: list[Found] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")))
+            out.extend(Found(p, path) for p in sorted(path.rglob("*.json"))
+                       if not p.name.startswith("."))
         else:
-            out.append(path)
+            out.append(Found(path))
     return out
+
+
+def expand(paths: Iterable[Path]) -> list[Path]:
+    """The files ``find_files`` finds."""
+    return [f.path for f in find_files(paths)]

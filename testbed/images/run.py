@@ -59,7 +59,7 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
     run_id = new_run_id(vendor, Path(suite).stem)
     out_dir = Path(out) if out else results_root / run_id
     if label is not None:
-        from bench.provenance import check_label
+        from bench.ids import check_label
 
         check_label(label)
     command, suite_mount = bench_command(spec, suite, run_id, only, overrides, label)
@@ -91,7 +91,7 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
 
 def _prepare_results_dir(out_dir: Path, user: str | None) -> None:
     """The results directory is new (or empty), exists and the container's user can write it."""
-    from bench.runner import refuse_used_out_dir
+    from bench.rundir import refuse_used_out_dir
 
     refuse_used_out_dir(out_dir)
     try:
