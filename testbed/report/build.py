@@ -9,6 +9,11 @@ the rest (``analysis``), and writes into ``out``:
 - ``aggregated.csv``: one row per (device, workload, metric) with the mean over results,
   their number and spread, the marks and their reasons;
 - ``scores.csv``: composite (and baseline-relative) score per (workload, device).
+
+Text cells of the CSV files come from result documents (device labels, workload ids, notes):
+a cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return) is written with a leading ``'``, as OWASP recommends; numbers are
+written as numbers.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.ids import inside
 from bench.jsonio import atomic_write_text
+from bench.paths import make_writable_dir
 from testbed.report import render_html, render_md
 from testbed.report.analysis import Analysis, analyse
 from testbed.report.checks import CheckSettings
@@ -53,9 +60,34 @@ def _require(paths: list[Path], what: str) -> None:
                         "`invoke bench --native --suite smoke` to make some.")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell no spreadsheet runs as a formula (OWASP's CSV injection advice): text
+    starting with = + - @ tab or CR gets a leading ' (text that is a plain number, like
+    -3.5, stays as it is)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """``csv.writer`` whose every cell goes through ``csv_cell``."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self._writer = csv.writer(buf, lineterminator="\n")
+
+    def writerow(self, row: list[object]) -> None:
+        self._writer.writerow([csv_cell(c) for c in row])
+
+
 def aggregated_csv(analysis: Analysis) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = _SafeWriter(buf)
     writer.writerow(["device", "device_key", "workload", "mode", "group", "metric", "value",
                      "unit", "n_results", "std_over_results", "marks", "notes",
                      "missing_reason"])
@@ -71,7 +103,7 @@ def aggregated_csv(analysis: Analysis) -> str:
 
 def scores_csv(analysis: Analysis) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = _SafeWriter(buf)
     writer.writerow(["workload", "device", "composite_score", "metrics_used",
                      "baseline_device", "baseline_relative_score"])
     bl = analysis.baseline
@@ -121,16 +153,21 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
         "invalid": len(inputs.invalid) + (len(base_inputs.invalid) if base_inputs else 0),
         "devices": len(inputs.devices), "workloads": len(analysis.workloads),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    charts_dir = out / "charts"
-    charts_dir.mkdir(exist_ok=True)
-    chart_files = _write_charts(views, charts_dir)
-    files = ReportFiles(out / "report.html", out / "report.md", out / "aggregated.csv",
-                        out / "scores.csv", chart_files, analysis)
-    atomic_write_text(files.csv, aggregated_csv(analysis))
-    atomic_write_text(files.scores_csv, scores_csv(analysis))
-    atomic_write_text(files.markdown, render_md.render(views, meta))
-    atomic_write_text(files.html, render_html.render(views, meta))
+    fix = "Choose a directory you can write to with --out DIR."
+    make_writable_dir(out, "Report directory", fix)
+    try:
+        charts_dir = out / "charts"
+        charts_dir.mkdir(exist_ok=True)
+        chart_files = _write_charts(views, charts_dir)
+        files = ReportFiles(out / "report.html", out / "report.md", out / "aggregated.csv",
+                            out / "scores.csv", chart_files, analysis)
+        atomic_write_text(files.csv, aggregated_csv(analysis))
+        atomic_write_text(files.scores_csv, scores_csv(analysis))
+        atomic_write_text(files.markdown, render_md.render(views, meta))
+        atomic_write_text(files.html, render_html.render(views, meta))
+    except OSError as exc:
+        raise UserError(f"Cannot write the report in {out}: {exc.strerror or exc}.",
+                        fix + " (The files already written there are complete.)") from exc
     return files
 
 
@@ -139,7 +176,7 @@ def _write_charts(views: Views, directory: Path) -> list[Path]:
     figures = [*([views.radar] if views.radar else []), *views.bars, *views.timelines,
                *([views.roofline] if views.roofline else [])]
     for fig in figures:
-        path = directory / f"{fig.name}.svg"
+        path = inside(directory, f"{fig.name}.svg")
         atomic_write_text(path, "<?xml version='1.0' encoding='UTF-8'?>\n" + fig.svg + "\n")
         written.append(path)
     return written

@@ -2,7 +2,13 @@
 
 Every file is validated (schema, then the document's own sha256) before anything else reads
 it. An invalid file is kept in the report's list of invalid files with the reason, never
-silently dropped.
+silently dropped; a file that cannot be read safely (a FIFO, a symlink out of its run
+directory, an oversized or malformed document: see ``bench.jsonio.read_json_file``) is such
+an invalid file too, and never takes the other files with it.
+
+Runs. Every valid manifest is kept with its state, so the report can say which runs did not
+finish (still running, killed, interrupted or failed): their results are complete documents
+each, but the run is not.
 
 Device identity. Results from differently configured runs must stay apart even on the same
 hardware (the cpu device with 1 and with 2 threads are two "devices"), while repeated runs of
@@ -24,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.specs import find_spec
-from bench.validate import expand, validate_file
+from bench.validate import find_files, validate_file
 
 # Provenance facts that make a device configuration, in the order they are added to the
 # shown label when the shorter forms collide.
@@ -71,6 +77,32 @@ class InvalidFile:
     problems: list[str]
 
 
+@dataclass(frozen=True)
+class RunState:
+    """A run directory's manifest: how far the run got."""
+
+    path: Path
+    run_id: str
+    state: str  # running, finished, interrupted, failed
+    done: int  # entries with a result file
+    total: int
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "finished"
+
+    def why(self) -> str:
+        """What the state means for a reader of the report."""
+        meaning = {
+            "running": "the manifest still says running: the run is going on, or its process "
+                       "was killed before it could finish",
+            "interrupted": "stopped by the user",
+            "failed": f"stopped by an error: {self.error or 'see the manifest'}",
+        }.get(self.state, self.state)
+        return f"{meaning}; {self.done} of {self.total} entries have a result"
+
+
 @dataclass
 class ResultSet:
     """Valid results, the invalid files (with reasons) and the devices they came from."""
@@ -80,6 +112,12 @@ class ResultSet:
     devices: dict[str, Device] = field(default_factory=dict)
     files: int = 0
     manifests: int = 0
+    runs: list[RunState] = field(default_factory=list)
+
+    @property
+    def incomplete(self) -> list[RunState]:
+        """Runs whose manifest does not say ``finished``."""
+        return [r for r in self.runs if not r.finished]
 
 
 def identity_facts(doc: dict[str, Any]) -> dict[str, str]:
@@ -162,15 +200,24 @@ def label_devices(devices: Iterable[Device]) -> dict[str, Device]:
     return {d.key: Device(d.key, d.facts, labels[d.key], d.spec) for d in devices}
 
 
+def run_state(path: Path, manifest: dict[str, Any]) -> RunState:
+    entries = manifest["entries"]
+    return RunState(path.parent, manifest["run_id"], manifest["state"],
+                    sum(1 for e in entries if e.get("file")), len(entries),
+                    manifest.get("error"))
+
+
 def load_results(paths: Iterable[Path]) -> ResultSet:
     """Validate and load every JSON file under ``paths`` (files or run directories)."""
     out = ResultSet()
     found: dict[str, Device] = {}
-    for path in expand(paths):
-        report = validate_file(path)
+    for file in find_files(paths):
+        path = file.path
+        report = validate_file(path, file.root)
         out.files += 1
         if report.schema == "manifest" and report.ok:
             out.manifests += 1
+            out.runs.append(run_state(path, report.doc))
             continue
         if not report.ok:
             out.invalid.append(InvalidFile(path, [str(p) for p in report.problems]))

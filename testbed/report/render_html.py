@@ -87,7 +87,8 @@ def cell_html(cell: Cell | str, numeric: bool = False) -> str:
     classes = [cell.kind if cell.kind != "value" else "v"]
     if cell.kind == "status":
         classes.append({"ok": "ok", "passed": "ok", "not applicable": "muted",
-                        "failed": "bad"}.get(cell.text, ""))
+                        "failed": "bad", "running": "bad",
+                        "interrupted": "bad"}.get(cell.text, ""))
     if "X" in cell.marks:
         classes.append("flagged")
     if align:
@@ -132,6 +133,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
              ("valid results", meta["results"], ""),
              ("invalid files", meta["invalid"], "bad" if meta["invalid"] else "good"),
              ("failed checks", failed, "bad" if failed else "good")]
+    if views.incomplete is not None:
+        chips.append(("incomplete runs", len(views.incomplete.rows), "bad"))
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -149,6 +152,11 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         out.append("<div class='callout'><b>Invalid files were left out.</b> Each failed the "
                    "result schema or its sha256 seal; the reason is given.</div>")
         out.append(table_html(views.invalid))
+    if views.incomplete is not None:
+        out.append("<div class='callout'><b>Some runs did not finish.</b> Their results are "
+                   "shown (each is a complete, sealed document), but the run is not: entries "
+                   "may be missing, and a killed run may have stopped mid-measurement.</div>")
+        out.append(table_html(views.incomplete))
     out.append("<h3>Marks</h3><dl class='marks'>" + "".join(
         f"<dt>{_marks(c)}</dt><dd>{e(text)}</dd>" for c, text in views.marks.items())
         + "</dl><p class='lead'>Hover a marked value for the reason.</p></section>")

@@ -1,41 +1,73 @@
-"""The Markdown report: the same sections as the HTML, charts as SVG files beside it."""
+"""The Markdown report: the same sections as the HTML, charts as SVG files beside it.
+
+Text from result documents (labels, ids, messages) is someone else's: it is escaped, so a
+``<script>`` or a ``[link](javascript:...)`` in a field is shown as text, never rendered.
+"""
 
 from __future__ import annotations
+
+import html
+import re
 
 from testbed.report.render_html import numeric_columns
 from testbed.report.views import Cell, Figure, Table, Views
 
+# Characters that make links, images, code spans, table cells and escapes (HTML is made
+# harmless by entities). Emphasis (* _) is left alone: it changes looks, never content.
+_MD_SPECIAL = re.compile(r"([\\`\[\]|])")
+
+
+def md_escape(text: str, code_spans: bool = False) -> str:
+    """``text`` as literal Markdown on one line: Markdown syntax backslash-escaped and ``<``,
+    ``>``, ``&`` as entities, so no HTML, link or image in it is rendered.
+
+    With ``code_spans`` (our own captions), text between pairs of backticks stays a code span:
+    nothing inside one is rendered. An odd number of backticks escapes them all."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    parts = text.split("`")
+    if not code_spans or len(parts) % 2 == 0:
+        parts = [text]
+    return "`".join(p if i % 2 else _MD_SPECIAL.sub(r"\\\1", html.escape(p, quote=False))
+                    for i, p in enumerate(parts))
+
 
 def _text(cell: Cell | str) -> str:
     if isinstance(cell, str):
-        return cell.replace("|", "\\|").replace("\n", " ")
+        return md_escape(cell)
     marks = f" [{','.join('✗' if c == 'X' else c for c in cell.marks)}]" if cell.marks else ""
-    return (cell.text + marks).replace("|", "\\|").replace("\n", " ")
+    return md_escape(cell.text) + marks  # marks are our own letters
 
 
 def table_md(table: Table, level: str = "###") -> list[str]:
-    lines = [f"{level} {table.title}", ""] if level else []
+    lines = [f"{level} {md_escape(table.title)}", ""] if level else []
     if table.caption:
-        lines += [table.caption, ""]
+        lines += [md_escape(table.caption, code_spans=True), ""]
     numeric = numeric_columns(table)
-    lines += ["| " + " | ".join(table.header) + " |",
+    lines += ["| " + " | ".join(md_escape(h) for h in table.header) + " |",
               "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     lines += ["| " + " | ".join(_text(c) for c in row) + " |" for row in table.rows]
     return [*lines, ""]
 
 
 def figure_md(fig: Figure) -> list[str]:
-    return [f"![{fig.title}](charts/{fig.name}.svg)", "", f"*{fig.caption}*", ""]
+    return [f"![{md_escape(fig.title)}](charts/{fig.name}.svg)", "",
+            f"*{md_escape(fig.caption, code_spans=True)}*", ""]
 
 
 def render(views: Views, meta: dict[str, str | int]) -> str:
     lines = [f"# {meta['title']}", "",
-             f"Generated {meta['generated']} from {meta['files']} file(s) in {meta['sources']}: "
+             f"Generated {meta['generated']} from {meta['files']} file(s) in "
+             f"{md_escape(str(meta['sources']))}: "
              f"{meta['results']} valid result(s), {meta['invalid']} invalid; "
              f"{meta['devices']} device(s), {meta['workloads']} workload(s).", ""]
     lines += table_md(views.devices, "##")
     if views.invalid.rows:
         lines += table_md(views.invalid, "##")
+    if views.incomplete is not None:
+        lines += ["## Incomplete runs", "",
+                  "These runs did not finish: their results are shown, but entries may be "
+                  "missing.", ""]
+        lines += table_md(views.incomplete, "")
     lines += ["Marks: " + "; ".join(f"[{'✗' if c == 'X' else c}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
     lines += ["## Plausibility checks", ""]
@@ -56,10 +88,10 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
             lines += table_md(table)
     lines += ["## Metrics, normalised to their maximum", ""]
     for fig in views.bars:
-        lines += [f"### {fig.title}", "", *figure_md(fig)]
+        lines += [f"### {md_escape(fig.title)}", "", *figure_md(fig)]
     lines += ["## Telemetry timelines", ""]
     for fig in views.timelines:
-        lines += [f"### {fig.title}", "", *figure_md(fig)]
+        lines += [f"### {md_escape(fig.title)}", "", *figure_md(fig)]
     if views.roofline:
         lines += ["## Roofline", "", *figure_md(views.roofline)]
     lines += ["## Appendix: tables per metric", ""]
@@ -69,6 +101,6 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += table_md(views.unmeasured)
     if views.points:
         lines += ["### Grid points", ""]
-        lines += [f"- {t.title} (table in the HTML report)" for t in views.points]
+        lines += [f"- {md_escape(t.title)} (table in the HTML report)" for t in views.points]
         lines.append("")
     return "\n".join(lines)

@@ -337,6 +337,20 @@ def invalid_table(analysis: Analysis) -> Table:
     return Table("Invalid files (left out)", ["file", "why"], rows, anchor="invalid")
 
 
+def incomplete_table(analysis: Analysis) -> Table | None:
+    """Runs whose manifest does not say ``finished``: their results are kept, the run is
+    marked."""
+    runs = [(r, "") for r in analysis.inputs.incomplete]
+    if analysis.baseline_inputs is not None:
+        runs += [(r, " (baseline)") for r in analysis.baseline_inputs.incomplete]
+    if not runs:
+        return None
+    rows: list[list[Cell | str]] = [
+        [f"{r.path}{tag}", r.run_id, Cell(r.state, kind="status"), r.why()] for r, tag in runs]
+    return Table("Incomplete runs", ["run directory", "run id", "state", "what it means"],
+                 rows, anchor="incomplete")
+
+
 def points_tables(analysis: Analysis, limit_metrics: int = 6) -> list[Table]:
     """Grid points (LLM grid, operator sweeps) of each result, one table per result."""
     out = []
@@ -632,6 +646,7 @@ class Views:
     unmeasured: Table | None
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
+    incomplete: Table | None = None
 
 
 def build_views(analysis: Analysis) -> Views:
@@ -645,4 +660,5 @@ def build_views(analysis: Analysis) -> Views:
         tiers=tier_table(analysis), radar=radar_figure(analysis),
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
         roofline=roofline_figure(analysis), appendix=appendix,
-        unmeasured=unmeasured_table(analysis), points=points_tables(analysis))
+        unmeasured=unmeasured_table(analysis), points=points_tables(analysis),
+        incomplete=incomplete_table(analysis))
