@@ -50,10 +50,11 @@ def latest_run(results: Path = RESULTS) -> Path:
                  "runs with different labels as different devices)",
         "devices": "device indices for the container, e.g. 0,1 (default: all)",
         "image": "run this image instead of the one built from the current sources",
+        "memory": "container memory limit, e.g. 32g (default: the vendor spec's, none)",
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
-          report=True, report_out=None, label=None, devices=None, image=None):
+          report=True, report_out=None, label=None, devices=None, image=None, memory=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.errors import UserError
     from bench.runner import new_run_id
@@ -63,7 +64,7 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
 
         try:
             out_dir, code = bench_in_container(vendor, suite, out, only, set_ or [], devices,
-                                               image, RESULTS, label=label)
+                                               image, RESULTS, label=label, memory=memory)
             if report:
                 _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
         except UserError as exc:
@@ -160,6 +161,9 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None):
     except UserError as exc:
         raise _fail(exc) from exc
     print_summary(result)
+    if result.cannot_rerun:
+        raise Exit("error: this machine cannot re-run the submission (reason above, and in "
+                   f"{result.path}). Audit it on a machine with the vendor's device.", code=2)
     if not result.passed:
         raise Exit(code=1)
 

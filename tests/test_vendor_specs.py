@@ -93,7 +93,7 @@ def test_schema_requires_a_reason_for_privilege():
     data["run"]["security_opt"] = ["seccomp=unconfined"]
     assert any("security_reason" in p.message for p in validation_errors(data, "vendor"))
     data = copy.deepcopy(SPECS["mlu"].data)
-    del data["user"]["root_reason"]
+    data["user"]["uid"] = 0
     assert any("root_reason" in p.message for p in validation_errors(data, "vendor"))
     data = copy.deepcopy(SPECS["cuda"].data)
     data["run"]["ipc"] = "host"
@@ -127,7 +127,7 @@ def test_mlu_device_nodes_control_node_and_visible_devices(tmp_path):
     assert opts.environment["MLU_VISIBLE_DEVICES"] == "0,1,2,3"
     argv = opts.docker_cli()
     assert "/usr/bin/cnmon:/usr/bin/cnmon:ro" in flag_values(argv, "-v")
-    assert opts.user is None  # root, with the spec's reason
+    assert opts.user == "1000:1000"  # non-root, like cpu and cuda
     assert opts.docker_kwargs()["devices"][0] == "/dev/cambricon_ctl:/dev/cambricon_ctl:rwm"
     opts = options("mlu", host, devices=[2, 3])
     assert opts.devices == ["/dev/cambricon_ctl", "/dev/cambricon_dev2", "/dev/cambricon_dev3"]

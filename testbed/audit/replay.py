@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from bench.errors import UserError
+from bench.ids import MANIFEST_FILE
 from bench.jsonio import atomic_write_text
 from bench.paths import REPO_DIR
 from testbed.audit.submission import Submission
@@ -99,17 +100,61 @@ def write_suite(path: Path, suite: dict[str, Any]) -> Path:
 
 
 def read_results(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The re-run's valid result documents by entry id (what the submitted image wrote is
+    read as carefully as the submission: inside the directory, schema and hash checked)."""
+    from bench.validate import validate_file
+
     out = {}
     for path in sorted(out_dir.glob("*.json")):
-        if path.name == "manifest.json":
+        if path.name == MANIFEST_FILE:
             continue
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, dict) and doc.get("kind") == "bench.result":
-            out[doc["workload"]["id"]] = doc
+        report = validate_file(path, out_dir)
+        if report.ok and report.schema == "result":
+            out[report.doc["workload"]["id"]] = report.doc
     return out
+
+
+def rerun_unavailable(vendor: str, native: bool) -> str | None:
+    """Why this machine cannot re-run a ``vendor`` submission (None: it can).
+
+    Natively: the vendor's backend finds no device. In a container: the host lacks the device
+    nodes, the mounts or the container runtime the vendor's spec asks for. Said before any
+    re-run, so the verdict is "cannot re-run here", not a failure of the submission."""
+    if native:
+        from bench.devices import BACKENDS
+
+        if vendor not in BACKENDS:
+            return f"unknown vendor {vendor!r}"
+        found = BACKENDS[vendor].detect()
+        return None if found.available else \
+            f"this machine has no usable {vendor} device ({found.reason})"
+    import glob
+
+    from testbed.images.containers import passthrough
+    from testbed.images.spec import load_spec
+
+    spec = load_spec(vendor)
+    pattern = spec.run.get("device_glob")
+    if pattern and not glob.glob(pattern):
+        return (f"this machine has no {pattern}, so no {vendor} device to pass to the "
+                "container")
+    try:
+        passthrough(spec, None)
+    except UserError as exc:
+        return exc.what
+    runtime = spec.run.get("runtime")
+    if runtime:
+        from testbed.images.engine import connect
+
+        client = connect()
+        try:
+            runtimes = (client.info() or {}).get("Runtimes") or {}
+        finally:
+            client.close()
+        if runtime not in runtimes:
+            return (f"the Docker engine here has no {runtime!r} runtime (it has "
+                    f"{', '.join(sorted(runtimes)) or 'none'})")
+    return None
 
 
 def run_native(suite_file: Path, out_dir: Path, vendor: str, overrides: list[str],

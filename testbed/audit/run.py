@@ -19,7 +19,9 @@ from typing import Any
 from bench import __version__
 from bench.config import parse_override
 from bench.errors import UserError
+from bench.ids import id_problem, slug
 from bench.jsonio import atomic_write_json, sanitize, seal
+from bench.paths import make_writable_dir
 from bench.schema import validation_errors
 from testbed.audit.checks import CATEGORIES, Check, any_failed, skipped
 from testbed.audit.compare import caching_check, compare_entry, output_length_checks
@@ -27,6 +29,7 @@ from testbed.audit.replay import (
     SUITE_FILE,
     Rerun,
     overrides_of,
+    rerun_unavailable,
     run_container,
     run_native,
     suite_from_results,
@@ -37,6 +40,7 @@ from testbed.audit.tolerances import Tolerances, load_tolerances
 
 AUDIT_SCHEMA_VERSION = "1.0"
 SAME, DISTINCT = "as-submitted", "distinct-inputs"
+CANNOT_RERUN = "cannot_rerun"
 
 
 @dataclass
@@ -47,6 +51,11 @@ class AuditResult:
     @property
     def passed(self) -> bool:
         return self.verdict["verdict"] == "pass"
+
+    @property
+    def cannot_rerun(self) -> bool:
+        """Nothing failed, but this machine cannot re-measure the submission."""
+        return self.verdict["verdict"] == CANNOT_RERUN
 
 
 def caching_not_applicable(doc: dict[str, Any]) -> str | None:
@@ -77,8 +86,11 @@ def caching_not_applicable(doc: dict[str, Any]) -> str | None:
 
 
 def default_out(sub: Submission, root: Path) -> Path:
+    """``<root>/<run-id>-audit-<time>-<random>``: the run id is the submitter's, so it is used
+    only when it is a path id (bench.ids); the directory is always directly under ``root``."""
     stamp = datetime.now(tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return root / f"{sub.run_id or sub.run_dir.name}-audit-{stamp}-{uuid.uuid4().hex[:4]}"
+    name = sub.run_id if id_problem(sub.run_id) is None else slug(sub.run_dir.resolve().name)
+    return root / f"{name}-audit-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
 def audit(run_path: Path, out_root: Path, image: str | None = None,
@@ -111,6 +123,9 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
         for entry_id, doc in sub.results.items():
             checks += output_length_checks(entry_id, doc, "submitted")
 
+    unavailable = None
+    if sub.results and not any_failed(checks):
+        unavailable = rerun_unavailable(sub.vendor or "cpu", native)
     _prepare(out_dir)
     reruns: list[Rerun] = []
     records: list[dict[str, Any]] = []
@@ -118,6 +133,9 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
         note = ("not attempted: the integrity or image checks above failed, so a "
                 "re-measurement could not vouch for these files")
         checks.append(skipped("rerun", "rerun", str(sub.run_dir), note))
+    elif unavailable:
+        checks.append(skipped("rerun", "rerun", str(sub.run_dir),
+                              f"cannot re-run here: {unavailable}"))
     else:
         reruns, rerun_checks, records = _rerun_and_compare(sub, tol, out_dir, native,
                                                            choice.ref if choice else None)
@@ -125,14 +143,21 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
     if client is not None:
         client.close()
     verdict = _verdict(sub, checks, records, reruns, tol, native, choice, image, started,
-                       out_dir)
+                       out_dir, unavailable)
     path = out_dir / "verdict.json"
-    atomic_write_json(path, verdict)
+    try:
+        atomic_write_json(path, verdict)
+    except OSError as exc:
+        raise UserError(f"Cannot write the verdict {path}: {exc.strerror or exc}.",
+                        "Choose another audit directory with --out DIR.") from exc
     return AuditResult(verdict, path)
 
 
 def _refuse_used(out_dir: Path) -> None:
     """A new (or empty) audit directory: an earlier verdict is never overwritten."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"Audit directory {out_dir} is a file.",
+                        "Name a new directory with --out DIR (or leave it out).")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"Audit directory {out_dir} is not empty.",
                         "Leave out --out (a new audits/<run-id>-audit-<time>/ is made) or name "
@@ -141,11 +166,7 @@ def _refuse_used(out_dir: Path) -> None:
 
 def _prepare(out_dir: Path) -> None:
     _refuse_used(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"Cannot create the audit directory {out_dir}: "
-                        f"{exc.strerror or exc}.", "Choose another with --out DIR.") from exc
+    make_writable_dir(out_dir, "Audit directory", "Choose another with --out DIR.")
 
 
 def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: bool,
@@ -191,13 +212,17 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
 
 def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]],
              reruns: list[Rerun], tol: Tolerances, native: bool, choice: Any,
-             image_arg: str | None, started: float, out_dir: Path) -> dict[str, Any]:
+             image_arg: str | None, started: float, out_dir: Path,
+             unavailable: str | None = None) -> dict[str, Any]:
     metric_fail = [r for r in records if r["status"] == "fail"]
     failed_checks = [c for c in checks if c.status == "fail"]
     reasons = [f"{c.category}/{c.id} {c.subject}: {c.message}" for c in failed_checks]
     reasons += [f"metric {r['entry']}{' ' + str(r['point']) if r['point'] else ''} "
                 f"{r['metric']}: {r['reason']}" for r in metric_fail]
-    if not reasons and not reruns:
+    cannot_rerun = not reasons and unavailable is not None
+    if cannot_rerun:
+        reasons = [f"cannot re-run here: {unavailable}"]
+    elif not reasons and not reruns:
         reasons = ["nothing was re-measured"]
     prov = sub.provenance
     count = {s: sum(1 for r in records if r["status"] == s)
@@ -228,7 +253,7 @@ def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]]
             "metrics": count,
             "reasons": reasons,
         },
-        "verdict": "fail" if reasons else "pass",
+        "verdict": CANNOT_RERUN if cannot_rerun else "fail" if reasons else "pass",
         "out_dir": str(out_dir),
         "started_at": _iso(started),
         "ended_at": _iso(time.time()),
@@ -263,8 +288,9 @@ def print_summary(result: AuditResult, stream: Any = None) -> None:
     m = v["summary"]["metrics"]
     print(f"  {'metrics':<12} {m['pass']:>3} pass  {m['fail']:>3} fail  {m['ignored']:>3} "
           f"ignored  {m['not_measured']:>3} not measured", file=out)
+    tag = "FAIL" if v["verdict"] == "fail" else "NOTE"
     for reason in v["summary"]["reasons"][:20]:
-        print(f"  FAIL {reason}", file=out)
+        print(f"  {tag} {reason}", file=out)
     if len(v["summary"]["reasons"]) > 20:
         print(f"  ... {len(v['summary']['reasons']) - 20} more in the verdict", file=out)
     print(f"verdict: {v['verdict'].upper()}  ({result.path})", file=out)

@@ -5,21 +5,26 @@ with the hash the result holds (a document edited and re-sealed after the run st
 from the manifest written during it); the results must agree on run, vendor, image, bench
 version and sources; the seeds must be the suite's. The hashes are checksums, not signatures:
 anyone can re-seal an edited file and its manifest, which is why the audit then re-measures.
+
+The files are someone else's: each is read with ``bench.jsonio.read_json_file`` inside the
+run directory (a symlink out of it, a FIFO, a device, an oversized or malformed document is a
+failed check with its reason, never followed, never a hang), and no message quotes more than
+a line of what a file holds.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
-from bench.jsonio import HASH_FIELD, body_sha256
+from bench.errors import UserError, cut
+from bench.ids import MANIFEST_FILE
+from bench.jsonio import HASH_FIELD, UnreadableDocument, body_sha256, read_json_file
 from bench.schema import validation_errors
 from testbed.audit.checks import ANTI_GAMING, INTEGRITY, Check, failed, passed, skipped
 
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_FILE
 
 
 @dataclass
@@ -50,13 +55,12 @@ class Submission:
         return (self.manifest or {}).get("run_id")
 
 
-def _read(path: Path) -> tuple[Any, str | None]:
+def _read(path: Path, run_dir: Path) -> tuple[Any, str | None]:
+    """A document of the run directory, or why it cannot be read (never followed out of it)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except OSError as exc:
-        return None, f"cannot be read: {exc.strerror or exc}"
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"is not JSON: {exc}"
+        return read_json_file(path, root=run_dir), None
+    except UnreadableDocument as exc:
+        return None, str(exc)
 
 
 def _schema_check(doc: Any, schema: str, name: str) -> Check:
@@ -77,6 +81,9 @@ def load_submission(path: Path) -> tuple[Submission, list[Check]]:
     only = None
     if path.is_file():
         only, path = path.name, path.parent
+    elif not path.is_dir():
+        raise UserError(f"{path} is neither a run directory nor a result file.",
+                        "Give a run directory (results/<run-id>/) or one result file in it.")
     sub = Submission(run_dir=path, only=only)
     checks: list[Check] = []
     manifest_path = path / MANIFEST
@@ -86,7 +93,7 @@ def load_submission(path: Path) -> tuple[Submission, list[Check]]:
                              "hashes) is missing, so a removed or added result cannot be "
                              "detected"))
     else:
-        doc, problem = _read(manifest_path)
+        doc, problem = _read(manifest_path, path)
         if problem:
             checks.append(failed("manifest", INTEGRITY, MANIFEST, f"{MANIFEST} {problem}"))
         else:
@@ -130,7 +137,7 @@ def _result_documents(run_dir: Path, only: str | None,
                                        if p.name != MANIFEST and not p.name.startswith("."))
     out: dict[str, dict[str, Any]] = {}
     for name in names:
-        doc, problem = _read(run_dir / name)
+        doc, problem = _read(run_dir / name, run_dir)
         if problem:
             checks.append(failed("schema", INTEGRITY, name, f"{name} {problem}"))
             continue
@@ -223,9 +230,10 @@ def consistency_checks(sub: Submission) -> list[Check]:
         if what in expected and expected[what] is not None:
             values.add(expected[what])
         if len(values) > 1:
+            shown = ", ".join(cut(str(v), 100) for v in sorted(map(str, values))[:5])
             out.append(failed("consistency", INTEGRITY, what,
                               f"the results (and manifest) disagree on the {what}: "
-                              f"{', '.join(sorted(map(str, values)))}; one run has one"))
+                              f"{shown}; one run has one"))
         else:
             out.append(passed("consistency", INTEGRITY, what,
                               f"every result has the same {what}"))
@@ -240,12 +248,13 @@ def seed_check(entry_id: str, doc: dict[str, Any]) -> Check:
     recorded = seeds.get("repeat_seeds")
     if seeds.get("suite_seed") != seed:
         return failed("seeds", ANTI_GAMING, entry_id,
-                      f"provenance.seeds.suite_seed is {seeds.get('suite_seed')!r}, the suite's "
-                      f"seed is {seed!r}")
+                      f"provenance.seeds.suite_seed is {cut(repr(seeds.get('suite_seed')), 100)}"
+                      f", the suite's seed is {seed!r}")
     if not isinstance(recorded, list) or len(recorded) != repeats or any(
             s != seed for s in recorded):
         return failed("seeds", ANTI_GAMING, entry_id,
-                      f"provenance.seeds.repeat_seeds is {recorded!r}; the harness seeds each "
+                      f"provenance.seeds.repeat_seeds is {cut(repr(recorded), 100)}; the harness "
+                      "seeds each "
                       f"of the {repeats} repeat(s) with the suite's seed {seed!r}")
     return passed("seeds", ANTI_GAMING, entry_id,
                   f"suite seed {seed} for all {repeats} repeat(s)")
@@ -311,7 +320,8 @@ def suite_conformance(sub: Submission) -> Check:
                 "precision_requested": w["precision_requested"], "params": w["params"],
                 "rules": {**entry.rules.as_dict(), **result["rules"]}}
         differ = [k for k in want if want[k] != have[k]]
-        problems += [f"{entry_id}: {k} {have[k]!r}, the suite says {want[k]!r}" for k in differ]
+        problems += [f"{entry_id}: {k} {cut(repr(have[k]), 200)}, the suite says "
+                     f"{cut(repr(want[k]), 200)}" for k in differ]
     if problems:
         return failed("suite_conformance", INTEGRITY, subject,
                       f"the results do not match bundled suite {name}: " + "; ".join(problems))

@@ -3,9 +3,16 @@
 ``run_options`` turns a vendor spec (its passthrough, environment, mounts, user) and the
 devices asked for into one ``RunOptions``; that object gives both the Docker SDK arguments the
 run uses and the equivalent ``docker run`` command line (printed, documented, unit-tested for
-every vendor). ``run_bench`` finds the image built from the current sources, streams the
-container's progress, stops it on Ctrl-C (SIGTERM, which the bench treats as Ctrl-C and keeps
-what finished), and validates every result on the host.
+every vendor).
+
+Least privilege (docs/security.md): no network, all capabilities dropped, no new privileges,
+a non-root user that joins only the groups of the device nodes it is given, a read-only root
+file system with a tmpfs for scratch, a pids limit and an optional memory limit. The vendor
+schema makes every widening of that carry a ``reason``.
+
+``run_bench`` finds the image built from the current sources, streams the container's
+progress, stops it on Ctrl-C (SIGTERM, which the bench treats as Ctrl-C and keeps what
+finished), and validates every result on the host.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from testbed.images.spec import REPO_DIR, VendorSpec
 
 RESULTS_MOUNT = "/results"
 SUITE_MOUNT = "/suites"
+DEFAULT_TMPFS = {"/tmp": "16g"}
+DEFAULT_PIDS_LIMIT = 4096
 STOP_GRACE_S = 30
 Log = Callable[[str], None]
 
@@ -68,6 +77,11 @@ class RunOptions:
     security_opt: list[str] = field(default_factory=list)
     privileged: bool = False
     name: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    read_only: bool = True
+    tmpfs: dict[str, str] = field(default_factory=dict)  # path -> mount options
+    pids_limit: int | None = None
+    memory: str | None = None  # docker's format, e.g. 32g; swap is not allowed on top
 
     def docker_kwargs(self) -> dict[str, Any]:
         """Arguments for ``client.containers.create``."""
@@ -81,10 +95,13 @@ class RunOptions:
             "devices": [f"{d}:{d}:rwm" for d in self.devices],
             "cap_drop": self.cap_drop or None, "cap_add": self.cap_add or None,
             "security_opt": self.security_opt or None, "privileged": self.privileged,
-            "detach": True,
+            "group_add": self.group_add or None, "read_only": self.read_only,
+            "tmpfs": dict(self.tmpfs) or None, "detach": True,
         }
         optional = {"user": self.user, "runtime": self.runtime, "shm_size": self.shm_size,
-                    "ipc_mode": self.ipc_mode, "network_mode": self.network_mode}
+                    "ipc_mode": self.ipc_mode, "network_mode": self.network_mode,
+                    "pids_limit": self.pids_limit, "mem_limit": self.memory,
+                    "memswap_limit": self.memory}
         kwargs.update({k: v for k, v in optional.items() if v is not None})
         if self.gpus is not None:
             all_gpus = self.gpus == ["all"]
@@ -100,6 +117,8 @@ class RunOptions:
             argv += ["--name", self.name]
         if self.user:
             argv += ["--user", self.user]
+        for group in self.group_add:
+            argv += ["--group-add", group]
         if self.gpus is not None:
             argv += ["--gpus", "all" if self.gpus == ["all"]
                      else f'"device={",".join(self.gpus)}"']
@@ -120,6 +139,14 @@ class RunOptions:
         argv += [a for opt in self.security_opt for a in ("--security-opt", opt)]
         if self.privileged:
             argv.append("--privileged")
+        if self.read_only:
+            argv.append("--read-only")
+        for path, opts in self.tmpfs.items():
+            argv += ["--tmpfs", f"{path}:{opts}"]
+        if self.pids_limit is not None:
+            argv += ["--pids-limit", str(self.pids_limit)]
+        if self.memory:
+            argv += ["--memory", self.memory, "--memory-swap", self.memory]
         return [*argv, self.image, *self.command]
 
 
@@ -210,6 +237,27 @@ def passthrough(spec: VendorSpec, devices: list[int] | None,
     return out
 
 
+def device_groups(spec: VendorSpec, devices: list[str], host_root: Path = Path("/")) -> list[str]:
+    """The groups the container's user joins: those owning the device nodes it is given and
+    the host paths the spec names in ``user.groups_of`` (a jtop socket, nodes the vendor's
+    runtime maps), so the devices open without root. Group 0 is never added: joining root's
+    group would widen far more than one device."""
+    gids = set()
+    for path in [*devices, *spec.user.get("groups_of", [])]:
+        try:
+            gids.add(_on_host(host_root, path).stat().st_gid)
+        except OSError:
+            continue
+    return [str(g) for g in sorted(gids - {0})]
+
+
+def tmpfs_options(run: dict[str, Any]) -> dict[str, str]:
+    """Scratch space on a read-only root: ``run.tmpfs`` (path -> size), writable by any user,
+    no devices or set-uid programs on it."""
+    return {path: f"rw,nosuid,nodev,size={size},mode=1777"
+            for path, size in run.get("tmpfs", DEFAULT_TMPFS).items()}
+
+
 def container_user(spec: VendorSpec, host_uid: int, host_gid: int) -> str | None:
     """Who the container runs as: the host's uid:gid (so results are the user's own files),
     the image's non-root user when the host user is root, or root where the spec says why."""
@@ -246,17 +294,22 @@ def bench_command(spec: VendorSpec, suite: str, run_id: str, only: str | None,
 def run_options(spec: VendorSpec, image: str, digest: str, revision: str, command: list[str],
                 out_dir: Path, devices: list[int] | None, extra_mounts: list[Mount],
                 host_uid: int, host_gid: int, name: str | None = None,
-                host_root: Path = Path("/")) -> RunOptions:
-    """Everything ``docker run`` gets, derived from the spec and nothing else."""
+                host_root: Path = Path("/"), memory: str | None = None) -> RunOptions:
+    """Everything ``docker run`` gets, derived from the spec (and ``memory``, a limit given
+    on the command line in place of the spec's) and nothing else."""
     from bench.provenance import GIT_COMMIT_ENV, IMAGE_DIGEST_ENV, IMAGE_ENV
 
     run = spec.run
     dev = passthrough(spec, devices, host_root)
     env = {**dev["environment"], IMAGE_ENV: image, IMAGE_DIGEST_ENV: digest,
            GIT_COMMIT_ENV: revision, "HOME": "/tmp"}
+    user = container_user(spec, host_uid, host_gid)
     return RunOptions(
-        image=image, command=command, name=name,
-        user=container_user(spec, host_uid, host_gid),
+        image=image, command=command, name=name, user=user,
+        group_add=device_groups(spec, dev["devices"], host_root) if user else [],
+        read_only=bool(run.get("read_only_root", True)), tmpfs=tmpfs_options(run),
+        pids_limit=run.get("pids_limit", DEFAULT_PIDS_LIMIT),
+        memory=memory or run.get("memory"),
         gpus=dev["gpus"], runtime=dev["runtime"], devices=dev["devices"], environment=env,
         mounts=[Mount(str(out_dir.resolve()), RESULTS_MOUNT, False), *extra_mounts,
                 *dev["mounts"]],

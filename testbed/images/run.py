@@ -4,6 +4,8 @@ over spec/build/containers (the tasks in tasks.py only translate errors to exit 
 from __future__ import annotations
 
 import os
+import re
+import stat
 from pathlib import Path
 
 from bench.errors import EXIT_USAGE, UserError
@@ -36,8 +38,10 @@ def build_vendor(vendor: str, base: str | None = None, root: Path = REPO_DIR) ->
 def bench_in_container(vendor: str, suite: str, out: str | None, only: str | None,
                        overrides: list[str], devices: str | None, image: str | None,
                        results_root: Path, root: Path = REPO_DIR,
-                       label: str | None = None) -> tuple[Path, int]:
-    """Run the suite in the vendor's image; returns (run directory, exit code)."""
+                       label: str | None = None,
+                       memory: str | None = None) -> tuple[Path, int]:
+    """Run the suite in the vendor's image; returns (run directory, exit code). ``memory``
+    limits the container's memory (docker's format, e.g. 32g) in place of the spec's."""
     from bench.config import load_suite
     from bench.runner import new_run_id
 
@@ -48,6 +52,9 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
         raise unknown_vendor(vendor)
     spec = load_spec(vendor, root)
     selected = parse_devices(devices)
+    if memory is not None and not re.fullmatch(r"[0-9]+[kmg]", memory):
+        raise UserError(f"--memory {memory!r} is not a size.",
+                        "Give a number with k, m or g, e.g. --memory 32g.")
     # The image holds this checkout's bench (find_bench_image checks it), so the suite,
     # --only and --set are checked here first: bad input never starts a container.
     load_suite(suite, overrides=overrides, only=[t.strip() for t in only.split(",")
@@ -66,8 +73,8 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
     revision = img.labels.get("org.opencontainers.image.revision", "unknown")
     options = run_options(spec, tag, digest, revision, command, out_dir, selected,
                           [suite_mount] if suite_mount else [], os.getuid(), os.getgid(),
-                          name=f"accel-testbed-{run_id}")
-    _prepare_results_dir(out_dir, options.user)
+                          name=f"accel-testbed-{run_id}", memory=memory)
+    _prepare_results_dir(out_dir, options.user, [int(g) for g in options.group_add])
     print(f"image {tag} ({digest})")
     print("running: " + shell_line(options.docker_cli()), flush=True)
     outcome = stream_container(client, options, write_stream)
@@ -89,16 +96,47 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
     return out_dir, code
 
 
-def _prepare_results_dir(out_dir: Path, user: str | None) -> None:
-    """The results directory is new (or empty), exists and the container's user can write it."""
+def _prepare_results_dir(out_dir: Path, user: str | None, groups: list[int]) -> None:
+    """The results directory is new (or empty), exists and the container's user can write it.
+
+    As root, a directory made here is given to the container's user; one that already existed
+    (a home directory, say) is never chowned: if the container's user cannot write it, the
+    run is refused before it starts."""
     from bench.rundir import refuse_used_out_dir
 
     refuse_used_out_dir(out_dir)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir()
+            created = True
+        except FileExistsError:
+            created = False
         if user and os.getuid() == 0:
             uid, gid = (int(x) for x in user.split(":"))
-            os.chown(out_dir, uid, gid)
+            if created:
+                os.chown(out_dir, uid, gid)
+            elif not writable_by(out_dir, uid, {gid, *groups}):
+                raise UserError(
+                    f"The results directory {out_dir} exists and the container's user "
+                    f"{uid}:{gid} cannot write it (it is not changed: only a directory this "
+                    "command creates is given to that user).",
+                    "Leave out --out, or name a directory that does not exist yet.")
     except OSError as exc:
         raise UserError(f"Cannot prepare the results directory {out_dir}: "
                         f"{exc.strerror or exc}.", "Choose another with --out DIR.") from exc
+
+
+def writable_by(path: Path, uid: int, gids: set[int]) -> bool:
+    """Whether ``uid`` (in groups ``gids``) may create files in the directory ``path``, by its
+    owner, group and mode bits."""
+    info = path.stat()
+    if uid == 0:
+        return True
+    if info.st_uid == uid:
+        bits = stat.S_IWUSR | stat.S_IXUSR
+    elif info.st_gid in gids:
+        bits = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        bits = stat.S_IWOTH | stat.S_IXOTH
+    return info.st_mode & bits == bits
