@@ -337,6 +337,7 @@ class Runner:
             result = {"index": r, **child.result}
             problem = implausible_measurement(result)
             if problem:
+                result.pop("throughput_items_per_s", None)  # kept in the message
                 result.update(status="error", error={"type": "ImplausibleMeasurement",
                                                      "message": problem})
             repeats.append(result)

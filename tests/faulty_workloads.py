@@ -4,6 +4,7 @@ takes the others' results with it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -175,4 +176,64 @@ class Memoiser(_Base):
             if len(self.cache) == self.CACHE_ENTRIES:
                 self.cache.pop(0)
         self.cache.append(key)
+        return self.params["batch_size"]
+
+
+@register
+class InfiniteThroughput(_Base):
+    """Reports an infinite throughput (as a window of zero length would)."""
+
+    name = "test-inf"
+    description = "reports an infinite throughput"
+
+    def step(self) -> int:
+        time.sleep(0.005)
+        return 1
+
+    def measure(self):
+        loop = super().measure()
+        loop["throughput_items_per_s"] = float("inf")
+        return loop
+
+
+@register
+class NoItems(_Base):
+    """Processes no items per step (as a batch of 0 would)."""
+
+    name = "test-zero"
+    description = "processes 0 items per step"
+
+    def step(self) -> int:
+        time.sleep(0.005)
+        return 0
+
+
+@register
+class FillsTheDisk(_Base):
+    """Fills the file system of its ``dir`` parameter to the last byte during setup, then
+    measures normally: the parent then has no room to write its result."""
+
+    name = "test-fill-disk"
+    description = "fills the disk holding its dir parameter"
+    configs = {"small": {"batch_size": 4, "dir": ""}}
+
+    def setup(self) -> None:
+        import errno
+
+        path = os.path.join(self.params["dir"], "filler")
+        block = b"\0" * 4096
+        with open(path, "wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(block)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        for size in (512, 64, 1):  # the last partial block too
+            with contextlib.suppress(OSError), open(path, "ab", buffering=0) as fh:
+                while True:
+                    fh.write(b"\0" * size)
+
+    def step(self) -> int:
+        time.sleep(0.005)
         return self.params["batch_size"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from bench.errors import EXIT_USAGE, UserError
@@ -96,7 +97,7 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
     return out_dir, code
 
 
-def _prepare_results_dir(out_dir: Path, user: str | None, groups: list[int]) -> None:
+def _prepare_results_dir(out_dir: Path, user: str | None, groups: Iterable[int] = ()) -> None:
     """The results directory is new (or empty), exists and the container's user can write it.
 
     As root, a directory made here is given to the container's user; one that already existed
