@@ -34,7 +34,7 @@ class FileReport:
 
 def schema_for(doc: Any, path: Path) -> str:
     kind = doc.get("kind") if isinstance(doc, dict) else None
-    if kind in KIND_SCHEMAS:
+    if isinstance(kind, str) and kind in KIND_SCHEMAS:
         return KIND_SCHEMAS[kind]
     return "manifest" if path.name == MANIFEST_FILE else "result"
 
