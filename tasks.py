@@ -193,6 +193,20 @@ def bench_telemetry(c, vendor="cpu", workload="resnet", rounds=60, round_s=0.3, 
     c.run(f"{PY} -m bench.telemetry.overhead " + shlex.join(args), pty=sys.stdout.isatty())
 
 
+@task(help={"examples": "inputs in all, shared by the four readers (default 10000)",
+            "targets": "comma-separated: suite, validate, report, audit (default all)",
+            "seed": "a fixed seed, to repeat a run (default: fresh inputs)"})
+def fuzz(c, examples=10_000, targets="suite,validate,report,audit", seed=None):
+    """Fuzz every reader of other people's files (hypothesis): prints inputs tried and found."""
+    args = ["--examples", str(examples), "--targets", targets]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    result = c.run(f"{PY} -m tests.fuzz_inputs " + shlex.join(args), warn=True,
+                   pty=sys.stdout.isatty())
+    if result.exited:
+        raise Exit(code=result.exited)
+
+
 @task(help={"k": "only tests matching this expression (pytest -k)",
             "fast": "skip slow, docker and browser tests"})
 def test(c, k=None, fast=False):

@@ -63,6 +63,10 @@ def test_rnn_counts():
     assert f.rnn_flop("lstm", 2, 3, 4, 5, backward=True) == 4320
     # fp32: x 24 + W 180 + y 30 = 234 elements
     assert f.rnn_bytes("lstm", 2, 3, 4, 5, 4) == 936
+    # backward reads dy 30, x 24, W 180 and writes dx 24, dW 180 = 438 elements
+    assert f.rnn_bytes("lstm", 2, 3, 4, 5, 4, backward=True) == 1752
+    # two layers, bf16: W = 180 + 200 = 380; 30 + 24 + 380 + 24 + 380 = 838 elements
+    assert f.rnn_bytes("lstm", 2, 3, 4, 5, 2, layers=2, backward=True) == 1676
     with pytest.raises(ValueError, match="unknown recurrent cell"):
         f.rnn_gates("transformer")
 

@@ -31,9 +31,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
+    # Not importorskip: that skips even where the browser tests are required (CI).
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as exc:
+        skip_or_fail(f"selenium cannot be imported ({exc}); `bash scripts/setup.sh --dev` "
+                     "installs it")
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         skip_or_fail("chromium/chromedriver not installed (scripts/system-deps.sh installs them)")
     options = webdriver.ChromeOptions()
