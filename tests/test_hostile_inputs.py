@@ -21,13 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import ids
-from bench.jsonio import (
-    UnreadableDocument,
-    read_document_bytes,
-    read_json_file,
-    seal,
-)
+from bench.jsonio import seal
 from bench.schema import validation_errors
 from tests.conftest import ROOT, bench_env
 from tests.fuzz_inputs import TARGETS, fuzz
@@ -168,7 +162,10 @@ def test_the_audit_fails_every_hostile_file_without_echoing_it(hostile_run, tmp_
                if c["id"] in ("schema", "sha256") and c["subject"] in REAL)
 
 
+@pytest.mark.timeout(60)
 def test_reading_refuses_what_would_hang_or_exhaust_memory(tmp_path):
+    from bench.jsonio import UnreadableDocument, read_document_bytes, read_json_file
+
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     with pytest.raises(UnreadableDocument, match="FIFO"):
@@ -205,6 +202,8 @@ def _schema(name: str) -> dict:
 
 
 def test_the_schemas_use_the_one_id_pattern():
+    from bench import ids
+
     suite, result, manifest = _schema("suite"), _schema("result"), _schema("manifest")
     entry = manifest["properties"]["entries"]["items"]["properties"]
     path_ids = {
@@ -230,6 +229,8 @@ def rule_reserved(rule: dict) -> set[str]:
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a/b", "", "..", ".x", "manifest", "x" * 129,
                                  "a\nb", "a b", "-rf"])
 def test_ids_that_would_leave_or_clobber_their_directory_are_refused(bad):
+    from bench import ids
+
     assert ids.entry_id_problem(bad) is not None
     with pytest.raises(ValueError):
         ids.result_file(bad)
@@ -239,6 +240,8 @@ def test_ids_that_would_leave_or_clobber_their_directory_are_refused(bad):
 
 
 def test_ids_that_name_files_pass():
+    from bench import ids
+
     for good in ("resnet-train", "qwen2-0.5b-infer", "A1_b.c", "20261124T082537Z-cpu-smoke-x"):
         assert ids.entry_id_problem(good) is None
         assert ids.result_file(good) == f"{good}.json"
