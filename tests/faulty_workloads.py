@@ -58,6 +58,9 @@ class Hanger(_Base):
     description = "never finishes a step"
 
     def step(self) -> int:
+        marker = os.environ.get("TEST_HANG_MARKER")  # says "hanging now" to a test
+        if marker:
+            open(marker, "w").close()
         time.sleep(3600)
         return 1
 

@@ -264,20 +264,19 @@ def test_kill_9_of_the_parent_takes_its_children_and_their_scratch(tmp_path):
                                  "  - {id: hung, workload: test-hang, mode: infer, "
                                  "rules: {timeout_s: 600}}\n")
     out = tmp_path / "run"
+    hanging = tmp_path / "hanging"
     parent = subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", str(suite),
                                "--device", "cpu", "--out", str(out), "--quiet"], cwd=ROOT,
-                              env=bench_env(TMPDIR=str(scratch)))
+                              env=bench_env(TMPDIR=str(scratch), TEST_HANG_MARKER=str(hanging)))
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            children = _children(parent.pid)
-            if (out / "quick.json").exists() and children:
-                break
+        while not hanging.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert children and (out / "quick.json").exists(), "the hung entry never started"
+        assert hanging.exists(), "the hung entry never started"
+        children = _children(parent.pid)
+        assert children and (out / "quick.json").exists()
         assert list(scratch.glob("bench-child-*"))
-        time.sleep(1)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=30)
         deadline = time.monotonic() + 30
