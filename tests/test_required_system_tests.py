@@ -17,7 +17,8 @@ from tests.conftest import ROOT
 def run_browser_tests(tmp_path, required: bool) -> subprocess.CompletedProcess[str]:
     hidden = tmp_path / "hide" / "selenium"
     hidden.mkdir(parents=True, exist_ok=True)
-    (hidden / "__init__.py").write_text("raise ImportError('selenium hidden by the test')\n")
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError('No module named selenium', "
+                                       "name='selenium')\n")
     env = {k: v for k, v in os.environ.items() if k != "BENCH_REQUIRE_SYSTEM_TESTS"}
     env["PYTHONPATH"] = f"{tmp_path / 'hide'}{os.pathsep}{ROOT}"
     if required:
