@@ -11,9 +11,13 @@ them meanwhile (a shared PostgreSQL store), the batch is retried one document at
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,12 +26,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.errors import UserError
-from bench.validate import expand, validate_bytes
+from bench.validate import FileReport, expand, validate_bytes
 from testbed.store import tables as t
 from testbed.store.rows import Extracted, Row, extract
 from testbed.store.store import Store, compress, verified
 
 BATCH_FILES = 200
+PARALLEL_FROM = 100  # files per validating process (fewer: validated in this process)
 VERDICT = "verdict.json"
 
 
@@ -62,6 +67,9 @@ class _Doc:
     rows: Extracted | None = None
 
 
+Validate = Callable[[list[_Doc]], list[FileReport]]
+
+
 def candidate_files(paths: Iterable[Path]) -> list[Path]:
     """JSON files under ``paths``. In an audit directory (one with ``verdict.json``) only the
     verdict: the re-runs beside it are the auditor's measurements, not a submission."""
@@ -78,22 +86,41 @@ def candidate_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def add_paths(store: Store, paths: Iterable[Path],
-              progress: Callable[[int, int], None] | None = None) -> AddSummary:
-    """Add every document under ``paths`` (see the module docstring)."""
+              progress: Callable[[int, int], None] | None = None,
+              jobs: int | None = None) -> AddSummary:
+    """Add every document under ``paths`` (see the module docstring).
+
+    Schema validation is most of the work (the database part is a few ms per document), so
+    many files are validated by ``jobs`` processes (default: one per CPU)."""
     if store.read_only:
         raise RuntimeError("add_paths needs a store opened for writing")
     files = candidate_files(paths)
     summary = AddSummary()
-    for start in range(0, len(files), BATCH_FILES):
-        batch = []
-        for path in files[start:start + BATCH_FILES]:
-            doc = _read(path, summary)
-            if doc is not None:
-                batch.append(doc)
-        _add_batch(store, batch, summary)
-        if progress:
-            progress(min(start + BATCH_FILES, len(files)), len(files))
+    jobs = min(jobs or os.cpu_count() or 1, len(files) // PARALLEL_FROM + 1)
+    with contextlib.ExitStack() as stack:
+        validate: Validate = _validate_here
+        if jobs > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                jobs, mp_context=multiprocessing.get_context("spawn")))
+
+            def validate(docs: list[_Doc]) -> list[FileReport]:
+                return list(pool.map(validate_bytes, [d.data for d in docs],
+                                     [d.path for d in docs], chunksize=4))
+
+        for start in range(0, len(files), BATCH_FILES):
+            batch = []
+            for path in files[start:start + BATCH_FILES]:
+                doc = _read(path, summary)
+                if doc is not None:
+                    batch.append(doc)
+            _add_batch(store, batch, summary, validate)
+            if progress:
+                progress(min(start + BATCH_FILES, len(files)), len(files))
     return summary
+
+
+def _validate_here(docs: list[_Doc]) -> list[FileReport]:
+    return [validate_bytes(d.data, d.path) for d in docs]
 
 
 def _read(path: Path, summary: AddSummary) -> _Doc | None:
@@ -108,19 +135,20 @@ def _read(path: Path, summary: AddSummary) -> _Doc | None:
     return _Doc(path, data, hashlib.sha256(data).hexdigest())
 
 
-def _add_batch(store: Store, batch: list[_Doc], summary: AddSummary) -> None:
+def _add_batch(store: Store, batch: list[_Doc], summary: AddSummary,
+               validate: Validate = _validate_here) -> None:
     if not batch:
         return
     try:
         with store.begin() as conn:
-            outcome = _insert(conn, batch)
+            outcome = _insert(conn, batch, validate)
     except sa.exc.IntegrityError:
         # Another writer stored some of these meanwhile: one transaction per document.
         outcome = _Outcome()
         for doc in batch:
             try:
                 with store.begin() as conn:
-                    one = _insert(conn, [doc])
+                    one = _insert(conn, [doc], validate)
             except sa.exc.IntegrityError:
                 one = _Outcome(present=[doc.path])
             outcome.merge(one)
@@ -149,22 +177,25 @@ class _Outcome:
         summary.refused += self.refused
 
 
-def _insert(conn: sa.Connection, batch: list[_Doc]) -> _Outcome:
+def _insert(conn: sa.Connection, batch: list[_Doc],
+            validate: Validate = _validate_here) -> _Outcome:
     out = _Outcome()
     ids = [d.doc_id for d in batch]
     stored = set(conn.execute(sa.select(t.documents.c.doc_id)
                               .where(t.documents.c.doc_id.in_(ids))).scalars())
-    fresh: list[_Doc] = []
+    todo: list[_Doc] = []
     seen: set[str] = set()
     for doc in batch:
         if doc.doc_id in stored or doc.doc_id in seen:
             out.present.append(doc.path)
-            continue
-        report = validate_bytes(doc.data, doc.path)
+        else:
+            seen.add(doc.doc_id)
+            todo.append(doc)
+    fresh: list[_Doc] = []
+    for doc, report in zip(todo, validate(todo), strict=True):
         if not report.ok:
             out.refused.append(Refused(doc.path, [str(p) for p in report.problems]))
             continue
-        seen.add(doc.doc_id)
         doc.schema, doc.doc = report.schema or "", report.doc
         doc.rows = extract(doc.schema, doc.doc_id, doc.doc)
         fresh.append(doc)

@@ -23,7 +23,13 @@ from testbed.store.export import write_bytes_atomic
 from testbed.store.queries import Filters, list_runs
 from testbed.store.rows import VERSION_FACTS
 from testbed.store.site import render
-from testbed.store.site.data import SiteData, doc_path, gather, stored_documents
+from testbed.store.site.data import (
+    SiteData,
+    StoredResult,
+    doc_path,
+    gather,
+    stored_documents,
+)
 from testbed.store.store import Store
 
 MARKER = ".leaderboard-site"
@@ -84,17 +90,19 @@ def write_site(store: Store, out: Path, f: Filters, baseline: str | None = None
                           render.device_page(h, label, data, workload_pages))
     for doc_id, body in stored_documents(store, list(data.results)):
         write_bytes_atomic(out / doc_path(doc_id), body)
-    audit_ids = sorted({r.audit_id for r in data.results.values() if r.audit_id})
+    judged: dict[str, list[StoredResult]] = {}
+    for res in data.results.values():
+        if res.audit_id:
+            judged.setdefault(res.audit_id, []).append(res)
     labels = {k: d.label for k, d in data.devices.items()}
-    for audit_id, body in stored_documents(store, audit_ids):
+    for audit_id, body in stored_documents(store, sorted(judged)):
         write_bytes_atomic(out / "audits" / f"{audit_id}.json", body)
-        judged = [r for r in data.results.values() if r.audit_id == audit_id]
         atomic_write_text(out / "audits" / f"{audit_id}.html",
-                          render.audit_page(audit_id, json.loads(body), judged, labels))
+                          render.audit_page(audit_id, json.loads(body), judged[audit_id],
+                                            labels))
     atomic_write_text(out / "runs.html", render.runs_page(list_runs(store, f)))
     generated = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     index = out / "index.html"
     atomic_write_text(index, render.index_page(data, workload_pages, hardware, hardware_pages,
                                                generated, store.location.shown))
-    return WrittenSite(index, len(data.boards), len(hardware), len(data.results),
-                       len(audit_ids))
+    return WrittenSite(index, len(data.boards), len(hardware), len(data.results), len(judged))
