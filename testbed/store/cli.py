@@ -101,24 +101,40 @@ def print_results(store: Store, f: Filters, limit: int | None,
     return len(results)
 
 
+TYPE_NAMES = {"String": "text", "Text": "text", "Double": "double", "Integer": "integer",
+              "BigInteger": "bigint", "Boolean": "boolean", "DateTime": "timestamp (UTC)",
+              "LargeBinary": "blob"}
+
+
+def _type(col: Any) -> str:
+    return TYPE_NAMES.get(type(col.type).__name__, type(col.type).__name__.lower())
+
+
 def schema_text() -> str:
-    """Every table and view with its columns and what they mean (docs/store.md has the same)."""
+    """Every table and view with its columns and what they mean."""
     parts = []
-    for table in t.metadata.sorted_tables:
+    for table in t.metadata.tables.values():
         parts.append(f"{table.name}: {table.comment}")
         for col in table.columns:
             key = " (key)" if col.primary_key else ""
-            parts.append(f"  {col.name:<22} {col.type.compile(dialect=_dialect())!s:<14} "
-                         f"{col.comment}{key}")
+            parts.append(f"  {col.name:<22} {_type(col):<16} {col.comment}{key}")
     for view, (comment, _) in t.VIEWS.items():
         parts.append(f"{view} (view): {comment}")
     return "\n".join(parts)
 
 
-def _dialect() -> Any:
-    from sqlalchemy.dialects import postgresql
-
-    return postgresql.dialect()
+def schema_markdown() -> str:
+    """The same as Markdown tables: docs/store.md holds exactly this (a test compares)."""
+    parts = []
+    for table in t.metadata.tables.values():
+        parts += [f"**`{table.name}`**: {table.comment}", "",
+                  "| column | type | meaning |", "|---|---|---|"]
+        parts += [f"| `{c.name}`{' (key)' if c.primary_key else ''} | {_type(c)} | "
+                  f"{c.comment} |" for c in table.columns]
+        parts.append("")
+    parts += ["Views:", ""]
+    parts += [f"- **`{view}`**: {comment}" for view, (comment, _) in t.VIEWS.items()]
+    return "\n".join(parts) + "\n"
 
 
 def print_query(result: QueryResult, fmt: str, out: TextIO = sys.stdout) -> None:

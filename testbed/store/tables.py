@@ -40,7 +40,7 @@ documents = sa.Table(
     _c("doc_id", H, "sha256 of the file's bytes: the document's address", primary_key=True),
     _c("kind", sa.String(64), "the document's kind field: bench.result, bench.manifest, "
                               "bench.audit, ...", nullable=False),
-    _c("doc_schema", sa.String(64), "the schema it was validated against (schemas/<schema>.schema"
+    _c("doc_schema", sa.String(64), "the schema it was validated against (schemas/NAME.schema"
                                 ".json)", nullable=False),
     _c("run_id", sa.String(200), "the run it belongs to (audits: the run judged)"),
     _c("name", sa.String(255), "file name it was added as (re-exported under this name)",

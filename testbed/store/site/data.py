@@ -90,7 +90,7 @@ class Board:
     rows: list[Row]
     composite_metrics: list[str]
     baseline: Device | None
-    checks_failed: int
+    findings: list[tuple[str, str, str]]  # (device label, check, what failed) as the report
 
 
 @dataclass
@@ -228,6 +228,8 @@ def board(analysis: Analysis, key: str, data: SiteData) -> Board:
         row.rank = i
     rest = sorted((r for r in rows if r.value is None),
                   key=lambda r: (r.status != "ok", r.device.label))
-    failed = sum(len(rv.findings) for rv in analysis.reviews) + len(analysis.copies)
+    findings = [(analysis.devices[rv.result.device_key].label, f.check, f.message)
+                for rv in analysis.reviews for f in rv.findings]
+    findings += [("several", "identical_columns", c.message) for c in analysis.copies]
     return Board(wl, ranked + rest, list(comp.used) if comp else [],
-                 analysis.baseline.device if analysis.baseline else None, failed)
+                 analysis.baseline.device if analysis.baseline else None, findings)

@@ -150,8 +150,18 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
                  table(header, rows, attrs=f" id='leaderboard' data-rows='{len(rows)}'"),
                  anchor="board"),
             card("Marks", marks_legend(),
-                 "<p class='lead'>As in the report: hover a value for the reason. "
-                 f"{board.checks_failed} failed plausibility check(s) on this workload.</p>")]
+                 "<p class='lead'>As in the report: hover a value for the reason.</p>")]
+    if board.findings:
+        shown = board.findings[:100]
+        body.append(card(
+            f"Failed plausibility checks ({len(board.findings)})",
+            "<p class='lead'>The values a check failed are left out of every score, as in the "
+            "report.</p>",
+            table(["device", "check", "what failed"],
+                  [[td(e(d), "text"), td(e(c), "text"), td(e(m), "text")]
+                   for d, c, m in shown], left=(0, 1, 2)),
+            f"<p class='lead'>… and {len(board.findings) - 100} more.</p>"
+            if len(board.findings) > 100 else "", anchor="checks"))
     sub = (f"{len(board.rows)} device configuration(s), "
            f"{sum(len(r.results) for r in board.rows)} result(s). "
            "<a href='../index.html'>All workloads</a>")
@@ -220,12 +230,8 @@ def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[
             continue
         wl = data.workloads[w]
         svg = history_chart(columns, f"{w}: throughput ({unit})", unit)
-        caption = (f"Each dot is one result, the bar the mean of those that passed the checks; "
-                   f"columns are this device's configurations in the order they were first "
-                   f"measured ({', '.join(shown) or 'one configuration'}). Red crosses failed a "
-                   f"plausibility check; hollow dots are not comparable (hover for why).")
-        if not_drawn:
-            caption += f" {not_drawn} result(s) without a throughput (did not finish)."
+        caption = (f"{not_drawn} result(s) without a throughput (did not finish)."
+                   if not_drawn else "")
         charts.append(f"<h3><a href='../workloads/{workload_pages[w]}'>{e(w)}</a> · "
                       f"{e(wl.name)} {e(wl.mode)}</h3><figure class='chart-figure'>{svg}"
                       f"<figcaption>{e(caption)}</figcaption></figure>")
@@ -233,7 +239,13 @@ def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[
                                           "first result", "last result", "results",
                                           "passed audit"], config_rows, left=(0, 1, 2)),
                  anchor="configs"),
-            card("History of its figures", *charts, anchor="history")]
+            card("History of its figures",
+                 "<p class='lead'>Throughput per workload. Each dot is one result, the bar the "
+                 "mean of those that passed the plausibility checks; the columns are this "
+                 "device's configurations in the order they were first measured, named by "
+                 f"what differs ({e(', '.join(shown) or 'one configuration')}). Red crosses "
+                 "failed a check; hollow dots are not comparable. Hover for values.</p>",
+                 *charts, anchor="history")]
     return page(label, f"{len(order)} configuration(s), {len(results)} result(s). "
                        "<a href='../index.html'>All workloads</a>", body, "../")
 
