@@ -248,7 +248,8 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
           "target": "what the action works on (see action)",
           "path": "add: more paths (repeatable)",
           "store": STORE_HELP,
-          "limit": "list/query: at most this many rows",
+          "limit": "list: the newest N (default 100, 0: all); query: at most N rows "
+                   "(default 10000)",
           "format": "query: table, csv or json",
           "parquet": "export: one Parquet file per table into DIR/parquet/",
           "documents": "export: the original documents, byte for byte, into DIR/documents/",
@@ -264,14 +265,17 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
     try:
         f = _filters(device, workload, since, until, run, suite, vendor, image, driver, torch,
                      audit)
-        n = int(limit) if limit else None
+        if limit is not None and not str(limit).isdigit():
+            raise UserError(f"--limit {limit!r} is not a count.", "Give a number (0: all).")
+        n = None if limit is None else int(limit)
         if action == "add":
             _store_add([Path(target), *(Path(p) for p in path or [])], store)
         elif action == "list" and target == "tables":
             print(cli.schema_text())
         elif action == "list" and target in ("runs", "results"):
             with open_store(store, ROOT, read_only=True) as st:
-                (cli.print_runs if target == "runs" else cli.print_results)(st, f, n)
+                (cli.print_runs if target == "runs" else cli.print_results)(
+                    st, f, 100 if n is None else n or None)
         elif action == "query":
             cli.query(store, ROOT, target, format, n or 10_000)
         elif action == "export":

@@ -354,3 +354,9 @@ def test_report_from_the_store_is_the_report_of_the_files(filled, lab, tmp_path)
         (tmp_path / "files" / "aggregated.csv").read_text().count("\n")
     md = (tmp_path / "store" / "report.md").read_text()
     assert "documents" in md  # the report names the exported documents it read
+
+
+def test_the_schema_in_the_docs_is_the_codes():
+    from testbed.store.cli import schema_markdown
+
+    assert schema_markdown() in (ROOT / "docs" / "store.md").read_text(encoding="utf-8")

@@ -77,27 +77,38 @@ def print_summary(store: Store, summary: AddSummary, out: TextIO = sys.stdout) -
             print(f"    ... and {len(refused.problems) - 5} more", file=out)
 
 
+def _shown(what: str, n: int, limit: int | None, store: Store) -> str:
+    if limit and n > limit:
+        return (f"the newest {limit} of {n} {what}(s) in {store.location.shown} "
+                "(--limit 0 shows all)")
+    return f"{n} {what}(s) in {store.location.shown}"
+
+
 def print_runs(store: Store, f: Filters, limit: int | None, out: TextIO = sys.stdout) -> int:
-    runs = list_runs(store, f, limit)
+    runs = list_runs(store, f)
+    total = len(runs)
+    runs = runs[:limit] if limit else runs
     rows = [[r.run_id, r.started_at, r.suite, r.vendor, "; ".join(r.devices) or "—",
              f"{r.ok}/{r.results}", r.state or "no manifest",
              f"{r.audit} {r.audited_at:%Y-%m-%d}" if r.audit and r.audited_at else r.audit]
             for r in runs]
     print(table_text(["run", "started (UTC)", "suite", "vendor", "device", "ok", "state",
                       "audit"], rows), file=out)
-    print(f"{len(runs)} run(s) in {store.location.shown}", file=out)
+    print(_shown("run", total, limit, store), file=out)
     return len(runs)
 
 
 def print_results(store: Store, f: Filters, limit: int | None,
                   out: TextIO = sys.stdout) -> int:
-    results = list_results(store, f, limit)
+    results = list_results(store, f)
+    total = len(results)
+    results = results[:limit] if limit else results
     rows = [[r.started_at, r.entry_id if r.config == "small" else f"{r.entry_id} ({r.config})",
              r.device, format_value(r.headline, r.unit or "") if r.status == "ok" else r.status,
              r.audit, r.run_id, r.doc_id[:12]] for r in results]
     print(table_text(["started (UTC)", "workload", "device", "throughput", "audit", "run",
                       "document"], rows), file=out)
-    print(f"{len(results)} result(s) in {store.location.shown}", file=out)
+    print(_shown("result", total, limit, store), file=out)
     return len(results)
 
 

@@ -87,11 +87,20 @@ def create_engine(loc: Location, read_only: bool) -> sa.Engine:
                                 f"{exc.strerror or exc}.", "Name another with --store.") from exc
         config = {"enable_external_access": False} if read_only else {}
         # NullPool: a DuckDB file is locked while a connection is open, so none is kept.
-        return sa.create_engine(loc.url, poolclass=NullPool,
-                                connect_args={"read_only": read_only, "config": config})
+        engine = sa.create_engine(loc.url, poolclass=NullPool,
+                                  connect_args={"read_only": read_only, "config": config})
+        sa.event.listen(engine, "connect", _quiet_duckdb)
+        return engine
     return sa.create_engine(loc.url, poolclass=NullPool,
                             connect_args={"connect_timeout": 10,
                                           "application_name": "accel-testbed store"})
+
+
+def _quiet_duckdb(dbapi_conn: object, record: object) -> None:
+    """DuckDB draws a progress bar on stdout for long queries: not in our commands' output."""
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("SET enable_progress_bar = false")
+    cur.close()
 
 
 @contextmanager

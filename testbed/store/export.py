@@ -24,14 +24,17 @@ from testbed.store.store import Store, verified
 PARQUET_TABLES = (*(tbl.name for tbl in t.DERIVED), "documents", *t.VIEWS)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """``data`` into ``path``: readers see the old file or the whole new one. ``durable``
+    also waits for the disk (exported documents; a site's copies are rewritten whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -58,15 +61,17 @@ def select_documents(store: Store, f: Filters, audits: bool = True) -> list[str]
     r = t.results.c
     d = t.documents.c
     la = sa.table("result_audits", sa.column("result_id"), sa.column("audit_id"))
+    matching = sa.select(r.doc_id).where(*result_conditions(f))
     with store.begin() as conn:
-        results = list(conn.execute(sa.select(r.doc_id).where(*result_conditions(f))).scalars())
+        results = list(conn.execute(matching).scalars())
         if not results:
             return []
-        runs = sa.select(r.run_id).where(r.doc_id.in_(results))
+        runs = sa.select(r.run_id).where(r.doc_id.in_(matching))
         manifests = conn.execute(sa.select(d.doc_id).where(
             d.doc_schema == "manifest", d.run_id.in_(runs))).scalars()
         verdicts = conn.execute(sa.select(la.c.audit_id).distinct()
-                                .where(la.c.result_id.in_(results))).scalars() if audits else []
+                                .where(la.c.result_id.in_(matching))).scalars() \
+            if audits else []
         return [*results, *manifests, *verdicts]
 
 
@@ -80,7 +85,11 @@ def export_documents(store: Store, out: Path, doc_ids: Iterable[str] | None = No
     query = sa.select(d.doc_id, d.doc_schema, d.run_id, d.name, d.source).order_by(
         d.added_at, d.doc_id)
     with store.begin() as conn:
-        listing = conn.execute(query if ids is None else query.where(d.doc_id.in_(ids))).all()
+        if ids is None:
+            listing = conn.execute(query).all()
+        else:  # in chunks: a server limits the parameters of one statement
+            listing = [row for start in range(0, len(ids), 1000) for row in conn.execute(
+                query.where(d.doc_id.in_(ids[start:start + 1000])))]
     for start in range(0, len(listing), 200):
         chunk = listing[start:start + 200]
         with store.begin() as conn:

@@ -195,16 +195,15 @@ def list_runs(store: Store, f: Filters, limit: int | None = None) -> list[RunRow
                                                          t.runs.c.run_id)
     if limit:
         query = query.limit(limit)
+    chosen = sa.select(query.subquery().c.run_id)
     a = t.audits.c
     with store.begin() as conn:
         runs = {row.run_id: RunRow(row.run_id, row.started_at, row.suite, row.vendor, row.state)
                 for row in conn.execute(query)}
-        ids = list(runs)
         members = conn.execute(sa.select(r.run_id, r.status, r.device_key, r.device_facts)
-                               .where(r.run_id.in_(ids))).all() if ids else []
+                               .where(r.run_id.in_(chosen))).all()
         verdicts = conn.execute(sa.select(a.run_id, a.verdict, a.ended_at)
-                                .where(a.run_id.in_(ids)).order_by(a.ended_at)).all() \
-            if ids else []
+                                .where(a.run_id.in_(chosen)).order_by(a.ended_at)).all()
     devices = devices_of({m.device_key: m.device_facts for m in members})
     for m in members:
         run = runs[m.run_id]

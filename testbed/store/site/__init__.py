@@ -26,9 +26,9 @@ from testbed.store.site import render
 from testbed.store.site.data import (
     SiteData,
     StoredResult,
+    audit_documents,
     doc_path,
     gather,
-    stored_documents,
 )
 from testbed.store.store import Store
 
@@ -75,8 +75,12 @@ def hardware_labels(data: SiteData) -> dict[str, str]:
 
 def write_site(store: Store, out: Path, f: Filters, baseline: str | None = None
                ) -> WrittenSite:
-    data = gather(store, f, baseline)
     _prepare(out)
+
+    def keep(doc_id: str, data: bytes) -> None:
+        write_bytes_atomic(out / doc_path(doc_id), data, durable=False)
+
+    data = gather(store, f, baseline, keep)
     workload_pages = {w: render.slug(w) + ".html" for w in data.boards}
     hardware = hardware_labels(data)
     hardware_pages = {h: render.slug(h) + ".html" for h in hardware}
@@ -88,15 +92,13 @@ def write_site(store: Store, out: Path, f: Filters, baseline: str | None = None
     for h, label in hardware.items():
         atomic_write_text(out / "devices" / hardware_pages[h],
                           render.device_page(h, label, data, workload_pages))
-    for doc_id, body in stored_documents(store, list(data.results)):
-        write_bytes_atomic(out / doc_path(doc_id), body)
     judged: dict[str, list[StoredResult]] = {}
     for res in data.results.values():
         if res.audit_id:
             judged.setdefault(res.audit_id, []).append(res)
     labels = {k: d.label for k, d in data.devices.items()}
-    for audit_id, body in stored_documents(store, sorted(judged)):
-        write_bytes_atomic(out / "audits" / f"{audit_id}.json", body)
+    for audit_id, body in audit_documents(store, f):
+        write_bytes_atomic(out / "audits" / f"{audit_id}.json", body, durable=False)
         atomic_write_text(out / "audits" / f"{audit_id}.html",
                           render.audit_page(audit_id, json.loads(body), judged[audit_id],
                                             labels))

@@ -11,7 +11,7 @@ a device has the same name on every page.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -110,7 +110,10 @@ def _stub(row: Any) -> Result:
         "group": row.workload_group, "item_unit": row.item_unit}}, row.device_key)
 
 
-def gather(store: Store, f: Filters, baseline: str | None = None) -> SiteData:
+def gather(store: Store, f: Filters, baseline: str | None = None,
+           keep: Callable[[str, bytes], None] | None = None) -> SiteData:
+    """Everything the site shows; ``keep`` gets each result document's bytes as they are read
+    (the site writes its copies then, so every document is read once)."""
     r = t.results.c
     la = latest_audit()
     query = (sa.select(r.doc_id, r.run_id, r.entry_id, r.config, r.workload, r.mode,
@@ -138,11 +141,9 @@ def gather(store: Store, f: Filters, baseline: str | None = None) -> SiteData:
         if row.device_key not in members:
             members.append(row.device_key)
     data.baseline = _baseline_device(store, f, baseline, devices) if baseline else None
-    by_workload: dict[str, list[str]] = {}
-    for res in data.results.values():
-        by_workload.setdefault(res.workload, []).append(res.doc_id)
     for key in sorted(data.workloads, key=lambda k: data.workloads[k].order):
-        inputs = _result_set(store, by_workload[key], devices)
+        wl = data.workloads[key]
+        inputs = _result_set(workload_documents(store, f, wl.id, wl.config, keep), devices)
         base = None
         if data.baseline is not None:
             mine = [x for x in inputs.results if x.device_key == data.baseline.key]
@@ -172,16 +173,35 @@ def _baseline_device(store: Store, f: Filters, text: str, devices: dict[str, Dev
     return devices[keys.pop()]
 
 
-def stored_documents(store: Store, ids: list[str]) -> Iterator[tuple[str, bytes]]:
-    """Original bytes of the documents ``ids``, verified against their addresses."""
-    d = t.documents.c
-    for start in range(0, len(ids), LOAD_CHUNK):
-        chunk = ids[start:start + LOAD_CHUNK]
-        with store.begin() as conn:
-            bodies = dict(conn.execute(sa.select(d.doc_id, d.body)
-                                       .where(d.doc_id.in_(chunk))).all())
-        for doc_id in chunk:
-            yield doc_id, verified(doc_id, bodies[doc_id])
+def _stream(store: Store, query: sa.Select[Any]) -> Iterator[tuple[str, bytes]]:
+    """(doc_id, original bytes) of each row of ``query``, verified against the address; one
+    query, read in parts (fetching by lists of ids costs a scan per list)."""
+    with store.begin() as conn:
+        for part in conn.execute(query).partitions(LOAD_CHUNK):
+            for doc_id, body in part:
+                yield doc_id, verified(doc_id, body)
+
+
+def workload_documents(store: Store, f: Filters, entry_id: str, config: str,
+                       keep: Callable[[str, bytes], None] | None = None
+                       ) -> Iterator[tuple[str, bytes]]:
+    r, d = t.results.c, t.documents.c
+    query = (sa.select(d.doc_id, d.body)
+             .select_from(t.documents.join(t.results, r.doc_id == d.doc_id))
+             .where(*result_conditions(f), r.entry_id == entry_id, r.config == config))
+    for doc_id, data in _stream(store, query):
+        if keep:
+            keep(doc_id, data)
+        yield doc_id, data
+
+
+def audit_documents(store: Store, f: Filters) -> Iterator[tuple[str, bytes]]:
+    """The latest verdict of each result matching ``f``."""
+    r, d = t.results.c, t.documents.c
+    la = latest_audit()
+    judged = sa.select(la.c.audit_id).join(t.results, r.doc_id == la.c.result_id).where(
+        *result_conditions(f))
+    return _stream(store, sa.select(d.doc_id, d.body).where(d.doc_id.in_(judged)))
 
 
 def doc_path(doc_id: str) -> Path:
@@ -189,11 +209,13 @@ def doc_path(doc_id: str) -> Path:
     return Path("documents", f"{doc_id}.json")
 
 
-def _result_set(store: Store, ids: list[str], devices: dict[str, Device]) -> ResultSet:
-    """Stored documents were validated when added and their bytes are verified here, so they
-    go into the report's ``collect`` as valid reports without a second schema pass."""
+def _result_set(documents: Iterable[tuple[str, bytes]], devices: dict[str, Device]
+                ) -> ResultSet:
+    """Stored documents were validated when added and their bytes are verified as they are
+    read, so they go into the report's ``collect`` as valid reports without a second schema
+    pass."""
     rs = collect(FileReport(doc_path(doc_id), "result", [], json.loads(data))
-                 for doc_id, data in stored_documents(store, ids))
+                 for doc_id, data in documents)
     rs.devices = {k: devices[k] for k in rs.devices}
     return rs
 

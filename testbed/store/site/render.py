@@ -146,6 +146,9 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
             "report's, over the devices on this page; it used: " + e(used) + ".")
     if base:
         lead += f" Baseline-relative scores against {e(base.label)} (1.0 = the baseline)."
+    else:
+        lead += (" No baseline named: <code>invoke site --baseline DEVICE</code> adds scores "
+                 "relative to a reference device.")
     body = [card("Leaderboard", f"<p class='lead'>{lead}</p>",
                  table(header, rows, attrs=f" id='leaderboard' data-rows='{len(rows)}'"),
                  anchor="board"),
@@ -289,21 +292,23 @@ def index_page(data: SiteData, workload_pages: dict[str, str], hardware: dict[st
     for key, board in data.boards.items():
         wl = board.workload
         leader = board.rows[0] if board.rows and board.rows[0].rank else None
-        audited = sum(1 for r in board.rows for x in r.results if x.audit == "pass")
+        audited = [x.audit for r in board.rows for x in r.results if x.audit]
         n = sum(len(r.results) for r in board.rows)
         sections.setdefault((wl.mode, wl.group), []).append([
             td(f"<a href='workloads/{workload_pages[key]}'>{e(key)}</a>", "text"),
             td(e(wl.name), "text"),
             td(e(leader.device.label) if leader else "—", "text"),
             td(e(format_value(leader.value, wl.item_unit + "/s")) if leader else "—"),
-            td(str(len(board.rows))), td(str(n)), td(str(audited))])
+            td(str(len(board.rows))), td(str(n)),
+            td(f"{audited.count('pass')} / {len(audited) - audited.count('pass')}",
+               title="results whose latest audit passed / did not pass")])
     body = []
     for (mode, group), rows in sorted(sections.items(), key=lambda kv: (
             list(MODE_TITLES).index(kv[0][0]) if kv[0][0] in MODE_TITLES else 9,
             list(GROUP_TITLES).index(kv[0][1]) if kv[0][1] in GROUP_TITLES else 9)):
         body.append(card(f"{MODE_TITLES.get(mode, mode)} · {GROUP_TITLES.get(group, group)}",
                          table(["workload", "model", "leader", "its throughput", "devices",
-                                "results", "audited (pass)"], rows, left=(0, 1, 2))))
+                                "results", "audits pass / fail"], rows, left=(0, 1, 2))))
     dev_rows = [[td(f"<a href='devices/{hardware_pages[h]}'>{e(label)}</a>", "text"),
                  td(str(len(data.hardware[h]))),
                  td(str(sum(1 for r in data.results.values() if r.hardware_key == h)))]
