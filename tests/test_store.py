@@ -360,3 +360,15 @@ def test_the_schema_in_the_docs_is_the_codes():
     from testbed.store.cli import schema_markdown
 
     assert schema_markdown() in (ROOT / "docs" / "store.md").read_text(encoding="utf-8")
+
+
+def test_store_locations(tmp_path, monkeypatch):
+    from testbed.store.db import ENV, locate
+
+    monkeypatch.delenv(ENV, raising=False)
+    assert locate(None, tmp_path).path == tmp_path / "store.duckdb"
+    monkeypatch.setenv(ENV, str(tmp_path / "lab.duckdb"))
+    assert locate(None, tmp_path).path == tmp_path / "lab.duckdb"
+    pg = locate("postgresql://lab:secret@db:5432/results", tmp_path)
+    assert pg.url.startswith("postgresql+psycopg://lab:secret@") and pg.path is None
+    assert pg.shown == "postgresql://lab:***@db:5432/results"  # never the password

@@ -48,6 +48,7 @@ def locate(store: str | None, root: Path) -> Location:
                             "Give a file path (a DuckDB store) or "
                             "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.") from exc
         backend = url.get_backend_name()
+        shown = url.render_as_string(hide_password=True)
         if backend in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         elif backend == "duckdb":
@@ -57,8 +58,7 @@ def locate(store: str | None, root: Path) -> Location:
             raise UserError(f"--store {url.render_as_string(hide_password=True)}: "
                             f"{backend} is not supported.",
                             "Use a file path (DuckDB) or a postgresql:// URL.")
-        return Location(url.render_as_string(hide_password=False),
-                        url.render_as_string(hide_password=True))
+        return Location(url.render_as_string(hide_password=False), shown)
     path = Path(text).expanduser().resolve()
     if path.is_dir():
         raise UserError(f"The store {path} is a directory.",
