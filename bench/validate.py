@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.ids import MANIFEST_FILE
-from bench.jsonio import HASH_FIELD, UnreadableDocument, body_sha256, read_json_file
+from bench.jsonio import (
+    HASH_FIELD,
+    UnreadableDocument,
+    body_sha256,
+    parse_json_document,
+    read_document_bytes,
+)
 from bench.schema import SchemaProblem, validation_errors
 
 KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest", "bench.audit": "audit"}
@@ -56,7 +62,17 @@ def validate_file(path: Path, root: Path | None = None) -> FileReport:
     """Read and validate one file; ``root``: the directory it was found in (it must not
     lead out of it)."""
     try:
-        doc = read_json_file(path, root)
+        data = read_document_bytes(path, root)
+    except UnreadableDocument as exc:
+        return FileReport(path, None, [SchemaProblem("$", exc.rule, str(exc))])
+    return validate_bytes(data, path)
+
+
+def validate_bytes(data: bytes, path: Path) -> FileReport:
+    """Validate a document's bytes as read from ``path`` (the results store keeps the bytes it
+    validated, so what it stores is exactly what passed)."""
+    try:
+        doc = parse_json_document(data)
     except UnreadableDocument as exc:
         return FileReport(path, None, [SchemaProblem("$", exc.rule, str(exc))])
     return validate_document(doc, path)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.specs import find_spec
-from bench.validate import find_files, validate_file
+from bench.validate import FileReport, find_files, validate_file
 
 # Provenance facts that make a device configuration, in the order they are added to the
 # shown label when the shorter forms collide.
@@ -209,11 +209,18 @@ def run_state(path: Path, manifest: dict[str, Any]) -> RunState:
 
 def load_results(paths: Iterable[Path]) -> ResultSet:
     """Validate and load every JSON file under ``paths`` (files or run directories)."""
+    return collect(validate_file(f.path, f.root) for f in find_files(paths))
+
+
+def collect(reports: Iterable[FileReport]) -> ResultSet:
+    """Sort validated documents into results (by device), manifests and invalid files.
+
+    ``load_results`` feeds it from files; the results store feeds it documents it validated
+    when they were added (and whose hash it verified when reading them back)."""
     out = ResultSet()
     found: dict[str, Device] = {}
-    for file in find_files(paths):
-        path = file.path
-        report = validate_file(path, file.root)
+    for report in reports:
+        path = report.path
         out.files += 1
         if report.schema == "manifest" and report.ok:
             out.manifests += 1
