@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -332,14 +332,17 @@ class Outcome:
 
 
 def fuzz(target: Target, examples: int, seed: int | None = None,
-         derandomize: bool = False) -> Outcome:
-    """Run ``target`` on ``examples`` generated inputs; the first failure (minimised by
-    hypothesis) ends it. ``derandomize``: the same inputs every time (the test suite)."""
+         derandomize: bool = False, shrink: bool = True) -> Outcome:
+    """Run ``target`` on ``examples`` generated inputs; the first failure ends it (minimised
+    by hypothesis with ``shrink``: that can take minutes on a large document).
+    ``derandomize``: the same inputs every time (the test suite)."""
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, *([Phase.shrink] if shrink else [])]
     ws = Workspace()
     tried = 0
     last_error: list[str] = []
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
+              phases=phases,
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(target.inputs())
     def prop(value: Any) -> None:
@@ -377,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--targets", default=",".join(TARGETS),
                    help=f"comma-separated, of {', '.join(TARGETS)}")
     p.add_argument("--seed", type=int, help="a fixed seed (default: a fresh random one)")
+    p.add_argument("--shrink", action="store_true",
+                   help="minimise a failing input (slow on large documents; the report shows "
+                        "what differs from the real document either way)")
     args = p.parse_args(argv)
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [n for n in names if n not in TARGETS]
@@ -390,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         target = TARGETS[name]
         print(f"fuzzing the {target.what}: {each} inputs ...", flush=True)
-        outcome = fuzz(target, each, args.seed)
+        outcome = fuzz(target, each, args.seed, shrink=args.shrink)
         outcomes.append(outcome)
         found = "nothing found" if outcome.failure is None else "FAILURE:"
         print(f"  {outcome.tried} inputs tried in {outcome.seconds:.0f} s: {found}", flush=True)
