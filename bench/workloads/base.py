@@ -14,6 +14,7 @@ in its info.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.errors import Unsupported
-from bench.timing import ProgressFn, timed_loop
+from bench.timing import ProgressFn, StreamStep, concurrent_loop, timed_loop
 
 
 @dataclass
@@ -115,11 +116,94 @@ class Workload(ABC):
         self.series.setdefault(name, []).append(float(value))
 
     def measure(self) -> dict[str, Any]:
-        """Time ``step`` under the run rules; returns the repeat's measurement."""
-        loop = timed_loop(self.varied_step(), lambda: self.ctx.backend.synchronize(),
-                          self.ctx.rules, self.ctx.progress).as_dict()
+        """Time ``step`` under the run rules; returns the repeat's measurement.
+
+        With the parameter ``streams`` N > 1, N host threads each run their own copy of the
+        workload (own input batch, own device stream where the device has streams) and the
+        window covers them all (``bench.timing.concurrent_loop``)."""
+        if self.streams > 1:
+            loop = concurrent_loop(self.stream_steps(self.streams), self.ctx.rules,
+                                   self.ctx.progress).as_dict()
+        else:
+            loop = timed_loop(self.varied_step(), lambda: self.ctx.backend.synchronize(),
+                              self.ctx.rules, self.ctx.progress).as_dict()
         loop["metrics"] = self.metrics(loop)
         return loop
+
+    # -- concurrent streams and serving ------------------------------------------------
+    @property
+    def streams(self) -> int:
+        """Concurrent streams (the ``streams`` parameter of inference workloads; 1 without)."""
+        return int(self.params.get("streams", 1) or 1)
+
+    def for_stream(self, index: int) -> Workload:
+        """A copy of this workload for stream ``index``: the same model, its own inputs.
+
+        Stream 0 keeps the original batch, stream i > 0 gets a permuted copy of it
+        (``bench.data.variants``), so no two streams read the same tensors. A workload with
+        other per-call state (a random generator) overrides this and renews it."""
+        clone = copy.copy(self)
+        if index > 0:
+            from bench.data.variants import permuted_inputs, variant_seed
+
+            for name in self.input_attrs:
+                if hasattr(self, name):
+                    setattr(clone, name, permuted_inputs(
+                        getattr(self, name), variant_seed(self.ctx.seed, 1000 + index)))
+        return clone
+
+    def stream_steps(self, count: int) -> list[StreamStep]:
+        backend = self.ctx.backend
+        out = []
+        for i in range(count):
+            clone = self.for_stream(i)
+            stream = backend.new_stream()
+            step = clone.varied_step()
+
+            def run(step: Callable[[], int] = step, stream: Any = stream) -> int:
+                with backend.stream_context(stream):
+                    return step()
+
+            out.append(StreamStep(run, lambda stream=stream: backend.stream_synchronize(stream)))
+        backend.synchronize()  # every stream's inputs exist before any stream starts
+        has_streams = backend.new_stream() is not None
+        self.extra["streams"] = {
+            "count": count, "device_streams": has_streams,
+            "note": "one host thread per stream, each with its own input batch"
+                    + ("; one device stream each" if has_streams else
+                       "; this device has no streams: the threads share its cores")}
+        return out
+
+    def items_per_sample(self) -> int:
+        """Items (``item_unit``) one served sample makes: 1, or e.g. the characters an LSTM
+        generates per prompt."""
+        return 1
+
+    def serving_batch_size(self) -> int:
+        """The batch size a serving system would form at most (the configuration's)."""
+        return int(self.params.get("batch_size", 1))
+
+    def serving_runners(self, count: int, rules: Any) -> list[Any]:
+        """One runner per stream that serves any set of the scenario's sample library as a
+        batch (``bench.scenarios``). The default gathers rows of the synthetic inputs named
+        in ``input_attrs``; a workload without a fixed synthetic batch cannot be served."""
+        from bench.errors import Unsupported
+        from bench.scenarios.samples import WorkloadRunner, sample_library
+
+        reason = self.fixed_inputs_reason()
+        if reason is not None:
+            raise Unsupported(f"no sample library for a scenario: {reason}")
+        library = {name: sample_library(getattr(self, name), rules.performance_sample_count,
+                                        self.ctx.seed) for name in self.input_attrs}
+        backend = self.ctx.backend
+        runners = []
+        for i in range(count):
+            stream = backend.new_stream()
+            runners.append(WorkloadRunner(self.for_stream(i), library, stream,
+                                          backend.stream_context,
+                                          lambda s=stream: backend.stream_synchronize(s)))
+        backend.synchronize()
+        return runners
 
     @property
     def input_variants(self) -> int:

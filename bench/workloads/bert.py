@@ -110,7 +110,8 @@ def _config(batch_size: int, seq_len: int, doc_stride: int, max_query_len: int,
             num_workers: int) -> dict[str, Any]:
     return {"batch_size": batch_size, "seq_len": seq_len, "doc_stride": doc_stride,
             "max_query_len": max_query_len, "lr": 3e-5, "data": "synthetic",
-            "data_path": None, "tokenizer_path": None, "num_workers": num_workers}
+            "data_path": None, "tokenizer_path": None, "num_workers": num_workers,
+            "streams": 1}
 
 
 @register

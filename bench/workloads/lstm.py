@@ -46,13 +46,13 @@ class LSTMWorkload(Workload):
     configs = {
         "small": {"batch_size": 4, "seq_len": 32, "prompt_len": 4, "gen_len": 16,
                   "temperature": 1.0, "lr": 1e-3, "data": "synthetic", "data_path": None,
-                  "num_workers": 1},
+                  "num_workers": 1, "streams": 1},
         # 128 windows of 125 characters (a Tang poem with its markers is <= 125 in the
         # common CharRNN recipes); generation of 4-character openings + 124 characters.
         # ~2 GiB in training (measured): the same batch runs on every device, edge included.
         "full": {"batch_size": 128, "seq_len": 125, "prompt_len": 4, "gen_len": 124,
                  "temperature": 1.0, "lr": 1e-3, "data": "synthetic", "data_path": None,
-                 "num_workers": 4},
+                 "num_workers": 4, "streams": 1},
     }
 
     def setup(self) -> None:
@@ -137,6 +137,17 @@ class LSTMWorkload(Workload):
             out = generate(self.model, inputs, p["gen_len"], p["temperature"], self.sampler)
         self.last_generated = out[0, :SAMPLE_CHARS].tolist()
         return p["batch_size"] * p["gen_len"]
+
+    def items_per_sample(self) -> int:
+        return int(self.params["gen_len"]) if self.ctx.mode == "infer" else 1
+
+    def for_stream(self, index: int) -> Workload:
+        """Each stream samples with its own generator (one generator is not thread-safe)."""
+        clone = super().for_stream(index)
+        if getattr(self, "sampler", None) is not None:
+            clone.sampler = torch.Generator(device=self.ctx.device).manual_seed(
+                self.ctx.seed + 1000 + index)
+        return clone
 
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out = input_wait_metrics(self.batches, loop)

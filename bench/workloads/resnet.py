@@ -39,12 +39,12 @@ class ResNetWorkload(Workload):
     input_attrs = ("images", "labels")
     configs = {
         "small": {"batch_size": 2, "image_size": 64, "num_classes": 100, "lr": 0.01,
-                  "data": "synthetic", "data_path": None, "num_workers": 1},
+                  "data": "synthetic", "data_path": None, "num_workers": 1, "streams": 1},
         # 128 images of 224x224, the usual per-GPU batch of the reference ImageNet recipes:
         # ~14 GiB of saved activations in fp32 training (0.11 GiB per image, measured; see
         # docs/workloads.md), so it fits every 24-80 GB device.
         "full": {"batch_size": 128, "image_size": 224, "num_classes": 100, "lr": 0.1,
-                 "data": "synthetic", "data_path": None, "num_workers": 8},
+                 "data": "synthetic", "data_path": None, "num_workers": 8, "streams": 1},
     }
 
     def setup(self) -> None:
