@@ -319,6 +319,10 @@ class Runner:
                     "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}})
                 interrupted = True
                 break
+            if entry.scenario:
+                from bench.scenarios.loadgen import tidy_tree
+
+                tidy_tree(self.out_dir / LOADGEN_DIR / entry.id)
             result = {"index": r, **child.result}
             repeats.append(result)
             if result.get("device") and "error" not in result["device"]:

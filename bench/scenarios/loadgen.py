@@ -156,6 +156,14 @@ def keep_logs(log_dir: Path, run_root: Path | None) -> list[dict[str, Any]]:
     return out
 
 
+def tidy_tree(root: Path) -> None:
+    """``keep_logs`` on every directory under ``root``: a repeat stopped mid-test (timeout,
+    kill) leaves LoadGen's files as they were, and no JSON among them may look like a result."""
+    if root.is_dir():
+        for directory in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            keep_logs(directory, None)
+
+
 def read_detail(path: Path) -> dict[str, Any]:
     """Key -> value of LoadGen's detail log (the last value of a repeated key). Lines that are
     not LoadGen's JSON are skipped: the log is LoadGen's, and a missing key reads as absent."""

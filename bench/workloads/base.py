@@ -64,6 +64,9 @@ class Workload(ABC):
     # A workload whose own measure() cycles its inputs under input_variants (make_input_variants)
     # says so here, so the audit's caching check knows whom to re-run with distinct inputs.
     varies_inputs: ClassVar[bool] = False
+    # Post-training int8 flow the workload supports for inference (bench.quantize): "static"
+    # or "dynamic"; None: int8 is the device's business (GEMM) or not offered.
+    int8_kind: ClassVar[str | None] = None
 
     def __init__(self, ctx: WorkloadContext) -> None:
         self.ctx = ctx
@@ -97,6 +100,14 @@ class Workload(ABC):
     def check_precision(self) -> None:
         """Refuse a precision the device cannot run (status ``unsupported``, recorded)."""
         p = self.ctx.precision
+        if p == "int8" and self.int8_kind is not None:
+            if self.ctx.mode != "infer":
+                raise Unsupported(f"{self.name}: int8 is post-training quantization for "
+                                  "inference; training runs in fp32, tf32, bf16 or fp16")
+            reason = self.ctx.backend.int8_unsupported(self.int8_kind)
+            if reason:
+                raise Unsupported(reason)
+            return
         if p not in PRECISION_DTYPES and p != "int8":
             raise Unsupported(f"precision {p!r} is not one of {', '.join(PRECISION_DTYPES)}")
         if not self.ctx.backend.supports_precision(p):
@@ -111,6 +122,24 @@ class Workload(ABC):
                 yield
         else:
             yield
+
+    def quantize_int8(self, example: tuple[Any, ...], calibration: list[tuple[Any, ...]],
+                      check: list[tuple[Any, ...]],
+                      logits: Callable[[Any], list[torch.Tensor]],
+                      dynamic_types: tuple[type[torch.nn.Module], ...] = (torch.nn.Linear,),
+                      ) -> None:
+        """Replace ``self.model`` by its int8 version and record the flow and its agreement
+        with the fp32 model on ``check`` (inputs the measurement does not calibrate on)."""
+        from bench.quantize import compare, quantize
+
+        fp32 = self.model
+        q, how = quantize(fp32, self.int8_kind or "dynamic", example, calibration,
+                          dynamic_types)
+        ag = compare(fp32, q, check, logits)
+        self.extra["int8"] = {**how, "agreement": ag.as_dict(),
+                              "agreement_inputs": f"{len(check)} synthetic batch(es) of the "
+                                                  "measured shape"}
+        self.model = q
 
     def record(self, name: str, value: float) -> None:
         self.series.setdefault(name, []).append(float(value))
