@@ -8,6 +8,7 @@ views call ``build`` and render what it returns.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -50,7 +51,7 @@ def knee(points: Sequence[tuple[int, float]], min_gain: float = KNEE_MIN_GAIN
     pts = sorted(points)
     if len(pts) < 2:
         return None, "a sweep needs at least two stream counts"
-    for (n, thr), (m, nxt) in zip(pts, pts[1:], strict=False):
+    for (n, thr), (m, nxt) in itertools.pairwise(pts):
         gain = nxt / thr - 1 if thr > 0 else math.inf
         if gain < min_gain:
             return n, (f"{m} streams add {gain:+.0%} throughput over {n} "
@@ -236,11 +237,11 @@ def latency_qps_figure(analysis: Analysis) -> Figure | None:
             y = s.get("ttft_s") or s.get("latency_s")
             if not isinstance(y, int | float) or not s.get("target_qps"):
                 continue
+            verdict = "VALID" if s.get("valid") else "INVALID"
             pts.append(XYPoint(float(s["target_qps"]), float(y), bool(s.get("valid")),
                                f"{label}: {s['target_qps']:.4g} QPS, p"
-                               f"{s.get('latency_percentile', '?')} "
-                               f"{format_value(y, 's')} — {'VALID' if s.get('valid') else 'INVALID'}"
-                               + (f" ({s['why']})" if s.get("why") else "")))
+                               f"{s.get('latency_percentile', '?')} {format_value(y, 's')} — "
+                               f"{verdict}" + (f" ({s['why']})" if s.get("why") else "")))
         series.append((label, pts, bound))
     svg = xy_chart(series, "Server: latency against target QPS", "target QPS (queries/s)",
                    "latency at the bound's percentile (TTFT for LLMs)")
