@@ -29,9 +29,12 @@ def warm_up(runner: Any, rules: ScenarioRules, max_batch: int, iters: int,
             streams: int) -> tuple[Hints, dict[str, Any]]:
     """Run the batch shapes the test will use (not timed for the result) and derive LoadGen's
     hints from their median times."""
+    ran = [0]
+
     def median_time(size: int) -> float:
         times = []
         for _ in range(max(iters, 1)):
+            ran[0] += size
             t0 = time.monotonic()
             runner.run(list(range(size)), None)
             times.append(time.monotonic() - t0)
@@ -47,7 +50,7 @@ def warm_up(runner: Any, rules: ScenarioRules, max_batch: int, iters: int,
                   samples_per_s=streams * batch / full)
     return hints, {"sample_latency_s": one, "query_latency_s": query,
                    "batch": batch, "batch_latency_s": full,
-                   "estimated_samples_per_s": hints.samples_per_s}
+                   "estimated_samples_per_s": hints.samples_per_s, "samples": ran[0]}
 
 
 def step_record(run: TestRun, stats: Stats, rules: ScenarioRules) -> dict[str, Any]:
