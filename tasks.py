@@ -148,7 +148,8 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None):
           "out": "audit directory (default audits/<run-id>-audit-<time>)"},
 )
 def audit(c, run, image=None, tolerance=None, native=False, out=None):
-    """Check a submitted run's integrity, re-run it from its image and give a verdict."""
+    """Check a submitted run's integrity, re-run it from its image and give a verdict
+    (exit 0 pass, 1 fail, 3 inconclusive, 2 bad input)."""
     from bench.errors import UserError
     from testbed.audit.run import audit as run_audit
     from testbed.audit.run import print_summary
@@ -160,8 +161,8 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None):
     except UserError as exc:
         raise _fail(exc) from exc
     print_summary(result)
-    if not result.passed:
-        raise Exit(code=1)
+    if result.exit_code:  # 1: fail, 3: inconclusive (docs/audit.md)
+        raise Exit(code=result.exit_code)
 
 
 @task(name="list")
