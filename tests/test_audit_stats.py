@@ -397,8 +397,12 @@ def test_thread_slowdown_by_hand():
 
 def test_window_slowdown_uses_the_readings_around_each_window():
     series = {"t": [(0.0, 0.0, 0.0), (1.0, 0.2, 0.0), (2.0, 0.7, 0.5), (3.0, 1.2, 1.0)]}
-    # Window 1.5..2.5 with a 0.5 s margin: readings at 1, 2 and 3; life 2, run 1, wait 1.
+    # Window 1.5..2.5 with a 0.5 s margin: the readings at 1 and 3 bracket it; life 2,
+    # run 1, wait 1.
     assert window_slowdown(series, [(1.5, 2.5)], 0.5) == pytest.approx(2.0)
+    # The nearest readings around the window: 1.4 and 3 (life 1.6, run 0.9, wait 0.9).
+    series["t"].insert(2, (1.4, 0.3, 0.1))
+    assert window_slowdown(series, [(1.5, 2.5)], 0.5) == pytest.approx(1.6 / 0.7)
     assert window_slowdown(series, [(10.0, 11.0)], 0.5) is None
 
 

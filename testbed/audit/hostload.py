@@ -12,7 +12,7 @@ that gets half the CPUs it wants shows 2.0; a workload whose step is a sleep sho
 on the same machine, as it is barely slowed.
 
 The host's load average, CPU pressure (PSI) and the CPUs busy with other processes are
-recorded beside it, for the reader. Sampled every quarter second in a thread; the roots are
+recorded beside it, for the reader. Sampled ten times a second in a thread; the roots are
 the harness process (a native re-run: the audit's own child) or the re-run's container.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 import psutil
 
-PERIOD_S = 0.25
+PERIOD_S = 0.1
 MAX_SLOWDOWN = 20.0
 # Host CPU time spent running something (psutil's guest time is already in user, steal is
 # the hypervisor's).
@@ -54,13 +54,18 @@ def thread_slowdown(threads: list[tuple[float, float, float]]) -> float | None:
 def window_slowdown(series: dict[Any, list[Point]], windows: list[tuple[float, float]],
                     margin_s: float = PERIOD_S) -> float | None:
     """The slowdown during the timed windows only (setup, imports and the gaps between
-    repeats left out): each thread's readings from just before to just after each window."""
+    repeats left out): each thread's last reading at or before a window's start and first at
+    or after its end (within ``margin_s``; the nearest inside where there is none)."""
     threads = []
     for a, b in windows:
         for points in series.values():
-            inside = [p for p in points if a - margin_s <= p[0] <= b + margin_s]
-            if len(inside) >= 2:
-                (t0, r0, w0), (t1, r1, w1) = inside[0], inside[-1]
+            near = [p for p in points if a - margin_s <= p[0] <= b + margin_s]
+            if len(near) < 2:
+                continue
+            before = [p for p in near if p[0] <= a] or near[:1]
+            after = [p for p in near if p[0] >= b] or near[-1:]
+            (t0, r0, w0), (t1, r1, w1) = before[-1], after[0]
+            if t1 > t0:
                 threads.append((t1 - t0, r1 - r0, w1 - w0))
     return thread_slowdown(threads)
 
