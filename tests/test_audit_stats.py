@@ -400,8 +400,8 @@ def test_window_slowdown_uses_the_readings_around_each_window():
     # Window 1.5..2.5 with a 0.5 s margin: the readings at 1 and 3 bracket it; life 2,
     # run 1, wait 1.
     assert window_slowdown(series, [(1.5, 2.5)], 0.5) == pytest.approx(2.0)
-    # The nearest readings around the window: 1.4 and 3 (life 1.6, run 0.9, wait 0.9).
-    series["t"].insert(2, (1.4, 0.3, 0.1))
+    # The nearest readings around the window: 1.4 and 3 (life 1.6, run 0.7, wait 0.9).
+    series["t"].insert(2, (1.4, 0.5, 0.1))
     assert window_slowdown(series, [(1.5, 2.5)], 0.5) == pytest.approx(1.6 / 0.7)
     assert window_slowdown(series, [(10.0, 11.0)], 0.5) is None
 
