@@ -250,6 +250,18 @@ def test_percentiles_need_enough_latencies_per_repeat():
     assert _record(records, "latency_p99_s")["status"] != "not_judged"
 
 
+def test_figures_that_reach_zero_are_judged_as_an_amount():
+    tol = load_tolerances()  # energy: rel 0.10 -> +-10 % of the submitted value, in joules
+    sub, rerun = _doc([1.0, 1.0]), _doc([1.0, 1.0])
+    sub["metrics"]["energy_above_idle_j"] = {"value": 10.0, "unit": "J",
+                                             "per_repeat": [9.0, 11.0]}
+    rerun["metrics"]["energy_above_idle_j"] = {"value": 0.0, "unit": "J",
+                                               "per_repeat": [-0.5, 0.5]}
+    record = _record(compare_entry("e", sub, rerun, tol, None)[1], "energy_above_idle_j")
+    assert record["interval"]["scale"] == "difference" and record["status"] == "fail"
+    assert "re-measured - submitted -10" in record["reason"]
+
+
 def test_per_repeat_figures_of_a_latency_come_from_each_repeats_latencies():
     doc = _doc([1.0, 1.0], [[1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0]])
     assert repeat_figures("latency_p50_s", doc["metrics"]["latency_p50_s"], doc, False) == [

@@ -138,15 +138,16 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
     sub_figures = repeat_figures(name, sub_metric, sub_doc, point)
     re_figures = [v for m, d in zip(re_metrics, re_docs, strict=True)
                   for v in repeat_figures(name, m, d, point)]
-    scale = RATIO if rule.rel is not None else DIFFERENCE
+    scale, allowed = (RATIO, rule.abs) if rule.rel is not None else (DIFFERENCE, rule.abs)
+    if scale == RATIO and min([submitted, remeasured, *sub_figures, *re_figures]) <= 0:
+        # No ratio of figures that reach zero (energy above idle): the same band as an amount.
+        scale, allowed = DIFFERENCE, abs(submitted) * rule.rel
     interval = ratio_interval(submitted, sub_figures, remeasured, re_figures,
                               tol.statistics.confidence, scale)
     if isinstance(interval, str):
-        if len(sub_figures) + len(re_figures) >= 3:  # figures, but no ratio: two numbers
-            return status, f"{reason} (compared as two numbers: {interval})", deviation, \
-                remeasured, None, None
         return "inconclusive", f"no interval: {interval}", deviation, remeasured, None, True
-    band = band_for(scale, rule.rel, rule.abs, rule.side, rule.slowdown, slowdown)
+    band = band_for(scale, rule.rel if scale == RATIO else None, allowed, rule.side,
+                    rule.slowdown, slowdown)
     status, reason = judge(interval, band)
     if status != "inconclusive":
         return status, reason, deviation, remeasured, interval, None

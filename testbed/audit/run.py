@@ -3,7 +3,10 @@
 Order matters: when a file was edited, a hash is broken or the image is not the one the results
 name, re-measuring proves nothing, so the audit stops there with a failing verdict (and says
 the re-run was not attempted). Otherwise it re-runs the submitted configuration twice in the
-submitted image (as submitted, and with distinct inputs for the caching check) and compares.
+submitted image (as submitted, and with distinct inputs for the caching check), watching the
+host's load, judges every metric by the confidence interval of re-measured / submitted
+(testbed.audit.interval), and re-runs the entries left inconclusive with more repeats, up to
+the tolerance file's cap, before the verdict: pass, fail or inconclusive.
 """
 
 from __future__ import annotations
