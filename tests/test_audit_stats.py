@@ -95,9 +95,13 @@ def test_host_load_widens_the_band_on_the_slow_side_only():
     assert judge(iv, band_for("ratio", 0.05, None, "both", "lower", 1.0))[0] == "fail"
     status, reason = judge(iv, band_for("ratio", 0.05, None, "both", "lower", 1.5))
     assert status == "inconclusive" and "too noisy" in reason
-    # A latency 25 % lower than claimed (faster) is not explained by load: still a fail.
+    # A latency 25 % lower than claimed (faster): no inflated claim does that; a submission
+    # measured on a busier machine does. Not reproduced, inconclusive, never a fail.
     fast = ratio_interval(100.0, [99.0, 101.0], 75.0, [74.0, 75.0, 76.0])
-    assert judge(fast, band_for("ratio", 0.10, None, "both", "higher", 3.0))[0] == "fail"
+    status, reason = judge(fast, band_for("ratio", 0.10, None, "both", "higher", 3.0))
+    assert status == "inconclusive" and "did better than claimed" in reason
+    # A metric load does not move (power) fails either way.
+    assert judge(fast, band_for("ratio", 0.10, None, "both", None, 3.0))[0] == "fail"
     # A 3x forgery is outside anything a 1.5x slowdown explains.
     forged = ratio_interval(300.0, [297.0, 303.0], 100.0, [99.0, 100.0, 101.0])
     assert judge(forged, band_for("ratio", 0.05, None, "both", "lower", 1.5))[0] == "fail"
@@ -107,6 +111,7 @@ def test_one_sided_bands():
     low = ratio_interval(100.0, [99.0, 101.0], 150.0, [149.0, 150.0, 151.0])
     assert judge(low, band_for("ratio", 0.05, None, "lower"))[0] == "pass"
     assert judge(low, band_for("ratio", 0.05, None, "higher"))[0] == "fail"
+    assert judge(low, band_for("ratio", 0.05, None, "both", "lower"))[0] == "inconclusive"
 
 
 def test_ideal_interval_says_whether_more_repeats_could_decide():

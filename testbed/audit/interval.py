@@ -185,12 +185,13 @@ class Band:
     """The tolerance band on the interval's scale, and how far host load may move a figure:
     ``low``/``high`` are the band; ``load_low``/``load_high`` the band widened on the side
     a slowed-down host moves the metric to (equal to the band when the load explains
-    nothing)."""
+    nothing); ``slowdown`` that side ("lower", "higher"; None: load does not move it)."""
 
     low: float
     high: float
     load_low: float
     load_high: float
+    slowdown: str | None = None
 
     def describe(self, scale: str) -> str:
         def edge(v: float) -> str:
@@ -217,19 +218,29 @@ def band_for(scale: str, rel: float | None, abs_: float | None, side: str,
             load_low = low / factor
         elif slowdown == "higher":
             load_high = high * factor
-    return Band(low, high, load_low, load_high)
+    return Band(low, high, load_low, load_high, slowdown)
 
 
 def judge(interval: Interval, band: Band) -> tuple[str, str]:
     """pass when the interval lies inside the band, fail when it lies wholly outside the band
     widened by the host's load, inconclusive otherwise (with which edge it straddles, or that
-    only the load separates it from a fail)."""
+    only the load separates it from a fail). For a metric that load moves (``slowdown``), a
+    re-run wholly better than claimed is inconclusive too: an inflated claim shows the other
+    way, and a submission measured on a busier machine this way."""
     text = interval.describe()
     scale = interval.scale
     if band.low <= interval.low and interval.high <= band.high:
         return "pass", f"{text} inside the band {band.describe(scale)}"
+    better = {"lower": "above", "higher": "below"}.get(band.slowdown or "")
     if interval.high < band.load_low or interval.low > band.load_high:
         where = "below" if interval.high < band.load_low else "above"
+        if where == better:
+            # Better than claimed: what an inflated claim never shows, and what a submission
+            # measured on a busier machine than this re-run does. Not reproduced; not a fail.
+            return "inconclusive", (f"{text} wholly {where} the band {band.describe(scale)}: "
+                                    "the re-run did better than claimed, which a submission "
+                                    "measured on a busier machine shows, never an inflated "
+                                    "claim")
         widened = (band.load_low, band.load_high) != (band.low, band.high)
         extra = (f" (and outside {band.load_low:.3f} .. {band.load_high:.3f}, the band widened "
                  "by the host's load)") if widened else ""
