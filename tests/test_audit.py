@@ -307,7 +307,7 @@ def test_a_real_submission_audit_judges_every_metric_by_its_interval(submission,
                 and c["status"] != "pass" and c["id"] != "suite_conformance"]
     for m in verdict["metrics"]:
         if m["status"] in ("pass", "fail") and not (m["tolerance"] or {}).get("equal"):
-            assert m["interval"] is not None, m
+            assert m["interval"] is not None or "compared as two numbers" in m["reason"], m
     variants = json.loads((tmp_path / "audit/distinct-inputs/resnet-infer.json").read_text())
     assert variants["workload"]["info"]["input_variants"]["used"] == 16
 

@@ -255,6 +255,20 @@ def test_percentiles_need_enough_latencies_per_repeat():
     assert _record(records, "latency_p99_s")["status"] != "not_judged"
 
 
+def test_a_figure_of_the_whole_run_is_compared_as_two_numbers():
+    """A peak over the repeats has no per-repeat values on either side: no spread to judge
+    by, and re-running would not give one, so the band decides on the two numbers."""
+    tol = load_tolerances()
+    sub, rerun = _doc([1.0, 1.0]), _doc([1.0, 1.0])
+    sub["metrics"]["framework_mem_peak_bytes"] = {"value": 1000.0, "unit": "B"}
+    rerun["metrics"]["framework_mem_peak_bytes"] = {"value": 1050.0, "unit": "B"}
+    record = _record(compare_entry("e", sub, rerun, tol, None)[1], "framework_mem_peak_bytes")
+    assert record["status"] == "pass" and "compared as two numbers" in record["reason"]
+    rerun["metrics"]["framework_mem_peak_bytes"]["value"] = 1200.0
+    record = _record(compare_entry("e", sub, rerun, tol, None)[1], "framework_mem_peak_bytes")
+    assert record["status"] == "fail" and record["interval"] is None
+
+
 def test_figures_that_reach_zero_are_judged_as_an_amount():
     tol = load_tolerances()  # energy: rel 0.10 -> +-10 % of the submitted value, in joules
     sub, rerun = _doc([1.0, 1.0]), _doc([1.0, 1.0])

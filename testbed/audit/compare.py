@@ -66,22 +66,28 @@ def _latency_figure(latencies: list[float], stat: float | str) -> float:
         percentile(latencies, float(stat))
 
 
-def repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
-                   point: bool) -> list[float]:
+def per_repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
+                       point: bool) -> list[float]:
     """One metric's figure in each repeat: an entry-level latency statistic from each repeat's
-    own latencies, otherwise the metric's ``per_repeat``, otherwise its single value."""
+    own latencies, otherwise the metric's ``per_repeat``; empty when it has neither (a peak
+    over the repeats, a figure of the whole run)."""
     stat = latency_statistic(name)
     if stat is not None and not point and doc is not None:
         per = [_latency_figure(lat, stat) for lat in _ok_latencies(doc)]
         if per:
             return per
     if isinstance(metric, dict):
-        per = [v for v in metric.get("per_repeat") or [] if _number(v)]
-        if per:
-            return per
-        if _number(metric.get("value")):
-            return [metric["value"]]
+        return [v for v in metric.get("per_repeat") or [] if _number(v)]
     return []
+
+
+def repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
+                   point: bool) -> list[float]:
+    """The per-repeat figures, or the single value where there are none."""
+    per = per_repeat_figures(name, metric, doc, point)
+    if not per and isinstance(metric, dict) and _number(metric.get("value")):
+        return [metric["value"]]
+    return per
 
 
 def pooled_value(name: str, metrics: list[Any], docs: list[dict[str, Any]],
@@ -135,6 +141,12 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
     why_not = None if point else percentile_evidence(name, re_docs, tol)
     if why_not:
         return "not_judged", why_not, deviation, remeasured, None, None
+    if not per_repeat_figures(name, sub_metric, sub_doc, point) and not any(
+            per_repeat_figures(name, m, d, point)
+            for m, d in zip(re_metrics, re_docs, strict=True)):
+        # One figure per run (a peak over the repeats): nothing to take a spread from.
+        return status, f"{reason} (one figure per run, no per-repeat values: compared as " \
+            "two numbers)", deviation, remeasured, None, None
     sub_figures = repeat_figures(name, sub_metric, sub_doc, point)
     re_figures = [v for m, d in zip(re_metrics, re_docs, strict=True)
                   for v in repeat_figures(name, m, d, point)]
