@@ -81,6 +81,16 @@ def test_the_vendor_schema_names_every_telemetry_adapter():
         assert cls.telemetry in FALLBACKS, vendor
 
 
+def test_bench_list_shows_every_vendor_with_its_detection():
+    out = subprocess.run([sys.executable, "-m", "bench", "list"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300).stdout
+    section = out.split("suites:")[0].splitlines()[1:]
+    assert [line.split()[0] for line in section] == list(VENDORS)
+    assert section[0].split()[1] == "available"  # cpu
+    assert any("torch_npu is not installed" in line for line in section)
+    assert any("not a ROCm (HIP) build" in line for line in section)
+
+
 def test_help_texts_and_docs_name_every_vendor():
     helps = [subprocess.run([sys.executable, "-m", "bench", "run", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120).stdout,

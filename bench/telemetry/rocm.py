@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,6 +231,11 @@ class AmdsmiAdapter(TelemetryAdapter):
         if vram is not None:
             used = self._value("mem_used_bytes", vram.get("vram_used"), "vram_used")
             total = self._value("mem_total_bytes", vram.get("vram_total"), "vram_total")
+            if total is not None and (total <= 0 or (used is not None and used > total)):
+                why = f"amdsmi gave VRAM {used} of {total} MB"
+                used = total = None
+                self.missing("mem_used_bytes", why)
+                self.missing("mem_total_bytes", why)
         clock = self._call("clock_hz", lambda: smi.amdsmi_get_clock_info(h, smi.AmdSmiClkType.GFX))
         mhz = self._value("clock_hz", clock.get("clk"), "GFX clock") if clock is not None else None
         package = MI250X.matches(name)
@@ -239,7 +245,7 @@ class AmdsmiAdapter(TelemetryAdapter):
         return Sample(
             util_pct=util,
             mem_used_bytes=used * MIB if used is not None else None,
-            mem_total_bytes=total * MIB if total else None,
+            mem_total_bytes=total * MIB if total is not None else None,
             power_w=power,
             temp_c=self._temperature(h),
             clock_hz=mhz * 1e6 if mhz else None,
@@ -336,8 +342,12 @@ def parse_rocm_smi_json(text: str) -> dict[int, SmiCard]:
         out.put("util_pct", util, why)
         used, why_u = _first(card, ("VRAM Total Used Memory (B)",), "VRAM used")
         total, why_t = _first(card, ("VRAM Total Memory (B)",), "VRAM total")
+        if total is not None and (total <= 0 or (used is not None and used > total)):
+            why_t = f"rocm-smi printed VRAM {used} of {total} B"
+            total = used = None
+            why_u = why_t
         out.put("mem_used_bytes", used, why_u)
-        out.put("mem_total_bytes", total if total else None, why_t)
+        out.put("mem_total_bytes", total, why_t)
         power, why = _first(card, ROCM_POWER_KEYS, "power")
         out.put("power_w", power, why)
         temp, why = _first(card, ROCM_TEMP_KEYS, "temperature")
@@ -409,6 +419,13 @@ class RocmSmiAdapter(TelemetryAdapter):
 
 # -- hy-smi (Hygon DCU) ---------------------------------------------------------------------
 HY_COLUMNS = {"temp": "temp_c", "avgpwr": "power_w", "dcu%": "util_pct"}
+HYHAL_HY_SMI = "/opt/hyhal/bin/hy-smi"  # where Hygon's HAL installs it (mounted read-only)
+
+
+def hy_smi_path() -> str:
+    """``hy-smi`` on PATH, else Hygon's HAL location, else the bare name (fails clearly)."""
+    return shutil.which("hy-smi") or (HYHAL_HY_SMI if os.path.exists(HYHAL_HY_SMI)
+                                      else "hy-smi")
 
 
 def parse_hy_smi(text: str) -> dict[int, SmiCard]:
@@ -450,8 +467,9 @@ class HySmiAdapter(TelemetryAdapter):
         super().__init__(device_indices)
         self.timeout_s = timeout_s
         self.physical = visible_indices(device_indices)
+        self.tool = hy_smi_path()
         try:
-            cards = parse_hy_smi(run_tool(["hy-smi"], timeout_s))
+            cards = parse_hy_smi(run_tool([self.tool], timeout_s))
         except ToolError as exc:
             raise AdapterUnavailable(str(exc)) from exc
         absent = [i for i in self.physical if i not in cards]
@@ -461,7 +479,7 @@ class HySmiAdapter(TelemetryAdapter):
         self.scope = {"util_pct": "hy-smi DCU%", "power_w": "hy-smi AvgPwr (card power)"}
 
     def read(self) -> list[Sample]:
-        cards = parse_hy_smi(run_tool(["hy-smi"], self.timeout_s))
+        cards = parse_hy_smi(run_tool([self.tool], self.timeout_s))
         if not cards:
             raise ToolError("hy-smi printed no DCU table")
         samples = []
@@ -484,5 +502,5 @@ class HySmiAdapter(TelemetryAdapter):
         return samples
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "source": "hy-smi (table)",
+        return {"backend": self.name, "source": f"{self.tool} (table)",
                 "physical_indices": self.physical, "field_scope": self.scope}
