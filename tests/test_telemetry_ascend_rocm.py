@@ -99,10 +99,22 @@ def test_dcmi_failing_and_impossible_fields_are_null_with_reasons(dcmi_stub):
 
 def test_dcmi_two_chip_card_counts_its_power_once(dcmi_stub):
     dcmi_stub.stub_set_layout(1, 2, 0)  # an Atlas A3 card: two chips
+    dcmi_stub.stub_set(0, 1, b"fail", 2)  # the second chip has no power reading of its own
     adapter = DcmiAdapter([0, 1])
     first, second = adapter.read()
     assert first.power_w == 92.7 and second.power_w is None
     assert "counted once, on NPU 0" in adapter.unavailable["power_w"]
+    alone = DcmiAdapter([1])  # a run on the second chip alone gets its card's power
+    assert alone.read()[0].power_w == 92.7 and "power_w" not in alone.unavailable
+
+
+def test_npu_smi_two_chip_card_counts_its_power_once(fake_tools):  # noqa: F811
+    fake_tools("npu-smi", "a3_two_chips_per_npu.txt")
+    adapter = NpuSmiAdapter([0, 1, 3])  # both chips of NPU 0, the second chip of NPU 1
+    both0, second0, second1 = adapter.read()
+    assert (both0.power_w, second0.power_w, second1.power_w) == (162.8, None, 167.1)
+    assert adapter.unavailable["power_w"] == "NPU 0's card power is counted once, on its chip 0"
+    assert second0.mem_used_bytes == 2876 * MIB and second1.mem_used_bytes == 10568 * MIB
 
 
 def test_dcmi_init_failure_and_absent_device_are_unavailable(dcmi_stub, tmp_path, monkeypatch):

@@ -234,7 +234,9 @@ class DcmiAdapter(TelemetryAdapter):
         if chip.logic_id in self.shared_power:
             self.missing("power_w", self.shared_power[chip.logic_id])
         else:
-            power = self._field("power_w", lambda: dc.power_decawatts(chip))
+            # the card's power is reported on its first chip, whichever chip the run uses
+            first = Chip(chip.card, 0, -1)
+            power = self._field("power_w", lambda: dc.power_decawatts(first))
             if power is not None and power < 0:
                 power = self.missing("power_w", f"DCMI reported a negative power {power / 10} W")
         temp = self._field("temp_c", lambda: dc.temperature_c(chip))
@@ -461,6 +463,7 @@ class NpuSmiAdapter(TelemetryAdapter):
         if not chips:
             raise ToolError("npu-smi printed no chip table")
         samples = []
+        counted: dict[int, int] = {}  # NPU -> the used chip its card's power is counted on
         for npu, chip in self.ids:
             found = chips.get((npu, chip))
             if found is None:
@@ -469,9 +472,22 @@ class NpuSmiAdapter(TelemetryAdapter):
                     self.missing(key, f"npu-smi printed no row for NPU {npu} chip {chip}")
                 samples.append(Sample())
                 continue
-            for key, reason in found.reasons.items():
+            values = dict(found.values)
+            reasons = dict(found.reasons)
+            card = chips.get((npu, 0), found)  # npu-smi prints a card's power on chip 0
+            reasons.pop("power_w", None)
+            if npu in counted:
+                values["power_w"] = None
+                reasons["power_w"] = (f"NPU {npu}'s card power is counted once, on its chip "
+                                      f"{counted[npu]}")
+            else:
+                counted[npu] = chip
+                values["power_w"] = card.values.get("power_w")
+                if values["power_w"] is None:
+                    reasons["power_w"] = card.reasons.get("power_w", "npu-smi printed no power")
+            for key, reason in reasons.items():
                 self.missing(key, reason)
-            samples.append(Sample(**found.values))
+            samples.append(Sample(**values))
         self.missing("clock_hz", "npu-smi's summary table has no clock")
         self.missing("energy_j", "Ascend has no energy counter: energy is integrated power")
         self.missing("throttle", "npu-smi's summary table has no throttle state")
