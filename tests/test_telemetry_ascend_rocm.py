@@ -16,6 +16,7 @@ import pytest
 
 from bench.telemetry import Sampler, open_adapter
 from bench.telemetry import ascend as ascend_mod
+from bench.telemetry import rocm as rocm_mod
 from bench.telemetry.ascend import DcmiAdapter, NpuSmiAdapter, parse_npu_smi
 from bench.telemetry.base import MIB, AdapterUnavailable
 from bench.telemetry.cards import MI250X, attribute_card_power
@@ -31,6 +32,28 @@ from tests.conftest import FIXTURES
 from tests.test_telemetry_vendors import fake_tools, stub_libs  # noqa: F401 - fixtures
 
 TELEMETRY = FIXTURES / "telemetry"
+
+
+@pytest.fixture(autouse=True)
+def host_render_nodes(tmp_path, monkeypatch):
+    """The render nodes this process can open (``/dev/dri``) and their PCI devices (sysfs),
+    as a directory tree: none by default; ``give(bdf, ...)`` adds some, as a container that
+    was given only those GPUs sees them."""
+    dev_dri, sys_drm = tmp_path / "dev" / "dri", tmp_path / "sys" / "class" / "drm"
+    dev_dri.mkdir(parents=True)
+    sys_drm.mkdir(parents=True)
+    monkeypatch.setattr(rocm_mod, "DEV_DRI", dev_dri)
+    monkeypatch.setattr(rocm_mod, "SYS_DRM", sys_drm)
+
+    def give(*bdfs: str) -> None:
+        for k, bdf in enumerate(bdfs):
+            pci = tmp_path / "sys" / "devices" / "pci0000:00" / bdf
+            pci.mkdir(parents=True)
+            (sys_drm / f"renderD{128 + k}").mkdir()
+            (sys_drm / f"renderD{128 + k}" / "device").symlink_to(pci)
+            (dev_dri / f"renderD{128 + k}").touch()
+
+    return give
 
 
 # -- Ascend: libdcmi ------------------------------------------------------------------------
@@ -236,6 +259,31 @@ def test_amdsmi_follows_hip_order_and_visible_devices(fake_amdsmi, monkeypatch):
     assert s.power_w == 300.0  # amdsmi's first handle is HIP device 1
 
 
+def test_amdsmi_in_a_container_reads_only_its_own_gpus(fake_amdsmi, host_render_nodes):
+    """amdsmi reads the host's sysfs and lists every GPU; the container was given the render
+    node of the second one only, which HIP calls device 0."""
+    fake_amdsmi("mi300x_x2_rocm62.json")
+    host_render_nodes("0000:c2:00.0")
+    adapter = AmdsmiAdapter([0])
+    assert adapter.read()[0].util_pct == 97.0  # the busy GPU, not amdsmi's first
+    info = adapter.describe()
+    assert info["physical_indices"] == [1] and info["hip_indices"] == [0]
+    assert "lists 2 GPUs; this process can open 1 (0000:c2:00.0)" in info[
+        "restricted_to_own_gpus"]
+    with pytest.raises(AdapterUnavailable, match="1 GPU\\(s\\) this process can open"):
+        AmdsmiAdapter([1])
+
+
+def test_own_gpus_worked_by_hand():
+    from bench.telemetry.rocm import own_gpus
+
+    listed = ["0000:05:00.0", "0000:26:00.0", "0000:46:00.0"]
+    assert own_gpus(listed, {"0000:46:00.0", "0000:05:00.0"})[0] == [0, 2]
+    assert own_gpus(listed, set())[0] == [0, 1, 2]  # nothing visible: nothing filtered
+    assert own_gpus(listed, {"0000:99:00.0"})[0] == [0, 1, 2]  # unrelated: not ours to judge
+    assert own_gpus([None, "0000:26:00.0"], {"0000:26:00.0"})[0] == [0, 1]  # unknown address
+
+
 def test_amdsmi_mi250x_package_power_is_counted_once(fake_amdsmi):
     fake_amdsmi("mi250x_package_rocm60.json")
     adapter = AmdsmiAdapter([0, 1])
@@ -300,6 +348,21 @@ def test_rocm_smi_na_and_malformed_values_are_null_with_reasons():
     assert bad.values["temp_c"] is None and "'hot'" in bad.reasons["temp_c"]
     assert bad.values["power_w"] is None  # "1e3" is not how rocm-smi prints a number
     assert bad.values["mem_total_bytes"] is None and bad.values["energy_j"] is None
+
+
+def test_rocm_smi_in_a_container_reads_only_its_own_gpus(fake_tools, host_render_nodes):  # noqa: F811
+    fake_tools("rocm-smi", "mi300x_x4_idle.json")
+    host_render_nodes("0000:46:00.0", "0000:65:00.0")  # cards 2 and 3 of the host
+    adapter = RocmSmiAdapter([0, 1])
+    assert [s.power_w for s in adapter.read()] == [177.0, 176.0]
+    assert adapter.physical == [2, 3] and adapter.describe()["hip_indices"] == [0, 1]
+
+
+def test_hy_smi_cannot_tell_a_containers_dcus_apart(fake_tools, host_render_nodes):  # noqa: F811
+    fake_tools("hy-smi", "k100_ai_x4_idle.txt")
+    host_render_nodes("0000:c1:00.0")
+    with pytest.raises(AdapterUnavailable, match="no PCI address to tell which"):
+        HySmiAdapter([0])
 
 
 def test_rocm_smi_mi250x_secondary_die(fake_tools):  # noqa: F811

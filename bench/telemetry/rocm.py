@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.telemetry.base import (
@@ -52,6 +53,38 @@ def visible_indices(device_indices: list[int]) -> list[int]:
         if os.environ.get(var):
             return physical_indices(device_indices, os.environ[var])
     return device_indices
+
+
+DEV_DRI = Path("/dev/dri")
+SYS_DRM = Path("/sys/class/drm")
+
+
+def accessible_bdfs(dev_dri: Path | None = None, sys_drm: Path | None = None) -> set[str]:
+    """PCI addresses of the GPUs whose render node this process has.
+
+    amdsmi and rocm-smi read sysfs, which a container shares with the host: they list every
+    GPU of the host, while the container was given only the render nodes of its own
+    (``kfd_render_nodes``). Empty when no render node is visible (then nothing is filtered)."""
+    dev_dri, sys_drm = dev_dri or DEV_DRI, sys_drm or SYS_DRM
+    out = set()
+    for node in sorted(dev_dri.glob("renderD*")):
+        target = os.path.realpath(sys_drm / node.name / "device")
+        if os.path.basename(target).count(":") == 2:
+            out.add(os.path.basename(target).lower())
+    return out
+
+
+def own_gpus(bdfs: list[str | None], accessible: set[str]) -> tuple[list[int], str | None]:
+    """Positions (in HIP order) of the GPUs this process can open, and a note when some of the
+    listed GPUs are another container's. Nothing is dropped when that cannot be told."""
+    known = [(b or "").lower() for b in bdfs]
+    if not accessible or not all(known) or not accessible & set(known):
+        return list(range(len(bdfs))), None
+    keep = [i for i, b in enumerate(known) if b in accessible]
+    if len(keep) == len(bdfs):
+        return keep, None
+    return keep, (f"the management API lists {len(bdfs)} GPUs; this process can open "
+                  f"{len(keep)} ({', '.join(known[i] for i in keep)}), indexed from 0 as HIP does")
 
 
 def number(value: Any, what: str, source: str) -> tuple[float | None, str | None]:
@@ -119,17 +152,21 @@ class AmdsmiAdapter(TelemetryAdapter):
         except self.error as exc:
             raise AdapterUnavailable(f"amdsmi: {exc}") from exc
         handles = self._hip_order(handles)
-        self.physical = visible_indices(device_indices)
-        absent = [i for i in self.physical if i >= len(handles)]
+        own, self.restricted = own_gpus([self._bdf(h) for h in handles], accessible_bdfs())
+        self.hip_indices = visible_indices(device_indices)
+        absent = [i for i in self.hip_indices if i >= len(own)]
         if absent:
-            raise AdapterUnavailable(f"amdsmi lists {len(handles)} GPU(s); no GPU {absent}")
-        self.all_handles = handles
-        self.handles = [handles[i] for i in self.physical]
-        self.names: dict[int, str | None] = {i: self._name(handles[i]) for i in self.physical}
-        partners = [j for i in self.physical if MI250X.matches(self.names[i])
-                    for j in (i - i % 2, i - i % 2 + 1) if j not in self.physical]
-        self.partners = {j: handles[j] for j in partners if j < len(handles)}
-        self.names.update({j: self._name(h) for j, h in self.partners.items()})
+            raise AdapterUnavailable(f"amdsmi lists {len(own)} GPU(s) this process can open; "
+                                     f"no GPU {absent}")
+        # positions in the host's list: an MI250X package pairs GCDs 2k and 2k+1 there, even
+        # when the partner GCD belongs to another container
+        self.physical = [own[i] for i in self.hip_indices]
+        self.handles = [handles[j] for j in self.physical]
+        self.names: dict[int, str | None] = {j: self._name(handles[j]) for j in self.physical}
+        partners = [p for j in self.physical if MI250X.matches(self.names[j])
+                    for p in (j - j % 2, j - j % 2 + 1) if p not in self.physical]
+        self.partners = {p: handles[p] for p in partners if p < len(handles)}
+        self.names.update({p: self._name(h) for p, h in self.partners.items()})
         self.power_key: str | None = None
         self.attribution: PowerAttribution | None = None
         self.scope = {"util_pct": "graphics engine activity (amdsmi gfx_activity)",
@@ -150,6 +187,12 @@ class AmdsmiAdapter(TelemetryAdapter):
         if len(set(ids)) != len(ids):
             return handles
         return [h for _, h in sorted(zip(ids, handles, strict=True), key=lambda p: p[0])]
+
+    def _bdf(self, handle: Any) -> str | None:
+        try:
+            return str(self.smi.amdsmi_get_gpu_device_bdf(handle))
+        except (self.error, AttributeError):
+            return None
 
     def _name(self, handle: Any) -> str | None:
         try:
@@ -268,7 +311,8 @@ class AmdsmiAdapter(TelemetryAdapter):
     def describe(self) -> dict[str, Any]:
         out = {"backend": self.name, "source": "amdsmi (libamd_smi) Python binding",
                "devices": [self.names.get(i) for i in self.physical],
-               "physical_indices": self.physical, "power_key": self.power_key,
+               "physical_indices": self.physical, "hip_indices": self.hip_indices,
+               "power_key": self.power_key, "restricted_to_own_gpus": self.restricted,
                "field_scope": self.scope}
         if self.attribution is not None:
             out["power_attribution"] = {str(i): s for i, s in self.attribution.scope.items()}
@@ -281,7 +325,7 @@ class AmdsmiAdapter(TelemetryAdapter):
 
 # -- rocm-smi --json ------------------------------------------------------------------------
 ROCM_SMI_ARGV = ["rocm-smi", "--showuse", "--showmeminfo", "vram", "--showpower", "--showtemp",
-                 "--showenergycounter", "--showproductname", "--json"]
+                 "--showenergycounter", "--showproductname", "--showbus", "--json"]
 ROCM_POWER_KEYS = ("Current Socket Graphics Package Power (W)",
                    "Average Graphics Package Power (W)")
 ROCM_TEMP_KEYS = ("Temperature (Sensor junction) (C)", "Temperature (Sensor edge) (C)")
@@ -296,6 +340,7 @@ class SmiCard:
     name: str | None
     values: dict[str, float | None] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    bus: str | None = None
 
     def put(self, key: str, value: float | None, why: str | None) -> None:
         self.values[key] = value
@@ -335,7 +380,8 @@ def parse_rocm_smi_json(text: str) -> dict[int, SmiCard]:
         if not match or not isinstance(card, dict):
             continue
         name = next((str(card[k]).strip() for k in ROCM_NAME_KEYS if card.get(k)), None)
-        out = SmiCard(int(match.group(1)), name)
+        bus = card.get("PCI Bus")
+        out = SmiCard(int(match.group(1)), name, bus=str(bus).lower() if bus else None)
         util, why = _first(card, ("GPU use (%)",), "GPU use")
         if util is not None and not 0 <= util <= 100:
             util, why = None, f"rocm-smi printed GPU use {card.get('GPU use (%)')!r}"
@@ -366,16 +412,20 @@ class RocmSmiAdapter(TelemetryAdapter):
     def __init__(self, device_indices: list[int], timeout_s: float = 10.0) -> None:
         super().__init__(device_indices)
         self.timeout_s = timeout_s
-        self.physical = visible_indices(device_indices)
+        self.hip_indices = visible_indices(device_indices)
         try:
             cards = parse_rocm_smi_json(run_tool(ROCM_SMI_ARGV, timeout_s))
         except ToolError as exc:
             raise AdapterUnavailable(str(exc)) from exc
         if not cards:
             raise AdapterUnavailable("rocm-smi printed no card<N> JSON object")
-        absent = [i for i in self.physical if i not in cards]
+        order = sorted(cards)
+        own, self.restricted = own_gpus([cards[i].bus for i in order], accessible_bdfs())
+        absent = [i for i in self.hip_indices if i >= len(own)]
         if absent:
-            raise AdapterUnavailable(f"rocm-smi lists cards {sorted(cards)}; no card {absent}")
+            raise AdapterUnavailable(f"rocm-smi lists cards {order}, {len(own)} of them this "
+                                     f"process's; no GPU {absent}")
+        self.physical = [order[own[i]] for i in self.hip_indices]  # rocm-smi card numbers
         self.names = {i: c.name for i, c in cards.items()}
         self.attribution: PowerAttribution | None = None
         self.scope = {"util_pct": "rocm-smi GPU use (%)",
@@ -411,7 +461,8 @@ class RocmSmiAdapter(TelemetryAdapter):
     def describe(self) -> dict[str, Any]:
         out = {"backend": self.name, "source": "rocm-smi --json (" + " ".join(ROCM_SMI_ARGV[1:-1])
                + ")", "devices": [self.names.get(i) for i in self.physical],
-               "physical_indices": self.physical, "field_scope": self.scope}
+               "physical_indices": self.physical, "hip_indices": self.hip_indices,
+               "restricted_to_own_gpus": self.restricted, "field_scope": self.scope}
         if self.attribution is not None:
             out["power_attribution"] = {str(i): s for i, s in self.attribution.scope.items()}
         return out
@@ -472,6 +523,11 @@ class HySmiAdapter(TelemetryAdapter):
             cards = parse_hy_smi(run_tool([self.tool], timeout_s))
         except ToolError as exc:
             raise AdapterUnavailable(str(exc)) from exc
+        own = accessible_bdfs()
+        if own and len(own) < len(cards):
+            raise AdapterUnavailable(
+                f"hy-smi lists {len(cards)} DCUs but this process can open {len(own)}, and its "
+                "table has no PCI address to tell which are this container's")
         absent = [i for i in self.physical if i not in cards]
         if absent:
             raise AdapterUnavailable(f"hy-smi's table lists DCUs {sorted(cards)}; no DCU "
