@@ -17,6 +17,7 @@ finished), and validates every result on the host.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -36,6 +37,7 @@ from testbed.images.build import (
     context_files,
 )
 from testbed.images.engine import find_image
+from testbed.images.kfd import TOPOLOGY, render_minors
 from testbed.images.lock import sha256_file
 from testbed.images.spec import REPO_DIR, VendorSpec
 
@@ -77,7 +79,7 @@ class RunOptions:
     security_opt: list[str] = field(default_factory=list)
     privileged: bool = False
     name: str | None = None
-    group_add: list[str] = field(default_factory=list)
+    group_add: list[str] = field(default_factory=list)  # numeric gids (device nodes, groups_of)
     read_only: bool = True
     tmpfs: dict[str, str] = field(default_factory=dict)  # path -> mount options
     pids_limit: int | None = None
@@ -117,8 +119,6 @@ class RunOptions:
             argv += ["--name", self.name]
         if self.user:
             argv += ["--user", self.user]
-        for group in self.group_add:
-            argv += ["--group-add", group]
         if self.gpus is not None:
             argv += ["--gpus", "all" if self.gpus == ["all"]
                      else f'"device={",".join(self.gpus)}"']
@@ -137,6 +137,7 @@ class RunOptions:
         argv += [a for cap in self.cap_drop for a in ("--cap-drop", cap)]
         argv += [a for cap in self.cap_add for a in ("--cap-add", cap)]
         argv += [a for opt in self.security_opt for a in ("--security-opt", opt)]
+        argv += [a for gid in self.group_add for a in ("--group-add", gid)]
         if self.privileged:
             argv.append("--privileged")
         if self.read_only:
@@ -182,15 +183,66 @@ def host_device_indices(pattern: str, glob_pattern: str, host_root: Path) -> lis
     return sorted(found)
 
 
+def device_groups(nodes: list[str], host_root: Path = Path("/")) -> list[str]:
+    """The host groups owning ``nodes`` (numeric, as ``--group-add`` takes them): a non-root
+    user in the container can then open exactly those nodes (the device nodes it is given, and
+    the host paths a spec names in ``user.groups_of``: a jtop socket, nodes the vendor's
+    runtime maps). Group 0 is never added: joining root's group would widen far more than
+    one device."""
+    gids = set()
+    for node in nodes:
+        with contextlib.suppress(OSError):
+            gids.add(_on_host(host_root, node).stat().st_gid)
+    return [str(g) for g in sorted(gids - {0})]
+
+
+def _selected(spec: VendorSpec, devices: list[int] | None, host_root: Path
+              ) -> tuple[list[int], list[str]]:
+    """(indices, per-device nodes) for ``device_nodes`` and ``kfd_render_nodes`` specs."""
+    run, vendor = spec.run, spec.vendor
+    if run["select_by"] == "kfd_render_nodes":
+        minors = render_minors(host_root)
+        if not minors:
+            raise UserError(f"The host's KFD topology (/{TOPOLOGY}) lists no GPU, so no "
+                            f"{vendor} device to pass to the container.",
+                            "Check the amdgpu (or Hygon hydcu) driver is loaded (`ls /dev/kfd "
+                            "/dev/dri`), or run `invoke bench --native` on the device's host.")
+        indices = list(range(len(minors))) if devices is None else devices
+        absent = [i for i in indices if i >= len(minors)]
+        if absent:
+            raise UserError(f"The host has {len(minors)} {vendor} GPU(s) (0-{len(minors) - 1}); "
+                            f"--devices names {', '.join(map(str, absent))}.",
+                            "Check --devices against `rocm-smi` (or `hy-smi`).")
+        return indices, [f"/dev/dri/renderD{minors[i]}" for i in indices]
+    pattern = run["per_device"][0]
+    indices = devices
+    if indices is None:
+        indices = host_device_indices(pattern, run["device_glob"], host_root)
+        if not indices:
+            raise UserError(f"No {run['device_glob']} on this host, so no {vendor} device "
+                            "to pass to the container.",
+                            "Check the vendor driver is loaded (`ls /dev`), or run "
+                            "`invoke bench --native` on the device's host.")
+    nodes = []
+    for index in indices:
+        nodes += [p.format(index=index) for p in run["per_device"]]
+        nodes += [p.format(index=index) for p in run.get("optional_per_device", [])
+                  if _on_host(host_root, p.format(index=index)).exists()]
+    return indices, nodes
+
+
 def passthrough(spec: VendorSpec, devices: list[int] | None,
-                host_root: Path = Path("/")) -> dict[str, Any]:
+                host_root: Path = Path("/"), runtimes: frozenset[str] = frozenset()
+                ) -> dict[str, Any]:
     """The device part of the run (gpus/runtime/devices/environment/mounts) from the spec.
 
     ``host_root`` is where the host's /dev and mounts are looked up (tests point it at a
-    directory laid out like a vendor's host)."""
+    directory laid out like a vendor's host); ``runtimes`` are the engine's container
+    runtimes (a spec's ``vendor_runtime`` is used when the engine has it)."""
     run, vendor = spec.run, spec.vendor
     out: dict[str, Any] = {"gpus": None, "runtime": run.get("runtime"), "devices": [],
-                           "environment": dict(run.get("env", {})), "mounts": []}
+                           "environment": dict(run.get("env", {})), "mounts": [],
+                           "group_add": []}
     select = run["select_by"]
     if select == "none" and devices is not None:
         raise UserError(f"The {vendor} image has no devices to select (--devices "
@@ -201,32 +253,29 @@ def passthrough(spec: VendorSpec, devices: list[int] | None,
                         "Drop --devices (or give --devices 0).")
     if select == "gpus":
         out["gpus"] = ["all"] if devices is None else [str(d) for d in devices]
-    if select == "device_nodes":
-        pattern = run["per_device"][0]
-        indices = devices
-        if indices is None:
-            indices = host_device_indices(pattern, run["device_glob"], host_root)
-            if not indices:
-                raise UserError(f"No {run['device_glob']} on this host, so no {vendor} device "
-                                "to pass to the container.",
-                                "Check the vendor driver is loaded (`ls /dev`), or run "
-                                "`invoke bench --native` on the device's host.")
+    vendor_runtime = run.get("vendor_runtime")
+    if select in ("device_nodes", "kfd_render_nodes"):
+        indices, per_device = _selected(spec, devices, host_root)
         nodes = list(run.get("devices", []))
         nodes += [n for n in run.get("optional_devices", []) if _on_host(host_root, n).exists()]
-        for index in indices:
-            nodes += [p.format(index=index) for p in run["per_device"]]
-            nodes += [p.format(index=index) for p in run.get("optional_per_device", [])
-                      if _on_host(host_root, p.format(index=index)).exists()]
+        nodes += per_device
         missing = [n for n in nodes if not _on_host(host_root, n).exists()]
         if missing:
             raise UserError(f"The host has no {', '.join(missing)} for the {vendor} run.",
                             "Check --devices against `ls /dev` and that the vendor driver "
                             "is loaded.")
-        out["devices"] = nodes
+        out["group_add"] = device_groups(nodes, host_root)  # used when the user is not root
         if run.get("visible_devices_env"):
             # The container holds only the selected nodes, so in-process indices start at 0.
             out["environment"][run["visible_devices_env"]] = ",".join(
                 str(i) for i in range(len(indices)))
+        if vendor_runtime and vendor_runtime["name"] in runtimes:
+            # The vendor's runtime mounts the selected devices and its driver files itself.
+            out["runtime"] = vendor_runtime["name"]
+            out["environment"][vendor_runtime["visible_devices_env"]] = ",".join(
+                map(str, indices))
+            return out
+        out["devices"] = nodes
     for mount in run.get("mounts", []):
         if _on_host(host_root, mount["source"]).exists():
             out["mounts"].append(Mount(mount["source"], mount["target"], mount["read_only"]))
@@ -235,20 +284,6 @@ def passthrough(spec: VendorSpec, devices: list[int] | None,
                             "not there.", f"Install the vendor's host tools, or fix "
                             f"images/{vendor}/vendor.yaml run.mounts.")
     return out
-
-
-def device_groups(spec: VendorSpec, devices: list[str], host_root: Path = Path("/")) -> list[str]:
-    """The groups the container's user joins: those owning the device nodes it is given and
-    the host paths the spec names in ``user.groups_of`` (a jtop socket, nodes the vendor's
-    runtime maps), so the devices open without root. Group 0 is never added: joining root's
-    group would widen far more than one device."""
-    gids = set()
-    for path in [*devices, *spec.user.get("groups_of", [])]:
-        try:
-            gids.add(_on_host(host_root, path).stat().st_gid)
-        except OSError:
-            continue
-    return [str(g) for g in sorted(gids - {0})]
 
 
 def tmpfs_options(run: dict[str, Any]) -> dict[str, str]:
@@ -294,19 +329,22 @@ def bench_command(spec: VendorSpec, suite: str, run_id: str, only: str | None,
 def run_options(spec: VendorSpec, image: str, digest: str, revision: str, command: list[str],
                 out_dir: Path, devices: list[int] | None, extra_mounts: list[Mount],
                 host_uid: int, host_gid: int, name: str | None = None,
-                host_root: Path = Path("/"), memory: str | None = None) -> RunOptions:
+                host_root: Path = Path("/"), memory: str | None = None,
+                runtimes: frozenset[str] = frozenset()) -> RunOptions:
     """Everything ``docker run`` gets, derived from the spec (and ``memory``, a limit given
     on the command line in place of the spec's) and nothing else."""
     from bench.provenance import GIT_COMMIT_ENV, IMAGE_DIGEST_ENV, IMAGE_ENV
 
     run = spec.run
-    dev = passthrough(spec, devices, host_root)
+    dev = passthrough(spec, devices, host_root, runtimes)
     env = {**dev["environment"], IMAGE_ENV: image, IMAGE_DIGEST_ENV: digest,
            GIT_COMMIT_ENV: revision, "HOME": "/tmp"}
     user = container_user(spec, host_uid, host_gid)
     return RunOptions(
         image=image, command=command, name=name, user=user,
-        group_add=device_groups(spec, dev["devices"], host_root) if user else [],
+        group_add=sorted({*dev["group_add"],
+                          *device_groups(spec.user.get("groups_of", []), host_root)}, key=int)
+        if user else [],
         read_only=bool(run.get("read_only_root", True)), tmpfs=tmpfs_options(run),
         pids_limit=run.get("pids_limit", DEFAULT_PIDS_LIMIT),
         memory=memory or run.get("memory"),

@@ -647,6 +647,7 @@ class Views:
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
     incomplete: Table | None = None
+    inference: Any = None  # testbed.report.scenarios.InferenceViews
 
 
 def build_views(analysis: Analysis) -> Views:
@@ -661,4 +662,11 @@ def build_views(analysis: Analysis) -> Views:
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
         roofline=roofline_figure(analysis), appendix=appendix,
         unmeasured=unmeasured_table(analysis), points=points_tables(analysis),
-        incomplete=incomplete_table(analysis))
+        incomplete=incomplete_table(analysis), inference=_inference(analysis))
+
+
+def _inference(analysis: Analysis) -> Any:
+    from testbed.report import scenarios
+
+    views = scenarios.build(analysis)
+    return None if views.empty else views
