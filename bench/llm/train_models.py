@@ -28,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from bench.llm.architectures import ARCHITECTURES, SCALES, Architecture
+from bench.llm.architectures import ARCHITECTURES, Architecture
 
 _REDUCED = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128,
             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -227,8 +227,11 @@ def initialise(model: Any, config: Any, spec: TrainModel, seed: int,
     place, wherever it lives (a device, or its shard of a DTensor). Returns how many
     parameters were set."""
     import torch
-    from torch.distributed.tensor import DTensor, distribute_tensor
 
+    try:
+        from torch.distributed.tensor import DTensor, distribute_tensor
+    except ImportError:  # torch < 2.4: no FSDP2, so no sharded parameters either
+        DTensor = distribute_tensor = None
     seen: set[int] = set()
     count = 0
     with torch.no_grad():
@@ -243,7 +246,7 @@ def initialise(model: Any, config: Any, spec: TrainModel, seed: int,
                     module, torch.nn.Embedding) else None
                 full = full_init_tensor(tuple(param.shape), rule, std,
                                         param_seed(seed, _canonical(full_name)), pad)
-                if isinstance(param, DTensor):
+                if DTensor is not None and isinstance(param, DTensor):
                     value = distribute_tensor(full.to(param.device_mesh.device_type),
                                               param.device_mesh, param.placements,
                                               src_data_rank=None)
@@ -269,21 +272,11 @@ def recompute_buffers(model: Any) -> None:
     ``to_empty``: transformers' initialiser sets them for modules that own buffers but no
     parameters."""
     import torch
+    from transformers import PreTrainedModel
 
-    base = model
-    while not hasattr(base, "_init_weights") and hasattr(base, "model"):
-        base = base.model
+    base = next(m for m in model.modules() if isinstance(m, PreTrainedModel))
     with torch.no_grad():
         for module in model.modules():
             if any(True for _ in module.buffers(recurse=False)) and not any(
                     True for _ in module.parameters(recurse=False)):
                 base._init_weights(module)
-
-
-def model_names() -> list[str]:
-    return list(TRAIN_MODELS)
-
-
-def check_scale(scale: str) -> None:
-    if scale not in SCALES:
-        raise ValueError(f"architecture must be one of {SCALES}")

@@ -203,6 +203,19 @@ def meta_shape(spec: TrainSpec) -> ModelShape:
     return model_shape(build_model(spec, tm, config), config)
 
 
+def fsdp_fully_shard() -> Any:
+    """``fully_shard`` (FSDP2), public since torch 2.6 and under ``_composable`` in 2.4-2.5;
+    None on older builds (a vendor's torch 2.1-2.3), where only DDP is available."""
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError:
+        try:
+            from torch.distributed._composable.fsdp import fully_shard
+        except ImportError:
+            return None
+    return fully_shard
+
+
 class TrainSession:
     def __init__(self, spec: TrainSpec, backend: Any, env: RankEnv = RankEnv(),
                  progress: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -233,8 +246,7 @@ class TrainSession:
             hf.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False})
         if spec.strategy == "fsdp":
-            from torch.distributed.fsdp import fully_shard
-
+            fully_shard = fsdp_fully_shard()
             for block in self.tm.blocks(hf):
                 fully_shard(block)
             fully_shard(model)
@@ -291,8 +303,10 @@ class TrainSession:
         if self.env.rank == 0:
             from transformers import AutoModelForCausalLM
 
+            from bench.workloads.llm import _dtype_kwargs
+
             loaded = AutoModelForCausalLM.from_pretrained(
-                self.spec.weights, local_files_only=True, dtype=torch.float32)
+                self.spec.weights, local_files_only=True, **_dtype_kwargs(torch.float32))
             by_name = {_canonical(k): k for k in model.state_dict()}
             full = {by_name[k]: v for k, v in loaded.state_dict().items() if k in by_name}
         set_model_state_dict(model, full, options=StateDictOptions(
@@ -493,6 +507,15 @@ class TrainSession:
         model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
         return {"model": model_sd, "optim": optim_sd}
 
+    def _load_state(self, state: dict[str, Any]) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        # Not strict: a parameter tied under two names (BERT's decoder bias) has its optimiser
+        # state under one of them; the resumed-loss check proves the state complete.
+        set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
+                       optim_state_dict=state["optim"],
+                       options=StateDictOptions(strict=False))
+
     def _barrier(self) -> None:
         if self.env.distributed:
             import torch.distributed as dist
@@ -539,13 +562,7 @@ class TrainSession:
         t3 = time.monotonic()
         state = self._state()
         dcp.load(state, checkpoint_id=str(directory))
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-
-        # Not strict: a parameter tied under two names (BERT's decoder bias) has its optimiser
-        # state under one of them; the resumed-loss check below proves the state complete.
-        set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
-                       optim_state_dict=state["optim"],
-                       options=StateDictOptions(strict=False))
+        self._load_state(state)
         self._sync()
         self._barrier()
         (load,) = self._reduce([time.monotonic() - t3], "max")

@@ -101,10 +101,8 @@ def validate_train_params(params: dict[str, Any], task: str) -> None:
     if params["strategy"] not in STRATEGIES:
         raise UserError(f"strategy is {params['strategy']!r}.",
                         f"Use one of: {', '.join(STRATEGIES)}.")
-    if params["nnodes"] > 1 and not params["rdzv_endpoint"]:
-        raise UserError("nnodes > 1 needs rdzv_endpoint (host:port of the first node).",
-                        "Set rdzv_endpoint and run the same entry on every node.")
-    if params["nnodes"] > 1 and params["checkpoint"] and not params["checkpoint_dir"]:
+    if params["rdzv_endpoint"] and params["nnodes"] > 1 and params["checkpoint"] \
+            and not params["checkpoint_dir"]:
         raise UserError("A multi-node checkpoint needs checkpoint_dir on a shared file system.",
                         "Set checkpoint_dir, or checkpoint: false.")
     ac = params["activation_checkpointing"]
@@ -183,7 +181,13 @@ class TrainWorkload(Workload):
 
     # -- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
-        from bench.llm.trainer import RankEnv, TrainSession, TrainSpec, meta_shape
+        from bench.llm.trainer import (
+            RankEnv,
+            TrainSession,
+            TrainSpec,
+            fsdp_fully_shard,
+            meta_shape,
+        )
 
         p, backend = self.params, self.ctx.backend
         validate_train_params(p, self.task)
@@ -196,6 +200,10 @@ class TrainWorkload(Workload):
         self.extra["tf32"] = backend.set_tf32(self.precision_used == "tf32")
         self.nproc = backend.device_count() if p["nproc"] == "auto" else int(p["nproc"])
         self.nnodes = int(p["nnodes"])
+        if self.nnodes > 1 and not p["rdzv_endpoint"]:
+            raise Unsupported(f"this entry runs on {self.nnodes} nodes: start it on every node "
+                              f"at once with --set ENTRY.rdzv_endpoint=HOST:PORT (the first "
+                              f"node's address) and a shared checkpoint_dir")
         self.world = self.nproc * self.nnodes
         if backend.vendor != "cpu" and self.nproc > backend.device_count():
             raise Unsupported(f"nproc={self.nproc} ranks but only {backend.device_count()} "
@@ -221,6 +229,11 @@ class TrainWorkload(Workload):
             timeout_s=process_group_timeout_s(self.ctx.rules.timeout_s))
         self.shape = meta_shape(base)
         strategy, ac, estimate, why = self._plan()
+        if strategy == "fsdp" and fsdp_fully_shard() is None:
+            import torch
+
+            raise Unsupported(f"FSDP (fully_shard) needs torch >= 2.4; this build is "
+                              f"{torch.__version__}: use strategy ddp")
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-train-",
                                              dir=p["checkpoint_dir"] or None))
         self.spec = TrainSpec(**{**base.as_dict(), "strategy": strategy,
@@ -342,16 +355,22 @@ class TrainWorkload(Workload):
         loop = {"window": window, "iterations": record["iterations"], "items": record["items"],
                 "latencies_s": record["latencies_s"],
                 "throughput_items_per_s": record["items"] / window["duration_s"]}
-        self.extra.update(steps=record["steps"], threads_per_rank=record["threads"])
+        self.extra.update(steps=record["steps"], threads_per_rank=record["threads"],
+                          peak_mem_bytes_per_rank=record["peak_mem_bytes"])
         self.extra.setdefault("data", record["data"])
         loop["metrics"] = self.metrics(loop)
         return loop
 
     def _run(self) -> dict[str, Any]:
         if self.session is not None:
-            record = self.session.run(self.ctx.rules).as_dict()
-            self.session = None  # frees the model before the next repeat's bookkeeping
-            return record
+            session, self.session = self.session, None
+            try:
+                return session.run(self.ctx.rules).as_dict()
+            except BaseException:
+                keep = self.spec.loss_steps  # the curve up to the failure stays in the result
+                self.series = {"loss": session.local_losses[:keep],
+                               "grad_norm": session.grad_norms[:keep]}
+                raise
         out = self.workdir / "ranks"
         out.mkdir()
         spec_path = self.workdir / "spec.json"

@@ -632,6 +632,9 @@ class Views:
     unmeasured: Table | None
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
+    # the training section (testbed.report.training), filled in by build.py
+    training: Table | None = None
+    loss_curves: list[Figure] = field(default_factory=list)
 
 
 def build_views(analysis: Analysis) -> Views:
