@@ -104,8 +104,10 @@ def test_training_memory_worked_by_hand():
     assert (m.states_bytes, m.activation_bytes, m.logits_bytes) == (16_000, 4352, 9600)
     # FSDP over 4 ranks divides the states; checkpointing keeps 2 x tokens x hidden per layer
     # plus one layer's full set
+    # plus two gathered blocks of 500 parameters in fp32
     m = training_memory(1000, 1000, 4, "fsdp", 2, 8, 100, 2, 4, 2, True)
     assert (m.states_bytes, m.activation_bytes) == (4000, 2 * 2 * 8 * 8 + 34 * 8 * 8)
+    assert m.gathered_bytes == 2 * 500 * 4 and m.total_bytes == 4000 + 2432 + 9600 + 4000
     # LoRA: 10 trained, 990 frozen at 2 bytes
     assert training_memory(1000, 10, 1, "none", 1, 8, 10, 1, 1, 2, False,
                            frozen_bytes_per_param=2).states_bytes == 160 + 1980

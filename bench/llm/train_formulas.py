@@ -95,16 +95,20 @@ class TrainMemory:
     states_bytes: int  # weights, gradients and optimiser moments (sharded under FSDP)
     activation_bytes: int
     logits_bytes: int
+    gathered_bytes: int = 0  # FSDP: whole blocks gathered for compute (this one and the next)
 
     @property
     def total_bytes(self) -> int:
-        return self.states_bytes + self.activation_bytes + self.logits_bytes
+        return (self.states_bytes + self.activation_bytes + self.logits_bytes
+                + self.gathered_bytes)
 
     def describe(self) -> str:
         gib = 2**30
+        gathered = (f", gathered blocks {self.gathered_bytes / gib:.2f}"
+                    if self.gathered_bytes else "")
         return (f"{self.total_bytes / gib:.2f} GiB (states {self.states_bytes / gib:.2f}, "
                 f"activations {self.activation_bytes / gib:.2f}, logits "
-                f"{self.logits_bytes / gib:.2f})")
+                f"{self.logits_bytes / gib:.2f}{gathered})")
 
 
 def training_memory(params: int, trainable: int, world: int, strategy: str, layers: int,
@@ -119,14 +123,18 @@ def training_memory(params: int, trainable: int, world: int, strategy: str, laye
     seq x seq scores): 34 x seq x batch x hidden bytes per layer at 2-byte compute (x2 in
     fp32); with activation checkpointing only each layer's input (2 x seq x batch x hidden at
     2 bytes) stays, plus one layer's full set during its recomputation. Logits: seq x batch x
-    vocab in fp32, three times (the logits, their softmax and its gradient).
+    vocab in fp32, three times (the logits, their softmax and its gradient). FSDP also holds
+    two whole blocks in fp32 while it computes one and gathers the next (a block taken as
+    parameters / layers).
     """
     if strategy not in ("none", "ddp", "fsdp"):
         raise ValueError(f"unknown strategy {strategy!r}")
     frozen = params - trainable
     states = trainable * ADAMW_BYTES_PER_PARAM + frozen * frozen_bytes_per_param
+    gathered = 0
     if strategy == "fsdp":
         states = math.ceil(states / world)
+        gathered = 2 * math.ceil(params / layers) * 4
     scale = compute_bytes / 2
     tokens = seq_len * micro_batch
     per_layer = 34 * tokens * hidden * scale
@@ -135,7 +143,7 @@ def training_memory(params: int, trainable: int, world: int, strategy: str, laye
     else:
         activations = layers * per_layer
     logits = 3 * tokens * vocab * 4
-    return TrainMemory(int(states), int(activations), int(logits))
+    return TrainMemory(int(states), int(activations), int(logits), gathered)
 
 
 def fits(memory: TrainMemory, budget_bytes: int) -> bool:

@@ -1,0 +1,120 @@
+"""Harness overhead of the training measurement: the workload's step under the harness's timed
+loop vs a bare PyTorch training loop of the same model and batch.
+
+    python -m bench.llm.train_overhead [--model llama3-8b] [--architecture reduced] ...
+
+Both sides train the same model object with the same optimiser. Side A is what
+``llm-pretrain`` times: ``TrainSession.step`` (learning rate from the schedule, this step's
+batch from the data source, the loss normalised by the global token count, gradient clipping
+with its norm read back, the loss read back and checked for NaN) inside ``bench.timing``'s
+timed loop (a device synchronisation and a clock reading around every step). Side B is the
+loop a person would write: zero_grad, forward with the labels on one fixed batch, backward,
+clipping, optimiser step, one synchronisation at the end. Rounds interleave the sides (A B,
+then B A, ...) so drift on a shared machine hits both; the ratio of tokens/s A/B per round,
+its median and its 95 % interval are printed against the 2 % target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from bench.config import RunRules
+from bench.llm.overhead import TARGET_OVERHEAD, summary, verdict
+
+
+def bare_tokens_per_s(session: Any, batch: dict[str, Any], steps: int) -> float:
+    """A plain training loop on one fixed batch, timed around all its steps."""
+    import torch
+
+    model, optimizer, params = session.model, session.optimizer, session.params
+    clip = session.spec.clip_grad_norm
+    session._sync()
+    start = time.monotonic()
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        with session._autocast():
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+    session._sync()
+    return steps * session.spec.tokens_per_step / (time.monotonic() - start)
+
+
+def harness_tokens_per_s(session: Any, steps: int) -> float:
+    from bench.timing import timed_loop
+
+    loop = timed_loop(session.step, session._sync,
+                      RunRules(warmup_iters=0, min_iters=steps, min_duration_s=0.0))
+    return loop.items / loop.duration_s
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.llm.train_models import TRAIN_MODELS
+
+    ap = argparse.ArgumentParser(prog="python -m bench.llm.train_overhead", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="llama3-8b",
+                    choices=[m for m, t in TRAIN_MODELS.items() if t.objective == "causal"])
+    ap.add_argument("--architecture", default="reduced", choices=["reduced", "published"])
+    ap.add_argument("--device", default="auto", help="vendor backend (default: detected)")
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=4, help="global batch (one device)")
+    ap.add_argument("--steps", type=int, default=10, help="training steps per side per round")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads (0: torch's default). On a shared, oversubscribed "
+                         "CPU, 1 thread avoids OpenMP barrier stalls that swamp the figure")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from bench.devices import detect, get_backend
+    from bench.llm.trainer import TrainSession, TrainSpec
+
+    vendor = detect() if args.device == "auto" else args.device
+    backend = get_backend(vendor)
+    spec = TrainSpec(task="pretrain", model=args.model, architecture=args.architecture,
+                     seq_len=args.seq_len, global_batch=args.batch, precision=args.precision,
+                     strategy="none", activation_checkpointing=False, lr=1e-4,
+                     warmup_steps=1, decay_steps=10**9, vendor=vendor)
+    session = TrainSession(spec, backend)
+    session.setup()
+    arrays = session.source.batch(0, session.rows)
+    batch = {k: torch.from_numpy(v).to(session.device) for k, v in arrays.items()}
+    print(f"{args.model} ({args.architecture}, {session.shape.parameters:,} parameters, "
+          f"{args.precision}) on {backend.device_name()} [{vendor}]; batch {args.batch} x "
+          f"{args.seq_len} tokens; {args.steps} steps per side, {args.rounds} rounds, "
+          f"{torch.get_num_threads()} CPU thread(s)")
+    harness_tokens_per_s(session, 2)
+    bare_tokens_per_s(session, batch, 2)  # warm-up of both paths, not counted
+    ratios = []
+    for r in range(args.rounds):
+        if r % 2 == 0:
+            a = harness_tokens_per_s(session, args.steps)
+            b = bare_tokens_per_s(session, batch, args.steps)
+        else:
+            b = bare_tokens_per_s(session, batch, args.steps)
+            a = harness_tokens_per_s(session, args.steps)
+        ratios.append(a / b)
+        print(f"round {r + 1:2d}: harness {a:10.1f} tokens/s   bare loop {b:10.1f} tokens/s   "
+              f"ratio {a / b:.4f}")
+    s = summary(ratios)
+    print(f"ratio harness/bare: median {s['median']:.4f} (IQR {s['q1']:.4f}..{s['q3']:.4f}, "
+          f"min {s['min']:.4f}, max {s['max']:.4f})")
+    print(f"harness overhead: {s['overhead'] * 100:+.2f} % of tokens/s, 95 % interval "
+          f"{s['overhead_low'] * 100:+.2f}..{s['overhead_high'] * 100:+.2f} % "
+          f"({verdict(s)} the {TARGET_OVERHEAD * 100:g} % target"
+          + ("; more rounds or a quieter machine narrow it" if verdict(s).startswith("incon")
+             else "") + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
