@@ -486,8 +486,8 @@ class TrainSession:
         steps = self.step_no
         checkpoint = None
         if self.spec.checkpoint_dir:
-            self.progress({"phase": "point", "message": "checkpoint save / load"}) \
-                if self.env.rank == 0 else None
+            if self.env.rank == 0:
+                self.progress({"phase": "point", "message": "checkpoint save / load"})
             checkpoint = self.checkpoint_round_trip(Path(self.spec.checkpoint_dir)).as_dict()
         losses = self._reduce(self.local_losses[:steps])
         return RankRecord(
