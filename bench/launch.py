@@ -27,6 +27,12 @@ OUTPUT_TAIL_LINES = 40
 LAUNCHER = "torch.distributed.run (torchrun)"
 
 
+def process_group_timeout_s(repeat_timeout_s: float) -> float:
+    """A hung collective must fail well inside the repeat's timeout, so the launcher exits and
+    what was measured before it is kept (the harness would kill the whole job instead)."""
+    return max(30.0, repeat_timeout_s / 3)
+
+
 def torchrun_command(module: str, args: Sequence[str], nproc: int, nnodes: int = 1,
                      rdzv_endpoint: str | None = None) -> list[str]:
     """The torchrun command line that starts ``python -m module args...`` on every rank."""

@@ -17,6 +17,7 @@ its median and its 95 % interval are printed against the 2 % target.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from typing import Any
@@ -50,6 +51,27 @@ def harness_tokens_per_s(session: Any, steps: int) -> float:
     loop = timed_loop(session.step, session._sync,
                       RunRules(warmup_iters=0, min_iters=steps, min_duration_s=0.0))
     return loop.items / loop.duration_s
+
+
+def host_work_s(session: Any, reps: int = 200) -> float:
+    """Median time of the host work the harness's step adds around the model's step: the
+    learning rate from the schedule, this step's rows of the global batch built from the data
+    pool and moved to the device. A figure that machine noise hardly moves, unlike the A/B
+    ratio of two whole training loops."""
+    import statistics
+
+    import torch
+
+    times = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        lr = session.schedule.lr(i + 1)
+        for group in session.optimizer.param_groups:
+            group["lr"] = lr
+        arrays = session.source.batch(i, session.rows)
+        {k: torch.from_numpy(v).to(session.device, non_blocking=True) for k, v in arrays.items()}
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} CPU thread(s)")
     harness_tokens_per_s(session, 2)
     bare_tokens_per_s(session, batch, 2)  # warm-up of both paths, not counted
-    ratios = []
+    ratios, bare_rates = [], []
     for r in range(args.rounds):
         if r % 2 == 0:
             a = harness_tokens_per_s(session, args.steps)
@@ -103,8 +125,14 @@ def main(argv: list[str] | None = None) -> int:
             b = bare_tokens_per_s(session, batch, args.steps)
             a = harness_tokens_per_s(session, args.steps)
         ratios.append(a / b)
+        bare_rates.append(b)
         print(f"round {r + 1:2d}: harness {a:10.1f} tokens/s   bare loop {b:10.1f} tokens/s   "
               f"ratio {a / b:.4f}")
+    host = host_work_s(session)
+    bare_step = session.spec.tokens_per_step / statistics.median(bare_rates)
+    print(f"host work the harness adds per step (schedule, batch from the pool, to the device): "
+          f"median {host * 1e6:.0f} us = {host / bare_step * 100:.2f} % of a bare step "
+          f"({bare_step * 1e3:.1f} ms median)")
     s = summary(ratios)
     print(f"ratio harness/bare: median {s['median']:.4f} (IQR {s['q1']:.4f}..{s['q3']:.4f}, "
           f"min {s['min']:.4f}, max {s['max']:.4f})")

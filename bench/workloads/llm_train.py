@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from bench import launch
 from bench.config import RunRules
 from bench.errors import Unsupported, UserError
+from bench.launch import process_group_timeout_s
 from bench.llm import train_formulas as tf
 from bench.llm.memory import FALLBACKS
 from bench.llm.train_models import FINETUNE_MODELS, TRAIN_MODELS
@@ -42,7 +43,6 @@ from bench.micro.peaks import device_peaks
 from bench.results import metric
 from bench.workloads import register
 from bench.workloads.base import Workload
-from bench.workloads.micro_collectives import process_group_timeout_s
 
 # Run rule of the chip evaluation template: fewer than 50 warm-up iterations.
 MAX_WARMUP_ITERS = 49

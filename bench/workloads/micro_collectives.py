@@ -22,6 +22,7 @@ from typing import Any
 
 from bench import launch
 from bench.errors import Unsupported
+from bench.launch import process_group_timeout_s
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
 from bench.micro.precision import DTYPES
@@ -31,12 +32,6 @@ from bench.workloads import register
 from bench.workloads.base import Workload
 
 KiB, MiB = 2**10, 2**20
-
-
-def process_group_timeout_s(repeat_timeout_s: float) -> float:
-    """A hung collective must fail well inside the repeat's timeout, so torchrun exits and
-    the points measured before it are kept (the harness would kill the whole job instead)."""
-    return max(30.0, repeat_timeout_s / 3)
 
 
 def torchrun_command(nproc: int, nnodes: int, rdzv_endpoint: str | None, spec: Path,

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.llm.train_formulas import loss_difference_variance
 from testbed.report import charts
 from testbed.report.analysis import Analysis
 from testbed.report.views import Cell, Figure, Table, value_cell
@@ -154,6 +155,12 @@ def line_chart(curves: list[Curve], title: str, y_label: str) -> str:
     return svg.render()
 
 
+def variance_text(values: list[float | None], baseline: list[float]) -> str:
+    ours = [v for v in values if v is not None]
+    var = loss_difference_variance(ours, baseline)
+    return "n/a" if var is None else f"{var:.3g}"
+
+
 def _last(values: list[float | None]) -> float:
     return next(v for v in reversed(values) if v is not None)
 
@@ -180,6 +187,11 @@ def loss_figures(analysis: Analysis) -> list[Figure]:
             continue
         final = "; ".join(f"{c.label}: {_last(c.values):.4g}" for c in curves)
         caption = f"Last kept step: {final}."
+        if len(curves) > 1:
+            first = [v for v in curves[0].values if v is not None]
+            diffs = [f"{c.label}: {variance_text(c.values, first)}" for c in curves[1:]]
+            caption += (f" Variance of the step-by-step difference from {curves[0].label} "
+                        f"(the template's stability figure): {'; '.join(diffs)}.")
         if missing:
             caption += f" No loss series from {', '.join(missing)}."
         svg = line_chart(curves, f"Loss per step: {wl}", "loss (nat)")
