@@ -32,6 +32,19 @@ from tests.conftest import run_bench
 RANKS_REL_TOLERANCE = 1e-5
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """In-process training on one thread: with two, OpenMP barriers stall on a busy shared
+    machine and a few steps take minutes. Results do not depend on it (each run here is
+    compared with another run under the same setting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # -- arithmetic, worked by hand ------------------------------------------------------------------
 def test_tgs_worked_by_hand():
     # Llama-3-8B on 8 devices: 4096 tokens x 16 samples every 2 s = 32768 tokens/s, /8 devices
