@@ -26,14 +26,16 @@ from bench.config import RunRules
 from bench.llm.overhead import TARGET_OVERHEAD, summary, verdict
 
 
-def bare_tokens_per_s(session: Any, batch: dict[str, Any], steps: int) -> float:
-    """A plain training loop on one fixed batch, timed around all its steps."""
+def bare_tokens_per_s(session: Any, batch: dict[str, Any], steps: int
+                      ) -> tuple[float, float]:
+    """A plain training loop on one fixed batch, timed around all its steps: tokens per
+    second of wall time and of this thread's CPU time."""
     import torch
 
     model, optimizer, params = session.model, session.optimizer, session.params
     clip = session.spec.clip_grad_norm
     session._sync()
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.thread_time()
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         with session._autocast():
@@ -42,15 +44,19 @@ def bare_tokens_per_s(session: Any, batch: dict[str, Any], steps: int) -> float:
         torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()
     session._sync()
-    return steps * session.spec.tokens_per_step / (time.monotonic() - start)
+    tokens = steps * session.spec.tokens_per_step
+    return tokens / (time.monotonic() - start), tokens / (time.thread_time() - cpu)
 
 
-def harness_tokens_per_s(session: Any, steps: int) -> float:
+def harness_tokens_per_s(session: Any, steps: int) -> tuple[float, float]:
+    """The workload's steps in the harness's timed loop: tokens per second of the timed
+    window and of this thread's CPU time."""
     from bench.timing import timed_loop
 
+    cpu = time.thread_time()
     loop = timed_loop(session.step, session._sync,
                       RunRules(warmup_iters=0, min_iters=steps, min_duration_s=0.0))
-    return loop.items / loop.duration_s
+    return loop.items / loop.duration_s, loop.items / (time.thread_time() - cpu)
 
 
 def host_work_s(session: Any, reps: int = 200) -> float:
@@ -116,23 +122,30 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} CPU thread(s)")
     harness_tokens_per_s(session, 2)
     bare_tokens_per_s(session, batch, 2)  # warm-up of both paths, not counted
-    ratios, bare_rates = [], []
+    ratios, cpu_ratios, bare_rates = [], [], []
     for r in range(args.rounds):
         if r % 2 == 0:
-            a = harness_tokens_per_s(session, args.steps)
-            b = bare_tokens_per_s(session, batch, args.steps)
+            (a, a_cpu), (b, b_cpu) = (harness_tokens_per_s(session, args.steps),
+                                      bare_tokens_per_s(session, batch, args.steps))
         else:
-            b = bare_tokens_per_s(session, batch, args.steps)
-            a = harness_tokens_per_s(session, args.steps)
+            (b, b_cpu), (a, a_cpu) = (bare_tokens_per_s(session, batch, args.steps),
+                                      harness_tokens_per_s(session, args.steps))
         ratios.append(a / b)
+        cpu_ratios.append(a_cpu / b_cpu)
         bare_rates.append(b)
         print(f"round {r + 1:2d}: harness {a:10.1f} tokens/s   bare loop {b:10.1f} tokens/s   "
-              f"ratio {a / b:.4f}")
+              f"ratio {a / b:.4f}   (CPU time {a_cpu / b_cpu:.4f})")
     host = host_work_s(session)
     bare_step = session.spec.tokens_per_step / statistics.median(bare_rates)
     print(f"host work the harness adds per step (schedule, batch from the pool, to the device): "
           f"median {host * 1e6:.0f} us = {host / bare_step * 100:.2f} % of a bare step "
           f"({bare_step * 1e3:.1f} ms median)")
+    if vendor == "cpu":
+        c = summary(cpu_ratios)
+        print(f"ratio of tokens per CPU second of this thread (steadier where other processes "
+              f"share the cores): median {c['median']:.4f}, overhead {c['overhead'] * 100:+.2f} "
+              f"%, 95 % interval {c['overhead_low'] * 100:+.2f}..{c['overhead_high'] * 100:+.2f}"
+              " %")
     s = summary(ratios)
     print(f"ratio harness/bare: median {s['median']:.4f} (IQR {s['q1']:.4f}..{s['q3']:.4f}, "
           f"min {s['min']:.4f}, max {s['max']:.4f})")
