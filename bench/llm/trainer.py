@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.config import RunRules
+from bench.errors import UserError
 from bench.llm import train_data as td
 from bench.llm.train_formulas import LrSchedule
 from bench.llm.train_models import (
@@ -172,7 +173,16 @@ def resolve_config(spec: TrainSpec, tm: TrainModel) -> Any:
         from bench.llm.prompts import offline
 
         offline()
-        config = AutoConfig.from_pretrained(spec.weights, local_files_only=True)
+        try:
+            config = AutoConfig.from_pretrained(spec.weights, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"weights {spec.weights}: no readable config.json ({exc}).",
+                            "Point `weights` at a transformers model directory.") from exc
+        if config.model_type != tm.arch.model_type:
+            raise UserError(f"weights {spec.weights} hold a {config.model_type!r} model; "
+                            f"model {tm.name} needs {tm.arch.model_type!r} "
+                            f"({tm.arch.model_class}).",
+                            "Point `weights` at the matching model's directory.")
     else:
         config = tm.config(spec.architecture)
     for key in DROPOUT_KEYS:
@@ -217,6 +227,9 @@ def fsdp_fully_shard() -> Any:
 
 
 class TrainSession:
+    """One rank's model, data and optimiser; ``step`` is one optimiser step, ``run`` the
+    timed steps under the run rules and the checkpoint round trip."""
+
     def __init__(self, spec: TrainSpec, backend: Any, env: RankEnv = RankEnv(),
                  progress: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.spec, self.backend, self.env = spec, backend, env
@@ -350,8 +363,6 @@ class TrainSession:
                                     eos if objective == "causal" else None)
             td.check_ids(stream, vocab, f"tokenizer {tokenizer.name}")
             if len(stream) < window:
-                from bench.errors import UserError
-
                 raise UserError(f"Text data {spec.data_path} has {len(stream)} tokens, fewer "
                                 f"than one {window}-token window.", "Give more text.")
             pool = stream[None, :]

@@ -244,8 +244,12 @@ class TrainWorkload(Workload):
         self._record_info(strategy, ac, estimate, why)
         self.session = None
         if self.world == 1:
-            self.session = TrainSession(self.spec, backend, RankEnv(), self.ctx.progress)
-            self.session.setup()
+            try:
+                self.session = TrainSession(self.spec, backend, RankEnv(), self.ctx.progress)
+                self.session.setup()
+            except BaseException:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                raise
             self.extra["data"] = self.session.data_info
 
     def _plan(self) -> tuple[str, bool, tf.TrainMemory, str]:
