@@ -11,6 +11,7 @@ import time
 
 from bench.workloads import register
 from bench.workloads.base import Workload
+from bench.workloads.llm_train import PretrainWorkload
 
 SMALL = {"small": {"batch_size": 4}}
 
@@ -253,3 +254,12 @@ class FillsTheDisk(_Base):
     def step(self) -> int:
         time.sleep(0.005)
         return self.params["batch_size"]
+
+
+@register
+class DyingTrainer(PretrainWorkload):
+    """llm-pretrain whose rank 1 is killed at its third step (tests/faulty_train_worker.py)."""
+
+    name = "test-train-dies"
+    description = "a training job whose rank 1 dies: the entry is an error naming the rank"
+    worker_module = "tests.faulty_train_worker"
