@@ -19,6 +19,7 @@ import pytest
 from bench.schema import validation_errors
 from testbed.images.containers import run_options
 from testbed.images.spec import VENDORS, load_spec
+from tests.test_vendor_specs import make_kfd_host
 
 SPECS = {v: load_spec(v) for v in VENDORS}
 
@@ -116,8 +117,12 @@ def _own_group() -> int:
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_every_vendor_runs_non_root_read_only_with_limits(vendor, tmp_path):
     gid = _own_group()
-    host = _host(tmp_path, "/dev/cambricon_dev0", "/dev/cambricon_ctl", "/dev/iluvatar0",
-                 "/etc/nv_tegra_release", "/dev/nvhost-ctrl-gpu", gid=gid)
+    host = make_kfd_host(tmp_path, [128])  # rocm: /dev/kfd and one render node
+    host = _host(host, "/dev/cambricon_dev0", "/dev/cambricon_ctl", "/dev/iluvatar0",
+                 "/etc/nv_tegra_release", "/dev/nvhost-ctrl-gpu", "/dev/davinci0",
+                 "/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc", "/dev/kfd",
+                 "/dev/dri/renderD128", gid=gid)
+    (host / "usr/local/Ascend/driver").mkdir(parents=True)
     opts = _options(vendor, host, memory="8g")
     argv = opts.docker_cli()
     assert opts.user == "1000:1000"
