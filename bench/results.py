@@ -208,6 +208,23 @@ def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations:
     return out
 
 
+def cold_start_metrics(ok: list[dict[str, Any]]) -> dict[str, Metric]:
+    """Load time and first-iteration latency of every repeat (each a fresh process), apart
+    from the steady state: what a compiling backend or a lazy vendor runtime costs once."""
+    cold = [r.get("cold_start") or {} for r in ok]
+    return {
+        "cold_load_s": repeat_metric(
+            [c.get("load_s") for c in cold], "s", "the repeat recorded no load time",
+            definition="workload setup in a fresh process: model built or weights read and "
+                       "moved to the device, inputs made"),
+        "cold_first_iter_s": repeat_metric(
+            [c.get("first_iter_s") for c in cold], "s",
+            "no timed loop ran in the repeat's own process (its workers time themselves)",
+            definition="latency of the repeat's first iteration, before warm-up "
+                       "(compilation and lazy initialisation included)"),
+    }
+
+
 def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, item_unit: str,
                   vendor: str, host_bound_util_pct: float,
                   idle: dict[str, Any] | None) -> dict[str, Metric]:
@@ -224,6 +241,8 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     lat = latency_summary(latencies)
     for key, value in lat.items():
         metrics[f"latency_{key}"] = metric(value, "s", n=len(latencies))
+
+    metrics.update(cold_start_metrics(ok))
 
     windows = [r.get("telemetry") or {} for r in ok]
     usable = tel is not None and tel.not_the_device is None

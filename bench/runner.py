@@ -187,6 +187,18 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             "result", "traceback": tail}}, code, tail)
 
 
+def compile_record(entry: Entry, first: dict[str, Any]) -> dict[str, Any]:
+    """Whether the figures are compiled (``torch.compile``) or eager, as the child did it;
+    a compiled run that could not compile says why."""
+    done = (first.get("info") or {}).get("compile")
+    if done:
+        return done
+    if not entry.compile:
+        return {"requested": False, "used": False, "mode": "eager"}
+    why = (first.get("error") or {}).get("message") or "the repeat ended before compiling"
+    return {"requested": True, "used": False, "mode": "eager", "reason": why}
+
+
 def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
                         selection: dict[str, Any]) -> str | None:
     """Why the telemetry does not measure the device the workloads run on (None if it does).
@@ -359,7 +371,8 @@ class Runner:
                 "precision_used": first.get("precision_used", entry.precision),
                 "precision_reason": first.get("precision_reason"),
                 "overrides": entry.overrides,
-                "info": first.get("info", {}),
+                "compile": compile_record(entry, first),
+                "info": {k: v for k, v in first.get("info", {}).items() if k != "compile"},
             },
             "rules": entry.rules.as_dict(),
             "status": status,
@@ -387,10 +400,12 @@ class Runner:
                 "devices": snap["devices"],
             },
             "points": build_points(repeats, tel, workload.item_unit, origin),
-            "provenance": provenance(self.vendor, self.device_info,
-                                     {"suite_seed": self.suite.seed,
-                                      "repeat_seeds": [self.suite.seed] * len(repeats)},
-                                     self.argv),
+            "provenance": {**provenance(self.vendor, self.device_info,
+                                        {"suite_seed": self.suite.seed,
+                                         "repeat_seeds": [self.suite.seed] * len(repeats)},
+                                        self.argv),
+                           "device_settings": {"requested": entry.device.as_dict(),
+                                               "applied": first.get("host_threads")}},
             "started_at": utc_iso(started),
             "ended_at": utc_iso(time.time()),
         }
@@ -402,6 +417,7 @@ class Runner:
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
                                  "throughput_items_per_s", "latencies_s", "setup_s",
+                                 "cold_start",
                                  "memory", "series", "metrics", "telemetry", "headline") if k in r}
         if "window" in r:
             w = r["window"]

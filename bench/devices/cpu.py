@@ -70,6 +70,18 @@ class CpuBackend(DeviceBackend):
         return isinstance(exc, RuntimeError) and "DefaultCPUAllocator" in text and (
             "can't allocate memory" in text or "not enough memory" in text)
 
+    def compile_unsupported(self) -> str | None:
+        """Inductor compiles C++ for the CPU: without a C++ compiler it cannot."""
+        import os
+        import shutil
+
+        reason = super().compile_unsupported()
+        if reason is None and not any(shutil.which(c) for c in (
+                os.environ.get("CXX") or "", "g++", "c++", "clang++") if c):
+            reason = ("Inductor compiles C++ for the CPU and no C++ compiler (g++, c++, "
+                      "clang++ or $CXX) is on the PATH")
+        return reason
+
     def amp_dtypes(self) -> tuple[torch.dtype, ...]:
         return (torch.bfloat16, torch.float16)
 

@@ -92,6 +92,14 @@ class Workload(ABC):
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""
         return {}
 
+    def compile_targets(self) -> list[torch.nn.Module]:
+        """The modules ``--set ENTRY.compile=true`` compiles in place after ``setup``: the
+        built ``self.model`` by default. A workload whose model lives elsewhere (a pipeline)
+        names its own; an empty list (operator micro-benchmarks) makes a compiled run
+        ``unsupported``."""
+        model = getattr(self, "model", None)
+        return [model] if isinstance(model, torch.nn.Module) else []
+
     # -- provided ----------------------------------------------------------------------
     def check_precision(self) -> None:
         """Refuse a precision the device cannot run (status ``unsupported``, recorded)."""

@@ -40,6 +40,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
                modes=("infer",), not_in_groups=("micro",)),
     MetricInfo("latency_p50_s", "Latency per batch, p50", -1, chart=False),
     MetricInfo("latency_p90_s", "Latency per batch, p90", -1, chart=False),
+    MetricInfo("latency_p95_s", "Latency per batch, p95", -1, chart=False),
     MetricInfo("latency_p99_s", "Latency per batch, p99", -1),
     MetricInfo("device_util_pct", "Device utilisation", +1, composite=True, ratio_scale=False),
     MetricInfo("device_mem_used_bytes_peak", "Device memory used, peak", -1, composite=True),
