@@ -131,7 +131,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_child(spec: dict[str, Any], timeout_s: float,
-              on_progress: Callable[[dict[str, Any]], None]) -> ChildRun:
+              on_progress: Callable[[dict[str, Any]], None],
+              on_start: Callable[[int | None], None] = lambda _pid: None) -> ChildRun:
+    """Run one repeat in a child process; ``on_start`` gets its pid when it starts and None
+    when it has ended (the telemetry measures that process tree in between)."""
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -142,6 +145,7 @@ def run_child(spec: dict[str, Any], timeout_s: float,
                 stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
             log: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+            on_start(proc.pid)
 
             def pump() -> None:
                 assert proc.stdout is not None
@@ -163,6 +167,8 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             except KeyboardInterrupt:
                 _stop(proc)
                 raise
+            finally:
+                on_start(None)
             reader.join(timeout=5)
             stderr.seek(0)
             tail = [*log, *stderr.read().splitlines()][-STDERR_TAIL_LINES:]
@@ -319,7 +325,7 @@ class Runner:
             self.display.repeat_started(r, entry.rules.repeats)
             try:
                 child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
-                                  self.display.progress)
+                                  self.display.progress, sampler.adapter.track)
             except KeyboardInterrupt:
                 repeats.append({"index": r, "status": "interrupted", "error": {
                     "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}})
