@@ -180,6 +180,12 @@ class DeviceBackend(ABC):
     def visible_devices(self) -> str | None:
         return os.environ.get(self.visible_devices_env) if self.visible_devices_env else None
 
+    def spec_sheet(self, index: int = 0) -> dict[str, Any] | None:
+        """The device's spec sheet (``bench/specs/devices``), matched by the name it reports."""
+        from bench.specs import find_spec
+
+        return find_spec(self.device_name(index), self.vendor)
+
     def info(self, index: int = 0) -> dict[str, Any]:
         """Device facts for the result's provenance."""
         stats = self.memory_stats(index)

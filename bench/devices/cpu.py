@@ -119,8 +119,18 @@ class CpuBackend(DeviceBackend):
     def sdk_version(self) -> str | None:
         return f"torch {torch.__version__}"
 
+    def spec_sheet(self, index: int = 0) -> dict[str, Any] | None:
+        """A published sheet if one matches, else the estimate from the host's flags, cores
+        (as many as the run's threads may use) and clock (``bench.specs.host_cpu``)."""
+        from bench.specs.host_cpu import estimate_spec, host_facts
+
+        return super().spec_sheet(index) or estimate_spec(host_facts(torch.get_num_threads()))
+
     def info(self, index: int = 0) -> dict[str, Any]:
         doc = super().info(index)
         doc["threads"] = torch.get_num_threads()
         doc["logical_cores"] = psutil.cpu_count(logical=True)
+        sheet = self.spec_sheet(index)
+        if sheet is not None and "estimate" in sheet:
+            doc["spec_estimate"] = sheet  # the report's reference for this device
         return doc
