@@ -24,6 +24,7 @@ roof only. The pure arithmetic (``estimate_spec``) is separate from the reading 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -222,10 +223,8 @@ def host_facts(threads: int | None = None) -> HostFacts:
     clock, source = _max_clock_hz(blocks)
     family = first.get("cpu family")
     sve = None
-    try:
+    with contextlib.suppress(OSError, ValueError):
         sve = int(Path("/proc/sys/abi/sve_default_vector_length").read_text()) * 8
-    except (OSError, ValueError):
-        pass
     name = first.get("model name") or first.get("Model name") or platform.processor() or \
         platform.machine()
     return HostFacts(

@@ -8,10 +8,11 @@ Device identity. Results from differently configured runs must stay apart even o
 hardware (the cpu device with 1 and with 2 threads are two "devices"), while repeated runs of
 one configuration must merge. The identity is derived from the provenance every result
 carries: vendor, device name, device count, torch threads (cpu only: the threads are the
-device's size there, and the CPUs it was pinned to with ``--cpus``), the image (tag and digest) when containerised, the torch build and the
-driver version, plus the optional run label (``bench run --label NAME``) for differences the
-provenance cannot see (a power cap, a BIOS setting). The label shown is the shortest form
-that still tells the devices in one report apart.
+device's size there, and so are the CPUs it was pinned to with ``--cpus``), the image (tag and
+digest) when containerised, the torch build and the driver version, plus the optional run
+label (``bench run --label NAME``) for differences the provenance cannot see (a power cap, a
+BIOS setting). The label shown is the shortest form that still tells the devices in one report
+apart.
 """
 
 from __future__ import annotations
