@@ -85,7 +85,12 @@ def latest_run(results: Path = RESULTS) -> Path:
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
-        "set_": "ENTRY.PARAM=VALUE override, repeatable (recorded as non-comparable)",
+        "set_": "ENTRY.PARAM=VALUE, [ENTRY.]rules.RULE=VALUE or ENTRY.compile=true override, "
+                "repeatable (recorded as non-comparable)",
+        "threads": "PyTorch intra- and inter-op threads of every entry (on the cpu: the size of "
+                   "the device)",
+        "interop_threads": "inter-op threads, if not --threads",
+        "cpus": "pin the benchmark to these logical CPUs, e.g. 0-15 or 0,2,4",
         "report": "write a report of the run when it ends (default on)",
         "report_out": "report directory (default reports/<run-id>)",
         "label": "name of this run's configuration (stored in the results; the report shows "
@@ -97,18 +102,23 @@ def latest_run(results: Path = RESULTS) -> Path:
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
-          report=True, report_out=None, label=None, devices=None, image=None, no_store=False,
-          store=None):
+          report=True, report_out=None, label=None, devices=None, interop_threads=None,
+          image=None, no_store=False, threads=None, store=None, cpus=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
+    from bench.config import DeviceSettings
     from bench.errors import UserError
     from bench.runner import new_run_id
 
+    try:
+        device = DeviceSettings.from_cli(threads, interop_threads, cpus)
+    except UserError as exc:
+        raise _fail(exc) from exc
     if not native:
         from testbed.images.run import bench_in_container
 
         try:
             out_dir, code = bench_in_container(vendor, suite, out, only, set_ or [], devices,
-                                               image, RESULTS, label=label)
+                                               image, RESULTS, label=label, device=device)
             if report:
                 _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
         except UserError as exc:
@@ -132,6 +142,7 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         args += ["--set", item]
     if label:
         args += ["--label", label]
+    args += device.cli_args()
     result = c.run(f"{PY} -m bench " + shlex.join(args), warn=True, pty=sys.stdout.isatty())
     if result.exited == 2:
         raise Exit(code=2)

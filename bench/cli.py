@@ -42,15 +42,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def device_settings(args: argparse.Namespace) -> DeviceSettings:
     """``--threads``, ``--interop-threads`` and ``--cpus`` as the run's device settings."""
-    from bench.config import DeviceSettings, parse_cpus
+    from bench.config import DeviceSettings
 
-    for flag in ("threads", "interop_threads"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag.replace('_', '-')} {value}: a thread count is at least 1.",
-                            "Give a positive number, e.g. --threads 4.")
-    return DeviceSettings(threads=args.threads, interop_threads=args.interop_threads,
-                          cpus=parse_cpus(args.cpus) if args.cpus else None)
+    return DeviceSettings.from_cli(args.threads, args.interop_threads, args.cpus)
 
 
 def check_cpus(settings: DeviceSettings, entry_id: str) -> None:
@@ -144,10 +138,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="ENTRY.PARAM=VALUE",
                      help="override a workload parameter, a run rule ([ENTRY.]rules.RULE=V) "
                           "or compile (ENTRY.compile=true); recorded, marked non-comparable")
-    run.add_argument("--threads", type=int,
+    run.add_argument("--threads",
                      help="PyTorch intra- and inter-op threads of every entry (the size of a "
                           "cpu device; recorded in provenance)")
-    run.add_argument("--interop-threads", type=int, help="inter-op threads, if not --threads")
+    run.add_argument("--interop-threads", help="inter-op threads, if not --threads")
     run.add_argument("--cpus", help="pin the benchmark processes to these logical CPUs, "
                                     "e.g. 0-15 or 0,2,4 (threads default to their number)")
     run.add_argument("--run-id", help="run id (default: time-vendor-suite-random)")

@@ -123,6 +123,34 @@ class DeviceSettings:
         return {"threads": self.threads, "interop_threads": self.interop_threads,
                 "cpus": None if self.cpus is None else list(self.cpus)}
 
+    def cli_args(self) -> list[str]:
+        """The ``python -m bench run`` flags that ask for these settings (every launcher
+        passes them on the same way)."""
+        args = []
+        if self.threads is not None:
+            args += ["--threads", str(self.threads)]
+        if self.interop_threads is not None:
+            args += ["--interop-threads", str(self.interop_threads)]
+        if self.cpus is not None:
+            args += ["--cpus", format_cpus(self.cpus)]
+        return args
+
+    @classmethod
+    def from_cli(cls, threads: int | str | None = None, interop_threads: int | str | None = None,
+                 cpus: str | None = None) -> DeviceSettings:
+        """Settings from command-line strings (``invoke bench --threads 4 --cpus 0-3``)."""
+        def count(flag: str, value: int | str | None) -> int | None:
+            if value is None or value == "":
+                return None
+            if (isinstance(value, int) or str(value).isdigit()) and int(value) >= 1:
+                return int(value)
+            raise UserError(f"--{flag} {value!r} is not a thread count.",
+                            f"Give a whole number of at least 1, e.g. --{flag} 4.")
+
+        return cls(threads=count("threads", threads),
+                   interop_threads=count("interop-threads", interop_threads),
+                   cpus=parse_cpus(cpus) if cpus else None)
+
 
 @dataclass(frozen=True)
 class TelemetrySettings:
