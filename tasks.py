@@ -163,10 +163,13 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
 
 
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
-            score_a: str | None = None, weights: list[str] | None = None) -> None:
+            score_a: str | None = None, weights: list[str] | None = None,
+            references: list[str] | None = None) -> None:
     from testbed.report import write_report
     from testbed.report.metrics import score_settings
+    from testbed.report.references import resolve
 
+    paths = [*paths, *(resolve(r) for r in references or [])]
     files = write_report(paths, out, baseline=baseline, settings=score_settings(score_a, weights))
     a = files.analysis
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
@@ -177,8 +180,10 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
 
 
 @task(
-    iterable=["results", "baseline", "weight", "device", "workload"],
+    iterable=["results", "baseline", "weight", "device", "workload", "reference"],
     help={"results": "result files or run directories (repeatable; default: the latest run)",
+          "reference": "add a reference result set to compare with: a bundled one by name "
+                       "(testbed/report/references/) or a run directory (repeatable)",
           "baseline": "results of the baseline device (repeatable): adds baseline-relative "
                       "scores; with --from-store a device filter naming one device",
           "out": "output directory (default reports/<run-id>, reports/combined or "
@@ -191,7 +196,8 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
 )
 def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
            from_store=False, store=None, device=None, workload=None, since=None, until=None,
-           run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None):
+           run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None,
+           reference=None):
     """Check, aggregate and score results: HTML, Markdown and CSV report."""
     from bench.errors import UserError
 
@@ -208,7 +214,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
                          torch, audit)
             with open_store(store, ROOT, read_only=True) as st:
                 paths, base = export_for_report(st, f, baseline or [], target)
-            _report(paths, target, base, score_a, weight)
+            _report(paths, target, base, score_a, weight, reference)
         except UserError as exc:
             raise _fail(exc) from exc
         return
@@ -216,7 +222,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
         paths = [Path(p) for p in results] if results else [latest_run()]
         target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
                                                   else "combined")
-        _report(paths, target, [Path(p) for p in baseline or []], score_a, weight)
+        _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, reference)
     except UserError as exc:
         raise _fail(exc) from exc
 
