@@ -458,3 +458,19 @@ def bench_llm_overhead(c, model="qwen2-0.5b", architecture="reduced", device="au
             str(input_tokens), "--output-tokens", str(output_tokens), "--iterations",
             str(iterations), "--rounds", str(rounds), "--threads", str(threads)]
     c.run(f"{PY} -m bench.llm.overhead " + shlex.join(args), pty=sys.stdout.isatty())
+
+
+@task(help={"models": "comma-separated workloads (default resnet,bert,qwen2-0.5b)",
+            "rounds": "interleaved A B rounds per model (default 7)",
+            "seconds": "timed window of each side per round (default 3)",
+            "threads": "torch threads of both sides (0: torch's default)",
+            "markdown": "also write the result table to this file"})
+def bench_overhead(c, models="resnet,bert,qwen2-0.5b", rounds=7, seconds=3.0, threads=0,
+                   markdown=None):
+    """Harness overhead of a whole run: `python -m bench run` vs a bare loop of the same
+    model, interleaved A B A B; median ratio with its 95 % interval per model."""
+    args = ["--models", models, "--rounds", str(rounds), "--seconds", str(seconds),
+            "--threads", str(threads)]
+    if markdown:
+        args += ["--markdown", markdown]
+    c.run(f"{PY} -m bench.overhead " + shlex.join(args), pty=sys.stdout.isatty())
