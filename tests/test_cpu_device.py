@@ -202,3 +202,29 @@ def test_cpus_this_process_may_not_use_are_refused(tmp_path):
                      "4096")
     assert proc.returncode == 2
     assert "may not use" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_compiled_run_compiles_and_its_first_iteration_pays_for_it(tmp_path):
+    """A real torch.compile (Inductor, C++ for the CPU) of a tiny model in the child: the
+    result says compiled, and the compilation is in the cold start, not the steady state.
+    (Inductor's on-disk cache makes a second run of this test faster.)"""
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nrules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.05, "
+                     "repeats: 1, timeout_s: 900}\ntelemetry: {interval_s: 0.1, idle_s: 0.1}\n"
+                     "entries:\n  - {id: tiny, workload: test-tiny-model, mode: infer, "
+                     "compile: true}\n")
+    out = tmp_path / "run"
+    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(out),
+                     timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "tiny.json").read_text())
+    assert doc["status"] == "ok"
+    record = doc["workload"]["compile"]
+    assert record == {"requested": True, "used": True, "mode": "torch.compile",
+                      "backend": "inductor", "modules": ["Sequential"],
+                      "graphs": record["graphs"]}
+    assert record["graphs"] >= 1  # TorchDynamo really compiled the model
+    assert doc["workload"]["overrides"] == {}  # asked for by the suite, not --set
+    assert doc["metrics"]["cold_first_iter_s"]["value"] == \
+        doc["repeats"][0]["cold_start"]["first_iter_s"]

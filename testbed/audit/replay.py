@@ -71,7 +71,8 @@ def entry_from_result(doc: dict[str, Any],
     if (w.get("compile") or {}).get("requested") and "compile" not in overrides:
         entry["compile"] = True
     # The same device: the threads and CPUs the submission asked for (None: left as found).
-    asked = ((doc["provenance"].get("device_settings") or {}).get("requested") or {})
+    asked = (((doc.get("provenance") or {}).get("device_settings") or {}).get("requested")
+             or {})
     device = {k: v for k, v in asked.items() if v is not None}
     if device.get("cpus"):
         device["cpus"] = format_cpus(device["cpus"])
