@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.schema import validation_errors
-from bench.specs import find_spec
+from bench.specs import recorded_spec
 from bench.validate import FileReport, expand, validate_file
 
 # Provenance facts that make a device configuration, in the order they are added to the
@@ -113,22 +112,6 @@ def identity_facts(doc: dict[str, Any]) -> dict[str, str]:
     return facts
 
 
-def device_spec(doc: dict[str, Any], facts: dict[str, str]) -> dict[str, Any] | None:
-    """The device's spec sheet: a published one matched by name, else the estimate the run
-    recorded for its host CPU (``bench.specs.host_cpu``; labelled an estimate)."""
-    spec = find_spec(facts["name"], facts["vendor"])
-    if spec is None and facts["vendor"] == "cpu":
-        estimate = ((doc["provenance"].get("device") or {}).get("spec_estimate"))
-        if isinstance(estimate, dict) and not validation_errors(estimate, "device-spec"):
-            return estimate
-    return spec
-
-
-def is_estimate(spec: dict[str, Any] | None) -> bool:
-    """Whether a spec sheet is the host's estimate rather than a vendor's figures."""
-    return bool(spec and spec.get("estimate"))
-
-
 def device_key(facts: dict[str, str]) -> str:
     return "|".join(f"{k}={facts[k]}" for k in IDENTITY_FACTS if k in facts)
 
@@ -212,7 +195,8 @@ def collect(reports: Iterable[FileReport]) -> ResultSet:
         facts = identity_facts(report.doc)
         key = device_key(facts)
         if key not in found:
-            found[key] = Device(key, facts, spec=device_spec(report.doc, facts))
+            found[key] = Device(key, facts, spec=recorded_spec(
+                facts["vendor"], report.doc["provenance"].get("device")))
         out.results.append(Result(path, report.doc, key))
     out.devices = label_devices(found.values())
     return out
