@@ -233,7 +233,8 @@ def cold_start_metrics(ok: list[dict[str, Any]]) -> dict[str, Metric]:
                        "moved to the device, inputs made"),
         "cold_first_iter_s": repeat_metric(
             [c.get("first_iter_s") for c in cold], "s",
-            "no timed loop ran in the repeat's own process (its workers time themselves)",
+            "the repeat's own process timed no loop (a LoadGen scenario, or workers that "
+            "time themselves)",
             definition="latency of the repeat's first iteration, before warm-up "
                        "(compilation and lazy initialisation included)"),
     }

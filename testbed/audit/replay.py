@@ -78,6 +78,12 @@ def entry_from_result(doc: dict[str, Any],
         device["cpus"] = format_cpus(device["cpus"])
     if device:
         entry["device"] = device
+    scenario = doc.get("scenario")
+    if scenario:
+        # The resolved rules as recorded: the re-run resolves them to the same values.
+        entry["scenario"] = scenario["name"]
+        entry["scenario_rules"] = {k: v for k, v in scenario["rules"].items()
+                                   if k not in ("scenario", "mlperf_model")}
     return entry
 
 

@@ -142,7 +142,8 @@ def _write_charts(views: Views, directory: Path) -> list[Path]:
     figures = [*([views.radar] if views.radar and not views.single_device else []),
                *[f for f in (views.peak, views.cold) if f],
                *([] if views.single_device else views.bars), *views.timelines,
-               *([views.roofline] if views.roofline else [])]
+               *([views.roofline] if views.roofline else []),
+               *(views.inference.figures if views.inference is not None else [])]
     for fig in figures:
         path = directory / f"{fig.name}.svg"
         atomic_write_text(path, "<?xml version='1.0' encoding='UTF-8'?>\n" + fig.svg + "\n")

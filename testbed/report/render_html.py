@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from testbed.report.views import Cell, Figure, Table, Views
 
@@ -157,6 +158,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                ("charts", "Charts"), ("telemetry", "Telemetry")]
         if views.roofline:
             nav.append(("roofline-section", "Roofline"))
+    if views.inference is not None:
+        nav.append(("inference", "Inference"))
     nav.append(("appendix", "Appendix"))
     failed = len(views.findings.rows)
     chips = [("devices", meta["devices"], ""), ("workloads", meta["workloads"], ""),
@@ -205,6 +208,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         out += [*_figures_card(views, meta), *roofline, *telemetry, *checks]
     else:
         out += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
+    if views.inference is not None:
+        out.append(inference_html(views.inference))
     out += _appendix(views)
     return "\n".join(out)
 
@@ -259,3 +264,17 @@ def _appendix(views: Views) -> list[str]:
                        f"{table_html(t, heading='')}</details>")
     out.append("</section></main></body></html>")
     return out
+
+
+def inference_html(inf: Any) -> str:
+    """Scenarios, streams and the speed-up over the cpu (testbed.report.scenarios)."""
+    out = ["<section class='card' id='inference'><h2>Inference: scenarios, streams, "
+           "speed-up</h2>"]
+    for table, figure in ((inf.scenarios, inf.latency_qps), (inf.streams, inf.streams_chart),
+                          (inf.speedup, None)):
+        if table is not None:
+            out.append(table_html(table))
+        if figure is not None:
+            out.append(f"<h3>{e(figure.title)}</h3>{figure_html(figure)}")
+    out.append("</section>")
+    return "".join(out)

@@ -60,6 +60,15 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += [*roofline, *telemetry, *checks]
     else:
         lines += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
+    if views.inference is not None:
+        lines += ["## Inference: scenarios, streams, speed-up", ""]
+        inf = views.inference
+        for table, figure in ((inf.scenarios, inf.latency_qps),
+                              (inf.streams, inf.streams_chart), (inf.speedup, None)):
+            if table is not None:
+                lines += table_md(table)
+            if figure is not None:
+                lines += figure_md(figure)
     lines += ["## Appendix: tables per metric", ""]
     for table in views.appendix:
         lines += table_md(table)

@@ -669,6 +669,7 @@ class Views:
     cold: Figure | None = None
     scopes: Table | None = None
     single_device: bool = False
+    inference: Any = None  # testbed.report.scenarios.InferenceViews
 
 
 def build_views(analysis: Analysis) -> Views:
@@ -682,4 +683,12 @@ def build_views(analysis: Analysis) -> Views:
         tiers=tier_table(analysis), radar=radar_figure(analysis),
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
         roofline=roofline_figure(analysis), appendix=appendix,
-        unmeasured=unmeasured_table(analysis), points=points_tables(analysis))
+        unmeasured=unmeasured_table(analysis), points=points_tables(analysis),
+        inference=_inference(analysis))
+
+
+def _inference(analysis: Analysis) -> Any:
+    from testbed.report import scenarios
+
+    views = scenarios.build(analysis)
+    return None if views.empty else views
