@@ -29,7 +29,7 @@ class Cell:
     text: str
     marks: str = ""
     notes: tuple[str, ...] = ()
-    kind: str = "value"  # value, status (ok/oom/...), missing (not run), na (null), score
+    kind: str = "value"  # value, status (ok/oom/...), missing (not run), na (null), score, text
 
     @property
     def tooltip(self) -> str:
@@ -134,8 +134,9 @@ def spec_cell(spec: dict[str, Any] | None) -> Cell:
         fp32 = (spec.get("peak_flops") or {}).get("fp32")
         return Cell("estimated from the host" + (f": fp32 {format_value(fp32, 'FLOP/s', 3)}"
                                                  if fp32 else ""),
-                    notes=(spec["estimate"].get("method", ""), spec.get("notes", "")))
-    return Cell(f"{spec['name']} ({spec['id']})")
+                    notes=(spec["estimate"].get("method", ""), spec.get("notes", "")),
+                    kind="text")
+    return Cell(f"{spec['name']} ({spec['id']})", kind="text")
 
 
 def device_table(analysis: Analysis) -> Table:
