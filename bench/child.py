@@ -220,7 +220,7 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
                 measurement = workload.measure()
         backend.synchronize()
         check_compiled(workload.extra["compile"])
-        result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s,
+        result: dict[str, Any] = {"status": "ok", **measurement,
                                   "cold_start": {"load_s": setup_s,
                                                  "first_iter_s": first.latency_s}}
     except BaseException as exc:

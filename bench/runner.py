@@ -437,7 +437,7 @@ class Runner:
     @staticmethod
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
-                                 "throughput_items_per_s", "latencies_s", "setup_s",
+                                 "throughput_items_per_s", "latencies_s",
                                  "cold_start", "memory", "series", "metrics", "telemetry",
                                  "headline", "scenario", "streams") if k in r}
         if "window" in r:
