@@ -32,6 +32,7 @@ from bench.child import PROGRESS_PREFIX, partial_path
 from bench.config import Entry, Suite
 from bench.devices import DeviceBackend
 from bench.errors import UserError
+from bench.flops import count_work, work_metrics
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
@@ -344,6 +345,7 @@ class Runner:
         metrics = build_metrics(repeats, tel, workload.item_unit, self.vendor,
                                 entry.rules.host_bound_util_pct, idle)
         first = ok[0] if ok else (repeats[0] if repeats else {})
+        metrics.update(self._work_metrics(entry, workload, repeats, metrics, first))
         origin = t_start - margin
         doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -397,6 +399,26 @@ class Runner:
         if doc["points"] is None:
             del doc["points"]
         return seal(sanitize(doc))
+
+    def _work_metrics(self, entry: Entry, workload: Any, repeats: list[dict[str, Any]],
+                      metrics: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+        """FLOPs per item (counted once here, on the meta device, unless the workload
+        reported its own), achieved FLOP/s and MFU against the device's spec sheet."""
+        from bench.micro.peaks import DevicePeaks
+        from bench.specs import find_spec
+
+        timed = [r for r in repeats if r["status"] == "ok" and "window" in r]
+        if not timed:
+            return {}
+        precision = first.get("precision_used", entry.precision)
+        count = None
+        if "flop_per_item" not in metrics:
+            count = count_work(lambda: workload.work_probe(entry.mode, entry.params, precision,
+                                                           first.get("info") or {}))
+        name = str((self.device_info or {}).get("name") or self.vendor)
+        peaks = DevicePeaks.from_spec(find_spec(name, self.vendor), name, self.vendor)
+        return work_metrics(metrics, count, [r["throughput_items_per_s"] for r in timed],
+                            workload.item_unit, peaks, precision)
 
     @staticmethod
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
