@@ -49,7 +49,7 @@ def test_two_thread_counts_are_two_devices(tmp_path):
         # the VM has no RAPL: power is left out, with the reason from the results
         assert "RAPL" in comp.dropped["power_w_mean"][1]
     md = files.markdown.read_text()
-    assert "| Intel Xeon Processor · 1 thread | cpu |" in md
+    assert "| Intel Xeon Processor · 1 thread | cpu: Intel Xeon Processor · 1 thread |" in md
     assert "no RAPL package domains" in md
 
 

@@ -235,9 +235,11 @@ class LlmWorkload(Workload):
         embedding = model.get_input_embeddings().weight
         tied = embedding is model.get_output_embeddings().weight
         weights = count_parameters(model) - (0 if tied else embedding.numel())
+        # bytes per weight at the precision used (a published int8 row: 1); unknown: no bound
+        element = {**BYTES_PER_ELEMENT, "int8": 1, "fp8": 1, "int4": 0.5}.get(precision)
         return WorkProbe(lambda: model(input_ids=ids, logits_to_keep=outputs).logits, outputs,
                          backward=False,
-                         bytes_per_item=weights * BYTES_PER_ELEMENT.get(precision, 4) / batch,
+                         bytes_per_item=weights * element / batch if element else None,
                          what=f"one causal forward over {inputs} + {outputs} - 1 tokens "
                               f"(the reference point {point})")
 

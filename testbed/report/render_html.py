@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from testbed.report.charts import MARK_TEXT
 from testbed.report.views import Cell, Figure, Table, Views
 
 CSS = """
@@ -44,7 +45,7 @@ td.v{font-variant-numeric:tabular-nums}td.flagged{background:#fff5f5}
 td[title]{cursor:help}
 sup.mark{display:inline-block;font-size:10px;font-weight:700;line-height:1;padding:2px 4px;
 border-radius:4px;margin-left:3px;vertical-align:2px;background:#fdf0d5;color:#7a4a00}
-sup.mark-X{background:#fde2e1;color:var(--bad)}
+sup.mark-X{background:#fde2e1;color:var(--bad)}sup.mark-W{background:#fff1c2;color:#8a4b00}
 figure.chart-figure{margin:8px 0 22px}
 figure.chart-figure svg{max-width:100%;height:auto;display:block}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:4px;max-width:900px}
@@ -63,7 +64,7 @@ def e(text: object) -> str:
 
 
 def _marks(marks: str) -> str:
-    return "".join(f"<sup class='mark mark-{c}'>{'✗' if c == 'X' else c}</sup>" for c in marks)
+    return "".join(f"<sup class='mark mark-{c}'>{MARK_TEXT.get(c, c)}</sup>" for c in marks)
 
 
 NUMERIC_KINDS = ("value", "score", "na", "missing")

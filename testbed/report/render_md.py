@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from testbed.report.charts import MARK_TEXT
 from testbed.report.render_html import numeric_columns
 from testbed.report.views import Cell, Figure, Table, Views
 
@@ -9,7 +10,7 @@ from testbed.report.views import Cell, Figure, Table, Views
 def _text(cell: Cell | str) -> str:
     if isinstance(cell, str):
         return cell.replace("|", "\\|").replace("\n", " ")
-    marks = f" [{','.join('✗' if c == 'X' else c for c in cell.marks)}]" if cell.marks else ""
+    marks = f" [{','.join(MARK_TEXT.get(c, c) for c in cell.marks)}]" if cell.marks else ""
     return (cell.text + marks).replace("|", "\\|").replace("\n", " ")
 
 
@@ -36,7 +37,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     lines += table_md(views.devices, "##")
     if views.invalid.rows:
         lines += table_md(views.invalid, "##")
-    lines += ["Marks: " + "; ".join(f"[{'✗' if c == 'X' else c}] {t}"
+    lines += ["Marks: " + "; ".join(f"[{MARK_TEXT.get(c, c)}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
     lines += ["## Plausibility checks", ""]
     lines += table_md(views.checks, "")
