@@ -96,7 +96,11 @@ ITEMS = {"img": "images", "image": "images", "images": "images", "seq": "sequenc
          "sequence": "sequences", "sequences": "sequences", "sentences": "sequences",
          "token": "tokens", "tokens": "tokens", "tok": "tokens", "char": "characters",
          "chars": "characters", "characters": "characters", "query": "queries",
-         "queries": "queries", "sample": "samples", "samples": "samples"}
+         "queries": "queries", "sample": "samples", "samples": "samples", "item": "items",
+         "items": "items"}
+# Units that count whatever the row's workload counts (a wide table mixes images and
+# sequences in one column): the document writes the workload's own item.
+GENERIC_ITEMS = ("items", "samples")
 TIME = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "us": 1e-6,
         "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
 POWER = {"w": 1.0, "kw": 1e3, "mw": 1e-3}
@@ -372,6 +376,13 @@ def resolve_workload(row: dict[str, str], defaults: dict[str, Any], where: str,
     if not model:
         raise UserError(f"{where}: no workload named.", "Fill in the workload / model cell.")
     name, id_mode = find_workload(model)
+    group = (row.get("group") or defaults.get("group") or "").strip().lower()
+    if name is None and (group not in ("cv", "nlp", "llm", "micro") or not item_from_unit):
+        known = ", ".join(sorted(_registered()))
+        raise UserError(
+            f"{where}: {model!r} is not one of this test-bed's workloads ({known}).",
+            "Name the matching workload, or import it as a workload of its own: add a "
+            "group column (cv, nlp, llm) and give the throughput's unit (images/s, ...).")
     mode_text = (row.get("mode") or id_mode or defaults.get("mode") or "").strip().lower()
     if not mode_text and defaults.get("shape") == "long":
         mode_text = "infer"  # the vendor shape is an inference table
@@ -383,13 +394,6 @@ def resolve_workload(row: dict[str, str], defaults: dict[str, Any], where: str,
     batch = _int(row.get("batch_size"), f"{where}, batch size")
     streams = _int(row.get("streams"), f"{where}, streams")
     if name is None:
-        group = (row.get("group") or defaults.get("group") or "").strip().lower()
-        if group not in ("cv", "nlp", "llm", "micro") or not item_from_unit:
-            known = ", ".join(sorted(_registered()))
-            raise UserError(
-                f"{where}: {model!r} is not one of this test-bed's workloads ({known}).",
-                "Name the matching workload, or import it as a workload of its own: add a "
-                "group column (cv, nlp, llm) and give the throughput's unit (images/s, ...).")
         params = {k: v for k, v in (("batch_size", batch), ("streams", streams)) if v}
         slug = re.sub(r"[^a-z0-9.]+", "-", model.lower()).strip("-")
         return WorkloadSpec(f"{slug}-{mode}", model, mode, group, "published", params,
@@ -435,32 +439,31 @@ def _int(text: Any, where: str) -> int | None:
 ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1, "int4": 0.5}
 
 
-@dataclass
-class FlopCache:
-    """Counts already made in this import (one model and shape is counted once)."""
+# A count depends only on the model, mode, parameters and precision: made once per process.
+_COUNTS: dict[str, Any] = {}
 
-    counts: dict[str, Any] = field(default_factory=dict)
 
-    def get(self, wl: WorkloadSpec, precision: str) -> Any:
-        from bench.flops import count_work
+def flop_count(wl: WorkloadSpec, precision: str) -> Any:
+    """``bench.flops.count_work`` of a registered workload at the row's shape."""
+    from bench.flops import count_work
 
-        key = json.dumps([wl.name, wl.mode, wl.params, precision], sort_keys=True, default=str)
-        if key not in self.counts:
-            probe_precision = precision if precision in ELEMENT_BYTES else "unknown"
-            self.counts[key] = count_work(
-                lambda: wl.cls.work_probe(wl.mode, wl.params, probe_precision, {}))
-        return self.counts[key]
+    key = json.dumps([wl.name, wl.mode, wl.params, precision], sort_keys=True, default=str)
+    if key not in _COUNTS:
+        probe_precision = precision if precision in ELEMENT_BYTES else "unknown"
+        _COUNTS[key] = count_work(
+            lambda: wl.cls.work_probe(wl.mode, wl.params, probe_precision, {}))
+    return _COUNTS[key]
 
 
 def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precision: str,
-                  spec: dict[str, Any] | None, count: int, flops: FlopCache) -> None:
+                  spec: dict[str, Any] | None, count: int) -> None:
     """FLOPs per item (counted), FLOP/s and MFU from the published throughput; items/J from
     throughput and power where the table gives no efficiency of its own."""
     thr = metrics.get("throughput_items_per_s", {}).get("value")
     unit = f"FLOP/{wl.item_unit}"
     fpi = metrics.get("flop_per_item", {}).get("value")
     if fpi is None and wl.registered:
-        counted = flops.get(wl, precision)
+        counted = flop_count(wl, precision)
         if counted is not None and counted.flop_per_item is not None:
             fpi = counted.flop_per_item
             metrics["flop_per_item"] = {"value": fpi, "unit": unit, "status": "derived",
@@ -481,7 +484,8 @@ def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precisio
                                   "status": "derived",
                                   "definition": f"flop_per_s / ({which} x {count})"}
     power = metrics.get("power_w_mean", {}).get("value")
-    if thr is not None and power and "items_per_j" not in metrics:
+    if thr is not None and power and metrics.get("items_per_j", {}).get("status") in (
+            None, "empty"):
         metrics["items_per_j"] = {"value": thr / power, "unit": f"{wl.item_unit}/J",
                                   "status": "derived",
                                   "definition": "throughput_items_per_s / power_w_mean"}
@@ -566,7 +570,6 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                 "shape": cols.shape}
     file_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     stamp = (now or datetime.now(tz=timezone.utc)).isoformat(timespec="seconds")
-    flops = FlopCache()
     docs = []
     if not table.rows:
         raise UserError(f"{where} has no data rows.", "Add the published figures.")
@@ -595,7 +598,8 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                                 "'latency [ms]', 'power [W]', 'efficiency [images/J]'.")
             if unit is not None:
                 units[col.header] = unit
-        item = next((u.item for h, u in units.items() if u.item and u.item != "samples"), None)
+        item = next((u.item for u in units.values() if u.item and u.item not in GENERIC_ITEMS),
+                    None)
         wl = resolve_workload(row, defaults, at, item)
         precision_text = (row.get("precision") or defaults.get("precision") or "").lower()
         if precision_text not in PRECISIONS:
@@ -613,7 +617,7 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                     "device_mem_used_bytes_peak"
             si = unit.si if unit else "?"
             if unit and unit.item:
-                if unit.item not in (wl.item_unit, "samples"):
+                if unit.item not in (wl.item_unit, *GENERIC_ITEMS):
                     raise UserError(
                         f"{at}: column {col.header!r} counts {unit.item}, but one item of "
                         f"{wl.name} is one of its {wl.item_unit}.",
@@ -630,7 +634,7 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
             metrics[metric] = {**cell, "unit": si, "column": col.header,
                                "as_published": f"{printed} {col.unit_text or unit_column}"
                                .strip() or "(blank)"}
-        derived_cells(metrics, wl, precision, spec, count, flops)
+        derived_cells(metrics, wl, precision, spec, count)
         statuses = {m["status"] for m in metrics.values()}
         status = "ok" if statuses & {"published"} else next(
             (s for s in ("oom", "unsupported") if s in statuses), "not_run")

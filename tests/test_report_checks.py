@@ -227,3 +227,45 @@ def test_identical_columns_across_metrics_with_different_units():
     constant = {"x_w": {c: (0.0, "W") for c in cells}, "y_c": {c: (0.0, "degC") for c in cells}}
     assert identical_columns(same_unit) == [] and identical_columns(constant) == []
     assert identical_columns({k: dict(list(v.items())[:2]) for k, v in table.items()}) == []
+
+
+def test_measured_power_unit_error_marks_power_and_the_items_per_j_made_from_it():
+    """A measured items/J is the harness's throughput / power: it agrees by construction, so
+    its agreement says nothing about the throughput (which the timed loop measured)."""
+    doc = a100()
+    doc["metrics"]["power_w_mean"]["value"] *= 1e6
+    doc["metrics"]["items_per_j"]["value"] /= 1e6
+    found = failures(doc)
+    assert set(found) == {"power_limit"}
+    assert found["power_limit"][0].metrics == ("power_w_mean", "energy_j", "items_per_j")
+
+
+def test_efficiency_names_the_value_that_breaks_the_bounds():
+    doc = a100()
+    m = doc["metrics"]
+    thr, power = m["throughput_items_per_s"]["value"], m["power_w_mean"]["value"]
+    m["items_per_j"] = {"value": thr / power, "unit": "images/J"}  # reported, not computed
+    m["power_w_mean"]["value"] = power * 1000  # the power alone is wrong
+    found = failures(doc)["efficiency"][0]
+    assert found.metrics == ("power_w_mean",) and "power reading is the wrong one" in \
+        found.message
+
+
+def test_latency_must_agree_with_throughput():
+    doc = a100()
+    doc["metrics"]["latency_mean_s"]["value"] /= 100
+    (found,) = failures(doc)["latency_throughput"]
+    assert set(found.metrics) >= {"throughput_items_per_s", "latency_mean_s"}
+    assert "items per timed iteration" in found.message
+
+
+def test_throughput_bound_from_flops_per_item():
+    doc = a100()
+    m = doc["metrics"]
+    # ResNet-34 at 64 x 64: 0.598 GFLOP per image (bench.flops); 19.5 TFLOP/s fp32 peak
+    m["flop_per_item"] = {"value": 5.98183936e8, "unit": "FLOP/images"}
+    assert "throughput_bound" not in failures(doc)
+    m["throughput_items_per_s"]["value"] = 19.5e12 * 1.06 / 5.98183936e8
+    (found,) = failures(doc)["throughput_bound"]
+    assert "fp32 peak of 19.5 TFLOP/s" in found.message
+    assert "TF32 tensor-core peak" in found.message  # the likely explanation, named

@@ -23,6 +23,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from testbed.report import checks
+from testbed.report.claims import find_claims
 from testbed.report.inputs import Device, Result, ResultSet
 from testbed.report.metrics import (
     GROUP_TITLES,
@@ -282,11 +283,18 @@ def status_table(reviews: list[Review]) -> pd.DataFrame:
     return frame.groupby(["device", "workload"]).apply(pick)
 
 
-def apply_column_copies(table: pd.DataFrame, copies: list[checks.ColumnCopy]) -> pd.DataFrame:
+def apply_column_copies(table: pd.DataFrame, copies: list[checks.ColumnCopy],
+                        reviews: list[Review]) -> pd.DataFrame:
+    """Mark both metrics of each copied pair, and what the results computed from them."""
     table = table.copy()
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    for rev in reviews:
+        entries.setdefault((rev.result.device_key, rev.workload), {}).update(
+            rev.result.doc.get("metrics") or {})
     for copy in copies:
-        mark_cells(table, [(d, w, m) for m in copy.metrics for d, w in copy.cells], "X",
-                   f"X: identical_columns: {copy.message}")
+        cells = [(d, w, m) for d, w in copy.cells
+                 for m in checks.derived_closure(copy.metrics, entries.get((d, w), {}))]
+        mark_cells(table, cells, "X", f"X: identical_columns: {copy.message}")
     return table
 
 
@@ -324,13 +332,24 @@ def find_outliers(analysis: Analysis) -> list[Outlier]:
     return found
 
 
-def slices(workloads: dict[str, Workload]) -> dict[str, set[str]]:
-    """Each mode, and each mode and workload group, with the workloads in it."""
-    out: dict[str, set[str]] = {}
-    for w in sorted(workloads.values(), key=lambda w: w.order):
+def slices(workloads: dict[str, Workload], devices: dict[str, Device],
+           cells: Iterable[tuple[str, str]]) -> dict[str, set[tuple[str, str]]]:
+    """The (device, workload) cells of each mode, mode and workload group, and, where the
+    report holds more than one source, of each source (a publication, or the measurements)
+    by itself and by mode and group."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    sources = {d.key: d.facts.get("source", "the measurements") for d in devices.values()}
+    several = len(set(sources.values())) > 1
+    for device, workload in cells:
+        w = workloads[workload]
         mode = MODE_TITLES.get(w.mode, w.mode)
-        out.setdefault(mode, set()).add(w.key)
-        out.setdefault(f"{mode} · {GROUP_TITLES.get(w.group, w.group)}", set()).add(w.key)
+        group = f"{mode} · {GROUP_TITLES.get(w.group, w.group)}"
+        names = [mode, group]
+        if several:
+            source = sources[device]
+            names += [source, f"{source}, {mode}", f"{source}, {group}"]
+        for name in names:
+            out.setdefault(name, set()).add((device, workload))
     return out
 
 
@@ -452,8 +471,10 @@ def analyse(inputs: ResultSet, settings: ScoreSettings | None = None,
                       inputs.devices[r.device_key], check_settings) for r in inputs.results]
     cells = long_table(reviews)
     table = aggregate(cells)
-    copies = checks.column_copies(column_table(table), slices(workloads))
-    table = apply_column_copies(table, copies)
+    copies = checks.column_copies(
+        column_table(table), slices(workloads, inputs.devices,
+                                    {(d, w) for d, w, _m in table.index}))
+    table = apply_column_copies(table, copies, reviews)
     analysis = Analysis(inputs, settings, workloads, reviews, cells, table,
                         status_table(reviews), copies, {}, check_settings=check_settings)
     analysis.outliers = find_outliers(analysis)
@@ -461,6 +482,7 @@ def analyse(inputs: ResultSet, settings: ScoreSettings | None = None,
         mark_cells(analysis.table, [(o.device, o.workload, o.metric)], "W",
                    f"W: outliers: {o.message}")
     analysis.composites = composites(analysis)
+    analysis.claims = find_claims(analysis)
     if baseline is not None:
         base = analyse(baseline, settings, check_settings, keys=keys)
         analysis.baseline_inputs = baseline

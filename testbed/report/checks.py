@@ -240,7 +240,7 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
             return Bound(False, (
                 f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(fpi)} FLOP per item "
                 f"= {need / 1e12:.4g} TFLOP/s, more than the {which} of {peak / 1e12:.4g} "
-                f"TFLOP/s{times} (x{s.peak_margin:g} allowed) can do"
+                f"TFLOP/s{times} (x{s.peak_margin:g} allowed)"
                 + _flop_hint(spec, precision, need / n)))
         verdict = Bound(True, f"{need / (peak * n):.1%} of the {which}{times}")
     bandwidth = (per_device(spec) or {}).get("memory_bandwidth_bytes_per_s")
@@ -280,7 +280,8 @@ def check_throughput_bound(doc: dict[str, Any], spec: dict[str, Any] | None,
         out.applied = True
         if bound.ok is False:
             out.findings.append(Finding("throughput_bound", (THROUGHPUT,),
-                                        f"{bound.text}: no such device could do it", point))
+                                        f"{bound.text}: no device of this model could do it",
+                                        point))
     return out
 
 
@@ -333,6 +334,15 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
                 f"items_per_j = {_fmt(eff)} {unit}{_where(point)} but throughput / power = "
                 f"{_fmt(thr)} / {_fmt(power)} W = {_fmt(expected)} {unit} (off by {off:.0%}, "
                 f"tolerance {s.efficiency_rel_tol:.0%}): {why}", point))
+        elif thr_ok is False and power_ok is not False and \
+                not is_derived("items_per_j", metrics.get("items_per_j")):
+            # items/J agrees with an impossible throughput at a possible power: it is
+            # impossible too (a reported items/J; a computed one follows its throughput).
+            out.findings.append(Finding(
+                "efficiency", ("items_per_j",),
+                f"items_per_j = {_fmt(eff)} {unit}{_where(point)} agrees with throughput / "
+                f"power, but the throughput fails its own bound: at {_fmt(power)} W no device "
+                "could reach this efficiency either", point))
         elif power_ok is False and not is_derived("items_per_j", metrics.get("items_per_j")) \
                 and thr_ok is not True:
             # A reported items/J that agrees with throughput / power although the power is
@@ -842,19 +852,21 @@ def identical_columns(table: dict[str, dict[tuple[str, str], tuple[float, str]]]
 
 
 def column_copies(table: dict[str, dict[tuple[str, str], tuple[float, str]]],
-                  slices: dict[str, set[str]], min_cells: int = 3) -> list[ColumnCopy]:
+                  slices: dict[str, set[tuple[str, str]]], min_cells: int = 3
+                  ) -> list[ColumnCopy]:
     """Copied tables over the whole report and within each slice (a mode, a mode and
-    workload group): a training column copied from another metric hides among inference
-    cells that differ when the whole report is compared at once.
+    workload group, one publication): a training column copied from another metric hides
+    among inference cells, or another source's cells, that differ when the whole report is
+    compared at once.
 
-    ``slices``: slice title -> the workloads in it. A copy found in a larger slice is not
-    reported again for a smaller one.
+    ``slices``: slice title -> its (device, workload) cells. A copy found in a larger slice
+    is not reported again for a smaller one.
     """
     found = identical_columns(table, min_cells)
     seen = [(set(c.metrics), set(c.cells)) for c in found]
-    for title, workloads in slices.items():
-        part = {m: {c: v for c, v in cells.items() if c[1] in workloads}
-                for m, cells in table.items()}
+    for title, cells in slices.items():
+        part = {m: {c: v for c, v in values.items() if c in cells}
+                for m, values in table.items()}
         for copy in identical_columns(part, min_cells, where=f" in {title}"):
             if any(set(copy.metrics) == m and set(copy.cells) <= c for m, c in seen):
                 continue

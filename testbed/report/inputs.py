@@ -93,7 +93,7 @@ def published_facts(doc: dict[str, Any]) -> dict[str, str]:
         facts["count"] = str(dev["count"])
     count = f" ×{dev['count']}" if dev.get("count", 1) != 1 else ""
     facts["label"] = str(dev.get("label") or
-                         f"{_short_name(dev['name'])}{count} · {src['publisher']} (published)")
+                         f"{_short_name(dev['name'])}{count} · {src['publisher']}, {src['table']}")
     return facts
 
 

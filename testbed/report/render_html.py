@@ -39,6 +39,11 @@ min-width:120px}
 table.data tr>td:first-child{white-space:nowrap}
 table.data tbody tr:hover{background:#fafbfc}
 .tables{display:flex;flex-wrap:wrap;gap:0 34px;align-items:flex-start}
+.tables>div{max-width:100%;min-width:0}
+#devices td:first-child,#checks td:first-child{white-space:normal;min-width:160px;
+max-width:340px}
+#claims td.text{white-space:normal;max-width:260px}
+#checks td:last-child,#findings td:nth-child(5){min-width:420px}
 td.na,td.missing{color:#9aa1ab}td.status{color:var(--warn);font-weight:600}
 td.status.ok{color:var(--good)}td.status.bad{color:var(--bad)}td.status.muted{color:#8a9099;font-weight:500}td.score{font-variant-numeric:tabular-nums;font-weight:600}
 td.v{font-variant-numeric:tabular-nums}td.flagged{background:#fff5f5}
@@ -87,8 +92,8 @@ def cell_html(cell: Cell | str, numeric: bool = False) -> str:
         return f"<td class='{align}'>{e(cell)}</td>" if align else f"<td>{e(cell)}</td>"
     classes = [cell.kind if cell.kind != "value" else "v"]
     if cell.kind == "status":
-        classes.append({"ok": "ok", "passed": "ok", "not applicable": "muted",
-                        "failed": "bad"}.get(cell.text, ""))
+        classes.append({"ok": "ok", "passed": "ok", "holds": "ok", "not applicable": "muted",
+                        "failed": "bad", "falls short": "bad"}.get(cell.text, ""))
     if "X" in cell.marks:
         classes.append("flagged")
     if align:
@@ -123,7 +128,8 @@ def figure_html(fig: Figure) -> str:
 
 
 def render(views: Views, meta: dict[str, str | int]) -> str:
-    nav = [("summary", "Summary"), ("checks", "Plausibility"), ("scores", "Scores"),
+    nav = [("summary", "Summary"), ("checks", "Plausibility"),
+           *([("claims-section", "Claims")] if views.claims else []), ("scores", "Scores"),
            ("charts", "Charts"), ("telemetry", "Telemetry")]
     if views.roofline:
         nav.append(("roofline-section", "Roofline"))
@@ -164,6 +170,10 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         out.append("<div class='callout ok'>Every check passed on every result.</div>")
     out.append("</section>")
 
+    if views.claims is not None:
+        out.append("<section class='card' id='claims-section'>"
+                   f"<h2>{e(views.claims.title)}</h2>{table_html(views.claims, heading='')}"
+                   "</section>")
     out.append("<section class='card' id='scores'><h2>Scores</h2>")
     if views.radar:
         out.append(figure_html(views.radar))

@@ -45,6 +45,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += table_md(views.findings)
     else:
         lines += ["Every check passed on every result.", ""]
+    if views.claims is not None:
+        lines += table_md(views.claims, "##")
     lines += ["## Scores", ""]
     if views.radar:
         lines += figure_md(views.radar)

@@ -188,7 +188,7 @@ def check_summary(analysis: Analysis) -> Table:
             applied = 1 if len(analysis.table) else 0
             failed = len(analysis.copies)
             basis = ("pairs of metrics with different units, over >= 3 shared cells: the whole "
-                     "report, each mode and each mode and workload group")
+                     "report, each mode, each mode and workload group, each source")
         elif check == "outliers":
             applied = len(analysis.workloads) if len(analysis.devices) > 1 else 0
             failed = len(analysis.outliers)
@@ -392,6 +392,32 @@ def tier_table(analysis: Analysis) -> Table | None:
     return Table("LLM tiers against the baseline (0.9 × throughput + 0.1 × load time)",
                  ["workload", "tier", *[analysis.devices[d].label for d in devices]], rows,
                  anchor="tiers")
+
+
+def claims_table(analysis: Analysis) -> Table | None:
+    """Published figures next to the measured ones of the same device model and workload."""
+    if not analysis.claims:
+        return None
+    rows: list[list[Cell | str]] = []
+    for c in analysis.claims:
+        claimed = analysis.cell(c.published, c.workload, c.metric)
+        measured = analysis.cell(c.measured, c.workload, c.metric)
+        rows.append([
+            Cell(c.source, kind="text"), Cell(f"{c.workload} · {c.metric}", kind="text"),
+            Cell(format_value(c.claimed, c.unit), claimed["marks"], tuple(claimed["notes"])),
+            Cell(analysis.devices[c.measured].label, kind="text"),
+            Cell(format_value(c.value, c.unit), measured["marks"], tuple(measured["notes"])),
+            Cell(format_ratio(c.ratio), kind="score"), c.band,
+            Cell(c.verdict, notes=(c.why,), kind="status")])
+    return Table("Published claims against measurements",
+                 ["claimed by", "workload · metric", "claimed", "measured on", "measured",
+                  "measured / claimed", "band", "verdict"], rows, anchor="claims",
+                 caption="Each published figure next to the measurement of the same device "
+                         "model (spec sheet), workload, config, precision, batch size and "
+                         "streams, under the band of the audit's tolerance rule for the "
+                         "metric (testbed/audit/tolerances.yaml). holds: within the band; "
+                         "exceeded: measured better than claimed; falls short: worse. Hover "
+                         "a verdict for the deviation.")
 
 
 def invalid_table(analysis: Analysis) -> Table:
@@ -703,6 +729,7 @@ class Views:
     baseline: Table | None
     baseline_detail: Table | None
     tiers: Table | None
+    claims: Table | None
     radar: Figure | None
     bars: list[Figure]
     timelines: list[Figure]
@@ -721,7 +748,8 @@ def build_views(analysis: Analysis) -> Views:
         checks=check_summary(analysis), findings=findings_table(analysis),
         composite=composite_table(analysis), composite_basis=basis, composite_dropped=dropped,
         baseline=baseline_table(analysis), baseline_detail=baseline_detail(analysis),
-        tiers=tier_table(analysis), radar=radar_figure(analysis),
+        tiers=tier_table(analysis), claims=claims_table(analysis),
+        radar=radar_figure(analysis),
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
         roofline=roofline_figure(analysis), appendix=appendix,
         unmeasured=unmeasured_table(analysis), points=points_tables(analysis))
