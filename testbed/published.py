@@ -418,7 +418,15 @@ def resolve_workload(row: dict[str, str], defaults: dict[str, Any], where: str,
             overrides["reference_point"] = params["reference_point"]
     if streams and streams != 1:
         params["streams"] = overrides["streams"] = streams
-    return WorkloadSpec(f"{name}-{mode}", name, mode, cls.group, config, params, cls.item_unit,
+    # Rows of one model at other batch sizes or stream counts are other workloads in the
+    # report (never averaged together), named by what differs from the config.
+    parts = [config]
+    if any(k.endswith("batch_size") or k == "reference_point" for k in overrides):
+        parts.append(f"batch {batch}")
+    if "streams" in overrides:
+        parts.append(f"{streams} streams")
+    return WorkloadSpec(f"{name}-{mode}", name, mode, cls.group, ", ".join(parts), params,
+                        cls.item_unit,
                         overrides, registered=True, cls=cls)
 
 

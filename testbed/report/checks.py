@@ -159,6 +159,17 @@ def _series(doc: dict[str, Any], name: str) -> list[float]:
     return out
 
 
+def _off(value: float, expected: float) -> str:
+    """How far ``value`` is from ``expected``: a percentage, or a factor when it is large."""
+    if expected == 0:
+        return "an infinite factor"
+    off = abs(value - expected) / abs(expected)
+    if off < 9:
+        return f"{off:.0%}"
+    return f"a factor of {max(value, expected) / min(value, expected):.3g}" \
+        if value > 0 and expected > 0 else f"{off:.3g}x"
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
@@ -327,13 +338,12 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
         thr_ok = throughput_bound(metrics, doc, spec, s, point).ok
         power_ok = power_bound(power, doc, spec, s)
         if not math.isclose(eff, expected, rel_tol=s.efficiency_rel_tol):
-            off = abs(eff - expected) / expected if expected else math.inf
             marked, why = _efficiency_culprit(eff, thr, power, thr_ok, power_ok, unit)
             out.findings.append(Finding(
                 "efficiency", marked,
                 f"items_per_j = {_fmt(eff)} {unit}{_where(point)} but throughput / power = "
-                f"{_fmt(thr)} / {_fmt(power)} W = {_fmt(expected)} {unit} (off by {off:.0%}, "
-                f"tolerance {s.efficiency_rel_tol:.0%}): {why}", point))
+                f"{_fmt(thr)} / {_fmt(power)} W = {_fmt(expected)} {unit} (off by "
+                f"{_off(eff, expected)}, tolerance {s.efficiency_rel_tol:.0%}): {why}", point))
         elif thr_ok is False and power_ok is not False and \
                 not is_derived("items_per_j", metrics.get("items_per_j")):
             # items/J agrees with an impossible throughput at a possible power: it is
@@ -756,7 +766,8 @@ def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
             "latency_throughput", (THROUGHPUT, "latency_mean_s"),
             f"{THROUGHPUT} = {_fmt(thr)} {unit} but {_fmt(batch)} ({source}) x {_fmt(streams)} "
             f"stream(s) / latency_mean_s {latency * 1e3:.4g} ms = {_fmt(expected)} {unit} "
-            f"(off by {off:.0%}, tolerance {s.latency_rel_tol:.0%}): one of the two is wrong"))
+            f"(off by {_off(thr, expected)}, tolerance {s.latency_rel_tol:.0%}): one of the two "
+            "is wrong"))
     return out
 
 

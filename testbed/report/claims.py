@@ -75,6 +75,14 @@ def _shape(doc: dict[str, Any]) -> tuple[Any, ...]:
     return wl.get("precision_used"), batch, params.get("streams") or 1
 
 
+def _same_workload(measured: dict[str, Any], published: dict[str, Any]) -> bool:
+    """The same workload, mode and config (a published row names the config it changes:
+    "full, batch 64"; the shape itself is compared by ``_shape``)."""
+    m, p = measured["workload"], published["workload"]
+    return (m["name"], m["mode"]) == (p["name"], p["mode"]) and \
+        p["config"].split(",")[0] == m["config"]
+
+
 def _same_model(a: Any, b: Any) -> bool:
     if a.spec and b.spec:
         return bool(a.spec["id"] == b.spec["id"])
@@ -95,8 +103,8 @@ def find_claims(analysis: Any) -> list[Claim]:
         pdev = analysis.devices[pub.result.device_key]
         for mes in measured:
             mdev = analysis.devices[mes.result.device_key]
-            if mes.workload != pub.workload or not _same_model(pdev, mdev) or \
-                    _shape(mes.result.doc) != _shape(pub.result.doc):
+            if not _same_workload(mes.result.doc, pub.result.doc) or \
+                    not _same_model(pdev, mdev) or _shape(mes.result.doc) != _shape(pub.result.doc):
                 continue
             for metric, cell in pub.result.doc["metrics"].items():
                 key = (pdev.key, mdev.key, pub.workload, metric)
