@@ -371,7 +371,7 @@ def _batch_key(cls: Any, mode: str, params: dict[str, Any]) -> str | None:
 
 
 def resolve_workload(row: dict[str, str], defaults: dict[str, Any], where: str,
-                     item_from_unit: str | None) -> WorkloadSpec:
+                     item_from_unit: str | None, precision: str) -> WorkloadSpec:
     model = row.get("workload") or row.get("model") or ""
     if not model:
         raise UserError(f"{where}: no workload named.", "Fill in the workload / model cell.")
@@ -418,13 +418,16 @@ def resolve_workload(row: dict[str, str], defaults: dict[str, Any], where: str,
             overrides["reference_point"] = params["reference_point"]
     if streams and streams != 1:
         params["streams"] = overrides["streams"] = streams
-    # Rows of one model at other batch sizes or stream counts are other workloads in the
-    # report (never averaged together), named by what differs from the config.
+    # Rows of one model at other batch sizes, stream counts or precisions are other
+    # workloads in the report (never averaged together), named by what differs from the
+    # config as the suites run it.
     parts = [config]
     if any(k.endswith("batch_size") or k == "reference_point" for k in overrides):
         parts.append(f"batch {batch}")
     if "streams" in overrides:
         parts.append(f"{streams} streams")
+    if precision != cls.default_precision:
+        parts.append(precision)
     return WorkloadSpec(f"{name}-{mode}", name, mode, cls.group, ", ".join(parts), params,
                         cls.item_unit,
                         overrides, registered=True, cls=cls)
@@ -608,13 +611,13 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                 units[col.header] = unit
         item = next((u.item for u in units.values() if u.item and u.item not in GENERIC_ITEMS),
                     None)
-        wl = resolve_workload(row, defaults, at, item)
         precision_text = (row.get("precision") or defaults.get("precision") or "").lower()
         if precision_text not in PRECISIONS:
             raise UserError(f"{at}: precision {precision_text or '(none)'!r} is not known.",
                             f"Add a precision column or pass --precision (one of "
                             f"{', '.join(sorted(set(PRECISIONS.values())))}).")
         precision = PRECISIONS[precision_text]
+        wl = resolve_workload(row, defaults, at, item, precision)
         metrics: dict[str, dict[str, Any]] = {}
         for col in cols.metrics:
             unit = units.get(col.header)

@@ -76,8 +76,8 @@ def _shape(doc: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _same_workload(measured: dict[str, Any], published: dict[str, Any]) -> bool:
-    """The same workload, mode and config (a published row names the config it changes:
-    "full, batch 64"; the shape itself is compared by ``_shape``)."""
+    """The same workload, mode and config (a published row names what it changes in the
+    config: "full, batch 64, fp16"; the shape itself is compared by ``_shape``)."""
     m, p = measured["workload"], published["workload"]
     return (m["name"], m["mode"]) == (p["name"], p["mode"]) and \
         p["config"].split(",")[0] == m["config"]
