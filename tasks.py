@@ -176,7 +176,8 @@ def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None
                "config": config, "label": label}
     try:
         done = import_table(Path(table), Path(out) if out else None, source, options,
-                            root=PUBLISHED)
+                            root=PUBLISHED, progress=lambda m: print(f"import: {m}",
+                                                                     flush=True))
     except UserError as exc:
         raise _fail(exc) from exc
     cells = ", ".join(f"{n} {status}" for status, n in sorted(done.statuses.items()))

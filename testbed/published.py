@@ -570,8 +570,10 @@ def _slug(text: str) -> str:
 
 
 def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
-                    now: datetime | None = None) -> list[dict[str, Any]]:
-    """The documents of every row of the table at ``path`` (not written)."""
+                    now: datetime | None = None,
+                    progress: Callable[[str], None] = lambda _m: None) -> list[dict[str, Any]]:
+    """The documents of every row of the table at ``path`` (not written); ``progress`` hears
+    of each row (counting a model's FLOPs the first time takes seconds)."""
     table = read_table(path)
     where = f"Table {path}"
     cite = citation({**table.source, **{k: v for k, v in source.items() if v is not None}},
@@ -593,7 +595,8 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
             raise UserError(f"{at}: no device.",
                             "Add a device column, or pass --device for a one-device table.")
         spec = find_spec(device_name)
-        count = _int(row.get("count"), f"{at}, count") or int(defaults.get("count") or 1)
+        count = _int(row.get("count"), f"{at}, count") or \
+            _int(defaults.get("count"), "--count") or 1
         unit_column = row.get("unit") or ""
         units: dict[str, Unit] = {}
         for col in cols.metrics:
@@ -683,6 +686,7 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
             raise UserError(f"{at} makes an invalid document: {problems[0]}.",
                             "Fix that cell or column (schemas/published.schema.json).")
         docs.append(doc)
+        progress(f"row {i}/{len(table.rows)}: {device_name} · {wl.id} ({status})")
     return docs
 
 
@@ -691,7 +695,7 @@ def import_table(path: Path, out: Path | None, source: dict[str, Any],
                  progress: Callable[[str], None] = lambda _m: None) -> Imported:
     """Import the table at ``path`` into ``out`` (default published/<publisher>-<table>/)."""
     path = Path(path)
-    docs = build_documents(path, source, options)
+    docs = build_documents(path, source, options, progress=progress)
     first = docs[0]["source"]
     target = Path(out) if out else root / _slug(f"{first['publisher']}-{first['table']}")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -706,8 +710,6 @@ def import_table(path: Path, out: Path | None, source: dict[str, Any],
         files.append(target / name)
         for cell in doc["metrics"].values():
             statuses[cell["status"]] = statuses.get(cell["status"], 0) + 1
-        progress(f"row {doc['import']['row']}: {doc['device']['name']} · "
-                 f"{doc['workload']['id']} ({doc['status']})")
     notes = []
     unmatched = sorted({d["device"]["name"] for d in docs if d["device"]["spec"] is None})
     if unmatched:

@@ -174,7 +174,7 @@ class LdmWorkload(Workload):
         import torch
 
         pipe = diffusion.build_pipeline(params["architecture"], params["weights"],
-                                        torch.float32, "meta")
+                                        torch.float32, "meta", load_weights=False)
         point = info.get("reference_point_used") or params["reference_point"]
         batch, resolution = point["batch"], point["resolution"]
         guided = float(params["guidance_scale"]) != 1.0

@@ -34,7 +34,6 @@ TELEMETRY_METRICS = (
     "device_mem_used_pct_mean", "device_mem_used_pct_peak", "power_w_mean", "temp_c_mean",
     "clock_hz_mean", "energy_j", "energy_counter_j", "items_per_j", "host_bound",
 )
-POWER_METRICS = ("power_w_mean", "energy_j", "items_per_j")
 THROUGHPUT = "throughput_items_per_s"
 
 # metric -> the metrics it is computed from, where the document says it was computed (a
@@ -298,7 +297,7 @@ def check_throughput_bound(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 # -- energy efficiency ---------------------------------------------------------------------
 def _efficiency_culprit(eff: float, thr: float, power: float, thr_ok: bool | None,
-                        power_ok: bool | None, unit: str) -> tuple[tuple[str, ...], str]:
+                        power_ok: bool | None) -> tuple[tuple[str, ...], str]:
     """Which of items/J, throughput and power disagrees with the other two and the bounds."""
     implied_power, implied_thr = thr / eff if eff else math.inf, eff * power
     if power_ok is False and thr_ok is not False:
@@ -338,7 +337,7 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
         thr_ok = throughput_bound(metrics, doc, spec, s, point).ok
         power_ok = power_bound(power, doc, spec, s)
         if not math.isclose(eff, expected, rel_tol=s.efficiency_rel_tol):
-            marked, why = _efficiency_culprit(eff, thr, power, thr_ok, power_ok, unit)
+            marked, why = _efficiency_culprit(eff, thr, power, thr_ok, power_ok)
             out.findings.append(Finding(
                 "efficiency", marked,
                 f"items_per_j = {_fmt(eff)} {unit}{_where(point)} but throughput / power = "
@@ -715,15 +714,16 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- latency and throughput ------------------------------------------------------------------
-def batch_items(doc: dict[str, Any]) -> tuple[float | None, str]:
-    """Items one timed iteration processes, and where that figure comes from.
+def batch_items(doc: dict[str, Any], streams: float = 1) -> tuple[float | None, str]:
+    """Items one stream's timed iteration processes, and where that figure comes from.
 
-    A measurement records items and iterations of every repeat (an LSTM generation step makes
-    batch x gen_len characters); a published row states its batch size.
+    A single-stream measurement records items and iterations of every repeat (exact, and
+    right where a step makes more than a batch: an LSTM generation step makes batch x
+    gen_len characters); with concurrent streams, and for a published row, the batch size.
     """
     reps = [r for r in doc.get("repeats") or []
             if r.get("status") == "ok" and r.get("iterations") and r.get("items")]
-    if reps:
+    if reps and streams == 1:
         return (math.fsum(r["items"] for r in reps) / math.fsum(r["iterations"] for r in reps),
                 "items per timed iteration")
     wl = doc.get("workload") or {}
@@ -751,12 +751,12 @@ def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
         return out
     metrics = doc.get("metrics") or {}
     thr, latency = _num(metrics.get(THROUGHPUT)), _num(metrics.get("latency_mean_s"))
-    batch, source = batch_items(doc)
-    if thr is None or latency is None or batch is None or latency <= 0 or thr <= 0:
-        return out
     streams = (wl.get("params") or {}).get("streams") or 1
     if not isinstance(streams, int | float) or isinstance(streams, bool) or streams < 1:
         streams = 1
+    batch, source = batch_items(doc, streams)
+    if thr is None or latency is None or batch is None or latency <= 0 or thr <= 0:
+        return out
     out.applied = True
     expected = batch * streams / latency
     off = abs(thr - expected) / expected

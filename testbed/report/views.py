@@ -20,6 +20,7 @@ from testbed.report.checks import (
     CheckOutcome,
 )
 from testbed.report.fmt import format_ratio, format_score, format_value
+from testbed.report.inputs import _short_name as short_name
 from testbed.report.metrics import (
     CATALOGUE,
     GROUP_TITLES,
@@ -150,7 +151,7 @@ def device_table(analysis: Analysis) -> Table:
         d = analysis.devices[k]
         f = d.facts
         results = [r for r in analysis.reviews if r.result.device_key == k]
-        hardware = " · ".join([_short(f["name"]), *([f"×{f['count']}"] if "count" in f else []),
+        hardware = " · ".join([short_name(f["name"]), *([f"×{f['count']}"] if "count" in f else []),
                                *([f"{f['threads']} thread" + ("" if f["threads"] == "1" else "s")]
                                  if "threads" in f else [])])
         software = " · ".join(x for x in (
@@ -162,10 +163,6 @@ def device_table(analysis: Analysis) -> Table:
                      str(len(results)), _source_of(analysis, k)])
     return Table("Devices compared", ["device", "hardware", "software", "spec sheet",
                                       "results", "from"], rows, anchor="devices")
-
-
-def _short(name: str) -> str:
-    return " ".join(name.replace("(R)", "").replace("(TM)", "").split())
 
 
 # -- checks --------------------------------------------------------------------------------------
