@@ -714,16 +714,17 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- latency and throughput ------------------------------------------------------------------
-def batch_items(doc: dict[str, Any], streams: float = 1) -> tuple[float | None, str]:
+def batch_items(doc: dict[str, Any]) -> tuple[float | None, str]:
     """Items one stream's timed iteration processes, and where that figure comes from.
 
-    A single-stream measurement records items and iterations of every repeat (exact, and
-    right where a step makes more than a batch: an LSTM generation step makes batch x
-    gen_len characters); with concurrent streams, and for a published row, the batch size.
+    A measurement records items and iterations of every repeat (with concurrent streams,
+    every stream's iterations: ``bench.timing.concurrent_loop``), which is exact, and right
+    where a step makes more than a batch (an LSTM generation step makes batch x gen_len
+    characters); a published row states its batch size.
     """
     reps = [r for r in doc.get("repeats") or []
             if r.get("status") == "ok" and r.get("iterations") and r.get("items")]
-    if reps and streams == 1:
+    if reps:
         return (math.fsum(r["items"] for r in reps) / math.fsum(r["iterations"] for r in reps),
                 "items per timed iteration")
     wl = doc.get("workload") or {}
@@ -754,7 +755,7 @@ def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
     streams = (wl.get("params") or {}).get("streams") or 1
     if not isinstance(streams, int | float) or isinstance(streams, bool) or streams < 1:
         streams = 1
-    batch, source = batch_items(doc, streams)
+    batch, source = batch_items(doc)
     if thr is None or latency is None or batch is None or latency <= 0 or thr <= 0:
         return out
     out.applied = True
