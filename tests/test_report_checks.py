@@ -259,6 +259,22 @@ def test_latency_must_agree_with_throughput():
     assert "items per timed iteration" in found.message
 
 
+@pytest.mark.parametrize("scenario", ["server", "offline"])
+def test_latency_check_skips_loadgen_scenarios(scenario):
+    """A Server scenario's throughput is the arrival rate LoadGen offers, and its latency
+    holds queueing (Offline: one huge query): neither is batch / latency of a timed loop."""
+    from bench.scenarios.measure import scenario_document
+
+    doc = a100()
+    doc["metrics"]["latency_mean_s"]["value"] *= 40  # queueing at a low arrival rate
+    assert "latency_throughput" in failures(doc)  # as a timed loop it would contradict
+    doc["scenario"] = scenario_document("resnet", {"scenario": scenario}, [])
+    assert schema_valid(doc)
+    outcomes = {o.check: o for o in run_checks(doc, SPEC, S)}
+    assert not outcomes["latency_throughput"].applied
+    assert "latency_throughput" not in failures(doc)
+
+
 def test_throughput_bound_from_flops_per_item():
     doc = a100()
     m = doc["metrics"]
