@@ -178,15 +178,22 @@ def devices_of(doc: dict[str, Any]) -> int:
     """How many devices a result's throughput and power were measured on.
 
     A published row says (``device.count``: "8x A100"); a measurement runs on one device
-    unless its workload spans several (``params.nproc``, ``info.world_size``): the count in
-    the provenance is what the machine has, not what the workload used.
+    unless its workload spans several (what it resolved: ``info.world_size`` or
+    ``info.devices``; else ``params.nproc`` x ``params.nnodes``, where ``nproc`` may be
+    "auto"): the count in the provenance is what the machine has, not what the workload used.
     """
+    def count_of(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     if is_published(doc):
-        count = (doc.get("device") or {}).get("count")
+        count = count_of((doc.get("device") or {}).get("count"))
     else:
         wl = doc.get("workload") or {}
-        count = (wl.get("params") or {}).get("nproc") or (wl.get("info") or {}).get("world_size")
-    return count if isinstance(count, int) and not isinstance(count, bool) and count > 1 else 1
+        info, params = wl.get("info") or {}, wl.get("params") or {}
+        count = count_of(info.get("world_size")) or count_of(info.get("devices"))
+        if count is None and count_of(params.get("nproc")):
+            count = params["nproc"] * (count_of(params.get("nnodes")) or 1)
+    return count if count is not None and count > 1 else 1
 
 
 def precision_of(doc: dict[str, Any], point: int | None) -> str | None:
@@ -705,10 +712,13 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
         if value is None or not peak or is_derived("flop_per_s", metrics.get("flop_per_s")):
             continue
         out.applied = True
-        if value > peak * s.peak_margin:
+        # a multi-device job's FLOP/s (training over N ranks) is bounded by N peaks
+        devices = devices_of(doc)
+        if value > peak * devices * s.peak_margin:
+            of = f"{devices} x the " if devices > 1 else "the "
             out.findings.append(Finding(
                 "peak_flops", ("flop_per_s", "pct_of_peak"),
-                f"flop_per_s = {value / 1e12:.4g} TFLOP/s{_where(point)} exceeds the "
+                f"flop_per_s = {value / 1e12:.4g} TFLOP/s{_where(point)} exceeds {of}"
                 f"{spec['name']} {precision} peak of {peak / 1e12:.4g} TFLOP/s", point))
     return out
 

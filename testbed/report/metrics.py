@@ -56,11 +56,20 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("clock_hz_mean", "Clock, mean", 0, chart=False),
     MetricInfo("idle_power_w", "Idle power before the run", -1, chart=False),
     MetricInfo("flop_per_s", "Achieved FLOP/s", +1, composite=True, not_in_groups=("micro",)),
-    # MFU restates FLOP/s against each device's own peak: charted, never scored twice.
-    MetricInfo("mfu_pct", "Model FLOPs utilisation (MFU)", +1, ratio_scale=False),
     MetricInfo("flop_per_item", "FLOPs per item", 0, chart=False),
     MetricInfo("bytes_per_item", "Least memory traffic per item", 0, chart=False),
     MetricInfo(LOAD_METRIC, "Model load time", -1, composite=True),
+    # TGS restates the throughput per device (docs/training.md) and MFU the FLOP/s against
+    # each device's own peak (every model workload, inference too), so neither is scored
+    # again; the loss is no "better" across devices.
+    MetricInfo("tgs_tokens_per_s", "TGS: tokens per device per second", +1),
+    MetricInfo("mfu_pct", "MFU: model FLOPs utilisation", +1, ratio_scale=False),
+    MetricInfo("iteration_time_mean_s", "Training iteration time, mean", -1, chart=False),
+    MetricInfo("loss_final", "Loss after the last step", 0, chart=False),
+    MetricInfo("checkpoint_save_s", "Checkpoint save time", -1),
+    MetricInfo("checkpoint_save_blocking_s", "Checkpoint save, blocking part", -1,
+               chart=False),
+    MetricInfo("checkpoint_load_s", "Checkpoint load time", -1),
     *(MetricInfo(name, f"Max throughput, {title}", +1, composite=True)
       for name, title in LLM_TIERS),
 )
