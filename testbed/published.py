@@ -306,9 +306,9 @@ def citation(given: dict[str, Any], where: str) -> Citation:
         missing.append("url or doi")
     if missing:
         raise UserError(f"{where}: the citation lacks {', '.join(missing)}.",
-                        "Give --title, --url or --doi, --table, --publisher, --role (vendor or "
-                        "independent) and --page (left out: a web page), or a 'source:' "
-                        "section in the YAML file.")
+                        "Give --title, --url or --doi, --table-name, --publisher, --role "
+                        "(vendor or independent) and --page (left out: a web page), or a "
+                        "'source:' section in the YAML file.")
     if given["role"] not in ("vendor", "independent"):
         raise UserError(f"{where}: role {given['role']!r} is neither vendor nor independent.",
                         "vendor: the device's maker publishes the figures; independent: a "

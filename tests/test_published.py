@@ -195,8 +195,9 @@ def test_bad_tables_name_row_column_and_fix(tmp_path, cells, message):
 
 def test_a_citation_is_required(tmp_path):
     table = write_csv(tmp_path / "t.csv", clean_rows()[:1])
-    with pytest.raises(UserError, match="citation lacks url or doi"):
+    with pytest.raises(UserError, match="citation lacks url or doi") as caught:
         build_documents(table, {**CITE, "url": None}, {})
+    assert "--table-name" in caught.value.fix  # the flag invoke import takes
 
 
 def test_cells_and_units():

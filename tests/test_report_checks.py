@@ -285,6 +285,18 @@ def test_latency_must_agree_with_throughput():
     assert "items per timed iteration" in found.message
 
 
+def test_latency_of_concurrent_streams_follows_littles_law():
+    """Four streams each waiting 4x as long per batch deliver the same throughput."""
+    doc = a100()
+    doc["metrics"]["latency_mean_s"]["value"] *= 4
+    assert "latency_throughput" in failures(doc)  # one stream: 4x too slow for its throughput
+    doc["workload"]["params"]["streams"] = 4
+    assert "latency_throughput" not in failures(doc)
+    doc["workload"]["params"]["streams"] = 2
+    (found,) = failures(doc)["latency_throughput"]
+    assert "x 2 stream(s)" in found.message
+
+
 @pytest.mark.parametrize("scenario", ["server", "offline"])
 def test_latency_check_skips_loadgen_scenarios(scenario):
     """A Server scenario's throughput is the arrival rate LoadGen offers, and its latency
