@@ -221,6 +221,20 @@ def test_a_multi_device_training_job_is_bounded_by_its_devices_peaks():
     assert "2 x the" in failures(doc)["peak_flops"][0].message
 
 
+def test_throughput_bound_from_bytes_per_item():
+    """A memory-bound figure (an LLM's decode: every weight read once per step) is bounded
+    by the memory bandwidth, whatever its FLOPs."""
+    doc = a100()
+    m = doc["metrics"]
+    bandwidth = SPEC["memory_bandwidth_bytes_per_s"]
+    m["bytes_per_item"] = {"value": 1e9, "unit": "B/images"}  # 1 GB of weights per item
+    m["throughput_items_per_s"]["value"] = 0.5 * bandwidth / 1e9
+    assert "throughput_bound" not in failures(doc)
+    m["throughput_items_per_s"]["value"] = 2 * bandwidth / 1e9  # twice what memory can feed
+    (found,) = failures(doc)["throughput_bound"]
+    assert "memory bandwidth" in found.message and "throughput_items_per_s" in found.metrics
+
+
 def test_a_training_job_with_nproc_auto_counts_the_ranks_it_resolved():
     """``nproc: auto`` resolves to the devices present (``info.world_size``): the bound of
     throughput x FLOPs per item is that many peaks, not one."""
