@@ -133,7 +133,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_child(spec: dict[str, Any], timeout_s: float,
-              on_progress: Callable[[dict[str, Any]], None]) -> ChildRun:
+              on_progress: Callable[[dict[str, Any]], None],
+              on_start: Callable[[int | None], None] = lambda _pid: None) -> ChildRun:
+    """Run one repeat in a child process; ``on_start`` gets its pid when it starts and None
+    when it has ended (the telemetry measures that process tree in between)."""
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -144,6 +147,7 @@ def run_child(spec: dict[str, Any], timeout_s: float,
                 stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
             log: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+            on_start(proc.pid)
 
             def pump() -> None:
                 assert proc.stdout is not None
@@ -165,6 +169,8 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             except KeyboardInterrupt:
                 _stop(proc)
                 raise
+            finally:
+                on_start(None)
             reader.join(timeout=5)
             stderr.seek(0)
             tail = [*log, *stderr.read().splitlines()][-STDERR_TAIL_LINES:]
@@ -187,6 +193,18 @@ def run_child(spec: dict[str, Any], timeout_s: float,
         return ChildRun({"status": "error", "error": {
             "type": "ChildExit", "message": f"child process exited with code {code} without a "
             "result", "traceback": tail}}, code, tail)
+
+
+def compile_record(entry: Entry, first: dict[str, Any]) -> dict[str, Any]:
+    """Whether the figures are compiled (``torch.compile``) or eager, as the child did it;
+    a compiled run that could not compile says why."""
+    done = (first.get("info") or {}).get("compile")
+    if done:
+        return done
+    if not entry.compile:
+        return {"requested": False, "used": False, "mode": "eager"}
+    why = (first.get("error") or {}).get("message") or "the repeat ended before compiling"
+    return {"requested": True, "used": False, "mode": "eager", "reason": why}
 
 
 def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
@@ -314,7 +332,7 @@ class Runner:
             self.display.repeat_started(r, entry.rules.repeats)
             try:
                 child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
-                                  self.display.progress)
+                                  self.display.progress, sampler.adapter.track)
             except KeyboardInterrupt:
                 repeats.append({"index": r, "status": "interrupted", "error": {
                     "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}})
@@ -371,7 +389,8 @@ class Runner:
                 "precision_used": first.get("precision_used", entry.precision),
                 "precision_reason": first.get("precision_reason"),
                 "overrides": entry.overrides,
-                "info": first.get("info", {}),
+                "compile": compile_record(entry, first),
+                "info": {k: v for k, v in first.get("info", {}).items() if k != "compile"},
             },
             "rules": entry.rules.as_dict(),
             "status": status,
@@ -399,10 +418,12 @@ class Runner:
                 "devices": snap["devices"],
             },
             "points": build_points(repeats, tel, workload.item_unit, origin),
-            "provenance": provenance(self.vendor, self.device_info,
-                                     {"suite_seed": self.suite.seed,
-                                      "repeat_seeds": [self.suite.seed] * len(repeats)},
-                                     self.argv),
+            "provenance": {**provenance(self.vendor, self.device_info,
+                                        {"suite_seed": self.suite.seed,
+                                         "repeat_seeds": [self.suite.seed] * len(repeats)},
+                                        self.argv),
+                           "device_settings": {"requested": entry.device.as_dict(),
+                                               "applied": first.get("host_threads")}},
             "started_at": utc_iso(started),
             "ended_at": utc_iso(time.time()),
         }
@@ -418,9 +439,10 @@ class Runner:
     def _work_metrics(self, entry: Entry, workload: Any, repeats: list[dict[str, Any]],
                       metrics: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
         """FLOPs per item (counted once here, on the meta device, unless the workload
-        reported its own), achieved FLOP/s and MFU against the device's spec sheet."""
+        reported its own), achieved FLOP/s and MFU against the device's spec sheet (the
+        report's reference for it: a published sheet, else the cpu's labelled estimate)."""
         from bench.micro.peaks import DevicePeaks
-        from bench.specs import find_spec
+        from bench.specs import recorded_spec
 
         timed = [r for r in repeats if r["status"] == "ok" and "window" in r]
         if not timed:
@@ -431,16 +453,17 @@ class Runner:
             count = count_work(lambda: workload.work_probe(entry.mode, entry.params, precision,
                                                            first.get("info") or {}))
         name = str((self.device_info or {}).get("name") or self.vendor)
-        peaks = DevicePeaks.from_spec(find_spec(name, self.vendor), name, self.vendor)
+        peaks = DevicePeaks.from_spec(recorded_spec(self.vendor, self.device_info), name,
+                                      self.vendor)
         return work_metrics(metrics, count, [r["throughput_items_per_s"] for r in timed],
                             workload.item_unit, peaks, precision)
 
     @staticmethod
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
-                                 "throughput_items_per_s", "latencies_s", "setup_s",
-                                 "memory", "series", "metrics", "telemetry", "headline", "scenario",
-                                 "streams") if k in r}
+                                 "throughput_items_per_s", "latencies_s",
+                                 "cold_start", "memory", "series", "metrics", "telemetry",
+                                 "headline", "scenario", "streams") if k in r}
         if "window" in r:
             w = r["window"]
             rec["window"] = {**w, "start_s": w["start_mono"] - origin,

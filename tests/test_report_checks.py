@@ -235,6 +235,22 @@ def test_throughput_bound_from_bytes_per_item():
     assert "memory bandwidth" in found.message and "throughput_items_per_s" in found.metrics
 
 
+def test_an_estimated_cpu_sheet_bounds_a_throughput_only_beyond_twice_its_peak():
+    from bench.specs.host_cpu import estimate_spec, host_facts
+
+    sheet = estimate_spec(host_facts(2))
+    assert sheet is not None and sheet["estimate"]
+    peak = sheet["peak_flops"]["fp32"]
+    doc = load(TWO_THREADS, "resnet-infer")
+    m = doc["metrics"]
+    m["flop_per_item"] = {"value": 1e9, "unit": "FLOP/images"}
+    m["throughput_items_per_s"]["value"] = 1.5 * peak / 1e9  # a turbo clock beats the estimate
+    assert "throughput_bound" not in failures(doc, sheet)
+    m["throughput_items_per_s"]["value"] = 2.5 * peak / 1e9
+    (found,) = failures(doc, sheet)["throughput_bound"]
+    assert "(an estimate)" in found.message and "x2 allowed" in found.message
+
+
 def test_a_training_job_with_nproc_auto_counts_the_ranks_it_resolved():
     """``nproc: auto`` resolves to the devices present (``info.world_size``): the bound of
     throughput x FLOPs per item is that many peaks, not one."""

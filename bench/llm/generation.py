@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import UserError
-from bench.stats import percentile
+from bench.stats import LATENCY_PERCENTILES, percentile
 
 Clock = Callable[[], float]
 
@@ -168,12 +168,12 @@ def generation_metrics(timings: Sequence[GenerationTiming], batch: int, input_to
     out: dict[str, dict[str, Any]] = {
         "ttft_s": {"value": ttft_mean, "unit": "s", "n": len(ttfts)},
     }
-    for p in (50, 90, 99):
+    for p in LATENCY_PERCENTILES:
         out[f"ttft_p{p}_s"] = {"value": percentile(ttfts, p), "unit": "s"}
     no_gap = "one output token per generation: no time between tokens"
     out["tpot_mean_s"] = ({"value": _mean(gaps), "unit": "s", "n": len(gaps)} if gaps
                           else {"value": None, "unit": "s", "reason": no_gap})
-    for p in (50, 90, 99):
+    for p in LATENCY_PERCENTILES:
         out[f"tpot_p{p}_s"] = ({"value": percentile(gaps, p), "unit": "s"} if gaps
                                else {"value": None, "unit": "s", "reason": no_gap})
     tokens = batch * output_tokens * len(timings)

@@ -83,6 +83,10 @@ class CheckSettings:
     peak_margin: float = 1.05
     # The same margin bounds throughput x FLOPs per item and x bytes per item.
     bandwidth_margin: float = 1.05
+    # A peak estimated from the host's flags and clock (the cpu reference) is no bound: a VM
+    # may report the nominal clock below turbo, a core may have one FMA unit or two. Only a
+    # figure beyond this factor of it is impossible.
+    estimate_margin: float = 2.0
     clock_skew_s: float = 1.0
     # Inference: throughput vs batch x streams / mean latency per batch.
     latency_rel_tol: float = 0.25
@@ -251,23 +255,29 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
     verdict: Bound = Bound(None, "no peak or bandwidth on the spec sheet")
     precision = precision_of(doc, point)
     peak, which = peak_for(spec, precision)
+    # an estimated sheet (the cpu reference's) bounds only beyond its wider margin
+    estimated = bool(spec.get("estimate"))
+    peak_margin = s.estimate_margin if estimated else s.peak_margin
+    if estimated:
+        which += " (an estimate)"
     if fpi and peak:
-        need, limit = thr * fpi, peak * n * s.peak_margin
+        need, limit = thr * fpi, peak * n * peak_margin
         if need > limit:
             return Bound(False, (
                 f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(fpi)} FLOP per item "
                 f"= {need / 1e12:.4g} TFLOP/s, more than the {which} of {peak / 1e12:.4g} "
-                f"TFLOP/s{times} (x{s.peak_margin:g} allowed)"
+                f"TFLOP/s{times} (x{peak_margin:g} allowed)"
                 + _flop_hint(spec, precision, need / n)))
         verdict = Bound(True, f"{need / (peak * n):.1%} of the {which}{times}")
     bandwidth = (per_device(spec) or {}).get("memory_bandwidth_bytes_per_s")
     if bpi and bandwidth:
-        need, limit = thr * bpi, bandwidth * n * s.bandwidth_margin
+        bw_margin = s.estimate_margin if estimated else s.bandwidth_margin
+        need, limit = thr * bpi, bandwidth * n * bw_margin
         if need > limit:
             return Bound(False, (
                 f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(bpi)} bytes per "
                 f"item = {need / 1e9:.4g} GB/s, more than the {spec['name']} memory bandwidth "
-                f"of {bandwidth / 1e9:.4g} GB/s{times} (x{s.bandwidth_margin:g} allowed)"))
+                f"of {bandwidth / 1e9:.4g} GB/s{times} (x{bw_margin:g} allowed)"))
         verdict = Bound(True, "; ".join(t for t in (
             verdict.text if verdict.ok else "",
             f"{need / (bandwidth * n):.1%} of the memory bandwidth{times}") if t))
@@ -287,8 +297,12 @@ def power_bound(value: float | None, doc: dict[str, Any], spec: dict[str, Any] |
 # -- physical bound of the throughput --------------------------------------------------------
 def check_throughput_bound(doc: dict[str, Any], spec: dict[str, Any] | None,
                            s: CheckSettings) -> CheckOutcome:
-    basis = (f"{spec['name']} peak FLOP/s and memory bandwidth (spec sheet {spec['id']}), "
-             f"x{s.peak_margin:g} allowed" if spec else "no spec sheet")
+    estimated = bool((spec or {}).get("estimate"))
+    basis = (f"{spec['name']} peak FLOP/s and memory bandwidth ("
+             + ("estimated from the host's flags, cores and clock" if estimated
+                else f"spec sheet {spec['id']}")
+             + f"), x{s.estimate_margin if estimated else s.peak_margin:g} allowed"
+             if spec else "no spec sheet")
     out = CheckOutcome("throughput_bound", False, basis=basis)
     for point, metrics in _metric_sets(doc):
         bound = throughput_bound(metrics, doc, spec, s, point)
@@ -689,9 +703,12 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
                      s: CheckSettings) -> CheckOutcome:
     spec = per_device(spec)
     peaks = (spec or {}).get("peak_flops") or {}
+    estimated = bool((spec or {}).get("estimate"))
+    margin = s.estimate_margin if estimated else s.peak_margin
     out = CheckOutcome("peak_flops", False,
-                       basis=f"{spec['name']} peaks (spec sheet {spec['id']}), "
-                             f"x{s.peak_margin:g} allowed" if spec else "no spec sheet")
+                       basis=(f"{spec['name']} peaks (" + ("estimated from the host's flags, "
+                              "cores and clock" if estimated else f"spec sheet {spec['id']}")
+                              + f"), x{margin:g} allowed") if spec else "no spec sheet")
     default_precision = (doc.get("workload") or {}).get("precision_used")
     points = doc.get("points") or []
     for point, metrics in _metric_sets(doc):
@@ -700,7 +717,7 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
         pct = _num(metrics.get("pct_of_peak"))
         if pct is not None:
             out.applied = True
-            if not 0 <= pct <= 100 * s.peak_margin:
+            if not 0 <= pct <= 100 * margin:
                 out.findings.append(Finding(
                     "peak_flops", ("pct_of_peak", "flop_per_s"),
                     f"pct_of_peak = {_fmt(pct)} %{_where(point)}: more than the device's peak",
@@ -714,12 +731,14 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
         out.applied = True
         # a multi-device job's FLOP/s (training over N ranks) is bounded by N peaks
         devices = devices_of(doc)
-        if value > peak * devices * s.peak_margin:
-            of = f"{devices} x the " if devices > 1 else "the "
+        if value > peak * devices * margin:
+            of = f"{devices} x " if devices > 1 else ""
             out.findings.append(Finding(
                 "peak_flops", ("flop_per_s", "pct_of_peak"),
                 f"flop_per_s = {value / 1e12:.4g} TFLOP/s{_where(point)} exceeds {of}"
-                f"{spec['name']} {precision} peak of {peak / 1e12:.4g} TFLOP/s", point))
+                + (f"{margin:g} x " if estimated else "") + f"the {spec['name']} {precision} "
+                f"peak of {peak / 1e12:.4g} TFLOP/s" + (" (an estimate)" if estimated else ""),
+                point))
     return out
 
 
