@@ -213,8 +213,10 @@ def collect(reports: Iterable[FileReport]) -> ResultSet:
         facts = identity_facts(report.doc)
         key = device_key(facts)
         if key not in found:
-            found[key] = Device(key, facts, spec=recorded_spec(
-                facts["vendor"], report.doc["provenance"].get("device")))
+            # a published row has no provenance: its device is the name it prints
+            device = (report.doc.get("provenance") or {}).get("device") or \
+                {"name": facts["name"]}
+            found[key] = Device(key, facts, spec=recorded_spec(facts["vendor"], device))
         out.results.append(Result(path, report.doc, key))
     out.devices = label_devices(found.values())
     return out
