@@ -1,4 +1,4 @@
-"""Text-to-image with the latent diffusion model (SPEC section 6): batch x resolution grid.
+"""Text-to-image with the latent diffusion model (docs/llm.md): batch x resolution grid.
 
 Per point (batch, resolution): latency of a whole generation (text encoder, the fixed DDIM
 steps, VAE decoder) with its stages, images/s, peak memory; per result: model load time. The

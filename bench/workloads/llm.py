@@ -1,4 +1,4 @@
-"""LLM text generation (SPEC section 6): qwen2-0.5b, llama3-8b, glm4-9b.
+"""LLM text generation (docs/llm.md): qwen2-0.5b, llama3-8b, glm4-9b.
 
 Models are built from their published configurations (``bench.llm.architectures``) with
 random weights, or loaded from ``weights`` (a local directory; never a download). Every model
@@ -41,7 +41,7 @@ from bench.llm.memory import (
 from bench.workloads import register
 from bench.workloads.base import Workload, count_parameters
 
-# SPEC section 6: concurrency 1..64 x (input, output) tokens of the chip evaluation template.
+# docs/llm.md: concurrency 1..64 x (input, output) tokens of the chip evaluation template.
 FULL_BATCH_SIZES = [1, 8, 16, 32, 64]
 FULL_IO_TOKENS = [[256, 128], [256, 512], [256, 1024], [512, 128], [512, 512], [512, 1024],
                   [1024, 1024]]

@@ -1,4 +1,4 @@
-"""Plausibility checks, run on every result before any score (SPEC section 8).
+"""Plausibility checks, run on every result before any score (docs/report.md).
 
 Schema validation proves a document is well-formed; these checks ask whether its numbers can
 be true. Published evaluations have printed a 1.68 MW power reading and a throughput table

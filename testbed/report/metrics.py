@@ -1,6 +1,6 @@
 """What the report knows about each metric: title, which direction is better, scoring use.
 
-Metric names and units come from the result documents (SPEC section 5, the large-model
+Metric names and units come from the result documents (docs/telemetry.md, the large-model
 protocol of section 6, the operator sweeps of section 7). A metric not listed here still
 appears in the appendix tables under its own name; it is only left out of scores and charts.
 """
