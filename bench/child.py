@@ -72,7 +72,7 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
                                                     w.lineno))
     if backend is not None:
         try:
-            result["memory"] = backend.memory_stats().as_dict()
+            result.setdefault("memory", backend.memory_stats().as_dict())
             result["device"] = backend.info()
         except Exception as exc:
             result.setdefault("device", {"error": str(exc)})
@@ -123,6 +123,15 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
         measurement = workload.measure()
         backend.synchronize()
         result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
+        if entry["rules"].get("function_check") and spec.get("repeat", 0) == 0:
+            # After the timed loop, so it disturbs no measurement; memory as it was then.
+            from bench.function.model import workload_check
+
+            result["memory"] = backend.memory_stats().as_dict()
+            emit_progress({"phase": "function", "message": "model function check"})
+            check = workload_check(workload)
+            if check is not None:
+                result["function"] = check
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise

@@ -396,6 +396,8 @@ class Runner:
         }
         if doc["points"] is None:
             del doc["points"]
+        if first.get("function"):
+            doc["function"] = first["function"]
         return seal(sanitize(doc))
 
     @staticmethod

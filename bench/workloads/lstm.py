@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.poems import SPECIALS, PoemWindows, SyntheticCharWindows
 from bench.errors import Unsupported
+from bench.function.model import ModelProbe, batch_slice, greedy_decode
 from bench.models.char_lstm import CharLSTM, generate
 from bench.workloads import register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
@@ -137,6 +138,20 @@ class LSTMWorkload(Workload):
             out = generate(self.model, inputs, p["gen_len"], p["temperature"], self.sampler)
         self.last_generated = out[0, :SAMPLE_CHARS].tolist()
         return p["batch_size"] * p["gen_len"]
+
+    def function_probe(self) -> ModelProbe:
+        inputs, targets = batch_slice(self._batch())
+        if self.ctx.mode == "train":
+            return ModelProbe(self.model, {"inputs": inputs, "targets": targets},
+                              loss=lambda m, x: self._loss(x["inputs"], x["targets"]),
+                              autocast=self.autocast)
+        return ModelProbe(
+            self.model, {"prompt": inputs},
+            forward=lambda m, x: {"logits": m(x["prompt"])[0]}, decisions={"logits": -1},
+            generate=lambda m, x, n: greedy_decode(lambda ids: m(ids)[0], x["prompt"], n),
+            autocast=self.autocast,
+            notes=["generation is compared greedily (the benchmark samples at its "
+                   "temperature)"])
 
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out = input_wait_metrics(self.batches, loop)

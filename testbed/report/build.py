@@ -24,6 +24,7 @@ from bench.jsonio import atomic_write_text
 from testbed.report import render_html, render_md
 from testbed.report.analysis import Analysis, analyse
 from testbed.report.checks import CheckSettings
+from testbed.report.function_views import build_function_views
 from testbed.report.inputs import ResultSet, load_results
 from testbed.report.metrics import ScoreSettings
 from testbed.report.views import Views, build_views
@@ -114,6 +115,7 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
                             "with --baseline.")
     analysis = analyse(inputs, settings, check_settings, baseline=base_inputs)
     views = build_views(analysis)
+    views.function = build_function_views(analysis)
     meta: dict[str, str | int] = {
         "title": TITLE,
         "generated": datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -137,7 +139,8 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
 def _write_charts(views: Views, directory: Path) -> list[Path]:
     written = []
     figures = [*([views.radar] if views.radar else []), *views.bars, *views.timelines,
-               *([views.roofline] if views.roofline else [])]
+               *([views.roofline] if views.roofline else []),
+               *(views.function.figures if views.function else [])]
     for fig in figures:
         path = directory / f"{fig.name}.svg"
         atomic_write_text(path, "<?xml version='1.0' encoding='UTF-8'?>\n" + fig.svg + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from testbed.report.views import Cell, Figure, Table, Views
 
@@ -122,8 +123,10 @@ def figure_html(fig: Figure) -> str:
 
 
 def render(views: Views, meta: dict[str, str | int]) -> str:
-    nav = [("summary", "Summary"), ("checks", "Plausibility"), ("scores", "Scores"),
-           ("charts", "Charts"), ("telemetry", "Telemetry")]
+    nav = [("summary", "Summary"), ("checks", "Plausibility")]
+    if views.function is not None and not views.function.empty:
+        nav.append(("function", "Function"))
+    nav += [("scores", "Scores"), ("charts", "Charts"), ("telemetry", "Telemetry")]
     if views.roofline:
         nav.append(("roofline-section", "Roofline"))
     nav.append(("appendix", "Appendix"))
@@ -163,6 +166,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         out.append("<div class='callout ok'>Every check passed on every result.</div>")
     out.append("</section>")
 
+    if views.function is not None and not views.function.empty:
+        out.append(function_html(views.function))
     out.append("<section class='card' id='scores'><h2>Scores</h2>")
     if views.radar:
         out.append(figure_html(views.radar))
@@ -209,4 +214,39 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
             out.append(f"<details><summary>{e(t.title)}</summary>"
                        f"{table_html(t, heading='')}</details>")
     out.append("</section></main></body></html>")
+    return "\n".join(out)
+
+
+def function_html(fv: Any) -> str:
+    """The function section (testbed.report.function_views.FunctionViews)."""
+    out = ["<section class='card' id='function'><h2>Function before performance</h2>"
+           "<p class='lead'>Does the device compute the right numbers, and which operators "
+           "does it lack: every catalogued operator per dtype against the CPU reference, every "
+           "model's outputs against the CPU reference (a model that fails gets no performance "
+           "score, mark F), the transformer block and the long tail against the memory-bound "
+           "limit.</p>"]
+    if fv.support is not None:
+        out.append("<div class='tables'><div>" + table_html(fv.support) + "</div>")
+        if fv.support_chart is not None:
+            out.append("<div>" + figure_html(fv.support_chart) + "</div>")
+        out.append("</div>")
+    if fv.problems is not None:
+        out.append(f"<h3>{e(fv.problems.title)} ({fv.problem_count} of {fv.operators})</h3>"
+                   f"<div class='scroll'>{figure_html(fv.problems)}</div>")
+    elif fv.matrix is not None:
+        out.append(f"<div class='callout ok'>Every one of the {fv.operators} operators was "
+                   "right in every dtype on every device.</div>")
+    if fv.matrix is not None:
+        out.append(f"<details><summary>{e(fv.matrix.title)}: all {fv.operators} operators"
+                   f"</summary><div class='scroll'>{figure_html(fv.matrix)}</div></details>")
+    if fv.models is not None:
+        out.append(table_html(fv.models))
+    if fv.block is not None:
+        out.append(table_html(fv.block))
+    if fv.longtail is not None:
+        out.append(table_html(fv.longtail))
+        if fv.longtail_chart is not None:
+            out.append(f"<div class='scroll'>{figure_html(fv.longtail_chart)}</div>")
+    out += [f"<p class='lead'>{e(n)}</p>" for n in fv.notes]
+    out.append("</section>")
     return "\n".join(out)

@@ -44,6 +44,18 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += table_md(views.findings)
     else:
         lines += ["Every check passed on every result.", ""]
+    fv = views.function
+    if fv is not None and not fv.empty:
+        lines += ["## Function before performance", ""]
+        for table in (fv.support, fv.models, fv.block, fv.longtail):
+            if table is not None:
+                lines += table_md(table)
+        for fig in (fv.support_chart, fv.problems, fv.longtail_chart):
+            if fig is not None:
+                lines += [f"### {fig.title}", "", *figure_md(fig)]
+        if fv.matrix is not None:
+            lines += [f"The full operator matrix ({fv.operators} operators) is "
+                      f"charts/{fv.matrix.name}.svg.", ""]
     lines += ["## Scores", ""]
     if views.radar:
         lines += figure_md(views.radar)

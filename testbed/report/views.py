@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench.specs import per_device
 from testbed.report import charts
-from testbed.report.analysis import MARKS, NON_COMPARABLE, Analysis
+from testbed.report.analysis import MARKS, NON_COMPARABLE, WITHHELD, Analysis
 from testbed.report.checks import CHECK_TITLES, TELEMETRY_METRICS
 from testbed.report.fmt import format_ratio, format_score, format_value
 from testbed.report.metrics import (
@@ -417,7 +417,8 @@ def _bars(analysis: Analysis, workload: str, metric: str, labels: list[str],
     cells = [value_cell(analysis, d, workload, metric) for d in devices]
     raw = [analysis.cell(d, workload, metric) for d in devices]
     values = [None if r is None or pd.isna(r["value"]) else float(r["value"]) for r in raw]
-    good = [v for v, c in zip(values, cells, strict=True) if v is not None and "X" not in c.marks]
+    good = [v for v, c in zip(values, cells, strict=True) if v is not None and not
+            any(k in c.marks for k in WITHHELD)]
     top = max(good, default=0.0) or max((v for v in values if v is not None), default=0.0)
     bars = []
     for label, v, c in zip(labels, values, cells, strict=True):
@@ -427,7 +428,7 @@ def _bars(analysis: Analysis, workload: str, metric: str, labels: list[str],
                                    and c.text else "n/a"))
             continue
         bars.append(charts.Bar(v / top, tip, hatched=any(k in c.marks for k in NON_COMPARABLE),
-                               failed="X" in c.marks, marks=c.marks))
+                               failed=any(k in c.marks for k in WITHHELD), marks=c.marks))
     return bars
 
 
@@ -632,6 +633,8 @@ class Views:
     unmeasured: Table | None
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
+    # testbed.report.function_views.FunctionViews, set by build.write_report
+    function: Any = None
 
 
 def build_views(analysis: Analysis) -> Views:
