@@ -216,7 +216,7 @@ def probe_calls(items: list[dict[str, Any]], log: Any = print) -> dict[int, Cata
             variants = []
             notes.append(f"not replayable on the CPU: {ref.get('note') or 'not probed'}")
         elif reference != "float64":
-            notes.append(f"reference in float32: the CPU has no float64 kernel "
+            notes.append(f"reference in float32: the CPU does not run it in float64 "
                          f"({ref.get('note')})")
         for v in ("fp16", "bf16"):
             if v in variants and not got.get(v, {}).get("ok"):

@@ -45,7 +45,7 @@ td.v{font-variant-numeric:tabular-nums}td.flagged{background:#fff5f5}
 td[title]{cursor:help}
 sup.mark{display:inline-block;font-size:10px;font-weight:700;line-height:1;padding:2px 4px;
 border-radius:4px;margin-left:3px;vertical-align:2px;background:#fdf0d5;color:#7a4a00}
-sup.mark-X{background:#fde2e1;color:var(--bad)}
+sup.mark-X,sup.mark-F{background:#fde2e1;color:var(--bad)}
 figure.chart-figure{margin:8px 0 22px}
 figure.chart-figure svg{max-width:100%;height:auto;display:block}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:4px;max-width:900px}
@@ -81,14 +81,20 @@ def numeric_columns(table: Table) -> list[bool]:
     return out
 
 
+def status_class(text: str) -> str:
+    """Colour of a status cell: good, bad or muted by its word."""
+    word = text.split(" ", 1)[0]
+    return {"ok": "ok", "passed": "ok", "pass": "ok", "not": "muted", "failed": "bad",
+            "FAIL": "bad", "error": "bad"}.get(word, "")
+
+
 def cell_html(cell: Cell | str, numeric: bool = False) -> str:
     align = "" if numeric else "text"
     if isinstance(cell, str):
         return f"<td class='{align}'>{e(cell)}</td>" if align else f"<td>{e(cell)}</td>"
     classes = [cell.kind if cell.kind != "value" else "v"]
     if cell.kind == "status":
-        classes.append({"ok": "ok", "passed": "ok", "not applicable": "muted",
-                        "failed": "bad"}.get(cell.text, ""))
+        classes.append(status_class(cell.text))
     if "X" in cell.marks:
         classes.append("flagged")
     if align:

@@ -195,6 +195,12 @@ def status_marks(analysis: Analysis, device: str, workload: str) -> str:
     return "".join(c for c in marks if c in NON_COMPARABLE)
 
 
+def status_marks_all(analysis: Analysis, device: str, workload: str) -> str:
+    if (device, workload) not in analysis.status.index:
+        return ""
+    return str(analysis.status.loc[(device, workload), "marks"])
+
+
 def composite_table(analysis: Analysis) -> Table:
     devices = analysis.device_order()
     rows: list[list[Cell | str]] = []
@@ -210,6 +216,9 @@ def composite_table(analysis: Analysis) -> Table:
                               f"k = {p.weight:.3f}, adds {p.contribution:.4f}"
                               for p in score.parts)
                 cells.append(Cell(format_score(score.score), marks, notes, kind="score"))
+            elif "F" in status_marks_all(analysis, d, wl):
+                cells.append(Cell("withheld", "F", ("model function failed: no score",),
+                                  kind="status"))
             else:
                 cells.append(value_cell(analysis, d, wl, "throughput_items_per_s")
                              if (d, wl) in analysis.status.index else Cell("—", kind="missing"))
@@ -218,12 +227,29 @@ def composite_table(analysis: Analysis) -> Table:
             complete += 1
             for d in devices:
                 per_device[d].append(comp.scores[d].score)
+    rows += withheld_rows(analysis, devices)
     if complete:
         rows.append([Cell(f"mean over the {complete} workload(s) every device ran", kind="score"),
                      *[Cell(format_score(sum(v) / len(v)), kind="score") for v in
                        per_device.values()]])
     return Table("Composite scores", ["workload", *[analysis.devices[d].label for d in devices]],
                  rows, anchor="composite")
+
+
+def withheld_rows(analysis: Analysis, devices: list[str]) -> list[list[Cell | str]]:
+    """Workloads no device could be scored for because each device's model failed its
+    function check (mark F): listed so the withheld score is visible."""
+    rows: list[list[Cell | str]] = []
+    for wl in analysis.workload_order():
+        if wl in analysis.composites or analysis.workloads[wl].group == "function":
+            continue
+        marks = {d: status_marks_all(analysis, d, wl) for d in devices}
+        if not any("F" in m for m in marks.values()):
+            continue
+        rows.append([wl, *[Cell("withheld", "F", ("model function failed: no score",),
+                                kind="status") if "F" in marks.get(d, "") else
+                           Cell("—", kind="missing") for d in devices]])
+    return rows
 
 
 def composite_basis(analysis: Analysis) -> tuple[Table, Table | None]:
