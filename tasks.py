@@ -12,6 +12,8 @@ from pathlib import Path
 
 from invoke import Exit, task
 
+from bench.vendors import vendor_list
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 REPORTS = ROOT / "reports"
@@ -29,7 +31,7 @@ FILTER_HELP = {
     "run": "run id contains this", "suite": "suite name", "vendor": "device backend",
     "image": "image tag or digest contains this", "driver": "driver version contains this",
     "torch": "torch build contains this",
-    "audit": "pass or fail (latest verdict), none (never audited), any (audited)",
+    "audit": "pass, fail or inconclusive (latest verdict), none (never audited), any (audited)",
 }
 
 
@@ -78,8 +80,8 @@ def latest_run(results: Path = RESULTS) -> Path:
     iterable=["set_"],
     help={
         "suite": "suite name (smoke, ...) or suite file",
-        "vendor": "cpu, cuda, mlu, corex, jetson (the image to run in; with --native the "
-                  "default is what this machine has)",
+        "vendor": f"{vendor_list()} (the image to run in; with --native the default is "
+                  "what this machine has)",
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
@@ -221,7 +223,8 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
 )
 def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=False,
           store=None):
-    """Check a submitted run's integrity, re-run it from its image and give a verdict."""
+    """Check a submitted run's integrity, re-run it from its image and give a verdict
+    (exit 0 pass, 1 fail, 3 inconclusive, 2 bad input)."""
     from bench.errors import UserError
     from testbed.audit.run import audit as run_audit
     from testbed.audit.run import print_summary
@@ -237,8 +240,8 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
         # The judged run first, so the verdict links to documents that are in the store.
         _store_add([Path(result.verdict["submitted"]["path"]), result.path], store,
                    refused_ok=True)
-    if not result.passed:
-        raise Exit(code=1)
+    if result.exit_code:  # 1: fail, 3: inconclusive (docs/audit.md)
+        raise Exit(code=result.exit_code)
 
 
 @task(
@@ -392,9 +395,9 @@ def lint(c):
     print(f"hadolint: {len(dockerfiles)} Dockerfile(s) clean")
 
 
-@task(help={"vendor": "cpu, cuda, mlu, corex or jetson",
-            "base": "base image: required for vendor-distributed bases (mlu, corex); "
-                    "IMAGE@sha256:... for public ones"})
+@task(help={"vendor": vendor_list(" | "),
+            "base": "base image: required where images/<vendor>/vendor.yaml names a "
+                    "vendor-distributed base; IMAGE@sha256:... for public ones"})
 def build(c, vendor="cpu", base=None):
     """Build a vendor's image from images/<vendor>/Dockerfile, tagged by its inputs' hash."""
     from bench.errors import UserError
@@ -406,7 +409,7 @@ def build(c, vendor="cpu", base=None):
         raise _fail(exc) from exc
 
 
-@task(help={"vendor": "cpu, cuda, mlu, corex or jetson"})
+@task(help={"vendor": vendor_list(" | ")})
 def lock(c, vendor="cpu"):
     """Re-resolve images/<vendor>/requirements.lock (hash-pinned, for the image's Python)."""
     from bench.errors import UserError

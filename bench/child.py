@@ -120,7 +120,10 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
         setup_s = time.monotonic() - t0
         backend.synchronize()
         backend.reset_peak_memory()
-        measurement = workload.measure()
+        if entry.get("scenario"):
+            measurement = _measure_scenario(spec, entry, workload)
+        else:
+            measurement = workload.measure()
         backend.synchronize()
         result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
         if entry["rules"].get("function_check") and spec.get("repeat", 0) == 0:
@@ -146,6 +149,20 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
             "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
             "traceback": "".join(tb).splitlines()[-TRACEBACK_LINES:]}}
     return {**result, "_backend": backend, "_workload": workload}
+
+
+def _measure_scenario(spec: dict[str, Any], entry: dict[str, Any], workload: Any) -> Any:
+    """An MLPerf scenario entry: the workload served to LoadGen (``bench.scenarios``), its
+    logs written where the parent keeps them (the run directory's ``loadgen/``)."""
+    import tempfile
+
+    from bench.scenarios.measure import measure_scenario
+    from bench.scenarios.rules import ScenarioRules
+
+    log_dir = spec.get("log_dir") or tempfile.mkdtemp(prefix="bench-loadgen-")
+    root = spec.get("run_dir")
+    return measure_scenario(workload, ScenarioRules(**entry["scenario_rules"]), Path(log_dir),
+                            Path(root) if root else None)
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,29 @@ SUITE_FILE = "audit-suite.yaml"
 class Rerun:
     """One re-run: where its results are and how it ended."""
 
-    name: str  # "as-submitted" or "distinct-inputs"
+    name: str  # "as-submitted", "distinct-inputs" or "more-evidence-N"
     out_dir: Path
     exit_code: int | None
     error: str | None
     results: dict[str, dict[str, Any]]  # entry id -> document
+    # The rules it changed per entry (input_variants; more repeats and a longer window for
+    # more evidence), and the host's load while it ran (testbed.audit.hostload).
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host: dict[str, Any] | None = None
+
+    def slowdown(self, entry: str | None = None) -> float:
+        """How much the host's load slowed its timed windows (one entry's, or all of them);
+        1.0 when not measured."""
+        host = self.host or {}
+        value = (host.get("entry_slowdown") or {}).get(entry) if entry else host.get("slowdown")
+        return float(value or 1.0)
 
     def as_dict(self) -> dict[str, Any]:
+        cv = {e: ((d.get("metrics") or {}).get("throughput_items_per_s") or {}).get("cv")
+              for e, d in self.results.items()}
         return {"name": self.name, "dir": str(self.out_dir), "exit_code": self.exit_code,
-                "error": self.error, "results": sorted(self.results)}
+                "error": self.error, "results": sorted(self.results), "rules": self.rules,
+                "throughput_cv": cv, "host": self.host}
 
 
 def entry_from_result(doc: dict[str, Any],
@@ -50,9 +64,16 @@ def entry_from_result(doc: dict[str, Any],
     substitution = (w.get("info") or {}).get("substitution")
     overrides = {k: v for k, v in (w.get("overrides") or {}).items() if k != "workload"}
     params = {k: v for k, v in w["params"].items() if k not in overrides}
-    return {"id": w["id"], "workload": substitution["requested"] if substitution else w["name"],
-            "mode": w["mode"], "config": w["config"], "precision": w["precision_requested"],
-            "params": params, "rules": {**doc["rules"], **(rules_extra or {})}}
+    entry = {"id": w["id"], "workload": substitution["requested"] if substitution else w["name"],
+             "mode": w["mode"], "config": w["config"], "precision": w["precision_requested"],
+             "params": params, "rules": {**doc["rules"], **(rules_extra or {})}}
+    scenario = doc.get("scenario")
+    if scenario:
+        # The resolved rules as recorded: the re-run resolves them to the same values.
+        entry["scenario"] = scenario["name"]
+        entry["scenario_rules"] = {k: v for k, v in scenario["rules"].items()
+                                   if k not in ("scenario", "mlperf_model")}
+    return entry
 
 
 def suite_from_results(sub: Submission, entries: list[str],

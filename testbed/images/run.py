@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from bench.errors import EXIT_USAGE, UserError
 from testbed.images.build import base_reference, build_image
@@ -66,7 +67,7 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
     revision = img.labels.get("org.opencontainers.image.revision", "unknown")
     options = run_options(spec, tag, digest, revision, command, out_dir, selected,
                           [suite_mount] if suite_mount else [], os.getuid(), os.getgid(),
-                          name=f"accel-testbed-{run_id}")
+                          name=f"accel-testbed-{run_id}", runtimes=engine_runtimes(client))
     _prepare_results_dir(out_dir, options.user)
     print(f"image {tag} ({digest})")
     print("running: " + shell_line(options.docker_cli()), flush=True)
@@ -87,6 +88,16 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
         raise UserError("The bench in the container refused the run (message above).",
                         "Fix the suite, --only or --set arguments named there.")
     return out_dir, code
+
+
+def engine_runtimes(client: Any) -> frozenset[str]:
+    """The engine's container runtimes (``runc``, ``nvidia``, ``ascend``...)."""
+    from docker.errors import DockerException
+
+    try:
+        return frozenset(client.info().get("Runtimes") or {})
+    except DockerException:  # no answer: only the default runtime is assumed
+        return frozenset()
 
 
 def _prepare_results_dir(out_dir: Path, user: str | None) -> None:
