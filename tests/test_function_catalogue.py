@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from bench.function import args as argspec
 from bench.function import catalogue, replay
-from bench.function.trace import OpRecorder, default_targets, recording, trace_workload
+from bench.function.trace import OpRecorder, recording
 
 
 class Tiny(torch.nn.Module):
@@ -131,11 +131,8 @@ def test_every_workload_operator_is_in_the_checked_in_catalogue():
     """Traces every model workload (small configurations) as the generator does; an operator
     the catalogue lacks fails here with the command that regenerates it."""
     checked_in = catalogue.load()
-    recorder = OpRecorder()
-    for target in default_targets():
-        trace_workload(target, recorder)
-    seen = set(recorder.uses) | set(recorder.translated)
-    missing = sorted(op for op in seen if not checked_in.covers(op))
-    where = {op: sorted(recorder.uses[op].sources) for op in missing if op in recorder.uses}
-    assert not missing, (f"operators the catalogue lacks: {where}; regenerate it with "
-                         f"`{catalogue.REGENERATE}` and commit bench/function/catalogue.yaml")
+    recorder, _targets = catalogue.trace_all(longtail=False, log=lambda *_: None)
+    missing = catalogue.missing_from(checked_in, recorder)
+    assert not missing, (f"operators the catalogue lacks (and where they ran): {missing}; "
+                         f"regenerate it with `{catalogue.REGENERATE}` and commit "
+                         "bench/function/catalogue.yaml")

@@ -261,9 +261,9 @@ def trace_longtail(recorder: Any, seed: int = 0) -> None:
                                     allow_unused=True)
 
 
-def generate(targets: list[Any] | None = None, longtail: bool = True,
-             log: Any = print) -> Catalogue:
-    """Trace, probe and assemble a catalogue (not written: see ``write``)."""
+def trace_all(targets: list[Any] | None = None, longtail: bool = True,
+              log: Any = print) -> tuple[Any, list[Any]]:
+    """Trace every target (default: every model workload) and the long tail."""
     from bench.function.trace import OpRecorder, default_targets, trace_workload
 
     targets = default_targets() if targets is None else targets
@@ -274,6 +274,20 @@ def generate(targets: list[Any] | None = None, longtail: bool = True,
     if longtail:
         trace_longtail(recorder)
         log(f"traced the long tail: {len(recorder.uses)} operators")
+    return recorder, targets
+
+
+def missing_from(cat: Catalogue, recorder: Any) -> dict[str, list[str]]:
+    """Operators the recorder saw that ``cat`` neither lists nor excludes, with where."""
+    seen = set(recorder.uses) | set(recorder.translated)
+    return {op: sorted(recorder.uses[op].sources) if op in recorder.uses else []
+            for op in sorted(seen) if not cat.covers(op)}
+
+
+def generate(targets: list[Any] | None = None, longtail: bool = True,
+             log: Any = print) -> Catalogue:
+    """Trace, probe and assemble a catalogue (not written: see ``write``)."""
+    recorder, targets = trace_all(targets, longtail, log)
     return assemble(recorder, [t.as_dict() for t in targets], log)
 
 
@@ -340,8 +354,23 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Regenerate the operator catalogue.")
     parser.add_argument("--write", action="store_true", help=f"write {CATALOGUE_PATH.name}")
     parser.add_argument("--out", type=Path, default=CATALOGUE_PATH, help="where to write it")
+    parser.add_argument("--check", action="store_true",
+                        help="only trace and list what the checked-in catalogue lacks")
     args = parser.parse_args(argv)
     start = time.monotonic()
+    if args.check:
+        try:
+            checked_in = load(args.out)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        recorder, _targets = trace_all()
+        missing = missing_from(checked_in, recorder)
+        for op, where in missing.items():
+            print(f"missing: {op} (seen in {', '.join(where) or 'a translated kernel'})")
+        print(f"{len(missing)} operator(s) missing from {args.out}"
+              + (f"; regenerate it with `{REGENERATE}`" if missing else ""))
+        return 1 if missing else 0
     cat = generate()
     variants = {v: sum(v in e.variants for e in cat.entries) for v in VARIANTS}
     print(f"{len(cat.entries)} operators ({', '.join(f'{v} {n}' for v, n in variants.items())}),"
