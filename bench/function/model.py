@@ -190,12 +190,15 @@ def _host_available() -> int | None:
 
 
 def _state(module: nn.Module, dtype: torch.dtype, grad: bool) -> dict[str, torch.Tensor]:
+    """A CPU copy of the parameters and buffers, floating ones in ``dtype`` (parameters that
+    require grad requiring it too when ``grad``)."""
     state = {}
+    params = {name for name, p in module.named_parameters() if p.requires_grad}
     for name, t in (*module.named_parameters(), *module.named_buffers()):
         copy = t.detach().to("cpu")
         if copy.is_floating_point():
             copy = copy.to(dtype)
-            if grad and isinstance(dict(module.named_parameters()).get(name), nn.Parameter):
+            if grad and name in params:
                 copy.requires_grad_(True)
         state[name] = copy
     return state
