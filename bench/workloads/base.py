@@ -95,6 +95,15 @@ class Workload(ABC):
         Called when the suite is loaded, so a bad value stops the run before anything starts.
         """
 
+    @classmethod  # noqa: B027 - an optional hook, like validate_params
+    def validate_rules(cls, rules: RunRules) -> None:
+        """Refuse run rules the workload's protocol forbids (``UserError``), at suite load."""
+
+    def memory_stats(self) -> dict[str, Any] | None:
+        """The device memory of the measurement where the harness's own process did not do
+        the work (ranks started by a launcher); None: the backend's figures of this process."""
+        return None
+
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""
         return {}

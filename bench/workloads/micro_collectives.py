@@ -15,17 +15,14 @@ Multi-node: run the same suite entry on every node at the same time with ``nnode
 
 from __future__ import annotations
 
-import collections
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.child import PROGRESS_PREFIX
+from bench import launch
 from bench.errors import Unsupported
+from bench.launch import process_group_timeout_s
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
 from bench.micro.precision import DTYPES
@@ -35,25 +32,13 @@ from bench.workloads import register
 from bench.workloads.base import Workload
 
 KiB, MiB = 2**10, 2**20
-OUTPUT_TAIL_LINES = 30
-
-
-def process_group_timeout_s(repeat_timeout_s: float) -> float:
-    """A hung collective must fail well inside the repeat's timeout, so torchrun exits and
-    the points measured before it are kept (the harness would kill the whole job instead)."""
-    return max(30.0, repeat_timeout_s / 3)
 
 
 def torchrun_command(nproc: int, nnodes: int, rdzv_endpoint: str | None, spec: Path,
                      out_dir: Path) -> list[str]:
-    """The torchrun command line of one collectives job."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
-    if nnodes == 1:
-        cmd.append("--standalone")
-    else:
-        cmd += ["--nnodes", str(nnodes), "--rdzv_backend", "c10d",
-                "--rdzv_endpoint", str(rdzv_endpoint)]
-    return [*cmd, "-m", "bench.micro.collective_worker", str(spec), str(out_dir)]
+    """The torchrun command line of one collectives job (bench.launch)."""
+    return launch.torchrun_command("bench.micro.collective_worker", [str(spec), str(out_dir)],
+                                   nproc, nnodes, rdzv_endpoint)
 
 
 @register
@@ -94,7 +79,7 @@ class CollectivesWorkload(Workload):
                               f"{backend.vendor} device(s): one rank per device")
         self.peaks = device_peaks(backend)
         self.extra.update(reference=self.peaks.info(), dist_backend=backend.dist_backend,
-                          world_size=world, launcher="torch.distributed.run (torchrun)",
+                          world_size=world, launcher=launch.LAUNCHER,
                           size_convention="nccl-tests: all_reduce/broadcast/p2p buffer, "
                           "all_gather output, all_to_all per-rank buffer")
 
@@ -113,25 +98,14 @@ class CollectivesWorkload(Workload):
         cmd = torchrun_command(self.nproc, self.nnodes, self.params["rdzv_endpoint"], spec,
                                out_dir)
         self.extra["command"] = ["python", *cmd[1:-2], "SPEC.json", "OUT_DIR"]
-        tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            at = line.find(PROGRESS_PREFIX)
-            if at >= 0:
-                try:
-                    self.ctx.progress(json.loads(line[at + len(PROGRESS_PREFIX):]))
-                except ValueError:
-                    tail.append(line.rstrip("\n"))
-            else:
-                tail.append(line.rstrip("\n"))
-        code = proc.wait()
+        result = launch.run_ranks(cmd, self.ctx.progress)
         path = out_dir / "local_rank0.json"
         records = json.loads(path.read_text(encoding="utf-8"))["points"] if path.exists() else []
         failure = None
-        if code != 0:
-            failure = f"torchrun exited with code {code}: " + " | ".join(list(tail)[-8:])
+        if not result.ok:
+            failure = (f"torchrun exited with code {result.returncode}"
+                       + (f" ({result.failure.describe()})" if result.failure else "")
+                       + ": " + " | ".join(result.tail[-8:]))
         return records, failure
 
     def _point(self, rec: dict[str, Any]) -> Point:

@@ -662,6 +662,9 @@ class Views:
     # testbed.report.function_views.FunctionViews, set by build.write_report
     function: Any = None
     inference: Any = None  # testbed.report.scenarios.InferenceViews
+    # the training section (testbed.report.training), filled in by build.py
+    training: Table | None = None
+    loss_curves: list[Figure] = field(default_factory=list)
 
 
 def build_views(analysis: Analysis) -> Views:
