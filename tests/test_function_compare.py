@@ -162,6 +162,27 @@ def test_reference_dtype_falls_back_to_float32_then_gives_up():
     assert dtype is None and "does not fit" in note
 
 
+def test_the_training_probe_loss_is_the_models_own_objective_in_float64_too():
+    """The model-function check of llm-pretrain/llm-finetune computes the next-token loss
+    itself (transformers' loss would cast a float64 reference to float32): it must be the
+    loss the model gives, ignored labels included, and keep float64."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from bench.workloads.llm_train import probe_loss
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2,
+                                         num_key_value_heads=1))
+    ids = torch.randint(0, 32, (2, 6))
+    labels = ids.clone()
+    labels[0, :3] = -100  # a prompt the loss skips
+    batch = {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids)}
+    ours = probe_loss("alpaca", model, batch)
+    assert float(ours) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+    assert probe_loss("causal", model.double(), batch).dtype == torch.float64
+
+
 def test_transformer_block_flop_by_hand():
     # b=1, s=4, hidden=8, heads=2, kv_heads=1, head_dim=4, intermediate=16
     # projections 2*4*8*(2*2+2*1)*4 = 1536; mlp 2*4*3*8*16 = 3072;
