@@ -45,7 +45,7 @@ MARKS: dict[str, str] = {
     "F": "the model's outputs differ from the CPU reference (model function failed): no "
          "performance score for it on this device",
     "P": "precision fell back from the one requested",
-    "O": "a workload parameter was overridden",
+    "O": "a workload parameter, run rule or compile choice was overridden (--set)",
     "H": "host-bound: device utilisation stayed low",
     "C": "some operators fell back to the CPU",
 }
