@@ -6,6 +6,7 @@ limit. Built from the ``function`` record of the results and from the points of 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -362,11 +363,22 @@ def longtail_views(analysis: Analysis) -> tuple[Table | None, Figure | None, lis
                           f"The {SLOWEST} slowest per device.")
     devices = [d for d in analysis.device_order() if any(p[0] == d for p in points)]
     labels = [analysis.devices[d].label for d in devices]
-    ops = list(dict.fromkeys(str(p.get("params", {}).get("op")) for _d, _pr, p in points))
-    section = charts.BarSection("operator", ops)
     use_pct = any(_value(p, "pct_of_peak") is not None for _d, _pr, p in points)
     best = {d: max((_value(p, "bytes_per_s") or 0.0) for dd, _pr, p in points if dd == d)
             for d in devices}
+
+    def share(p: dict[str, Any], d: str) -> float:  # the bar's height (0: not measured)
+        if use_pct:
+            return (_value(p, "pct_of_peak") or 0.0) / 100
+        return (_value(p, "bytes_per_s") or 0.0) / best[d] if best[d] else 0.0
+
+    # The slowest first (the lowest bar over the devices): the wide chart opens on them.
+    lowest: dict[str, float] = {}
+    for d, _pr, p in points:
+        op = str(p.get("params", {}).get("op"))
+        lowest[op] = min(lowest.get(op, math.inf), share(p, d))
+    ops = sorted(lowest, key=lambda op: lowest[op])
+    section = charts.BarSection("operator, slowest first", ops)
     for op in ops:
         bars = []
         for d, label in zip(devices, labels, strict=True):

@@ -29,7 +29,7 @@ padding:18px 22px;margin:0 0 20px;box-shadow:0 1px 2px rgba(16,24,40,.04)}
 section.card>h2{margin:0 0 10px;font-size:19px}
 h3{font-size:15px;margin:18px 0 6px}
 p.lead{color:var(--muted);margin:0 0 12px}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto}.scroll figure.chart-figure svg{max-width:none}
 table.data{border-collapse:collapse;margin:6px 0 14px;font-size:13px;min-width:40%}
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:5px 10px;
 text-align:right;vertical-align:top;white-space:nowrap}
