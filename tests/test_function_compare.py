@@ -187,7 +187,7 @@ def test_the_training_probe_loss_is_the_models_own_objective_in_float64_too():
     labels[0, :3] = -100  # a prompt the loss skips
     batch = {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids)}
     ours = probe_loss("alpaca", model, batch)
-    assert float(ours) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+    assert ours.item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
     assert probe_loss("causal", model.double(), batch).dtype == torch.float64
 
 
