@@ -409,6 +409,17 @@ def bench_store(c, sizes="1000,10000", work=None, site=True):
         raise _fail(exc) from exc
 
 
+@task(name="function-catalogue",
+      help={"out": "where to write it (default bench/function/catalogue.yaml)",
+            "check": "only trace and report what the checked-in catalogue lacks (writes "
+                     "nothing; exit 1 if anything is missing)"})
+def function_catalogue(c, out=None, check=False):
+    """Regenerate the operator catalogue: trace every model workload and the long tail on the
+    CPU, probe each call (docs/function.md)."""
+    args = ["--check"] if check else ["--write", *(["--out", out] if out else [])]
+    c.run(f"{PY} -m bench.function.catalogue " + shlex.join(args), pty=sys.stdout.isatty())
+
+
 @task(name="list")
 def list_(c):
     """List vendors (and which are present), suites and workloads."""

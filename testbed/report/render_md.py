@@ -54,6 +54,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         telemetry += [f"### {fig.title}", "", *figure_md(fig)]
     roofline = ["## Roofline", "", *figure_md(views.roofline)] if views.roofline else []
     if views.single_device:
+        lines += function_md(views)
         lines += ["## Figures per workload", ""]
         for table in views.figures[:1]:
             lines += table_md(table, "")
@@ -63,7 +64,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += [compare_hint(meta), ""]
         lines += [*roofline, *telemetry, *checks]
     else:
-        lines += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
+        lines += [*checks, *function_md(views), *_scores_and_charts(views), *telemetry,
+                  *roofline]
     if views.training is not None or views.loss_curves:
         lines += ["## Training", ""]
         if views.training is not None:
@@ -94,6 +96,24 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         for table in views.figures:
             lines += table_md(table)
     return "\n".join(lines)
+
+
+def function_md(views: Views) -> list[str]:
+    """The function section (testbed.report.function_views.FunctionViews; none: nothing)."""
+    fv = views.function
+    if fv is None or fv.empty:
+        return []
+    lines = ["## Function before performance", ""]
+    for table in (fv.support, fv.models, fv.block, fv.longtail):
+        if table is not None:
+            lines += table_md(table)
+    for fig in (fv.support_chart, fv.problems, fv.longtail_chart):
+        if fig is not None:
+            lines += [f"### {fig.title}", "", *figure_md(fig)]
+    if fv.matrix is not None:
+        lines += [f"The full operator matrix ({fv.operators} operators) is "
+                  f"charts/{fv.matrix.name}.svg.", ""]
+    return lines
 
 
 def _scores_and_charts(views: Views) -> list[str]:
