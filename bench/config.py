@@ -38,6 +38,9 @@ class RunRules:
     # The audit's caching check: distinct synthetic batches the timed loop cycles through
     # (bench.data.variants); 1 is the normal run, the same batch every iteration.
     input_variants: int = 1
+    # Model function (bench.function.model): in the first repeat, after the timed loop, the
+    # workload's outputs or gradients against the CPU reference; the verdict goes on the result.
+    function_check: bool = False
 
     def merged(self, overrides: dict[str, Any] | None) -> RunRules:
         return dataclasses.replace(self, **(overrides or {}))

@@ -1,4 +1,4 @@
-"""Result documents: metrics with units (SPEC section 5) derived from the repeats' timed
+"""Result documents: metrics with units (docs/telemetry.md) derived from the repeats' timed
 windows and the telemetry series, sealed with a sha256 over the canonical body.
 
 Telemetry figures are computed per repeat window and then summarised over repeats (mean,
@@ -288,7 +288,7 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     metrics["items_per_j"] = metric(
         throughput / power if power else None, f"{item_unit}/J",
         f"no average power ({metrics['power_w_mean'].get('reason', 'zero')})",
-        definition="throughput_items_per_s / power_w_mean (SPEC section 5)")
+        definition="throughput_items_per_s / power_w_mean (docs/telemetry.md)")
 
     peaks = [r["memory"]["peak_allocated_bytes"] for r in ok
              if r.get("memory", {}).get("peak_allocated_bytes") is not None]

@@ -92,7 +92,7 @@ def trapezoid_energy_j(t_s: Sequence[float], power_w: Sequence[float | None],
 
 def window_mean(t_s: Sequence[float], values: Sequence[float | None],
                 start_s: float, end_s: float) -> float | None:
-    """Plain mean of the valid samples taken inside ``[start_s, end_s]`` (SPEC section 5)."""
+    """Plain mean of the valid samples taken inside ``[start_s, end_s]`` (docs/telemetry.md)."""
     inside = [v for t, v in zip(t_s, values, strict=True)
               if v is not None and start_s <= t <= end_s]
     return math.fsum(inside) / len(inside) if inside else None

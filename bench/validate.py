@@ -22,8 +22,9 @@ from bench.jsonio import (
 )
 from bench.schema import SchemaProblem, validation_errors
 
-KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest", "bench.audit": "audit"}
-SEALED = ("result", "audit")  # documents that carry their own sha256
+KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest", "bench.audit": "audit",
+                "bench.published": "published"}
+SEALED = ("result", "audit", "published")  # documents that carry their own sha256
 
 
 @dataclass

@@ -38,7 +38,7 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         fix = ("The LLM protocol is greedy decoding with one beam and a fixed output length "
-               "(SPEC section 6): remove the setting.")
+               "(docs/llm.md): remove the setting.")
         if self.max_new_tokens < 1:
             raise UserError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.",
                             "Give output token counts of 1 or more in io_tokens.")
@@ -200,7 +200,7 @@ def output_length_metric(timings: Sequence[GenerationTiming],
             "max": max(counts)}
 
 
-# TTFT tiers of the chip evaluation template (SPEC section 6), in seconds: (low, high].
+# TTFT tiers of the chip evaluation template (docs/llm.md), in seconds: (low, high].
 TTFT_TIERS: tuple[tuple[str, float, float], ...] = (
     ("tier_max_tokens_per_s_0_500ms", 0.0, 0.5),
     ("tier_max_tokens_per_s_500_1000ms", 0.5, 1.0),

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
-# Field name -> unit. The names carry their units (CONVENTIONS: units in names).
+# Field name -> unit. The names carry their units (units in names).
 SAMPLE_FIELDS: dict[str, str] = {
     "util_pct": "%",
     "mem_used_bytes": "B",

@@ -1,4 +1,4 @@
-"""Text-to-image with the latent diffusion model (SPEC section 6): batch x resolution grid.
+"""Text-to-image with the latent diffusion model (docs/llm.md): batch x resolution grid.
 
 Per point (batch, resolution): latency of a whole generation (text encoder, the fixed DDIM
 steps, VAE decoder) with its stages, images/s, peak memory; per result: model load time. The
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import Unsupported, UserError
+from bench.flops import WorkProbe
+from bench.function.model import ModelProbe
 from bench.llm import diffusion, prompts
 from bench.llm.architectures import SCALES
 from bench.llm.grid import PointResult, pick_reference, progress_note, run_point
@@ -164,6 +166,39 @@ class LdmWorkload(Workload):
         })
         self.prompt_rows = self.make_prompts()
 
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        """The reference point's generation, per image: the text encoder (twice with
+        guidance), the denoiser once per step (on the doubled batch with guidance) and the
+        VAE decoder, as ``diffusion.generate_images`` runs them."""
+        import torch
+
+        pipe = diffusion.build_pipeline(params["architecture"], params["weights"],
+                                        torch.float32, "meta", load_weights=False)
+        point = info.get("reference_point_used") or params["reference_point"]
+        batch, resolution = point["batch"], point["resolution"]
+        guided = float(params["guidance_scale"]) != 1.0
+        ids = torch.zeros(batch, diffusion.TEXT_TOKENS, dtype=torch.long)
+        side = resolution // 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        latents = torch.empty(batch * (2 if guided else 1), pipe.unet.config.in_channels,
+                              side, side)
+        context = torch.empty(latents.shape[0], diffusion.TEXT_TOKENS,
+                              pipe.text_encoder.config.hidden_size)
+        t = torch.tensor(1)
+
+        def encode_and_decode() -> None:
+            for _ in range(2 if guided else 1):
+                pipe.text_encoder(ids)
+            pipe.vae.decode(latents[:batch])
+
+        return WorkProbe(encode_and_decode, batch, backward=False,
+                         repeated=((lambda: pipe.unet(latents, t,
+                                                      encoder_hidden_states=context).sample,
+                                    params["steps"]),),
+                         what=f"text encoder, {params['steps']} denoiser steps and VAE decoder "
+                              f"at the reference point {point}")
+
     def make_prompts(self) -> list[list[int]]:
         """Token ids, ``TEXT_TOKENS`` long, one row per image of the largest batch."""
         rows = max(self.params["batch_sizes"])
@@ -191,6 +226,37 @@ class LdmWorkload(Workload):
         prompts.check_vocab(out, vocab, f"tokenizer {tok_path}")
         self.extra["prompts"] = {"source": str(path), "count": len(lines)}
         return out
+
+    def function_probe(self) -> ModelProbe:
+        """One denoising step and one decode at the reference point: the text encoder's
+        output, the UNet's noise prediction and the VAE's image, against the CPU reference."""
+        import torch
+        from torch import nn
+
+        res = self.params["reference_point"]["resolution"]
+        device = self.ctx.device
+        dtype = next(self.pipe.unet.parameters()).dtype
+        factor = 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
+        gen = torch.Generator(device="cpu").manual_seed(self.ctx.seed)
+        latents = torch.randn((1, self.pipe.unet.config.in_channels, res // factor,
+                               res // factor), generator=gen).to(device, dtype)
+        ids = torch.tensor(self.prompt_rows[:1], dtype=torch.long, device=device)
+        t = torch.tensor(self.pipe.scheduler.config.num_train_timesteps // 2, device=device)
+        scaling = self.pipe.vae.config.scaling_factor
+        module = nn.ModuleDict({"text_encoder": self.pipe.text_encoder,
+                                "unet": self.pipe.unet, "vae": self.pipe.vae})
+
+        def forward(m: Any, x: dict[str, Any]) -> dict[str, Any]:
+            context = m["text_encoder"](x["prompt_ids"])[0]
+            noise = m["unet"](x["latents"], x["timestep"],
+                              encoder_hidden_states=context).sample
+            image = m["vae"].decode(x["latents"] / scaling).sample
+            return {"text_embeddings": context, "noise_pred": noise, "image": image}
+
+        return ModelProbe(module, {"prompt_ids": ids, "latents": latents, "timestep": t},
+                          forward=forward,
+                          notes=["one UNet step at the middle timestep and one VAE decode "
+                                 "of the same latents"])
 
     def run_grid_point(self, point: dict[str, int]) -> PointResult:
         import torch

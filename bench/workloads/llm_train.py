@@ -29,12 +29,14 @@ import math
 import shutil
 import statistics
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from bench import launch
 from bench.config import RunRules
 from bench.errors import Unsupported, UserError
+from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.launch import process_group_timeout_s
 from bench.llm import train_formulas as tf
 from bench.llm.memory import FALLBACKS
@@ -251,6 +253,7 @@ class TrainWorkload(Workload):
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 raise
             self.extra["data"] = self.session.data_info
+        self.probe_session = self.session  # kept after the run for the model-function check
 
     def _plan(self) -> tuple[str, bool, tf.TrainMemory, str]:
         """Strategy and activation checkpointing: as asked, or (auto) DDP when the whole
@@ -429,6 +432,23 @@ class TrainWorkload(Workload):
             })
         return out
 
+    def function_probe(self) -> ModelProbe | None:
+        """One training step's loss and gradients on the first rows of the first batch,
+        against the CPU reference (``bench.function.model``); the loss is the batch mean the
+        model's own objective gives. None with several ranks: their models live in the
+        launcher's processes, not here."""
+        import torch
+
+        session = getattr(self, "probe_session", None)
+        if session is None:
+            return None
+        arrays = session.source.batch(0, session.rows[:CHECK_BATCH])
+        batch = {k: torch.from_numpy(v).to(session.device) for k, v in arrays.items()}
+        return ModelProbe(session.model, batch, loss=partial(probe_loss, session.source.kind),
+                          autocast=session._autocast,
+                          notes=[f"the first {len(arrays['input_ids'])} rows of the first "
+                                 f"batch ({session.source.kind} objective, mean loss)"])
+
     def memory_stats(self) -> dict[str, Any] | None:
         rec = getattr(self, "record", None)
         if rec is None or self.world == 1:
@@ -437,6 +457,33 @@ class TrainWorkload(Workload):
         return {"peak_allocated_bytes": max(peaks) if peaks else None,
                 "per_rank_peak_allocated_bytes": rec["peak_mem_bytes"],
                 "note": "the highest peak over the ranks (each rank's own process)"}
+
+
+def probe_loss(kind: str, module: Any, batch: dict[str, Any]) -> Any:
+    """The mean training loss of ``batch`` (the objective of ``TrainSession``, without its
+    global-count scaling): masked-LM plus next-sentence for BERT, next-token otherwise.
+    Computed here rather than by the model: transformers' own loss casts float64 logits to
+    float32, which would blur the float64 reference."""
+    import torch
+    import torch.nn.functional as F
+
+    from bench.llm.train_data import IGNORE_INDEX
+
+    def wide(t: torch.Tensor) -> torch.Tensor:  # half-precision logits to fp32, fp64 kept
+        return t.to(torch.promote_types(t.dtype, torch.float32))
+
+    if kind == "bert":
+        out = module(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                     attention_mask=batch["attention_mask"])
+        vocab = out.prediction_logits.shape[-1]
+        mlm = F.cross_entropy(wide(out.prediction_logits).view(-1, vocab),
+                              batch["labels"].view(-1), ignore_index=IGNORE_INDEX)
+        return mlm + F.cross_entropy(wide(out.seq_relationship_logits),
+                                     batch["next_sentence_label"])
+    extra = {"attention_mask": batch["attention_mask"]} if "attention_mask" in batch else {}
+    logits = wide(module(input_ids=batch["input_ids"], **extra).logits)
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                           batch["labels"][:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
 
 
 def job_failure(result: launch.LaunchResult, out: Path) -> Exception:

@@ -26,6 +26,8 @@ from torch import nn
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.poems import SPECIALS, PoemWindows, SyntheticCharWindows
 from bench.errors import Unsupported
+from bench.flops import WorkProbe
+from bench.function.model import ModelProbe, batch_slice, greedy_decode
 from bench.models.char_lstm import CharLSTM, generate
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -63,7 +65,7 @@ class LSTMWorkload(Workload):
         torch.manual_seed(self.ctx.seed)
         p = self.params
         device = self.ctx.device
-        self.model = CharLSTM(VOCAB_SIZE, 128, 256, 3).to(device)
+        self.model = self.build_model().to(device)
         self.extra["parameters"] = count_parameters(self.model)
         if self.precision_used not in ("fp32", "int8"):
             self._probe_reduced_precision()
@@ -112,6 +114,31 @@ class LSTMWorkload(Workload):
                                    lambda out: [out[0]], (nn.LSTM, nn.Linear))
         self.last_generated: list[int] = []
 
+    @staticmethod
+    def build_model() -> CharLSTM:
+        return CharLSTM(VOCAB_SIZE, 128, 256, 3)
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        """Training: one window. Inference: the prompt in one pass, then one character per
+        step as ``generate`` does (the sampling itself is no matrix work)."""
+        model = cls.build_model().train(mode == "train")
+        b = params["batch_size"]
+        if mode == "train":
+            inputs = torch.zeros(b, params["seq_len"], dtype=torch.long)
+            return WorkProbe(lambda: model(inputs)[0], b * params["seq_len"], backward=True)
+        prompt = torch.zeros(b, params["prompt_len"], dtype=torch.long)
+        step = torch.zeros(b, 1, dtype=torch.long)
+
+        def run() -> None:
+            _, state = model(prompt)
+            for _ in range(params["gen_len"] - 1):
+                _, state = model(step, state)
+
+        return WorkProbe(run, b * params["gen_len"], backward=False,
+                         what="prompt pass and gen_len - 1 single-character steps")
+
     def _probe_reduced_precision(self) -> None:
         """Not every device has reduced-precision LSTM kernels (oneDNN on most CPUs refuses
         fp16): report that as ``unsupported`` at setup, not as an error mid-run."""
@@ -150,6 +177,20 @@ class LSTMWorkload(Workload):
             out = generate(self.model, inputs, p["gen_len"], p["temperature"], self.sampler)
         self.last_generated = out[0, :SAMPLE_CHARS].tolist()
         return p["batch_size"] * p["gen_len"]
+
+    def function_probe(self) -> ModelProbe:
+        inputs, targets = batch_slice(self._batch())
+        if self.ctx.mode == "train":
+            return ModelProbe(self.model, {"inputs": inputs, "targets": targets},
+                              loss=lambda m, x: self._loss(x["inputs"], x["targets"]),
+                              autocast=self.autocast)
+        return ModelProbe(
+            self.model, {"prompt": inputs},
+            forward=lambda m, x: {"logits": m(x["prompt"])[0]}, decisions={"logits": -1},
+            generate=lambda m, x, n: greedy_decode(lambda ids: m(ids)[0], x["prompt"], n),
+            autocast=self.autocast,
+            notes=["generation is compared greedily (the benchmark samples at its "
+                   "temperature)"])
 
     def items_per_sample(self) -> int:
         return int(self.params["gen_len"]) if self.ctx.mode == "infer" else 1

@@ -1,4 +1,4 @@
-"""ResNet-34 image classification, 100 classes (SPEC section 4: 21,335,972 parameters).
+"""ResNet-34 image classification, 100 classes (docs/workloads.md: 21,335,972 parameters).
 
 Synthetic mode (default): ImageNet-shaped tensors created on the device once, so the device is
 measured and not the host's input pipeline. Loader mode: an ImageFolder data set (an ImageNet
@@ -16,6 +16,8 @@ from torch import nn
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.image_ops import normalize_on_device
 from bench.data.imagefolder import ImageFolderDataset, SyntheticImages
+from bench.flops import WorkProbe
+from bench.function.model import ModelProbe, batch_slice
 from bench.models.resnet import resnet34
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -54,7 +56,7 @@ class ResNetWorkload(Workload):
         torch.manual_seed(self.ctx.seed)
         p = self.params
         device = self.ctx.device
-        self.model = resnet34(num_classes=p["num_classes"]).to(device)
+        self.model = self.build_model(p).to(device)
         self.extra["parameters"] = count_parameters(self.model)
         self.batches: DeviceBatches | None = None
         shape = (p["batch_size"], 3, p["image_size"], p["image_size"])
@@ -92,6 +94,18 @@ class ResNetWorkload(Workload):
                 self.quantize_int8(batch(1), [batch(100 + i) for i in range(4)],
                                    [batch(200 + i) for i in range(4)], lambda out: [out])
 
+    @staticmethod
+    def build_model(params: dict[str, Any]) -> nn.Module:
+        return resnet34(num_classes=params["num_classes"])
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        model = cls.build_model(params).train(mode == "train")
+        b, size = params["batch_size"], params["image_size"]
+        images = torch.empty(b, 3, size, size)
+        return WorkProbe(lambda: model(images), b, backward=mode == "train")
+
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches is None:
             return self.images, self.labels
@@ -110,6 +124,16 @@ class ResNetWorkload(Workload):
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {**input_wait_metrics(self.batches, loop),
                 **agreement_metrics(self.extra.get("int8"))}
+
+    def function_probe(self) -> ModelProbe:
+        images, labels = batch_slice(self._batch())
+        train = self.ctx.mode == "train"
+        return ModelProbe(
+            self.model, {"images": images, "labels": labels},
+            forward=None if train else lambda m, x: {"logits": m(x["images"])},
+            decisions={"logits": -1},
+            loss=(lambda m, x: self.loss_fn(m(x["images"]), x["labels"])) if train else None,
+            autocast=self.autocast)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": PARAMETERS}

@@ -1,4 +1,4 @@
-"""YOLOv10-N object detection, 80 classes (SPEC section 4: 2,775,520 parameters).
+"""YOLOv10-N object detection, 80 classes (docs/workloads.md: 2,775,520 parameters).
 
 Training is real: forward through both heads, YOLOv10's dual-assignment loss (task-aligned
 assignment, CIoU box loss, DFL, classification BCE, for the one-to-many and one-to-one heads),
@@ -28,6 +28,8 @@ from bench.data.coco import (
     synthetic_targets,
 )
 from bench.errors import UserError
+from bench.flops import WorkProbe
+from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.models.yolov10 import YOLOv10, yolov10n
 from bench.models.yolov10_loss import V10DetectLoss
 from bench.workloads import register
@@ -118,6 +120,19 @@ class YOLOv10nWorkload(Workload):
         else:
             self.model.eval()
 
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        with torch.device("cpu"):  # its construction runs a forward to find the strides
+            model = yolov10n(num_classes=params["num_classes"])
+        model = model.to("meta").train(mode == "train")
+        b = params["train_batch_size"] if mode == "train" else params["infer_batch_size"]
+        size = params["image_size"]
+        images = torch.empty(b, 3, size, size)
+        return WorkProbe(lambda: model(images), b, backward=mode == "train",
+                         what="forward and backward of the network (the dual-assignment "
+                              "loss is not counted)" if mode == "train" else "")
+
     def _check_params(self) -> None:
         p = self.params
         if p["data"] not in ("synthetic", "loader"):
@@ -180,5 +195,27 @@ class YOLOv10nWorkload(Workload):
                 self.detections = self.model(images)
         return int(images.shape[0])
 
+    def function_probe(self) -> ModelProbe:
+        images, targets = self._next_batch()
+        keep = targets["batch_idx"] < CHECK_BATCH
+        targets = {k: v[keep] for k, v in targets.items()}
+        images = images[:CHECK_BATCH]
+        if self.ctx.mode == "train":
+            return ModelProbe(self.model, {"images": images, **targets},
+                              loss=lambda m, x: self.loss_fn(m(x["images"]), x)[0],
+                              autocast=self.autocast)
+        return ModelProbe(self.model, {"images": images}, forward=head_outputs,
+                          decisions={"class_scores": -1}, autocast=self.autocast,
+                          notes=["compared at the one-to-one head's decoded output (boxes "
+                                 "and class scores of every anchor), before the top-k"])
+
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": PARAMETERS}
+
+
+def head_outputs(model: Any, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The inference head's output per anchor: xyxy boxes (pixels) and class probabilities."""
+    head = model.head
+    feats = model.features(inputs["images"])
+    preds = head.decode(head._heads(feats, head.one2one_cv2, head.one2one_cv3))
+    return {"boxes": preds[..., :4], "class_scores": preds[..., 4:]}

@@ -32,6 +32,7 @@ from testbed.report import render_html, render_md
 from testbed.report.analysis import Analysis, analyse
 from testbed.report.checks import CheckSettings
 from testbed.report.figures import add_device_views
+from testbed.report.function_views import build_function_views
 from testbed.report.inputs import ResultSet, load_results
 from testbed.report.metrics import ScoreSettings
 from testbed.report.references import bundled
@@ -149,6 +150,7 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
                             "with --baseline.")
     analysis = analyse(inputs, settings, check_settings, baseline=base_inputs)
     views = add_device_views(build_views(analysis), analysis)
+    views.function = build_function_views(analysis)
     views.training, views.loss_curves = training_table(analysis), loss_figures(analysis)
     meta: dict[str, str | int] = {
         "title": TITLE,
@@ -183,6 +185,7 @@ def _write_charts(views: Views, directory: Path) -> list[Path]:
                *([] if views.single_device else views.bars), *views.loss_curves,
                *views.timelines,
                *([views.roofline] if views.roofline else []),
+               *(views.function.figures if views.function else []),
                *(views.inference.figures if views.inference is not None else [])]
     for fig in figures:
         path = inside(directory, f"{fig.name}.svg")

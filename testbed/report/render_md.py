@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 
+from testbed.report.charts import MARK_TEXT
 from testbed.report.render_html import compare_hint, numeric_columns
 from testbed.report.training import LOSS_LEAD
 from testbed.report.views import Cell, Figure, Table, Views
@@ -35,7 +36,7 @@ def md_escape(text: str, code_spans: bool = False) -> str:
 def _text(cell: Cell | str) -> str:
     if isinstance(cell, str):
         return md_escape(cell)
-    marks = f" [{','.join('✗' if c == 'X' else c for c in cell.marks)}]" if cell.marks else ""
+    marks = f" [{','.join(MARK_TEXT.get(c, c) for c in cell.marks)}]" if cell.marks else ""
     return md_escape(cell.text) + marks  # marks are our own letters
 
 
@@ -69,13 +70,15 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                   "These runs did not finish: their results are shown, but entries may be "
                   "missing.", ""]
         lines += table_md(views.incomplete, "")
-    lines += ["Marks: " + "; ".join(f"[{'✗' if c == 'X' else c}] {t}"
+    lines += ["Marks: " + "; ".join(f"[{MARK_TEXT.get(c, c)}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
     checks = ["## Plausibility checks", "", *table_md(views.checks, "")]
     if views.findings.rows:
         checks += table_md(views.findings)
     else:
         checks += ["Every check passed on every result.", ""]
+    if views.claims is not None:
+        checks += table_md(views.claims, "##")
     telemetry = ["## Telemetry timelines", ""]
     if views.scopes is not None:
         telemetry += table_md(views.scopes)
@@ -83,6 +86,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         telemetry += [f"### {md_escape(fig.title)}", "", *figure_md(fig)]
     roofline = ["## Roofline", "", *figure_md(views.roofline)] if views.roofline else []
     if views.single_device:
+        lines += function_md(views)
         lines += ["## Figures per workload", ""]
         for table in views.figures[:1]:
             lines += table_md(table, "")
@@ -92,7 +96,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += [compare_hint(meta), ""]
         lines += [*roofline, *telemetry, *checks]
     else:
-        lines += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
+        lines += [*checks, *function_md(views), *_scores_and_charts(views), *telemetry,
+                  *roofline]
     if views.training is not None or views.loss_curves:
         lines += ["## Training", ""]
         if views.training is not None:
@@ -123,6 +128,24 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         for table in views.figures:
             lines += table_md(table)
     return "\n".join(lines)
+
+
+def function_md(views: Views) -> list[str]:
+    """The function section (testbed.report.function_views.FunctionViews; none: nothing)."""
+    fv = views.function
+    if fv is None or fv.empty:
+        return []
+    lines = ["## Function before performance", ""]
+    for table in (fv.support, fv.models, fv.block, fv.longtail):
+        if table is not None:
+            lines += table_md(table)
+    for fig in (fv.support_chart, fv.problems, fv.longtail_chart):
+        if fig is not None:
+            lines += [f"### {fig.title}", "", *figure_md(fig)]
+    if fv.matrix is not None:
+        lines += [f"The full operator matrix ({fv.operators} operators) is "
+                  f"charts/{fv.matrix.name}.svg.", ""]
+    return lines
 
 
 def _scores_and_charts(views: Views) -> list[str]:
