@@ -33,6 +33,8 @@ class RunRules:
     # The audit's caching check: distinct synthetic batches the timed loop cycles through
     # (bench.data.variants); 1 is the normal run, the same batch every iteration.
     input_variants: int = 1
+    # Training workloads: a stability soak of this many seconds (docs/scorecard.md); 0: none.
+    soak_s: float = 0.0
 
     def merged(self, overrides: dict[str, Any] | None) -> RunRules:
         return dataclasses.replace(self, **(overrides or {}))

@@ -199,3 +199,13 @@ class DyingTrainer(PretrainWorkload):
     name = "test-train-dies"
     description = "a training job whose rank 1 dies: the entry is an error naming the rank"
     worker_module = "tests.faulty_train_worker"
+
+
+@register
+class FaultySoak(PretrainWorkload):
+    """llm-pretrain whose soak's training process suffers the faults BENCH_TEST_SOAK_FAULTS
+    names (tests/faulty_soak_worker.py)."""
+
+    name = "test-soak-faults"
+    description = "a soak with injected faults: each is counted and recovered from"
+    soak_worker_module = "tests.faulty_soak_worker"

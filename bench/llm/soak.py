@@ -5,12 +5,12 @@ The evaluation template trains for 72 hours and counts what goes wrong. Here a s
 (``bench.llm.soak_worker``), which trains one device continuously, appends every step to
 ``steps.jsonl`` and checkpoints every K steps. When the training process dies (a signal, an
 out-of-memory error, a NaN/Inf loss, any other error) or hangs (no step for ``hang_s``: the
-watchdog kills it), the supervisor records the crash (time, class, message, step) and starts
-it again from the last checkpoint; the recovery time R runs from the crash to the first step
-completed after resuming. The soak ends at ``soak_s`` (or after ``max_steps``), and records
-the crash count C, the mean R, the longest failure-free stretch h and the loss of every step
-(a step redone after a restart replaces the first try, so the curve is the one the model
-followed).
+watchdog kills it; setup before a process's first step gets ``startup_s`` more), the
+supervisor records the crash (time, class, message, step) and starts it again from the last
+checkpoint; the recovery time R runs from the crash to the first step completed after
+resuming. The soak ends at ``soak_s`` (or after ``max_steps``), and records the crash count
+C, the mean R, the longest failure-free stretch h and the loss of every step (a step redone
+after a restart replaces the first try, so the curve is the one the model followed).
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class SoakSettings:
     hang_s: float
     max_steps: int | None = None
     max_restarts: int = 1000
+    # before a (re)started process's first step: setup (imports, building and loading the
+    # model, resuming) gets this much on top of hang_s
+    startup_s: float = 600.0
     poll_s: float = 0.1
 
 
@@ -180,6 +183,7 @@ def run_soak(spec_path: Path, out: Path, settings: SoakSettings, worker_module: 
                                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                                     start_new_session=True)
         last_progress = time.monotonic()
+        allowance = settings.hang_s + settings.startup_s
         hung = False
         while True:
             rc = proc.poll()
@@ -194,12 +198,20 @@ def run_soak(spec_path: Path, out: Path, settings: SoakSettings, worker_module: 
                 step_s.append(float(ev["dt"]))
                 timeline.append((t, step))
                 last_step, last_progress = step, time.monotonic()
+                allowance = settings.hang_s
                 if crashes and crashes[-1].recovered_s is None:
                     crashes[-1].recovered_s = t
                     crashes[-1].recovery_s = t - crashes[-1].t_s
             if rc is not None:
                 break
-            if time.monotonic() - last_progress > settings.hang_s:
+            if (out / CRASH_FILE).exists():  # it has failed: let it exit, unwatched
+                try:
+                    rc = proc.wait(timeout=settings.hang_s + 30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    rc = proc.wait()
+                break
+            if time.monotonic() - last_progress > allowance:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 hung, rc = True, proc.returncode
