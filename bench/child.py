@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.timing import first_step
+
 PROGRESS_PREFIX = "@@bench-progress "
 TRACEBACK_LINES = 30
 MAX_FALLBACK_MESSAGES = 10
@@ -40,6 +42,49 @@ def cpu_fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
 def emit_progress(event: dict[str, Any]) -> None:
     sys.stdout.write(PROGRESS_PREFIX + json.dumps(event) + "\n")
     sys.stdout.flush()
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def apply_device_settings(settings: dict[str, Any]) -> None:
+    """Pin this process and size its thread pools, before torch is imported.
+
+    Called first in a child's ``main``: the OpenMP runtime reads its thread count when torch
+    loads, and the affinity set here is inherited by every thread and by the data-loader
+    workers and ranks the repeat starts. In-process callers (tests) never pin themselves.
+    """
+    import os
+
+    from bench.config import DeviceSettings
+
+    wanted = DeviceSettings.from_dict(settings).effective()
+    if wanted.cpus:
+        os.sched_setaffinity(0, wanted.cpus)
+    if wanted.threads:
+        for name in THREAD_ENV:
+            os.environ[name] = str(wanted.threads)
+    import torch
+
+    if wanted.threads:
+        torch.set_num_threads(wanted.threads)
+    if wanted.interop_threads:
+        torch.set_num_interop_threads(wanted.interop_threads)
+
+
+def host_threads() -> dict[str, Any]:
+    """The thread pools and CPUs this repeat actually ran with (provenance)."""
+    import os
+
+    import torch
+
+    from bench.config import format_cpus
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return {"threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "cpus": format_cpus(cpus) if cpus else None, "cpu_count": len(cpus) or None,
+            "env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ}}
 
 
 def partial_path(out_path: Path) -> Path:
@@ -77,6 +122,7 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
             result["device"] = backend.info()
         except Exception as exc:
             result.setdefault("device", {"error": str(exc)})
+        result["host_threads"] = host_threads()
     if workload is not None:
         result["precision_used"] = workload.precision_used
         result["precision_reason"] = workload.precision_reason
@@ -90,6 +136,52 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
     result["started_at"] = started
     result["ended_at"] = time.time()
     return result
+
+
+def compile_workload(workload: Any, backend: Any, requested: bool) -> dict[str, Any]:
+    """``torch.compile`` the workload's model in place when asked; what was done, for the
+    result. Compiling is lazy: the first iteration pays for it (the cold start shows it)."""
+    if not requested:
+        return {"requested": False, "used": False, "mode": "eager"}
+    from bench.errors import Unsupported
+
+    reason = backend.compile_unsupported()
+    if reason is not None:
+        raise Unsupported(f"torch.compile: {reason}")
+    modules = workload.compile_model()
+    if not modules:
+        raise Unsupported(f"torch.compile: workload {workload.name} has no model to compile "
+                          "(it times operators, copies or collectives)")
+    return {"requested": True, "used": True, "mode": "torch.compile", "backend": "inductor",
+            "modules": modules}
+
+
+def check_compiled(record: dict[str, Any]) -> None:
+    """After the measurement: how many graphs TorchDynamo compiled. None means the model ran
+    eager after all (a call path Dynamo skipped), and the record says so rather than claim a
+    compiled figure."""
+    if not record.get("used"):
+        return
+    try:
+        from torch._dynamo.utils import counters
+
+        graphs = int(counters["stats"]["unique_graphs"])
+    except Exception:  # a private counter: if it moves, the record stays as it was
+        return
+    record["graphs"] = graphs
+    if graphs == 0:
+        record.update(used=False, mode="eager", reason="torch.compile was applied but "
+                      "TorchDynamo compiled no graph: the figures are eager")
+
+
+def compile_failure(exc: BaseException, entry: dict[str, Any]) -> bool:
+    """A compiled run that failed inside TorchDynamo or its backend: the stack cannot
+    compile this model on this device (recorded ``unsupported`` with the message)."""
+    if not entry.get("compile"):
+        return False
+    dynamo = sys.modules.get("torch._dynamo.exc")
+    base = getattr(dynamo, "TorchDynamoException", None)
+    return base is not None and isinstance(exc, base)
 
 
 def _measure(spec: dict[str, Any], entry: dict[str, Any],
@@ -118,19 +210,24 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
         emit_progress({"phase": "setup"})
         t0 = time.monotonic()
         workload.setup()
+        backend.synchronize()
         setup_s = time.monotonic() - t0
-        backend.synchronize()
+        workload.extra["compile"] = compile_workload(workload, backend, bool(entry.get("compile")))
         backend.reset_peak_memory()
-        if entry.get("scenario"):
-            measurement = _measure_scenario(spec, entry, workload)
-        else:
-            measurement = workload.measure()
+        with first_step() as first:
+            if entry.get("scenario"):
+                measurement = _measure_scenario(spec, entry, workload)
+            else:
+                measurement = workload.measure()
         backend.synchronize()
-        result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
+        check_compiled(workload.extra["compile"])
+        result: dict[str, Any] = {"status": "ok", **measurement,
+                                  "cold_start": {"load_s": setup_s,
+                                                 "first_iter_s": first.latency_s}}
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        if isinstance(exc, Unsupported):
+        if isinstance(exc, Unsupported) or compile_failure(exc, entry):
             status = "unsupported"
         elif backend is not None and backend.is_oom(exc):
             status = "oom"
@@ -162,6 +259,13 @@ def main(argv: list[str]) -> int:
 
     spec_path, out_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    try:
+        apply_device_settings(spec["entry"].get("device") or {})
+    except (OSError, RuntimeError, ValueError) as exc:
+        atomic_write_json(out_path, {"status": "error", "error": {
+            "type": type(exc).__name__, "message": "the device settings (threads, CPUs) could "
+            f"not be applied: {exc}", "traceback": []}})
+        return 0
     result = run_repeat(spec, out_path)
     atomic_write_json(out_path, sanitize(result))
     return 0

@@ -1,4 +1,4 @@
-"""Result documents: metrics with units (SPEC section 5) derived from the repeats' timed
+"""Result documents: metrics with units (docs/telemetry.md) derived from the repeats' timed
 windows and the telemetry series, sealed with a sha256 over the canonical body.
 
 Telemetry figures are computed per repeat window and then summarised over repeats (mean,
@@ -104,7 +104,8 @@ class TelemetryContext:
 
 
 def _series(snapshot: dict[str, Any], name: str, device: int = 0) -> list[Any]:
-    return snapshot["devices"][device]["series"][name]
+    series = snapshot["devices"][device]["series"]
+    return series.get(name) or [None] * len(snapshot["t_mono_s"])
 
 
 def window_telemetry(tel: TelemetryContext, start: float, end: float) -> dict[str, Any]:
@@ -134,6 +135,11 @@ def window_telemetry(tel: TelemetryContext, start: float, end: float) -> dict[st
         "mem_used_pct_mean": window_mean(t, used_pct, start, end),
         "mem_used_pct_peak": window_max(t, used_pct, start, end),
         "power_w": window_mean(t, power, start, end),
+        "host_util_pct": window_mean(t, _series(snap, "host_util_pct"), start, end),
+        "host_mem_used_bytes_mean": window_mean(t, _series(snap, "host_mem_used_bytes"), start,
+                                                end),
+        "host_mem_used_bytes_peak": window_max(t, _series(snap, "host_mem_used_bytes"), start,
+                                               end),
         "temp_c": window_mean(t, _series(snap, "temp_c"), start, end),
         "clock_hz": window_mean(t, _series(snap, "clock_hz"), start, end),
         "energy_integrated_j": integrated,
@@ -163,6 +169,14 @@ TELEMETRY_METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("power_w_mean", "power_w", "W", "power_w"),
     ("temp_c_mean", "temp_c", "degC", "temp_c"),
     ("clock_hz_mean", "clock_hz", "Hz", "clock_hz"),
+)
+# Whole-host figures, where the adapter reads them beside the device's own (the cpu
+# reference): host readings are the host's whatever the device is, so they are kept even
+# when the telemetry is not the device's.
+HOST_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("host_util_pct", "host_util_pct", "%", "host_util_pct"),
+    ("host_mem_used_bytes_mean", "host_mem_used_bytes_mean", "B", "host_mem_used_bytes"),
+    ("host_mem_used_bytes_peak", "host_mem_used_bytes_peak", "B", "host_mem_used_bytes"),
 )
 
 
@@ -208,6 +222,24 @@ def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations:
     return out
 
 
+def cold_start_metrics(ok: list[dict[str, Any]]) -> dict[str, Metric]:
+    """Load time and first-iteration latency of every repeat (each a fresh process), apart
+    from the steady state: what a compiling backend or a lazy vendor runtime costs once."""
+    cold = [r.get("cold_start") or {} for r in ok]
+    return {
+        "cold_load_s": repeat_metric(
+            [c.get("load_s") for c in cold], "s", "the repeat recorded no load time",
+            definition="workload setup in a fresh process: model built or weights read and "
+                       "moved to the device, inputs made"),
+        "cold_first_iter_s": repeat_metric(
+            [c.get("first_iter_s") for c in cold], "s",
+            "the repeat's own process timed no loop (a LoadGen scenario, or workers that "
+            "time themselves)",
+            definition="latency of the repeat's first iteration, before warm-up "
+                       "(compilation and lazy initialisation included)"),
+    }
+
+
 def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, item_unit: str,
                   vendor: str, host_bound_util_pct: float,
                   idle: dict[str, Any] | None) -> dict[str, Metric]:
@@ -225,6 +257,8 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     for key, value in lat.items():
         metrics[f"latency_{key}"] = metric(value, "s", n=len(latencies))
 
+    metrics.update(cold_start_metrics(ok))
+
     windows = [r.get("telemetry") or {} for r in ok]
     usable = tel is not None and tel.not_the_device is None
     for name, key, unit, field_name in TELEMETRY_METRICS:
@@ -232,8 +266,14 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
         extra = {"scope": tel.scope[field_name]} if usable and field_name in tel.scope else {}
         metrics[name] = repeat_metric(values, unit, _reason(tel, field_name, NO_SAMPLES),
                                       **extra)
-    for name in ("device_mem_used_bytes_peak", "device_mem_used_pct_peak"):
-        per_repeat = metrics[name].get("per_repeat")
+    if tel is not None and "host_util_pct" in tel.scope:
+        for name, key, unit, field_name in HOST_METRICS:
+            metrics[name] = repeat_metric([w.get(key) for w in windows], unit,
+                                          tel.unavailable.get(field_name) or NO_SAMPLES,
+                                          scope=tel.scope[field_name])
+    for name in ("device_mem_used_bytes_peak", "device_mem_used_pct_peak",
+                 "host_mem_used_bytes_peak"):
+        per_repeat = metrics.get(name, {}).get("per_repeat")
         if per_repeat:  # a peak over repeats is their maximum, not their mean
             metrics[name]["value"] = max(v for v in per_repeat if v is not None)
 
@@ -248,7 +288,7 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     metrics["items_per_j"] = metric(
         throughput / power if power else None, f"{item_unit}/J",
         f"no average power ({metrics['power_w_mean'].get('reason', 'zero')})",
-        definition="throughput_items_per_s / power_w_mean (SPEC section 5)")
+        definition="throughput_items_per_s / power_w_mean (docs/telemetry.md)")
 
     peaks = [r["memory"]["peak_allocated_bytes"] for r in ok
              if r.get("memory", {}).get("peak_allocated_bytes") is not None]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.config import DeviceSettings
 from bench.errors import UserError
 from testbed.images.build import (
     BASE_ARG,
@@ -271,8 +272,8 @@ def container_user(spec: VendorSpec, host_uid: int, host_gid: int) -> str | None
 
 
 def bench_command(spec: VendorSpec, suite: str, run_id: str, only: str | None,
-                  overrides: list[str], label: str | None = None
-                  ) -> tuple[list[str], Mount | None]:
+                  overrides: list[str], label: str | None = None,
+                  device: DeviceSettings | None = None) -> tuple[list[str], Mount | None]:
     """Arguments of ``python -m bench`` in the container; a suite file is mounted read-only."""
     suite_arg, mount = suite, None
     path = Path(suite)
@@ -290,6 +291,8 @@ def bench_command(spec: VendorSpec, suite: str, run_id: str, only: str | None,
         cmd += ["--set", item]
     if label:
         cmd += ["--label", label]
+    if device is not None:
+        cmd += device.cli_args()
     return cmd, mount
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.config import DeviceSettings
 from bench.errors import EXIT_USAGE, UserError
 from testbed.images.build import base_reference, build_image
 from testbed.images.containers import (
@@ -37,7 +38,8 @@ def build_vendor(vendor: str, base: str | None = None, root: Path = REPO_DIR) ->
 def bench_in_container(vendor: str, suite: str, out: str | None, only: str | None,
                        overrides: list[str], devices: str | None, image: str | None,
                        results_root: Path, root: Path = REPO_DIR,
-                       label: str | None = None) -> tuple[Path, int]:
+                       label: str | None = None,
+                       device: DeviceSettings | None = None) -> tuple[Path, int]:
     """Run the suite in the vendor's image; returns (run directory, exit code)."""
     from bench.config import load_suite
     from bench.runner import new_run_id
@@ -52,7 +54,8 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
     # The image holds this checkout's bench (find_bench_image checks it), so the suite,
     # --only and --set are checked here first: bad input never starts a container.
     load_suite(suite, overrides=overrides, only=[t.strip() for t in only.split(",")
-                                                 if t.strip()] if only else None)
+                                                 if t.strip()] if only else None,
+               device=device)
     client = connect()
     img = find_bench_image(client, spec, image, root)
     tag = image or (img.tags[0] if img.tags else img.id)
@@ -63,7 +66,7 @@ def bench_in_container(vendor: str, suite: str, out: str | None, only: str | Non
         from bench.provenance import check_label
 
         check_label(label)
-    command, suite_mount = bench_command(spec, suite, run_id, only, overrides, label)
+    command, suite_mount = bench_command(spec, suite, run_id, only, overrides, label, device)
     revision = img.labels.get("org.opencontainers.image.revision", "unknown")
     options = run_options(spec, tag, digest, revision, command, out_dir, selected,
                           [suite_mount] if suite_mount else [], os.getuid(), os.getgid(),
