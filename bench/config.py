@@ -44,7 +44,10 @@ class RunRules:
         return dataclasses.replace(self, **(overrides or {}))
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not out["soak_s"]:
+            del out["soak_s"]  # absent: no soak (results from before the rule read the same)
+        return out
 
 
 RULE_NAMES = tuple(f.name for f in dataclasses.fields(RunRules))
