@@ -114,3 +114,15 @@ def test_settings_file_is_valid_and_bad_settings_are_named(tmp_path):
     bad.write_text(yaml.safe_dump(doc))
     with pytest.raises(UserError, match="checkpoint"):
         load_settings(bad)
+
+
+def test_micro_full_measures_every_point_of_the_template_table():
+    from bench.config import load_suite
+
+    entries = [e for e in load_suite("micro-full").entries if e.workload == "collectives"]
+    for p in load_settings().comm_points:
+        assert any(
+            (e.params["nproc"] if e.params["nproc"] != "auto" else 0) * e.params["nnodes"]
+            == p.devices and p.op in e.params["ops"]
+            and any(mf.deepspeed_message_bytes(p.op, n, p.devices) == p.message_bytes
+                    for n in e.params["sizes_bytes"]) for e in entries), p
