@@ -218,7 +218,7 @@ def _stability_line(item: str, test: dict[str, dict], base: dict[str, dict] | No
     soak = _soak(entry, item, doc, (base or {}).get(entry), settings)
     card.soaks.append(soak)
     template = settings.stability["window_s"]
-    parts = [f"soak {entry}: C = {len(soak.crashes)}, h = {soak.failure_free_s:.0f} s of "
+    parts = [f"{entry}: C = {len(soak.crashes)}, h = {soak.failure_free_s:.0f} s of "
              f"{soak.window_s:.0f} s"]
     if soak.window_s < template:
         parts.append(f"shorter than the template's {template / 3600:.0f} h: h scaled to its "
