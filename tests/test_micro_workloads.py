@@ -217,6 +217,13 @@ def test_micro_suite_end_to_end(tmp_path):
             metrics["algbw_bytes_per_s"]["value"] * formulas.bus_factor(prm["op"], 2))
         assert metrics["algbw_bytes_per_s"]["value"] == pytest.approx(
             prm["bytes"] / metrics["time_s"]["value"])
+        # DeepSpeed's definition beside bus bandwidth: 2 x size (all_reduce), world x the
+        # per-rank input (all_gather: the nccl-tests output size), size (the others)
+        factor = {"all_reduce": 2}.get(prm["op"], 1)
+        assert metrics["deepspeed_bits_per_s"]["value"] == pytest.approx(
+            factor * prm["bytes"] * 8 / metrics["time_s"]["value"])
+        assert metrics["deepspeed_bits_per_s"]["message_bytes"] == (
+            prm["bytes"] // 2 if prm["op"] == "all_gather" else prm["bytes"])
 
     assert docs["checkpoint"]["metrics"]["save_bytes_per_s"]["value"] > 0
     assert (reports / "report.md").exists()
