@@ -51,6 +51,7 @@ MAX_WARMUP_ITERS = 49
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 STRATEGIES = ("auto", "none", "ddp", "fsdp")
 WORKER = "bench.llm.train_worker"
+SOAK_WORKER = "bench.llm.soak_worker"
 
 _COMMON = {
     "architecture": "reduced", "nproc": 1, "nnodes": 1, "rdzv_endpoint": None,
@@ -58,6 +59,8 @@ _COMMON = {
     "betas": [0.9, 0.95], "eps": 1e-8, "min_lr_ratio": 0.1, "clip_grad_norm": 1.0,
     "data_path": None, "tokenizer": None, "weights": None, "loss_steps": 100,
     "checkpoint": True, "checkpoint_dir": None, "memory_budget_bytes": None,
+    # the stability soak (run rule soak_s > 0; docs/scorecard.md)
+    "soak_checkpoint_every": 10, "soak_hang_s": 300.0, "soak_max_steps": None,
 }
 PRETRAIN_CONFIGS = {
     "small": {**_COMMON, "model": "llama3-8b", "seq_len": 64, "global_batch": 4, "lr": 1e-3,
@@ -132,6 +135,16 @@ def validate_train_params(params: dict[str, Any], task: str) -> None:
             raise UserError("lora_r and lora_alpha must be positive, lora_dropout in [0, 1) "
                             "and lora_targets non-empty.",
                             "Alpaca-LoRA: r 8, alpha 16, dropout 0.05, [q_proj, v_proj].")
+    if not _positive_int(params["soak_checkpoint_every"]):
+        raise UserError(f"soak_checkpoint_every must be a positive integer, got "
+                        f"{params['soak_checkpoint_every']!r}.", "Give e.g. 10 (steps).")
+    if not (isinstance(params["soak_hang_s"], int | float) and params["soak_hang_s"] > 0):
+        raise UserError(f"soak_hang_s must be positive, got {params['soak_hang_s']!r}.",
+                        "Give the seconds without a step after which the watchdog kills "
+                        "the training process, e.g. 300.")
+    if params["soak_max_steps"] is not None and not _positive_int(params["soak_max_steps"]):
+        raise UserError(f"soak_max_steps must be a positive integer or null, got "
+                        f"{params['soak_max_steps']!r}.", "Give e.g. 100, or null (soak_s only).")
     for key in ("data_path", "tokenizer", "weights"):
         if params[key] is not None and not Path(params[key]).expanduser().exists():
             raise UserError(f"{key} {params[key]!r} does not exist.",
@@ -169,6 +182,7 @@ class TrainWorkload(Workload):
     default_precision = "bf16"
     task: ClassVar[str]
     worker_module: ClassVar[str] = WORKER
+    soak_worker_module: ClassVar[str] = SOAK_WORKER
 
     @classmethod
     def validate_params(cls, params: dict[str, Any]) -> None:
@@ -180,6 +194,13 @@ class TrainWorkload(Workload):
             raise UserError(f"warmup_iters is {rules.warmup_iters}; the training protocol "
                             f"allows fewer than 50 warm-up iterations.",
                             f"Set rules.warmup_iters to at most {MAX_WARMUP_ITERS}.")
+        if rules.soak_s > 0 and rules.timeout_s <= rules.soak_s:
+            raise UserError(f"timeout_s ({rules.timeout_s:g}) must exceed soak_s "
+                            f"({rules.soak_s:g}): the harness would stop the soak.",
+                            f"Set rules.timeout_s to e.g. {rules.soak_s + 600:g}.")
+        if rules.soak_s > 0 and rules.repeats != 1:
+            raise UserError(f"a soak runs once; repeats is {rules.repeats}.",
+                            "Set rules.repeats: 1 for a soak entry.")
 
     # -- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
@@ -245,7 +266,16 @@ class TrainWorkload(Workload):
         self.peaks = device_peaks(backend)
         self._record_info(strategy, ac, estimate, why)
         self.session = None
-        if self.world == 1:
+        self.soak = self.ctx.rules.soak_s > 0
+        if self.soak:
+            if self.world != 1:
+                raise Unsupported(f"the stability soak trains one device; this entry has "
+                                  f"{self.world} ranks (set nproc: 1)")
+            self.extra["soak"] = {
+                "soak_s": self.ctx.rules.soak_s,
+                "checkpoint_every": p["soak_checkpoint_every"], "hang_s": p["soak_hang_s"],
+                "max_steps": p["soak_max_steps"], "worker": self.soak_worker_module}
+        elif self.world == 1:
             try:
                 self.session = TrainSession(self.spec, backend, RankEnv(), self.ctx.progress)
                 self.session.setup()
@@ -369,6 +399,8 @@ class TrainWorkload(Workload):
         return loop
 
     def _run(self) -> dict[str, Any]:
+        if self.soak:
+            return self._soak()
         if self.session is not None:
             session, self.session = self.session, None
             try:
@@ -390,6 +422,62 @@ class TrainWorkload(Workload):
         if result.ok and record_path.exists():
             return json.loads(record_path.read_text(encoding="utf-8"))
         raise job_failure(result, out)
+
+    def _soak(self) -> dict[str, Any]:
+        """The stability soak (bench.llm.soak): a supervised training process, restarted
+        from its last checkpoint after every crash, for soak_s seconds."""
+        import torch
+
+        from bench.llm import soak
+
+        p, rules = self.params, self.ctx.rules
+        spec_path = self.workdir / "spec.json"
+        spec_path.write_text(json.dumps(self.spec.as_dict()), encoding="utf-8")
+        settings = soak.SoakSettings(soak_s=rules.soak_s,
+                                     checkpoint_every=p["soak_checkpoint_every"],
+                                     hang_s=float(p["soak_hang_s"]),
+                                     max_steps=p["soak_max_steps"])
+        rec = soak.run_soak(spec_path, self.workdir / "soak", settings,
+                            self.soak_worker_module, self.ctx.progress)
+        self.soak_record = rec
+        keep = self.spec.loss_steps
+        losses = rec.loss_curve()
+        self.extra["soak"].update({
+            "window_s": rec.window_s, "starts": rec.starts, "steps_completed": rec.last_step,
+            "checkpoints": rec.checkpoints,
+            "checkpoint_save_mean_s": (sum(rec.checkpoint_save_s) / len(rec.checkpoint_save_s)
+                                       if rec.checkpoint_save_s else None),
+            "crashes": [c.as_dict() for c in rec.crashes],
+            "crash_classes": {k: sum(c.kind == k for c in rec.crashes)
+                              for k in sorted({c.kind for c in rec.crashes})},
+            "steps": [list(x) for x in soak.thin(rec.steps)],
+            "ended": "max_steps" if p["soak_max_steps"] and rec.last_step
+                     >= p["soak_max_steps"] else "soak_s"})
+        tokens = self.spec.tokens_per_step
+        return {
+            "loss": losses[:keep], "grad_norm": rec.grad_curve()[:keep],
+            "final_loss": losses[-1],
+            "window": {"start_mono": rec.start_mono, "end_mono": rec.end_mono,
+                       "start_wall": rec.start_wall, "end_wall": rec.end_wall},
+            "iterations": len(rec.step_s), "items": len(rec.step_s) * tokens,
+            "latencies_s": rec.step_s, "steps": rec.last_step, "threads": torch.get_num_threads(),
+            "peak_mem_bytes": [None], "checkpoint": None, "data": rec.data,
+        }
+
+    def _soak_metrics(self) -> dict[str, dict[str, Any]]:
+        rec = self.soak_record
+        rts = rec.recovery_times
+        return {
+            "soak_duration_s": metric(rec.window_s, "s"),
+            "soak_crashes": metric(len(rec.crashes), "count"),
+            "soak_recovery_mean_s": metric(sum(rts) / len(rts) if rts else None, "s",
+                                           "no crash was recovered from" if rec.crashes
+                                           else "no crash", n=len(rts)),
+            "soak_failure_free_s": metric(rec.failure_free_s, "s",
+                                          definition="longest stretch without a crash or "
+                                                     "recovery in the soak's window"),
+            "soak_steps": metric(rec.last_step, "steps"),
+        }
 
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         rec, spec = self.record, self.spec
@@ -418,6 +506,8 @@ class TrainWorkload(Workload):
                                          default=None), "B", "no rank reported memory",
                                      per_rank=rec["peak_mem_bytes"]),
         }
+        if self.soak:
+            out.update(self._soak_metrics())
         ck = rec.get("checkpoint")
         if ck:
             out.update({

@@ -115,6 +115,7 @@ class CollectivesWorkload(Workload):
         seconds, op, n = rec["seconds_max"], rec["op"], rec["bytes"]
         algbw = formulas.algbw_bytes_per_s(n, seconds)
         busbw = formulas.busbw_bytes_per_s(op, n, seconds, rec["ranks"])
+        message = formulas.deepspeed_message_bytes(op, n, rec["ranks"])
         peak, reason = self.peaks.peak("interconnect_bytes_per_s")
         loop = rec["loop"]
         return Point(params=params, timing=PointTiming(loop=loop, calls=int(loop["items"])),
@@ -123,6 +124,11 @@ class CollectivesWorkload(Workload):
             "algbw_bytes_per_s": metric(algbw, "B/s"),
             "busbw_bytes_per_s": metric(busbw, "B/s"),
             "bus_factor": metric(formulas.bus_factor(op, rec["ranks"]), "1"),
+            "deepspeed_bits_per_s": metric(
+                formulas.deepspeed_bits_per_s(op, message, seconds, rec["ranks"]), "bit/s",
+                message_bytes=message,
+                definition="DeepSpeed's communication benchmark: all_reduce 2 x size / time, "
+                           "all_gather world x size / time, others size / time"),
             "pct_of_peak": pct_metric(busbw, peak, reason),
             "throughput_items_per_s": metric(algbw, "B/s"),
         })
@@ -159,6 +165,7 @@ class CollectivesWorkload(Workload):
                 continue
             metrics[f"{op}_busbw_bytes_per_s"] = dict(best.metrics["busbw_bytes_per_s"])
             metrics[f"{op}_algbw_bytes_per_s"] = dict(best.metrics["algbw_bytes_per_s"])
+            metrics[f"{op}_deepspeed_bits_per_s"] = dict(best.metrics["deepspeed_bits_per_s"])
         headline = (best_point([p for p in points if p.params["op"] == "all_reduce"],
                                "busbw_bytes_per_s") or best_point(points, "busbw_bytes_per_s"))
         return sweep_measurement(points, headline, metrics)

@@ -50,6 +50,7 @@ class ReportFiles:
     scores_csv: Path
     charts: list[Path]
     analysis: Analysis
+    scorecard_csv: Path | None = None
 
     @property
     def inputs(self) -> ResultSet:
@@ -79,7 +80,7 @@ def csv_cell(value: object) -> object:
     return value
 
 
-class _SafeWriter:
+class SafeCsvWriter:
     """``csv.writer`` whose every cell goes through ``csv_cell``."""
 
     def __init__(self, buf: io.StringIO) -> None:
@@ -91,7 +92,7 @@ class _SafeWriter:
 
 def aggregated_csv(analysis: Analysis) -> str:
     buf = io.StringIO()
-    writer = _SafeWriter(buf)
+    writer = SafeCsvWriter(buf)
     writer.writerow(["device", "device_key", "workload", "mode", "group", "metric", "value",
                      "unit", "n_results", "std_over_results", "marks", "notes",
                      "missing_reason"])
@@ -107,7 +108,7 @@ def aggregated_csv(analysis: Analysis) -> str:
 
 def scores_csv(analysis: Analysis) -> str:
     buf = io.StringIO()
-    writer = _SafeWriter(buf)
+    writer = SafeCsvWriter(buf)
     writer.writerow(["workload", "device", "composite_score", "metrics_used",
                      "baseline_device", "baseline_relative_score"])
     bl = analysis.baseline
@@ -132,7 +133,8 @@ def _sources(paths: list[Path]) -> str:
 
 def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                  settings: ScoreSettings | None = None,
-                 check_settings: CheckSettings | None = None) -> ReportFiles:
+                 check_settings: CheckSettings | None = None,
+                 scorecard: bool = False) -> ReportFiles:
     """Validate, check, aggregate and score the results under ``paths``; write the report."""
     paths = [Path(p) for p in paths]
     _require(paths, "Results")
@@ -152,6 +154,13 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
     views = add_device_views(build_views(analysis), analysis)
     views.function = build_function_views(analysis)
     views.training, views.loss_curves = training_table(analysis), loss_figures(analysis)
+    cards = None
+    if scorecard:
+        from testbed.scorecard import build as sc_build
+        from testbed.scorecard import render as sc_render
+
+        cards = sc_build.build_scorecards(inputs, base_inputs)
+        views.scorecard = sc_render.section(cards)
     meta: dict[str, str | int] = {
         "title": TITLE,
         "generated": datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -170,6 +179,11 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
                             out / "scores.csv", chart_files, analysis)
         atomic_write_text(files.csv, aggregated_csv(analysis))
         atomic_write_text(files.scores_csv, scores_csv(analysis))
+        if cards is not None:
+            from testbed.scorecard.render import scorecard_csv
+
+            files.scorecard_csv = out / "scorecard.csv"
+            atomic_write_text(files.scorecard_csv, scorecard_csv(cards))
         atomic_write_text(files.markdown, render_md.render(views, meta))
         atomic_write_text(files.html, render_html.render(views, meta))
     except OSError as exc:
@@ -186,7 +200,8 @@ def _write_charts(views: Views, directory: Path) -> list[Path]:
                *views.timelines,
                *([views.roofline] if views.roofline else []),
                *(views.function.figures if views.function else []),
-               *(views.inference.figures if views.inference is not None else [])]
+               *(views.inference.figures if views.inference is not None else []),
+               *(views.scorecard.figures if views.scorecard is not None else [])]
     for fig in figures:
         path = inside(directory, f"{fig.name}.svg")
         atomic_write_text(path, "<?xml version='1.0' encoding='UTF-8'?>\n" + fig.svg + "\n")

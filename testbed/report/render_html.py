@@ -30,6 +30,7 @@ padding:18px 22px;margin:0 0 20px;box-shadow:0 1px 2px rgba(16,24,40,.04)}
 section.card>h2{margin:0 0 10px;font-size:19px}
 h3{font-size:15px;margin:18px 0 6px}
 p.lead{color:var(--muted);margin:0 0 12px}
+p.headline{font-size:1.35em;margin:14px 0 10px}
 .scroll{overflow-x:auto}.scroll figure.chart-figure svg{max-width:none}
 table.data{border-collapse:collapse;margin:6px 0 14px;font-size:13px;min-width:40%}
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:5px 10px;
@@ -198,6 +199,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         nav.append(("training", "Training"))
     if views.inference is not None:
         nav.append(("inference", "Inference"))
+    if views.scorecard is not None:
+        nav.insert(1, (views.scorecard.anchor, "Scorecard"))
     nav.append(("appendix", "Appendix"))
     failed = len(views.findings.rows)
     chips = [("devices", meta["devices"], ""), ("workloads", meta["workloads"], ""),
@@ -231,6 +234,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     out.append("<h3>Marks</h3><dl class='marks'>" + "".join(
         f"<dt>{_marks(c)}</dt><dd>{e(text)}</dd>" for c, text in views.marks.items())
         + "</dl><p class='lead'>Hover a marked value for the reason.</p></section>")
+    if views.scorecard is not None:
+        out.append(scorecard_html(views.scorecard))
 
     checks = ["<section class='card' id='checks'><h2>Plausibility checks</h2><p class='lead'>"
               "Run on every result before any score. A failed check marks the values it "
@@ -349,6 +354,22 @@ def function_html(fv: Any) -> str:
     out += [f"<p class='lead'>{e(n)}</p>" for n in fv.notes]
     out.append("</section>")
     return "\n".join(out)
+
+
+def scorecard_html(sec: Any) -> str:
+    """The scorecard section (testbed.scorecard.render): headlines, tables, figures."""
+    out = [f"<section class='card' id='{e(sec.anchor)}'><h2>{e(sec.title)}</h2>"]
+    for b in sec.blocks:
+        if b.headline:
+            out.append(f"<p class='headline'><b>{e(b.headline)}</b></p>")
+        if b.text:
+            out.append(f"<p class='lead'>{e(b.text)}</p>")
+        if b.table is not None:
+            out.append(table_html(b.table))
+        if b.figure is not None:
+            out.append(f"<h3>{e(b.figure.title)}</h3>{figure_html(b.figure)}")
+    out.append("</section>")
+    return "".join(out)
 
 
 def inference_html(inf: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from testbed.report.charts import MARK_TEXT
 from testbed.report.render_html import compare_hint, numeric_columns
@@ -56,6 +57,21 @@ def figure_md(fig: Figure) -> list[str]:
             f"*{md_escape(fig.caption, code_spans=True)}*", ""]
 
 
+def scorecard_md(sec: Any) -> list[str]:
+    """The scorecard section (testbed.scorecard.render): headlines, tables, figures."""
+    lines = [f"## {sec.title}", ""]
+    for b in sec.blocks:
+        if b.headline:
+            lines += [f"**{b.headline}**", ""]
+        if b.text:
+            lines += [b.text, ""]
+        if b.table is not None:
+            lines += table_md(b.table)
+        if b.figure is not None:
+            lines += [f"### {b.figure.title}", "", *figure_md(b.figure)]
+    return lines
+
+
 def render(views: Views, meta: dict[str, str | int]) -> str:
     lines = [f"# {meta['title']}", "",
              f"Generated {meta['generated']} from {meta['files']} file(s) in "
@@ -72,6 +88,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += table_md(views.incomplete, "")
     lines += ["Marks: " + "; ".join(f"[{MARK_TEXT.get(c, c)}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
+    if views.scorecard is not None:
+        lines += scorecard_md(views.scorecard)
     checks = ["## Plausibility checks", "", *table_md(views.checks, "")]
     if views.findings.rows:
         checks += table_md(views.findings)

@@ -816,6 +816,8 @@ class Views:
     # the training section (testbed.report.training), filled in by build.py
     training: Table | None = None
     loss_curves: list[Figure] = field(default_factory=list)
+    # the scorecard section (testbed.scorecard.render.ScorecardSection), with --scorecard
+    scorecard: Any = None
 
 
 def build_views(analysis: Analysis) -> Views:
