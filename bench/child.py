@@ -86,6 +86,7 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
         if fallbacks:
             result["info"]["cpu_fallback"] = fallbacks
         result["series"] = workload.series
+        result["devices_used"] = list(workload.devices_used)
     result["started_at"] = started
     result["ended_at"] = time.time()
     return result
@@ -95,6 +96,7 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
              save_points: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
     from bench.config import RunRules
     from bench.devices import get_backend
+    from bench.distributed import Placement
     from bench.errors import Unsupported
     from bench.workloads import WorkloadContext, get_workload
 
@@ -109,7 +111,8 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
         ctx = WorkloadContext(backend=backend, mode=entry["mode"], params=entry["params"],
                               precision=entry["precision"], seed=spec["seed"],
                               rules=RunRules(**entry["rules"]), progress=emit_progress,
-                              save_points=save_points)
+                              save_points=save_points,
+                              placement=Placement.from_dict(spec.get("placement") or {}))
         workload = cls(ctx)
         # fp32 means fp32 on every device (cuDNN would use TF32 for convolutions by default);
         # a workload that falls back to another precision sets it again.

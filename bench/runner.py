@@ -31,6 +31,7 @@ from bench import __version__
 from bench.child import PROGRESS_PREFIX, partial_path
 from bench.config import Entry, Suite
 from bench.devices import DeviceBackend
+from bench.distributed import Placement
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
@@ -41,6 +42,7 @@ from bench.results import (
     TelemetryContext,
     build_metrics,
     build_points,
+    entry_idle,
     window_telemetry,
     workload_status,
 )
@@ -200,9 +202,58 @@ def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
             "the series hold host readings")
 
 
+def visible_device_indices(backend: DeviceBackend, devices: list[int] | None) -> list[int]:
+    """The run's devices as its processes number them (0..n-1): telemetry samples them all."""
+    if devices is not None:
+        return list(range(len(devices)))
+    try:
+        return list(range(max(1, backend.device_count())))
+    except Exception:
+        return [0]
+
+
+def placement_record(placement: Placement, info: dict[str, Any],
+                     devices_used: list[int]) -> dict[str, Any]:
+    """Where the entry ran, for the result: the launcher, world size and each node's ranks.
+
+    A multi-rank workload says which node each rank ran on (``info.rank_nodes``); anything
+    else ran once, on this node."""
+    rank_nodes = info.get("rank_nodes") or [placement.node]
+    nodes: dict[str, list[int]] = {}
+    for rank, node in enumerate(rank_nodes):
+        nodes.setdefault(str(node), []).append(rank)
+    return {"launcher": placement.launcher, "job_id": placement.job_id,
+            "world_size": int(info.get("world_size") or len(rank_nodes)),
+            "nnodes": placement.nnodes, "node": placement.node,
+            "node_rank": placement.node_rank, "devices": list(devices_used),
+            "nodes": [{"node": n, "ranks": r} for n, r in nodes.items()]}
+
+
+def idle_record(figures: dict[str, Any], duration_s: float, not_the_device: str | None,
+                adapter: TelemetryAdapter) -> dict[str, Any]:
+    """The idle baseline from the idle window's figures, per device where there are several."""
+    idle: dict[str, Any] = {"duration_s": duration_s, "samples": figures["samples"],
+                            "errors": figures["errors"]}
+    if not_the_device:
+        idle.update(power_w=None, util_pct=None, temp_c=None, energy_j=None,
+                    reason=not_the_device)
+        return idle
+    idle.update(util_pct=figures.get("util_pct"), temp_c=figures.get("temp_c"),
+                power_w=figures.get("power_w"), energy_j=figures.get("energy_integrated_j"),
+                power_scope=adapter.scope.get("power_w"))
+    if idle["power_w"] is None:
+        idle["reason"] = adapter.unavailable.get("power_w", "no power samples")
+    if figures.get("devices"):
+        idle["devices"] = [{"index": d["index"], "power_w": d.get("power_w"),
+                            "util_pct": d.get("util_pct"), "temp_c": d.get("temp_c")}
+                           for d in figures["devices"]]
+    return idle
+
+
 class Runner:
     def __init__(self, suite: Suite, backend: DeviceBackend, out_dir: Path, run_id: str,
-                 display: Display, argv: list[str]) -> None:
+                 display: Display, argv: list[str], placement: Placement | None = None,
+                 devices: list[int] | None = None, idle_file: Path | None = None) -> None:
         self.suite = suite
         self.backend = backend
         self.vendor = backend.vendor
@@ -214,6 +265,9 @@ class Runner:
         self.device_info: dict[str, Any] | None = None
         self.selection: dict[str, Any] = {}
         self.not_the_device: str | None = None
+        self.placement = placement or Placement()
+        self.device_indices = visible_device_indices(backend, devices)
+        self.idle_file = idle_file
 
     # -- manifest --------------------------------------------------------------------
     def _write_manifest(self) -> None:
@@ -230,6 +284,7 @@ class Runner:
             "started_at": utc_iso(time.time()),
             "ended_at": None,
             "bench_version": __version__,
+            "placement": self.placement.to_dict(),
             "telemetry_note": self.selection.get("note"),
             "telemetry": self.selection,
             "idle": None,
@@ -261,14 +316,28 @@ class Runner:
         self.display.note(f"{entry.id}: {message}")
 
     # -- running ---------------------------------------------------------------------
-    def _context(self, sampler: Sampler, snap: dict[str, Any]) -> TelemetryContext:
+    def _context(self, sampler: Sampler, snap: dict[str, Any],
+                 devices: list[int] | None = None) -> TelemetryContext:
         return TelemetryContext(snapshot=snap, interval_s=sampler.interval_s,
                                 unavailable=dict(sampler.adapter.unavailable),
                                 scope=dict(sampler.adapter.scope),
-                                not_the_device=self.not_the_device)
+                                not_the_device=self.not_the_device,
+                                power_elsewhere=frozenset(
+                                    sampler.adapter.power_counted_elsewhere()),
+                                devices=tuple(devices) if devices is not None else None)
 
     def _idle(self, sampler: Sampler) -> dict[str, Any]:
-        """Idle telemetry before the first workload: the baseline for energy above idle."""
+        """Idle telemetry before the first workload: the baseline for energy above idle.
+
+        With ``idle_file`` (a Slurm job runs one step per entry on each node) the node's first
+        step measures it and writes it there; the later steps of the job on that node read it.
+        """
+        if self.idle_file is not None and self.idle_file.exists():
+            with contextlib.suppress(OSError, ValueError):
+                idle = json.loads(self.idle_file.read_text(encoding="utf-8"))
+                self.display.note(f"idle telemetry measured earlier on this node "
+                                  f"({self.idle_file})")
+                return {**idle, "source": str(self.idle_file)}
         seconds = self.suite.telemetry.idle_s
         self.display.note(f"measuring idle telemetry for {seconds:g} s")
         start = time.monotonic()
@@ -277,24 +346,15 @@ class Runner:
         sampler.wait_past(end)
         margin = 2 * sampler.interval_s
         tel = self._context(sampler, sampler.snapshot(start - margin, end + margin))
-        figures = window_telemetry(tel, start, end)
-        idle: dict[str, Any] = {"duration_s": end - start, "samples": figures["samples"],
-                                "errors": figures["errors"]}
-        if self.not_the_device:
-            idle.update(power_w=None, util_pct=None, temp_c=None, energy_j=None,
-                        reason=self.not_the_device)
-            return idle
-        energy = figures.get("energy_integrated_j")
-        idle.update(util_pct=figures.get("util_pct"), temp_c=figures.get("temp_c"),
-                    power_w=figures.get("power_w"), energy_j=energy,
-                    power_scope=sampler.adapter.scope.get("power_w"))
-        if idle["power_w"] is None:
-            idle["reason"] = sampler.adapter.unavailable.get("power_w", "no power samples")
+        idle = idle_record(window_telemetry(tel, start, end), end - start, self.not_the_device,
+                           sampler.adapter)
+        if self.idle_file is not None:
+            atomic_write_json(self.idle_file, sanitize(idle))
         return idle
 
     def _repeat_spec(self, entry: Entry, repeat: int) -> dict[str, Any]:
         return {"vendor": self.vendor, "entry": entry.as_dict(), "seed": self.suite.seed,
-                "repeat": repeat}
+                "repeat": repeat, "placement": self.placement.to_dict()}
 
     def run_entry(self, entry: Entry, index: int, sampler: Sampler,
                   idle: dict[str, Any]) -> dict[str, Any]:
@@ -334,16 +394,20 @@ class Runner:
         sampler.wait_past(t_end)  # the last window's end must be bracketed by a sample
         margin = 2 * sampler.interval_s
         snap = sampler.snapshot(t_start - margin, t_end + margin)
-        tel = self._context(sampler, snap)
+        ok = [r for r in repeats if r["status"] == "ok"]
+        first = ok[0] if ok else (repeats[0] if repeats else {})
+        # The devices this entry used (a multi-rank workload says which); only theirs are kept.
+        used = [d for d in first.get("devices_used", [0]) if d in self.device_indices] or [0]
+        snap["devices"] = [d for d in snap["devices"] if d["index"] in used]
+        tel = self._context(sampler, snap, used)
+        idle = entry_idle(idle, used)
         for r in repeats:
             if r["status"] == "ok" and "window" in r:
                 r["telemetry"] = window_telemetry(tel, r["window"]["start_mono"],
                                                   r["window"]["end_mono"])
         status, error = workload_status(repeats)
-        ok = [r for r in repeats if r["status"] == "ok"]
         metrics = build_metrics(repeats, tel, workload.item_unit, self.vendor,
                                 entry.rules.host_bound_util_pct, idle)
-        first = ok[0] if ok else (repeats[0] if repeats else {})
         origin = t_start - margin
         doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -387,6 +451,7 @@ class Runner:
                 "devices": snap["devices"],
             },
             "points": build_points(repeats, tel, workload.item_unit, origin),
+            "placement": placement_record(self.placement, first.get("info", {}), used),
             "provenance": provenance(self.vendor, self.device_info,
                                      {"suite_seed": self.suite.seed,
                                       "repeat_seeds": [self.suite.seed] * len(repeats)},
@@ -417,7 +482,8 @@ class Runner:
 
     def run(self) -> int:
         interval_s = self.suite.telemetry.interval_s
-        adapter, self.selection = open_adapter(self.backend.telemetry, [0], interval_s)
+        adapter, self.selection = open_adapter(self.backend.telemetry, self.device_indices,
+                                               interval_s)
         self.not_the_device = no_device_telemetry(self.vendor, adapter, self.selection)
         self._start_manifest()
         if self.selection.get("note"):

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from docker.types import DeviceRequest
 
+from bench.distributed import parse_devices
 from bench.errors import UserError
 from bench.schema import validation_errors
 from testbed.images.build import base_reference, build_inputs_sha256, image_tag
 from testbed.images.containers import (
     bench_command,
     container_user,
-    parse_devices,
     run_options,
 )
 from testbed.images.lock import canonical, lock_inputs, locked, platform_tags, wheel_name_version

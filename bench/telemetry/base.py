@@ -115,6 +115,11 @@ class TelemetryAdapter(ABC):
         """Source and device names for the result (called once, after the first read)."""
         return {"backend": self.name}
 
+    def power_counted_elsewhere(self) -> set[int]:
+        """Indices (of ``device_indices``) whose power this adapter reports on another device
+        on purpose, so that a sum over devices counts it once."""
+        return set()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the management API."""
 

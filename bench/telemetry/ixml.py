@@ -174,6 +174,13 @@ class IxmlAdapter(NvmlAdapter):
         self.scope["power_w"] = self.attribution.scope[self.physical[0]]
         return samples
 
+    def power_counted_elsewhere(self) -> set[int]:
+        if self.attribution is None:
+            return set()
+        return {logical for logical, physical in zip(self.device_indices, self.physical,
+                                                     strict=False)
+                if self.attribution.scope[physical].startswith("counted on")}
+
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         if self.attribution is not None:

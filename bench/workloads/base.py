@@ -26,6 +26,7 @@ from bench.config import RunRules
 from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
+from bench.distributed import Placement
 from bench.errors import Unsupported
 from bench.timing import ProgressFn, timed_loop
 
@@ -43,6 +44,8 @@ class WorkloadContext:
     # then times out or is killed, those points are kept in the result.
     save_points: Callable[[list[dict[str, Any]]], None] = field(
         default=lambda _points: None)
+    # Where the launcher placed this part of the entry (nodes, ranks per node, rendezvous).
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def device(self) -> torch.device:
@@ -63,6 +66,9 @@ class Workload(ABC):
     # A workload whose own measure() cycles its inputs under input_variants (make_input_variants)
     # says so here, so the audit's caching check knows whom to re-run with distinct inputs.
     varies_inputs: ClassVar[bool] = False
+    # A workload that runs several ranks (``bench.distributed.launch_ranks``): a launcher may
+    # place it on several nodes; the others run once, on one device of one node.
+    distributed: ClassVar[bool] = False
 
     def __init__(self, ctx: WorkloadContext) -> None:
         self.ctx = ctx
@@ -71,6 +77,8 @@ class Workload(ABC):
         self.precision_reason: str | None = None
         self.series: dict[str, list[float]] = {}
         self.extra: dict[str, Any] = {}
+        # Local indices of the devices this node's ranks use: telemetry reports these.
+        self.devices_used: list[int] = [0]
 
     # -- to implement ------------------------------------------------------------------
     @abstractmethod

@@ -123,23 +123,6 @@ class RunOptions:
         return [*argv, self.image, *self.command]
 
 
-def parse_devices(text: str | None) -> list[int] | None:
-    """``"0,1"`` -> [0, 1]; None or "" -> None (all devices)."""
-    if not text:
-        return None
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit():
-            raise UserError(f"--devices {text!r}: {part!r} is not a device index.",
-                            "Give comma-separated indices, e.g. --devices 0,1.")
-        if int(part) in out:
-            raise UserError(f"--devices {text!r} names device {part} twice.",
-                            "Name each device once.")
-        out.append(int(part))
-    return out
-
-
 def _on_host(host_root: Path, path: str) -> Path:
     return host_root / path.lstrip("/")
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.distributed import parse_devices
 from bench.errors import EXIT_USAGE, UserError
 from testbed.images.build import base_reference, build_image
 from testbed.images.containers import (
     bench_command,
     find_bench_image,
-    parse_devices,
     reject_invalid,
     run_options,
     shell_line,
