@@ -49,15 +49,44 @@ def latest_run(results: Path = RESULTS) -> Path:
         "label": "name of this run's configuration (stored in the results; the report shows "
                  "runs with different labels as different devices)",
         "devices": "device indices for the container, e.g. 0,1 (default: all)",
-        "image": "run this image instead of the one built from the current sources",
+        "image": "run this image instead of the one built from the current sources (with "
+                 "--slurm --container apptainer: the .sif file)",
+        "slurm": "submit the suite as a Slurm batch job and gather the nodes' results",
+        "nodes": "--slurm: nodes of the job (multi-rank entries run on all of them)",
+        "devices_per_node": "--slurm: devices per node (default: every device of the node)",
+        "partition": "--slurm: partition", "account": "--slurm: account",
+        "time": "--slurm: time limit (Slurm's format, e.g. 2:00:00)",
+        "container": "--slurm: docker, apptainer or none (natively; the default)",
+        "gres": "--slurm: the generic resource name (default: the vendor spec's, e.g. gpu)",
+        "rdzv_port": "--slurm: rendezvous port on the first node (default 29400 + job id "
+                     "% 1000)",
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
-          report=True, report_out=None, label=None, devices=None, image=None):
+          report=True, report_out=None, label=None, devices=None, image=None, slurm=False,
+          nodes=1, devices_per_node=None, partition=None, account=None, time=None,
+          container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.errors import UserError
     from bench.runner import new_run_id
 
+    if slurm:
+        from testbed.launch.slurm import SlurmOptions, bench_on_slurm
+
+        options = SlurmOptions(
+            nodes=int(nodes), devices_per_node=int(devices_per_node) if devices_per_node
+            else None, partition=partition, account=account, time=time, container=container,
+            gres=gres, rdzv_port=int(rdzv_port) if rdzv_port else None)
+        try:
+            out_dir, code = bench_on_slurm(vendor, suite, options, out, _split(only),
+                                           set_ or [], label, image, RESULTS)
+            if report:
+                _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
+        except UserError as exc:
+            raise _fail(exc) from exc
+        if code:
+            raise Exit(code=code)
+        return
     if not native:
         from testbed.images.run import bench_in_container
 
@@ -100,6 +129,28 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
     if result.exited not in (0, None):
         raise Exit(f"{out_dir}: some workloads did not finish (status in the results above).",
                    code=result.exited)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@task(help={"run": "the run directory of an `invoke bench --slurm` run",
+            "report": "write the report again afterwards (default on)"})
+def gather(c, run, report=True):
+    """Follow a Slurm run's job to its end (if it still runs) and gather its results again."""
+    from bench.errors import UserError
+    from bench.progress import Display
+    from testbed.launch.slurm import regather
+
+    try:
+        code = regather(Path(run), Display())
+        if report:
+            _report([Path(run)], REPORTS / Path(run).name)
+    except UserError as exc:
+        raise _fail(exc) from exc
+    if code:
+        raise Exit(code=code)
 
 
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,

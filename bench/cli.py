@@ -47,7 +47,7 @@ def _placement(args: argparse.Namespace) -> Any:
         return Placement(launcher=args.launcher, node=args.node or "", node_rank=args.node_rank,
                          nnodes=args.nnodes, nproc_per_node=args.nproc_per_node,
                          rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id,
-                         job_id=args.job_id)
+                         job_id=args.job_id, per_node=args.per_node)
     except ValueError as exc:
         raise UserError(f"Placement arguments: {exc}.",
                         "Give --nnodes N with --node-rank 0..N-1 and --rdzv-endpoint "
@@ -186,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
                        help="ranks per node of multi-rank entries (default: one per device)")
     place.add_argument("--node", help="this node's name (default: the scheduler's or host's)")
     place.add_argument("--job-id", help="the scheduler's job id, recorded in each result")
+    place.add_argument("--per-node", action="store_true",
+                       help="this is one node's run of a per-node sweep (each node a result)")
     place.add_argument("--idle-file", metavar="PATH",
                        help="read the node's idle telemetry from PATH, or measure and write it "
                             "there (one measurement per node for a job of many steps)")

@@ -60,6 +60,8 @@ class Entry:
     rules: RunRules
     overrides: dict[str, Any] = field(default_factory=dict)
     substitution: dict[str, Any] | None = None  # see substitution_for()
+    # A cluster run places this single-device entry on every node (a per-node sweep).
+    per_node: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class Entry:
             "rules": self.rules.as_dict(),
             "overrides": self.overrides,
             "substitution": self.substitution,
+            "per_node": self.per_node,
         }
 
 
@@ -243,7 +246,7 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
             id=entry_id, workload=workload.name, mode=mode, config=config,
             precision=raw.get("precision", workload.default_precision),
             params=params, rules=rules.merged(raw.get("rules")), overrides=entry_overrides,
-            substitution=substitution))
+            substitution=substitution, per_node=bool(raw.get("per_node", False))))
     return entries
 
 

@@ -58,6 +58,8 @@ class Placement:
     rdzv_endpoint: str | None = None
     rdzv_id: str | None = None
     job_id: str | None = None
+    # One node's run of an entry that runs on every node separately (a per-node sweep).
+    per_node: bool = False
 
     def __post_init__(self) -> None:
         if self.launcher not in LAUNCHERS:

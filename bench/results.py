@@ -396,6 +396,18 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
 def _point_telemetry(point: dict[str, Any], windows: list[dict[str, Any]],
                      tel: TelemetryContext, item_unit: str) -> None:
     figures = [window_telemetry(tel, w["start_mono"], w["end_mono"]) for w in windows]
+    point_telemetry_metrics(point, figures, tel, item_unit)
+
+
+# The metrics of a grid point that come from telemetry (re-derived when nodes are combined).
+POINT_TELEMETRY_NAMES = frozenset({name for name, *_ in POINT_TELEMETRY}
+                                  | {"energy_j", "telemetry_errors", "items_per_j"})
+
+
+def point_telemetry_metrics(point: dict[str, Any], figures: list[dict[str, Any]],
+                            tel: TelemetryContext, item_unit: str) -> None:
+    """A grid point's telemetry metrics from its windows' figures (one per repeat); a metric
+    the workload reported itself is kept."""
     for name, key, unit, field_name, agg in POINT_TELEMETRY:
         if name in point["metrics"]:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,19 @@ def validate_file(path: Path) -> FileReport:
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; directories become their ``*.json`` files (recursively)."""
+    """Files as given; directories become their ``*.json`` files, recursively, except that a
+    run directory (one holding ``manifest.json``) gives only its top-level files: what lies
+    below it (a Slurm run's per-node results, its job files) is the raw material its own
+    results were gathered from, not more results."""
     out: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*.json") if not p.name.startswith(".")))
-        else:
+        if not path.is_dir():
             out.append(path)
+            continue
+        for folder, subdirs, files in os.walk(path):
+            if "manifest.json" in files:
+                subdirs.clear()
+            subdirs.sort()
+            out.extend(Path(folder) / f for f in sorted(files)
+                       if f.endswith(".json") and not f.startswith("."))
     return out

@@ -58,12 +58,13 @@ def combine_coverage(coverages: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def combine_figures(per_device: Sequence[Figures],
-                    shared: Sequence[bool] | None = None) -> Figures:
+def combine_figures(per_device: Sequence[Figures], shared: Sequence[bool] | None = None,
+                    names: Sequence[str] | None = None) -> Figures:
     """The entry's window figures from each device's (same keys as one device's figures).
 
     ``shared[i]`` says device ``i`` has its power counted on another device; its power and
-    energy are then left out of the sums instead of making them null.
+    energy are then left out of the sums instead of making them null. ``names`` say what the
+    parts are in a reason (default "device 0 of 2", ...; nodes give their names).
     """
     if len(per_device) == 1:
         return dict(per_device[0])
@@ -81,9 +82,10 @@ def combine_figures(per_device: Sequence[Figures],
         if reason_key:
             missing = [i for i, f in enumerate(per_device)
                        if f.get(key) is None and not (shared[i] and key in SHAREABLE)]
+            part = (names[missing[0]] if names else
+                    f"device {missing[0]} of {len(per_device)}") if missing else ""
             out[reason_key] = (None if out[key] is not None else
-                               f"device {missing[0]} of {len(per_device)}: "
-                               f"{per_device[missing[0]].get(reason_key) or 'no value'}"
+                               f"{part}: {per_device[missing[0]].get(reason_key) or 'no value'}"
                                if missing else "no device reports it")
     coverages = [f["coverage"] for f in per_device if f.get("coverage")]
     if len(coverages) == len(per_device):

@@ -98,6 +98,12 @@ class RunOptions:
         argv = ["docker", "run", "--rm"]
         if self.name:
             argv += ["--name", self.name]
+        return [*argv, *self.cli_options(), self.image, *self.command]
+
+    def cli_options(self) -> list[str]:
+        """The options of ``docker run`` between its name and the image (the Slurm node
+        script starts the container with these)."""
+        argv: list[str] = []
         if self.user:
             argv += ["--user", self.user]
         if self.gpus is not None:
@@ -120,7 +126,7 @@ class RunOptions:
         argv += [a for opt in self.security_opt for a in ("--security-opt", opt)]
         if self.privileged:
             argv.append("--privileged")
-        return [*argv, self.image, *self.command]
+        return argv
 
 
 def _on_host(host_root: Path, path: str) -> Path:
