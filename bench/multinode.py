@@ -137,5 +137,7 @@ def combine_node_results(docs: list[dict[str, Any]], vendor: str,
          "t_wall": d["telemetry"]["t_wall"], "devices": d["telemetry"]["devices"],
          "idle": d["telemetry"].get("idle"), "errors": d["telemetry"].get("errors")}
         for d in docs[1:]]
+    doc["placement"]["telemetry_devices"] = sum(
+        len((d.get("placement") or {}).get("devices") or [0]) for d in docs)
     doc.pop("sha256", None)
     return seal(sanitize(doc))

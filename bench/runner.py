@@ -226,6 +226,7 @@ def placement_record(placement: Placement, info: dict[str, Any],
             "world_size": int(info.get("world_size") or len(rank_nodes)),
             "nnodes": placement.nnodes, "node": placement.node,
             "node_rank": placement.node_rank, "devices": list(devices_used),
+            "telemetry_devices": len(devices_used),
             "nodes": [{"node": n, "ranks": r} for n, r in nodes.items()],
             "per_node": placement.per_node}
 

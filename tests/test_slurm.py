@@ -256,36 +256,36 @@ def _invoke_slurm(suite: Path, out: Path, env: dict[str, str], *extra: str,
 
 
 def test_a_suite_runs_as_one_job_and_is_gathered(cluster, tmp_path):
-    """One entry on the first node, collectives across both nodes through srun + torchrun's
-    c10d rendezvous, a per-node entry on each node: one gathered, valid run."""
+    """Collectives across both nodes through srun + torchrun's c10d rendezvous, and a per-node
+    entry on each node: one gathered, valid run. (A single-device entry on the first node is
+    the first entry of the scancel test.)"""
     suite = tmp_path / "cluster.yaml"
     suite.write_text(
         "name: cluster\n" + RULES + "entries:\n"
-        "  - {id: sleep, workload: test-sleep, mode: infer}\n"
         "  - {id: coll, workload: collectives, mode: infer, params: {nproc: 1, "
         "ops: [all_reduce, all_gather], sizes_bytes: [65536]}}\n"
         "  - {id: spread, workload: test-sleep, mode: infer, per_node: true}\n")
     out = tmp_path / "run"
     proc = _invoke_slurm(suite, out, cluster)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[2/3] coll" in proc.stdout + proc.stderr
+    assert "[1/2] coll" in proc.stdout + proc.stderr
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["state"] == "finished"
     assert manifest["slurm"]["state"] == "COMPLETED" and manifest["slurm"]["nodes"] == ["n1",
                                                                                         "n2"]
     entries = {e["id"]: e for e in manifest["entries"]}
-    assert set(entries) == {"sleep", "coll", "spread@n1", "spread@n2"}
+    assert set(entries) == {"coll", "spread@n1", "spread@n2"}
     assert {e["status"] for e in entries.values()} == {"ok"}
-    assert entries["sleep"]["nodes"] == ["n1"] and entries["coll"]["nodes"] == ["n1", "n2"]
+    assert entries["coll"]["nodes"] == ["n1", "n2"] and entries["spread@n2"]["nodes"] == ["n2"]
     contributed = {c["node"]: sorted(e["entry"] for e in c["entries"])
                    for c in manifest["slurm"]["contributions"]}
-    assert contributed == {"n1": ["coll", "sleep", "spread"], "n2": ["coll", "spread"]}
+    assert contributed == {"n1": ["coll", "spread"], "n2": ["coll", "spread"]}
     # what ran and what the scheduler recorded are kept
     assert "srun --nodes=2 --ntasks-per-node=1 --job-name=coll" in \
         (out / "slurm" / "job.sbatch").read_text()
     assert "JobState=COMPLETED" in (out / "slurm" / "job-record.txt").read_text()
-    for name in ("sleep", "coll", "spread@n1", "spread@n2", "manifest"):
+    for name in ("coll", "spread@n1", "spread@n2", "manifest"):
         assert validate_file(out / f"{name}.json").ok, name
 
     coll = json.loads((out / "coll.json").read_text())
@@ -328,6 +328,8 @@ def test_scancel_keeps_finished_results_and_marks_the_rest(cluster, tmp_path):
     assert manifest["state"] == "interrupted" and manifest["slurm"]["state"] == "CANCELLED"
     entries = {e["id"]: e for e in manifest["entries"]}
     assert entries["first"]["status"] == "ok" and validate_file(out / "first.json").ok
+    assert entries["first"]["nodes"] == ["n1"]  # a single-device entry: the first node only
+    assert not (out / "nodes" / "n2" / "first").exists()
     assert entries["hang"]["status"] in ("interrupted", "killed")
     assert entries["never"]["status"] == "interrupted"
     assert "was cancelled (scancel)" in entries["never"]["error"]

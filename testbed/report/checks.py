@@ -156,6 +156,8 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
 def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
                       s: CheckSettings) -> CheckOutcome:
     limit = (spec or {}).get("power_limit_w")
+    # An entry on several devices reports their summed power; each sample is one device's.
+    devices = int((doc.get("placement") or {}).get("telemetry_devices") or 1)
     if limit:
         mean_max, sample_max = limit * s.power_mean_margin, limit * s.power_sample_margin
         basis = (f"{spec['name']} board power limit {limit:g} W (spec sheet {spec['id']}): "
@@ -164,16 +166,20 @@ def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
         mean_max = sample_max = s.power_ceiling_w
         basis = (f"no spec sheet with a power limit: absolute ceiling {s.power_ceiling_w:g} W "
                  "per device")
+    if devices > 1:
+        basis += f"; the entry's power sums {devices} devices"
     out = CheckOutcome("power_limit", False, basis=basis)
     source = f"the {spec['name']} limit of {limit:g} W" if limit else \
         f"the {s.power_ceiling_w:g} W ceiling for any single device"
+    if devices > 1:
+        source += f" x {devices} devices"
     for point, metrics in _metric_sets(doc):
         for name in ("power_w_mean", "idle_power_w"):
             value = _num(metrics.get(name))
             if value is None:
                 continue
             out.applied = True
-            if value < 0 or value > mean_max:
+            if value < 0 or value > mean_max * devices:
                 why = "is negative" if value < 0 else (
                     f"exceeds {source} (x{s.power_mean_margin:g} allowed)" if limit
                     else f"exceeds {source}")
