@@ -48,7 +48,8 @@ def latest_run(results: Path = RESULTS) -> Path:
         "report_out": "report directory (default reports/<run-id>)",
         "label": "name of this run's configuration (stored in the results; the report shows "
                  "runs with different labels as different devices)",
-        "devices": "device indices for the container, e.g. 0,1 (default: all)",
+        "devices": "device indices the run may use, e.g. 0,1 (default: all); multi-rank "
+                   "entries use every one",
         "image": "run this image instead of the one built from the current sources (with "
                  "--slurm --container apptainer: the .sif file)",
         "slurm": "submit the suite as a Slurm batch job and gather the nodes' results",
@@ -114,6 +115,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         args += ["--set", item]
     if label:
         args += ["--label", label]
+    if devices:
+        args += ["--devices", devices]
     result = c.run(f"{PY} -m bench " + shlex.join(args), warn=True, pty=sys.stdout.isatty())
     if result.exited == 2:
         raise Exit(code=2)
