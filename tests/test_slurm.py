@@ -175,14 +175,14 @@ def test_node_script_in_the_vendor_image_with_its_passthrough(vendor, tmp_path):
         assert "MLU_VISIBLE_DEVICES=0,1,2,3,4,5,6,7" in docker
     if vendor == "corex":
         assert "/dev/iluvatar7" in docker
-    assert bench[:3] == ["python", "-m", "bench"] and _value(bench, "--node-rank") == "3"
+    assert bench[0] == "run" and _value(bench, "--node-rank") == "3"  # the image's entrypoint
 
     sif = tmp_path / "bench.sif"
     sif.write_bytes(b"not really an image")
     job = _job(vendor, tmp_path, container="apptainer", image=str(sif),
                container_options=tuple(spec.data["cluster"]["apptainer_flags"]))
     argv = _run_node(job, tmp_path, "collectives", 4, "multi")
-    assert argv[0] == "exec" and str(sif) in argv
+    assert argv[0] == "run" and argv[argv.index(str(sif)) + 1] == "run"
     assert ("--nv" in argv) == ("--nv" in spec.data["cluster"]["apptainer_flags"])
 
 
@@ -360,3 +360,57 @@ def test_missing_sbatch_or_unreachable_controller_names_the_fix(cluster, tmp_pat
     assert "The Slurm controller does not answer" in proc.stderr and "DOWN" in proc.stderr
     assert "SLURM_CONF" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "b").exists()
+
+
+# -- gathering what the nodes left, whatever ended the job --------------------------------------
+def _left_behind(tmp_path: Path, scheduler_state: str):
+    """A run directory as a 2-node job leaves it: entry ``a`` finished on n1, entry ``b`` was
+    running on both nodes (n2 never wrote its result, n1's runner stopped without a word),
+    entry ``c`` never started."""
+    import tests.faulty_workloads  # noqa: F401 - registers test-sleep in this process
+    from bench.jsonio import atomic_write_json
+    from testbed.launch.slurm import JobState, write_job
+
+    suite = tmp_path / "left.yaml"
+    suite.write_text("name: left\n" + RULES + "entries:\n"
+                     "  - {id: a, workload: test-sleep, mode: infer}\n"
+                     "  - {id: b, workload: test-sleep, mode: infer, per_node: true}\n"
+                     "  - {id: c, workload: test-sleep, mode: infer}\n")
+    run = tmp_path / "run"
+    job = plan_job("cpu", str(suite), SlurmOptions(nodes=2), "20260101T000000Z-cpu-left-0",
+                   run)
+    write_job(job, run)
+    node = run / "nodes"
+    for entry in ("a", "b"):
+        (node / "n1" / entry).mkdir(parents=True)
+    doc = {"status": "ok", "sha256": "1" * 64, "placement": {"node": "n1", "node_rank": 0}}
+    atomic_write_json(node / "n1" / "a" / "a.json", doc)
+    atomic_write_json(node / "n1" / "a" / "manifest.json", {"state": "finished", "entries": [
+        {"id": "a", "status": "ok"}]})
+    atomic_write_json(node / "n1" / "b" / "manifest.json", {"state": "running", "entries": [
+        {"id": "b", "status": "pending"}]})
+    (run / "slurm" / "steps.tsv").write_text("a\t0\t2026-01-01T00:00:00Z\n")
+    state = JobState(scheduler_state, "None", ["n1", "n2"], {"JobState": scheduler_state},
+                     f"JobId=1 JobState={scheduler_state}\n")
+    return run, state
+
+
+@pytest.mark.parametrize(("scheduler_state", "words"), [
+    ("TIMEOUT", "reached its time limit"), ("NODE_FAIL", "lost a node"),
+    ("CANCELLED", "was cancelled (scancel)")])
+def test_what_finished_is_kept_and_the_rest_marked_with_the_reason(scheduler_state, words,
+                                                                   tmp_path):
+    from testbed.launch.slurm import gather
+
+    run, state = _left_behind(tmp_path, scheduler_state)
+    manifest = gather(run, "1", state)
+    assert manifest["state"] == "interrupted"
+    entries = {e["id"]: e for e in manifest["entries"]}
+    assert entries["a"]["status"] == "ok" and (run / "a.json").exists()
+    assert entries["b@n1"]["status"] == "killed" and "node n1 stopped" in entries["b@n1"]["error"]
+    assert entries["b@n2"]["status"] == "interrupted"
+    assert entries["c"]["status"] == "interrupted"
+    assert entries["c"]["error"] == f"not run: job 1 {words} before this step"
+    contributed = {c["node"]: [e["entry"] for e in c["entries"]]
+                   for c in manifest["slurm"]["contributions"]}
+    assert contributed == {"n1": ["a"], "n2": []}

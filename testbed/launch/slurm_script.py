@@ -164,22 +164,26 @@ def bench_args(job: SlurmJob) -> list[str]:
 
 
 def _launch_line(job: SlurmJob) -> list[str]:
-    """How the node starts ``python -m bench`` (the arguments follow as "${args[@]}")."""
+    """How the node starts ``python -m bench`` with "${args[@]}": natively, or through the
+    image's entrypoint (``python -m bench``), which ``docker run`` and ``apptainer run`` both
+    use."""
     if job.container == "none":
         return [f"cd {_q(job.repo_dir)}",
                 f'exec {_q(job.python)} -m bench "${{args[@]}}"']
     binds = ['"$node_dir"']
     if job.suite.startswith("/"):
         binds.append(_q(job.suite))
+    options = " ".join(_q(o) for o in job.container_options)
     if job.container == "docker":
         mounts = " ".join(f"-v {b}:{b}" + (":ro" if b != '"$node_dir"' else "") for b in binds)
-        options = " ".join(_q(o) for o in job.container_options)
-        return [f'exec docker run --rm --name "bench-$SLURM_JOB_ID-$node-$entry" {options} '
-                f'--network host {mounts} {_q(str(job.image))} python -m bench "${{args[@]}}"']
-    binds_text = ",".join(binds)
-    options = " ".join(_q(o) for o in job.container_options)
-    return [f'exec apptainer exec {options} --bind {binds_text} {_q(str(job.image))} '
-            f'python -m bench "${{args[@]}}"'.replace("  ", " ")]
+        opts = list(job.container_options)
+        user = opts[opts.index("--user") + 1] if "--user" in opts else None
+        # root on the node runs the image's own user: give it the node's directory
+        own = [f'[ "$(id -u)" != 0 ] || chown {_q(user)} "$node_dir"'] if user else []
+        return [*own, f'exec docker run --rm --name "bench-$SLURM_JOB_ID-$node-$entry" {options} '
+                f'--network host {mounts} {_q(str(job.image))} "${{args[@]}}"']
+    return [" ".join(["exec apptainer run", options, "--bind", ",".join(binds),
+                      _q(str(job.image)), '"${args[@]}"']).replace("  ", " ")]
 
 
 def node_script(job: SlurmJob) -> str:
