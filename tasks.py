@@ -69,7 +69,6 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
           container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.errors import UserError
-    from bench.runner import new_run_id
 
     if slurm:
         from testbed.launch.slurm import SlurmOptions, bench_on_slurm
@@ -101,6 +100,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         if code:
             raise Exit(code=code)
         return
+    from bench.runner import new_run_id
+
     if vendor == "auto":
         from bench.devices import detect
 

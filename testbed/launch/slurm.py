@@ -596,16 +596,18 @@ def bench_on_slurm(vendor: str, suite: str, options: SlurmOptions, out: str | No
                    image: str | None, results_root: Path,
                    poll_s: float = 2.0) -> tuple[Path, int]:
     """``invoke bench --slurm``: plan, submit, follow and gather one run."""
-    from bench.provenance import check_label
-    from bench.runner import new_run_id, prepare_out_dir
     from testbed.images.spec import VENDORS
 
     if vendor == "auto":
         raise UserError("A Slurm run needs --vendor (the nodes' devices).",
                         f"Give one of {', '.join(VENDORS)}.")
+    require_scheduler()  # first: a machine that cannot submit is told so at once
+
+    from bench.provenance import check_label
+    from bench.runner import new_run_id, prepare_out_dir
+
     if label is not None:
         check_label(label)
-    require_scheduler()
     run_id = new_run_id(vendor, Path(suite).stem)
     run_dir = Path(out) if out else results_root / run_id
     job = plan_job(vendor, suite, options, run_id, run_dir, only, tuple(overrides), label,
