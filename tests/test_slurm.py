@@ -414,3 +414,21 @@ def test_what_finished_is_kept_and_the_rest_marked_with_the_reason(scheduler_sta
     contributed = {c["node"]: [e["entry"] for e in c["entries"]]
                    for c in manifest["slurm"]["contributions"]}
     assert contributed == {"n1": ["a"], "n2": []}
+
+
+@pytest.mark.parametrize(("vendor", "options", "image", "words"), [
+    ("cuda", SlurmOptions(nodes=0), None, "at least one node"),
+    ("cuda", SlurmOptions(devices_per_node=0), None, "not a device count"),
+    ("cuda", SlurmOptions(container="podman"), None, "docker, apptainer or none"),
+    ("jetson", SlurmOptions(devices_per_node=8), None, "one device"),
+    ("cuda", SlurmOptions(container="apptainer"), None, "needs --image FILE.sif"),
+    ("cuda", SlurmOptions(container="apptainer"), "/nonexistent.sif", "does not exist"),
+    ("gaudi", SlurmOptions(), None, "Unknown vendor"),
+])
+def test_bad_slurm_options_are_refused_before_anything_is_written(vendor, options, image,
+                                                                  words, tmp_path):
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match=words):
+        plan_job(vendor, "micro", options, "x", tmp_path / "run", image=image)
+    assert not (tmp_path / "run").exists()

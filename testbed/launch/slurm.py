@@ -510,6 +510,9 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
         raise UserError(f"--container {options.container!r} is not one of "
                         f"{', '.join(CONTAINERS)}.", "Choose docker, apptainer or none.")
     spec = load_spec(vendor, root)
+    if spec.run["select_by"] == "single" and (options.devices_per_node or 1) > 1:
+        raise UserError(f"--devices-per-node {options.devices_per_node}: a {vendor} node has "
+                        "one device.", "Leave out --devices-per-node.")
     suite = load_suite(suite_arg, overrides=list(overrides), only=only,
                        vendor=spec.data["bench_device"])
     path = suite_path(suite_arg)
