@@ -42,6 +42,7 @@ from testbed.launch.slurm_script import (
 )
 
 HEARTBEAT_S = 30.0
+CONTROLLER_PATIENCE_S = 300.0
 PLAN_FILE = "plan.json"
 RECORD_FILE = "job-record.txt"
 NODES_DIR = "nodes"
@@ -228,9 +229,21 @@ def follow(job: SlurmJob, job_id: str, run_dir: Path, display: Display,
     started = time.monotonic()
     said: tuple[Any, ...] = ()
     said_at = 0.0
+    failures = 0
     while True:
         try:
-            state = job_state(job_id)
+            try:
+                state = job_state(job_id)
+                failures = 0
+            except UserError as exc:
+                # A controller that restarts or is busy for a while must not end the follow.
+                failures += 1
+                if failures * poll_s > CONTROLLER_PATIENCE_S:
+                    raise
+                display.status(f"job {job_id}: the controller does not answer ({exc.what}); "
+                               "retrying")
+                time.sleep(poll_s)
+                continue
             if state is not None:
                 last = state
             nodes = last.nodes if last else []
@@ -618,4 +631,9 @@ def bench_on_slurm(vendor: str, suite: str, options: SlurmOptions, out: str | No
     prepare_out_dir(run_dir)
     display = Display()
     display.line(f"run {run_id}: suite {suite} on {options.nodes} Slurm node(s) -> {run_dir}")
-    return run_dir, run_job(job, run_dir, display, poll_s)
+    try:
+        return run_dir, run_job(job, run_dir, display, poll_s)
+    except KeyboardInterrupt:
+        display.note(f"stopped following; the job may still be ending: `invoke gather "
+                     f"{run_dir}` gathers it")
+        return run_dir, 130
