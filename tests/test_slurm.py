@@ -36,9 +36,15 @@ INVOKE = [sys.executable, "-m", "invoke"]
 
 
 # -- the scripts, for every vendor, at 4 nodes x 8 devices --------------------------------------
+def _per_node(vendor: str) -> int | None:
+    """8 devices per node, except a Jetson board: one integrated GPU."""
+    return None if load_spec(vendor).run["select_by"] == "single" else 8
+
+
 def _job(vendor: str, tmp_path: Path, **changes):
-    job = plan_job(vendor, "micro", SlurmOptions(nodes=4, devices_per_node=8, partition="gpu",
-                                                 account="lab", time="2:00:00"),
+    job = plan_job(vendor, "micro", SlurmOptions(nodes=4, devices_per_node=_per_node(vendor),
+                                                 partition="gpu", account="lab",
+                                                 time="2:00:00"),
                    f"20260101T000000Z-{vendor}-micro-abcdef", tmp_path / "run")
     return dataclasses.replace(job, **changes)
 
@@ -130,7 +136,9 @@ def test_node_script_starts_rank_of_a_four_node_collective(vendor, tmp_path):
     assert _value(argv, "--only") == "collectives"
     assert _value(argv, "--out") == f"{node_dir}/collectives"
     assert _value(argv, "--idle-file") == f"{node_dir}/idle.json"
-    assert _value(argv, "--nproc-per-node") == "8"
+    assert ("--nproc-per-node" in argv) == bool(_per_node(vendor))
+    if _per_node(vendor):
+        assert _value(argv, "--nproc-per-node") == "8"
     assert _value(argv, "--nnodes") == "4" and _value(argv, "--node-rank") == "3"
     assert _value(argv, "--rdzv-endpoint") == "10.0.0.1:29642"
     assert _value(argv, "--rdzv-id") == "4242-collectives"
@@ -157,7 +165,7 @@ def _mlu_corex_host(tmp_path: Path) -> Path:
 def test_node_script_in_the_vendor_image_with_its_passthrough(vendor, tmp_path):
     spec = load_spec(vendor)
     tag = f"accel-testbed/{vendor}:0123456789abcdef"
-    devices = None if spec.run["select_by"] in ("none", "single") else 8
+    devices = None if spec.run["select_by"] == "none" else _per_node(vendor)
     options = docker_node_options(spec, tag, "sha256:" + "a" * 64, "abc123", devices, 1000,
                                   1000, host_root=_mlu_corex_host(tmp_path))
     job = _job(vendor, tmp_path, container="docker", image=tag, container_options=options)
