@@ -19,8 +19,48 @@ AUDITS = ROOT / "audits"
 PY = shlex.quote(sys.executable)
 
 
+STORE_HELP = ("results store: a DuckDB file or postgresql://USER@HOST/DB (default "
+              "$TESTBED_STORE, else store.duckdb here)")
+FILTER_HELP = {
+    "device": "device name, run label or device key contains this (repeatable)",
+    "workload": "entry id or workload name (repeatable)",
+    "since": "results started on or after this date (ISO, UTC)",
+    "until": "results started on or before this date",
+    "run": "run id contains this", "suite": "suite name", "vendor": "device backend",
+    "image": "image tag or digest contains this", "driver": "driver version contains this",
+    "torch": "torch build contains this",
+    "audit": "pass or fail (latest verdict), none (never audited), any (audited)",
+}
+
+
 def _fail(exc: Exception) -> Exit:
     return Exit(f"error: {exc}", code=2)
+
+
+def _store_add(paths: list[Path], store: str | None, refused_ok: bool = False) -> None:
+    """Add documents to the store; the files stay where they are whatever happens here.
+
+    A refused document is exit code 2, except after an audit (``refused_ok``): there an
+    edited file is what the verdict already reports."""
+    from bench.errors import UserError
+    from testbed.store import cli, open_store
+
+    try:
+        with open_store(store, ROOT) as st:
+            summary = cli.add(st, paths)
+    except UserError as exc:
+        raise Exit(f"error: {exc}\nThe files are kept; add them later with `invoke store add "
+                   f"{shlex.quote(str(paths[0]))}`.", code=2) from exc
+    if summary.refused and not refused_ok:
+        raise Exit(code=2)
+
+
+def _filters(device=None, workload=None, since=None, until=None, run=None, suite=None,
+             vendor=None, image=None, driver=None, torch=None, audit=None):
+    from testbed.store.queries import make_filters
+
+    return make_filters(device, workload, suite, vendor, run, image, driver, torch, since,
+                        until, audit)
 
 
 def latest_run(results: Path = RESULTS) -> Path:
@@ -52,6 +92,8 @@ def latest_run(results: Path = RESULTS) -> Path:
                    "entries use every one",
         "image": "run this image instead of the one built from the current sources (with "
                  "--slurm --container apptainer: the .sif file)",
+        "no_store": "do not add the run to the results store",
+        "store": STORE_HELP,
         "slurm": "submit the suite as a Slurm batch job and gather the nodes' results",
         "nodes": "--slurm: nodes of the job (multi-rank entries run on all of them)",
         "devices_per_node": "--slurm: devices per node (default: every device of the node)",
@@ -64,9 +106,9 @@ def latest_run(results: Path = RESULTS) -> Path:
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
-          report=True, report_out=None, label=None, devices=None, image=None, slurm=False,
-          nodes=1, devices_per_node=None, partition=None, account=None, time=None,
-          container="none", gres=None, rdzv_port=None):
+          report=True, report_out=None, label=None, devices=None, image=None, no_store=False,
+          store=None, slurm=False, nodes=1, devices_per_node=None, partition=None,
+          account=None, time=None, container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.errors import UserError
 
@@ -84,6 +126,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
                 _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
         except UserError as exc:
             raise _fail(exc) from exc
+        if not no_store:
+            _store_add([out_dir], store)
         if code:
             raise Exit(code=code)
         return
@@ -97,6 +141,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
                 _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
         except UserError as exc:
             raise _fail(exc) from exc
+        if not no_store:
+            _store_add([out_dir], store)
         if code:
             raise Exit(code=code)
         return
@@ -130,6 +176,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
             _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
         except UserError as exc:
             raise _fail(exc) from exc
+    if not no_store:
+        _store_add([out_dir], store)
     if result.exited not in (0, None):
         raise Exit(f"{out_dir}: some workloads did not finish (status in the results above).",
                    code=result.exited)
@@ -172,18 +220,41 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
 
 
 @task(
-    iterable=["results", "baseline", "weight"],
+    iterable=["results", "baseline", "weight", "device", "workload"],
     help={"results": "result files or run directories (repeatable; default: the latest run)",
           "baseline": "results of the baseline device (repeatable): adds baseline-relative "
-                      "scores",
-          "out": "output directory (default reports/<run-id> or reports/combined)",
+                      "scores; with --from-store a device filter naming one device",
+          "out": "output directory (default reports/<run-id>, reports/combined or "
+                 "reports/store)",
           "score_a": "composite score scale a (default 3)",
-          "weight": "METRIC=K composite weight (repeatable; K=0 leaves a metric out)"},
+          "weight": "METRIC=K composite weight (repeatable; K=0 leaves a metric out)",
+          "from_store": "read the results from the store (filters below) instead of files",
+          "store": STORE_HELP,
+          **FILTER_HELP},
 )
-def report(c, results=None, baseline=None, out=None, score_a=None, weight=None):
+def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
+           from_store=False, store=None, device=None, workload=None, since=None, until=None,
+           run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None):
     """Check, aggregate and score results: HTML, Markdown and CSV report."""
     from bench.errors import UserError
 
+    if from_store:
+        from testbed.store import open_store
+        from testbed.store.report import export_for_report
+
+        try:
+            if results:
+                raise UserError("--results and --from-store exclude each other.",
+                                "Drop one: the store holds what `invoke store add` added.")
+            target = Path(out) if out else REPORTS / "store"
+            f = _filters(device, workload, since, until, run, suite, vendor, image, driver,
+                         torch, audit)
+            with open_store(store, ROOT, read_only=True) as st:
+                paths, base = export_for_report(st, f, baseline or [], target)
+            _report(paths, target, base, score_a, weight)
+        except UserError as exc:
+            raise _fail(exc) from exc
+        return
     try:
         paths = [Path(p) for p in results] if results else [latest_run()]
         target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
@@ -200,9 +271,12 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None):
           "tolerance": "tolerance file (default testbed/audit/tolerances.yaml)",
           "native": "re-run in this Python environment instead of the image (for results "
                     "measured natively; the bench sources must be the submitted ones)",
-          "out": "audit directory (default audits/<run-id>-audit-<time>)"},
+          "out": "audit directory (default audits/<run-id>-audit-<time>)",
+          "no_store": "do not add the verdict (and the judged run) to the results store",
+          "store": STORE_HELP},
 )
-def audit(c, run, image=None, tolerance=None, native=False, out=None):
+def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=False,
+          store=None):
     """Check a submitted run's integrity, re-run it from its image and give a verdict."""
     from bench.errors import UserError
     from testbed.audit.run import audit as run_audit
@@ -215,8 +289,113 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None):
     except UserError as exc:
         raise _fail(exc) from exc
     print_summary(result)
+    if not no_store:
+        # The judged run first, so the verdict links to documents that are in the store.
+        _store_add([Path(result.verdict["submitted"]["path"]), result.path], store,
+                   refused_ok=True)
     if not result.passed:
         raise Exit(code=1)
+
+
+@task(
+    positional=["action", "target"],
+    iterable=["path", "device", "workload"],
+    help={"action": "add PATH | list runs|results|tables | query SQL | export DIR",
+          "target": "what the action works on (see action)",
+          "path": "add: more paths (repeatable)",
+          "store": STORE_HELP,
+          "limit": "list: the newest N (default 100, 0: all); query: at most N rows "
+                   "(default 10000)",
+          "format": "query: table, csv or json",
+          "parquet": "export: one Parquet file per table into DIR/parquet/",
+          "documents": "export: the original documents, byte for byte, into DIR/documents/",
+          **FILTER_HELP},
+)
+def store(c, action, target, path=None, store=None, limit=None, format="table",
+          parquet=False, documents=False, device=None, workload=None, since=None, until=None,
+          run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None):
+    """The results store: add documents, list runs/results, read-only SQL, export."""
+    from bench.errors import UserError
+    from testbed.store import cli, open_store
+
+    try:
+        f = _filters(device, workload, since, until, run, suite, vendor, image, driver, torch,
+                     audit)
+        if limit is not None and not str(limit).isdigit():
+            raise UserError(f"--limit {limit!r} is not a count.", "Give a number (0: all).")
+        n = None if limit is None else int(limit)
+        if action == "add":
+            _store_add([Path(target), *(Path(p) for p in path or [])], store)
+        elif action == "list" and target == "tables":
+            print(cli.schema_text())
+        elif action == "list" and target in ("runs", "results"):
+            with open_store(store, ROOT, read_only=True) as st:
+                (cli.print_runs if target == "runs" else cli.print_results)(
+                    st, f, 100 if n is None else n or None)
+        elif action == "query":
+            cli.query(store, ROOT, target, format, n or 10_000)
+        elif action == "export":
+            if not (parquet or documents):
+                raise UserError("`invoke store export DIR` needs --parquet, --documents or both.",
+                                "--parquet writes one Parquet file per table; --documents the "
+                                "original files byte for byte.")
+            with open_store(store, ROOT, read_only=True) as st:
+                cli.export(st, Path(target), f, parquet, documents)
+        else:
+            raise UserError(f"`invoke store {action} {target}` is not a store command.",
+                            "Use: add PATH, list runs|results|tables, query SQL, export DIR.")
+    except UserError as exc:
+        raise _fail(exc) from exc
+
+
+@task(
+    iterable=["device", "workload"],
+    help={"out": "directory to write the site into (opens from disk: DIR/index.html)",
+          "baseline": "device filter naming the baseline device of the baseline-relative "
+                      "scores",
+          "store": STORE_HELP,
+          **FILTER_HELP},
+)
+def site(c, out="site", baseline=None, store=None, device=None, workload=None, since=None,
+         until=None, run=None, suite=None, vendor=None, image=None, driver=None, torch=None,
+         audit=None):
+    """Write the static leaderboard site from the store: per workload and per device."""
+    from bench.errors import UserError
+    from testbed.store import open_store
+    from testbed.store.site import write_site
+
+    try:
+        f = _filters(device, workload, since, until, run, suite, vendor, image, driver, torch,
+                     audit)
+        with open_store(store, ROOT, read_only=True) as st:
+            written = write_site(st, Path(out), f, baseline)
+    except UserError as exc:
+        raise _fail(exc) from exc
+    print(f"site: {written.index}\n      {written.workloads} workload page(s), "
+          f"{written.devices} device page(s), {written.documents} document(s), "
+          f"{written.audits} audit verdict(s)")
+
+
+@task(
+    name="bench-store",
+    help={"sizes": "document counts, comma-separated (default 1000,10000)",
+          "work": "scratch directory (default a temporary one, removed at the end)",
+          "site": "also time `invoke site` at the largest size (default on)"},
+)
+def bench_store(c, sizes="1000,10000", work=None, site=True):
+    """Store figures: ingest time and size, a cross-run query, the site, at N documents."""
+    from bench.errors import UserError
+    from testbed.store.loadtest import main
+
+    try:
+        counts = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError as exc:
+        raise _fail(UserError(f"--sizes {sizes!r} is not a list of counts.",
+                              "Give counts like 1000,10000.")) from exc
+    try:
+        main(counts, Path(work) if work else None, site)
+    except UserError as exc:
+        raise _fail(exc) from exc
 
 
 @task(name="list")

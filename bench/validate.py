@@ -50,9 +50,17 @@ def validate_document(doc: Any, path: Path) -> FileReport:
 
 def validate_file(path: Path) -> FileReport:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         return FileReport(path, None, [SchemaProblem("$", "readable", str(exc))])
+    return validate_bytes(data, path)
+
+
+def validate_bytes(data: bytes, path: Path) -> FileReport:
+    """Validate a document's bytes as read from ``path`` (the results store keeps the bytes it
+    validated, so what it stores is exactly what passed)."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return FileReport(path, None, [SchemaProblem("$", "json", f"not JSON: {exc}")])
     return validate_document(doc, path)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# System packages for the container, browser and cluster tests, and a running Docker engine.
-# Installs only what is missing, only as root (elsewhere it says what to install). The Slurm
-# test cluster (slurm-wlm, munge) is started by the tests themselves (scripts/slurm-cluster.sh).
+# System packages for the container, browser, shared-store and cluster tests, and a running
+# Docker engine. Installs only what is missing, only as root (elsewhere it says what to
+# install). The Slurm test cluster (slurm-wlm, munge) is started by the tests themselves
+# (scripts/slurm-cluster.sh).
 set -euo pipefail
 
-packages=(docker.io debootstrap chromium chromium-driver slurm-wlm munge)
+packages=(docker.io debootstrap chromium chromium-driver postgresql-15 slurm-wlm munge)
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
@@ -12,6 +13,11 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v slurmctld >/dev/null || missing+=(slurm-wlm)
 command -v munged >/dev/null || missing+=(munge)
+# The shared-store tests start their own PostgreSQL server (initdb + pg_ctl) in a temporary
+# directory; Debian keeps the binaries under /usr/lib/postgresql/<version>/bin, off PATH.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql-15)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
@@ -23,6 +29,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL refuses to run as root: as root the tests run the server as the 'postgres'
+# system user, which the Debian package creates (made here if a hand install did not).
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "system-deps: adding the 'postgres' system user (the store tests' server runs as it)"
+  useradd --system --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
 fi
 
 if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then

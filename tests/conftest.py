@@ -29,6 +29,13 @@ def fixtures() -> Path:
     return FIXTURES
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_results_store(tmp_path_factory):
+    """`invoke bench` and `invoke audit` add to the results store: in the tests, to a
+    throwaway one, never to the checkout's store.duckdb."""
+    os.environ["TESTBED_STORE"] = str(tmp_path_factory.mktemp("store") / "session.duckdb")
+
+
 # tests/isolated/ holds tests that change process-global state (e.g. torch's device names);
 # tests/test_devices.py runs them in a fresh interpreter with BENCH_ISOLATED=1.
 collect_ignore = [] if os.environ.get("BENCH_ISOLATED") else ["isolated"]

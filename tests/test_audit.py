@@ -308,11 +308,23 @@ def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
     doc = json.loads(path.read_text())
     triple_throughput(doc)
     path.write_text(json.dumps(doc))
-    proc, verdict = audit(run_copy, tmp_path)
-    assert proc.returncode == 1
+    store = tmp_path / "store.duckdb"
+    proc, verdict = audit(run_copy, tmp_path, "--store", str(store))
+    assert proc.returncode == 1  # the verdict's exit code, although the store refused a file
     assert ("sha256", "resnet-infer.json") in failing(verdict)
     assert "changed after it was written" in proc.stdout
     assert verdict["reruns"] == []  # integrity failed: nothing re-measured
+    # The store got the verdict and what of the run is intact, linked result by result; the
+    # edited file was refused as the report refuses it.
+    assert f"REFUSED {path}" in proc.stdout and "store: 1 audit, 1 manifest, " in proc.stdout
+    from testbed.store import open_store
+    from testbed.store.queries import list_results, list_runs, make_filters
+
+    with open_store(str(store), ROOT, read_only=True) as st:
+        judged = list_results(st, make_filters(run=verdict["submitted"]["run_id"]))
+        assert sorted(r.entry_id for r in judged) == verdict["submitted"]["results"] != []
+        assert {r.audit for r in judged} == {"fail"}
+        assert [r.audit for r in list_runs(st, make_filters())] == ["fail"]
 
 
 @pytest.mark.slow

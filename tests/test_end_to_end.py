@@ -33,8 +33,9 @@ def test_invoke_list_shows_every_task_with_help():
 def test_smoke_suite_native_end_to_end(tmp_path):
     out, reports = tmp_path / "run", tmp_path / "report"
     start = time.monotonic()
+    store = tmp_path / "store.duckdb"
     proc = invoke("bench", "--native", "--suite", "smoke", "--out", str(out), "--report-out",
-                  str(reports))
+                  str(reports), "--store", str(store))
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # A figure, not an assertion: speed is judged by benchmark commands, not unit tests.
@@ -67,6 +68,11 @@ def test_smoke_suite_native_end_to_end(tmp_path):
     assert "### Composite scores" in md and "data-chart='radar'" in html
     assert (reports / "aggregated.csv").exists() and (reports / "scores.csv").exists()
     assert f"report: {reports / 'report.html'}" in proc.stdout
+    # ... and the run is in the results store
+    assert f"store: 1 manifest, 3 results added to {store}" in proc.stdout
+    listed = invoke("store", "list", "runs", "--store", str(store))
+    run_id = json.loads((out / "manifest.json").read_text())["run_id"]
+    assert listed.returncode == 0 and run_id in listed.stdout and "3/3" in listed.stdout
 
 
 def test_report_lists_invalid_files_and_leaves_them_out(tmp_path):

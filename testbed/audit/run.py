@@ -209,6 +209,7 @@ def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]]
         "submitted": {
             "path": str(sub.run_dir), "only": sub.only, "run_id": sub.run_id,
             "vendor": sub.vendor, "results": sorted(sub.results),
+            "result_sha256": {e: doc.get("sha256") for e, doc in sorted(sub.results.items())},
             "image": prov.get("image"), "bench_version": prov.get("bench_version"),
             "git_commit": (prov.get("git") or {}).get("commit"),
             "source_sha256": prov.get("source_sha256"),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.specs import find_spec
-from bench.validate import expand, validate_file
+from bench.validate import FileReport, expand, validate_file
 
 # Provenance facts that make a device configuration, in the order they are added to the
 # shown label when the shorter forms collide.
@@ -170,10 +170,18 @@ def label_devices(devices: Iterable[Device]) -> dict[str, Device]:
 
 def load_results(paths: Iterable[Path]) -> ResultSet:
     """Validate and load every JSON file under ``paths`` (files or run directories)."""
+    return collect(validate_file(path) for path in expand(paths))
+
+
+def collect(reports: Iterable[FileReport]) -> ResultSet:
+    """Sort validated documents into results (by device), manifests and invalid files.
+
+    ``load_results`` feeds it from files; the results store feeds it documents it validated
+    when they were added (and whose hash it verified when reading them back)."""
     out = ResultSet()
     found: dict[str, Device] = {}
-    for path in expand(paths):
-        report = validate_file(path)
+    for report in reports:
+        path = report.path
         out.files += 1
         if report.schema == "manifest" and report.ok:
             out.manifests += 1

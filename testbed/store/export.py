@@ -1,0 +1,144 @@
+"""Getting documents and tables out: the original files byte for byte, and Parquet tables.
+
+Documents are written as ``<run-id>/<file name>`` (audit verdicts as
+``audits/<audit directory>/verdict.json``), so an exported directory is again what
+``invoke report``, ``invoke audit`` and ``invoke store add`` read. Every document's bytes are
+checked against its address before they are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+import sqlalchemy as sa
+
+from bench.errors import UserError
+from testbed.store import tables as t
+from testbed.store.queries import Filters, result_conditions
+from testbed.store.store import Store, verified
+
+PARQUET_TABLES = (*(tbl.name for tbl in t.DERIVED), "documents", *t.VIEWS)
+
+
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """``data`` into ``path``: readers see the old file or the whole new one. ``durable``
+    also waits for the disk (exported documents; a site's copies are rewritten whole)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _safe(part: str | None, fallback: str) -> str:
+    """One path component from stored text (never '..', never a separator)."""
+    name = PurePosixPath(str(part or "")).name.replace("\\", "_")
+    return name if name not in ("", ".", "..") else fallback
+
+
+def relative_path(doc_schema: str, run_id: str | None, name: str, source: str) -> Path:
+    if doc_schema == "audit":
+        return Path("audits", _safe(PurePosixPath(source).parent.name, "audit"),
+                    _safe(name, "verdict.json"))
+    return Path(_safe(run_id, "no-run"), _safe(name, "document.json"))
+
+
+def select_documents(store: Store, f: Filters, audits: bool = True) -> list[str]:
+    """Document ids of the results matching ``f``, the manifests of their runs and (with
+    ``audits``) the verdicts that judged them."""
+    r = t.results.c
+    d = t.documents.c
+    la = sa.table("result_audits", sa.column("result_id"), sa.column("audit_id"))
+    matching = sa.select(r.doc_id).where(*result_conditions(f))
+    with store.begin() as conn:
+        results = list(conn.execute(matching).scalars())
+        if not results:
+            return []
+        runs = sa.select(r.run_id).where(r.doc_id.in_(matching))
+        manifests = conn.execute(sa.select(d.doc_id).where(
+            d.doc_schema == "manifest", d.run_id.in_(runs))).scalars()
+        verdicts = conn.execute(sa.select(la.c.audit_id).distinct()
+                                .where(la.c.result_id.in_(matching))).scalars() \
+            if audits else []
+        return [*results, *manifests, *verdicts]
+
+
+def export_documents(store: Store, out: Path, doc_ids: Iterable[str] | None = None
+                     ) -> list[Path]:
+    """Write documents (all, or ``doc_ids``) under ``out`` exactly as they were added."""
+    d = t.documents.c
+    ids = None if doc_ids is None else list(dict.fromkeys(doc_ids))
+    written: list[Path] = []
+    taken: dict[Path, str] = {}
+    query = sa.select(d.doc_id, d.doc_schema, d.run_id, d.name, d.source).order_by(
+        d.added_at, d.doc_id)
+    with store.begin() as conn:
+        if ids is None:
+            listing = conn.execute(query).all()
+        else:  # in chunks: a server limits the parameters of one statement
+            listing = [row for start in range(0, len(ids), 1000) for row in conn.execute(
+                query.where(d.doc_id.in_(ids[start:start + 1000])))]
+    for start in range(0, len(listing), 200):
+        chunk = listing[start:start + 200]
+        with store.begin() as conn:
+            bodies = dict(conn.execute(sa.select(d.doc_id, d.body).where(
+                d.doc_id.in_([row.doc_id for row in chunk]))).all())
+        for row in chunk:
+            data = verified(row.doc_id, bodies[row.doc_id])
+            rel = relative_path(row.doc_schema, row.run_id, row.name, row.source)
+            if taken.get(rel, row.doc_id) != row.doc_id or (
+                    (out / rel).exists() and (out / rel).read_bytes() != data):
+                # Another document already has this name (e.g. a manifest rewritten while
+                # its run went on): keep both, this one under its hash.
+                rel = rel.with_name(f"{rel.stem}.{row.doc_id[:12]}{rel.suffix}")
+            taken[rel] = row.doc_id
+            target = out / rel
+            try:
+                if not (target.exists() and target.read_bytes() == data):
+                    write_bytes_atomic(target, data)
+            except OSError as exc:
+                raise UserError(f"Cannot write {target}: {exc.strerror or exc}.",
+                                "Choose another directory with --out.") from exc
+            written.append(target)
+    return written
+
+
+def export_parquet(store: Store, out: Path) -> list[Path]:
+    """One Parquet file per table and view (``documents`` without the bodies: export the
+    documents themselves with --documents)."""
+    import duckdb
+    import pandas as pd
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with store.begin() as conn:
+        for name in PARQUET_TABLES:
+            if name == "documents":
+                cols = [c for c in t.documents.c if c.name != "body"]
+                frame = pd.read_sql(sa.select(*cols), conn)
+            else:
+                frame = pd.read_sql(sa.text(f"SELECT * FROM {name}"), conn)
+            target = out / f"{name}.parquet"
+            local = duckdb.connect()
+            try:
+                local.register("frame", frame)
+                tmp = target.with_name(f".{target.name}.tmp")
+                quoted = str(tmp).replace("'", "''")
+                local.execute(f"COPY frame TO '{quoted}' (FORMAT parquet)")
+                os.replace(tmp, target)
+            finally:
+                local.close()
+            written.append(target)
+    return written

@@ -1,0 +1,131 @@
+"""The shared store on a real PostgreSQL server, started in a temporary directory.
+
+The same commands as on DuckDB, through the same SQLAlchemy layer: adding (idempotent, also
+when two processes add the same run at once), listing, read-only SQL (one statement, in a
+read-only transaction) and the leaderboard, whose ranking and scores must be those of the
+DuckDB store holding the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from testbed.store import open_store
+from testbed.store import tables as t
+from testbed.store.ingest import add_paths
+from testbed.store.queries import make_filters, read_only_query
+from testbed.store.site.data import gather
+from tests.conftest import ROOT, skip_or_fail
+from tests.pg_server import start_server
+from tests.report_fixtures import build_lab
+
+INVOKE = [sys.executable, "-m", "invoke"]
+
+
+def invoke(*args, timeout=300):
+    return subprocess.run([*INVOKE, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def server():
+    try:
+        srv = start_server()
+    except RuntimeError as exc:
+        skip_or_fail(f"no PostgreSQL server: {exc}")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    dirs = build_lab(root / "made")
+    for name in ("cpu1", "cpu2"):
+        shutil.copytree(dirs[name], root / name)
+    return root
+
+
+def test_add_list_and_query_on_a_server(server, lab):
+    url = server.create_database("cli")
+    first = invoke("store", "add", str(lab), "--store", url)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "2 manifests, 18 results added" in first.stdout
+    again = invoke("store", "add", str(lab), "--store", url)
+    assert again.returncode == 0 and "nothing new" in again.stdout
+    assert f"{len(list(lab.rglob('*.json')))} already stored" in again.stdout
+    runs = invoke("store", "list", "runs", "--store", url)
+    assert runs.returncode == 0 and "2 run(s)" in runs.stdout
+    assert "Intel Xeon Processor · 2 threads" in runs.stdout
+    out = invoke("store", "query", "SELECT vendor, count(*) AS n FROM results GROUP BY vendor "
+                 "ORDER BY vendor", "--store", url, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert {r["vendor"]: r["n"] for r in json.loads(out.stdout)}["mlu"] == 5
+    with open_store(url, ROOT, read_only=True) as store:
+        for sql in ("SELECT 1; DROP TABLE results", "DROP TABLE results",
+                    "DELETE FROM metrics", "INSERT INTO store_meta VALUES ('x', 'y')"):
+            with pytest.raises(Exception, match="query failed"):
+                read_only_query(store, sql)
+        assert read_only_query(store, "SELECT count(*) FROM results").rows == [(18,)]
+
+
+def test_two_processes_adding_the_same_run_store_it_once(server, lab):
+    url = server.create_database("race")
+    procs = [subprocess.Popen([*INVOKE, "store", "add", str(lab), "--store", url], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    with open_store(url, ROOT, read_only=True) as store, store.begin() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(t.documents)).scalar()
+        results = conn.execute(sa.select(sa.func.count()).select_from(t.results)).scalar()
+        metrics = conn.execute(sa.select(sa.func.count()).select_from(t.metrics)).scalar()
+    assert n == len(list(lab.rglob("*.json"))) and results == 18
+    with open_store(url, ROOT) as store:  # nothing left to add: nothing was lost either
+        assert add_paths(store, [lab]).added == {}
+    assert metrics > 0
+
+
+def test_a_document_another_writer_stored_meanwhile_is_counted_once(server, lab,
+                                                                    monkeypatch):
+    """The batch finds the document absent, another process commits it, the batch's insert
+    then conflicts: it is retried one document at a time and that one counts as stored."""
+    from testbed.store import ingest
+
+    url = server.create_database("meanwhile")
+    run = lab / "cpu1"
+    original = ingest._drop_known_seals
+    calls = []
+
+    def other_writer_first(conn, docs, out):
+        if not calls:
+            calls.append(docs[0].path)
+            with open_store(url, ROOT) as other:
+                add_paths(other, [docs[0].path])
+        return original(conn, docs, out)
+
+    monkeypatch.setattr(ingest, "_drop_known_seals", other_writer_first)
+    with open_store(url, ROOT) as store:
+        summary = add_paths(store, [run])
+    assert summary.present == calls and summary.refused == []
+    assert sum(summary.added.values()) == len(list(run.glob("*.json"))) - 1
+
+
+def test_the_leaderboard_is_the_same_on_both_databases(server, lab, tmp_path):
+    url = server.create_database("board")
+    boards = []
+    for where in (url, str(tmp_path / "s.duckdb")):
+        with open_store(where, ROOT) as store:
+            add_paths(store, [lab])
+        with open_store(where, ROOT, read_only=True) as store:
+            data = gather(store, make_filters(), baseline="NVIDIA A100-SXM4-80GB")
+        boards.append({w: [(r.device.key, r.rank, r.value, r.composite, r.baseline, r.status)
+                           for r in b.rows] for w, b in data.boards.items()})
+    assert boards[0] == boards[1]
+    assert boards[0]["resnet-infer"][0][1] == 1  # someone is ranked
