@@ -3,7 +3,7 @@
 The parent (``bench.runner``) starts this module per repeat, so a crash, a leak or an
 out-of-memory in one measurement cannot spoil the next. The child writes its measurement (or
 its failure) to OUT atomically and reports progress on stdout as JSON lines prefixed with
-``PROGRESS_PREFIX``.
+``bench.events.PROGRESS_PREFIX``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PROGRESS_PREFIX = "@@bench-progress "
+from bench.events import emit_progress
+
 TRACEBACK_LINES = 30
 MAX_FALLBACK_MESSAGES = 10
 # Operators a device cannot run and that its PyTorch build runs on the host instead announce it
@@ -35,11 +36,6 @@ def cpu_fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
         if CPU_FALLBACK.search(text) and text not in found:
             found.append(text)
     return found[:MAX_FALLBACK_MESSAGES]
-
-
-def emit_progress(event: dict[str, Any]) -> None:
-    sys.stdout.write(PROGRESS_PREFIX + json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 def partial_path(out_path: Path) -> Path:
@@ -94,10 +90,10 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
 
 def _measure(spec: dict[str, Any], entry: dict[str, Any],
              save_points: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
-    from bench.config import RunRules
     from bench.devices import get_backend
     from bench.distributed import Placement
     from bench.errors import Unsupported
+    from bench.rules import RunRules
     from bench.workloads import WorkloadContext, get_workload
 
     backend = None

@@ -1,4 +1,4 @@
-"""Run rules and suites: data, loaded from YAML files and validated by JSON Schema.
+"""Suites: data, loaded from YAML files and validated by JSON Schema (run rules: bench.rules).
 
 A suite is vendor-independent data (as MLPerf keeps its run rules in one settings file): the
 workloads, their named configuration (``small`` / ``full``), precision and the run rules. Any
@@ -17,34 +17,8 @@ import yaml
 
 from bench.errors import UserError
 from bench.paths import SUITES_DIR
+from bench.rules import RunRules, TelemetrySettings
 from bench.schema import read_yaml_file
-
-
-@dataclass(frozen=True)
-class RunRules:
-    """When a measurement is complete. Defaults are the suite schema's defaults."""
-
-    warmup_iters: int = 3
-    min_iters: int = 10
-    min_duration_s: float = 2.0
-    repeats: int = 3
-    timeout_s: float = 600.0
-    host_bound_util_pct: float = 30.0
-    # The audit's caching check: distinct synthetic batches the timed loop cycles through
-    # (bench.data.variants); 1 is the normal run, the same batch every iteration.
-    input_variants: int = 1
-
-    def merged(self, overrides: dict[str, Any] | None) -> RunRules:
-        return dataclasses.replace(self, **(overrides or {}))
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class TelemetrySettings:
-    interval_s: float = 0.1
-    idle_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +37,7 @@ class Entry:
     # A cluster run places this single-device entry on every node (a per-node sweep).
     per_node: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "workload": self.workload,
@@ -71,11 +45,20 @@ class Entry:
             "config": self.config,
             "precision": self.precision,
             "params": self.params,
-            "rules": self.rules.as_dict(),
+            "rules": self.rules.to_dict(),
             "overrides": self.overrides,
             "substitution": self.substitution,
             "per_node": self.per_node,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        return cls(id=data["id"], workload=data["workload"], mode=data["mode"],
+                   config=data["config"], precision=data["precision"],
+                   params=dict(data["params"]), rules=RunRules.from_dict(data["rules"]),
+                   overrides=dict(data.get("overrides") or {}),
+                   substitution=data.get("substitution"),
+                   per_node=bool(data.get("per_node", False)))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -188,7 +187,7 @@ def launch_ranks(placement: Placement, nproc: int, module: str, args: list[str],
                  store_timeout_s: float = 300.0) -> RanksOutcome:
     """Run ``nproc`` ranks of ``module`` on this node under torchrun (joining the other nodes
     of ``placement``); progress lines the ranks print are passed to ``on_progress``."""
-    from bench.child import PROGRESS_PREFIX
+    from bench.events import parse_progress
 
     cmd = torchrun_command(placement, nproc, module, args)
     tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
@@ -197,14 +196,11 @@ def launch_ranks(placement: Placement, nproc: int, module: str, args: list[str],
                                 text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert proc.stdout is not None
         for line in proc.stdout:
-            at = line.find(PROGRESS_PREFIX)
-            if at >= 0:
-                try:
-                    on_progress(json.loads(line[at + len(PROGRESS_PREFIX):]))
-                    continue
-                except ValueError:
-                    pass
-            tail.append(line.rstrip("\n"))
+            event = parse_progress(line)
+            if event is not None:
+                on_progress(event)
+            else:
+                tail.append(line.rstrip("\n"))
         code = proc.wait()
         ended()
     return RanksOutcome(code, list(tail))

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.child import PROGRESS_PREFIX, partial_path
+from bench.child import partial_path
 from bench.config import Entry, Suite
 from bench.devices import DeviceBackend
 from bench.distributed import Placement
 from bench.errors import UserError
+from bench.events import parse_progress
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
@@ -148,9 +149,9 @@ def run_child(spec: dict[str, Any], timeout_s: float,
             def pump() -> None:
                 assert proc.stdout is not None
                 for line in proc.stdout:
-                    if line.startswith(PROGRESS_PREFIX):
-                        with contextlib.suppress(ValueError):
-                            on_progress(json.loads(line[len(PROGRESS_PREFIX):]))
+                    event = parse_progress(line)
+                    if event is not None:
+                        on_progress(event)
                     else:
                         log.append(line.rstrip("\n"))
 
@@ -355,7 +356,7 @@ class Runner:
         return idle
 
     def _repeat_spec(self, entry: Entry, repeat: int) -> dict[str, Any]:
-        return {"vendor": self.vendor, "entry": entry.as_dict(), "seed": self.suite.seed,
+        return {"vendor": self.vendor, "entry": entry.to_dict(), "seed": self.suite.seed,
                 "repeat": repeat, "placement": self.placement.to_dict()}
 
     def run_entry(self, entry: Entry, index: int, sampler: Sampler,
@@ -427,7 +428,7 @@ class Runner:
                 "overrides": entry.overrides,
                 "info": first.get("info", {}),
             },
-            "rules": entry.rules.as_dict(),
+            "rules": entry.rules.to_dict(),
             "status": status,
             "error": error,
             "metrics": metrics,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import RunRules
 from bench.devices import get_backend
 from bench.distributed import Placement, torchrun_command
 from bench.errors import Unsupported
 from bench.micro import formulas
+from bench.rules import RunRules
 from bench.validate import validate_file
 from bench.workloads import WorkloadContext, get_workload
 from bench.workloads.micro_checkpoint import mount_of, shard_elements

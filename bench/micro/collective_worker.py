@@ -80,14 +80,14 @@ def main(argv: list[str]) -> int:
     import torch
     import torch.distributed as dist
 
-    from bench.child import emit_progress
-    from bench.config import RunRules
     from bench.devices import get_backend
     from bench.distributed import this_node
+    from bench.events import emit_progress
     from bench.jsonio import atomic_write_json, sanitize
     from bench.micro.formulas import collective_elements, size_label
     from bench.micro.precision import DTYPES
     from bench.micro.sweep import failure_class
+    from bench.rules import RunRules
     from bench.timing import timed_loop
 
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
     nodes: list[Any] = [None] * world  # which node each rank runs on, for the result
     dist.all_gather_object(nodes, spec.get("node") or this_node())
     torch.manual_seed(spec["seed"])
-    rules = RunRules(**spec["rules"])
+    rules = RunRules.from_dict(spec["rules"])
     dtype = DTYPES[spec["precision"]]
     elem = torch.empty((), dtype=dtype).element_size()
 

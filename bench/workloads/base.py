@@ -22,12 +22,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from bench.config import RunRules
 from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.distributed import Placement
 from bench.errors import Unsupported
+from bench.rules import RunRules
 from bench.timing import ProgressFn, timed_loop
 
 

@@ -118,7 +118,7 @@ class CollectivesWorkload(Workload):
             "vendor": self.ctx.backend.vendor, "dist_backend": self.ctx.backend.dist_backend,
             "ops": self.params["ops"], "sizes_bytes": self.params["sizes_bytes"],
             "precision": self.ctx.precision, "seed": self.ctx.seed,
-            "rules": self.ctx.rules.as_dict(),
+            "rules": self.ctx.rules.to_dict(),
             "timeout_s": process_group_timeout_s(self.ctx.rules.timeout_s),
             "node": self.ctx.placement.node,
         }), encoding="utf-8")
