@@ -15,10 +15,12 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.events import emit_progress
+from bench.records import RepeatResult, RepeatSpec, repeat_result
 
 TRACEBACK_LINES = 30
 MAX_FALLBACK_MESSAGES = 10
@@ -43,9 +45,18 @@ def partial_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".partial")
 
 
-def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, Any]:
+@dataclass
+class Measured:
+    """The repeat's result and the live objects that made it (they stay in this process)."""
+
+    result: dict[str, Any]
+    backend: Any = None
+    workload: Any = None
+
+
+def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
     started = time.time()
-    entry = spec["entry"]
+    entry = spec.entry
 
     def save_points(points: list[dict[str, Any]]) -> None:
         if out_path is not None:
@@ -55,8 +66,8 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _measure(spec, entry, save_points)
-        backend, workload = result.pop("_backend"), result.pop("_workload")
+        measured = _measure(spec, save_points)
+    result, backend, workload = measured.result, measured.backend, measured.workload
     shown = set()
     # Still written once each, as Python's default filter would (the parent keeps the child's
     # stderr for the error message of a failed repeat).
@@ -76,8 +87,8 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
         result["precision_used"] = workload.precision_used
         result["precision_reason"] = workload.precision_reason
         result["info"] = workload.info()
-        if entry.get("substitution"):
-            result["info"]["substitution"] = entry["substitution"]
+        if entry.substitution:
+            result["info"]["substitution"] = entry.substitution
         fallbacks = cpu_fallbacks(caught)
         if fallbacks:
             result["info"]["cpu_fallback"] = fallbacks
@@ -85,34 +96,32 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
         result["devices_used"] = list(workload.devices_used)
     result["started_at"] = started
     result["ended_at"] = time.time()
-    return result
+    return repeat_result(result)
 
 
-def _measure(spec: dict[str, Any], entry: dict[str, Any],
-             save_points: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
+def _measure(spec: RepeatSpec,
+             save_points: Callable[[list[dict[str, Any]]], None]) -> Measured:
     from bench.devices import get_backend
-    from bench.distributed import Placement
     from bench.errors import Unsupported
-    from bench.rules import RunRules
     from bench.workloads import WorkloadContext, get_workload
 
+    entry = spec.entry
     backend = None
     workload = None
     try:
         import torch
 
-        backend = get_backend(spec["vendor"])
-        torch.manual_seed(spec["seed"])
-        cls = get_workload(entry["workload"])
-        ctx = WorkloadContext(backend=backend, mode=entry["mode"], params=entry["params"],
-                              precision=entry["precision"], seed=spec["seed"],
-                              rules=RunRules(**entry["rules"]), progress=emit_progress,
-                              save_points=save_points,
-                              placement=Placement.from_dict(spec.get("placement") or {}))
+        backend = get_backend(spec.vendor)
+        torch.manual_seed(spec.seed)
+        cls = get_workload(entry.workload)
+        ctx = WorkloadContext(backend=backend, mode=entry.mode, params=entry.params,
+                              precision=entry.precision, seed=spec.seed, rules=entry.rules,
+                              progress=emit_progress, save_points=save_points,
+                              placement=spec.placement)
         workload = cls(ctx)
         # fp32 means fp32 on every device (cuDNN would use TF32 for convolutions by default);
         # a workload that falls back to another precision sets it again.
-        workload.extra["tf32"] = backend.set_tf32(entry["precision"] == "tf32")
+        workload.extra["tf32"] = backend.set_tf32(entry.precision == "tf32")
         emit_progress({"phase": "setup"})
         t0 = time.monotonic()
         workload.setup()
@@ -135,14 +144,14 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
         result = {"status": status, "error": {
             "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
             "traceback": "".join(tb).splitlines()[-TRACEBACK_LINES:]}}
-    return {**result, "_backend": backend, "_workload": workload}
+    return Measured(result, backend, workload)
 
 
 def main(argv: list[str]) -> int:
     from bench.jsonio import atomic_write_json, sanitize
 
     spec_path, out_path = Path(argv[0]), Path(argv[1])
-    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec = RepeatSpec.from_dict(json.loads(spec_path.read_text(encoding="utf-8")))
     result = run_repeat(spec, out_path)
     atomic_write_json(out_path, sanitize(result))
     return 0

@@ -37,6 +37,7 @@ from bench.events import parse_progress
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
+from bench.records import RepeatResult, RepeatSpec, repeat_result
 from bench.results import (
     EXPECTED_FAILURES,
     SCHEMA_VERSION,
@@ -95,7 +96,7 @@ def prepare_out_dir(out: Path) -> Path:
 class ChildRun:
     """Outcome of one child process: its result document, or why there is none."""
 
-    result: dict[str, Any]
+    result: RepeatResult
     returncode: int | None
     stderr_tail: list[str] = field(default_factory=list)
 
@@ -133,11 +134,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             continue
 
 
-def run_child(spec: dict[str, Any], timeout_s: float,
+def run_child(spec: RepeatSpec, timeout_s: float,
               on_progress: Callable[[dict[str, Any]], None]) -> ChildRun:
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        spec_path.write_text(json.dumps(spec.to_dict()), encoding="utf-8")
         stderr_path = Path(tmp) / "stderr.txt"
         with open(stderr_path, "w+", encoding="utf-8") as stderr:
             proc = subprocess.Popen(
@@ -172,22 +173,23 @@ def run_child(spec: dict[str, Any], timeout_s: float,
         partial = partial_path(out_path)
         kept = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
         if timed_out:
-            return ChildRun({**kept, "status": "timeout", "error": {
+            return ChildRun(repeat_result({**kept, "status": "timeout", "error": {
                 "type": "Timeout", "message": f"repeat exceeded its timeout of {timeout_s:g} s "
-                f"(rules.timeout_s) and was stopped", "traceback": tail}}, proc.returncode, tail)
+                f"(rules.timeout_s) and was stopped", "traceback": tail}}), proc.returncode,
+                tail)
         if out_path.exists():
-            return ChildRun(json.loads(out_path.read_text(encoding="utf-8")), proc.returncode,
-                            tail)
+            return ChildRun(repeat_result(json.loads(out_path.read_text(encoding="utf-8"))),
+                            proc.returncode, tail)
         code = proc.returncode
         if code is not None and code < 0:
             name = signal.Signals(-code).name
             hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
-            return ChildRun({**kept, "status": "killed", "error": {
+            return ChildRun(repeat_result({**kept, "status": "killed", "error": {
                 "type": "Killed", "message": f"child process killed by {name}{hint}",
-                "signal": name, "traceback": tail}}, code, tail)
-        return ChildRun({"status": "error", "error": {
+                "signal": name, "traceback": tail}}), code, tail)
+        return ChildRun(repeat_result({"status": "error", "error": {
             "type": "ChildExit", "message": f"child process exited with code {code} without a "
-            "result", "traceback": tail}}, code, tail)
+            "result", "traceback": tail}}), code, tail)
 
 
 def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
@@ -355,13 +357,12 @@ class Runner:
             atomic_write_json(self.idle_file, sanitize(idle))
         return idle
 
-    def _repeat_spec(self, entry: Entry, repeat: int) -> dict[str, Any]:
-        return {"vendor": self.vendor, "entry": entry.to_dict(), "seed": self.suite.seed,
-                "repeat": repeat, "placement": self.placement.to_dict()}
+    def _repeat_spec(self, entry: Entry, repeat: int) -> RepeatSpec:
+        return RepeatSpec(self.vendor, entry, self.suite.seed, repeat, self.placement)
 
     def run_entry(self, entry: Entry, index: int, sampler: Sampler,
                   idle: dict[str, Any]) -> dict[str, Any]:
-        repeats: list[dict[str, Any]] = []
+        repeats: list[RepeatResult] = []
         started = time.time()
         t_start = time.monotonic()
         self.display.entry_started(index, len(self.suite.entries), entry)
@@ -372,11 +373,11 @@ class Runner:
                 child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
                                   self.display.progress)
             except KeyboardInterrupt:
-                repeats.append({"index": r, "status": "interrupted", "error": {
-                    "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}})
+                repeats.append(RepeatResult(index=r, status="interrupted", error={
+                    "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}))
                 interrupted = True
                 break
-            result = {"index": r, **child.result}
+            result = RepeatResult(index=r, **child.result)
             repeats.append(result)
             if result.get("device") and "error" not in result["device"]:
                 self.device_info = result["device"]
@@ -388,7 +389,7 @@ class Runner:
             raise Interrupted(doc)
         return doc
 
-    def build_document(self, entry: Entry, repeats: list[dict[str, Any]], sampler: Sampler,
+    def build_document(self, entry: Entry, repeats: list[RepeatResult], sampler: Sampler,
                        idle: dict[str, Any], started: float, t_start: float,
                        t_end: float) -> dict[str, Any]:
         from bench.workloads import get_workload
