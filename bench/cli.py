@@ -20,6 +20,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import load_suite
     from bench.devices import get_backend
     from bench.progress import Display
+    from bench.provenance import check_label
     from bench.runner import Runner, new_run_id, prepare_out_dir
 
     placement = _placement(args)
@@ -28,15 +29,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite, overrides=args.set, only=_split(args.only),
                        vendor=backend.vendor)
     refuse_single_device_on_nodes(suite, placement)
-    if args.label is not None:
-        set_run_label(args.label)
+    label = check_label(args.label) if args.label is not None else None
     run_id = args.run_id or new_run_id(backend.vendor, suite.name)
     out = prepare_out_dir(Path(args.out) if args.out else Path("results") / run_id)
     display = Display(quiet=args.quiet)
     display.run_started(run_id, suite.name, backend.vendor, len(suite.entries), out)
     return Runner(suite, backend, out, run_id, display, sys.argv, placement=placement,
-                  devices=devices, idle_file=Path(args.idle_file) if args.idle_file else None
-                  ).run()
+                  devices=devices, idle_file=Path(args.idle_file) if args.idle_file else None,
+                  label=label).run()
 
 
 def _placement(args: argparse.Namespace) -> Any:
@@ -89,15 +89,6 @@ def refuse_single_device_on_nodes(suite: Any, placement: Any) -> None:
                         f"{', '.join(single)} run on one device of one node.",
                         "Run only multi-rank entries (e.g. collectives) on several nodes "
                         "(--only), or leave out --nnodes.")
-
-
-def set_run_label(label: str) -> None:
-    """Record ``--label`` in every result's provenance (``provenance.label``)."""
-    import os
-
-    from bench.provenance import RUN_LABEL_ENV, check_label
-
-    os.environ[RUN_LABEL_ENV] = check_label(label)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -258,7 +258,8 @@ def idle_record(figures: dict[str, Any], duration_s: float, not_the_device: str 
 class Runner:
     def __init__(self, suite: Suite, backend: DeviceBackend, out_dir: Path, run_id: str,
                  display: Display, argv: list[str], placement: Placement | None = None,
-                 devices: list[int] | None = None, idle_file: Path | None = None) -> None:
+                 devices: list[int] | None = None, idle_file: Path | None = None,
+                 label: str | None = None) -> None:
         self.suite = suite
         self.backend = backend
         self.vendor = backend.vendor
@@ -273,6 +274,7 @@ class Runner:
         self.placement = placement or Placement()
         self.device_indices = visible_device_indices(backend, devices)
         self.idle_file = idle_file
+        self.label = label
 
     # -- manifest --------------------------------------------------------------------
     def _write_manifest(self) -> None:
@@ -459,7 +461,7 @@ class Runner:
             "provenance": provenance(self.vendor, self.device_info,
                                      {"suite_seed": self.suite.seed,
                                       "repeat_seeds": [self.suite.seed] * len(repeats)},
-                                     self.argv),
+                                     self.argv, self.label),
             "started_at": utc_iso(started),
             "ended_at": utc_iso(time.time()),
         }
