@@ -110,77 +110,47 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
           store=None, slurm=False, nodes=1, devices_per_node=None, partition=None,
           account=None, time=None, container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
+    from bench.distributed import parse_devices
     from bench.errors import UserError
+    from testbed.launch.base import RunRequest
 
-    if slurm:
-        from testbed.launch.slurm import SlurmOptions, bench_on_slurm
+    try:
+        request = RunRequest(suite=suite, vendor=vendor, out=Path(out) if out else None,
+                             only=tuple(_split(only) or ()), overrides=tuple(set_ or ()),
+                             label=label, devices=_tuple(parse_devices(devices)), image=image)
+        if slurm:
+            from testbed.launch.slurm import SlurmLauncher, SlurmOptions
 
-        options = SlurmOptions(
-            nodes=int(nodes), devices_per_node=int(devices_per_node) if devices_per_node
-            else None, partition=partition, account=account, time=time, container=container,
-            gres=gres, rdzv_port=int(rdzv_port) if rdzv_port else None)
-        try:
-            out_dir, code = bench_on_slurm(vendor, suite, options, out, _split(only),
-                                           set_ or [], label, image, RESULTS)
-            if report:
-                _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
-        except UserError as exc:
-            raise _fail(exc) from exc
-        if not no_store:
-            _store_add([out_dir], store)
-        if code:
-            raise Exit(code=code)
-        return
-    if not native:
-        from testbed.images.run import bench_in_container
+            launcher = SlurmLauncher(RESULTS, SlurmOptions(
+                nodes=int(nodes), devices_per_node=int(devices_per_node) if devices_per_node
+                else None, partition=partition, account=account, time=time,
+                container=container, gres=gres, rdzv_port=int(rdzv_port) if rdzv_port
+                else None))
+        elif native:
+            from testbed.launch.native import NativeLauncher
 
-        try:
-            out_dir, code = bench_in_container(vendor, suite, out, only, set_ or [], devices,
-                                               image, RESULTS, label=label)
-            if report:
-                _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
-        except UserError as exc:
-            raise _fail(exc) from exc
-        if not no_store:
-            _store_add([out_dir], store)
-        if code:
-            raise Exit(code=code)
-        return
-    from bench.runner import new_run_id
+            launcher = NativeLauncher(RESULTS)
+        else:
+            from testbed.launch.container import ContainerLauncher
 
-    if vendor == "auto":
-        from bench.devices import detect
-
-        vendor = detect()
-    run_id = new_run_id(vendor, Path(suite).stem)
-    out_dir = Path(out) if out else RESULTS / run_id
-    args = ["run", "--suite", suite, "--device", vendor, "--out", str(out_dir),
-            "--run-id", run_id]
-    if only:
-        args += ["--only", only]
-    for item in set_ or []:
-        args += ["--set", item]
-    if label:
-        args += ["--label", label]
-    if devices:
-        args += ["--devices", devices]
-    result = c.run(f"{PY} -m bench " + shlex.join(args), warn=True, pty=sys.stdout.isatty())
-    if result.exited == 2:
-        raise Exit(code=2)
-    validated = c.run(f"{PY} -m bench validate --quiet {shlex.quote(str(out_dir))}", warn=True)
-    if validated.exited != 0:
-        raise Exit(f"error: results in {out_dir} failed validation (see above).", code=2)
-    print(f"validated: every result in {out_dir} matches schemas/result.schema.json")
-    if report:
-        try:
-            _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
-        except UserError as exc:
-            raise _fail(exc) from exc
+            launcher = ContainerLauncher(RESULTS)
+        outcome = launcher.launch(request)
+        if outcome.exit_code == 2:
+            raise Exit(f"error: {outcome.error}" if outcome.error else "", code=2)
+        if report:
+            _report([outcome.out_dir],
+                    Path(report_out) if report_out else REPORTS / outcome.out_dir.name)
+    except UserError as exc:
+        raise _fail(exc) from exc
     if not no_store:
-        _store_add([out_dir], store)
-    if result.exited not in (0, None):
-        raise Exit(f"{out_dir}: some workloads did not finish (status in the results above).",
-                   code=result.exited)
+        _store_add([outcome.out_dir], store)
+    if outcome.exit_code:
+        raise Exit(f"{outcome.out_dir}: {outcome.error or 'not every workload finished'} "
+                   "(status in the results above).", code=outcome.exit_code)
+
+
+def _tuple(items: list[int] | None) -> tuple[int, ...] | None:
+    return tuple(items) if items is not None else None
 
 
 def _split(text: str | None) -> list[str] | None:

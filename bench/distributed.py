@@ -187,7 +187,7 @@ def launch_ranks(placement: Placement, nproc: int, module: str, args: list[str],
                  store_timeout_s: float = 300.0) -> RanksOutcome:
     """Run ``nproc`` ranks of ``module`` on this node under torchrun (joining the other nodes
     of ``placement``); progress lines the ranks print are passed to ``on_progress``."""
-    from bench.events import parse_progress
+    from bench.events import relay
 
     cmd = torchrun_command(placement, nproc, module, args)
     tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
@@ -195,12 +195,7 @@ def launch_ranks(placement: Placement, nproc: int, module: str, args: list[str],
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         assert proc.stdout is not None
-        for line in proc.stdout:
-            event = parse_progress(line)
-            if event is not None:
-                on_progress(event)
-            else:
-                tail.append(line.rstrip("\n"))
+        relay(proc.stdout, on_progress, tail.append)
         code = proc.wait()
         ended()
     return RanksOutcome(code, list(tail))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 PROGRESS_PREFIX = "@@bench-progress "
@@ -30,3 +31,15 @@ def parse_progress(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return event if isinstance(event, dict) else None
+
+
+def relay(lines: Iterable[str], on_progress: Callable[[dict[str, Any]], None],
+          keep: Callable[[str], None]) -> None:
+    """Pass a process's events on and hand every other line (without its newline) to
+    ``keep``, until its output ends."""
+    for line in lines:
+        event = parse_progress(line)
+        if event is not None:
+            on_progress(event)
+        else:
+            keep(line.rstrip("\n"))

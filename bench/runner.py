@@ -33,7 +33,7 @@ from bench.config import Entry, Suite
 from bench.devices import DeviceBackend
 from bench.distributed import Placement
 from bench.errors import UserError
-from bench.events import parse_progress
+from bench.events import relay
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
@@ -78,13 +78,20 @@ def refuse_used_out_dir(out: Path) -> None:
             "new or empty one.")
 
 
-def prepare_out_dir(out: Path) -> Path:
-    """Create ``out`` and prove it writable before anything runs (nothing left on failure)."""
+def prepare_out_dir(out: Path, owner: str | None = None) -> Path:
+    """Create ``out`` and prove it writable before anything runs (nothing left on failure).
+
+    ``owner`` (``uid:gid``) hands the new directory to another user: the container launcher,
+    run as root, gives it to the image's own user, which writes the results."""
     refuse_used_out_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
+        if owner:
+            uid, gid = (int(x) for x in owner.split(":"))
+            os.chown(out, uid, gid)
+        else:
+            with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+                pass
     except OSError as exc:
         raise UserError(f"Output directory {out} is not writable: {exc.strerror or exc}.",
                         "Choose a directory you can write to with `--out DIR`, or fix its "
@@ -149,12 +156,7 @@ def run_child(spec: RepeatSpec, timeout_s: float,
 
             def pump() -> None:
                 assert proc.stdout is not None
-                for line in proc.stdout:
-                    event = parse_progress(line)
-                    if event is not None:
-                        on_progress(event)
-                    else:
-                        log.append(line.rstrip("\n"))
+                relay(proc.stdout, on_progress, log.append)
 
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()

@@ -27,13 +27,14 @@ from testbed.audit.replay import (
     SUITE_FILE,
     Rerun,
     overrides_of,
-    run_container,
-    run_native,
+    rerun,
     suite_from_results,
     write_suite,
 )
 from testbed.audit.submission import Submission, load_submission
 from testbed.audit.tolerances import Tolerances, load_tolerances
+from testbed.launch.container import ContainerLauncher
+from testbed.launch.native import NativeLauncher
 
 AUDIT_SCHEMA_VERSION = "1.0"
 SAME, DISTINCT = "as-submitted", "distinct-inputs"
@@ -158,15 +159,13 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
     why_not = {e: caching_not_applicable(sub.results[e]) for e in entries}
     varied = [e for e in entries if why_not[e] is None]
 
+    launcher = NativeLauncher(out_dir) if native else ContainerLauncher(out_dir)
+
     def run(name: str, suite: dict[str, Any], ids: list[str]) -> Rerun:
         suite_file = write_suite(out_dir / f"{name}-{SUITE_FILE}", suite)
-        target = out_dir / name
         sets = [o for o in overrides if parse_override(o)[0] in ids]
-        if native:
-            return run_native(suite_file, target, vendor, sets, label, name)
-        assert image_ref is not None
-        return run_container(suite_file, target, vendor, sets, label, image_ref, name,
-                             out_dir)
+        return rerun(launcher, suite_file, out_dir / name, vendor, sets, label, name,
+                     None if native else image_ref)
 
     reruns = [run(SAME, suite_from_results(sub, entries), entries)]
     if varied:

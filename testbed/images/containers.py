@@ -3,9 +3,10 @@
 ``run_options`` turns a vendor spec (its passthrough, environment, mounts, user) and the
 devices asked for into one ``RunOptions``; that object gives both the Docker SDK arguments the
 run uses and the equivalent ``docker run`` command line (printed, documented, unit-tested for
-every vendor). ``run_bench`` finds the image built from the current sources, streams the
-container's progress, stops it on Ctrl-C (SIGTERM, which the bench treats as Ctrl-C and keeps
-what finished), and validates every result on the host.
+every vendor). ``find_bench_image`` finds the image built from the current sources,
+``stream_container`` streams the container's progress and stops it on Ctrl-C (SIGTERM, which
+the bench treats as Ctrl-C and keeps what finished), ``reject_invalid`` validates every result
+on the host. The container launcher (``testbed/launch/container.py``) puts them together.
 """
 
 from __future__ import annotations
@@ -209,27 +210,17 @@ def container_user(spec: VendorSpec, host_uid: int, host_gid: int) -> str | None
     return f"{spec.user['uid']}:{spec.user['uid']}"
 
 
-def bench_command(spec: VendorSpec, suite: str, run_id: str, only: str | None,
-                  overrides: list[str], label: str | None = None
-                  ) -> tuple[list[str], Mount | None]:
-    """Arguments of ``python -m bench`` in the container; a suite file is mounted read-only."""
-    suite_arg, mount = suite, None
+def suite_mount(suite: str) -> tuple[str, Mount | None]:
+    """The ``--suite`` argument in the container: a name as it is, a suite file mounted
+    read-only under /suites (and named by its path there)."""
     path = Path(suite)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise UserError(f"Suite file {suite} does not exist.",
                             "Give a suite name (`invoke list`) or an existing file.")
         mount = Mount(str(path.resolve()), f"{SUITE_MOUNT}/{path.name}", True)
-        suite_arg = mount.target
-    cmd = ["run", "--suite", suite_arg, "--device", spec.data["bench_device"],
-           "--out", RESULTS_MOUNT, "--run-id", run_id]
-    if only:
-        cmd += ["--only", only]
-    for item in overrides:
-        cmd += ["--set", item]
-    if label:
-        cmd += ["--label", label]
-    return cmd, mount
+        return mount.target, mount
+    return suite, None
 
 
 def run_options(spec: VendorSpec, image: str, digest: str, revision: str, command: list[str],

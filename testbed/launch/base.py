@@ -36,12 +36,12 @@ class RunRequest:
     def suite_stem(self) -> str:
         return Path(self.suite).stem
 
-    def bench_args(self, device: str, run_id: str, out: str, suite: str | None = None,
+    def bench_args(self, device: str, run_id: str, suite: str | None = None,
                    extra: tuple[str, ...] = ()) -> list[str]:
-        """``python -m bench`` arguments of this run (``suite`` where the launcher moves the
-        suite file, e.g. into a container)."""
-        args = ["run", "--suite", suite or self.suite, "--device", device, "--out", out,
-                "--run-id", run_id]
+        """``python -m bench`` arguments of this run, but for where it writes (``--out``,
+        which each launcher adds: a path here, ``/results`` in a container, the node's
+        directory on a cluster). ``suite`` where the launcher moves the suite file."""
+        args = ["run", "--suite", suite or self.suite, "--device", device, "--run-id", run_id]
         if self.only:
             args += ["--only", ",".join(self.only)]
         for item in self.overrides:

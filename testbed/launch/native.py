@@ -24,10 +24,10 @@ class NativeLauncher(Launcher):
 
         vendor = detect() if request.vendor == "auto" else request.vendor
         run_id, out = self.run_dir(request, vendor)
-        extra: tuple[str, ...] = ()
+        extra: tuple[str, ...] = ("--out", str(out))
         if request.devices is not None:
-            extra = ("--devices", ",".join(str(d) for d in request.devices))
-        argv = request.bench_args(vendor, run_id, str(out), extra=extra)
+            extra += ("--devices", ",".join(str(d) for d in request.devices))
+        argv = request.bench_args(vendor, run_id, extra=extra)
         if request.name:
             print(f"run ({request.name}): python -m bench {' '.join(argv)}", flush=True)
         proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO_DIR,

@@ -30,6 +30,7 @@ from bench import __version__
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, atomic_write_text
 from bench.progress import Display, headline
+from testbed.launch.base import Launcher, RunOutcome, RunRequest
 from testbed.launch.slurm_script import (
     BATCH_SCRIPT,
     NODE_SCRIPT,
@@ -607,33 +608,46 @@ def _apptainer(spec: Any, image: str | None) -> tuple[str, tuple[str, ...]]:
     return str(path.resolve()), tuple(flags)
 
 
-def bench_on_slurm(vendor: str, suite: str, options: SlurmOptions, out: str | None,
-                   only: list[str] | None, overrides: list[str], label: str | None,
-                   image: str | None, results_root: Path,
-                   poll_s: float = 2.0) -> tuple[Path, int]:
+class SlurmLauncher(Launcher):
     """``invoke bench --slurm``: plan, submit, follow and gather one run."""
-    from testbed.images.spec import VENDORS
 
-    if vendor == "auto":
-        raise UserError("A Slurm run needs --vendor (the nodes' devices).",
-                        f"Give one of {', '.join(VENDORS)}.")
-    require_scheduler()  # first: a machine that cannot submit is told so at once
+    name = "slurm"
 
-    from bench.provenance import check_label
-    from bench.runner import new_run_id, prepare_out_dir
+    def __init__(self, results_root: Path, options: SlurmOptions,
+                 poll_s: float = 2.0) -> None:
+        super().__init__(results_root)
+        self.options = options
+        self.poll_s = poll_s
 
-    if label is not None:
-        check_label(label)
-    run_id = new_run_id(vendor, Path(suite).stem)
-    run_dir = Path(out) if out else results_root / run_id
-    job = plan_job(vendor, suite, options, run_id, run_dir, only, tuple(overrides), label,
-                   image)
-    prepare_out_dir(run_dir)
-    display = Display()
-    display.line(f"run {run_id}: suite {suite} on {options.nodes} Slurm node(s) -> {run_dir}")
-    try:
-        return run_dir, run_job(job, run_dir, display, poll_s)
-    except KeyboardInterrupt:
-        display.note(f"stopped following; the job may still be ending: `invoke gather "
-                     f"{run_dir}` gathers it")
-        return run_dir, 130
+    def launch(self, request: RunRequest) -> RunOutcome:
+        from testbed.images.spec import VENDORS
+
+        if request.vendor == "auto":
+            raise UserError("A Slurm run needs --vendor (the nodes' devices).",
+                            f"Give one of {', '.join(VENDORS)}.")
+        if request.devices is not None:
+            raise UserError("--devices selects devices of this machine; a Slurm job gets its "
+                            "nodes' devices from the scheduler.",
+                            "Give --devices-per-node G instead.")
+        require_scheduler()  # first: a machine that cannot submit is told so at once
+
+        from bench.provenance import check_label
+        from bench.runner import prepare_out_dir
+
+        if request.label is not None:
+            check_label(request.label)
+        run_id, run_dir = self.run_dir(request, request.vendor)
+        job = plan_job(request.vendor, request.suite, self.options, run_id, run_dir,
+                       list(request.only) or None, request.overrides, request.label,
+                       request.image)
+        prepare_out_dir(run_dir)
+        display = Display()
+        display.line(f"run {run_id}: suite {request.suite} on {self.options.nodes} Slurm "
+                     f"node(s) -> {run_dir}")
+        try:
+            code = run_job(job, run_dir, display, self.poll_s)
+        except KeyboardInterrupt:
+            display.note(f"stopped following; the job may still be ending: `invoke gather "
+                         f"{run_dir}` gathers it")
+            code = 130
+        return RunOutcome(run_dir, code, interrupted=code == 130)

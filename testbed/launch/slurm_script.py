@@ -148,19 +148,18 @@ def batch_script(job: SlurmJob) -> str:
 
 
 def bench_args(job: SlurmJob) -> list[str]:
-    """The fixed part of ``python -m bench run`` on every node (the node script adds the
-    entry, the node's paths and its placement)."""
-    args = ["run", "--suite", job.suite, "--device", job.bench_device, "--run-id", job.run_id,
-            "--launcher", "slurm", "--quiet"]
+    """The fixed part of ``python -m bench run`` on every node, as every launcher builds it
+    (``RunRequest.bench_args``); the node script adds the entry, the node's paths and its
+    placement."""
+    from testbed.launch.base import RunRequest
+
+    extra = ["--launcher", "slurm", "--quiet"]
     if job.devices_per_node:
         # The devices are the job's (Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu; the job
         # owns whole nodes): the ranks of a multi-rank entry are G per node.
-        args += ["--nproc-per-node", str(job.devices_per_node)]
-    if job.label:
-        args += ["--label", job.label]
-    for item in job.overrides:
-        args += ["--set", item]
-    return args
+        extra += ["--nproc-per-node", str(job.devices_per_node)]
+    request = RunRequest(suite=job.suite, overrides=job.overrides, label=job.label)
+    return request.bench_args(job.bench_device, job.run_id, extra=tuple(extra))
 
 
 def _launch_line(job: SlurmJob) -> list[str]:
