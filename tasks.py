@@ -12,6 +12,8 @@ from pathlib import Path
 
 from invoke import Exit, task
 
+from bench.vendors import vendor_list
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 REPORTS = ROOT / "reports"
@@ -78,8 +80,8 @@ def latest_run(results: Path = RESULTS) -> Path:
     iterable=["set_"],
     help={
         "suite": "suite name (smoke, ...) or suite file",
-        "vendor": "cpu, cuda, mlu, corex, jetson (the image to run in; with --native the "
-                  "default is what this machine has)",
+        "vendor": f"{vendor_list()} (the image to run in; with --native the default is "
+                  "what this machine has)",
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
@@ -418,9 +420,9 @@ def lint(c):
     print(f"hadolint: {len(dockerfiles)} Dockerfile(s) clean")
 
 
-@task(help={"vendor": "cpu, cuda, mlu, corex or jetson",
-            "base": "base image: required for vendor-distributed bases (mlu, corex); "
-                    "IMAGE@sha256:... for public ones"})
+@task(help={"vendor": vendor_list(" | "),
+            "base": "base image: required where images/<vendor>/vendor.yaml names a "
+                    "vendor-distributed base; IMAGE@sha256:... for public ones"})
 def build(c, vendor="cpu", base=None):
     """Build a vendor's image from images/<vendor>/Dockerfile, tagged by its inputs' hash."""
     from bench.errors import UserError
@@ -432,7 +434,7 @@ def build(c, vendor="cpu", base=None):
         raise _fail(exc) from exc
 
 
-@task(help={"vendor": "cpu, cuda, mlu, corex or jetson"})
+@task(help={"vendor": vendor_list(" | ")})
 def lock(c, vendor="cpu"):
     """Re-resolve images/<vendor>/requirements.lock (hash-pinned, for the image's Python)."""
     from bench.errors import UserError

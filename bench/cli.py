@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import __version__
 from bench.errors import EXIT_USAGE, UserError
+from bench.vendors import vendor_list
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -151,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", required=True, help="suite name (see `list`) or a suite file")
     run.add_argument("--out", help="run directory to write (default results/<run-id>)")
     run.add_argument("--device", default="auto",
-                     help="vendor backend: auto, cpu, cuda, mlu, corex, jetson")
+                     help=f"vendor backend: auto, {vendor_list()}")
     run.add_argument("--only", help="comma-separated entry ids to run")
     run.add_argument("--set", action="append", default=[], metavar="ENTRY.PARAM=VALUE",
                      help="override a workload parameter (recorded, marked non-comparable)")

@@ -1,6 +1,7 @@
-"""Device backends. cpu runs for real; mlu, corex and jetson are tested against their vendor
-APIs faked at the lowest level (a stand-in ``torch_mlu`` package, CoreX's version string, a
-real ``nv_tegra_release`` file), so the backend code itself is the real code."""
+"""Device backends. cpu runs for real; the others are tested against their vendor APIs faked at
+the lowest level (stand-in ``torch_mlu`` / ``torch_npu`` packages, CoreX's version string, a
+ROCm build's ``torch.version.hip``, a real ``nv_tegra_release`` file), so the backend code
+itself is the real code."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from bench.devices import BACKENDS, get_backend
 from bench.devices.corex import CorexBackend, corex_version
 from bench.devices.cuda import CudaBackend
 from bench.devices.jetson import JetsonBackend, l4t_release
+from bench.devices.rocm import RocmBackend, dtk_version
 from bench.errors import UserError
+from bench.vendors import VENDORS
 from tests.conftest import ROOT
 
 ISOLATED = ROOT / "tests" / "isolated"
@@ -43,11 +46,12 @@ def test_unknown_vendor_is_a_user_error():
         get_backend("npu")
 
 
-def test_mlu_backend_in_a_fresh_interpreter():
-    """The stand-in torch_mlu renames torch's PrivateUse1 device to "mlu" for good (as the real
-    extension does), so its tests run in their own interpreter and cannot leak into others."""
+@pytest.mark.parametrize("module", ["test_mlu_backend.py", "test_ascend_backend.py"])
+def test_privateuse1_backends_in_a_fresh_interpreter(module):
+    """The stand-in torch_mlu / torch_npu rename torch's PrivateUse1 device for good (as the
+    real extensions do), so their tests run in their own interpreter and cannot leak."""
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(ISOLATED / "test_mlu_backend.py")], cwd=ROOT,
+                           str(ISOLATED / module)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "BENCH_ISOLATED": "1"})
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -110,11 +114,110 @@ def test_jetson_detected_by_tegra_release(monkeypatch, tmp_path):
 
 
 def test_every_backend_declares_its_interface():
+    from bench.telemetry import FALLBACKS
+
+    assert set(BACKENDS) == set(VENDORS) and len(VENDORS) == 7
     for name, cls in BACKENDS.items():
         assert cls.vendor == name
-        assert cls.device_type in ("cpu", "cuda", "mlu")
-        assert cls.dist_backend in ("gloo", "nccl", "cncl")
-        assert cls.telemetry in ("host", "nvml", "cndev", "ixml", "jtop")
+        assert cls.device_type in ("cpu", "cuda", "mlu", "npu")
+        assert cls.dist_backend in ("gloo", "nccl", "cncl", "hccl")
+        assert cls.telemetry in FALLBACKS, f"{name}: no telemetry chain {cls.telemetry!r}"
+    assert devices.DETECTION_ORDER[-1] == "cpu"
+    assert devices.DETECTION_ORDER.index("rocm") < devices.DETECTION_ORDER.index("cuda")
+
+
+def test_a_vendor_module_without_its_backend_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "bench_fake_vendor_pkg").mkdir()
+    module = tmp_path / "bench_fake_vendor_pkg" / "__init__.py"
+    module.write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    monkeypatch.setattr(importlib, "import_module", lambda name: __import__(
+        "bench_fake_vendor_pkg"))
+    with pytest.raises(TypeError, match="exactly one DeviceBackend subclass"):
+        devices.backend_class("tpu")
+
+
+# -- ROCm (HIP builds of torch), told apart from CUDA, CoreX and Jetson ---------------------
+HIP = "6.2.41133-dd7f95766"
+
+
+def fake_gpu(monkeypatch, *, version="2.13.0", hip=None, name="NVIDIA H100 80GB HBM3",
+             integrated=False, count=2, bf16=True):
+    monkeypatch.setattr(torch, "__version__", version)
+    monkeypatch.setattr(torch.version, "hip", hip)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: name)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index=0: type("Props", (), {"is_integrated": integrated})())
+    total = 196592 * 2**20
+    for fn, value in (("memory_allocated", 1024), ("max_memory_allocated", 4096),
+                      ("memory_reserved", 8192), ("mem_get_info", (total - 8192, total))):
+        monkeypatch.setattr(torch.cuda, fn, lambda index=0, v=value: v)
+
+
+ENVIRONMENTS = {
+    "cuda": {},
+    "rocm": {"version": "2.4.0+rocm6.2", "hip": HIP, "name": "AMD Instinct MI300X"},
+    "rocm-mi250x": {"version": "2.3.0a0+gitd2f9472", "hip": HIP, "name": "AMD Instinct MI250X"},
+    "rocm-hygon": {"version": "2.1.0+das.opt1.dtk24041", "hip": "5.7.24164", "name": "K100_AI"},
+    "rocm-apu": {"version": "2.5.0+rocm6.2", "hip": HIP, "name": "AMD Radeon Graphics",
+                 "integrated": True},
+    "corex": {"version": "2.1.1+corex.4.1.0", "name": "Iluvatar BI-V150"},
+    "corex-name-only": {"name": "Iluvatar MR-V100"},
+}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_detection_picks_exactly_one_vendor(env, monkeypatch, tmp_path):
+    """In each faked environment exactly one accelerator backend answers, so `auto` can never
+    confuse ROCm with CUDA or CoreX, whatever the detection order."""
+    monkeypatch.setattr("bench.devices.jetson.TEGRA_RELEASE_FILE", tmp_path / "absent")
+    fake_gpu(monkeypatch, **ENVIRONMENTS[env])
+    expected = env.split("-")[0]
+    available = [v for v, cls in BACKENDS.items() if v != "cpu" and cls.detect().available]
+    assert available == [expected]
+    assert devices.detect() == expected
+
+
+def test_cuda_and_corex_refuse_a_rocm_build_by_name(monkeypatch):
+    fake_gpu(monkeypatch, **ENVIRONMENTS["rocm"])
+    det = CudaBackend.detect()
+    assert not det.available and "use vendor rocm" in det.reason and HIP in det.reason
+    assert "ROCm (HIP) build" in CorexBackend.detect().reason
+    assert "ROCm (HIP) build" in JetsonBackend.detect().reason
+
+
+def test_rocm_backend_on_a_hip_build(monkeypatch):
+    fake_gpu(monkeypatch, **ENVIRONMENTS["rocm"])
+    backend = get_backend("rocm")
+    assert backend.device().type == "cuda"  # HIP answers the torch.cuda API
+    assert backend.dist_backend == "nccl"  # RCCL under the nccl name
+    assert backend.telemetry == "amdsmi"
+    assert backend.visible_devices_env == "HIP_VISIBLE_DEVICES"
+    assert backend.sdk_version() == f"HIP {HIP}"
+    assert backend.amp_dtypes() == (torch.float16, torch.bfloat16)
+    assert not backend.supports_precision("tf32")
+    info = backend.info()
+    assert info["name"] == "AMD Instinct MI300X" and info["count"] == 2
+    assert info["memory_total_bytes"] == 196592 * 2**20
+    assert backend.is_oom(torch.cuda.OutOfMemoryError("HIP out of memory"))
+
+
+def test_rocm_absent_on_stock_and_on_a_gpu_less_hip_build(monkeypatch):
+    assert "not a ROCm (HIP) build" in RocmBackend.detect().reason
+    monkeypatch.setattr(torch.version, "hip", HIP)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "sees no GPU" in RocmBackend.detect().reason
+
+
+def test_hygon_dtk_version():
+    assert dtk_version("2.1.0+das.opt1.dtk24041") == "24.04.1"
+    assert dtk_version("2.1.0+git2dc3b1d.abi0.dtk2404") == "24.04"
+    assert dtk_version("2.4.0+rocm6.2") is None
 
 
 def test_fp32_means_fp32_on_cuda_type_devices():

@@ -1,4 +1,5 @@
-"""Property-based tests of every text parser (tegrastats lines, cnmon tables, ixsmi CSV).
+"""Property-based tests of every text parser (tegrastats lines, cnmon tables, ixsmi CSV,
+npu-smi tables, rocm-smi JSON, hy-smi tables).
 
 Three properties each: (1) no input makes the parser raise; (2) it never invents a value:
 every number it returns is written in the input; (3) well-formed input generated from known
@@ -15,10 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.telemetry.ascend import parse_npu_smi
 from bench.telemetry.base import MIB
 from bench.telemetry.cndev import parse_cnmon
 from bench.telemetry.ixml import IXSMI_COLUMNS, parse_ixsmi_csv, parse_value, query_fields
 from bench.telemetry.jetson import parse_tegrastats_line
+from bench.telemetry.rocm import parse_hy_smi, parse_rocm_smi_json
 from tests.conftest import FIXTURES
 
 PROFILE = settings(max_examples=150, deadline=None,
@@ -251,3 +254,146 @@ def test_ixsmi_parser_never_raises_nor_invents(text):
                                                   if n == name)]
                 assert written(value / factor, found)
     assert all(isinstance(p, str) and p for p in problems)
+
+
+# -- npu-smi info ---------------------------------------------------------------------------
+def npu_smi_table(chips: list[dict]) -> str:
+    lines = ["+" + "-" * 96 + "+",
+             "| npu-smi 24.1.rc2                 Version: 24.1.rc2" + " " * 46 + "|",
+             "| NPU   Name                | Health        | Power(W)    Temp(C)           "
+             "Hugepages-Usage(page)|",
+             "| Chip                      | Bus-Id        | AICore(%)   Memory-Usage(MB)  "
+             "HBM-Usage(MB)        |",
+             "+" + "=" * 27 + "+" + "=" * 15 + "+" + "=" * 52 + "+"]
+    for c in chips:
+        lines.append(f"| {c['npu']:<5} {c['name']:<19} | OK            | {c['power']:<11} "
+                     f"{c['temp']:<17} 0    / 0             |")
+        lines.append(f"| 0                         | 0000:C1:00.0  | {c['util']:<11} "
+                     f"0    / 0          {c['used']:<4} / {c['total']:<12} |")
+        lines.append("+" + "=" * 27 + "+" + "=" * 15 + "+" + "=" * 52 + "+")
+    return "\n".join(lines) + "\n"
+
+
+npu_chips = st.lists(st.fixed_dictionaries({
+    "name": st.sampled_from(["910B1", "910B2", "910B3", "910B4", "910A", "910B2C"]),
+    "power": st.one_of(st.floats(0, 600, allow_nan=False).map(lambda x: f"{x:.1f}"),
+                       st.sampled_from(["NA", "-"])),
+    "temp": st.integers(0, 110), "util": st.integers(0, 100),
+    "used": st.integers(0, 65536), "extra": st.integers(0, 65536)}), min_size=1, max_size=8)
+
+
+@PROFILE
+@given(npu_chips)
+def test_npu_smi_round_trip(chips):
+    for i, c in enumerate(chips):
+        c["npu"], c["total"] = i, c["used"] + c["extra"] + 1
+    parsed = parse_npu_smi(npu_smi_table(chips))
+    assert [(p.npu, p.chip, p.name) for p in parsed] == [(c["npu"], 0, c["name"]) for c in chips]
+    for c, p in zip(chips, parsed, strict=True):
+        assert p.values["temp_c"] == c["temp"] and p.values["util_pct"] == c["util"]
+        assert p.values["mem_used_bytes"] == c["used"] * MIB
+        assert p.values["mem_total_bytes"] == c["total"] * MIB
+        if c["power"] in ("NA", "-"):
+            assert p.values["power_w"] is None and c["power"] in p.reasons["power_w"]
+        else:
+            assert p.values["power_w"] == float(c["power"])
+
+
+npu_like = st.lists(st.one_of(
+    st.sampled_from(["| NPU   Name | Health | Power(W)  Temp(C)  Hugepages-Usage(page)|",
+                     "| Chip | Bus-Id | AICore(%) Memory-Usage(MB) HBM-Usage(MB) |",
+                     "| 0     910B3  | OK  | 101.8  43  0 / 0 |",
+                     "| 0            | 0000:C1:00.0 | 0  0 / 0  3318 / 65536 |",
+                     "| 1 Ascend910 | OK | - NA 0 / 0 |", "| 1 1 | NA | x 5/ 3 7/ |",
+                     "| No running processes found in NPU 0 |", "| a | b | c | d |", "|||"]),
+    st.text(max_size=30).map(lambda t: f"| 0 {t} | {t} | {t} |"),
+    st.text(max_size=60)), max_size=14).map("\n".join)
+
+
+@PROFILE
+@given(st.one_of(st.text(), npu_like))
+def test_npu_smi_parser_never_raises_nor_invents(text):
+    found = numbers_in(text)
+    for chip in parse_npu_smi(text):
+        for name, value in chip.values.items():
+            assert (value is None) == (name in chip.reasons), name
+            if value is None:
+                continue
+            shown = value / MIB if name.startswith("mem_") else value
+            assert written(shown, found), (name, value)
+        if chip.values.get("util_pct") is not None:
+            assert 0 <= chip.values["util_pct"] <= 100
+
+
+# -- rocm-smi --json ------------------------------------------------------------------------
+ROCM_VALUE = st.one_of(st.integers(-5, 10**12).map(str), st.floats(-5, 1e6, allow_nan=False)
+                       .map(lambda x: f"{x:.1f}"), st.sampled_from(
+    ["N/A", "N/A (Secondary die)", "-1", "", "abc", "1e3", "nan"]), st.integers(0, 800),
+                       st.none(), st.booleans())
+ROCM_KEYS = ["GPU use (%)", "VRAM Total Memory (B)", "VRAM Total Used Memory (B)",
+             "Current Socket Graphics Package Power (W)", "Average Graphics Package Power (W)",
+             "Temperature (Sensor junction) (C)", "Temperature (Sensor edge) (C)",
+             "Accumulated Energy (uJ)", "Card Series"]
+
+
+@PROFILE
+@given(st.dictionaries(st.sampled_from(["card0", "card1", "card12", "system", "cardX", "x"]),
+                       st.one_of(st.dictionaries(st.sampled_from(ROCM_KEYS), ROCM_VALUE),
+                                 ROCM_VALUE), max_size=5),
+       st.text(max_size=40))
+def test_rocm_smi_parser_never_raises_nor_invents(doc, noise):
+    import json
+
+    text = noise.replace("{", "").replace("}", "") + "\n" + json.dumps(doc)
+    found = numbers_in(json.dumps(doc))
+    for card in parse_rocm_smi_json(text).values():
+        for name, value in card.values.items():
+            assert (value is None) == (name in card.reasons), name
+            if value is not None:
+                shown = value * 1e6 if name == "energy_j" else value
+                assert written(shown, found), (name, value)
+        if card.values["util_pct"] is not None:
+            assert 0 <= card.values["util_pct"] <= 100
+    assert parse_rocm_smi_json(noise) == {} or "{" in noise
+
+
+# -- hy-smi ---------------------------------------------------------------------------------
+HY_HEADER = "DCU     Temp     AvgPwr     Perf     PwrCap     VRAM%      DCU%      Mode"
+hy_rows = st.lists(st.fixed_dictionaries({
+    "temp": st.floats(0, 120, allow_nan=False).map(lambda x: round(x, 1)),
+    "power": st.floats(0, 900, allow_nan=False).map(lambda x: round(x, 1)),
+    "util": st.integers(0, 100), "unit": st.sampled_from(["C", "°C"])}),
+    min_size=1, max_size=8)
+
+
+@PROFILE
+@given(hy_rows, st.integers(0, 4))
+def test_hy_smi_round_trip_and_a_corrupted_cell(rows, corrupt):
+    lines = ["=" * 30 + " System Management Interface " + "=" * 30, "=" * 86, HY_HEADER]
+    for i, r in enumerate(rows):
+        power = "abcW" if i == corrupt else f"{r['power']}W"
+        lines.append(f"{i:<8}{r['temp']}{r['unit']:<6}{power:<11}auto     300.0W     0%"
+                     f"         {r['util']}%        Normal   ")
+    parsed = parse_hy_smi("\n".join(lines) + "\n")
+    assert sorted(parsed) == list(range(len(rows)))
+    for i, r in enumerate(rows):
+        values = parsed[i].values
+        assert values["temp_c"] == r["temp"] and values["util_pct"] == r["util"]
+        if i == corrupt:
+            assert values["power_w"] is None and "abcW" in parsed[i].reasons["power_w"]
+        else:
+            assert values["power_w"] == r["power"]
+
+
+@PROFILE
+@given(st.one_of(st.text(), st.lists(st.one_of(
+    st.just(HY_HEADER), st.text(max_size=50), st.lists(st.sampled_from(
+        ["0", "1", "49.0C", "N/A", "118.0W", "auto", "0%", "140%", "x", "0.0%"]),
+        max_size=9).map(" ".join)), max_size=10).map("\n".join)))
+def test_hy_smi_parser_never_raises_nor_invents(text):
+    found = numbers_in(text)
+    for card in parse_hy_smi(text).values():
+        for name, value in card.values.items():
+            assert (value is None) == (name in card.reasons), name
+            if value is not None:
+                assert written(value, found), (name, value)

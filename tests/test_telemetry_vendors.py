@@ -29,6 +29,7 @@ from bench.telemetry.jetson import JtopAdapter, TegrastatsAdapter
 from tests.conftest import FIXTURES, run_bench
 
 TELEMETRY = FIXTURES / "telemetry"
+FAKE_TOOLS = ("cnmon", "ixsmi", "tegrastats", "npu-smi", "rocm-smi", "hy-smi")
 
 
 # -- building the stubs ---------------------------------------------------------------------
@@ -49,6 +50,9 @@ def stub_libs(tmp_path_factory):
         "cndev_v5": compile_stub(TELEMETRY / "stub_cndev.c", d / "libcndev_v5.so",
                                  "-DOLD_API"),
         "ixml": compile_stub(TELEMETRY / "stub_ixml.c", d / "libixml.so"),
+        "dcmi": compile_stub(TELEMETRY / "stub_dcmi.c", d / "libdcmi.so"),
+        "dcmi_old": compile_stub(TELEMETRY / "stub_dcmi.c", d / "libdcmi_old.so",
+                                 "-DOLD_CARD_LIST"),
     }
 
 
@@ -76,21 +80,24 @@ def ixml_stub(stub_libs, monkeypatch):
 
 @pytest.fixture
 def fake_tools(tmp_path, monkeypatch):
-    """``cnmon``, ``ixsmi`` and ``tegrastats`` on PATH, printing the fixture set in env."""
+    """The vendor tools on PATH (cnmon, ixsmi, tegrastats, npu-smi, rocm-smi, hy-smi), each
+    printing the fixture set with ``use(tool, fixture)``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("cnmon", "ixsmi", "tegrastats"):
+    for tool in FAKE_TOOLS:
         wrapper = bin_dir / tool
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" '
                            f'"{TELEMETRY / "fake_tool.py"}" {tool} "$@"\n')
         wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setenv("FAKE_STATE", str(tmp_path / "state"))
-    for var in ("CUDA_VISIBLE_DEVICES", "MLU_VISIBLE_DEVICES", "BENCH_TELEMETRY"):
+    for var in ("CUDA_VISIBLE_DEVICES", "MLU_VISIBLE_DEVICES", "BENCH_TELEMETRY",
+                "ASCEND_RT_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
         monkeypatch.delenv(var, raising=False)
 
     def use(tool: str, fixture: str) -> None:
-        monkeypatch.setenv(f"FAKE_{tool.upper()}", str(TELEMETRY / tool / fixture))
+        env = "FAKE_" + tool.upper().replace("-", "_")
+        monkeypatch.setenv(env, str(TELEMETRY / tool / fixture))
 
     return use
 

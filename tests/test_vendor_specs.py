@@ -1,13 +1,14 @@
 """Vendor specs and the `docker run` options derived from them (no engine needed).
 
-The cuda, mlu, corex and jetson images cannot run here, so their options are checked against
-the vendor facts (VENDORS.md) with a fake host laid out as a directory: /dev nodes and mounts
-are files under ``host``, and the real option code looks them up there.
+The accelerator images cannot run here, so their options are checked against the vendor facts
+(docs/vendors.md) with a fake host laid out as a directory: /dev nodes, mounts and the AMD KFD
+topology are files under ``host``, and the real option code looks them up there.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 
@@ -38,11 +39,31 @@ def make_host(tmp_path: Path, *paths: str) -> Path:
     return tmp_path
 
 
-def options(vendor: str, host: Path, devices=None, uid=1000, gid=1000):
+def options(vendor: str, host: Path, devices=None, uid=1000, gid=1000, runtimes=frozenset()):
     spec = SPECS[vendor]
     return run_options(spec, f"accel-testbed/{vendor}:0123456789abcdef", "sha256:" + "a" * 64,
                        "abc123", ["run", "--suite", "smoke"], Path("/tmp/out"), devices, [],
-                       uid, gid, name="n", host_root=host)
+                       uid, gid, name="n", host_root=host, runtimes=runtimes)
+
+
+ASCEND_HOST = ("/dev/davinci0", "/dev/davinci1", "/dev/davinci_manager", "/dev/devmm_svm",
+               "/dev/hisi_hdc", "/usr/local/Ascend/driver/version.info")
+
+
+def make_kfd_host(tmp_path: Path, minors: list[int], cpu_nodes: int = 1) -> Path:
+    """A host whose KFD topology has ``cpu_nodes`` CPU nodes, then one GPU per render minor."""
+    nodes = tmp_path / "sys/class/kfd/kfd/topology/nodes"
+    for n in range(cpu_nodes):
+        (nodes / str(n)).mkdir(parents=True)
+        (nodes / str(n) / "properties").write_text(
+            "cpu_cores_count 64\nsimd_count 0\ndrm_render_minor 0\n")
+    for k, minor in enumerate(minors):
+        node = nodes / str(cpu_nodes + k)
+        node.mkdir(parents=True)
+        node.joinpath("properties").write_text(
+            f"cpu_cores_count 0\nsimd_count 1216\ngfx_target_version 90402\n"
+            f"drm_render_minor {minor}\n")
+    return make_host(tmp_path, "/dev/kfd", *(f"/dev/dri/renderD{m}" for m in minors))
 
 
 def flag_values(argv: list[str], flag: str) -> list[str]:
@@ -67,7 +88,8 @@ def test_every_image_has_a_valid_spec_dockerfile_and_hash_pinned_lock(vendor):
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_least_privilege_for_every_vendor(vendor, tmp_path):
     host = make_host(tmp_path, "/dev/cambricon_dev0", "/dev/cambricon_ctl", "/dev/iluvatar0",
-                     "/etc/nv_tegra_release")
+                     "/etc/nv_tegra_release", *ASCEND_HOST)
+    make_kfd_host(host, [128])
     opts = options(vendor, host)
     argv = opts.docker_cli()
     assert "--privileged" not in argv and not opts.privileged
@@ -172,6 +194,96 @@ def test_jetson_runtime_and_mounts(tmp_path):
         options("jetson", tmp_path / "not-a-jetson")
 
 
+def test_ascend_device_nodes_driver_and_group(tmp_path):
+    host = make_host(tmp_path, *ASCEND_HOST, "/dev/davinci3", "/usr/local/bin/npu-smi")
+    opts = options("ascend", host)
+    assert opts.devices == ["/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc",
+                            "/dev/davinci0", "/dev/davinci1", "/dev/davinci3"]
+    assert opts.environment["ASCEND_RT_VISIBLE_DEVICES"] == "0,1,2"
+    argv = opts.docker_cli()
+    mounts = flag_values(argv, "-v")
+    assert "/usr/local/Ascend/driver:/usr/local/Ascend/driver:ro" in mounts
+    assert "/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro" in mounts
+    assert not any(m.startswith("/usr/local/dcmi") for m in mounts)  # optional, absent here
+    assert opts.user == "1000:1000" and opts.runtime is None
+    gid = str((host / "dev/davinci0").stat().st_gid)
+    assert opts.group_add == ([gid] if gid != "0" else [])  # the nodes' group, never root's
+    assert opts.docker_kwargs()["group_add"] == (opts.group_add or None)
+    opts = options("ascend", host, devices=[3])
+    assert opts.devices[-1] == "/dev/davinci3" and len(opts.devices) == 4
+    assert opts.environment["ASCEND_RT_VISIBLE_DEVICES"] == "0"
+    with pytest.raises(UserError, match="/dev/davinci2"):
+        options("ascend", host, devices=[2])
+    with pytest.raises(UserError, match="/usr/local/Ascend/driver"):
+        options("ascend", make_host(tmp_path / "nodriver", *ASCEND_HOST[:5]))
+
+
+def test_ascend_docker_runtime_is_used_when_installed(tmp_path):
+    host = make_host(tmp_path, *ASCEND_HOST, "/dev/davinci3")
+    opts = options("ascend", host, devices=[1, 3], runtimes=frozenset({"runc", "ascend"}))
+    argv = opts.docker_cli()
+    assert flag_values(argv, "--runtime") == ["ascend"]
+    env = dict(e.split("=", 1) for e in flag_values(argv, "-e"))
+    assert env["ASCEND_VISIBLE_DEVICES"] == "1,3"  # host indices, for the runtime
+    assert env["ASCEND_RT_VISIBLE_DEVICES"] == "0,1"  # what torch_npu then sees
+    assert opts.devices == [] and flag_values(argv, "-v") == ["/tmp/out:/results"]
+    assert "--privileged" not in argv
+
+
+def test_rocm_render_nodes_from_the_kfd_topology(tmp_path):
+    host = make_kfd_host(tmp_path, [128, 129, 130, 131], cpu_nodes=2)
+    make_host(host, "/opt/hyhal/bin/hy-smi")
+    opts = options("rocm", host)
+    assert opts.devices == ["/dev/kfd", "/dev/dri/renderD128", "/dev/dri/renderD129",
+                            "/dev/dri/renderD130", "/dev/dri/renderD131"]
+    assert opts.environment["HIP_VISIBLE_DEVICES"] == "0,1,2,3"
+    assert "/opt/hyhal:/opt/hyhal:ro" in flag_values(opts.docker_cli(), "-v")
+    opts = options("rocm", host, devices=[2])
+    assert opts.devices == ["/dev/kfd", "/dev/dri/renderD130"]  # that GPU only, not /dev/dri
+    assert opts.environment["HIP_VISIBLE_DEVICES"] == "0"
+    assert opts.user == "1000:1000"
+    with pytest.raises(UserError, match=r"4 rocm GPU\(s\) \(0-3\); --devices names 7"):
+        options("rocm", host, devices=[7])
+
+
+def test_rocm_without_driver_or_nodes_says_so(tmp_path):
+    with pytest.raises(UserError, match=r"KFD topology .* lists no GPU"):
+        options("rocm", tmp_path)
+    host = make_kfd_host(tmp_path / "b", [128])
+    (host / "dev/dri/renderD128").unlink()
+    with pytest.raises(UserError, match="/dev/dri/renderD128"):
+        options("rocm", host)
+
+
+def test_device_groups_are_the_nodes_own_gids(tmp_path):
+    """/dev/kfd in group video (44 on Debian), renderD* in render: the run gets exactly those
+    gids, numerically (the image's /etc/group may name other ids), and never gid 0."""
+    from testbed.images.containers import device_groups
+
+    host = make_kfd_host(tmp_path, [128, 129])
+    kfd, render = host / "dev/kfd", host / "dev/dri/renderD128"
+    if os.geteuid() == 0:
+        os.chown(kfd, -1, 44)
+        os.chown(render, -1, 109)
+        os.chown(host / "dev/dri/renderD129", -1, 109)
+    expected = sorted({kfd.stat().st_gid, render.stat().st_gid} - {0})
+    assert device_groups(["/dev/kfd", "/dev/dri/renderD128", "/dev/dri/renderD129",
+                          "/dev/absent"], host) == [str(g) for g in expected]
+    if os.geteuid() == 0:
+        argv = options("rocm", host, devices=[1]).docker_cli()
+        assert flag_values(argv, "--group-add") == ["44", "109"]
+
+
+def test_kfd_topology_worked_by_hand(tmp_path):
+    from testbed.images.kfd import node_properties, render_minors
+
+    assert node_properties("simd_count 304\ndrm_render_minor 129\nname gfx942\n") == {
+        "simd_count": 304, "drm_render_minor": 129}
+    host = make_kfd_host(tmp_path, [136, 128], cpu_nodes=1)  # node order, not minor order
+    assert render_minors(host) == [136, 128]
+    assert render_minors(tmp_path / "nothing") == []
+
+
 def test_cpu_has_no_devices_and_runs_non_root(tmp_path):
     opts = options("cpu", tmp_path)
     assert opts.devices == [] and opts.gpus is None and opts.runtime is None
@@ -252,6 +364,11 @@ def test_base_image_rules():
         base_reference(SPECS["corex"], None)
     with pytest.raises(UserError, match="refuses an unpinned public base"):
         base_reference(SPECS["jetson"], None)
+    with pytest.raises(UserError, match=r"rocm/pytorch:rocm6\.2\.4.*docker inspect"):
+        base_reference(SPECS["rocm"], None)
+    assert base_reference(SPECS["ascend"], None) == (
+        "quay.io/ascend/torch-npu:2.7.1.post4-910b-ubuntu22.04-py3.11@sha256:"
+        "eb6a005bcd54de586ea78780ce5406eb92663d1a0ce8c27ca4085855c27b31b3")
     with pytest.raises(UserError, match="not pinned by digest"):
         base_reference(SPECS["cuda"], "nvcr.io/nvidia/pytorch:24.02-py3")
     unpinned = VendorSpec(copy.deepcopy(SPECS["cuda"].data), SPECS["cuda"].directory)

@@ -53,6 +53,9 @@ class DeviceBackend(ABC):
     dist_backend: ClassVar[str]
     telemetry: ClassVar[str]
     visible_devices_env: ClassVar[str | None] = None
+    # Auto-detection tries lower ranks first (see bench.devices.DETECTION_ORDER): a vendor
+    # stack 20, plain CUDA 50 (other stacks also answer torch.cuda), the host CPU 100.
+    detect_rank: ClassVar[int] = 20
 
     @classmethod
     @abstractmethod

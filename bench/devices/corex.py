@@ -1,7 +1,7 @@
 """Iluvatar CoreX (MR-V100, BI-V100, BI-V150): a CUDA-compatible stack.
 
 CoreX's PyTorch build exposes the unchanged ``torch.cuda`` API (device string ``cuda``), so
-only detection, versions and telemetry differ from NVIDIA. Detection follows VENDORS.md: a
+only detection, versions and telemetry differ from NVIDIA. Detection (docs/vendors.md): a
 ``+corex`` local version in ``torch.__version__`` or "Iluvatar" in the device name.
 """
 
@@ -12,6 +12,7 @@ import re
 import torch
 
 from bench.devices.base import Detection, DeviceBackend
+from bench.devices.cuda import is_hip_build
 
 
 def corex_version(torch_version: str) -> str | None:
@@ -30,6 +31,8 @@ class CorexBackend(DeviceBackend):
     @classmethod
     def detect(cls) -> Detection:
         is_corex = "+corex" in torch.__version__
+        if is_hip_build():
+            return Detection(False, "torch is a ROCm (HIP) build, not CoreX")
         if not is_corex and not torch.cuda.is_available():
             return Detection(False, f"torch {torch.__version__} is not a CoreX build")
         if not torch.cuda.is_available():

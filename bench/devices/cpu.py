@@ -28,6 +28,7 @@ class CpuBackend(DeviceBackend):
     device_type = "cpu"
     dist_backend = "gloo"
     telemetry = "host"
+    detect_rank = 100
 
     @classmethod
     def detect(cls) -> Detection:

@@ -11,6 +11,11 @@ def is_corex_build() -> bool:
     return "+corex" in torch.__version__
 
 
+def is_hip_build() -> bool:
+    """ROCm (and Hygon DTK) builds answer torch.cuda through HIP and set torch.version.hip."""
+    return bool(getattr(torch.version, "hip", None))
+
+
 def is_jetson() -> bool:
     from bench.devices.jetson import TEGRA_RELEASE_FILE
 
@@ -23,9 +28,13 @@ class CudaBackend(DeviceBackend):
     dist_backend = "nccl"
     telemetry = "nvml"
     visible_devices_env = "CUDA_VISIBLE_DEVICES"
+    detect_rank = 50
 
     @classmethod
     def detect(cls) -> Detection:
+        if is_hip_build():
+            return Detection(False, f"torch {torch.__version__} is a ROCm (HIP "
+                                    f"{torch.version.hip}) build: use vendor rocm")
         if is_corex_build():
             return Detection(False,
                              f"torch {torch.__version__} is Iluvatar CoreX: use vendor corex")
@@ -33,6 +42,8 @@ class CudaBackend(DeviceBackend):
             return Detection(False, "this is a Jetson board: use vendor jetson")
         if not torch.cuda.is_available():
             return Detection(False, f"torch {torch.__version__} sees no CUDA device")
+        if "iluvatar" in torch.cuda.get_device_name(0).lower():
+            return Detection(False, "the CUDA device is an Iluvatar GPU: use vendor corex")
         return Detection(True, f"{torch.cuda.device_count()} CUDA device(s)")
 
     def amp_dtypes(self) -> tuple[torch.dtype, ...]:

@@ -32,6 +32,8 @@ class JetsonBackend(DeviceBackend):
 
     @classmethod
     def detect(cls) -> Detection:
+        if getattr(torch.version, "hip", None):  # an AMD APU is integrated too
+            return Detection(False, "torch is a ROCm (HIP) build, not L4T")
         if not torch.cuda.is_available():
             return Detection(False, "torch sees no CUDA device")
         if TEGRA_RELEASE_FILE.exists():

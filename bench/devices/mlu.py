@@ -2,7 +2,7 @@
 
 ``import torch_mlu`` registers the ``mlu`` device type and the ``torch.mlu`` module, whose API
 mirrors ``torch.cuda`` (synchronize, memory statistics, mem_get_info). MLU370 has fp16 but no
-bf16 (bf16 arrived with MLU5xx); the collective backend is CNCL. See VENDORS.md.
+bf16 (bf16 arrived with MLU5xx); the collective backend is CNCL. See docs/vendors.md.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class MluBackend(DeviceBackend):
     dist_backend = "cncl"
     telemetry = "cndev"
     visible_devices_env = "MLU_VISIBLE_DEVICES"
+    detect_rank = 10
 
     @classmethod
     def detect(cls) -> Detection:

@@ -1,6 +1,7 @@
 """Telemetry: one sampler, one small adapter per vendor management API.
 
-A device backend names its telemetry (``cndev``, ``ixml``, ``jtop``, ``nvml``, ``host``).
+A device backend names its telemetry (``cndev``, ``ixml``, ``jtop``, ``nvml``, ``dcmi``,
+``amdsmi``, ``host``).
 Each name has a fallback chain: the vendor's library first, then its command-line tool, then
 the host (psutil/RAPL). Every step tried is recorded with the reason it failed, and the result
 document carries that chain, so a run that ended on a fallback says so.
@@ -72,6 +73,36 @@ def _tegrastats(indices: list[int], interval_s: float) -> TelemetryAdapter:
     return TegrastatsAdapter(indices, interval_s)
 
 
+def _dcmi(indices: list[int], interval_s: float) -> TelemetryAdapter:
+    from bench.telemetry.ascend import DcmiAdapter
+
+    return DcmiAdapter(indices)
+
+
+def _npu_smi(indices: list[int], interval_s: float) -> TelemetryAdapter:
+    from bench.telemetry.ascend import NpuSmiAdapter
+
+    return NpuSmiAdapter(indices)
+
+
+def _amdsmi(indices: list[int], interval_s: float) -> TelemetryAdapter:
+    from bench.telemetry.rocm import AmdsmiAdapter
+
+    return AmdsmiAdapter(indices)
+
+
+def _rocm_smi(indices: list[int], interval_s: float) -> TelemetryAdapter:
+    from bench.telemetry.rocm import RocmSmiAdapter
+
+    return RocmSmiAdapter(indices)
+
+
+def _hy_smi(indices: list[int], interval_s: float) -> TelemetryAdapter:
+    from bench.telemetry.rocm import HySmiAdapter
+
+    return HySmiAdapter(indices)
+
+
 ADAPTERS: dict[str, Factory] = {
     "host": _host,
     "nvml": _nvml,
@@ -81,6 +112,11 @@ ADAPTERS: dict[str, Factory] = {
     "ixsmi": _ixsmi,
     "jtop": _jtop,
     "tegrastats": _tegrastats,
+    "dcmi": _dcmi,
+    "npu-smi": _npu_smi,
+    "amdsmi": _amdsmi,
+    "rocm-smi": _rocm_smi,
+    "hy-smi": _hy_smi,
 }
 
 # What each backend falls back to, in order (host always last).
@@ -93,6 +129,11 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "ixsmi": ("ixsmi", "host"),
     "jtop": ("jtop", "tegrastats", "host"),
     "tegrastats": ("tegrastats", "host"),
+    "dcmi": ("dcmi", "npu-smi", "host"),
+    "npu-smi": ("npu-smi", "host"),
+    "amdsmi": ("amdsmi", "rocm-smi", "hy-smi", "host"),
+    "rocm-smi": ("rocm-smi", "host"),
+    "hy-smi": ("hy-smi", "host"),
 }
 
 OVERRIDE_ENV = "BENCH_TELEMETRY"

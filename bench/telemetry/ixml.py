@@ -1,15 +1,16 @@
 """Iluvatar CoreX GPUs (MR-V100, BI-V100, BI-V150): libixml, falling back to ``ixsmi``.
 
-``libixml.so`` is NVML-compatible (same function names and units, VENDORS.md), so
+``libixml.so`` is NVML-compatible (same function names and units), so
 :class:`IxmlAdapter` is the NVML adapter on a ctypes binding of libixml. Without the library,
 :class:`IxsmiAdapter` asks ``ixsmi --query-gpu=... --format=csv,noheader,nounits`` once per
 sample. CoreX 4.x names the power column ``gpu.power.draw``; CoreX 3.x calls it ``power.draw``:
 the adapter tries the first and falls back to the second, and records which one answered.
 
 A BI-V150 card appears as two GPUs and only the odd index of the pair reports the card's
-board power (VENDORS.md: ``N/A`` on GPU 0, ``103W`` on GPU 1). :func:`attribute_card_power`
-gives each card's power to exactly one of the GPUs a run uses, says in the result that it is
-the whole card's power, and never adds it twice. The pairing of GPU 2k with 2k+1 follows the
+board power (the vendor's sample: ``N/A`` on GPU 0, ``103W`` on GPU 1).
+:func:`bench.telemetry.cards.attribute_card_power` gives each card's power to exactly one of
+the GPUs a run uses, says in the result that it is the whole card's power, and never adds it
+twice. The pairing of GPU 2k with 2k+1 follows the
 vendor's sample output [unverified beyond it]; BI-V150S is not treated as a two-GPU card
 [unverified]. No energy counter is known for CoreX [unverified]: energy is integrated power.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,78 +34,20 @@ from bench.telemetry.base import (
     physical_indices,
     run_tool,
 )
+from bench.telemetry.cards import (
+    BI_V150,
+    PowerAttribution,
+    attribute_card_power,
+    card_pair,
+    partner_indices,
+)
 from bench.telemetry.nvml import NvmlAdapter
 from bench.telemetry.nvml_abi import NvmlLibrary
 
-TWO_GPU_CARD = re.compile(r"BI-V150(?![0-9A-Za-z])")
+TWO_GPU_CARD = BI_V150.pattern
+__all__ = ["IxmlAdapter", "IxsmiAdapter", "PowerAttribution", "attribute_card_power",
+           "card_pair", "load_ixml", "parse_ixsmi_csv", "partner_indices"]
 COREX_HOME = Path(os.environ.get("COREX_HOME", "/usr/local/corex"))
-
-
-# -- card power attribution (pure) ----------------------------------------------------------
-@dataclass(frozen=True)
-class PowerAttribution:
-    power_w: dict[int, float | None]
-    scope: dict[int, str]
-    reasons: dict[int, str] = field(default_factory=dict)
-
-
-def card_pair(index: int) -> tuple[int, int]:
-    """The two GPU indices of the BI-V150 card that GPU ``index`` sits on."""
-    even = index - index % 2
-    return even, even + 1
-
-
-def attribute_card_power(used: list[int], names: dict[int, str | None],
-                         power_w: dict[int, float | None]) -> PowerAttribution:
-    """Per-GPU power for the GPUs a run uses, counting each BI-V150 card's power once.
-
-    ``names`` and ``power_w`` are keyed by physical GPU index and hold the partner GPUs of a
-    two-GPU card as well as the used ones. A single-GPU device keeps its own reading. For a
-    BI-V150 card, the first used GPU of the pair gets the card's power (the odd GPU's reading,
-    or the even one's if only that one reports) and any other used GPU of the same card gets
-    ``None`` with the reason, so summing over devices never counts a card twice.
-    """
-    out: dict[int, float | None] = {}
-    scope: dict[int, str] = {}
-    reasons: dict[int, str] = {}
-    carrier: dict[tuple[int, int], int] = {}
-    for i in used:
-        name = names.get(i) or ""
-        if not TWO_GPU_CARD.search(name):
-            out[i] = power_w.get(i)
-            scope[i] = f"GPU {i} board power"
-            if out[i] is None:
-                reasons[i] = f"GPU {i} reports no power"
-            continue
-        pair = card_pair(i)
-        n_used = sum(1 for j in used if card_pair(j) == pair)
-        if pair in carrier:
-            out[i] = None
-            scope[i] = f"counted on GPU {carrier[pair]} (same BI-V150 card)"
-            reasons[i] = (f"the power of the BI-V150 card holding GPUs {pair[0]}+{pair[1]} is "
-                          f"counted once, on GPU {carrier[pair]}")
-            continue
-        carrier[pair] = i
-        odd, even = power_w.get(pair[1]), power_w.get(pair[0])
-        out[i] = odd if odd is not None else even
-        source = pair[1] if odd is not None else pair[0]
-        scope[i] = (f"whole BI-V150 card (GPUs {pair[0]}+{pair[1]}, board power read on GPU "
-                    f"{source}); the run uses {n_used} of its 2 GPUs")
-        if out[i] is None:
-            reasons[i] = (f"neither GPU {pair[0]} nor GPU {pair[1]} of the BI-V150 card "
-                          "reports power")
-    return PowerAttribution(out, scope, reasons)
-
-
-def partner_indices(used: list[int], names: dict[int, str | None]) -> list[int]:
-    """The other GPU of each used BI-V150 card, when the run does not use it itself."""
-    extra: list[int] = []
-    for i in used:
-        if TWO_GPU_CARD.search(names.get(i) or ""):
-            for j in card_pair(i):
-                if j not in used and j not in extra:
-                    extra.append(j)
-    return extra
 
 
 # -- libixml --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ on the host. The container launcher (``testbed/launch/container.py``) puts them 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -30,6 +31,7 @@ from testbed.images.build import (
     context_files,
 )
 from testbed.images.engine import find_image
+from testbed.images.kfd import TOPOLOGY, render_minors
 from testbed.images.lock import sha256_file
 from testbed.images.spec import REPO_DIR, VendorSpec
 
@@ -69,6 +71,7 @@ class RunOptions:
     security_opt: list[str] = field(default_factory=list)
     privileged: bool = False
     name: str | None = None
+    group_add: list[str] = field(default_factory=list)  # numeric gids of the device nodes
 
     def docker_kwargs(self) -> dict[str, Any]:
         """Arguments for ``client.containers.create``."""
@@ -82,7 +85,7 @@ class RunOptions:
             "devices": [f"{d}:{d}:rwm" for d in self.devices],
             "cap_drop": self.cap_drop or None, "cap_add": self.cap_add or None,
             "security_opt": self.security_opt or None, "privileged": self.privileged,
-            "detach": True,
+            "group_add": self.group_add or None, "detach": True,
         }
         optional = {"user": self.user, "runtime": self.runtime, "shm_size": self.shm_size,
                     "ipc_mode": self.ipc_mode, "network_mode": self.network_mode}
@@ -125,6 +128,7 @@ class RunOptions:
         argv += [a for cap in self.cap_drop for a in ("--cap-drop", cap)]
         argv += [a for cap in self.cap_add for a in ("--cap-add", cap)]
         argv += [a for opt in self.security_opt for a in ("--security-opt", opt)]
+        argv += [a for gid in self.group_add for a in ("--group-add", gid)]
         if self.privileged:
             argv.append("--privileged")
         return argv
@@ -145,15 +149,63 @@ def host_device_indices(pattern: str, glob_pattern: str, host_root: Path) -> lis
     return sorted(found)
 
 
+def device_groups(nodes: list[str], host_root: Path) -> list[str]:
+    """The host groups owning ``nodes`` (numeric, as ``--group-add`` takes them): a non-root
+    user in the container can then open exactly those nodes. gid 0 is never added."""
+    gids = set()
+    for node in nodes:
+        with contextlib.suppress(OSError):
+            gids.add(_on_host(host_root, node).stat().st_gid)
+    return [str(g) for g in sorted(gids - {0})]
+
+
+def _selected(spec: VendorSpec, devices: list[int] | None, host_root: Path
+              ) -> tuple[list[int], list[str]]:
+    """(indices, per-device nodes) for ``device_nodes`` and ``kfd_render_nodes`` specs."""
+    run, vendor = spec.run, spec.vendor
+    if run["select_by"] == "kfd_render_nodes":
+        minors = render_minors(host_root)
+        if not minors:
+            raise UserError(f"The host's KFD topology (/{TOPOLOGY}) lists no GPU, so no "
+                            f"{vendor} device to pass to the container.",
+                            "Check the amdgpu (or Hygon hydcu) driver is loaded (`ls /dev/kfd "
+                            "/dev/dri`), or run `invoke bench --native` on the device's host.")
+        indices = list(range(len(minors))) if devices is None else devices
+        absent = [i for i in indices if i >= len(minors)]
+        if absent:
+            raise UserError(f"The host has {len(minors)} {vendor} GPU(s) (0-{len(minors) - 1}); "
+                            f"--devices names {', '.join(map(str, absent))}.",
+                            "Check --devices against `rocm-smi` (or `hy-smi`).")
+        return indices, [f"/dev/dri/renderD{minors[i]}" for i in indices]
+    pattern = run["per_device"][0]
+    indices = devices
+    if indices is None:
+        indices = host_device_indices(pattern, run["device_glob"], host_root)
+        if not indices:
+            raise UserError(f"No {run['device_glob']} on this host, so no {vendor} device "
+                            "to pass to the container.",
+                            "Check the vendor driver is loaded (`ls /dev`), or run "
+                            "`invoke bench --native` on the device's host.")
+    nodes = []
+    for index in indices:
+        nodes += [p.format(index=index) for p in run["per_device"]]
+        nodes += [p.format(index=index) for p in run.get("optional_per_device", [])
+                  if _on_host(host_root, p.format(index=index)).exists()]
+    return indices, nodes
+
+
 def passthrough(spec: VendorSpec, devices: list[int] | None,
-                host_root: Path = Path("/")) -> dict[str, Any]:
+                host_root: Path = Path("/"), runtimes: frozenset[str] = frozenset()
+                ) -> dict[str, Any]:
     """The device part of the run (gpus/runtime/devices/environment/mounts) from the spec.
 
     ``host_root`` is where the host's /dev and mounts are looked up (tests point it at a
-    directory laid out like a vendor's host)."""
+    directory laid out like a vendor's host); ``runtimes`` are the engine's container
+    runtimes (a spec's ``vendor_runtime`` is used when the engine has it)."""
     run, vendor = spec.run, spec.vendor
     out: dict[str, Any] = {"gpus": None, "runtime": run.get("runtime"), "devices": [],
-                           "environment": dict(run.get("env", {})), "mounts": []}
+                           "environment": dict(run.get("env", {})), "mounts": [],
+                           "group_add": []}
     select = run["select_by"]
     if select == "none" and devices is not None:
         raise UserError(f"The {vendor} image has no devices to select (--devices "
@@ -164,32 +216,30 @@ def passthrough(spec: VendorSpec, devices: list[int] | None,
                         "Drop --devices (or give --devices 0).")
     if select == "gpus":
         out["gpus"] = ["all"] if devices is None else [str(d) for d in devices]
-    if select == "device_nodes":
-        pattern = run["per_device"][0]
-        indices = devices
-        if indices is None:
-            indices = host_device_indices(pattern, run["device_glob"], host_root)
-            if not indices:
-                raise UserError(f"No {run['device_glob']} on this host, so no {vendor} device "
-                                "to pass to the container.",
-                                "Check the vendor driver is loaded (`ls /dev`), or run "
-                                "`invoke bench --native` on the device's host.")
+    vendor_runtime = run.get("vendor_runtime")
+    if select in ("device_nodes", "kfd_render_nodes"):
+        indices, per_device = _selected(spec, devices, host_root)
         nodes = list(run.get("devices", []))
         nodes += [n for n in run.get("optional_devices", []) if _on_host(host_root, n).exists()]
-        for index in indices:
-            nodes += [p.format(index=index) for p in run["per_device"]]
-            nodes += [p.format(index=index) for p in run.get("optional_per_device", [])
-                      if _on_host(host_root, p.format(index=index)).exists()]
+        nodes += per_device
         missing = [n for n in nodes if not _on_host(host_root, n).exists()]
         if missing:
             raise UserError(f"The host has no {', '.join(missing)} for the {vendor} run.",
                             "Check --devices against `ls /dev` and that the vendor driver "
                             "is loaded.")
-        out["devices"] = nodes
+        if run.get("device_groups"):
+            out["group_add"] = device_groups(nodes, host_root)
         if run.get("visible_devices_env"):
             # The container holds only the selected nodes, so in-process indices start at 0.
             out["environment"][run["visible_devices_env"]] = ",".join(
                 str(i) for i in range(len(indices)))
+        if vendor_runtime and vendor_runtime["name"] in runtimes:
+            # The vendor's runtime mounts the selected devices and its driver files itself.
+            out["runtime"] = vendor_runtime["name"]
+            out["environment"][vendor_runtime["visible_devices_env"]] = ",".join(
+                map(str, indices))
+            return out
+        out["devices"] = nodes
     for mount in run.get("mounts", []):
         if _on_host(host_root, mount["source"]).exists():
             out["mounts"].append(Mount(mount["source"], mount["target"], mount["read_only"]))
@@ -226,12 +276,13 @@ def suite_mount(suite: str) -> tuple[str, Mount | None]:
 def run_options(spec: VendorSpec, image: str, digest: str, revision: str, command: list[str],
                 out_dir: Path, devices: list[int] | None, extra_mounts: list[Mount],
                 host_uid: int, host_gid: int, name: str | None = None,
-                host_root: Path = Path("/")) -> RunOptions:
+                host_root: Path = Path("/"), runtimes: frozenset[str] = frozenset()
+                ) -> RunOptions:
     """Everything ``docker run`` gets, derived from the spec and nothing else."""
     from bench.provenance import GIT_COMMIT_ENV, IMAGE_DIGEST_ENV, IMAGE_ENV
 
     run = spec.run
-    dev = passthrough(spec, devices, host_root)
+    dev = passthrough(spec, devices, host_root, runtimes)
     env = {**dev["environment"], IMAGE_ENV: image, IMAGE_DIGEST_ENV: digest,
            GIT_COMMIT_ENV: revision, "HOME": "/tmp"}
     return RunOptions(
@@ -243,7 +294,7 @@ def run_options(spec: VendorSpec, image: str, digest: str, revision: str, comman
         shm_size=run.get("shm_size"), ipc_mode=run.get("ipc"),
         network_mode=run.get("network"), cap_drop=list(run.get("cap_drop", [])),
         cap_add=list(run.get("cap_add", [])), security_opt=list(run.get("security_opt", [])),
-        privileged=bool(run.get("privileged", False)))
+        privileged=bool(run.get("privileged", False)), group_add=dev["group_add"])
 
 
 def find_bench_image(client: Any, spec: VendorSpec, image: str | None = None,

@@ -14,9 +14,9 @@ import yaml
 
 from bench.errors import UserError
 from bench.schema import validation_errors
+from bench.vendors import VENDORS, vendor_list
 
 REPO_DIR = Path(__file__).resolve().parents[2]
-VENDORS = ("cpu", "cuda", "mlu", "corex", "jetson")
 SPEC_FILE = "vendor.yaml"
 
 
@@ -67,7 +67,7 @@ def images_dir(root: Path = REPO_DIR) -> Path:
 
 def unknown_vendor(vendor: str) -> UserError:
     return UserError(f"Unknown vendor {vendor!r}.",
-                     f"Choose one of: {', '.join(VENDORS)} (images/<vendor>/ holds each image).")
+                     f"Choose one of: {vendor_list()} (images/<vendor>/ holds each image).")
 
 
 def load_spec(vendor: str, root: Path = REPO_DIR) -> VendorSpec:

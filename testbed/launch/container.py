@@ -38,7 +38,7 @@ class ContainerLauncher(Launcher):
             suite_mount,
             write_stream,
         )
-        from testbed.images.engine import connect, image_digest
+        from testbed.images.engine import connect, engine_runtimes, image_digest
         from testbed.images.spec import VENDORS, load_spec, unknown_vendor
 
         vendor = request.vendor
@@ -64,7 +64,7 @@ class ContainerLauncher(Launcher):
         options = run_options(spec, tag, digest, revision, command, out_dir,
                               list(request.devices) if request.devices is not None else None,
                               [mount] if mount else [], os.getuid(), os.getgid(),
-                              name=f"accel-testbed-{run_id}")
+                              name=f"accel-testbed-{run_id}", runtimes=engine_runtimes(client))
         owner = options.user if options.user and os.getuid() == 0 else None
         prepare_out_dir(out_dir, owner=owner)
         if request.name:
