@@ -106,6 +106,7 @@ class IxmlAdapter(NvmlAdapter):
         raw = {i: s.power_w for i, s in zip(self.physical, samples, strict=True)}
         raw.update({j: self._power(h) for j, h in self.partners.items()})
         self.attribution = attribute_card_power(self.physical, self.names, raw)
+        self.share_power(self.physical, self.attribution.elsewhere)
         for i, sample in zip(self.physical, samples, strict=True):
             sample.power_w = self.attribution.power_w[i]
             if i in self.attribution.reasons:
@@ -116,13 +117,6 @@ class IxmlAdapter(NvmlAdapter):
                                          "two-GPU BI-V150 card; energy is integrated power")
         self.scope["power_w"] = self.attribution.scope[self.physical[0]]
         return samples
-
-    def power_counted_elsewhere(self) -> set[int]:
-        if self.attribution is None:
-            return set()
-        return {logical for logical, physical in zip(self.device_indices, self.physical,
-                                                     strict=False)
-                if self.attribution.scope[physical].startswith("counted on")}
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -282,6 +276,7 @@ class IxsmiAdapter(TelemetryAdapter):
         if any(self._two_gpu_card(i) for i in self.physical):
             raw = {i: r.values["power_w"] for i, r in rows.items()}
             self.attribution = attribute_card_power(self.physical, self.names, raw)
+            self.share_power(self.physical, self.attribution.elsewhere)
             for i, sample in zip(self.physical, samples, strict=True):
                 sample.power_w = self.attribution.power_w[i]
                 if i in self.attribution.reasons:
