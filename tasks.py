@@ -31,7 +31,7 @@ FILTER_HELP = {
     "run": "run id contains this", "suite": "suite name", "vendor": "device backend",
     "image": "image tag or digest contains this", "driver": "driver version contains this",
     "torch": "torch build contains this",
-    "audit": "pass or fail (latest verdict), none (never audited), any (audited)",
+    "audit": "pass, fail or inconclusive (latest verdict), none (never audited), any (audited)",
 }
 
 
@@ -249,7 +249,8 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
 )
 def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=False,
           store=None):
-    """Check a submitted run's integrity, re-run it from its image and give a verdict."""
+    """Check a submitted run's integrity, re-run it from its image and give a verdict
+    (exit 0 pass, 1 fail, 3 inconclusive, 2 bad input)."""
     from bench.errors import UserError
     from testbed.audit.run import audit as run_audit
     from testbed.audit.run import print_summary
@@ -265,8 +266,8 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
         # The judged run first, so the verdict links to documents that are in the store.
         _store_add([Path(result.verdict["submitted"]["path"]), result.path], store,
                    refused_ok=True)
-    if not result.passed:
-        raise Exit(code=1)
+    if result.exit_code:  # 1: fail, 3: inconclusive (docs/audit.md)
+        raise Exit(code=result.exit_code)
 
 
 @task(

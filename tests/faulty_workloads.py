@@ -37,6 +37,19 @@ class Sleeper(_Base):
 
 
 @register
+class LongSleeper(Sleeper):
+    """Sleeps 50 ms per step: wake-up delays on a busy machine (a few ms) barely move it,
+    so the audit's pass path can be tested where other processes compete for the CPUs."""
+
+    name = "test-sleep-long"
+    description = "sleeps 50 ms per step (a well-behaved workload for the audit tests)"
+
+    def step(self) -> int:
+        time.sleep(0.05)
+        return self.params["batch_size"]
+
+
+@register
 class Raiser(_Base):
     name = "test-raise"
     description = "raises in its third step"

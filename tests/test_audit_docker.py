@@ -1,6 +1,7 @@
 """`invoke audit` of a submission made in the cpu image on a real Docker engine: a clean run
-audits as pass from its image (digest, labels and the code inside it checked, re-run in that
-image); the same run against another image fails without re-running anything."""
+is re-run from its image (digest, labels and the code inside it checked, re-run in that image,
+its metrics judged by their intervals); the same run against another image fails without
+re-running anything."""
 
 from __future__ import annotations
 
@@ -44,25 +45,34 @@ def _verdict(out: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_clean_container_submission_audits_as_pass(built, submitted, tmp_path):
+def test_clean_container_submission_is_re_run_in_its_image(built, submitted, tmp_path):
+    """The verdict of real ResNet/GEMM figures depends on this machine's noise (the sleep
+    workloads of test_audit.py test the pass path), so what is asserted here is the container
+    path: the image checks, the re-runs in the image, the host's load read from the re-run's
+    container, and an exit code that is the verdict's."""
     out = tmp_path / "audit"
     proc = invoke("audit", str(submitted), "--tolerance", str(CI_TOLERANCES), "--out", str(out))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     verdict = _verdict(out)
-    assert verdict["verdict"] == "pass" and verdict["mode"] == "container"
+    assert proc.returncode == {"pass": 0, "fail": 1, "inconclusive": 3}[verdict["verdict"]], \
+        proc.stdout + proc.stderr
+    assert verdict["mode"] == "container"
     assert verdict["image"]["digest"] == built.digest
     passed = {c["id"] for c in verdict["checks"] if c["status"] == "pass"}
     assert {"image_digest", "image_label", "image_config", "image_code", "sha256",
-            "manifest_listing",
-            "seeds", "rerun_config", "rerun_status", "caching"} <= passed
+            "manifest_listing", "workload_identity",
+            "seeds", "rerun_config", "rerun_status"} <= passed
+    assert not [c for c in verdict["checks"] if c["category"] in ("integrity", "image")
+                and c["status"] == "fail"]
+    # The monitor found the re-run's container and read its threads.
+    assert verdict["reruns"][0]["host"]["rerun_threads"] > 0
     # Both re-runs ran in the submitted image.
     for name in ("as-submitted", "distinct-inputs"):
         doc = json.loads((out / name / "resnet-infer.json").read_text())
         assert doc["provenance"]["image"]["digest"] == built.digest
         assert doc["provenance"]["image"]["native"] is False
-    assert any(m["metric"] == "throughput_items_per_s" and m["status"] == "pass"
+    assert any(m["metric"] == "throughput_items_per_s" and m["interval"]
                for m in verdict["metrics"])
-    assert "verdict: PASS" in proc.stdout
+    assert f"verdict: {verdict['verdict'].upper()}" in proc.stdout
 
 
 def test_swapped_image_fails_before_re_running(built, submitted, tmp_path):

@@ -3,12 +3,31 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
-from testbed.audit.checks import ANTI_GAMING, RERUN, Check, failed, passed, skipped
-from testbed.audit.tolerances import Tolerances, compare_value
+from bench.stats import percentile
+from testbed.audit.checks import ANTI_GAMING, INTEGRITY, RERUN, Check, failed, passed, skipped
+from testbed.audit.interval import (
+    DIFFERENCE,
+    RATIO,
+    Band,
+    Interval,
+    band_for,
+    ideal_interval,
+    judge,
+    ratio_interval,
+)
+from testbed.audit.tolerances import Rule, Tolerances, compare_value
 
 THROUGHPUT = "throughput_items_per_s"
+PERCENTILE = re.compile(r"latency_p(\d+(?:\.\d+)?)_s")
+# Metric outcomes that come from comparing the two runs (the others say why there was none).
+JUDGED = ("pass", "fail", "inconclusive", "not_judged")
+# Rules a re-run for more evidence may change: more repeats, a longer window, a timeout to
+# match; everything else must be as submitted.
+MORE_EVIDENCE_RULES = ("repeats", "min_duration_s", "timeout_s")
 # Statuses that are results: a measurement, or a fact about the device (out of memory, not
 # supported). error / timeout / killed are failed measurements and never audit as pass.
 MEASURED_STATUSES = ("ok", "oom", "unsupported")
@@ -23,66 +42,225 @@ def _unit(*metrics: Any) -> str | None:
     return next((m["unit"] for m in metrics if isinstance(m, dict) and "unit" in m), None)
 
 
-def metric_records(entry_id: str, submitted: dict[str, Any], remeasured: dict[str, Any],
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def latency_statistic(name: str) -> float | str | None:
+    """``latency_p99_s`` -> 99.0, ``latency_mean_s`` -> "mean": the entry-level latency
+    figures, which each repeat's own latencies give per repeat. None for other metrics."""
+    if name == "latency_mean_s":
+        return "mean"
+    match = PERCENTILE.fullmatch(name)
+    return float(match.group(1)) if match else None
+
+
+def _ok_latencies(doc: dict[str, Any]) -> list[list[float]]:
+    return [r["latencies_s"] for r in doc.get("repeats") or []
+            if r.get("status") == "ok" and r.get("latencies_s")]
+
+
+def _latency_figure(latencies: list[float], stat: float | str) -> float:
+    return math.fsum(latencies) / len(latencies) if stat == "mean" else \
+        percentile(latencies, float(stat))
+
+
+def per_repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
+                       point: bool) -> list[float]:
+    """One metric's figure in each repeat: an entry-level latency statistic from each repeat's
+    own latencies, otherwise the metric's ``per_repeat``; empty when it has neither (a peak
+    over the repeats, a figure of the whole run)."""
+    stat = latency_statistic(name)
+    if stat is not None and not point and doc is not None:
+        per = [_latency_figure(lat, stat) for lat in _ok_latencies(doc)]
+        if per:
+            return per
+    if isinstance(metric, dict):
+        return [v for v in metric.get("per_repeat") or [] if _number(v)]
+    return []
+
+
+def repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
+                   point: bool) -> list[float]:
+    """The per-repeat figures, or the single value where there are none."""
+    per = per_repeat_figures(name, metric, doc, point)
+    if not per and isinstance(metric, dict) and _number(metric.get("value")):
+        return [metric["value"]]
+    return per
+
+
+def pooled_value(name: str, metrics: list[Any], docs: list[dict[str, Any]],
+                 point: bool) -> Any:
+    """The re-measured figure over every re-run of the entry: the one document's value, or
+    the statistic over all their repeats (latencies pooled; peaks their maximum)."""
+    if len(metrics) == 1:
+        return _value(metrics[0])
+    stat = latency_statistic(name)
+    if stat is not None and not point:
+        latencies = [x for d in docs for lat in _ok_latencies(d) for x in lat]
+        if latencies:
+            return _latency_figure(latencies, stat)
+    per = [v for m in metrics if isinstance(m, dict)
+           for v in (m.get("per_repeat") or ([m.get("value")] if "value" in m else []))
+           if _number(v)]
+    if per:
+        return max(per) if name.endswith("_peak") else math.fsum(per) / len(per)
+    return next((_value(m) for m in metrics if _value(m) is not None), None)
+
+
+def percentile_evidence(name: str, re_docs: list[dict[str, Any]],
+                        tol: Tolerances) -> str | None:
+    """Why a latency percentile cannot be judged (too few latencies per repeat), or None.
+    The re-run's counts decide, not the submitted ones: a submitter who wrote fewer
+    latencies must not make a forged percentile unjudgeable."""
+    stat = latency_statistic(name)
+    if not isinstance(stat, float) or stat >= 100:
+        return None
+    need = math.ceil(tol.statistics.min_tail_samples / (1 - stat / 100) - 1e-9)
+    counts = [len(lat) for d in re_docs for lat in _ok_latencies(d)]
+    if counts and min(counts) < need:
+        return (f"p{stat:g} of {min(counts)} latencies per repeat is not judged: it needs at "
+                f"least {need} per repeat to mean anything (counted in the re-run, which ran "
+                "the submitted rules on this device)")
+    return None
+
+
+def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list[Any],
+                 sub_doc: dict[str, Any] | None, re_docs: list[dict[str, Any]],
+                 tol: Tolerances, slowdown: float, point: bool
+                 ) -> tuple[str, str, float | None, Any, Interval | None, bool | None]:
+    """(status, reason, deviation, re-measured value, interval, decidable) of one metric;
+    decidable says whether more re-run repeats could still decide an inconclusive one."""
+    submitted = _value(sub_metric)
+    remeasured = pooled_value(name, re_metrics, re_docs, point)
+    status, reason, deviation = compare_value(rule, submitted, remeasured)
+    if status not in ("pass", "fail") or rule is None or rule.equal or \
+            not (_number(submitted) and _number(remeasured)):
+        return status, reason, deviation, remeasured, None, None
+    why_not = None if point else percentile_evidence(name, re_docs, tol)
+    if why_not:
+        return "not_judged", why_not, deviation, remeasured, None, None
+    if not per_repeat_figures(name, sub_metric, sub_doc, point) and not any(
+            per_repeat_figures(name, m, d, point)
+            for m, d in zip(re_metrics, re_docs, strict=True)):
+        # One figure per run (a peak over the repeats): nothing to take a spread from.
+        return status, f"{reason} (one figure per run, no per-repeat values: compared as " \
+            "two numbers)", deviation, remeasured, None, None
+    sub_figures = repeat_figures(name, sub_metric, sub_doc, point)
+    re_figures = [v for m, d in zip(re_metrics, re_docs, strict=True)
+                  for v in repeat_figures(name, m, d, point)]
+    scale, allowed = (RATIO, rule.abs) if rule.rel is not None else (DIFFERENCE, rule.abs)
+    if scale == RATIO and min([submitted, remeasured, *sub_figures, *re_figures]) <= 0:
+        # No ratio of figures that reach zero (energy above idle): the same band as an amount.
+        scale, allowed = DIFFERENCE, abs(submitted) * rule.rel
+    interval = ratio_interval(submitted, sub_figures, remeasured, re_figures,
+                              tol.statistics.confidence, scale)
+    if isinstance(interval, str):
+        return "inconclusive", f"no interval: {interval}", deviation, remeasured, None, True
+    band = band_for(scale, rule.rel if scale == RATIO else None, allowed, rule.side,
+                    rule.slowdown, slowdown)
+    status, reason = judge(interval, band)
+    if status != "inconclusive":
+        return status, reason, deviation, remeasured, interval, None
+    decidable = judge(ideal_interval(interval), band)[0] != "inconclusive"
+    if not decidable:
+        reason += (f"; more re-runs cannot decide it: the submission's own "
+                   f"{interval.n_submitted} repeat(s) at this spread keep the interval wider "
+                   "than that")
+    return status, reason, deviation, remeasured, interval, decidable
+
+
+def metric_records(entry_id: str, submitted: dict[str, Any],
+                   remeasured: dict[str, Any] | list[dict[str, Any]],
                    tol: Tolerances, vendor: str | None,
-                   point: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One record per metric either side has: submitted, re-measured, tolerance, outcome."""
+                   point: dict[str, Any] | None = None, sub_doc: dict[str, Any] | None = None,
+                   re_docs: list[dict[str, Any]] | None = None,
+                   slowdown: float = 1.0) -> list[dict[str, Any]]:
+    """One record per metric either side has: submitted, re-measured (over every re-run of
+    the entry), the interval of their ratio, the tolerance and the outcome."""
+    rounds = remeasured if isinstance(remeasured, list) else [remeasured]
+    docs = re_docs if re_docs is not None else [{} for _ in rounds]
     records = []
-    for name in sorted(set(submitted) | set(remeasured)):
+    for name in sorted(set(submitted).union(*rounds)):
         rule = tol.rule_for(name, vendor)
-        status, reason, deviation = compare_value(rule, _value(submitted.get(name)),
-                                                  _value(remeasured.get(name)))
+        re_metrics = [r.get(name) for r in rounds]
+        status, reason, deviation, value, interval, decidable = judge_metric(
+            name, rule, submitted.get(name), re_metrics, sub_doc, docs, tol, slowdown,
+            point is not None)
         records.append({
             "entry": entry_id, "point": point, "metric": name,
-            "unit": _unit(submitted.get(name), remeasured.get(name)),
+            "unit": _unit(submitted.get(name), *re_metrics),
             "submitted": _value(submitted.get(name)),
-            "remeasured": _value(remeasured.get(name)),
+            "remeasured": value,
             "deviation": deviation,
+            "interval": interval.as_dict() if interval else None,
+            "reruns": len(rounds),
+            "decidable": decidable,
             "tolerance": rule.as_dict() if rule else None,
             "status": status, "reason": reason,
         })
     return records
 
 
-def compare_entry(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any] | None,
-                  tol: Tolerances, rerun_error: str | None
-                  ) -> tuple[list[Check], list[dict[str, Any]]]:
-    """Status, configuration, metrics and grid points of one entry."""
+def _as_rounds(re_doc: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     if re_doc is None:
+        return []
+    return re_doc if isinstance(re_doc, list) else [re_doc]
+
+
+def compare_entry(entry_id: str, sub_doc: dict[str, Any],
+                  re_doc: dict[str, Any] | list[dict[str, Any]] | None,
+                  tol: Tolerances, rerun_error: str | None, slowdown: float = 1.0
+                  ) -> tuple[list[Check], list[dict[str, Any]]]:
+    """Status, configuration, metrics and grid points of one entry. ``re_doc`` is the
+    as-submitted re-run's document, or a list of it and the documents of the re-runs made
+    for more evidence (same configuration, more repeats, maybe a longer window), whose
+    repeats are pooled with it; ``slowdown`` is the most the host's load slowed any of them."""
+    rounds = _as_rounds(re_doc)
+    if not rounds:
         why = rerun_error or "the re-run wrote no result for it"
         return [failed("rerun_result", RERUN, entry_id, f"no re-measured result: {why}")], []
-    checks = [config_check(entry_id, sub_doc, re_doc)]
+    first = rounds[0]
+    checks = [config_check(entry_id, sub_doc, first)]
     if sub_doc["status"] not in MEASURED_STATUSES:
         checks.append(failed("rerun_status", RERUN, entry_id,
                              f"the submission's status is {sub_doc['status']!r}: a failed "
                              "measurement, nothing to audit (only ok, oom and unsupported "
                              "are results)"))
-    elif re_doc["status"] != sub_doc["status"]:
+    elif first["status"] != sub_doc["status"]:
         checks.append(failed("rerun_status", RERUN, entry_id,
                              f"submitted status {sub_doc['status']!r}, re-run status "
-                             f"{re_doc['status']!r}"
-                             + (f" ({re_doc['error'].get('message', '')})"
-                                if re_doc.get("error") else "")))
+                             f"{first['status']!r}"
+                             + (f" ({first['error'].get('message', '')})"
+                                if first.get("error") else "")))
     else:
         checks.append(passed("rerun_status", RERUN, entry_id,
-                             f"status {re_doc['status']!r} as submitted"))
-    vendor = sub_doc["provenance"]["vendor"]
+                             f"status {first['status']!r} as submitted"))
+    for extra in rounds[1:]:
+        check = config_check(entry_id, sub_doc, extra, relaxed=MORE_EVIDENCE_RULES)
+        checks.append(Check(check.id, check.category, f"{entry_id} (more evidence)",
+                            check.status, check.message))
+    # The rules that apply are chosen by the vendor the re-run ran on, not by the document.
+    vendor = first["provenance"]["vendor"]
     records = metric_records(entry_id, sub_doc.get("metrics") or {},
-                             re_doc.get("metrics") or {}, tol, vendor)
-    moved = headline_moved(sub_doc, re_doc)
+                             [r.get("metrics") or {} for r in rounds], tol, vendor,
+                             sub_doc=sub_doc, re_docs=rounds, slowdown=slowdown)
+    moved = next((m for m in (headline_moved(sub_doc, r) for r in rounds) if m), None)
     if moved:
         problem = headline_problem(sub_doc)
         if problem:
             checks.append(failed("headline", RERUN, entry_id, problem))
         else:
             for record in records:
-                if record["status"] in ("pass", "fail"):
+                if record["status"] in JUDGED:
                     record.update(status="ignored", reason=moved)
-    re_points = {_key(p["params"]): p for p in re_doc.get("points") or []}
+    re_points = [{_key(p["params"]): p for p in r.get("points") or []} for r in rounds]
     sub_keys = {_key(p["params"]) for p in sub_doc.get("points") or []}
     for point in sub_doc.get("points") or []:
         subject = f"{entry_id} {point['params']}"
-        other = re_points.get(_key(point["params"]))
+        key = _key(point["params"])
+        other = re_points[0].get(key)
         if other is None:
             checks.append(failed("rerun_point", RERUN, subject,
                                  "the re-run has no such grid point"))
@@ -91,10 +269,13 @@ def compare_entry(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any]
             checks.append(failed("rerun_point", RERUN, subject,
                                  f"submitted status {point['status']!r}, re-run "
                                  f"{other['status']!r}"))
+        same = [(pts[key], r) for pts, r in zip(re_points, rounds, strict=True)
+                if key in pts and pts[key]["status"] == other["status"]]
         records += metric_records(entry_id, point.get("metrics") or {},
-                                  other.get("metrics") or {}, tol, vendor,
-                                  point=point["params"])
-    for key, other in re_points.items():
+                                  [p.get("metrics") or {} for p, _ in same], tol, vendor,
+                                  point=point["params"], sub_doc=sub_doc,
+                                  re_docs=[r for _, r in same], slowdown=slowdown)
+    for key, other in re_points[0].items():
         if key not in sub_keys:
             checks.append(failed("rerun_point", RERUN, f"{entry_id} {other['params']}",
                                  "the re-run measured this grid point and the submission "
@@ -157,11 +338,14 @@ def _key(params: dict[str, Any]) -> str:
     return repr(sorted(params.items()))
 
 
-def config_check(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any]) -> Check:
-    """The re-run ran what was submitted: workload, mode, parameters, precision, rules, seeds."""
+def config_check(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any],
+                 relaxed: tuple[str, ...] = ()) -> Check:
+    """The re-run ran what was submitted: workload, mode, parameters, precision, rules, seeds
+    (a re-run for more evidence may differ in the ``relaxed`` rules)."""
     def facts(doc: dict[str, Any]) -> dict[str, Any]:
         w = doc["workload"]
-        rules = {k: v for k, v in doc["rules"].items() if k != "input_variants"}
+        rules = {k: v for k, v in doc["rules"].items()
+                 if k != "input_variants" and k not in relaxed}
         return {"workload": w["name"], "mode": w["mode"], "params": w["params"],
                 "precision_requested": w["precision_requested"], "rules": rules,
                 "suite seed": doc["suite"]["seed"],
@@ -174,6 +358,35 @@ def config_check(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any])
                           f"{k}: submitted {want[k]!r}, re-run {have[k]!r}" for k in differ))
     return passed("rerun_config", RERUN, entry_id,
                   "same workload, parameters, precision, rules and seeds as submitted")
+
+
+def workload_identity_check(entry_id: str, doc: dict[str, Any]) -> Check:
+    """The properties that select checks (group, item unit, modes, configs) are the workload
+    registry's, never the document's: the document's copies must agree with the registry.
+    A ResNet result re-sealed as group "micro" would otherwise skip the caching check."""
+    from bench.errors import UserError
+    from bench.workloads import get_workload
+
+    w = doc["workload"]
+    try:
+        cls = get_workload(w["name"])
+    except UserError as exc:
+        return failed("workload_identity", INTEGRITY, entry_id,
+                      f"workload {w['name']!r} is not in this checkout's registry: {exc.what}")
+    want = {"group": cls.group, "item_unit": cls.item_unit}
+    differ = [f"{k} {w.get(k)!r}, the registry says {v!r}" for k, v in want.items()
+              if w.get(k) != v]
+    if w.get("mode") not in cls.modes:
+        differ.append(f"mode {w.get('mode')!r}, the workload has {', '.join(cls.modes)}")
+    if w.get("config") not in cls.configs:
+        differ.append(f"config {w.get('config')!r}, the workload has {', '.join(cls.configs)}")
+    if differ:
+        return failed("workload_identity", INTEGRITY, entry_id,
+                      f"the document's workload {w['name']} differs from the registry's: "
+                      + "; ".join(differ))
+    return passed("workload_identity", INTEGRITY, entry_id,
+                  f"group {cls.group!r}, item unit {cls.item_unit!r}, mode and config are "
+                  f"workload {w['name']}'s in the registry")
 
 
 def output_length_checks(entry_id: str, doc: dict[str, Any], which: str) -> list[Check]:
@@ -205,25 +418,39 @@ def output_length_checks(entry_id: str, doc: dict[str, Any], which: str) -> list
                    f"all {len(points)} grid point(s) generated the requested length")]
 
 
-def _throughput_pairs(same: dict[str, Any], distinct: dict[str, Any]
-                      ) -> list[tuple[float, float]]:
-    """(same-input, distinct-input) throughputs: per grid point where there are points."""
-    def figure(metrics: dict[str, Any]) -> Any:
-        return _value(metrics.get(THROUGHPUT))
+def _geomean(values: list[float]) -> float:
+    return math.exp(math.fsum(math.log(v) for v in values) / len(values))
 
-    if same.get("points"):
-        others = {_key(p["params"]): p for p in distinct.get("points") or []}
-        pairs = [(figure(p["metrics"]), figure(others[_key(p["params"])]["metrics"]))
-                 for p in same["points"] if _key(p["params"]) in others]
-    else:
-        pairs = [(figure(same["metrics"]), figure(distinct["metrics"]))]
-    return [(x, y) for x, y in pairs if x and y]
+
+def throughput_figures(doc: dict[str, Any], keys: list[str] | None = None
+                       ) -> tuple[float | None, list[float]]:
+    """The throughput of a caching re-run and its per-repeat figures: the entry's own, or for
+    a grid the geometric mean over the points named by ``keys`` (each repeat's own)."""
+    if not doc.get("points"):
+        metric = (doc.get("metrics") or {}).get(THROUGHPUT)
+        value = _value(metric)
+        return (value if _number(value) and value > 0 else None,
+                repeat_figures(THROUGHPUT, metric, doc, point=True))
+    points = {_key(p["params"]): p for p in doc["points"]}
+    chosen = [(points[k]["metrics"] or {}).get(THROUGHPUT) for k in keys or []
+              if k in points]
+    values = [_value(m) for m in chosen]
+    if not chosen or not all(_number(v) and v > 0 for v in values):
+        return None, []
+    per = [repeat_figures(THROUGHPUT, m, None, point=True) for m in chosen]
+    n = min(len(p) for p in per)
+    return _geomean(values), [_geomean([p[j] for p in per]) for j in range(n)
+                              if all(p[j] > 0 for p in per)]
 
 
 def caching_check(entry_id: str, same: dict[str, Any] | None, distinct: dict[str, Any] | None,
-                  tol: Tolerances, not_applicable: str | None) -> Check:
+                  tol: Tolerances, not_applicable: str | None, slowdown: float = 1.0
+                  ) -> Check:
     """The re-run on one repeated batch must not be markedly faster than the re-run cycling
-    through distinct batches: a stack that memoises results for identical inputs would be."""
+    through distinct batches: a stack that memoises results for identical inputs would be.
+    Judged like a metric: the interval of same-input / distinct-input throughput over the
+    repeats passes below 1 + max_speedup, fails wholly above it (widened by ``slowdown``, how
+    much the host's load slowed the distinct-input re-run), and is inconclusive between."""
     if not_applicable:
         return skipped("caching", ANTI_GAMING, entry_id, not_applicable)
     if same is None or distinct is None:
@@ -235,19 +462,27 @@ def caching_check(entry_id: str, same: dict[str, Any] | None, distinct: dict[str
         return skipped("caching", ANTI_GAMING, entry_id,
                        "the workload could not vary its inputs: "
                        + str(info.get("reason", "it records no input variants")))
-    pairs = _throughput_pairs(same, distinct)
-    if not pairs:
+    # A sweep's points each count (the best point may differ between the two re-runs): the
+    # geometric mean over the points both measured, as a memoising stack speeds up every one.
+    keys = sorted({_key(p["params"]) for p in same.get("points") or []}
+                  & {_key(p["params"]) for p in distinct.get("points") or []})
+    a, a_per = throughput_figures(same, keys)
+    b, b_per = throughput_figures(distinct, keys)
+    if a is None or b is None:
         return failed("caching", ANTI_GAMING, entry_id,
                       "a throughput is missing from the caching re-runs")
-    # A sweep's points each compared (the best point may differ between the two re-runs);
-    # the mean speedup over them, as a memoising stack speeds up every point.
-    a = sum(x for x, _ in pairs) / len(pairs)
-    b = sum(y for _, y in pairs) / len(pairs)
-    speedup = sum(x / y for x, y in pairs) / len(pairs) - 1
-    where = f" (mean over {len(pairs)} points)" if len(pairs) > 1 else ""
+    where = f" (geometric mean over {len(keys)} points)" if keys else ""
     text = (f"same input: {a:.4g}, {info['used']} distinct inputs: {b:.4g} items/s{where} "
-            f"({speedup:+.1%}; allowed at most +{tol.max_speedup:.0%})")
-    if speedup > tol.max_speedup:
+            f"({a / b - 1:+.1%}; allowed at most +{tol.max_speedup:.0%})")
+    interval = ratio_interval(b, b_per, a, a_per, tol.statistics.confidence)
+    if isinstance(interval, str):
+        return Check("caching", ANTI_GAMING, entry_id, "inconclusive",
+                     f"{text}; no interval: {interval}")
+    edge = 1 + tol.max_speedup
+    band = Band(0.0, edge, 0.0, edge * max(slowdown, 1.0))
+    status, why = judge(interval, band)
+    why = why.replace("re-measured / submitted", "same / distinct inputs")
+    if status == "fail":
         return failed("caching", ANTI_GAMING, entry_id,
-                      f"the repeated input runs markedly faster: {text}")
-    return passed("caching", ANTI_GAMING, entry_id, text)
+                      f"the repeated input runs markedly faster: {text}; {why}")
+    return Check("caching", ANTI_GAMING, entry_id, status, f"{text}; {why}")

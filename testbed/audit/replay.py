@@ -11,7 +11,7 @@ of the submission are passed as ``--set`` again, so the re-run is flagged as the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,29 @@ SUITE_FILE = "audit-suite.yaml"
 class Rerun:
     """One re-run: where its results are and how it ended."""
 
-    name: str  # "as-submitted" or "distinct-inputs"
+    name: str  # "as-submitted", "distinct-inputs" or "more-evidence-N"
     out_dir: Path
     exit_code: int | None
     error: str | None
     results: dict[str, dict[str, Any]]  # entry id -> document
+    # The rules it changed per entry (input_variants; more repeats and a longer window for
+    # more evidence), and the host's load while it ran (testbed.audit.hostload).
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host: dict[str, Any] | None = None
+
+    def slowdown(self, entry: str | None = None) -> float:
+        """How much the host's load slowed its timed windows (one entry's, or all of them);
+        1.0 when not measured."""
+        host = self.host or {}
+        value = (host.get("entry_slowdown") or {}).get(entry) if entry else host.get("slowdown")
+        return float(value or 1.0)
 
     def as_dict(self) -> dict[str, Any]:
+        cv = {e: ((d.get("metrics") or {}).get("throughput_items_per_s") or {}).get("cv")
+              for e, d in self.results.items()}
         return {"name": self.name, "dir": str(self.out_dir), "exit_code": self.exit_code,
-                "error": self.error, "results": sorted(self.results)}
+                "error": self.error, "results": sorted(self.results), "rules": self.rules,
+                "throughput_cv": cv, "host": self.host}
 
 
 def entry_from_result(doc: dict[str, Any],

@@ -3,7 +3,10 @@
 Order matters: when a file was edited, a hash is broken or the image is not the one the results
 name, re-measuring proves nothing, so the audit stops there with a failing verdict (and says
 the re-run was not attempted). Otherwise it re-runs the submitted configuration twice in the
-submitted image (as submitted, and with distinct inputs for the caching check) and compares.
+submitted image (as submitted, and with distinct inputs for the caching check), watching the
+host's load, judges every metric by the confidence interval of re-measured / submitted
+(testbed.audit.interval), and re-runs the entries left inconclusive with more repeats, up to
+the tolerance file's cap, before the verdict: pass, fail or inconclusive.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.schema import validation_errors
 from testbed.audit.checks import CATEGORIES, Check, any_failed, skipped
-from testbed.audit.compare import caching_check, compare_entry, output_length_checks
+from testbed.audit.compare import (
+    caching_check,
+    compare_entry,
+    output_length_checks,
+    workload_identity_check,
+)
+from testbed.audit.hostload import HostMonitor, container_of, own_children, timed_windows
 from testbed.audit.replay import (
     SUITE_FILE,
     Rerun,
@@ -32,12 +41,16 @@ from testbed.audit.replay import (
     write_suite,
 )
 from testbed.audit.submission import Submission, load_submission
-from testbed.audit.tolerances import Tolerances, load_tolerances
+from testbed.audit.tolerances import Reruns, Tolerances, load_tolerances
 from testbed.launch.container import ContainerLauncher
 from testbed.launch.native import NativeLauncher
 
 AUDIT_SCHEMA_VERSION = "1.0"
-SAME, DISTINCT = "as-submitted", "distinct-inputs"
+SAME, DISTINCT, MORE = "as-submitted", "distinct-inputs", "more-evidence"
+METRIC_STATUSES = ("pass", "fail", "inconclusive", "not_judged", "ignored", "not_measured")
+CHECK_STATUSES = ("pass", "fail", "inconclusive", "skipped")
+# Exit codes of `invoke audit` (docs/audit.md): 2 is bad input, raised as a UserError.
+EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}
 
 
 @dataclass
@@ -49,6 +62,10 @@ class AuditResult:
     def passed(self) -> bool:
         return self.verdict["verdict"] == "pass"
 
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict["verdict"]]
+
 
 def caching_not_applicable(doc: dict[str, Any]) -> str | None:
     """Why the caching check cannot apply to this result (None: it applies)."""
@@ -57,7 +74,12 @@ def caching_not_applicable(doc: dict[str, Any]) -> str | None:
     w = doc["workload"]
     if doc["status"] != "ok":
         return f"the submission did not measure it (status {doc['status']})"
-    if w.get("group") == "micro":
+    try:
+        cls = get_workload(w["name"])
+    except UserError as exc:
+        return exc.what
+    # The registry's group, never the document's (which workload_identity compares with it).
+    if cls.group == "micro":
         # Like MLPerf's TEST04 exemptions: an operator benchmark measures the device with its
         # caches, and operands that fit in them are legitimately faster when repeated (GEMM
         # n<=512 on the reference CPU: +10..39 % with 16 copies), so the comparison would
@@ -65,12 +87,8 @@ def caching_not_applicable(doc: dict[str, Any]) -> str | None:
         # pass, are checked.
         return ("operator micro-benchmark: repeated operands stay in the device's caches, "
                 "which is the hardware, not a cheat (the check applies to model workloads)")
-    if w["params"].get("data") == "loader":
+    if w["params"].get("data") == "loader":  # what the re-run runs: rerun_config checks it
         return "loader mode: every batch already comes from the data set, none repeats"
-    try:
-        cls = get_workload(w["name"])
-    except UserError as exc:
-        return exc.what
     if not getattr(cls, "input_attrs", ()) and not getattr(cls, "varies_inputs", False):
         return (f"{w['name']} has no synthetic input batch to vary (its measurement is not a "
                 "loop over one input)")
@@ -110,6 +128,7 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
             image_checks_, choice = image_checks(client, sub, image)
             checks += image_checks_
         for entry_id, doc in sub.results.items():
+            checks.append(workload_identity_check(entry_id, doc))
             checks += output_length_checks(entry_id, doc, "submitted")
 
     _prepare(out_dir)
@@ -149,6 +168,24 @@ def _prepare(out_dir: Path) -> None:
                         f"{exc.strerror or exc}.", "Choose another with --out DIR.") from exc
 
 
+def more_evidence_rules(doc: dict[str, Any], settings: Reruns) -> dict[str, Any]:
+    """The rules of a re-run for more evidence: more repeats (at least the submitted number)
+    and, where the timed window is a duration, a longer one (and a timeout to match). A
+    window of a fixed number of iterations (``min_duration_s: 0``) is a protocol: kept."""
+    rules = doc["rules"]
+    out: dict[str, Any] = {"repeats": max(settings.repeats, int(rules["repeats"]))}
+    if rules.get("min_duration_s", 0) > 0 and settings.window_factor > 1:
+        out["min_duration_s"] = rules["min_duration_s"] * settings.window_factor
+        out["timeout_s"] = rules["timeout_s"] * settings.window_factor
+    return out
+
+
+def wants_more_evidence(records: list[dict[str, Any]]) -> bool:
+    """An entry is re-run again while one of its metrics is inconclusive and more re-run
+    repeats could still decide it."""
+    return any(r["status"] == "inconclusive" and r.get("decidable", True) for r in records)
+
+
 def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: bool,
                        image_ref: str | None
                        ) -> tuple[list[Rerun], list[Check], list[dict[str, Any]]]:
@@ -161,46 +198,121 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
 
     launcher = NativeLauncher(out_dir) if native else ContainerLauncher(out_dir)
 
-    def run(name: str, suite: dict[str, Any], ids: list[str]) -> Rerun:
-        suite_file = write_suite(out_dir / f"{name}-{SUITE_FILE}", suite)
+    def run(name: str, ids: list[str], extra: dict[str, dict[str, Any]] | None = None
+            ) -> Rerun:
+        suite_file = write_suite(out_dir / f"{name}-{SUITE_FILE}",
+                                 suite_from_results(sub, ids, extra))
+        target = out_dir / name
         sets = [o for o in overrides if parse_override(o)[0] in ids]
-        return rerun(launcher, suite_file, out_dir / name, vendor, sets, label, name,
-                     None if native else image_ref)
+        with HostMonitor(own_children if native else container_of(target)) as monitor:
+            result = rerun(launcher, suite_file, target, vendor, sets, label, name,
+                           None if native else image_ref)
+        result.rules = extra or {}
+        result.host = monitor.report({e: timed_windows(d) for e, d in result.results.items()})
+        return result
 
-    reruns = [run(SAME, suite_from_results(sub, entries), entries)]
+    same = run(SAME, entries)
+    reruns = [same]
+    distinct = None
     if varied:
-        extra = {e: {"input_variants": tol.input_variants} for e in varied}
-        reruns.append(run(DISTINCT, suite_from_results(sub, varied, extra), varied))
-    same = reruns[0]
-    distinct = reruns[1] if len(reruns) > 1 else None
+        distinct = run(DISTINCT, varied, {e: {"input_variants": tol.input_variants}
+                                          for e in varied})
+        reruns.append(distinct)
+    rounds = {e: [same.results[e]] if e in same.results else [] for e in entries}
+    slowdown = {e: same.slowdown(e) for e in entries}
+    compared = {e: compare_entry(e, sub.results[e], rounds[e] or None, tol, same.error,
+                                 slowdown[e]) for e in entries}
+    for n in range(1, tol.reruns.max + 1):
+        pending = [e for e in entries if rounds[e] and wants_more_evidence(compared[e][1])]
+        if not pending:
+            break
+        print(f"more evidence ({n} of at most {tol.reruns.max}): inconclusive metrics in "
+              f"{', '.join(pending)}", flush=True)
+        more = run(f"{MORE}-{n}", pending,
+                   {e: more_evidence_rules(sub.results[e], tol.reruns) for e in pending})
+        reruns.append(more)
+        for e in pending:
+            doc = more.results.get(e)
+            if doc is not None and doc["status"] == rounds[e][0]["status"]:
+                rounds[e].append(doc)
+                slowdown[e] = max(slowdown[e], more.slowdown(e))
+            compared[e] = compare_entry(e, sub.results[e], rounds[e], tol, same.error,
+                                        slowdown[e])
+            if doc is None or doc["status"] != rounds[e][0]["status"]:
+                compared[e][0].append(skipped(
+                    "rerun_status", "rerun", f"{e} ({more.name})",
+                    "this re-run for more evidence " + (
+                        f"ended with status {doc['status']!r}" if doc else
+                        f"wrote no result ({more.error or 'no document'})")
+                    + ": left out of the evidence"))
     checks: list[Check] = []
     records: list[dict[str, Any]] = []
-    for entry_id, doc in sub.results.items():
-        re_doc = same.results.get(entry_id)
-        entry_checks, entry_records = compare_entry(entry_id, doc, re_doc, tol, same.error)
+    for entry_id in entries:
+        entry_checks, entry_records = compared[entry_id]
         checks += entry_checks
         records += entry_records
+        re_doc = same.results.get(entry_id)
         if re_doc is not None:
             checks += output_length_checks(entry_id, re_doc, "re-run")
         checks.append(caching_check(entry_id, re_doc,
                                     distinct.results.get(entry_id) if distinct else None,
-                                    tol, why_not[entry_id]))
+                                    tol, why_not[entry_id],
+                                    distinct.slowdown(entry_id) if distinct else 1.0))
     return reruns, checks, records
+
+
+def noise_summary(records: list[dict[str, Any]], reruns: list[Rerun],
+                  tol: Tolerances) -> dict[str, Any]:
+    """Whether the machine was too noisy to judge: a re-run the host's load slowed more than
+    the bound, or a metric whose re-measured repeats spread more than the bound; and which
+    metrics that left undecided."""
+    why = []
+    slowed: set[str] = set()
+    for r in reruns:
+        host = r.host or {}
+        if r.slowdown() > tol.noise.max_slowdown:
+            slowed.update(e for e in r.results if r.slowdown(e) > tol.noise.max_slowdown)
+            other = host.get("other_cpus_mean")
+            load = (host.get("load_avg_1m") or {}).get("max")
+            why.append(f"re-run {r.name}: the host's load slowed its timed windows "
+                       f"x{r.slowdown():.2f} (bound "
+                       f"x{tol.noise.max_slowdown:g})"
+                       + (f"; other processes kept {other:.1f} of {host['cpus']} CPUs busy"
+                          if other is not None else "")
+                       + (f"; load average up to {load:.1f}" if load is not None else ""))
+    noisy = []
+    for m in records:
+        spread = (m.get("interval") or {}).get("cv_remeasured")
+        if spread is not None and spread > tol.noise.max_cv and m["status"] in (
+                "inconclusive", "fail", "pass"):
+            noisy.append(m)
+            why.append(f"{_where(m)}: re-measured repeats spread CV {spread:.0%} (bound "
+                       f"{tol.noise.max_cv:.0%})")
+    affected = [_where(m) for m in records if m["status"] == "inconclusive" and (
+        m["entry"] in slowed or m in noisy or "too noisy" in m["reason"])]
+    return {"too_noisy": bool(why), "reasons": why, "affected": affected,
+            "max_cv": tol.noise.max_cv, "max_slowdown": tol.noise.max_slowdown}
+
+
+def _where(m: dict[str, Any]) -> str:
+    return f"{m['entry']}{' ' + str(m['point']) if m['point'] else ''} {m['metric']}"
 
 
 def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]],
              reruns: list[Rerun], tol: Tolerances, native: bool, choice: Any,
              image_arg: str | None, started: float, out_dir: Path) -> dict[str, Any]:
-    metric_fail = [r for r in records if r["status"] == "fail"]
     failed_checks = [c for c in checks if c.status == "fail"]
     reasons = [f"{c.category}/{c.id} {c.subject}: {c.message}" for c in failed_checks]
-    reasons += [f"metric {r['entry']}{' ' + str(r['point']) if r['point'] else ''} "
-                f"{r['metric']}: {r['reason']}" for r in metric_fail]
+    reasons += [f"metric {_where(r)}: {r['reason']}" for r in records if r["status"] == "fail"]
     if not reasons and not reruns:
         reasons = ["nothing was re-measured"]
+    undecided = [f"{c.category}/{c.id} {c.subject}: {c.message}" for c in checks
+                 if c.status == "inconclusive"]
+    undecided += [f"metric {_where(r)}: {r['reason']}" for r in records
+                  if r["status"] == "inconclusive"]
     prov = sub.provenance
-    count = {s: sum(1 for r in records if r["status"] == s)
-             for s in ("pass", "fail", "ignored", "not_measured")}
+    count = {s: sum(1 for r in records if r["status"] == s) for s in METRIC_STATUSES}
+    verdict = "fail" if reasons else "inconclusive" if undecided else "pass"
     doc = {
         "schema_version": AUDIT_SCHEMA_VERSION,
         "kind": "bench.audit",
@@ -224,11 +336,13 @@ def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]]
         "reruns": [r.as_dict() for r in reruns],
         "summary": {
             "checks": {cat: {s: sum(1 for c in checks if c.category == cat and c.status == s)
-                             for s in ("pass", "fail", "skipped")} for cat in CATEGORIES},
+                             for s in CHECK_STATUSES} for cat in CATEGORIES},
             "metrics": count,
             "reasons": reasons,
+            "inconclusive": undecided,
+            "noise": noise_summary(records, reruns, tol),
         },
-        "verdict": "fail" if reasons else "pass",
+        "verdict": verdict,
         "out_dir": str(out_dir),
         "started_at": _iso(started),
         "ended_at": _iso(time.time()),
@@ -259,12 +373,29 @@ def print_summary(result: AuditResult, stream: Any = None) -> None:
              "rerun": "re-run"}
     for cat, counts in v["summary"]["checks"].items():
         print(f"  {names[cat]:<12} {counts['pass']:>3} pass  {counts['fail']:>3} fail  "
-              f"{counts['skipped']:>3} skipped", file=out)
+              + (f"{counts['inconclusive']:>3} inconclusive  " if counts["inconclusive"]
+                 else "") + f"{counts['skipped']:>3} skipped", file=out)
     m = v["summary"]["metrics"]
-    print(f"  {'metrics':<12} {m['pass']:>3} pass  {m['fail']:>3} fail  {m['ignored']:>3} "
-          f"ignored  {m['not_measured']:>3} not measured", file=out)
-    for reason in v["summary"]["reasons"][:20]:
-        print(f"  FAIL {reason}", file=out)
-    if len(v["summary"]["reasons"]) > 20:
-        print(f"  ... {len(v['summary']['reasons']) - 20} more in the verdict", file=out)
+    print(f"  {'metrics':<12} {m['pass']:>3} pass  {m['fail']:>3} fail  "
+          f"{m['inconclusive']:>3} inconclusive  {m['not_judged']:>3} not judged  "
+          f"{m['ignored']:>3} ignored  {m['not_measured']:>3} not measured", file=out)
+    more = [r for r in v["reruns"] if r["name"].startswith(MORE)]
+    if more:
+        print(f"  {len(more)} re-run(s) for more evidence: "
+              + "; ".join(f"{r['name']} ({', '.join(r['results']) or 'no result'})"
+                          for r in more), file=out)
+    for label, lines in (("FAIL", v["summary"]["reasons"]),
+                         ("INCONCLUSIVE", v["summary"]["inconclusive"])):
+        for line in lines[:20]:
+            print(f"  {label} {line}", file=out)
+        if len(lines) > 20:
+            print(f"  ... {len(lines) - 20} more in the verdict", file=out)
+    noise = v["summary"]["noise"]
+    if noise["too_noisy"]:
+        print("  too noisy to judge: " + "; ".join(noise["reasons"][:6])
+              + (f" (and {len(noise['reasons']) - 6} more)" if len(noise["reasons"]) > 6
+                 else ""), file=out)
+        if noise["affected"]:
+            print(f"    metrics left undecided by the noise: {', '.join(noise['affected'])}",
+                  file=out)
     print(f"verdict: {v['verdict'].upper()}  ({result.path})", file=out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ class Rule:
     ignore: str | None = None
     side: str = "both"
     vendors: tuple[str, ...] | None = None  # None: every vendor
+    # Which way a slowed-down host moves the metric (rates lower, times higher); the band is
+    # widened that way by the slowdown measured during the re-run. None: load moves it not.
+    slowdown: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"match": list(self.patterns), "side": self.side}
@@ -37,6 +40,8 @@ class Rule:
             out["equal"] = True
         if self.vendors:
             out["vendors"] = list(self.vendors)
+        if self.slowdown:
+            out["slowdown"] = self.slowdown
         return out
 
     def describe(self) -> str:
@@ -49,12 +54,46 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """How much evidence a metric's verdict needs (docs/audit.md, "The statistics")."""
+
+    confidence: float = 0.95  # level of each metric's interval
+    # A percentile p is judged only with at least this many latencies beyond it in every
+    # repeat on both sides: 1 means p99 needs 100 latencies per repeat, p90 needs 10.
+    min_tail_samples: float = 1.0
+
+
+@dataclass(frozen=True)
+class Reruns:
+    """More evidence for an entry with an inconclusive metric: up to ``max`` more re-runs of
+    it, each with ``repeats`` repeats (at least the submitted number) and its timed window
+    ``window_factor`` times as long where the window is a duration."""
+
+    max: int = 2
+    repeats: int = 5
+    window_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class Noise:
+    """When the summary says the machine was too noisy to judge: a metric's re-measured
+    repeats spread more than ``max_cv``, or the host's load slowed a re-run by more than
+    ``max_slowdown`` (1.25: a quarter slower)."""
+
+    max_cv: float = 0.10
+    max_slowdown: float = 1.25
+
+
+@dataclass(frozen=True)
 class Tolerances:
     path: Path
     sha256: str
     rules: tuple[Rule, ...]
     max_speedup: float
     input_variants: int
+    statistics: Statistics = Statistics()
+    reruns: Reruns = Reruns()
+    noise: Noise = Noise()
 
     def rule_for(self, metric: str, vendor: str | None = None) -> Rule | None:
         for rule in self.rules:
@@ -68,6 +107,8 @@ class Tolerances:
         return {"path": str(self.path), "sha256": self.sha256,
                 "caching": {"max_speedup": self.max_speedup,
                             "input_variants": self.input_variants},
+                "statistics": asdict(self.statistics), "reruns": asdict(self.reruns),
+                "noise": asdict(self.noise),
                 "rules": [r.as_dict() for r in self.rules]}
 
 
@@ -87,16 +128,24 @@ def load_tolerances(path: Path | None = None) -> Tolerances:
                           rel=item.get("rel"), abs=item.get("abs"),
                           equal=bool(item.get("equal")), ignore=item.get("ignore"),
                           side=item.get("side", "both"),
-                          vendors=tuple(item["vendors"]) if "vendors" in item else None))
-    # A file without its own caching settings gets the default file's (not a second copy).
-    caching = {**(_default_caching() if path != DEFAULT_FILE else {}), **doc.get("caching", {})}
+                          vendors=tuple(item["vendors"]) if "vendors" in item else None,
+                          slowdown=item.get("slowdown")))
+    # A file without its own settings gets the default file's (not a second copy).
+    defaults = _defaults() if path != DEFAULT_FILE else {}
+
+    def section(name: str) -> dict[str, Any]:
+        return {**defaults.get(name, {}), **doc.get(name, {})}
+
+    caching = section("caching")
     return Tolerances(path=path, sha256=hashlib.sha256(raw).hexdigest(), rules=tuple(rules),
                       max_speedup=caching["max_speedup"],
-                      input_variants=caching["input_variants"])
+                      input_variants=caching["input_variants"],
+                      statistics=Statistics(**section("statistics")),
+                      reruns=Reruns(**section("reruns")), noise=Noise(**section("noise")))
 
 
-def _default_caching() -> dict[str, Any]:
-    return yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))["caching"]
+def _defaults() -> dict[str, Any]:
+    return yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))
 
 
 def _number(value: Any) -> bool:

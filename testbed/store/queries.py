@@ -21,7 +21,7 @@ from testbed.report.inputs import Device, label_devices
 from testbed.store import tables as t
 from testbed.store.store import Store
 
-AUDIT_STATES = ("pass", "fail", "none", "any")
+AUDIT_STATES = ("pass", "fail", "inconclusive", "none", "any")
 QUERY_TIMEOUT_S = 120
 
 
@@ -37,7 +37,7 @@ class Filters:
     torch: str | None = None
     since: datetime | None = None
     until: datetime | None = None
-    audit: str | None = None  # pass, fail (latest verdict), none (never audited), any
+    audit: str | None = None  # pass, fail, inconclusive (latest verdict), none, any
 
     @property
     def on_results(self) -> bool:
@@ -111,7 +111,7 @@ def result_conditions(f: Filters) -> list[sa.ColumnElement[bool]]:
     if f.audit:
         la = latest_audit()
         audited = sa.select(la.c.result_id)
-        if f.audit in ("pass", "fail"):
+        if f.audit in ("pass", "fail", "inconclusive"):
             audited = audited.where(la.c.verdict == f.audit)
         conds.append(r.doc_id.not_in(audited) if f.audit == "none" else r.doc_id.in_(audited))
     return conds
@@ -216,6 +216,7 @@ def list_runs(store: Store, f: Filters, limit: int | None = None) -> list[RunRow
         runs[v.run_id].audit, runs[v.run_id].audited_at = v.verdict, v.ended_at
     if f.audit:
         keep = {"pass": lambda x: x.audit == "pass", "fail": lambda x: x.audit == "fail",
+                "inconclusive": lambda x: x.audit == "inconclusive",
                 "none": lambda x: x.audit is None, "any": lambda x: x.audit is not None}
         return [x for x in runs.values() if keep[f.audit](x)]
     return list(runs.values())

@@ -175,7 +175,7 @@ audits = sa.Table(
     _c("doc_id", H, "documents.doc_id of the verdict", primary_key=True),
     _c("seal", H, "the verdict's own sha256", nullable=False, unique=True),
     _c("run_id", sa.String(200), "the run judged"),
-    _c("verdict", sa.String(32), "pass, fail (or what the verdict says)", nullable=False),
+    _c("verdict", sa.String(32), "pass, fail, inconclusive", nullable=False),
     _c("mode", sa.String(16), "container or native re-run"),
     _c("audit_version", sa.String(64), "version that audited"),
     _c("image_digest", sa.String(80), "image re-run in"),

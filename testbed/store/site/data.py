@@ -75,10 +75,12 @@ class Row:
 
     @property
     def audit(self) -> str:
-        """pass: every result passed its latest audit; fail: one failed; partly; none."""
+        """pass: every result passed its latest audit; fail: one failed; inconclusive: one
+        was inconclusive (docs/audit.md); partly; none."""
         verdicts = [r.audit for r in self.results]
         if any(v not in (None, "pass") for v in verdicts):
-            return "fail" if "fail" in verdicts else "other"
+            return "fail" if "fail" in verdicts else \
+                "inconclusive" if "inconclusive" in verdicts else "other"
         if verdicts and all(v == "pass" for v in verdicts):
             return "pass"
         return "partly" if any(verdicts) else "none"

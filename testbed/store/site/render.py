@@ -31,7 +31,8 @@ td.unranked{color:#8a9099}
 table.data td.device{text-align:left;white-space:normal;min-width:230px;max-width:380px}
 """
 
-AUDIT_TEXT = {"pass": "✓ audited", "fail": "✗ audit failed", "partly": "partly audited",
+AUDIT_TEXT = {"pass": "✓ audited", "fail": "✗ audit failed",
+              "inconclusive": "? audit inconclusive", "partly": "partly audited",
               "other": "audit: see verdict", "none": "not audited"}
 
 

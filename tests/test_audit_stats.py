@@ -1,0 +1,465 @@
+"""The audit's statistics, checked against numbers worked out by hand (docs/audit.md's worked
+example among them), and the judgement of metrics on documents built here: no measurement,
+so these tests cannot depend on how busy the machine is."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from testbed.audit.compare import (
+    caching_check,
+    compare_entry,
+    percentile_evidence,
+    repeat_figures,
+    workload_identity_check,
+)
+from testbed.audit.hostload import HostMonitor, thread_slowdown, timed_windows, window_slowdown
+from testbed.audit.interval import (
+    band_for,
+    ideal_interval,
+    judge,
+    ratio_interval,
+    student_t_quantile,
+)
+from testbed.audit.run import caching_not_applicable, more_evidence_rules, wants_more_evidence
+from testbed.audit.tolerances import Rule, compare_value, load_tolerances
+
+THR = "throughput_items_per_s"
+
+
+# -- Student's t and the interval -----------------------------------------------------------
+@pytest.mark.parametrize(("df", "expected"), [(1, 12.7062), (2, 4.3027), (3, 3.1824),
+                                              (10, 2.2281), (30, 2.0423)])
+def test_student_t_quantile_matches_the_tables(df, expected):
+    assert student_t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
+    assert student_t_quantile(0.025, df) == pytest.approx(-expected, abs=1e-4)
+
+
+def test_t_quantile_tends_to_the_normal():
+    assert student_t_quantile(0.975, 1e6) == pytest.approx(1.95996, abs=1e-4)
+
+
+def test_worked_example_of_the_docs():
+    """docs/audit.md: submitted 102 (100, 104), re-measured 90, 93, 96."""
+    iv = ratio_interval(102.0, [100.0, 104.0], 93.0, [90.0, 93.0, 96.0], 0.95)
+    assert iv.estimate == pytest.approx(0.9118, abs=1e-4)
+    assert iv.df == 3 and iv.spread == pytest.approx(0.0308, abs=1e-4)
+    assert (iv.low, iv.high) == (pytest.approx(0.834, abs=1e-3), pytest.approx(0.997, abs=1e-3))
+    band = band_for("ratio", 0.05, None, "both", "lower", 1.0)
+    status, reason = judge(iv, band)
+    assert status == "inconclusive" and "straddles the band's edge 0.950" in reason
+    more = ratio_interval(102.0, [100.0, 104.0], 93.0,
+                          [90.0, 93.0, 96.0, 92.0, 94.0, 95.0, 93.0, 91.0], 0.95)
+    assert more.spread == pytest.approx(0.0224, abs=1e-4)
+    assert (more.low, more.high) == (pytest.approx(0.8753, abs=1e-4),
+                                     pytest.approx(0.9497, abs=1e-4))
+    assert judge(more, band)[0] == "fail"
+    forged = ratio_interval(306.0, [300.0, 312.0], 93.0, [90.0, 93.0, 96.0], 0.95)
+    assert (forged.low, forged.high) == (pytest.approx(0.278, abs=1e-3),
+                                         pytest.approx(0.332, abs=1e-3))
+    status, reason = judge(forged, band)
+    assert status == "fail" and "[0.278, 0.332] wholly below the band" in reason
+
+
+def test_interval_by_hand_on_the_difference_scale():
+    # util 50, 52 submitted (mean 51), 61, 63 re-measured (mean 62): difference 11,
+    # s = sqrt((2 + 2) / 2) = 1.414, se = s * 1 = 1.414, t(0.975, 2) = 4.303: 11 +- 6.085.
+    iv = ratio_interval(51.0, [50.0, 52.0], 62.0, [61.0, 63.0], 0.95, "difference")
+    assert iv.estimate == 11.0
+    assert (iv.low, iv.high) == (pytest.approx(4.915, abs=1e-3), pytest.approx(17.085, abs=1e-3))
+    assert judge(iv, band_for("difference", None, 10.0, "both"))[0] == "inconclusive"
+    assert judge(iv, band_for("difference", None, 3.0, "both"))[0] == "fail"
+    assert judge(iv, band_for("difference", None, 20.0, "both"))[0] == "pass"
+
+
+def test_no_interval_without_spread_or_with_non_positive_figures():
+    assert "one repeat on each side" in ratio_interval(1.0, [1.0], 1.0, [1.0])
+    assert "zero or negative" in ratio_interval(1.0, [1.0, 0.0], 1.0, [1.0, 1.0])
+    # One submitted repeat is enough once the re-run has several: the spread is pooled.
+    assert ratio_interval(100.0, [100.0], 99.0, [98.0, 99.0, 100.0]).df == 2
+
+
+def test_a_higher_confidence_gives_a_wider_interval():
+    a = ratio_interval(100.0, [99.0, 101.0], 97.0, [96.0, 97.0, 98.0], 0.90)
+    b = ratio_interval(100.0, [99.0, 101.0], 97.0, [96.0, 97.0, 98.0], 0.99)
+    assert b.low < a.low and b.high > a.high
+
+
+def test_host_load_widens_the_band_on_the_slow_side_only():
+    iv = ratio_interval(100.0, [99.0, 101.0], 80.0, [79.0, 80.0, 81.0])  # ~0.80, tight
+    assert judge(iv, band_for("ratio", 0.05, None, "both", "lower", 1.0))[0] == "fail"
+    status, reason = judge(iv, band_for("ratio", 0.05, None, "both", "lower", 1.5))
+    assert status == "inconclusive" and "too noisy" in reason
+    # A latency 25 % lower than claimed (faster): no inflated claim does that; a submission
+    # measured on a busier machine does. Not reproduced, inconclusive, never a fail.
+    fast = ratio_interval(100.0, [99.0, 101.0], 75.0, [74.0, 75.0, 76.0])
+    status, reason = judge(fast, band_for("ratio", 0.10, None, "both", "higher", 3.0))
+    assert status == "inconclusive" and "did better than claimed" in reason
+    # A metric load does not move (power) fails either way.
+    assert judge(fast, band_for("ratio", 0.10, None, "both", None, 3.0))[0] == "fail"
+    # A 3x forgery is outside anything a 1.5x slowdown explains.
+    forged = ratio_interval(300.0, [297.0, 303.0], 100.0, [99.0, 100.0, 101.0])
+    assert judge(forged, band_for("ratio", 0.05, None, "both", "lower", 1.5))[0] == "fail"
+
+
+def test_one_sided_bands():
+    low = ratio_interval(100.0, [99.0, 101.0], 150.0, [149.0, 150.0, 151.0])
+    assert judge(low, band_for("ratio", 0.05, None, "lower"))[0] == "pass"
+    assert judge(low, band_for("ratio", 0.05, None, "higher"))[0] == "fail"
+    assert judge(low, band_for("ratio", 0.05, None, "both", "lower"))[0] == "inconclusive"
+
+
+def test_ideal_interval_says_whether_more_repeats_could_decide():
+    iv = ratio_interval(100.0, [80.0, 120.0], 96.0, [95.0, 96.0, 97.0])
+    band = band_for("ratio", 0.05, None, "both")
+    assert judge(iv, band)[0] == "inconclusive"
+    # The submission's own two repeats spread ~20 %: even endless re-runs straddle.
+    assert judge(ideal_interval(iv), band)[0] == "inconclusive"
+    # Submitted 99 and 101 (1.4 % apart), re-measured 95 and 99 (ratio 0.97): the interval
+    # [0.874, 1.077] straddles; endless re-runs would leave 0.97 * exp(+-1.96 * 0.01414 /
+    # sqrt(2)) = [0.951, 0.989], inside: more evidence can decide.
+    tight = ratio_interval(100.0, [99.0, 101.0], 97.0, [95.0, 99.0])
+    assert judge(tight, band)[0] == "inconclusive"
+    ideal = ideal_interval(tight)
+    assert (ideal.low, ideal.high) == (pytest.approx(0.951, abs=1e-3),
+                                       pytest.approx(0.989, abs=1e-3))
+    assert judge(ideal, band)[0] == "pass"
+
+
+# -- compare_value: the two-number comparison, its band taken from the submitted value --------
+@pytest.mark.parametrize(("submitted", "remeasured", "status"), [
+    (100.0, 95.000001, "pass"),   # just inside the lower edge (5 % of 100)
+    (100.0, 94.999999, "fail"),   # just outside
+    (100.0, 104.999999, "pass"),
+    (100.0, 105.000001, "fail"),
+    # The band is 5 % of the submitted value, not of the re-measured one: 95.2 is within 5
+    # of 100, though 4.8 is more than 5 % of 95.2 (4.76).
+    (100.0, 95.2, "pass"),
+    (200.0, 189.9, "fail"),       # 10.1 off, the band is 10
+])
+def test_compare_value_boundaries(submitted, remeasured, status):
+    got, reason, _ = compare_value(Rule(("*",), rel=0.05), submitted, remeasured)
+    assert got == status, reason
+
+
+def test_compare_value_abs_boundaries():
+    rule = Rule(("*",), abs=10.0)
+    assert compare_value(rule, 50.0, 59.999)[0] == "pass"
+    assert compare_value(rule, 50.0, 60.001)[0] == "fail"
+    assert compare_value(rule, 50.0, 39.999)[0] == "fail"
+
+
+# -- metrics of documents -------------------------------------------------------------------
+def _doc(throughputs, latencies=None, status="ok", vendor="cpu", name="resnet", group="cv",
+         item_unit="images", rules=None, points=None):
+    lat = latencies or [[0.01] * 20 for _ in throughputs]
+    mean = sum(throughputs) / len(throughputs)
+    doc = {
+        "status": status,
+        "workload": {"id": "e", "name": name, "mode": "infer", "config": "small",
+                     "group": group, "item_unit": item_unit, "params": {"batch_size": 4},
+                     "precision_requested": "fp32", "info": {}},
+        "rules": rules or {"repeats": len(throughputs), "min_duration_s": 1.0,
+                           "timeout_s": 300, "min_iters": 5, "warmup_iters": 2},
+        "suite": {"seed": 0},
+        "provenance": {"vendor": vendor, "seeds": {"suite_seed": 0}},
+        "metrics": {THR: {"value": mean, "unit": "images/s", "per_repeat": list(throughputs)},
+                    "latency_p99_s": {"value": max(x for r in lat for x in r), "unit": "s"},
+                    "latency_p50_s": {"value": 0.01, "unit": "s"}},
+        "repeats": [{"index": i, "status": "ok", THR: t, "latencies_s": lat[i]}
+                    for i, t in enumerate(throughputs)],
+    }
+    if points is not None:
+        doc["points"] = points
+    return doc
+
+
+def _record(records, metric, point=None):
+    return next(r for r in records if r["metric"] == metric and r["point"] == point)
+
+
+def test_a_forged_throughput_fails_with_its_interval_shown():
+    tol = load_tolerances()
+    honest = _doc([100.0, 101.0, 99.0])
+    forged = _doc([300.0, 303.0, 297.0])
+    _, records = compare_entry("e", forged, honest, tol, None)
+    thr = _record(records, THR)
+    assert thr["status"] == "fail" and "wholly below the band" in thr["reason"]
+    assert thr["interval"]["high"] < 0.35 and thr["interval"]["n_remeasured"] == 3
+    # The careless forger who tripled only the value: the claim is the value.
+    careless = _doc([100.0, 101.0, 99.0])
+    careless["metrics"][THR]["value"] *= 3
+    assert _record(compare_entry("e", careless, honest, tol, None)[1], THR)["status"] == "fail"
+
+
+def test_an_honest_throughput_passes_and_a_noisy_one_is_inconclusive():
+    tol = load_tolerances()
+    _, records = compare_entry("e", _doc([100.0, 101.0, 99.0]),
+                               _doc([99.5, 100.5, 100.0]), tol, None)
+    assert _record(records, THR)["status"] == "pass"
+    _, records = compare_entry("e", _doc([100.0, 101.0, 99.0]),
+                               _doc([70.0, 130.0, 95.0]), tol, None)
+    thr = _record(records, THR)
+    assert thr["status"] == "inconclusive" and thr["decidable"] is True
+    assert thr["interval"]["cv_remeasured"] > 0.25
+
+
+def test_a_slow_re_run_on_a_loaded_host_is_too_noisy_not_a_fail():
+    tol = load_tolerances()
+    sub, slow = _doc([100.0, 101.0, 99.0]), _doc([80.0, 80.5, 79.5])
+    assert _record(compare_entry("e", sub, slow, tol, None)[1], THR)["status"] == "fail"
+    thr = _record(compare_entry("e", sub, slow, tol, None, slowdown=1.5)[1], THR)
+    assert thr["status"] == "inconclusive" and "too noisy" in thr["reason"]
+
+
+def test_re_runs_for_more_evidence_are_pooled():
+    tol = load_tolerances()
+    sub = _doc([102.0, 98.0])
+    first = _doc([97.0, 93.0])
+    _, records = compare_entry("e", sub, first, tol, None)
+    assert _record(records, THR)["status"] == "inconclusive"
+    more = _doc([95.0, 95.2, 94.8, 95.1, 94.9], rules={
+        "repeats": 5, "min_duration_s": 2.0, "timeout_s": 600, "min_iters": 5,
+        "warmup_iters": 2})
+    checks, records = compare_entry("e", sub, [first, more], tol, None)
+    thr = _record(records, THR)
+    assert thr["reruns"] == 2 and thr["interval"]["n_remeasured"] == 7
+    assert thr["remeasured"] == pytest.approx((97 + 93 + 95 + 95.2 + 94.8 + 95.1 + 94.9) / 7)
+    # The longer window and more repeats are allowed; another precision would not be.
+    assert [c.status for c in checks if c.id == "rerun_config"] == ["pass", "pass"]
+    more["workload"]["precision_requested"] = "fp16"
+    checks, _ = compare_entry("e", sub, [first, more], tol, None)
+    assert [c.status for c in checks if c.id == "rerun_config"] == ["pass", "fail"]
+
+
+def test_percentiles_need_enough_latencies_per_repeat():
+    tol = load_tolerances()
+    few = [[0.01 + 0.001 * i for i in range(50)] for _ in range(2)]
+    many = [[0.01 + 0.0001 * i for i in range(120)] for _ in range(2)]
+    _, records = compare_entry("e", _doc([100.0, 100.0], few), _doc([100.0, 100.0], few),
+                               tol, None)
+    p99 = _record(records, "latency_p99_s")
+    assert p99["status"] == "not_judged" and "50 latencies per repeat" in p99["reason"]
+    assert "at least 100" in p99["reason"]
+    assert _record(records, "latency_p50_s")["status"] != "not_judged"
+    assert percentile_evidence("latency_p90_s", [_doc([1.0], [[0.1] * 9])], tol)
+    assert percentile_evidence("latency_p90_s", [_doc([1.0], [[0.1] * 10])], tol) is None
+    # The re-run's counts decide: a submitter who wrote fewer latencies gains nothing.
+    _, records = compare_entry("e", _doc([100.0, 100.0], few), _doc([100.0, 100.0], many),
+                               tol, None)
+    assert _record(records, "latency_p99_s")["status"] != "not_judged"
+
+
+def test_a_figure_of_the_whole_run_is_compared_as_two_numbers():
+    """A peak over the repeats has no per-repeat values on either side: no spread to judge
+    by, and re-running would not give one, so the band decides on the two numbers."""
+    tol = load_tolerances()
+    sub, rerun = _doc([1.0, 1.0]), _doc([1.0, 1.0])
+    sub["metrics"]["framework_mem_peak_bytes"] = {"value": 1000.0, "unit": "B"}
+    rerun["metrics"]["framework_mem_peak_bytes"] = {"value": 1050.0, "unit": "B"}
+    record = _record(compare_entry("e", sub, rerun, tol, None)[1], "framework_mem_peak_bytes")
+    assert record["status"] == "pass" and "compared as two numbers" in record["reason"]
+    rerun["metrics"]["framework_mem_peak_bytes"]["value"] = 1200.0
+    record = _record(compare_entry("e", sub, rerun, tol, None)[1], "framework_mem_peak_bytes")
+    assert record["status"] == "fail" and record["interval"] is None
+
+
+def test_figures_that_reach_zero_are_judged_as_an_amount():
+    tol = load_tolerances()  # energy: rel 0.10 -> +-10 % of the submitted value, in joules
+    sub, rerun = _doc([1.0, 1.0]), _doc([1.0, 1.0])
+    sub["metrics"]["energy_above_idle_j"] = {"value": 10.0, "unit": "J",
+                                             "per_repeat": [9.0, 11.0]}
+    rerun["metrics"]["energy_above_idle_j"] = {"value": 0.0, "unit": "J",
+                                               "per_repeat": [-0.5, 0.5]}
+    record = _record(compare_entry("e", sub, rerun, tol, None)[1], "energy_above_idle_j")
+    assert record["interval"]["scale"] == "difference" and record["status"] == "fail"
+    assert "re-measured - submitted -10" in record["reason"]
+
+
+def test_per_repeat_figures_of_a_latency_come_from_each_repeats_latencies():
+    doc = _doc([1.0, 1.0], [[1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0]])
+    assert repeat_figures("latency_p50_s", doc["metrics"]["latency_p50_s"], doc, False) == [
+        2.0, 4.0]
+    assert repeat_figures("latency_mean_s", None, doc, False) == [2.5, 5.0]
+    assert repeat_figures(THR, doc["metrics"][THR], doc, False) == [1.0, 1.0]
+
+
+def test_only_results_audit_as_pass_failed_measurements_never():
+    """An error never passes: a failed measurement is nothing to audit."""
+    tol = load_tolerances()
+
+    def rerun_status(sub_status, re_status):
+        checks, _ = compare_entry("e", _doc([1.0, 1.0], status=sub_status),
+                                  _doc([1.0, 1.0], status=re_status), tol, None)
+        return next(c for c in checks if c.id == "rerun_status")
+
+    assert rerun_status("unsupported", "unsupported").status == "pass"
+    assert rerun_status("oom", "ok").status == "fail"
+    for status in ("error", "timeout", "killed"):
+        check = rerun_status(status, status)
+        assert check.status == "fail" and "nothing to audit" in check.message
+
+
+def test_the_vendor_that_ran_selects_the_rules_not_the_document():
+    tol = load_tolerances()
+    sub = _doc([100.0, 100.0])
+    sub["metrics"]["device_util_pct"] = {"value": 90.0, "unit": "%", "per_repeat": [90, 90]}
+    rerun = _doc([100.0, 100.0], vendor="cuda")
+    rerun["metrics"]["device_util_pct"] = {"value": 20.0, "unit": "%", "per_repeat": [20, 20]}
+    # The document says cpu (whose host utilisation is ignored); the re-run ran on cuda.
+    _, records = compare_entry("e", sub, rerun, tol, None)
+    assert _record(records, "device_util_pct")["status"] == "fail"
+
+
+# -- what selects a check comes from the registry ------------------------------------------
+def test_a_model_workload_resealed_as_micro_fails_identity_and_is_still_cache_checked():
+    doc = _doc([1.0], name="resnet", group="micro")
+    check = workload_identity_check("resnet-infer", doc)
+    assert check.status == "fail" and "group 'micro', the registry says 'cv'" in check.message
+    assert caching_not_applicable(doc) is None  # the registry's group: the check applies
+    assert workload_identity_check("resnet-infer", _doc([1.0])).status == "pass"
+    wrong_unit = _doc([1.0], item_unit="tokens")
+    assert "item_unit" in workload_identity_check("e", wrong_unit).message
+    gemm = _doc([1.0], name="gemm", group="cv", item_unit="GEMMs")
+    assert "operator micro-benchmark" in caching_not_applicable(gemm)
+    unknown = _doc([1.0], name="no-such-workload")
+    assert workload_identity_check("e", unknown).status == "fail"
+
+
+# -- the caching check ------------------------------------------------------------------------
+def _variants(doc, used=16):
+    doc["workload"]["info"] = {"input_variants": {"requested": used, "used": used}}
+    return doc
+
+
+def test_caching_check_by_interval():
+    tol = load_tolerances()
+    memo = caching_check("e", _doc([1000.0, 990.0, 1010.0]),
+                         _variants(_doc([100.0, 99.0, 101.0])), tol, None)
+    assert memo.status == "fail" and "markedly faster" in memo.message
+    assert "wholly above the band" in memo.message
+    same = caching_check("e", _doc([103.0, 102.0, 104.0]),
+                         _variants(_doc([100.0, 99.0, 101.0])), tol, None)
+    assert same.status == "pass"
+    # +40 % with the distinct-input re-run slowed 1.5x by the host: cannot tell.
+    loaded = caching_check("e", _doc([140.0, 139.0, 141.0]),
+                           _variants(_doc([100.0, 99.0, 101.0])), tol, None, slowdown=1.5)
+    assert loaded.status == "inconclusive"
+    assert caching_check("e", _doc([1.0]), _variants(_doc([1.0])), tol,
+                         None).status == "inconclusive"  # one repeat each: no spread
+
+
+def test_caching_check_over_grid_points():
+    tol = load_tolerances()
+
+    def grid(a, b):
+        return {"params": {"n": 1}, "status": "ok",
+                "metrics": {THR: {"value": sum(a) / 2, "unit": "x", "per_repeat": a}}}, \
+               {"params": {"n": 2}, "status": "ok",
+                "metrics": {THR: {"value": sum(b) / 2, "unit": "x", "per_repeat": b}}}
+    same = _doc([1.0, 1.0], points=list(grid([500.0, 510.0], [50.0, 51.0])))
+    distinct = _variants(_doc([1.0, 1.0], points=list(grid([100.0, 101.0], [10.0, 10.2]))))
+    check = caching_check("e", same, distinct, tol, None)
+    assert check.status == "fail" and "geometric mean over 2 points" in check.message
+
+
+# -- more evidence ------------------------------------------------------------------------------
+def test_more_evidence_rules():
+    settings = load_tolerances().reruns
+    doc = _doc([1.0, 1.0])
+    assert more_evidence_rules(doc, settings) == {"repeats": 5, "min_duration_s": 2.0,
+                                                  "timeout_s": 600}
+    doc["rules"].update(min_duration_s=0, repeats=8)  # a fixed-iteration window is kept
+    assert more_evidence_rules(doc, settings) == {"repeats": 8}
+    assert wants_more_evidence([{"status": "inconclusive", "decidable": True}])
+    assert not wants_more_evidence([{"status": "inconclusive", "decidable": False}])
+    assert not wants_more_evidence([{"status": "pass"}, {"status": "not_judged"}])
+
+
+# -- settings --------------------------------------------------------------------------------
+def test_statistics_settings_and_their_defaults(tmp_path):
+    tol = load_tolerances()
+    assert tol.statistics.confidence == 0.95 and tol.statistics.min_tail_samples == 1
+    assert (tol.reruns.max, tol.reruns.repeats, tol.reruns.window_factor) == (2, 5, 2.0)
+    assert tol.rule_for(THR).slowdown == "lower"
+    assert tol.rule_for("latency_p99_s").slowdown == "higher"
+    assert tol.rule_for("device_util_pct", "cpu").ignore
+    path = tmp_path / "tol.yaml"
+    path.write_text("version: 1\nstatistics: {confidence: 0.99}\nrules: [{match: '*', "
+                    "rel: 0.2}]\n")
+    mine = load_tolerances(path)
+    assert mine.statistics.confidence == 0.99 and mine.reruns == tol.reruns
+    assert mine.as_dict()["statistics"]["confidence"] == 0.99
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("statistics: {confidence: 1.5}", "$.statistics.confidence"),
+    ("reruns: {max: -1}", "$.reruns.max"),
+    ("noise: {max_slowdown: 0.5}", "$.noise.max_slowdown"),
+    ("reruns: {tries: 3}", "$.reruns"),
+])
+def test_bad_statistics_settings_name_the_field(tmp_path, text, where):
+    from bench.errors import UserError
+
+    path = tmp_path / "tol.yaml"
+    path.write_text(f"version: 1\n{text}\nrules: [{{match: '*', rel: 0.2}}]\n")
+    with pytest.raises(UserError) as err:
+        load_tolerances(path)
+    assert where in str(err.value)
+
+
+# -- the host's load -------------------------------------------------------------------------
+def test_thread_slowdown_by_hand():
+    # A CPU-bound thread that waited half its life: 2x. A thread whose step is a sleep,
+    # living 10 s, running 0.1 s and waiting 0.2 s: 10 / 9.8 = 1.0204.
+    assert thread_slowdown([(10.0, 5.0, 5.0)]) == pytest.approx(2.0)
+    assert thread_slowdown([(10.0, 0.1, 0.2)]) == pytest.approx(10 / 9.8)
+    # Weighted by CPU time: (5 * 2 + 0.1 * 1.0204) / 5.1.
+    assert thread_slowdown([(10.0, 5.0, 5.0), (10.0, 0.1, 0.2)]) == pytest.approx(
+        (10 + 0.1 * 10 / 9.8) / 5.1)
+    assert thread_slowdown([(1.0, 0.0, 0.0)]) is None
+    assert thread_slowdown([(1.0, 0.01, 5.0)]) == pytest.approx(20.0)  # capped
+
+
+def test_window_slowdown_uses_the_readings_around_each_window():
+    series = {"t": [(0.0, 0.0, 0.0), (1.0, 0.2, 0.0), (2.0, 0.7, 0.5), (3.0, 1.2, 1.0)]}
+    # Window 1.5..2.5 with a 0.5 s margin: the readings at 1 and 3 bracket it; life 2,
+    # run 1, wait 1.
+    assert window_slowdown(series, [(1.5, 2.5)], 0.5) == pytest.approx(2.0)
+    # The nearest readings around the window: 1.4 and 3 (life 1.6, run 0.7, wait 0.9).
+    series["t"].insert(2, (1.4, 0.5, 0.1))
+    assert window_slowdown(series, [(1.5, 2.5)], 0.5) == pytest.approx(1.6 / 0.7)
+    assert window_slowdown(series, [(10.0, 11.0)], 0.5) is None
+
+
+def test_timed_windows_of_a_result():
+    doc = {"repeats": [{"status": "ok", "window": {"start_mono": 5.0, "end_mono": 6.0}},
+                       {"status": "error"}],
+           "telemetry": {"origin_mono_s": 100.0},
+           "points": [{"windows": [{"start_s": 1.0, "end_s": 2.0}]}]}
+    assert timed_windows(doc) == [(5.0, 6.0), (101.0, 102.0)]
+
+
+def test_host_monitor_reads_a_real_child():
+    """Structure only (no figure of this machine's load is asserted): the monitor finds the
+    child's threads and reports the load fields."""
+    busy = "import time\nt = time.time()\nwhile time.time() - t < 0.8: pass\n"
+    # The root stands for the harness, its child for the process that measures.
+    code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {busy!r}])\n"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    start = time.monotonic()
+    with HostMonitor(lambda: [proc.pid], period_s=0.1) as monitor:
+        proc.wait(timeout=30)
+        end = time.monotonic()
+    report = monitor.report({"e": [(start, end)]})
+    assert report["rerun_threads"] >= 1 and report["cpus"] >= 1
+    assert report["load_avg_1m"]["max"] >= 0
+    assert report["rerun_threads"] >= 2  # the root's and its child's
+    assert report["slowdown"] >= 1.0
+    assert set(report["entry_slowdown"]) == {"e"}
+    assert math.isfinite(report["duration_s"])
