@@ -190,6 +190,13 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
                        image_ref: str | None
                        ) -> tuple[list[Rerun], list[Check], list[dict[str, Any]]]:
     entries = list(sub.results)
+    spread = {e: (d.get("placement") or {}).get("nnodes", 1) for e, d in sub.results.items()}
+    if any(n > 1 for n in spread.values()):
+        several = ", ".join(f"{e} ({n} nodes)" for e, n in spread.items() if n > 1)
+        raise UserError(f"{several} ran on several nodes of a cluster; a re-run on this machine "
+                        "would measure something else.",
+                        "Re-running a multi-node run on its cluster is not built yet: audit "
+                        "the single-node entries (a run of them alone), see docs/cluster.md.")
     vendor = sub.vendor or "cpu"
     label = sub.provenance.get("label")
     overrides = overrides_of(sub, entries)
