@@ -128,7 +128,10 @@ def _measure(spec: RepeatSpec,
         setup_s = time.monotonic() - t0
         backend.synchronize()
         backend.reset_peak_memory()
-        measurement = workload.measure()
+        if entry.scenario:
+            measurement = _measure_scenario(spec, workload)
+        else:
+            measurement = workload.measure()
         backend.synchronize()
         result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
     except BaseException as exc:
@@ -145,6 +148,20 @@ def _measure(spec: RepeatSpec,
             "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
             "traceback": "".join(tb).splitlines()[-TRACEBACK_LINES:]}}
     return Measured(result, backend, workload)
+
+
+def _measure_scenario(spec: RepeatSpec, workload: Any) -> Any:
+    """An MLPerf scenario entry: the workload served to LoadGen (``bench.scenarios``), its
+    logs written where the parent keeps them (the run directory's ``loadgen/``)."""
+    import tempfile
+
+    from bench.scenarios.measure import measure_scenario
+    from bench.scenarios.rules import ScenarioRules
+
+    log_dir = spec.log_dir or tempfile.mkdtemp(prefix="bench-loadgen-")
+    root = spec.run_dir
+    return measure_scenario(workload, ScenarioRules(**(spec.entry.scenario_rules or {})),
+                            Path(log_dir), Path(root) if root else None)
 
 
 def main(argv: list[str]) -> int:

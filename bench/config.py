@@ -36,6 +36,9 @@ class Entry:
     substitution: dict[str, Any] | None = None  # see substitution_for()
     # A cluster run places this single-device entry on every node (a per-node sweep).
     per_node: bool = False
+    # An MLPerf scenario entry (bench.scenarios): its name and its resolved rules.
+    scenario: str | None = None
+    scenario_rules: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,8 @@ class Entry:
             "overrides": self.overrides,
             "substitution": self.substitution,
             "per_node": self.per_node,
+            "scenario": self.scenario,
+            "scenario_rules": self.scenario_rules,
         }
 
     @classmethod
@@ -58,7 +63,8 @@ class Entry:
                    params=dict(data["params"]), rules=RunRules.from_dict(data["rules"]),
                    overrides=dict(data.get("overrides") or {}),
                    substitution=data.get("substitution"),
-                   per_node=bool(data.get("per_node", False)))
+                   per_node=bool(data.get("per_node", False)),
+                   scenario=data.get("scenario"), scenario_rules=data.get("scenario_rules"))
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,7 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
     rules = RunRules().merged(doc.get("rules"))
     options = doc.get("options", {})
     _check_substitutions(options, path)
-    for i, raw in enumerate(doc.get("entries", [])):
+    for i, raw in expand_sweeps(doc.get("entries", [])):
         where = f"{path} at $.entries[{i}]"
         substitution = substitution_for(options, raw["workload"], vendor)
         try:
@@ -199,7 +205,9 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         if config not in workload.configs:
             raise UserError(f"{where}: workload {workload.name!r} has no config {config!r}.",
                             f"Use one of: {', '.join(workload.configs)}.")
-        entry_id = raw.get("id", f"{raw['workload']}-{mode}")
+        scenario = raw.get("scenario")
+        entry_id = raw.get("id", f"{raw['workload']}-{mode}"
+                           + (f"-{scenario.replace('_', '-')}" if scenario else ""))
         if entry_id in seen:
             raise UserError(f"{where}: entry id {entry_id!r} appears twice.",
                             "Give each entry a unique `id`.")
@@ -221,6 +229,10 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
             workload.validate_params(params)
         except UserError as exc:
             raise UserError(f"{where} (entry {entry_id!r}): {exc.what}", exc.fix) from exc
+        check_streams(params, mode, where)
+        scenario_rules = None
+        if scenario:
+            scenario_rules = scenario_rules_for(workload, mode, scenario, doc, raw, where)
         if substitution:
             # A vendor-specific change of the workload: recorded like an override, so the
             # result is flagged non-comparable wherever overrides are.
@@ -229,8 +241,62 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
             id=entry_id, workload=workload.name, mode=mode, config=config,
             precision=raw.get("precision", workload.default_precision),
             params=params, rules=rules.merged(raw.get("rules")), overrides=entry_overrides,
-            substitution=substitution, per_node=bool(raw.get("per_node", False))))
+            substitution=substitution, per_node=bool(raw.get("per_node", False)),
+            scenario=scenario, scenario_rules=scenario_rules))
     return entries
+
+
+def expand_sweeps(raw_entries: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """Entries with their index in the file; an entry with ``sweep: {streams: [1, 2, 4]}``
+    becomes one entry per value (id ``<id>-streams-<N>``, the value in its params), so each
+    point is a result of its own that the report lines up into a sweep."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    for i, raw in enumerate(raw_entries):
+        sweep = raw.get("sweep")
+        if not sweep:
+            out.append((i, raw))
+            continue
+        base_id = raw.get("id", f"{raw['workload']}-{raw['mode']}")
+        for n in sweep["streams"]:
+            entry = {k: v for k, v in raw.items() if k != "sweep"}
+            entry["id"] = f"{base_id}-streams-{n}"
+            entry["params"] = {**raw.get("params", {}), "streams": n}
+            out.append((i, entry))
+    return out
+
+
+def check_streams(params: dict[str, Any], mode: str, where: str) -> None:
+    """``streams`` N > 1 runs N host threads of inference on synthetic on-device batches."""
+    streams = params.get("streams", 1)
+    if streams is None or streams == 1:
+        return
+    if not isinstance(streams, int) or isinstance(streams, bool) or streams < 1:
+        raise UserError(f"{where}: streams={streams!r} is not a positive integer.",
+                        "Give the number of concurrent streams, e.g. streams: 4.")
+    if mode != "infer":
+        raise UserError(f"{where}: streams={streams} applies to inference only.",
+                        "Remove streams from the training entry.")
+    if params.get("data") == "loader":
+        raise UserError(f"{where}: streams={streams} with data: loader would share one "
+                        "DataLoader between threads.",
+                        "Use data: synthetic (each stream gets its own batch on the device).")
+
+
+def scenario_rules_for(workload: Any, mode: str, scenario: str, doc: dict[str, Any],
+                       raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """The resolved rules of a scenario entry: MLPerf's, then the suite's, then the entry's."""
+    from bench.scenarios.rules import resolve
+
+    if mode != "infer":
+        raise UserError(f"{where}: scenario {scenario!r} needs mode infer, not {mode!r}.",
+                        "MLPerf scenarios measure inference: set mode: infer.")
+    if workload.group == "micro":
+        raise UserError(f"{where}: {workload.name!r} is an operator micro-benchmark; a "
+                        "scenario serves a model.", "Use a model workload (resnet, bert, ...).")
+    suite_rules = doc.get("scenario_rules", {})
+    return resolve(workload.name, scenario, suite_rules.get("common"),
+                   suite_rules.get(scenario), raw.get("scenario_rules"),
+                   where=where).as_dict()
 
 
 def load_suite(name_or_path: str, overrides: list[str] | None = None,

@@ -26,16 +26,22 @@ class RepeatSpec:
     seed: int
     repeat: int
     placement: Placement = field(default_factory=Placement)
+    # An MLPerf scenario entry: where LoadGen writes its logs, and the run directory they
+    # are named relative to (bench.scenarios).
+    log_dir: str | None = None
+    run_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"vendor": self.vendor, "entry": self.entry.to_dict(), "seed": self.seed,
-                "repeat": self.repeat, "placement": self.placement.to_dict()}
+                "repeat": self.repeat, "placement": self.placement.to_dict(),
+                "log_dir": self.log_dir, "run_dir": self.run_dir}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RepeatSpec:
         return cls(vendor=data["vendor"], entry=Entry.from_dict(data["entry"]),
                    seed=int(data["seed"]), repeat=int(data["repeat"]),
-                   placement=Placement.from_dict(data.get("placement") or {}))
+                   placement=Placement.from_dict(data.get("placement") or {}),
+                   log_dir=data.get("log_dir"), run_dir=data.get("run_dir"))
 
 
 class ErrorRecord(TypedDict, total=False):
@@ -65,6 +71,8 @@ class RepeatResult(TypedDict, total=False):
     items: float
     latencies_s: list[float]
     throughput_items_per_s: float
+    streams: list[dict[str, Any]]  # one record per concurrent stream (a streams entry)
+    scenario: dict[str, Any]  # LoadGen's record of an MLPerf scenario entry (bench.scenarios)
     metrics: dict[str, dict[str, Any]]
     points: list[dict[str, Any]]
     headline: dict[str, Any]

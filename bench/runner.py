@@ -54,6 +54,7 @@ from bench.telemetry import SAMPLE_FIELDS, Sampler, TelemetryAdapter, open_adapt
 STDERR_TAIL_LINES = 40
 TERM_GRACE_S = 5.0
 MANIFEST = "manifest.json"
+LOADGEN_DIR = "loadgen"  # LoadGen's summary and detail logs of scenario entries
 
 
 def utc_iso(ts: float) -> str:
@@ -362,7 +363,13 @@ class Runner:
         return idle
 
     def _repeat_spec(self, entry: Entry, repeat: int) -> RepeatSpec:
-        return RepeatSpec(self.vendor, entry, self.suite.seed, repeat, self.placement)
+        log_dir = run_dir = None
+        if entry.scenario:
+            # LoadGen's own logs stay with the run, beside (never among) the result files.
+            log_dir = str(self.out_dir / LOADGEN_DIR / entry.id / f"repeat-{repeat}")
+            run_dir = str(self.out_dir)
+        return RepeatSpec(self.vendor, entry, self.suite.seed, repeat, self.placement,
+                          log_dir=log_dir, run_dir=run_dir)
 
     def run_entry(self, entry: Entry, index: int, sampler: Sampler,
                   idle: dict[str, Any]) -> dict[str, Any]:
@@ -381,6 +388,10 @@ class Runner:
                     "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}))
                 interrupted = True
                 break
+            if entry.scenario:
+                from bench.scenarios.loadgen import tidy_tree
+
+                tidy_tree(self.out_dir / LOADGEN_DIR / entry.id)
             result = RepeatResult(index=r, **child.result)
             repeats.append(result)
             if result.get("device") and "error" not in result["device"]:
@@ -469,13 +480,19 @@ class Runner:
         }
         if doc["points"] is None:
             del doc["points"]
+        if entry.scenario:
+            from bench.scenarios.measure import scenario_document
+
+            doc["scenario"] = scenario_document(entry.workload, entry.scenario_rules or {},
+                                                repeats)
         return seal(sanitize(doc))
 
     @staticmethod
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
                                  "throughput_items_per_s", "latencies_s", "setup_s",
-                                 "memory", "series", "metrics", "telemetry", "headline") if k in r}
+                                 "memory", "series", "metrics", "telemetry", "headline", "scenario",
+                                 "streams") if k in r}
         if "window" in r:
             w = r["window"]
             rec["window"] = {**w, "start_s": w["start_mono"] - origin,

@@ -8,6 +8,7 @@ parent's telemetry samples (same clock, another process) can be cut to it exactl
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class LoopResult:
     iterations: int
     items: int
     latencies_s: list[float] = field(default_factory=list)
+    per_stream: list[dict[str, int]] | None = None  # concurrent streams: each one's share
 
     @property
     def duration_s(self) -> float:
@@ -46,6 +48,7 @@ class LoopResult:
             "items": self.items,
             "latencies_s": self.latencies_s,
             "throughput_items_per_s": self.throughput,
+            **({"streams": self.per_stream} if self.per_stream is not None else {}),
         }
 
 
@@ -77,3 +80,87 @@ def timed_loop(step: Callable[[], int], synchronize: Callable[[], None], rules: 
     return LoopResult(start_mono=start, end_mono=now, start_wall=start_wall,
                       end_wall=start_wall + (now - start), iterations=len(latencies),
                       items=items, latencies_s=latencies)
+
+
+@dataclass
+class StreamStep:
+    """One concurrent stream: its step (issued on its own device stream) and its sync."""
+
+    step: Callable[[], int]
+    synchronize: Callable[[], None]
+
+
+def concurrent_loop(streams: list[StreamStep], rules: RunRules,
+                    progress: ProgressFn | None = None,
+                    clock: Callable[[], float] = time.monotonic) -> LoopResult:
+    """N host threads, each running its own stream's steps, timed as one window.
+
+    Every thread does its warm-up, then all start together (a barrier, whose release is the
+    window's start). Each thread times its iterations (its step and its own stream's sync),
+    and the window closes when the minimum duration has passed and every stream has done
+    ``min_iters``: each thread finishes the iteration it is in, and the last to finish ends
+    the window. Throughput is all streams' items over the window; the latencies are every
+    stream's iterations (a batch's latency as its own stream saw it).
+    """
+    report = progress or (lambda _event: None)
+    n = len(streams)
+    counts = [0] * n
+    items = [0] * n
+    latencies: list[list[float]] = [[] for _ in range(n)]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    marks: dict[str, float] = {}
+    barrier = threading.Barrier(n, action=lambda: marks.update(start=clock(),
+                                                              start_wall=time.time()))
+
+    def run(i: int) -> None:
+        s = streams[i]
+        try:
+            for _ in range(rules.warmup_iters):
+                s.step()
+                s.synchronize()
+            s.synchronize()
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+            return
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return
+        start = marks["start"]
+        try:
+            while not stop.is_set():
+                t0 = clock()
+                items[i] += s.step()
+                s.synchronize()
+                t1 = clock()
+                latencies[i].append(t1 - t0)
+                counts[i] += 1
+                if t1 - start >= rules.min_duration_s and min(counts) >= rules.min_iters:
+                    stop.set()
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True, name=f"stream-{i}")
+               for i in range(n)]
+    for t in threads:
+        t.start()
+    report({"phase": "warmup", "done": 0, "total": rules.warmup_iters})
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(timeout=PROGRESS_EVERY_S)
+        if "start" in marks and not stop.is_set():
+            report({"phase": "timed", "done": sum(counts), "min_iters": rules.min_iters * n,
+                    "elapsed_s": clock() - marks["start"],
+                    "min_duration_s": rules.min_duration_s})
+    end = clock()
+    if errors:
+        raise errors[0]
+    start = marks["start"]
+    return LoopResult(start_mono=start, end_mono=end, start_wall=marks["start_wall"],
+                      end_wall=marks["start_wall"] + (end - start), iterations=sum(counts),
+                      items=sum(items), latencies_s=[x for lat in latencies for x in lat],
+                      per_stream=[{"stream": i, "iterations": counts[i], "items": items[i]}
+                                  for i in range(n)])

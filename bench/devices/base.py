@@ -8,6 +8,7 @@ Everything vendor-specific lives in the subclass; the harness only calls this in
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
@@ -78,6 +79,34 @@ class DeviceBackend(ABC):
 
     def device_count(self) -> int:
         return int(self.module.device_count())
+
+    # -- streams (concurrent inference) ----------------------------------------------------
+    def new_stream(self) -> Any | None:
+        """A device stream of its own for one host thread (None: the device has none, and
+        concurrent host threads share its one queue)."""
+        make = getattr(self.module, "Stream", None)
+        return make(device=self.device(0)) if make is not None else None
+
+    def stream_context(self, stream: Any | None) -> contextlib.AbstractContextManager[Any]:
+        """Work issued inside goes to ``stream`` (``torch.<device>.stream``)."""
+        use = getattr(self.module, "stream", None)
+        return use(stream) if stream is not None and use is not None \
+            else contextlib.nullcontext()
+
+    def stream_synchronize(self, stream: Any | None) -> None:
+        """Wait for ``stream``'s work only (the whole device where there is no stream), so one
+        thread's latency does not include another thread's batches."""
+        if stream is None:
+            self.synchronize()
+        else:
+            stream.synchronize()
+
+    def int8_unsupported(self, kind: str) -> str | None:
+        """Why this device cannot run a post-training int8 ``kind`` model ("static" convolution
+        networks, "dynamic" linear/LSTM layers); None when it can (see ``bench.quantize``)."""
+        return (f"no int8 inference path for {self.vendor} in this image: PyTorch's own "
+                "quantized kernels (fbgemm/x86/oneDNN) run on the CPU only, and the vendor's "
+                "int8 engine (e.g. TensorRT for NVIDIA GPUs) is not wired into the test-bed")
 
     def device_name(self, index: int = 0) -> str:
         return str(self.module.get_device_name(index))

@@ -43,6 +43,17 @@ class CpuBackend(DeviceBackend):
     def device_count(self) -> int:
         return 1
 
+    def new_stream(self) -> None:
+        """The CPU has no streams: concurrent host threads share its cores."""
+        return None
+
+    def int8_unsupported(self, kind: str) -> str | None:
+        if "x86" in torch.backends.quantized.supported_engines or \
+                "fbgemm" in torch.backends.quantized.supported_engines:
+            return None
+        return (f"this PyTorch build has no x86/fbgemm quantized engine (engines: "
+                f"{', '.join(torch.backends.quantized.supported_engines)})")
+
     def device_name(self, index: int = 0) -> str:
         return cpu_model_name()
 

@@ -14,6 +14,7 @@ in its info.
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from bench.devices.base import PRECISION_DTYPES
 from bench.distributed import Placement
 from bench.errors import Unsupported
 from bench.rules import RunRules
-from bench.timing import ProgressFn, timed_loop
+from bench.timing import ProgressFn, StreamStep, concurrent_loop, timed_loop
 
 
 @dataclass
@@ -69,6 +70,9 @@ class Workload(ABC):
     # A workload that runs several ranks (``bench.distributed.launch_ranks``): a launcher may
     # place it on several nodes; the others run once, on one device of one node.
     distributed: ClassVar[bool] = False
+    # Post-training int8 flow the workload supports for inference (bench.quantize): "static"
+    # or "dynamic"; None: int8 is the device's business (GEMM) or not offered.
+    int8_kind: ClassVar[str | None] = None
 
     def __init__(self, ctx: WorkloadContext) -> None:
         self.ctx = ctx
@@ -104,6 +108,14 @@ class Workload(ABC):
     def check_precision(self) -> None:
         """Refuse a precision the device cannot run (status ``unsupported``, recorded)."""
         p = self.ctx.precision
+        if p == "int8" and self.int8_kind is not None:
+            if self.ctx.mode != "infer":
+                raise Unsupported(f"{self.name}: int8 is post-training quantization for "
+                                  "inference; training runs in fp32, tf32, bf16 or fp16")
+            reason = self.ctx.backend.int8_unsupported(self.int8_kind)
+            if reason:
+                raise Unsupported(reason)
+            return
         if p not in PRECISION_DTYPES and p != "int8":
             raise Unsupported(f"precision {p!r} is not one of {', '.join(PRECISION_DTYPES)}")
         if not self.ctx.backend.supports_precision(p):
@@ -119,15 +131,116 @@ class Workload(ABC):
         else:
             yield
 
+    def quantize_int8(self, example: tuple[Any, ...], calibration: list[tuple[Any, ...]],
+                      check: list[tuple[Any, ...]],
+                      logits: Callable[[Any], list[torch.Tensor]],
+                      dynamic_types: tuple[type[torch.nn.Module], ...] = (torch.nn.Linear,),
+                      ) -> None:
+        """Replace ``self.model`` by its int8 version and record the flow and its agreement
+        with the fp32 model on ``check`` (inputs the measurement does not calibrate on)."""
+        from bench.quantize import compare, quantize
+
+        fp32 = self.model
+        q, how = quantize(fp32, self.int8_kind or "dynamic", example, calibration,
+                          dynamic_types)
+        ag = compare(fp32, q, check, logits)
+        self.extra["int8"] = {**how, "agreement": ag.as_dict(),
+                              "agreement_inputs": f"{len(check)} synthetic batch(es) of the "
+                                                  "measured shape"}
+        self.model = q
+
     def record(self, name: str, value: float) -> None:
         self.series.setdefault(name, []).append(float(value))
 
     def measure(self) -> dict[str, Any]:
-        """Time ``step`` under the run rules; returns the repeat's measurement."""
-        loop = timed_loop(self.varied_step(), lambda: self.ctx.backend.synchronize(),
-                          self.ctx.rules, self.ctx.progress).as_dict()
+        """Time ``step`` under the run rules; returns the repeat's measurement.
+
+        With the parameter ``streams`` N > 1, N host threads each run their own copy of the
+        workload (own input batch, own device stream where the device has streams) and the
+        window covers them all (``bench.timing.concurrent_loop``)."""
+        if self.streams > 1:
+            loop = concurrent_loop(self.stream_steps(self.streams), self.ctx.rules,
+                                   self.ctx.progress).as_dict()
+        else:
+            loop = timed_loop(self.varied_step(), lambda: self.ctx.backend.synchronize(),
+                              self.ctx.rules, self.ctx.progress).as_dict()
         loop["metrics"] = self.metrics(loop)
         return loop
+
+    # -- concurrent streams and serving ------------------------------------------------
+    @property
+    def streams(self) -> int:
+        """Concurrent streams (the ``streams`` parameter of inference workloads; 1 without)."""
+        return int(self.params.get("streams", 1) or 1)
+
+    def for_stream(self, index: int) -> Workload:
+        """A copy of this workload for stream ``index``: the same model, its own inputs.
+
+        Stream 0 keeps the original batch, stream i > 0 gets a permuted copy of it
+        (``bench.data.variants``), so no two streams read the same tensors. A workload with
+        other per-call state (a random generator) overrides this and renews it."""
+        clone = copy.copy(self)
+        if index > 0:
+            from bench.data.variants import permuted_inputs, variant_seed
+
+            for name in self.input_attrs:
+                if hasattr(self, name):
+                    setattr(clone, name, permuted_inputs(
+                        getattr(self, name), variant_seed(self.ctx.seed, 1000 + index)))
+        return clone
+
+    def stream_steps(self, count: int) -> list[StreamStep]:
+        backend = self.ctx.backend
+        out = []
+        for i in range(count):
+            clone = self.for_stream(i)
+            stream = backend.new_stream()
+            step = clone.varied_step()
+
+            def run(step: Callable[[], int] = step, stream: Any = stream) -> int:
+                with backend.stream_context(stream):
+                    return step()
+
+            out.append(StreamStep(run, lambda stream=stream: backend.stream_synchronize(stream)))
+        backend.synchronize()  # every stream's inputs exist before any stream starts
+        has_streams = backend.new_stream() is not None
+        self.extra["streams"] = {
+            "count": count, "device_streams": has_streams,
+            "note": "one host thread per stream, each with its own input batch"
+                    + ("; one device stream each" if has_streams else
+                       "; this device has no streams: the threads share its cores")}
+        return out
+
+    def items_per_sample(self) -> int:
+        """Items (``item_unit``) one served sample makes: 1, or e.g. the characters an LSTM
+        generates per prompt."""
+        return 1
+
+    def serving_batch_size(self) -> int:
+        """The batch size a serving system would form at most (the configuration's)."""
+        return int(self.params.get("batch_size", 1))
+
+    def serving_runners(self, count: int, rules: Any) -> list[Any]:
+        """One runner per stream that serves any set of the scenario's sample library as a
+        batch (``bench.scenarios``). The default gathers rows of the synthetic inputs named
+        in ``input_attrs``; a workload without a fixed synthetic batch cannot be served."""
+        from bench.errors import Unsupported
+        from bench.scenarios.samples import WorkloadRunner, sample_library
+
+        reason = self.fixed_inputs_reason()
+        if reason is not None:
+            raise Unsupported(f"no sample library for a scenario: {reason}")
+        library = {name: sample_library(getattr(self, name), rules.performance_sample_count,
+                                        self.ctx.seed) for name in self.input_attrs}
+        backend = self.ctx.backend
+        runners = []
+        for i in range(count):
+            stream = backend.new_stream()
+            runners.append(WorkloadRunner(self.for_stream(i), library, stream,
+                                          backend.stream_context,
+                                          lambda s=stream: backend.stream_synchronize(s)))
+        backend.synchronize()
+        return runners
 
     @property
     def input_variants(self) -> int:

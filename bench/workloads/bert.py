@@ -19,6 +19,7 @@ from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_i
 from bench.data.squad import SquadDataset, SyntheticQA, synthetic_qa_batch
 from bench.data.tokenizer import load_tokenizer
 from bench.models.bert import BERT_CONFIGS, LOWERCASE, bert_for_qa
+from bench.quantize import agreement_metrics
 from bench.workloads import register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
 from bench.workloads.base import Workload, count_parameters
@@ -39,6 +40,7 @@ class BertQAWorkload(Workload):
     # The features dict: its (batch, seq_len) tensors are permuted alike, so token ids,
     # token types and attention mask stay aligned (bench.data.variants).
     input_attrs = ("batch",)
+    int8_kind = "dynamic"
 
     def setup(self) -> None:
         self.check_precision()
@@ -83,6 +85,16 @@ class BertQAWorkload(Workload):
             self.trainer = Trainer(self, self.model, optimizer)
         else:
             self.model.eval()
+            if self.precision_used == "int8":
+                def batch(offset: int) -> tuple[dict[str, torch.Tensor]]:
+                    g = torch.Generator(device="cpu").manual_seed(self.ctx.seed + offset)
+                    b = synthetic_qa_batch(p["batch_size"], p["seq_len"], vocab,
+                                           SYNTHETIC_QUESTION_TOKENS, g)
+                    return ({k: b[k].to(device) for k in MODEL_INPUTS},)
+
+                self.model = _Kwargs(self.model)
+                self.quantize_int8(batch(1), [], [batch(200 + i) for i in range(4)],
+                                   lambda out: [out.start_logits, out.end_logits])
 
     def step(self) -> int:
         batch = self.batch if self.batches is None else next(self.batches)
@@ -100,17 +112,32 @@ class BertQAWorkload(Workload):
             "tokens_per_s": {"value": loop["throughput_items_per_s"] * self.params["seq_len"],
                              "unit": "tokens/s"},
             **input_wait_metrics(self.batches, loop),
+            **agreement_metrics(self.extra.get("int8")),
         }
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": self.reference_parameters}
 
 
+class _Kwargs(torch.nn.Module):
+    """Calls a model with a dict of keyword inputs (the int8 comparison passes one)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if args and isinstance(args[0], dict):
+            return self.model(**args[0])
+        return self.model(*args, **kwargs)
+
+
 def _config(batch_size: int, seq_len: int, doc_stride: int, max_query_len: int,
             num_workers: int) -> dict[str, Any]:
     return {"batch_size": batch_size, "seq_len": seq_len, "doc_stride": doc_stride,
             "max_query_len": max_query_len, "lr": 3e-5, "data": "synthetic",
-            "data_path": None, "tokenizer_path": None, "num_workers": num_workers}
+            "data_path": None, "tokenizer_path": None, "num_workers": num_workers,
+            "streams": 1}
 
 
 @register

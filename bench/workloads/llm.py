@@ -220,10 +220,11 @@ class LlmWorkload(Workload):
                 weights, local_files_only=True, **_dtype_kwargs(self.dtype)).to(device)
         return model.eval()
 
-    def make_prompts(self) -> dict[int, list[list[int]]]:
-        """Token rows per input length, enough for the largest batch."""
-        lengths = sorted({g["input_tokens"] for g in self.grid})
-        rows_needed = max(self.params["batch_sizes"])
+    def make_prompts(self, lengths: list[int] | None = None,
+                     rows_needed: int | None = None) -> dict[int, list[list[int]]]:
+        """Token rows per input length, enough for the largest batch (or ``rows_needed``)."""
+        lengths = lengths or sorted({g["input_tokens"] for g in self.grid})
+        rows_needed = rows_needed or max(self.params["batch_sizes"])
         vocab = self.shape.vocab
         if self.params["prompts"] == "synthetic":
             return {n: prompts.synthetic_prompt_ids(rows_needed, n, vocab, self.ctx.seed + n)
@@ -307,6 +308,78 @@ class LlmWorkload(Workload):
             metrics[f"reference_{name}"] = dict(ref.metrics[name])
         return {**ref.loop, "metrics": metrics, "headline": dict(ref.params),
                 "points": [r.as_point() for r in results]}
+
+
+    # -- serving (the Server scenario through LoadGen, bench.scenarios) ----------------------
+    def serving_batch_size(self) -> int:
+        return max(self.params["batch_sizes"])
+
+    def serving_point(self, rules: Any) -> tuple[int, int]:
+        ref = self.params["reference_point"]
+        return (int(rules.input_tokens or ref["input_tokens"]),
+                int(rules.output_tokens or ref["output_tokens"]))
+
+    def items_per_sample(self) -> int:
+        return self._served_tokens
+
+    def serving_runners(self, count: int, rules: Any) -> list[Any]:
+        """One generation runner (LLM serving runs one stream): every query is a prompt of
+        the serving point's input length, answered with exactly its output length."""
+        import torch
+
+        n_in, n_out = self.serving_point(rules)
+        self._served_tokens = n_out
+        rows = self.make_prompts([n_in], rules.performance_sample_count)[n_in]
+        library = torch.tensor(rows, dtype=torch.long, device=self.ctx.device)
+        self.extra["serving"] = {"input_tokens": n_in, "output_tokens": n_out,
+                                 "prompts": len(rows)}
+        return [GenerationRunner(self.model, library, self.generation_config(n_out),
+                                 self.ctx.backend.synchronize)]
+
+
+class FirstTokenStreamer:
+    """A transformers streamer that calls back once, when the batch's first token exists."""
+
+    def __init__(self, on_first: Any, synchronize: Any) -> None:
+        self.on_first, self.synchronize = on_first, synchronize
+        self.prompt_seen = self.fired = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        if not self.fired:
+            self.fired = True
+            self.synchronize()
+            if self.on_first is not None:
+                self.on_first()
+
+    def end(self) -> None:
+        pass
+
+
+class GenerationRunner:
+    """Serves a batch of prompts from the sample library with the protocol's generation."""
+
+    def __init__(self, model: Any, library: Any, generation_config: Any,
+                 synchronize: Any) -> None:
+        self.model, self.library = model, library
+        self.generation_config, self.synchronize = generation_config, synchronize
+
+    def run(self, indices: list[int], first_token: Any = None) -> int:
+        import torch
+
+        ids = self.library[torch.tensor(indices, dtype=torch.long, device=self.library.device)]
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                      generation_config=self.generation_config,
+                                      streamer=FirstTokenStreamer(first_token, self.synchronize))
+        self.synchronize()
+        new = int(out.shape[1] - ids.shape[1])
+        if new != self.generation_config.max_new_tokens:
+            raise RuntimeError(f"generate returned {new} new tokens, expected "
+                               f"{self.generation_config.max_new_tokens}")
+        return new
 
 
 def _make(arch: Architecture) -> type[LlmWorkload]:

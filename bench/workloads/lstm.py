@@ -21,11 +21,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.poems import SPECIALS, PoemWindows, SyntheticCharWindows
 from bench.errors import Unsupported
 from bench.models.char_lstm import CharLSTM, generate
+from bench.quantize import agreement_metrics
 from bench.workloads import register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
 from bench.workloads.base import Workload, count_parameters
@@ -43,16 +45,17 @@ class LSTMWorkload(Workload):
     modes = ("train", "infer")
     item_unit = "characters"
     input_attrs = ("inputs", "targets")  # infer reads the prompts (inputs) only
+    int8_kind = "dynamic"
     configs = {
         "small": {"batch_size": 4, "seq_len": 32, "prompt_len": 4, "gen_len": 16,
                   "temperature": 1.0, "lr": 1e-3, "data": "synthetic", "data_path": None,
-                  "num_workers": 1},
+                  "num_workers": 1, "streams": 1},
         # 128 windows of 125 characters (a Tang poem with its markers is <= 125 in the
         # common CharRNN recipes); generation of 4-character openings + 124 characters.
         # ~2 GiB in training (measured): the same batch runs on every device, edge included.
         "full": {"batch_size": 128, "seq_len": 125, "prompt_len": 4, "gen_len": 124,
                  "temperature": 1.0, "lr": 1e-3, "data": "synthetic", "data_path": None,
-                 "num_workers": 4},
+                 "num_workers": 4, "streams": 1},
     }
 
     def setup(self) -> None:
@@ -62,7 +65,7 @@ class LSTMWorkload(Workload):
         device = self.ctx.device
         self.model = CharLSTM(VOCAB_SIZE, 128, 256, 3).to(device)
         self.extra["parameters"] = count_parameters(self.model)
-        if self.precision_used != "fp32":
+        if self.precision_used not in ("fp32", "int8"):
             self._probe_reduced_precision()
         self.extra["items"] = ("predicted characters (batch_size x seq_len per step)"
                                if self.ctx.mode == "train" else
@@ -97,6 +100,16 @@ class LSTMWorkload(Workload):
             self.model.eval()
             self.sampler = torch.Generator(device=device).manual_seed(self.ctx.seed) \
                 if device.type in ("cpu", "cuda") else None
+            if self.precision_used == "int8":
+                # Compared on next-character logits of whole windows (generation samples, so
+                # two models' texts part at the first different draw).
+                def windows(offset: int) -> tuple[torch.Tensor]:
+                    g = torch.Generator(device="cpu").manual_seed(self.ctx.seed + offset)
+                    return (torch.randint(len(SPECIALS), VOCAB_SIZE, (p["batch_size"], 32),
+                                          generator=g).to(device),)
+
+                self.quantize_int8(windows(1), [], [windows(200 + i) for i in range(4)],
+                                   lambda out: [out[0]], (nn.LSTM, nn.Linear))
         self.last_generated: list[int] = []
 
     def _probe_reduced_precision(self) -> None:
@@ -138,8 +151,20 @@ class LSTMWorkload(Workload):
         self.last_generated = out[0, :SAMPLE_CHARS].tolist()
         return p["batch_size"] * p["gen_len"]
 
+    def items_per_sample(self) -> int:
+        return int(self.params["gen_len"]) if self.ctx.mode == "infer" else 1
+
+    def for_stream(self, index: int) -> Workload:
+        """Each stream samples with its own generator (one generator is not thread-safe)."""
+        clone = super().for_stream(index)
+        if getattr(self, "sampler", None) is not None:
+            clone.sampler = torch.Generator(device=self.ctx.device).manual_seed(
+                self.ctx.seed + 1000 + index)
+        return clone
+
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        out = input_wait_metrics(self.batches, loop)
+        out = {**input_wait_metrics(self.batches, loop),
+               **agreement_metrics(self.extra.get("int8"))}
         if self.ctx.mode == "train":
             out["sequences_per_s"] = {
                 "value": loop["throughput_items_per_s"] / self.params["seq_len"],

@@ -17,6 +17,7 @@ from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_i
 from bench.data.image_ops import normalize_on_device
 from bench.data.imagefolder import ImageFolderDataset, SyntheticImages
 from bench.models.resnet import resnet34
+from bench.quantize import agreement_metrics
 from bench.workloads import register
 from bench.workloads._common import (
     Trainer,
@@ -37,14 +38,15 @@ class ResNetWorkload(Workload):
     modes = ("train", "infer")
     item_unit = "images"
     input_attrs = ("images", "labels")
+    int8_kind = "static"
     configs = {
         "small": {"batch_size": 2, "image_size": 64, "num_classes": 100, "lr": 0.01,
-                  "data": "synthetic", "data_path": None, "num_workers": 1},
+                  "data": "synthetic", "data_path": None, "num_workers": 1, "streams": 1},
         # 128 images of 224x224, the usual per-GPU batch of the reference ImageNet recipes:
         # ~14 GiB of saved activations in fp32 training (0.11 GiB per image, measured; see
         # docs/workloads.md), so it fits every 24-80 GB device.
         "full": {"batch_size": 128, "image_size": 224, "num_classes": 100, "lr": 0.1,
-                 "data": "synthetic", "data_path": None, "num_workers": 8},
+                 "data": "synthetic", "data_path": None, "num_workers": 8, "streams": 1},
     }
 
     def setup(self) -> None:
@@ -82,6 +84,13 @@ class ResNetWorkload(Workload):
             self.loss_fn = nn.CrossEntropyLoss()
         else:
             self.model.eval()
+            if self.precision_used == "int8":
+                def batch(offset: int) -> tuple[torch.Tensor]:
+                    g = torch.Generator(device="cpu").manual_seed(self.ctx.seed + offset)
+                    return (torch.randn(shape, generator=g).to(device),)
+
+                self.quantize_int8(batch(1), [batch(100 + i) for i in range(4)],
+                                   [batch(200 + i) for i in range(4)], lambda out: [out])
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches is None:
@@ -99,7 +108,8 @@ class ResNetWorkload(Workload):
         return self.params["batch_size"]
 
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        return input_wait_metrics(self.batches, loop)
+        return {**input_wait_metrics(self.batches, loop),
+                **agreement_metrics(self.extra.get("int8"))}
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": PARAMETERS}

@@ -35,12 +35,12 @@ class UNetWorkload(Workload):
     input_attrs = ("images", "masks")
     configs = {
         "small": {"batch_size": 1, "image_height": 64, "image_width": 96, "lr": 1e-5,
-                  "data": "synthetic", "data_path": None, "num_workers": 1},
+                  "data": "synthetic", "data_path": None, "num_workers": 1, "streams": 1},
         # Carvana at scale 0.5 (959 x 640). fp32 training saves 3.1 GiB of activations per
         # image (measured; docs/workloads.md), so 4 images need ~13 GiB with weights and
         # optimiser state: fits a 24 GB card with room for workspaces (6 would be too tight).
         "full": {"batch_size": 4, "image_height": 640, "image_width": 959, "lr": 1e-5,
-                 "data": "synthetic", "data_path": None, "num_workers": 8},
+                 "data": "synthetic", "data_path": None, "num_workers": 8, "streams": 1},
     }
 
     def setup(self) -> None:

@@ -73,10 +73,10 @@ class YOLOv10nWorkload(Workload):
     configs = {
         "small": {"train_batch_size": 2, "infer_batch_size": 2, "image_size": 160,
                   "num_classes": 80, "lr": 0.01, "max_det": 300, "data": "synthetic",
-                  "data_path": None, "num_workers": 0},
+                  "data_path": None, "num_workers": 0, "streams": 1},
         "full": {"train_batch_size": 32, "infer_batch_size": 128, "image_size": 640,
                  "num_classes": 80, "lr": 0.01, "max_det": 300, "data": "synthetic",
-                 "data_path": None, "num_workers": 8},
+                 "data_path": None, "num_workers": 8, "streams": 1},
     }
 
     def setup(self) -> None:

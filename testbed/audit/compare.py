@@ -348,6 +348,7 @@ def config_check(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any],
                  if k != "input_variants" and k not in relaxed}
         return {"workload": w["name"], "mode": w["mode"], "params": w["params"],
                 "precision_requested": w["precision_requested"], "rules": rules,
+                "scenario": (doc.get("scenario") or {}).get("rules"),
                 "suite seed": doc["suite"]["seed"],
                 "seeds": doc["provenance"]["seeds"].get("suite_seed")}
     want, have = facts(sub_doc), facts(re_doc)

@@ -62,9 +62,16 @@ def entry_from_result(doc: dict[str, Any],
     substitution = (w.get("info") or {}).get("substitution")
     overrides = {k: v for k, v in (w.get("overrides") or {}).items() if k != "workload"}
     params = {k: v for k, v in w["params"].items() if k not in overrides}
-    return {"id": w["id"], "workload": substitution["requested"] if substitution else w["name"],
-            "mode": w["mode"], "config": w["config"], "precision": w["precision_requested"],
-            "params": params, "rules": {**doc["rules"], **(rules_extra or {})}}
+    entry = {"id": w["id"], "workload": substitution["requested"] if substitution else w["name"],
+             "mode": w["mode"], "config": w["config"], "precision": w["precision_requested"],
+             "params": params, "rules": {**doc["rules"], **(rules_extra or {})}}
+    scenario = doc.get("scenario")
+    if scenario:
+        # The resolved rules as recorded: the re-run resolves them to the same values.
+        entry["scenario"] = scenario["name"]
+        entry["scenario_rules"] = {k: v for k, v in scenario["rules"].items()
+                                   if k not in ("scenario", "mlperf_model")}
+    return entry
 
 
 def suite_from_results(sub: Submission, entries: list[str],

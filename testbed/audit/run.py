@@ -89,6 +89,10 @@ def caching_not_applicable(doc: dict[str, Any]) -> str | None:
                 "which is the hardware, not a cheat (the check applies to model workloads)")
     if w["params"].get("data") == "loader":  # what the re-run runs: rerun_config checks it
         return "loader mode: every batch already comes from the data set, none repeats"
+    if doc.get("scenario"):
+        return ("an MLPerf scenario: LoadGen draws every query from a library of "
+                f"{doc['scenario']['rules'].get('performance_sample_count')} distinct samples "
+                "on the device, so no single input repeats back to back")
     if not getattr(cls, "input_attrs", ()) and not getattr(cls, "varies_inputs", False):
         return (f"{w['name']} has no synthetic input batch to vary (its measurement is not a "
                 "loop over one input)")

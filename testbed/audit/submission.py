@@ -306,10 +306,11 @@ def suite_conformance(sub: Submission) -> Check:
         want = {"workload": entry.workload, "mode": entry.mode, "config": entry.config,
                 "precision_requested": entry.precision,
                 "params": {**entry.params, **overrides},
-                "rules": entry.rules.to_dict()}
+                "rules": entry.rules.to_dict(), "scenario rules": entry.scenario_rules}
         have = {"workload": w["name"], "mode": w["mode"], "config": w["config"],
                 "precision_requested": w["precision_requested"], "params": w["params"],
-                "rules": {**entry.rules.to_dict(), **result["rules"]}}
+                "rules": {**entry.rules.to_dict(), **result["rules"]},
+                "scenario rules": (result.get("scenario") or {}).get("rules")}
         differ = [k for k in want if want[k] != have[k]]
         problems += [f"{entry_id}: {k} {have[k]!r}, the suite says {want[k]!r}" for k in differ]
     if problems:

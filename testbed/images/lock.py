@@ -70,9 +70,24 @@ def lock_inputs(spec: VendorSpec, root: Path = REPO_DIR) -> list[str]:
     project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins = {requirement_name(p): p for p in spec.python["pins"]}
     skip = {canonical(n) for n in spec.python["provided_by_base"]}
-    reqs = [pins.pop(requirement_name(d), d) for d in project["dependencies"]]
+    reqs = [pins.pop(requirement_name(d), d) for d in project["dependencies"]
+            if applies(d, spec)]
     reqs += pins.values()
     return [r for r in reqs if requirement_name(r) not in skip]
+
+
+def applies(requirement: str, spec: VendorSpec) -> bool:
+    """Whether a requirement's environment marker holds on the image's platform (pip would
+    judge it by the host's: ``platform_machine == 'x86_64'`` must drop it for an arm64
+    image)."""
+    from packaging.requirements import Requirement
+
+    req = Requirement(requirement)
+    if req.marker is None:
+        return True
+    py = spec.python
+    return req.marker.evaluate({"platform_machine": py["arch"], "python_version": py["version"],
+                                "sys_platform": "linux", "platform_system": "Linux"})
 
 
 def wheel_name_version(filename: str) -> tuple[str, str]:

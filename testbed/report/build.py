@@ -137,7 +137,8 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
 def _write_charts(views: Views, directory: Path) -> list[Path]:
     written = []
     figures = [*([views.radar] if views.radar else []), *views.bars, *views.timelines,
-               *([views.roofline] if views.roofline else [])]
+               *([views.roofline] if views.roofline else []),
+               *(views.inference.figures if views.inference is not None else [])]
     for fig in figures:
         path = directory / f"{fig.name}.svg"
         atomic_write_text(path, "<?xml version='1.0' encoding='UTF-8'?>\n" + fig.svg + "\n")

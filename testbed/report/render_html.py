@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 from testbed.report.views import Cell, Figure, Table, Views
 
@@ -126,6 +127,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
            ("charts", "Charts"), ("telemetry", "Telemetry")]
     if views.roofline:
         nav.append(("roofline-section", "Roofline"))
+    if views.inference is not None:
+        nav.append(("inference", "Inference"))
     nav.append(("appendix", "Appendix"))
     failed = len(views.findings.rows)
     chips = [("devices", meta["devices"], ""), ("workloads", meta["workloads"], ""),
@@ -195,6 +198,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         out.append(figure_html(views.roofline))
         out.append("</section>")
 
+    if views.inference is not None:
+        out.append(inference_html(views.inference))
     out.append("<section class='card' id='appendix'><h2>Appendix: tables per metric</h2>"
                "<p class='lead'>Workload × device; the mean over results where a device ran a "
                "workload more than once (hover for n and spread).</p>")
@@ -210,3 +215,17 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                        f"{table_html(t, heading='')}</details>")
     out.append("</section></main></body></html>")
     return "\n".join(out)
+
+
+def inference_html(inf: Any) -> str:
+    """Scenarios, streams and the speed-up over the cpu (testbed.report.scenarios)."""
+    out = ["<section class='card' id='inference'><h2>Inference: scenarios, streams, "
+           "speed-up</h2>"]
+    for table, figure in ((inf.scenarios, inf.latency_qps), (inf.streams, inf.streams_chart),
+                          (inf.speedup, None)):
+        if table is not None:
+            out.append(table_html(table))
+        if figure is not None:
+            out.append(f"<h3>{e(figure.title)}</h3>{figure_html(figure)}")
+    out.append("</section>")
+    return "".join(out)

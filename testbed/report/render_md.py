@@ -62,6 +62,15 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += [f"### {fig.title}", "", *figure_md(fig)]
     if views.roofline:
         lines += ["## Roofline", "", *figure_md(views.roofline)]
+    if views.inference is not None:
+        lines += ["## Inference: scenarios, streams, speed-up", ""]
+        inf = views.inference
+        for table, figure in ((inf.scenarios, inf.latency_qps),
+                              (inf.streams, inf.streams_chart), (inf.speedup, None)):
+            if table is not None:
+                lines += table_md(table)
+            if figure is not None:
+                lines += figure_md(figure)
     lines += ["## Appendix: tables per metric", ""]
     for table in views.appendix:
         lines += table_md(table)

@@ -632,6 +632,7 @@ class Views:
     unmeasured: Table | None
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
+    inference: Any = None  # testbed.report.scenarios.InferenceViews
 
 
 def build_views(analysis: Analysis) -> Views:
@@ -645,4 +646,12 @@ def build_views(analysis: Analysis) -> Views:
         tiers=tier_table(analysis), radar=radar_figure(analysis),
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
         roofline=roofline_figure(analysis), appendix=appendix,
-        unmeasured=unmeasured_table(analysis), points=points_tables(analysis))
+        unmeasured=unmeasured_table(analysis), points=points_tables(analysis),
+        inference=_inference(analysis))
+
+
+def _inference(analysis: Analysis) -> Any:
+    from testbed.report import scenarios
+
+    views = scenarios.build(analysis)
+    return None if views.empty else views

@@ -1,0 +1,235 @@
+"""MLPerf scenarios through LoadGen, concurrent streams and INT8 (docs/scenarios.md).
+
+The served workload sleeps a known time per batch (tests/serving_workloads.py), so what
+LoadGen measures can be worked out by hand; LoadGen is the real one (mlcommons-loadgen).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import tests.serving_workloads  # noqa: F401  (registers test-serve)
+from bench.config import RunRules, load_suite
+from bench.devices.cpu import CpuBackend
+from bench.errors import UserError
+from bench.quantize import agreement
+from bench.scenarios.measure import measure_scenario
+from bench.scenarios.rules import resolve, scaled
+from bench.scenarios.search import search_peak
+from bench.timing import StreamStep, concurrent_loop
+from bench.workloads import WorkloadContext, get_workload
+from tests.conftest import run_bench
+
+pytest.importorskip("mlperf_loadgen")
+
+FAST = {"min_duration_s": 0.5, "min_query_count": 64, "performance_sample_count": 32,
+        "target_latency_percentile": 90}
+
+
+def served(params=None, streams=1):
+    cls = get_workload("test-serve")
+    p = {**cls.configs["small"], "streams": streams, **(params or {})}
+    ctx = WorkloadContext(backend=CpuBackend(), mode="infer", params=p, precision="fp32",
+                          seed=0, rules=RunRules(warmup_iters=1))
+    w = cls(ctx)
+    w.setup()
+    return w
+
+
+def run_scenario(tmp_path, scenario, params=None, **rules):
+    w = served(params)
+    r = resolve("test-serve", scenario, {**FAST, **rules})
+    w.served.clear()
+    return w, measure_scenario(w, r, tmp_path / "logs", tmp_path)
+
+
+@pytest.mark.parametrize("scenario", ["single_stream", "multi_stream", "offline", "server"])
+def test_every_sample_loadgen_issues_is_answered_exactly_once(tmp_path, scenario):
+    extra = {"target_latency_s": 1.0, "search_start_qps": 100, "search_max_steps": 1} \
+        if scenario == "server" else {}
+    w, m = run_scenario(tmp_path, scenario, {"service_s": 0.002}, **extra)
+    sc = m["scenario"]
+    sut = sc["result"]["sut"]
+    loadgen_samples = sc["result"]["loadgen_samples"]
+    assert loadgen_samples and loadgen_samples == sut["samples_issued"]
+    assert sut["samples_answered"] == sut["samples_answered_once"] == loadgen_samples
+    assert len(m["latencies_s"]) == loadgen_samples
+    # the workload itself served exactly the rows of every LoadGen test it ran (a test that
+    # LoadGen found too short is run once more with retuned hints), warm-up excluded
+    tests = sc.get("attempts") or [sc["result"]]
+    for t in tests:
+        assert t["sut"]["samples_answered_once"] == t["loadgen_samples"]
+    assert sum(w.served) - sc["warmup"]["samples"] == sum(t["loadgen_samples"] for t in tests)
+    if scenario == "multi_stream":
+        assert sc["effective_settings"]["samples_per_query"] == 8
+        assert sut["queries_issued"] * 8 == loadgen_samples
+    kept = {Path(f["path"]).name: tmp_path / f["path"] for f in sc["logs"]}
+    assert set(kept) == {"mlperf_log_summary.txt", "mlperf_log_detail.txt"}
+    assert not list(tmp_path.rglob("*.json")), "LoadGen's empty JSON logs must not remain"
+    summary = kept["mlperf_log_summary.txt"].read_text()
+    assert f"Result is : {'VALID' if sc['valid'] else 'INVALID'}" in summary
+
+
+def test_server_search_converges_on_a_known_service_time(tmp_path):
+    """One stream, batches of one, 10 ms each: the server saturates at 100 QPS. Under a
+    100 ms bound at the 90th percentile in one-second tests, rates above ~110 QPS queue up
+    for longer than the bound (a backlog of (rate - 100) x 1 s / 100 s per query) and rates
+    below ~90 wait little: the search must land near 100 QPS."""
+    _, m = run_scenario(tmp_path, "server", {"service_s": 0.01}, target_latency_s=0.1,
+                        max_batch=1, search_start_qps=40, search_precision=0.1,
+                        min_duration_s=1.0)
+    search = m["scenario"]["search"]
+    best = m["metrics"]["server_qps"]["value"]
+    assert search["converged"], search["reason"]
+    assert 60 <= best <= 130, search["steps"]
+    steps = search["steps"]
+    assert [s["target_qps"] for s in steps[:3]] == [40, 80, 160]
+    assert all({"valid", "latency_s", "logs", "sut"} <= set(s) for s in steps)
+    assert best == max(s["target_qps"] for s in steps if s["valid"])
+    assert m["scenario"]["valid"] and m["metrics"]["loadgen_valid_fraction"]["value"] == 1.0
+
+
+def test_a_missed_latency_bound_is_invalid_as_loadgen_says(tmp_path):
+    _, m = run_scenario(tmp_path, "server", {"service_s": 0.01}, target_latency_s=0.004,
+                        max_batch=1, search_start_qps=64, search_max_steps=1)
+    assert m["metrics"]["server_qps"]["value"] is None
+    assert "no target QPS met the latency bound" in m["metrics"]["server_qps"]["reason"]
+    assert m["metrics"]["loadgen_valid_fraction"]["value"] == 0.0
+    assert not m["scenario"]["valid"]
+    for step in m["scenario"]["search"]["steps"]:
+        assert step["verdict"]["result"] == "INVALID"
+        assert step["verdict"]["latency_constraints_met"] is False
+    summary = (tmp_path / "logs" / "step-00" / "mlperf_log_summary.txt").read_text()
+    assert "Result is : INVALID" in summary
+
+
+def test_search_by_hand():
+    """Valid up to 37.3 QPS, from 10: 10, 20, 40 (fails), 30, 35, 37.5 (fails), 36.25, then
+    (37.5 - 36.25) / 36.25 = 3.4 % <= 5 %."""
+    out = search_peak(lambda q: {"valid": q <= 37.3}, 10, 0.05, 12)
+    assert [s["target_qps"] for s in out.steps] == [10, 20, 40, 30, 35, 37.5, 36.25]
+    assert out.best_qps == 36.25 and out.upper_qps == 37.5 and out.converged
+    none = search_peak(lambda q: {"valid": False}, 8, 0.05, 3)
+    assert none.best_qps is None and [s["target_qps"] for s in none.steps] == [8, 4, 2]
+    short = search_peak(lambda q: {"valid": False, "latency_ok": True, "why": "x"}, 8, .05, 5)
+    assert short.best_qps is None and len(short.steps) == 1 and "min_query_count" in short.reason
+
+
+def test_rules_are_mlperf_unless_the_suite_says_and_scaled_lists_it():
+    r = resolve("resnet", "server")
+    assert (r.target_latency_s, r.target_latency_percentile, r.min_duration_s) == (0.015, 99, 600)
+    assert r.mlperf_model == "resnet50" and r.performance_sample_count == 1024
+    assert scaled(r, "resnet") == []
+    llm = resolve("qwen2-0.5b", "server")
+    assert (llm.ttft_latency_s, llm.tpot_latency_s) == (2.0, 0.1) and llm.token_latencies
+    small = resolve("bert", "offline", {"min_duration_s": 1})
+    assert scaled(small, "bert") == [{"setting": "min_duration_s", "mlperf": 600, "used": 1}]
+    with pytest.raises(UserError, match="scenario rule 'latency' is unknown"):
+        resolve("resnet", "server", {"latency": 1})
+    suite = load_suite("scenarios")
+    server = next(e for e in suite.entries if e.id == "resnet-infer-server")
+    assert server.scenario_rules["target_latency_s"] == 0.05
+    assert server.scenario_rules["min_duration_s"] == 1.0
+    assert [e.id for e in suite.entries if e.params.get("streams", 1) > 1] == [
+        "resnet-infer-streams-2", "resnet-infer-streams-4"]
+
+
+def test_streams_need_inference_on_synthetic_batches(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text("name: s\nentries:\n  - {workload: resnet, mode: train, "
+                   "params: {streams: 2}}\n")
+    with pytest.raises(UserError, match="applies to inference only"):
+        load_suite(str(bad))
+    bad.write_text("name: s\nentries:\n  - {workload: resnet, mode: infer, "
+                   "params: {streams: 2, data: loader}}\n")
+    with pytest.raises(UserError, match="data: synthetic"):
+        load_suite(str(bad))
+
+
+def test_concurrent_loop_runs_every_stream_in_one_window():
+    threads: set[str] = set()
+
+    def step() -> int:
+        threads.add(threading.current_thread().name)
+        time.sleep(0.005)
+        return 2
+
+    rules = RunRules(warmup_iters=1, min_iters=4, min_duration_s=0.05)
+    loop = concurrent_loop([StreamStep(step, lambda: None) for _ in range(3)], rules)
+    assert len(threads) == 3
+    assert all(s["iterations"] >= 4 for s in loop.per_stream)
+    assert loop.iterations == sum(s["iterations"] for s in loop.per_stream)
+    assert loop.items == 2 * loop.iterations == sum(s["items"] for s in loop.per_stream)
+    assert len(loop.latencies_s) == loop.iterations and loop.duration_s >= 0.05
+
+
+def test_streams_sweep_knee_by_hand():
+    from testbed.report.scenarios import knee, speedup
+
+    assert knee([(1, 100), (2, 190), (4, 250), (8, 260)]) == (
+        4, "8 streams add +4% throughput over 4 (less than 10%)")
+    assert knee([(1, 100), (2, 200)])[0] is None
+    assert speedup(30.0, 3.0, True) == 10.0 and speedup(0.01, 0.1, False) == 10.0
+
+
+def test_int8_agreement_by_hand_and_recorded():
+    import torch
+
+    a = [torch.tensor([[1.0, 3.0, 2.0], [0.0, 0.5, 0.2]])]
+    b = [torch.tensor([[1.0, 2.5, 2.9], [0.1, 0.5, 0.2]])]
+    ag = agreement(a, b)
+    assert (ag.positions, ag.top1_agreement) == (2, 0.5)
+    assert ag.max_abs_logit_error == pytest.approx(0.9) and ag.max_abs_fp32_logit == 3.0
+    cls = get_workload("lstm")
+    ctx = WorkloadContext(backend=CpuBackend(), mode="infer", params=dict(cls.configs["small"]),
+                          precision="int8", seed=0, rules=RunRules())
+    w = cls(ctx)
+    w.setup()
+    info = w.info()["int8"]
+    assert info["flow"] == "torch.ao.quantization.quantize_dynamic"
+    assert info["layers"] == ["LSTM", "Linear"]
+    assert 0.5 <= info["agreement"]["top1_agreement"] <= 1.0
+    metrics = w.metrics({"throughput_items_per_s": 1.0})
+    assert metrics["int8_top1_agreement"]["value"] == info["agreement"]["top1_agreement"]
+    assert "Dynamic" in type(w.model.lstm).__module__ + type(w.model.lstm).__name__ or \
+        "quantized" in type(w.model.lstm).__module__
+
+
+def test_scenario_suite_runs_validates_and_reports(tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("""name: t-scen
+seed: 0
+rules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.2, repeats: 1, timeout_s: 120}
+telemetry: {interval_s: 0.1, idle_s: 0.1}
+scenario_rules:
+  common: {min_duration_s: 0.5, min_query_count: 64, performance_sample_count: 16,
+           target_latency_percentile: 90}
+entries:
+  - {workload: test-serve, mode: infer, scenario: server, params: {service_s: 0.002},
+     scenario_rules: {target_latency_s: 0.5, search_start_qps: 50, search_max_steps: 2}}
+  - {workload: test-serve, mode: infer, sweep: {streams: [1, 2]}}
+""")
+    out = tmp_path / "run"
+    proc = run_bench("run", "--suite", str(suite), "--out", str(out),
+                     BENCH_WORKLOAD_MODULES="tests.faulty_workloads,tests.serving_workloads")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((out / "test-serve-infer-server.json").read_text())
+    assert doc["scenario"]["verdict"] == "VALID" and doc["metrics"]["server_qps"]["value"]
+    logs = doc["repeats"][0]["scenario"]["search"]["steps"][0]["logs"]
+    assert {Path(x["path"]).name for x in logs} == {"mlperf_log_summary.txt",
+                                                     "mlperf_log_detail.txt"}
+    assert all((out / x["path"]).is_file() for x in logs)
+    assert not list((out / "loadgen").rglob("*.json"))
+    check = run_bench("validate", str(out))
+    assert check.returncode == 0, check.stdout + check.stderr
+    from testbed.report.build import write_report
+
+    report = write_report([out], tmp_path / "report")
+    html = report.html.read_text()
+    assert "MLPerf scenarios (LoadGen)" in html and "Concurrent streams" in html
+    assert "data-chart='latency-qps'" in html
