@@ -128,10 +128,8 @@ def _measure(spec: RepeatSpec,
         setup_s = time.monotonic() - t0
         backend.synchronize()
         backend.reset_peak_memory()
-        if entry.scenario:
-            measurement = _measure_scenario(spec, workload)
-        else:
-            measurement = workload.measure()
+        measurement = (_measure_scenario(spec, workload) if entry.scenario
+                       else workload.measure())
         backend.synchronize()
         result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
     except BaseException as exc:
