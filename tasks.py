@@ -467,3 +467,21 @@ def bench_llm_overhead(c, model="qwen2-0.5b", architecture="reduced", device="au
             str(input_tokens), "--output-tokens", str(output_tokens), "--iterations",
             str(iterations), "--rounds", str(rounds), "--threads", str(threads)]
     c.run(f"{PY} -m bench.llm.overhead " + shlex.join(args), pty=sys.stdout.isatty())
+
+
+@task(name="bench-train-overhead", help={
+    "model": "llama3-8b, internlm-7b or gpt3-1.3b",
+    "architecture": "reduced (seconds on a CPU) or published (the real size)",
+    "device": "vendor backend (default: what this machine has)",
+    "precision": "fp32, tf32, bf16, fp16",
+    "seq_len": "tokens per sample", "batch": "samples per step",
+    "steps": "training steps per side per round", "rounds": "interleaved A/B rounds",
+    "threads": "torch CPU threads (0: default; 1 on a shared CPU)",
+})
+def bench_train_overhead(c, model="llama3-8b", architecture="reduced", device="auto",
+                         precision="bf16", seq_len=64, batch=4, steps=10, rounds=15, threads=0):
+    """Training harness overhead: our timed step vs a bare training loop, interleaved A/B."""
+    args = ["--model", model, "--architecture", architecture, "--device", device,
+            "--precision", precision, "--seq-len", str(seq_len), "--batch", str(batch),
+            "--steps", str(steps), "--rounds", str(rounds), "--threads", str(threads)]
+    c.run(f"{PY} -m bench.llm.train_overhead " + shlex.join(args), pty=sys.stdout.isatty())

@@ -79,7 +79,8 @@ def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
                                                     w.lineno))
     if backend is not None:
         try:
-            result["memory"] = backend.memory_stats().as_dict()
+            own = workload.memory_stats() if workload is not None else None
+            result["memory"] = own or backend.memory_stats().as_dict()
             result["device"] = backend.info()
         except Exception as exc:
             result.setdefault("device", {"error": str(exc)})

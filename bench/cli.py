@@ -84,12 +84,13 @@ def refuse_single_device_on_nodes(suite: Any, placement: Any) -> None:
 
     if placement.nnodes == 1:
         return
-    single = [e.id for e in suite.entries if not get_workload(e.workload).distributed]
+    single = [e.id for e in suite.entries
+              if not get_workload(e.workload).places_on_every_node(e.params)]
     if single:
         raise UserError(f"--nnodes {placement.nnodes}: entr{'y' if len(single) == 1 else 'ies'} "
                         f"{', '.join(single)} run on one device of one node.",
-                        "Run only multi-rank entries (e.g. collectives) on several nodes "
-                        "(--only), or leave out --nnodes.")
+                        "Run only multi-node entries (collectives, training with nnodes) "
+                        "on several nodes (--only), or leave out --nnodes.")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

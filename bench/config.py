@@ -225,8 +225,10 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         if problem:
             raise UserError(f"{where} (entry {entry_id!r}): {problem}.",
                             "Give a value of that type (in the suite file or `--set`).")
+        entry_rules = rules.merged(raw.get("rules"))
         try:
             workload.validate_params(params)
+            workload.validate_rules(entry_rules)
         except UserError as exc:
             raise UserError(f"{where} (entry {entry_id!r}): {exc.what}", exc.fix) from exc
         check_streams(params, mode, where)
@@ -240,7 +242,7 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         entries.append(Entry(
             id=entry_id, workload=workload.name, mode=mode, config=config,
             precision=raw.get("precision", workload.default_precision),
-            params=params, rules=rules.merged(raw.get("rules")), overrides=entry_overrides,
+            params=params, rules=entry_rules, overrides=entry_overrides,
             substitution=substitution, per_node=bool(raw.get("per_node", False)),
             scenario=scenario, scenario_rules=scenario_rules))
     return entries

@@ -5,34 +5,17 @@ one node, or several nodes joined by torchrun's c10d rendezvous on the first nod
 ``Placement`` record carries that from the command line through the runner and the child to
 the workload, and into the result (``placement``), so a result names the nodes and ranks it
 ran on. Workloads that run many ranks (``Workload.distributed``) start them with
-``launch_ranks``: PyTorch's own launcher, torchrun, once per node.
-
-The c10d store that the nodes' torchrun agents rendezvous through is hosted here, by the
-first node's process, not by its torchrun agent: an agent that hosts the store closes it when
-it exits, and agents on other nodes still shutting down then fail with a connection error
-although every rank finished. Hosting it outside the agents, and keeping it until every node
-has said its torchrun ended, removes that teardown race.
+``bench.launch.launch_ranks``: PyTorch's own launcher, torchrun, once per node.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import os
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
-from datetime import timedelta
 from typing import Any
 
 LAUNCHERS = ("native", "container", "slurm")
-OUTPUT_TAIL_LINES = 30
-# How long the first node keeps the rendezvous store for nodes still finishing.
-STORE_LINGER_S = 60.0
-DEFAULT_RDZV_PORT = 29400
 
 
 def this_node() -> str:
@@ -112,90 +95,3 @@ def rdzv_host_port(endpoint: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"rendezvous endpoint {endpoint!r} is not host:port")
     return host, int(port)
-
-
-def torchrun_command(placement: Placement, nproc: int, module: str,
-                     args: list[str]) -> list[str]:
-    """The torchrun command line that starts ``nproc`` ranks of ``module`` on this node."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
-    if not placement.multi_node:
-        cmd.append("--standalone")
-    else:
-        cmd += ["--nnodes", str(placement.nnodes), "--node_rank", str(placement.node_rank),
-                "--rdzv_backend", "c10d", "--rdzv_endpoint", str(placement.rdzv_endpoint),
-                "--rdzv_id", placement.rdzv_id or "bench",
-                # The store is ours (rendezvous_store): no agent hosts it.
-                "--rdzv_conf", "is_host=false"]
-    return [*cmd, "-m", module, *args]
-
-
-@contextlib.contextmanager
-def rendezvous_store(placement: Placement, timeout_s: float) -> Iterator[Callable[[], None]]:
-    """Host the c10d store on the first node for as long as any node's torchrun runs.
-
-    Yields ``ended``, to call when this node's torchrun has exited. The first node then waits
-    (at most ``STORE_LINGER_S``) until every node has said so before closing the store; the
-    other nodes say so and leave. On one node nothing is hosted."""
-    if not placement.multi_node:
-        yield lambda: None
-        return
-    from torch.distributed import TCPStore
-
-    host, port = rdzv_host_port(str(placement.rdzv_endpoint))
-    key = f"bench/{placement.rdzv_id or 'bench'}/ended/"
-    if placement.node_rank != 0:
-        def said() -> None:
-            with contextlib.suppress(Exception):  # the first node may be gone: nothing to tell
-                TCPStore(host, port, is_master=False,
-                         timeout=timedelta(seconds=30)).set(f"{key}{placement.node_rank}", "1")
-        yield said
-        return
-    try:
-        store = TCPStore(host, port, is_master=True, wait_for_workers=False,
-                         timeout=timedelta(seconds=timeout_s))
-    except Exception as exc:
-        raise RuntimeError(f"cannot host the rendezvous store on {host}:{port} ({exc}); "
-                           "is the port in use? (invoke bench --slurm --rdzv-port PORT)") from exc
-
-    def all_ended() -> None:
-        keys = [f"{key}{r}" for r in range(1, placement.nnodes)]
-        deadline = time.monotonic() + STORE_LINGER_S
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                if store.check(keys):
-                    return
-            time.sleep(0.2)
-
-    yield all_ended  # the store closes when this generator's frame is released
-
-
-@dataclass
-class RanksOutcome:
-    """How a node's torchrun ended: its exit code and the last lines it printed."""
-
-    returncode: int
-    tail: list[str]
-
-    def failure(self) -> str | None:
-        if self.returncode == 0:
-            return None
-        return f"torchrun exited with code {self.returncode}: " + " | ".join(self.tail[-8:])
-
-
-def launch_ranks(placement: Placement, nproc: int, module: str, args: list[str],
-                 on_progress: Callable[[dict[str, Any]], None],
-                 store_timeout_s: float = 300.0) -> RanksOutcome:
-    """Run ``nproc`` ranks of ``module`` on this node under torchrun (joining the other nodes
-    of ``placement``); progress lines the ranks print are passed to ``on_progress``."""
-    from bench.events import relay
-
-    cmd = torchrun_command(placement, nproc, module, args)
-    tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-    with rendezvous_store(placement, store_timeout_s) as ended:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert proc.stdout is not None
-        relay(proc.stdout, on_progress, tail.append)
-        code = proc.wait()
-        ended()
-    return RanksOutcome(code, list(tail))

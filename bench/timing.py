@@ -54,8 +54,15 @@ class LoopResult:
 
 def timed_loop(step: Callable[[], int], synchronize: Callable[[], None], rules: RunRules,
                progress: ProgressFn | None = None,
-               clock: Callable[[], float] = time.monotonic) -> LoopResult:
-    """Run ``step`` (returns items processed) under the run rules and time it."""
+               clock: Callable[[], float] = time.monotonic,
+               agree: Callable[[bool], bool] | None = None) -> LoopResult:
+    """Run ``step`` (returns items processed) under the run rules and time it.
+
+    ``agree`` makes the stopping decision a group's: the ranks of a multi-device job must run
+    the same number of steps (each step's collectives wait for every rank), so each rank
+    passes whether it is done and gets whether all are (an all-reduce). It runs between
+    steps, outside the per-step latencies.
+    """
     report = progress or (lambda _event: None)
     for i in range(rules.warmup_iters):
         step()
@@ -67,7 +74,12 @@ def timed_loop(step: Callable[[], int], synchronize: Callable[[], None], rules: 
     start_wall = time.time()
     start = last_report = clock()
     now = start
-    while len(latencies) < rules.min_iters or now - start < rules.min_duration_s:
+
+    def finished() -> bool:
+        done = len(latencies) >= rules.min_iters and now - start >= rules.min_duration_s
+        return agree(done) if agree is not None else done
+
+    while not finished():
         t0 = clock()
         items += step()
         synchronize()

@@ -10,6 +10,7 @@ import time
 
 from bench.workloads import register
 from bench.workloads.base import Workload
+from bench.workloads.llm_train import PretrainWorkload
 
 SMALL = {"small": {"batch_size": 4}}
 
@@ -189,3 +190,12 @@ class Memoiser(_Base):
                 self.cache.pop(0)
         self.cache.append(key)
         return self.params["batch_size"]
+
+
+@register
+class DyingTrainer(PretrainWorkload):
+    """llm-pretrain whose rank 1 is killed at its third step (tests/faulty_train_worker.py)."""
+
+    name = "test-train-dies"
+    description = "a training job whose rank 1 dies: the entry is an error naming the rank"
+    worker_module = "tests.faulty_train_worker"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench.devices import get_backend
-from bench.distributed import Placement, torchrun_command
+from bench.distributed import Placement
 from bench.errors import Unsupported
+from bench.launch import torchrun_command
 from bench.micro import formulas
 from bench.rules import RunRules
 from bench.validate import validate_file

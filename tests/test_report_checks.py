@@ -211,6 +211,16 @@ def test_flop_per_s_above_the_peak():
     assert failures(copy.deepcopy(doc), None)["peak_flops"][0].point == 5  # % still checked
 
 
+def test_a_multi_device_training_job_is_bounded_by_its_devices_peaks():
+    doc = a100()
+    doc["workload"]["precision_used"] = "bf16"
+    doc["metrics"]["flop_per_s"] = {"value": 8 * 0.45 * 312e12, "unit": "FLOP/s"}
+    doc["workload"]["info"]["devices"] = 8  # 45 % MFU on 8 A100s: plausible
+    assert "peak_flops" not in failures(doc)
+    doc["workload"]["info"]["devices"] = 2  # the same FLOP/s from 2 devices: impossible
+    assert "2 x the" in failures(doc)["peak_flops"][0].message
+
+
 def test_identical_columns_across_metrics_with_different_units():
     cells = [("gpu", "resnet"), ("gpu", "bert"), ("npu", "resnet"), ("npu", "bert")]
     temps = [61.0, 64.0, 55.0, 58.0]

@@ -43,6 +43,11 @@ class QATokenizer(Protocol):
         ...
 
 
+def basic_tokens(text: str) -> list[str]:
+    """BERT's basic split without WordPiece: words, punctuation marks, CJK characters."""
+    return _TOKEN_RE.findall(text)
+
+
 def hashed_id(token: str, vocab_size: int) -> int:
     """A stable id in [FIRST_HASHED_ID, vocab_size) for a token (same on every machine)."""
     digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()

@@ -3,7 +3,7 @@
     python -m torch.distributed.run --standalone --nproc_per_node N \\
         -m bench.micro.collective_worker SPEC.json OUT_DIR
 
-(started by ``bench.distributed.launch_ranks``, which also joins several nodes).
+(started by ``bench.launch.launch_ranks``, which also joins several nodes).
 
 torchrun (PyTorch's own launcher, which also does multi-node rendezvous) sets RANK, WORLD_SIZE
 and LOCAL_RANK. Each rank binds its local device, joins the process group of the vendor's

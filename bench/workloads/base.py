@@ -67,7 +67,7 @@ class Workload(ABC):
     # A workload whose own measure() cycles its inputs under input_variants (make_input_variants)
     # says so here, so the audit's caching check knows whom to re-run with distinct inputs.
     varies_inputs: ClassVar[bool] = False
-    # A workload that runs several ranks (``bench.distributed.launch_ranks``): a launcher may
+    # A workload that runs several ranks (``bench.launch.launch_ranks``): a launcher may
     # place it on several nodes; the others run once, on one device of one node.
     distributed: ClassVar[bool] = False
     # Post-training int8 flow the workload supports for inference (bench.quantize): "static"
@@ -93,12 +93,27 @@ class Workload(ABC):
         """One iteration; returns the number of items processed."""
         raise NotImplementedError(f"{self.name} defines neither step() nor measure()")
 
+    @classmethod
+    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+        """Whether an entry with these parameters runs on every node of a multi-node run
+        together (its ranks joined by one rendezvous), rather than once, on the first node."""
+        return cls.distributed
+
     @classmethod  # noqa: B027 - an optional hook: most workloads accept any known param
     def validate_params(cls, params: dict[str, Any]) -> None:
         """Refuse parameter values that make the measurement meaningless (``UserError``).
 
         Called when the suite is loaded, so a bad value stops the run before anything starts.
         """
+
+    @classmethod  # noqa: B027 - an optional hook, like validate_params
+    def validate_rules(cls, rules: RunRules) -> None:
+        """Refuse run rules the workload's protocol forbids (``UserError``), at suite load."""
+
+    def memory_stats(self) -> dict[str, Any] | None:
+        """The device memory of the measurement where the harness's own process did not do
+        the work (ranks started by a launcher); None: the backend's figures of this process."""
+        return None
 
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""

@@ -13,7 +13,7 @@ Ranks: one per device visible to the run (``nproc: auto``; ``--devices`` decides
 visible; two processes on the cpu), or the launcher's ``--nproc-per-node``. Several nodes: the
 launcher places the entry on every node at once (``invoke bench --slurm``, or ``bench run
 --nnodes N --node-rank R --rdzv-endpoint HOST:PORT`` by hand); torchrun's c10d rendezvous on the
-first node joins them (``bench.distributed``).
+first node joins them (``bench.launch``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.distributed import launch_ranks, torchrun_command
+from bench import launch
 from bench.errors import Unsupported, UserError
+from bench.launch import process_group_timeout_s
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
 from bench.micro.precision import DTYPES
@@ -36,14 +37,6 @@ from bench.workloads.base import Workload
 
 KiB, MiB = 2**10, 2**20
 CPU_RANKS = 2  # gloo processes on the cpu reference, which has one "device"
-
-
-def process_group_timeout_s(repeat_timeout_s: float) -> float:
-    """A hung collective must fail well inside the repeat's timeout, so torchrun exits and
-    the points measured before it are kept (the harness would kill the whole job instead)."""
-    return max(30.0, repeat_timeout_s / 3)
-
-
 WORKER = "bench.micro.collective_worker"
 
 
@@ -105,7 +98,7 @@ class CollectivesWorkload(Workload):
             self.devices_used = list(range(self.nproc))
         self.peaks = device_peaks(backend)
         self.extra.update(reference=self.peaks.info(), dist_backend=backend.dist_backend,
-                          world_size=world, launcher="torch.distributed.run (torchrun)",
+                          world_size=world, launcher=launch.LAUNCHER,
                           size_convention="nccl-tests: all_reduce/broadcast/p2p buffer, "
                           "all_gather output, all_to_all per-rank buffer")
 
@@ -123,15 +116,15 @@ class CollectivesWorkload(Workload):
             "node": self.ctx.placement.node,
         }), encoding="utf-8")
         args = [str(spec), str(out_dir)]
-        cmd = torchrun_command(self.ctx.placement, self.nproc, WORKER, args)
+        cmd = launch.torchrun_command(self.ctx.placement, self.nproc, WORKER, args)
         self.extra["command"] = ["python", *cmd[1:-2], "SPEC.json", "OUT_DIR"]
-        outcome = launch_ranks(self.ctx.placement, self.nproc, WORKER, args, self.ctx.progress,
-                               store_timeout_s=self.ctx.rules.timeout_s)
+        outcome = launch.launch_ranks(self.ctx.placement, self.nproc, WORKER, args,
+                                      self.ctx.progress, store_timeout_s=self.ctx.rules.timeout_s)
         path = out_dir / "local_rank0.json"
         ranks = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         if ranks.get("nodes"):
             self.extra["rank_nodes"] = ranks["nodes"]
-        return ranks.get("points", []), outcome.failure()
+        return ranks.get("points", []), outcome.describe_failure()
 
     def _point(self, rec: dict[str, Any]) -> Point:
         params = {"op": rec["op"], "bytes": rec["bytes"], "ranks": rec["ranks"]}

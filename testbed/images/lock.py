@@ -143,13 +143,60 @@ def _pip(args: list[str], what: str, fix: str, log: Log) -> None:
             log(f"  {line}")
 
 
+def base_torch_version(spec: VendorSpec) -> str | None:
+    """The base image's torch version as PEP 440 (``2.3.0a0+ebedce2 (NGC 24.02)`` ->
+    ``2.3.0a0``), or None where the image installs torch from its lock."""
+    if "torch" not in {canonical(n) for n in spec.python["provided_by_base"]}:
+        return None
+    match = re.match(r"\s*(\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?)", str(spec.data["pytorch"]["build"]))
+    if not match:
+        raise UserError(f"images/{spec.vendor}/vendor.yaml: pytorch.build "
+                        f"{spec.data['pytorch']['build']!r} does not start with a version.",
+                        "Write the base's torch version first, e.g. `2.3.0a0+ebedce2 (...)`.")
+    return match.group(1)
+
+
+def placeholder_wheel(directory: Path, name: str, version: str) -> Path:
+    """An empty wheel that stands in for a distribution the base image provides.
+
+    Packages that require torch (peft, accelerate) would make the resolver download a torch
+    wheel (a CUDA build: gigabytes) that the image never installs. The placeholder, with the
+    base's version and the local label ``+base`` (which no index has), satisfies the
+    requirement instead; the lock leaves it out like every base-provided distribution.
+    """
+    import zipfile
+
+    full = f"{version}+base"
+    dist_info = f"{name}-{full}.dist-info"
+    files = {
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {full}\n"
+                                 "Summary: placeholder for the base image's build\n",
+        f"{dist_info}/WHEEL": "Wheel-Version: 1.0\nGenerator: testbed\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n",
+    }
+    files[f"{dist_info}/RECORD"] = "".join(f"{f},,\n" for f in files) + f"{dist_info}/RECORD,,\n"
+    path = directory / f"{name}-{full}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for arcname, text in files.items():
+            zf.writestr(arcname, text)
+    return path
+
+
 def make_lock(spec: VendorSpec, root: Path = REPO_DIR, log: Log = print) -> Path:
     """Resolve the image's dependencies for its Python/platform and write the hash-pinned lock."""
     reqs = lock_inputs(spec, root)
     log(f"lock {spec.vendor}: resolving {len(reqs)} requirement(s) for python "
         f"{spec.python['version']} {spec.python['arch']}")
-    with tempfile.TemporaryDirectory(prefix="testbed-lock-") as tmp:
-        _pip(["download", "--quiet", "--dest", tmp, *target_args(spec), *reqs],
+    with tempfile.TemporaryDirectory(prefix="testbed-lock-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="testbed-base-") as base_dir:
+        extra: list[str] = []
+        torch_version = base_torch_version(spec)
+        if torch_version is not None:
+            placeholder_wheel(Path(base_dir), "torch", torch_version)
+            constraints = Path(base_dir) / "constraints.txt"
+            constraints.write_text(f"torch=={torch_version}+base\n", encoding="utf-8")
+            extra = ["--find-links", base_dir, "--constraint", str(constraints)]
+        _pip(["download", "--quiet", "--dest", tmp, *target_args(spec), *extra, *reqs],
              f"Resolving images/{spec.vendor}'s dependencies",
              "Check the requirement named above (pyproject.toml or the spec's python.pins) has "
              "a wheel for the image's Python and platform.", log)

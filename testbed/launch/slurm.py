@@ -102,7 +102,7 @@ def plan_steps(suite: Any) -> tuple[StepPlan, ...]:
 
     steps = []
     for entry in suite.entries:
-        if get_workload(entry.workload).distributed:
+        if get_workload(entry.workload).places_on_every_node(entry.params):
             placement = "multi"
         elif entry.per_node:
             placement = "per_node"

@@ -26,6 +26,7 @@ from testbed.report.analysis import Analysis, analyse
 from testbed.report.checks import CheckSettings
 from testbed.report.inputs import ResultSet, load_results
 from testbed.report.metrics import ScoreSettings
+from testbed.report.training import loss_figures, training_table
 from testbed.report.views import Views, build_views
 
 TITLE = "Accelerator benchmark report"
@@ -114,6 +115,7 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
                             "with --baseline.")
     analysis = analyse(inputs, settings, check_settings, baseline=base_inputs)
     views = build_views(analysis)
+    views.training, views.loss_curves = training_table(analysis), loss_figures(analysis)
     meta: dict[str, str | int] = {
         "title": TITLE,
         "generated": datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -136,8 +138,8 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
 
 def _write_charts(views: Views, directory: Path) -> list[Path]:
     written = []
-    figures = [*([views.radar] if views.radar else []), *views.bars, *views.timelines,
-               *([views.roofline] if views.roofline else []),
+    figures = [*([views.radar] if views.radar else []), *views.bars, *views.loss_curves,
+               *views.timelines, *([views.roofline] if views.roofline else []),
                *(views.inference.figures if views.inference is not None else [])]
     for fig in figures:
         path = directory / f"{fig.name}.svg"

@@ -489,10 +489,13 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
         if value is None or not peak:
             continue
         out.applied = True
-        if value > peak * s.peak_margin:
+        # a multi-device job's FLOP/s (training over N ranks) is bounded by N peaks
+        devices = ((doc.get("workload") or {}).get("info") or {}).get("devices") or 1
+        if value > peak * devices * s.peak_margin:
+            of = f"{devices} x the " if devices > 1 else "the "
             out.findings.append(Finding(
                 "peak_flops", ("flop_per_s", "pct_of_peak"),
-                f"flop_per_s = {value / 1e12:.4g} TFLOP/s{_where(point)} exceeds the "
+                f"flop_per_s = {value / 1e12:.4g} TFLOP/s{_where(point)} exceeds {of}"
                 f"{spec['name']} {precision} peak of {peak / 1e12:.4g} TFLOP/s", point))
     return out
 

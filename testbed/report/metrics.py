@@ -57,6 +57,16 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("idle_power_w", "Idle power before the run", -1, chart=False),
     MetricInfo("flop_per_s", "Achieved FLOP/s", +1, composite=True, not_in_groups=("micro",)),
     MetricInfo(LOAD_METRIC, "Model load time", -1, composite=True),
+    # Training (docs/training.md): TGS restates the throughput per device and MFU the FLOP/s
+    # against the peak, so neither is scored again; the loss is no "better" across devices.
+    MetricInfo("tgs_tokens_per_s", "TGS: tokens per device per second", +1),
+    MetricInfo("mfu_pct", "MFU: model FLOPs utilisation", +1, ratio_scale=False),
+    MetricInfo("iteration_time_mean_s", "Training iteration time, mean", -1, chart=False),
+    MetricInfo("loss_final", "Loss after the last step", 0, chart=False),
+    MetricInfo("checkpoint_save_s", "Checkpoint save time", -1),
+    MetricInfo("checkpoint_save_blocking_s", "Checkpoint save, blocking part", -1,
+               chart=False),
+    MetricInfo("checkpoint_load_s", "Checkpoint load time", -1),
     *(MetricInfo(name, f"Max throughput, {title}", +1, composite=True)
       for name, title in LLM_TIERS),
 )

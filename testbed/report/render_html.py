@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from testbed.report.training import LOSS_LEAD
 from testbed.report.views import Cell, Figure, Table, Views
 
 CSS = """
@@ -55,6 +56,7 @@ dl.marks dt{text-align:right}dl.marks dd{margin:0}
 .callout.ok{border-color:var(--good);background:#f4fbf5}
 code{font-size:12.5px;background:#f1f3f6;padding:1px 4px;border-radius:4px}
 details>summary{cursor:pointer;color:var(--accent);margin:6px 0}
+.chart-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:0 28px}
 @media print{nav.toc{display:none}section.card{break-inside:avoid}}
 """
 
@@ -122,9 +124,27 @@ def figure_html(fig: Figure) -> str:
             f"<figcaption>{_inline(fig.caption)}</figcaption></figure>")
 
 
+def training_html(views: Views) -> list[str]:
+    """The training section: TGS/MFU/checkpoint table and the loss curves (none: nothing)."""
+    if views.training is None and not views.loss_curves:
+        return []
+    out = ["<section class='card' id='training'><h2>Training</h2>"]
+    if views.training is not None:
+        out.append(table_html(views.training))
+    if views.loss_curves:
+        out.append(f"<p class='lead'>{e(LOSS_LEAD)}</p>")
+    out.append("<div class='chart-grid'>")
+    out += [f"<div><h3>{e(f.title)}</h3>{figure_html(f)}</div>" for f in views.loss_curves]
+    out.append("</div></section>")
+    return out
+
+
 def render(views: Views, meta: dict[str, str | int]) -> str:
     nav = [("summary", "Summary"), ("checks", "Plausibility"), ("scores", "Scores"),
-           ("charts", "Charts"), ("telemetry", "Telemetry")]
+           ("charts", "Charts")]
+    if views.training or views.loss_curves:
+        nav.append(("training", "Training"))
+    nav.append(("telemetry", "Telemetry"))
     if views.roofline:
         nav.append(("roofline-section", "Roofline"))
     if views.inference is not None:
@@ -189,6 +209,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                "</h2>")
     out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in views.bars]
     out.append("</section>")
+    out += training_html(views)
     out.append("<section class='card' id='telemetry'><h2>Telemetry timelines</h2>")
     out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in views.timelines] or [
         "<p class='lead'>No telemetry series in these results.</p>"]

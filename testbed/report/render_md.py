@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from testbed.report.render_html import numeric_columns
+from testbed.report.training import LOSS_LEAD
 from testbed.report.views import Cell, Figure, Table, Views
 
 
@@ -57,6 +58,14 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     lines += ["## Metrics, normalised to their maximum", ""]
     for fig in views.bars:
         lines += [f"### {fig.title}", "", *figure_md(fig)]
+    if views.training is not None or views.loss_curves:
+        lines += ["## Training", ""]
+        if views.training is not None:
+            lines += table_md(views.training)
+        if views.loss_curves:
+            lines += [LOSS_LEAD, ""]
+        for fig in views.loss_curves:
+            lines += [f"### {fig.title}", "", *figure_md(fig)]
     lines += ["## Telemetry timelines", ""]
     for fig in views.timelines:
         lines += [f"### {fig.title}", "", *figure_md(fig)]

@@ -633,6 +633,9 @@ class Views:
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
     inference: Any = None  # testbed.report.scenarios.InferenceViews
+    # the training section (testbed.report.training), filled in by build.py
+    training: Table | None = None
+    loss_curves: list[Figure] = field(default_factory=list)
 
 
 def build_views(analysis: Analysis) -> Views:
