@@ -31,6 +31,7 @@ from testbed.launch.slurm import (
 )
 from testbed.launch.slurm_script import batch_script, node_script
 from tests.conftest import ROOT, bench_env, skip_or_fail
+from tests.test_vendor_specs import ASCEND_HOST, make_host, make_kfd_host
 
 INVOKE = [sys.executable, "-m", "invoke"]
 
@@ -149,15 +150,13 @@ def test_node_script_starts_rank_of_a_four_node_collective(vendor, tmp_path):
     assert "--per-node" in _run_node(job, tmp_path, "gemm-fp32", 1, "per_node")
 
 
-def _mlu_corex_host(tmp_path: Path) -> Path:
+def _node_host(tmp_path: Path) -> Path:
+    """A host laid out like an 8-device node of every vendor that selects device nodes."""
     host = tmp_path / "host"
-    for i in range(8):
-        for node in (f"dev/cambricon_dev{i}", f"dev/iluvatar{i}"):
-            (host / node).parent.mkdir(parents=True, exist_ok=True)
-            (host / node).touch()
-    for node in ("dev/cambricon_ctl", "etc/nv_tegra_release"):
-        (host / node).parent.mkdir(parents=True, exist_ok=True)
-        (host / node).touch()
+    make_kfd_host(host, [128 + i for i in range(8)])  # rocm: KFD topology and render nodes
+    make_host(host, *(f"/dev/{name}{i}" for i in range(8)
+                      for name in ("cambricon_dev", "iluvatar", "davinci")),
+              "/dev/cambricon_ctl", "/etc/nv_tegra_release", *ASCEND_HOST)
     return host
 
 
@@ -167,7 +166,7 @@ def test_node_script_in_the_vendor_image_with_its_passthrough(vendor, tmp_path):
     tag = f"accel-testbed/{vendor}:0123456789abcdef"
     devices = None if spec.run["select_by"] == "none" else _per_node(vendor)
     options = docker_node_options(spec, tag, "sha256:" + "a" * 64, "abc123", devices, 1000,
-                                  1000, host_root=_mlu_corex_host(tmp_path))
+                                  1000, host_root=_node_host(tmp_path))
     job = _job(vendor, tmp_path, container="docker", image=tag, container_options=options)
     argv = _run_node(job, tmp_path, "collectives", 4, "multi")
     image_at = argv.index(tag)
@@ -307,6 +306,43 @@ def test_a_suite_runs_as_one_job_and_is_gathered(cluster, tmp_path):
     assert [n["node"] for n in coll["repeats"][0]["telemetry"]["nodes"]] == ["n1", "n2"]
     spread = json.loads((out / "spread@n2.json").read_text())
     assert spread["placement"]["per_node"] is True and spread["placement"]["node"] == "n2"
+
+
+def test_a_training_entry_trains_across_both_nodes(cluster, tmp_path):
+    """llm-pretrain with nnodes 2 goes through the same launcher: one rank on each node, FSDP
+    on gloo, the checkpoint round trip in one directory both nodes share (one host here), one
+    gathered result naming both nodes and ranks; a one-node entry beside it runs on n1 only."""
+    suite = tmp_path / "train.yaml"
+    ckpt = tmp_path / "shared"
+    ckpt.mkdir()
+    suite.write_text(
+        "name: train-cluster\n" + RULES + "entries:\n"
+        "  - {id: fsdp2, workload: llm-pretrain, mode: train, config: small, precision: fp32,\n"
+        "     params: {model: llama3-8b, nproc: 1, nnodes: 2, strategy: fsdp, loss_steps: 5,\n"
+        f"              checkpoint_dir: '{ckpt}'}}}}\n"
+        "  - {id: one, workload: llm-pretrain, mode: train, config: small, precision: fp32,\n"
+        "     params: {model: llama3-8b, checkpoint: false, loss_steps: 5}}\n")
+    out = tmp_path / "run"
+    proc = _invoke_slurm(suite, out, cluster)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    entries = {e["id"]: e for e in manifest["entries"]}
+    assert entries["fsdp2"]["status"] == "ok" and entries["fsdp2"]["nodes"] == ["n1", "n2"]
+    assert entries["one"]["status"] == "ok" and entries["one"]["nodes"] == ["n1"]
+    assert "srun --nodes=2 --ntasks-per-node=1 --job-name=fsdp2" in \
+        (out / "slurm" / "job.sbatch").read_text()
+    doc = json.loads((out / "fsdp2.json").read_text())
+    assert validate_file(out / "fsdp2.json").ok
+    assert doc["placement"]["world_size"] == 2 and doc["placement"]["nnodes"] == 2
+    ranks = {n["node"]: n["ranks"] for n in doc["placement"]["nodes"]}
+    assert sorted(ranks) == ["n1", "n2"]
+    assert sorted(r for node_ranks in ranks.values() for r in node_ranks) == [0, 1]
+    info = doc["workload"]["info"]
+    assert info["strategy"] == "fsdp" and info["nnodes"] == 2
+    assert "--rdzv_backend" in info["command"] and "--node_rank" in info["command"]
+    assert doc["metrics"]["checkpoint_resume_loss_diff"]["value"] is not None
+    assert [n["node"] for n in doc["repeats"][0]["telemetry"]["nodes"]] == ["n1", "n2"]
+    assert list(ckpt.glob("bench-train-*-checkpoint"))  # the one directory both nodes wrote
 
 
 def test_scancel_keeps_finished_results_and_marks_the_rest(cluster, tmp_path):

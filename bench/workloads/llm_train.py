@@ -217,6 +217,8 @@ class TrainWorkload(Workload):
         if backend.vendor != "cpu" and self.nproc > backend.device_count():
             raise Unsupported(f"nproc={self.nproc} ranks but only {backend.device_count()} "
                               f"{backend.vendor} device(s) here: one rank per device")
+        if backend.vendor != "cpu":
+            self.devices_used = list(range(self.nproc))  # telemetry samples each of them
         if p["global_batch"] % self.world:
             raise Unsupported(f"global batch {p['global_batch']} does not divide over "
                               f"{self.world} ranks")
@@ -380,6 +382,8 @@ class TrainWorkload(Workload):
                 "throughput_items_per_s": record["items"] / window["duration_s"]}
         self.extra.update(steps=record["steps"], threads_per_rank=record["threads"],
                           peak_mem_bytes_per_rank=record["peak_mem_bytes"])
+        if record.get("nodes"):
+            self.extra["rank_nodes"] = record["nodes"]  # the result's placement names them
         self.extra.setdefault("data", record["data"])
         loop["metrics"] = self.metrics(loop)
         return loop
