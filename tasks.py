@@ -85,7 +85,12 @@ def latest_run(results: Path = RESULTS) -> Path:
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
-        "set_": "ENTRY.PARAM=VALUE override, repeatable (recorded as non-comparable)",
+        "set_": "ENTRY.PARAM=VALUE, [ENTRY.]rules.RULE=VALUE or ENTRY.compile=true override, "
+                "repeatable (recorded as non-comparable)",
+        "threads": "PyTorch intra- and inter-op threads of every entry (on the cpu: the size of "
+                   "the device)",
+        "interop_threads": "inter-op threads, if not --threads",
+        "cpus": "pin the benchmark to these logical CPUs, e.g. 0-15 or 0,2,4",
         "report": "write a report of the run when it ends (default on)",
         "report_out": "report directory (default reports/<run-id>)",
         "label": "name of this run's configuration (stored in the results; the report shows "
@@ -108,10 +113,12 @@ def latest_run(results: Path = RESULTS) -> Path:
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
-          report=True, report_out=None, label=None, devices=None, image=None, no_store=False,
-          store=None, slurm=False, nodes=1, devices_per_node=None, partition=None,
-          account=None, time=None, container="none", gres=None, rdzv_port=None):
+          report=True, report_out=None, label=None, devices=None, interop_threads=None,
+          image=None, no_store=False, threads=None, store=None, cpus=None, slurm=False,
+          nodes=1, devices_per_node=None, partition=None, account=None, time=None,
+          container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
+    from bench.config import DeviceSettings
     from bench.distributed import parse_devices
     from bench.errors import UserError
     from testbed.launch.base import RunRequest
@@ -119,7 +126,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
     try:
         request = RunRequest(suite=suite, vendor=vendor, out=Path(out) if out else None,
                              only=tuple(_split(only) or ()), overrides=tuple(set_ or ()),
-                             label=label, devices=_tuple(parse_devices(devices)), image=image)
+                             label=label, devices=_tuple(parse_devices(devices)), image=image,
+                             device=DeviceSettings.from_cli(threads, interop_threads, cpus))
         if slurm:
             from testbed.launch.slurm import SlurmLauncher, SlurmOptions
 
@@ -178,10 +186,13 @@ def gather(c, run, report=True):
 
 
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
-            score_a: str | None = None, weights: list[str] | None = None) -> None:
+            score_a: str | None = None, weights: list[str] | None = None,
+            references: list[str] | None = None) -> None:
     from testbed.report import write_report
     from testbed.report.metrics import score_settings
+    from testbed.report.references import resolve
 
+    paths = [*paths, *(resolve(r) for r in references or [])]
     files = write_report(paths, out, baseline=baseline, settings=score_settings(score_a, weights))
     a = files.analysis
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
@@ -192,8 +203,10 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
 
 
 @task(
-    iterable=["results", "baseline", "weight", "device", "workload"],
+    iterable=["results", "baseline", "weight", "device", "workload", "reference"],
     help={"results": "result files or run directories (repeatable; default: the latest run)",
+          "reference": "add a reference result set to compare with: a bundled one by name "
+                       "(testbed/report/references/) or a run directory (repeatable)",
           "baseline": "results of the baseline device (repeatable): adds baseline-relative "
                       "scores; with --from-store a device filter naming one device",
           "out": "output directory (default reports/<run-id>, reports/combined or "
@@ -206,7 +219,8 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
 )
 def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
            from_store=False, store=None, device=None, workload=None, since=None, until=None,
-           run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None):
+           run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None,
+           reference=None):
     """Check, aggregate and score results: HTML, Markdown and CSV report."""
     from bench.errors import UserError
 
@@ -223,7 +237,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
                          torch, audit)
             with open_store(store, ROOT, read_only=True) as st:
                 paths, base = export_for_report(st, f, baseline or [], target)
-            _report(paths, target, base, score_a, weight)
+            _report(paths, target, base, score_a, weight, reference)
         except UserError as exc:
             raise _fail(exc) from exc
         return
@@ -231,7 +245,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
         paths = [Path(p) for p in results] if results else [latest_run()]
         target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
                                                   else "combined")
-        _report(paths, target, [Path(p) for p in baseline or []], score_a, weight)
+        _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, reference)
     except UserError as exc:
         raise _fail(exc) from exc
 
@@ -485,3 +499,19 @@ def bench_train_overhead(c, model="llama3-8b", architecture="reduced", device="a
             "--precision", precision, "--seq-len", str(seq_len), "--batch", str(batch),
             "--steps", str(steps), "--rounds", str(rounds), "--threads", str(threads)]
     c.run(f"{PY} -m bench.llm.train_overhead " + shlex.join(args), pty=sys.stdout.isatty())
+
+
+@task(help={"models": "comma-separated workloads (default resnet,bert,qwen2-0.5b)",
+            "rounds": "interleaved A B rounds per model (default 7)",
+            "seconds": "timed window of each side per round (default 3)",
+            "threads": "torch threads of both sides (0: torch's default)",
+            "markdown": "also write the result table to this file"})
+def bench_overhead(c, models="resnet,bert,qwen2-0.5b", rounds=7, seconds=3.0, threads=0,
+                   markdown=None):
+    """Harness overhead of a whole run: `python -m bench run` vs a bare loop of the same
+    model, interleaved A B A B; median ratio with its 95 % interval per model."""
+    args = ["--models", models, "--rounds", str(rounds), "--seconds", str(seconds),
+            "--threads", str(threads)]
+    if markdown:
+        args += ["--markdown", markdown]
+    c.run(f"{PY} -m bench.overhead " + shlex.join(args), pty=sys.stdout.isatty())

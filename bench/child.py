@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.config import Entry
 from bench.events import emit_progress
 from bench.records import RepeatResult, RepeatSpec, repeat_result
+from bench.timing import first_step
 
 TRACEBACK_LINES = 30
 MAX_FALLBACK_MESSAGES = 10
@@ -38,6 +40,49 @@ def cpu_fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
         if CPU_FALLBACK.search(text) and text not in found:
             found.append(text)
     return found[:MAX_FALLBACK_MESSAGES]
+
+
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def apply_device_settings(settings: dict[str, Any]) -> None:
+    """Pin this process and size its thread pools, before torch is imported.
+
+    Called first in a child's ``main``: the OpenMP runtime reads its thread count when torch
+    loads, and the affinity set here is inherited by every thread and by the data-loader
+    workers and ranks the repeat starts. In-process callers (tests) never pin themselves.
+    """
+    import os
+
+    from bench.config import DeviceSettings
+
+    wanted = DeviceSettings.from_dict(settings).effective()
+    if wanted.cpus:
+        os.sched_setaffinity(0, wanted.cpus)
+    if wanted.threads:
+        for name in THREAD_ENV:
+            os.environ[name] = str(wanted.threads)
+    import torch
+
+    if wanted.threads:
+        torch.set_num_threads(wanted.threads)
+    if wanted.interop_threads:
+        torch.set_num_interop_threads(wanted.interop_threads)
+
+
+def host_threads() -> dict[str, Any]:
+    """The thread pools and CPUs this repeat actually ran with (provenance)."""
+    import os
+
+    import torch
+
+    from bench.config import format_cpus
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return {"threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "cpus": format_cpus(cpus) if cpus else None, "cpu_count": len(cpus) or None,
+            "env": {k: os.environ[k] for k in THREAD_ENV if k in os.environ}}
 
 
 def partial_path(out_path: Path) -> Path:
@@ -84,6 +129,7 @@ def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
             result["device"] = backend.info()
         except Exception as exc:
             result.setdefault("device", {"error": str(exc)})
+        result["host_threads"] = host_threads()
     if workload is not None:
         result["precision_used"] = workload.precision_used
         result["precision_reason"] = workload.precision_reason
@@ -98,6 +144,52 @@ def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
     result["started_at"] = started
     result["ended_at"] = time.time()
     return repeat_result(result)
+
+
+def compile_workload(workload: Any, backend: Any, requested: bool) -> dict[str, Any]:
+    """``torch.compile`` the workload's model in place when asked; what was done, for the
+    result. Compiling is lazy: the first iteration pays for it (the cold start shows it)."""
+    if not requested:
+        return {"requested": False, "used": False, "mode": "eager"}
+    from bench.errors import Unsupported
+
+    reason = backend.compile_unsupported()
+    if reason is not None:
+        raise Unsupported(f"torch.compile: {reason}")
+    modules = workload.compile_model()
+    if not modules:
+        raise Unsupported(f"torch.compile: workload {workload.name} has no model to compile "
+                          "(it times operators, copies or collectives)")
+    return {"requested": True, "used": True, "mode": "torch.compile", "backend": "inductor",
+            "modules": modules}
+
+
+def check_compiled(record: dict[str, Any]) -> None:
+    """After the measurement: how many graphs TorchDynamo compiled. None means the model ran
+    eager after all (a call path Dynamo skipped), and the record says so rather than claim a
+    compiled figure."""
+    if not record.get("used"):
+        return
+    try:
+        from torch._dynamo.utils import counters
+
+        graphs = int(counters["stats"]["unique_graphs"])
+    except Exception:  # a private counter: if it moves, the record stays as it was
+        return
+    record["graphs"] = graphs
+    if graphs == 0:
+        record.update(used=False, mode="eager", reason="torch.compile was applied but "
+                      "TorchDynamo compiled no graph: the figures are eager")
+
+
+def compile_failure(exc: BaseException, entry: Entry) -> bool:
+    """A compiled run that failed inside TorchDynamo or its backend: the stack cannot
+    compile this model on this device (recorded ``unsupported`` with the message)."""
+    if not entry.compile:
+        return False
+    dynamo = sys.modules.get("torch._dynamo.exc")
+    base = getattr(dynamo, "TorchDynamoException", None)
+    return base is not None and isinstance(exc, base)
 
 
 def _measure(spec: RepeatSpec,
@@ -126,17 +218,22 @@ def _measure(spec: RepeatSpec,
         emit_progress({"phase": "setup"})
         t0 = time.monotonic()
         workload.setup()
+        backend.synchronize()
         setup_s = time.monotonic() - t0
-        backend.synchronize()
+        workload.extra["compile"] = compile_workload(workload, backend, entry.compile)
         backend.reset_peak_memory()
-        measurement = (_measure_scenario(spec, workload) if entry.scenario
-                       else workload.measure())
+        with first_step() as first:
+            measurement = (_measure_scenario(spec, workload) if entry.scenario
+                           else workload.measure())
         backend.synchronize()
-        result: dict[str, Any] = {"status": "ok", **measurement, "setup_s": setup_s}
+        check_compiled(workload.extra["compile"])
+        result: dict[str, Any] = {"status": "ok", **measurement,
+                                  "cold_start": {"load_s": setup_s,
+                                                 "first_iter_s": first.latency_s}}
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        if isinstance(exc, Unsupported):
+        if isinstance(exc, Unsupported) or compile_failure(exc, entry):
             status = "unsupported"
         elif backend is not None and backend.is_oom(exc):
             status = "oom"
@@ -167,7 +264,15 @@ def main(argv: list[str]) -> int:
     from bench.jsonio import atomic_write_json, sanitize
 
     spec_path, out_path = Path(argv[0]), Path(argv[1])
-    spec = RepeatSpec.from_dict(json.loads(spec_path.read_text(encoding="utf-8")))
+    raw = json.loads(spec_path.read_text(encoding="utf-8"))
+    try:
+        apply_device_settings(raw["entry"].get("device") or {})
+    except (OSError, RuntimeError, ValueError) as exc:
+        atomic_write_json(out_path, {"status": "error", "error": {
+            "type": type(exc).__name__, "message": "the device settings (threads, CPUs) could "
+            f"not be applied: {exc}", "traceback": []}})
+        return 0
+    spec = RepeatSpec.from_dict(raw)
     result = run_repeat(spec, out_path)
     atomic_write_json(out_path, sanitize(result))
     return 0

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import __version__
 from bench.errors import EXIT_USAGE, UserError
 from bench.vendors import vendor_list
+
+if TYPE_CHECKING:
+    from bench.config import DeviceSettings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -28,8 +31,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     devices = _select_devices(args.device, args.devices)
     backend = get_backend(args.device)
     suite = load_suite(args.suite, overrides=args.set, only=_split(args.only),
-                       vendor=backend.vendor)
+                       vendor=backend.vendor, device=device_settings(args))
     refuse_single_device_on_nodes(suite, placement)
+    for entry in suite.entries:
+        check_cpus(entry.device, entry.id)
     label = check_label(args.label) if args.label is not None else None
     run_id = args.run_id or new_run_id(backend.vendor, suite.name)
     out = prepare_out_dir(Path(args.out) if args.out else Path("results") / run_id)
@@ -38,6 +43,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Runner(suite, backend, out, run_id, display, sys.argv, placement=placement,
                   devices=devices, idle_file=Path(args.idle_file) if args.idle_file else None,
                   label=label).run()
+
+
+def device_settings(args: argparse.Namespace) -> DeviceSettings:
+    """``--threads``, ``--interop-threads`` and ``--cpus`` as the run's device settings."""
+    from bench.config import DeviceSettings
+
+    return DeviceSettings.from_cli(args.threads, args.interop_threads, args.cpus)
+
+
+def check_cpus(settings: DeviceSettings, entry_id: str) -> None:
+    """Refuse CPUs this process may not run on (the child could not pin to them)."""
+    import os
+
+    from bench.config import format_cpus
+
+    if not settings.cpus or not hasattr(os, "sched_getaffinity"):
+        return
+    allowed = os.sched_getaffinity(0)
+    missing = [c for c in settings.cpus if c not in allowed]
+    if missing:
+        raise UserError(f"Entry {entry_id!r} asks for CPUs {format_cpus(missing)}, which this "
+                        f"process may not use (allowed: {format_cpus(sorted(allowed))}).",
+                        "Choose CPUs from the allowed list with --cpus (or the suite's "
+                        "device.cpus).")
 
 
 def _placement(args: argparse.Namespace) -> Any:
@@ -156,7 +185,14 @@ def parser() -> argparse.ArgumentParser:
                      help=f"vendor backend: auto, {vendor_list()}")
     run.add_argument("--only", help="comma-separated entry ids to run")
     run.add_argument("--set", action="append", default=[], metavar="ENTRY.PARAM=VALUE",
-                     help="override a workload parameter (recorded, marked non-comparable)")
+                     help="override a workload parameter, a run rule ([ENTRY.]rules.RULE=V) "
+                          "or compile (ENTRY.compile=true); recorded, marked non-comparable")
+    run.add_argument("--threads",
+                     help="PyTorch intra- and inter-op threads of every entry (the size of a "
+                          "cpu device; recorded in provenance)")
+    run.add_argument("--interop-threads", help="inter-op threads, if not --threads")
+    run.add_argument("--cpus", help="pin the benchmark processes to these logical CPUs, "
+                                    "e.g. 0-15 or 0,2,4 (threads default to their number)")
     run.add_argument("--run-id", help="run id (default: time-vendor-suite-random)")
     run.add_argument("--label",
                      help="name of this run's configuration, stored in each result's "

@@ -2,8 +2,12 @@
 
 A suite is vendor-independent data (as MLPerf keeps its run rules in one settings file): the
 workloads, their named configuration (``small`` / ``full``), precision and the run rules. Any
-parameter changed from the command line is an *override*: recorded in the result and flagged
-as non-comparable, never silent.
+parameter, run rule or compile choice changed from the command line is an *override*
+(``--set ENTRY.PARAM=V``, ``--set [ENTRY.]rules.RULE=V``, ``--set ENTRY.compile=true``):
+recorded in the result and flagged as non-comparable, never silent.
+
+Device settings (threads, CPU affinity) are not overrides: on a CPU they are the size of the
+device, so they make another device, which the report tells apart (``DeviceSettings``).
 """
 
 from __future__ import annotations
@@ -17,8 +21,115 @@ import yaml
 
 from bench.errors import UserError
 from bench.paths import SUITES_DIR
-from bench.rules import RunRules, TelemetrySettings
-from bench.schema import read_yaml_file
+from bench.rules import RULE_NAMES, RunRules, TelemetrySettings
+from bench.schema import read_yaml_file, subschema_errors
+
+__all__ = ["RULE_NAMES", "DeviceSettings", "Entry", "RunRules", "Suite", "TelemetrySettings",
+           "load_suite"]
+
+
+def parse_cpus(text: str | int) -> tuple[int, ...]:
+    """``"0-3,8"`` -> (0, 1, 2, 3, 8): the Linux cpu-list syntax (as ``taskset -c``)."""
+    cpus: set[int] = set()
+    for part in str(text).replace(" ", "").split(","):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise UserError(f"CPU list {text!r} is not a list like 0-3,8.",
+                            "Give logical CPU numbers and ranges, e.g. --cpus 0-15 or 0,2,4.")
+        lo, hi = int(first), int(last) if dash else int(first)
+        if hi < lo:
+            raise UserError(f"CPU list {text!r} has the range {part} backwards.",
+                            f"Write it low-high, e.g. {hi}-{lo}.")
+        cpus.update(range(lo, hi + 1))
+    return tuple(sorted(cpus))
+
+
+def format_cpus(cpus: tuple[int, ...] | list[int]) -> str:
+    """(0, 1, 2, 3, 8) -> ``"0-3,8"``, the inverse of :func:`parse_cpus`."""
+    parts: list[str] = []
+    ordered = sorted(set(cpus))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """Host threads and CPU affinity of a run's child processes (None: left as found).
+
+    ``threads`` sets PyTorch's intra-op pool (and OpenMP/MKL's) and, unless
+    ``interop_threads`` says otherwise, its inter-op pool; ``cpus`` pins the benchmark's
+    processes to those logical CPUs (``os.sched_setaffinity`` in the child, inherited by its
+    data-loader workers and ranks). Given ``cpus`` alone, the thread count is their number.
+    """
+
+    threads: int | None = None
+    interop_threads: int | None = None
+    cpus: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DeviceSettings:
+        data = data or {}
+        cpus = data.get("cpus")
+        return cls(threads=data.get("threads"), interop_threads=data.get("interop_threads"),
+                   cpus=None if cpus is None else (tuple(cpus) if isinstance(cpus, list | tuple)
+                                                   else parse_cpus(cpus)))
+
+    def merged(self, other: DeviceSettings) -> DeviceSettings:
+        """``other``'s settings where it has them, this one's elsewhere."""
+        return DeviceSettings(
+            threads=other.threads if other.threads is not None else self.threads,
+            interop_threads=(other.interop_threads if other.interop_threads is not None
+                             else self.interop_threads),
+            cpus=other.cpus if other.cpus is not None else self.cpus)
+
+    def effective(self) -> DeviceSettings:
+        """What the child applies: threads from the CPU list, inter-op from threads."""
+        threads = self.threads if self.threads is not None else (
+            len(self.cpus) if self.cpus else None)
+        interop = self.interop_threads if self.interop_threads is not None else threads
+        return DeviceSettings(threads, interop, self.cpus)
+
+    @property
+    def empty(self) -> bool:
+        return self.threads is None and self.interop_threads is None and self.cpus is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "interop_threads": self.interop_threads,
+                "cpus": None if self.cpus is None else list(self.cpus)}
+
+    def cli_args(self) -> list[str]:
+        """The ``python -m bench run`` flags that ask for these settings (every launcher
+        passes them on the same way)."""
+        args = []
+        if self.threads is not None:
+            args += ["--threads", str(self.threads)]
+        if self.interop_threads is not None:
+            args += ["--interop-threads", str(self.interop_threads)]
+        if self.cpus is not None:
+            args += ["--cpus", format_cpus(self.cpus)]
+        return args
+
+    @classmethod
+    def from_cli(cls, threads: int | str | None = None, interop_threads: int | str | None = None,
+                 cpus: str | None = None) -> DeviceSettings:
+        """Settings from command-line strings (``invoke bench --threads 4 --cpus 0-3``)."""
+        def count(flag: str, value: int | str | None) -> int | None:
+            if value is None or value == "":
+                return None
+            if (isinstance(value, int) or str(value).isdigit()) and int(value) >= 1:
+                return int(value)
+            raise UserError(f"--{flag} {value!r} is not a thread count.",
+                            f"Give a whole number of at least 1, e.g. --{flag} 4.")
+
+        return cls(threads=count("threads", threads),
+                   interop_threads=count("interop-threads", interop_threads),
+                   cpus=parse_cpus(cpus) if cpus else None)
 
 
 @dataclass(frozen=True)
@@ -36,6 +147,8 @@ class Entry:
     substitution: dict[str, Any] | None = None  # see substitution_for()
     # A cluster run places this single-device entry on every node (a per-node sweep).
     per_node: bool = False
+    compile: bool = False  # torch.compile the workload's model (default backend)
+    device: DeviceSettings = field(default_factory=DeviceSettings)
     # An MLPerf scenario entry (bench.scenarios): its name and its resolved rules.
     scenario: str | None = None
     scenario_rules: dict[str, Any] | None = None
@@ -52,6 +165,8 @@ class Entry:
             "overrides": self.overrides,
             "substitution": self.substitution,
             "per_node": self.per_node,
+            "compile": self.compile,
+            "device": self.device.as_dict(),
             "scenario": self.scenario,
             "scenario_rules": self.scenario_rules,
         }
@@ -64,6 +179,8 @@ class Entry:
                    overrides=dict(data.get("overrides") or {}),
                    substitution=data.get("substitution"),
                    per_node=bool(data.get("per_node", False)),
+                   compile=bool(data.get("compile", False)),
+                   device=DeviceSettings.from_dict(data.get("device")),
                    scenario=data.get("scenario"), scenario_rules=data.get("scenario_rules"))
 
 
@@ -98,14 +215,67 @@ def suite_path(name_or_path: str) -> Path:
     return path
 
 
+ALL_ENTRIES = "*"
+RULES_PREFIX = "rules."
+COMPILE_KEY = "compile"
+OVERRIDE_FORMS = ("`--set resnet-train.batch_size=64` (a parameter), "
+                  "`--set rules.min_duration_s=30` (a run rule of every entry), "
+                  "`--set resnet-train.rules.repeats=5` (one entry's) or "
+                  "`--set resnet-train.compile=true`")
+
+
 def parse_override(text: str) -> tuple[str, str, Any]:
-    """``resnet-train.batch_size=64`` -> ('resnet-train', 'batch_size', 64)."""
+    """One ``--set``: (entry id or ``ALL_ENTRIES``, key, value).
+
+    ``resnet-train.batch_size=64`` -> ('resnet-train', 'batch_size', 64);
+    ``rules.min_duration_s=30`` -> ('*', 'rules.min_duration_s', 30.0... as YAML reads it);
+    ``resnet-train.rules.repeats=5`` -> ('resnet-train', 'rules.repeats', 5). The key is the
+    name the result records in ``workload.overrides``.
+    """
     target, sep, raw = text.partition("=")
-    entry_id, dot, param = target.rpartition(".")
-    if not sep or not dot or not entry_id or not param:
-        raise UserError(f"Override {text!r} is not of the form ENTRY.PARAM=VALUE.",
-                        "Write e.g. `--set resnet-train.batch_size=64`.")
-    return entry_id, param, yaml.safe_load(raw)
+    if sep and target.startswith(RULES_PREFIX) and target.count(".") == 1:
+        entry_id, key = ALL_ENTRIES, target
+    elif sep and RULES_PREFIX in target and target.rpartition(".")[0].endswith(".rules"):
+        head, _, rule = target.rpartition(".")
+        entry_id, key = head[: -len(".rules")], RULES_PREFIX + rule
+    else:
+        entry_id, _, key = target.rpartition(".")
+    if not sep or not entry_id or not key or key == RULES_PREFIX:
+        raise UserError(f"Override {text!r} is not of a known form.",
+                        f"Write e.g. {OVERRIDE_FORMS}.")
+    if key.startswith(RULES_PREFIX) and key[len(RULES_PREFIX):] not in RULE_NAMES:
+        raise UserError(f"Override {text!r} names no run rule {key[len(RULES_PREFIX):]!r}.",
+                        f"Run rules are: {', '.join(RULE_NAMES)}.")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise UserError(f"Override {text!r}: the value is not valid YAML ({exc}).",
+                        "Quote strings and write numbers plainly, e.g. rules.repeats=5.") from exc
+    return entry_id, key, value
+
+
+def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+                                                        bool | None]:
+    """An entry's overrides as (parameters, run rules without the prefix, compile or None)."""
+    params = {k: v for k, v in overrides.items()
+              if not k.startswith(RULES_PREFIX) and k != COMPILE_KEY}
+    rules = {k[len(RULES_PREFIX):]: v for k, v in overrides.items() if k.startswith(RULES_PREFIX)}
+    return params, rules, overrides.get(COMPILE_KEY)
+
+
+def rules_with(rules: RunRules, changes: dict[str, Any], entry_id: str) -> RunRules:
+    """``rules`` with ``changes`` from the command line, checked as the suite schema checks
+    a suite's rules (a UserError names the rule, the value and what it accepts)."""
+    if not changes:
+        return rules
+    problems = subschema_errors({**rules.to_dict(), **changes}, "suite", "rules")
+    if problems:
+        first = problems[0]
+        rule = first.path.removeprefix("$.")
+        raise UserError(f"--set rules.{rule}={changes.get(rule)!r} (entry {entry_id!r}): "
+                        f"{first.message}.", "Give a value the suite schema accepts "
+                        "(schemas/suite.schema.json, $defs.rules).")
+    return rules.merged(changes)
 
 
 def substitution_for(options: dict[str, Any], workload: str,
@@ -165,10 +335,12 @@ def _check_substitutions(options: dict[str, Any], path: Path) -> None:
 
 def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
              overrides: dict[str, dict[str, Any]], seen: set[str],
-             stack: tuple[Path, ...], intervals: list[float]) -> list[Entry]:
-    """The suite's entries: those of its ``include``d suites (each under its own rules and
-    options), then its own. Consumes the overrides that name an entry; collects the telemetry
-    intervals the included suites ask for."""
+             stack: tuple[Path, ...], intervals: list[float],
+             device: DeviceSettings | None = None) -> list[Entry]:
+    """The suite's entries: those of its ``include``d suites (each under its own rules,
+    options and device settings), then its own. Consumes the overrides that name an entry
+    (``ALL_ENTRIES``' apply to every entry and stay); collects the telemetry intervals the
+    included suites ask for. ``device``: the command line's device settings, which win."""
     from bench.workloads import get_workload  # workloads import torch: only when needed
 
     entries: list[Entry] = []
@@ -184,9 +356,10 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         if "interval_s" in included_doc.get("telemetry", {}):
             intervals.append(included_doc["telemetry"]["interval_s"])
         entries += _entries(included_doc, included, vendor, overrides, seen,
-                            (*stack, included.resolve()), intervals)
+                            (*stack, included.resolve()), intervals, device)
 
     rules = RunRules().merged(doc.get("rules"))
+    suite_device = DeviceSettings.from_dict(doc.get("device"))
     options = doc.get("options", {})
     _check_substitutions(options, path)
     for i, raw in expand_sweeps(doc.get("entries", [])):
@@ -214,8 +387,15 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         seen.add(entry_id)
         params = dict(workload.configs[config])
         params.update(raw.get("params", {}))
-        entry_overrides = overrides.pop(entry_id, {})
-        params.update(entry_overrides)
+        entry_overrides = {**overrides.get(ALL_ENTRIES, {}), **overrides.pop(entry_id, {})}
+        param_changes, rule_changes, compile_override = split_overrides(entry_overrides)
+        params.update(param_changes)
+        entry_rules = rules_with(rules.merged(raw.get("rules")), rule_changes, entry_id)
+        if compile_override is not None and not isinstance(compile_override, bool):
+            raise UserError(f"--set {entry_id}.compile={compile_override!r}: compile is true "
+                            "or false.", f"Write `--set {entry_id}.compile=true`.")
+        compiled = bool(raw.get("compile", False)) if compile_override is None \
+            else compile_override
         unknown = sorted(set(params) - set(workload.configs[config]))
         if unknown:
             raise UserError(
@@ -225,7 +405,6 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
         if problem:
             raise UserError(f"{where} (entry {entry_id!r}): {problem}.",
                             "Give a value of that type (in the suite file or `--set`).")
-        entry_rules = rules.merged(raw.get("rules"))
         try:
             workload.validate_params(params)
             workload.validate_rules(entry_rules)
@@ -239,11 +418,13 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
             # A vendor-specific change of the workload: recorded like an override, so the
             # result is flagged non-comparable wherever overrides are.
             entry_overrides = {"workload": workload.name, **entry_overrides}
+        settings = suite_device.merged(DeviceSettings.from_dict(raw.get("device")))
         entries.append(Entry(
             id=entry_id, workload=workload.name, mode=mode, config=config,
             precision=raw.get("precision", workload.default_precision),
             params=params, rules=entry_rules, overrides=entry_overrides,
             substitution=substitution, per_node=bool(raw.get("per_node", False)),
+            compile=compiled, device=settings.merged(device or DeviceSettings()),
             scenario=scenario, scenario_rules=scenario_rules))
     return entries
 
@@ -302,12 +483,14 @@ def scenario_rules_for(workload: Any, mode: str, scenario: str, doc: dict[str, A
 
 
 def load_suite(name_or_path: str, overrides: list[str] | None = None,
-               only: list[str] | None = None, vendor: str | None = None) -> Suite:
+               only: list[str] | None = None, vendor: str | None = None,
+               device: DeviceSettings | None = None) -> Suite:
     """Load, schema-check and resolve a suite; every problem is a ``UserError``.
 
     With ``vendor`` the suite's substitutions for that vendor are applied. A suite may
     ``include`` other suites: their entries come first, each under its own suite's rules; the
-    run samples telemetry at the finest interval any of them asks for.
+    run samples telemetry at the finest interval any of them asks for. ``device``: threads
+    and CPUs from the command line, over the suite's and its entries' ``device`` settings.
     """
     path = suite_path(name_or_path)
     doc = _read_suite(path)
@@ -319,7 +502,8 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
 
     intervals: list[float] = []
     entries = _entries(doc, path, vendor, parsed_overrides, set(), (path.resolve(),),
-                       intervals)
+                       intervals, device)
+    parsed_overrides.pop(ALL_ENTRIES, None)
     # One sampler serves the whole run: sample as finely as the finest included suite asks.
     telemetry = dataclasses.replace(
         telemetry, interval_s=min([telemetry.interval_s, *intervals]))

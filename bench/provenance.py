@@ -1,4 +1,4 @@
-"""Provenance for result documents (SPEC section 9): what ran, where, from which sources."""
+"""Provenance for result documents (docs/measurement.md): what ran, where, from which sources."""
 
 from __future__ import annotations
 

@@ -76,7 +76,9 @@ class RepeatResult(TypedDict, total=False):
     metrics: dict[str, dict[str, Any]]
     points: list[dict[str, Any]]
     headline: dict[str, Any]
-    setup_s: float
+    setup_s: float  # results older than cold_start
+    cold_start: dict[str, Any]  # load_s (setup) and first_iter_s, in this fresh process
+    host_threads: dict[str, Any]  # the thread pools and CPUs the repeat ran with
     memory: dict[str, Any]
     device: dict[str, Any]
     precision_used: str

@@ -1,4 +1,4 @@
-"""Result documents: metrics with units (SPEC section 5) derived from the repeats' timed
+"""Result documents: metrics with units (docs/telemetry.md) derived from the repeats' timed
 windows and the telemetry series, sealed with a sha256 over the canonical body.
 
 Telemetry figures are computed per repeat window and then summarised over repeats (mean,
@@ -112,24 +112,30 @@ class TelemetryContext:
 def device_window(t: Sequence[float], series: dict[str, list[Any]], start: float, end: float,
                   interval_s: float) -> dict[str, Any]:
     """Telemetry figures of one device over one timed window (monotonic seconds)."""
-    used = series["mem_used_bytes"]
-    total = series["mem_total_bytes"]
+    def get(name: str) -> list[Any]:  # a series an adapter does not sample reads as empty
+        return series.get(name) or [None] * len(t)
+
+    used = get("mem_used_bytes")
+    total = get("mem_total_bytes")
     used_pct = [u / c * 100 if u is not None and c else None
                 for u, c in zip(used, total, strict=True)]
-    power = series["power_w"]
+    power = get("power_w")
     integrated, integrated_reason = integrated_energy_j(t, power, start, end)
-    counter, counter_reason = counter_energy_j(t, series["energy_j"], start, end)
+    counter, counter_reason = counter_energy_j(t, get("energy_j"), start, end)
     return {
-        "coverage": {name: window_coverage(t, series[name], start, end, interval_s)
+        "coverage": {name: window_coverage(t, get(name), start, end, interval_s)
                      for name in ("util_pct", "power_w", "mem_used_bytes")},
-        "util_pct": window_mean(t, series["util_pct"], start, end),
+        "util_pct": window_mean(t, get("util_pct"), start, end),
         "mem_used_bytes_mean": window_mean(t, used, start, end),
         "mem_used_bytes_peak": window_max(t, used, start, end),
         "mem_used_pct_mean": window_mean(t, used_pct, start, end),
         "mem_used_pct_peak": window_max(t, used_pct, start, end),
         "power_w": window_mean(t, power, start, end),
-        "temp_c": window_mean(t, series["temp_c"], start, end),
-        "clock_hz": window_mean(t, series["clock_hz"], start, end),
+        "host_util_pct": window_mean(t, get("host_util_pct"), start, end),
+        "host_mem_used_bytes_mean": window_mean(t, get("host_mem_used_bytes"), start, end),
+        "host_mem_used_bytes_peak": window_max(t, get("host_mem_used_bytes"), start, end),
+        "temp_c": window_mean(t, get("temp_c"), start, end),
+        "clock_hz": window_mean(t, get("clock_hz"), start, end),
         "energy_integrated_j": integrated,
         "energy_integrated_reason": integrated_reason,
         "energy_counter_j": counter,
@@ -180,6 +186,14 @@ TELEMETRY_METRICS: tuple[tuple[str, str, str, str], ...] = (
     ("power_w_mean", "power_w", "W", "power_w"),
     ("temp_c_mean", "temp_c", "degC", "temp_c"),
     ("clock_hz_mean", "clock_hz", "Hz", "clock_hz"),
+)
+# Whole-host figures, where the adapter reads them beside the device's own (the cpu
+# reference): host readings are the host's whatever the device is, so they are kept even
+# when the telemetry is not the device's.
+HOST_METRICS: tuple[tuple[str, str, str, str], ...] = (
+    ("host_util_pct", "host_util_pct", "%", "host_util_pct"),
+    ("host_mem_used_bytes_mean", "host_mem_used_bytes_mean", "B", "host_mem_used_bytes"),
+    ("host_mem_used_bytes_peak", "host_mem_used_bytes_peak", "B", "host_mem_used_bytes"),
 )
 
 
@@ -241,6 +255,24 @@ def entry_idle(idle: dict[str, Any] | None, devices: Sequence[int]) -> dict[str,
     return out
 
 
+def cold_start_metrics(ok: list[dict[str, Any]]) -> dict[str, Metric]:
+    """Load time and first-iteration latency of every repeat (each a fresh process), apart
+    from the steady state: what a compiling backend or a lazy vendor runtime costs once."""
+    cold = [r.get("cold_start") or {} for r in ok]
+    return {
+        "cold_load_s": repeat_metric(
+            [c.get("load_s") for c in cold], "s", "the repeat recorded no load time",
+            definition="workload setup in a fresh process: model built or weights read and "
+                       "moved to the device, inputs made"),
+        "cold_first_iter_s": repeat_metric(
+            [c.get("first_iter_s") for c in cold], "s",
+            "the repeat's own process timed no loop (a LoadGen scenario, or workers that "
+            "time themselves)",
+            definition="latency of the repeat's first iteration, before warm-up "
+                       "(compilation and lazy initialisation included)"),
+    }
+
+
 def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, item_unit: str,
                   vendor: str, host_bound_util_pct: float,
                   idle: dict[str, Any] | None) -> dict[str, Metric]:
@@ -258,6 +290,8 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     for key, value in lat.items():
         metrics[f"latency_{key}"] = metric(value, "s", n=len(latencies))
 
+    metrics.update(cold_start_metrics(ok))
+
     windows = [r.get("telemetry") or {} for r in ok]
     usable = tel is not None and tel.not_the_device is None
     for name, key, unit, field_name in TELEMETRY_METRICS:
@@ -265,8 +299,14 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
         extra = {"scope": tel.scope[field_name]} if usable and field_name in tel.scope else {}
         metrics[name] = repeat_metric(values, unit, _reason(tel, field_name, NO_SAMPLES),
                                       **extra)
-    for name in ("device_mem_used_bytes_peak", "device_mem_used_pct_peak"):
-        per_repeat = metrics[name].get("per_repeat")
+    if tel is not None and "host_util_pct" in tel.scope:
+        for name, key, unit, field_name in HOST_METRICS:
+            metrics[name] = repeat_metric([w.get(key) for w in windows], unit,
+                                          tel.unavailable.get(field_name) or NO_SAMPLES,
+                                          scope=tel.scope[field_name])
+    for name in ("device_mem_used_bytes_peak", "device_mem_used_pct_peak",
+                 "host_mem_used_bytes_peak"):
+        per_repeat = metrics.get(name, {}).get("per_repeat")
         if per_repeat:  # a peak over repeats is their maximum, not their mean
             metrics[name]["value"] = max(v for v in per_repeat if v is not None)
 
@@ -281,7 +321,7 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     metrics["items_per_j"] = metric(
         throughput / power if power else None, f"{item_unit}/J",
         f"no average power ({metrics['power_w_mean'].get('reason', 'zero')})",
-        definition="throughput_items_per_s / power_w_mean (SPEC section 5)")
+        definition="throughput_items_per_s / power_w_mean (docs/telemetry.md)")
 
     peaks = [r["memory"]["peak_allocated_bytes"] for r in ok
              if r.get("memory", {}).get("peak_allocated_bytes") is not None]

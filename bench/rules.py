@@ -39,6 +39,9 @@ class RunRules:
         return cls(**data)
 
 
+RULE_NAMES = tuple(f.name for f in dataclasses.fields(RunRules))
+
+
 @dataclass(frozen=True)
 class TelemetrySettings:
     """How often the sampler reads the devices, and how long idle is measured first."""

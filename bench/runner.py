@@ -143,7 +143,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_child(spec: RepeatSpec, timeout_s: float,
-              on_progress: Callable[[dict[str, Any]], None]) -> ChildRun:
+              on_progress: Callable[[dict[str, Any]], None],
+              on_start: Callable[[int | None], None] = lambda _pid: None) -> ChildRun:
+    """Run one repeat in a child process; ``on_start`` gets its pid when it starts and None
+    when it has ended (the telemetry measures that process tree in between)."""
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(spec.to_dict()), encoding="utf-8")
@@ -154,6 +157,7 @@ def run_child(spec: RepeatSpec, timeout_s: float,
                 stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
             log: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+            on_start(proc.pid)
 
             def pump() -> None:
                 assert proc.stdout is not None
@@ -170,6 +174,8 @@ def run_child(spec: RepeatSpec, timeout_s: float,
             except KeyboardInterrupt:
                 _stop(proc)
                 raise
+            finally:
+                on_start(None)
             reader.join(timeout=5)
             stderr.seek(0)
             tail = [*log, *stderr.read().splitlines()][-STDERR_TAIL_LINES:]
@@ -193,6 +199,18 @@ def run_child(spec: RepeatSpec, timeout_s: float,
         return ChildRun(repeat_result({"status": "error", "error": {
             "type": "ChildExit", "message": f"child process exited with code {code} without a "
             "result", "traceback": tail}}), code, tail)
+
+
+def compile_record(entry: Entry, first: dict[str, Any]) -> dict[str, Any]:
+    """Whether the figures are compiled (``torch.compile``) or eager, as the child did it;
+    a compiled run that could not compile says why."""
+    done = (first.get("info") or {}).get("compile")
+    if done:
+        return done
+    if not entry.compile:
+        return {"requested": False, "used": False, "mode": "eager"}
+    why = (first.get("error") or {}).get("message") or "the repeat ended before compiling"
+    return {"requested": True, "used": False, "mode": "eager", "reason": why}
 
 
 def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
@@ -382,7 +400,7 @@ class Runner:
             self.display.repeat_started(r, entry.rules.repeats)
             try:
                 child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
-                                  self.display.progress)
+                                  self.display.progress, sampler.adapter.track)
             except KeyboardInterrupt:
                 repeats.append(RepeatResult(index=r, status="interrupted", error={
                     "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}))
@@ -442,7 +460,8 @@ class Runner:
                 "precision_used": first.get("precision_used", entry.precision),
                 "precision_reason": first.get("precision_reason"),
                 "overrides": entry.overrides,
-                "info": first.get("info", {}),
+                "compile": compile_record(entry, first),
+                "info": {k: v for k, v in first.get("info", {}).items() if k != "compile"},
             },
             "rules": entry.rules.to_dict(),
             "status": status,
@@ -471,10 +490,12 @@ class Runner:
             },
             "points": build_points(repeats, tel, workload.item_unit, origin),
             "placement": placement_record(self.placement, first.get("info", {}), used),
-            "provenance": provenance(self.vendor, self.device_info,
-                                     {"suite_seed": self.suite.seed,
-                                      "repeat_seeds": [self.suite.seed] * len(repeats)},
-                                     self.argv, self.label),
+            "provenance": {**provenance(self.vendor, self.device_info,
+                                        {"suite_seed": self.suite.seed,
+                                         "repeat_seeds": [self.suite.seed] * len(repeats)},
+                                        self.argv, self.label),
+                           "device_settings": {"requested": entry.device.as_dict(),
+                                               "applied": first.get("host_threads")}},
             "started_at": utc_iso(started),
             "ended_at": utc_iso(time.time()),
         }
@@ -490,9 +511,9 @@ class Runner:
     @staticmethod
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
-                                 "throughput_items_per_s", "latencies_s", "setup_s",
-                                 "memory", "series", "metrics", "telemetry", "headline", "scenario",
-                                 "streams") if k in r}
+                                 "throughput_items_per_s", "latencies_s",
+                                 "cold_start", "memory", "series", "metrics", "telemetry",
+                                 "headline", "scenario", "streams") if k in r}
         if "window" in r:
             w = r["window"]
             rec["window"] = {**w, "start_s": w["start_mono"] - origin,

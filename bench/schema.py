@@ -55,6 +55,19 @@ def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
     return problems
 
 
+def subschema_errors(doc: Any, schema: str, definition: str) -> list[SchemaProblem]:
+    """Violations of one ``$defs`` entry of a schema (run rules given on the command line
+    are checked by the suite schema's own definition of rules)."""
+    root = validator(schema).schema
+    sub = {**root["$defs"][definition], "$defs": root["$defs"]}
+    errors = list(Draft202012Validator(sub).iter_errors(doc))
+    if not errors:
+        return []
+    first = best_match(errors)
+    return [SchemaProblem(json_path(e.absolute_path), str(e.validator), e.message)
+            for e in [first, *[e for e in errors if e is not first]]]
+
+
 def read_yaml_file(path: Path, schema: str, what: str) -> Any:
     """A YAML file a user writes (a suite, audit tolerances), checked against
     ``schemas/<schema>.schema.json``: every problem is a ``UserError`` naming the file, the

@@ -4,13 +4,19 @@ Warm-up iterations are run and discarded; then iterations are timed one by one (
 synchronised after each, so a latency is the batch's real device time) until *both* the minimum
 iteration count and the minimum duration are reached. The window uses ``time.monotonic`` so the
 parent's telemetry samples (same clock, another process) can be cut to it exactly.
+
+The first step of every loop is timed too, warm-up or not: the cold start that compiling
+backends and lazy vendor runtimes pay once. ``first_step`` catches the first step of the first
+loop inside it, which in a repeat's child process is the workload's first iteration, whichever
+workload (a plain loop, a grid point, a sweep) runs it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +35,8 @@ class LoopResult:
     iterations: int
     items: int
     latencies_s: list[float] = field(default_factory=list)
+    # The loop's first step (the first warm-up step, or the first timed one without warm-up).
+    first_step_s: float | None = None
     per_stream: list[dict[str, int]] | None = None  # concurrent streams: each one's share
 
     @property
@@ -52,6 +60,35 @@ class LoopResult:
         }
 
 
+@dataclass
+class FirstStep:
+    """The latency of the first step timed while it is being recorded (None: none ran)."""
+
+    latency_s: float | None = None
+
+
+_recording: list[FirstStep] = []
+_first_lock = threading.Lock()  # concurrent streams finish their first steps at once
+
+
+@contextlib.contextmanager
+def first_step() -> Iterator[FirstStep]:
+    """Record the first step of the first timed loop run inside the ``with``."""
+    record = FirstStep()
+    _recording.append(record)
+    try:
+        yield record
+    finally:
+        _recording.remove(record)
+
+
+def _first_step_done(latency_s: float) -> None:
+    with _first_lock:
+        for record in _recording:
+            if record.latency_s is None:
+                record.latency_s = latency_s
+
+
 def timed_loop(step: Callable[[], int], synchronize: Callable[[], None], rules: RunRules,
                progress: ProgressFn | None = None,
                clock: Callable[[], float] = time.monotonic,
@@ -64,9 +101,14 @@ def timed_loop(step: Callable[[], int], synchronize: Callable[[], None], rules: 
     steps, outside the per-step latencies.
     """
     report = progress or (lambda _event: None)
+    first_s: float | None = None
     for i in range(rules.warmup_iters):
+        t0 = clock()
         step()
         synchronize()
+        if i == 0:
+            first_s = clock() - t0
+            _first_step_done(first_s)
         report({"phase": "warmup", "done": i + 1, "total": rules.warmup_iters})
     synchronize()
     latencies: list[float] = []
@@ -85,13 +127,16 @@ def timed_loop(step: Callable[[], int], synchronize: Callable[[], None], rules: 
         synchronize()
         now = clock()
         latencies.append(now - t0)
+        if first_s is None:
+            first_s = latencies[0]
+            _first_step_done(first_s)
         if now - last_report >= PROGRESS_EVERY_S:
             last_report = now
             report({"phase": "timed", "done": len(latencies), "min_iters": rules.min_iters,
                     "elapsed_s": now - start, "min_duration_s": rules.min_duration_s})
     return LoopResult(start_mono=start, end_mono=now, start_wall=start_wall,
                       end_wall=start_wall + (now - start), iterations=len(latencies),
-                      items=items, latencies_s=latencies)
+                      items=items, latencies_s=latencies, first_step_s=first_s)
 
 
 @dataclass
@@ -128,9 +173,12 @@ def concurrent_loop(streams: list[StreamStep], rules: RunRules,
     def run(i: int) -> None:
         s = streams[i]
         try:
-            for _ in range(rules.warmup_iters):
+            for j in range(rules.warmup_iters):
+                t0 = clock()
                 s.step()
                 s.synchronize()
+                if j == 0:  # the first stream to finish its first step is the cold start
+                    _first_step_done(clock() - t0)
             s.synchronize()
         except BaseException as exc:
             errors.append(exc)
@@ -149,6 +197,8 @@ def concurrent_loop(streams: list[StreamStep], rules: RunRules,
                 t1 = clock()
                 latencies[i].append(t1 - t0)
                 counts[i] += 1
+                if counts[i] == 1 and not rules.warmup_iters:
+                    _first_step_done(t1 - t0)
                 if t1 - start >= rules.min_duration_s and min(counts) >= rules.min_iters:
                     stop.set()
         except BaseException as exc:

@@ -199,3 +199,26 @@ class DyingTrainer(PretrainWorkload):
     name = "test-train-dies"
     description = "a training job whose rank 1 dies: the entry is an error naming the rank"
     worker_module = "tests.faulty_train_worker"
+
+
+@register
+class TinyModel(_Base):
+    """A two-layer model small enough to compile in seconds (the torch.compile test)."""
+
+    name = "test-tiny-model"
+    description = "a tiny MLP forward (compiles quickly)"
+    group = "cv"
+
+    def setup(self) -> None:
+        import torch
+
+        self.model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                                         torch.nn.Linear(16, 4)).eval()
+        self.x = torch.randn(self.params["batch_size"], 16)
+
+    def step(self) -> int:
+        import torch
+
+        with torch.inference_mode():
+            self.model(self.x)
+        return self.params["batch_size"]

@@ -1,4 +1,4 @@
-"""The published evaluation's classic models: exact parameter counts (SPEC section 4) and
+"""The published evaluation's classic models: exact parameter counts (docs/workloads.md) and
 compatibility with the reference implementations' state dicts."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from bench.models.char_lstm import CharLSTM, generate
 from bench.models.unet import UNet, dice_loss
 from bench.workloads import count_parameters, get_workload
 
-# SPEC section 4: results are comparable with the published evaluation only with these.
+# docs/workloads.md: results are comparable with the published evaluation only with these.
 SPEC_PARAMETERS = {
     "resnet": 21_335_972,
     "unet": 31_037_698,

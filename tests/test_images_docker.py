@@ -102,8 +102,9 @@ def test_a_changed_input_gives_a_new_tag(client, built, tmp_path):
 def smoke_run(built, tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke") / "run"
     start = time.monotonic()
+    # Threads and CPUs reach the bench inside the container like any other setting.
     proc = invoke("bench", "--vendor", "cpu", "--suite", "smoke", "--out", str(out),
-                  "--no-report")
+                  "--no-report", "--threads", "1", "--cpus", "0")
     print(f"\nsmoke suite in the container: {time.monotonic() - start:.1f} s (invoke, "
           "including container start and host validation)")
     return proc, out
@@ -126,6 +127,8 @@ def test_smoke_suite_in_the_container(built, smoke_run):
                                               "native": False}
         assert doc["provenance"]["git"]["commit"] == \
             built.labels["org.opencontainers.image.revision"]
+        applied = doc["provenance"]["device_settings"]["applied"]
+        assert (applied["threads"], applied["interop_threads"], applied["cpus"]) == (1, 1, "0")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["state"] == "finished"
 

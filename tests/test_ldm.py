@@ -1,4 +1,4 @@
-"""The latent-diffusion text-to-image workload (SPEC section 6)."""
+"""The latent-diffusion text-to-image workload (docs/llm.md)."""
 
 from __future__ import annotations
 

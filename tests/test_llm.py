@@ -1,5 +1,5 @@
 """LLM workloads: parameter counts, memory estimate, precision policy, generation protocol,
-metrics, prompts, local weights and the grid (SPEC sections 4 and 6)."""
+metrics, prompts, local weights and the grid (docs/workloads.md, docs/llm.md)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def meta_model(name: str, scale: str = "published") -> torch.nn.Module:
         return arch.model_type_class()(arch.build_config(scale))
 
 
-# -- parameter counts (SPEC section 4) --------------------------------------------------------
+# -- parameter counts (docs/workloads.md) --------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(REPORTED))
 def test_published_configuration_has_the_reported_parameter_count(name):
     model = meta_model(name)

@@ -1,4 +1,4 @@
-"""Parameter counts of SPEC section 4 and state-dict compatibility with torchvision."""
+"""Parameter counts of docs/workloads.md and state-dict compatibility with torchvision."""
 
 from __future__ import annotations
 

@@ -116,3 +116,37 @@ def test_report_of_the_two_real_runs_renders(browser, tmp_path):
         "return Array.from(document.querySelectorAll('svg.chart')).map(s => s.dataset.chart)")
     assert kinds.count("radar") == 1 and kinds.count("timeline") == 3 and "roofline" not in kinds
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_the_first_report_of_one_device_leads_with_its_figures(browser, tmp_path):
+    """The Quick start's report: one device, so no scores; its figures, % of peak, cold
+    start, roofline and telemetry drawn at a real size (the bundled reference set)."""
+    from testbed.report.references import resolve
+
+    files = write_report([resolve("cpu-epyc-2core-smoke")], tmp_path / "one")
+    browser.get(files.html.resolve().as_uri())
+    charts = browser.execute_script("""
+        return Array.from(document.querySelectorAll('svg.chart')).map(svg => {
+          const box = svg.getBoundingClientRect();
+          return {kind: svg.dataset.chart, width: box.width, height: box.height,
+                  marks: svg.querySelectorAll('rect.bar, polyline.trace, circle.roof-point')
+                    .length};
+        });""")
+    kinds = [c["kind"] for c in charts]
+    assert "radar" not in kinds
+    assert kinds.count("bars") == 2 and kinds.count("roofline") == 1  # % of peak, cold start
+    assert kinds.count("timeline") == 3
+    for chart in charts:
+        assert chart["width"] > 300 and chart["height"] > 150 and chart["marks"] > 0, chart
+    order = browser.execute_script(
+        "return Array.from(document.querySelectorAll('section.card')).map(s => s.id)")
+    assert order[:3] == ["summary", "figures", "roofline-section"]
+    fits = browser.execute_script("""
+        const t = document.getElementById('figures-0');
+        return t.getBoundingClientRect().width <= t.parentElement.clientWidth + 1;""")
+    assert fits  # the figures table needs no sideways scrolling at 1400 px
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    keep = os.environ.get("REPORT_SCREENSHOT_DIR")
+    target = Path(keep) if keep else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    full_page_png(browser, target / "report-one-device.png")

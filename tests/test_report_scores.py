@@ -1,4 +1,4 @@
-"""Score arithmetic against numbers worked out by hand (SPEC sections 6 and 8)."""
+"""Score arithmetic against numbers worked out by hand (docs/report.md)."""
 
 from __future__ import annotations
 

@@ -26,6 +26,14 @@ def test_nearest_rank_percentiles_of_ten_values():
     assert percentile(values, 1) == 0.10  # ceil(0.1) = 1st value
 
 
+def test_p95_of_forty_latencies_is_the_38th():
+    values = [float(i) for i in range(40, 0, -1)]  # 1..40 ms, reversed
+    # rank = ceil(0.95 * 40) = 38; p90 = ceil(36) = 36th; p99 = ceil(39.6) = 40th
+    assert percentile(values, 95) == 38.0
+    lat = latency_summary(values)
+    assert (lat["p50_s"], lat["p90_s"], lat["p95_s"], lat["p99_s"]) == (20.0, 36.0, 38.0, 40.0)
+
+
 def test_percentile_is_order_independent_and_always_an_observation():
     values = [5.0, 1.0, 4.0, 2.0, 3.0]
     assert percentile(values, 50) == 3.0  # ceil(2.5) = 3rd of 1..5
@@ -60,6 +68,7 @@ def test_latency_summary():
     assert lat["mean_s"] == pytest.approx(0.02075)  # 0.083 / 4
     assert lat["p50_s"] == 0.011  # ceil(2) = 2nd of sorted 0.010 0.011 0.012 0.050
     assert lat["p90_s"] == 0.050  # ceil(3.6) = 4th
+    assert lat["p95_s"] == 0.050  # ceil(3.8) = 4th
     assert lat["p99_s"] == 0.050
 
 

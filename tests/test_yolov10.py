@@ -1,4 +1,5 @@
-"""YOLOv10-N: SPEC section 4's parameter count, the reference's state-dict names, and the loss
+"""YOLOv10-N: the published parameter count (docs/workloads.md), the reference's state-dict
+names, and the loss
 (hand-worked numbers for its pieces; training on a fixed batch lowers it)."""
 
 from __future__ import annotations

@@ -165,6 +165,35 @@ class DeviceBackend(ABC):
                 state[f"{self.device_type}_matmul_allow_tf32"] = enabled
         return state
 
+    def compile_unsupported(self) -> str | None:
+        """Why ``torch.compile`` with its default backend (Inductor) cannot compile for this
+        device, or None. A failure this cannot foresee still shows at the first iteration,
+        which records the workload ``unsupported`` with Dynamo's message."""
+        import importlib.util
+
+        try:
+            import torch._dynamo
+
+            if not torch._dynamo.is_dynamo_supported():
+                return "TorchDynamo does not support this Python build"
+        except Exception as exc:  # an old or stripped torch build
+            return f"TorchDynamo cannot be loaded ({type(exc).__name__}: {exc})"
+        try:  # a private registry: if it moves, the first iteration answers instead
+            from torch._inductor.codegen.common import (
+                get_scheduling_for_device,
+                init_backend_registration,
+            )
+
+            init_backend_registration()
+            if get_scheduling_for_device(self.device_type) is None:
+                return (f"the default backend (Inductor) has no code generator for device type "
+                        f"{self.device_type!r}")
+        except ImportError:
+            pass
+        if self.device_type == "cuda" and importlib.util.find_spec("triton") is None:
+            return "Inductor writes Triton kernels for GPUs and triton is not installed"
+        return None
+
     def is_oom(self, exc: BaseException) -> bool:
         """Whether ``exc`` means the device ran out of memory (recorded as status ``oom``)."""
         if isinstance(exc, torch.OutOfMemoryError | MemoryError):
@@ -179,6 +208,12 @@ class DeviceBackend(ABC):
 
     def visible_devices(self) -> str | None:
         return os.environ.get(self.visible_devices_env) if self.visible_devices_env else None
+
+    def spec_sheet(self, index: int = 0) -> dict[str, Any] | None:
+        """The device's spec sheet (``bench/specs/devices``), matched by the name it reports."""
+        from bench.specs import find_spec
+
+        return find_spec(self.device_name(index), self.vendor)
 
     def info(self, index: int = 0) -> dict[str, Any]:
         """Device facts for the result's provenance."""

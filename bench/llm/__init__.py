@@ -1,4 +1,4 @@
-"""Large-model inference (SPEC section 6): decoder architectures as data, the memory estimate
+"""Large-model inference (docs/llm.md): decoder architectures as data, the memory estimate
 and precision policy, the one generation routine every model shares, prompts, and the grid of
 (concurrency x input/output tokens) points with its TTFT tiers.
 

@@ -36,7 +36,7 @@ class Architecture:
     source: str  # where the published values come from
     published: dict[str, Any]
     reduced: dict[str, Any] = field(default_factory=dict)
-    reference_parameters: int = 0  # the count SPEC section 4 requires
+    reference_parameters: int = 0  # the count docs/workloads.md requires
     note: str | None = None
 
     def config_kwargs(self, scale: str) -> dict[str, Any]:

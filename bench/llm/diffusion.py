@@ -1,4 +1,4 @@
-"""The latent-diffusion text-to-image pipeline (SPEC section 6), built from its configuration.
+"""The latent-diffusion text-to-image pipeline (docs/llm.md), built from its configuration.
 
 The published evaluation's LDM has 1,537,948,389 parameters: exactly CompVis' LDM-KL-8-G
 text-to-image model as diffusers packages it (``CompVis/ldm-text2im-large-256``):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import UserError
-from bench.stats import percentile
+from bench.stats import LATENCY_PERCENTILES, percentile
 
 Clock = Callable[[], float]
 
@@ -38,7 +38,7 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         fix = ("The LLM protocol is greedy decoding with one beam and a fixed output length "
-               "(SPEC section 6): remove the setting.")
+               "(docs/llm.md): remove the setting.")
         if self.max_new_tokens < 1:
             raise UserError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.",
                             "Give output token counts of 1 or more in io_tokens.")
@@ -168,12 +168,12 @@ def generation_metrics(timings: Sequence[GenerationTiming], batch: int, input_to
     out: dict[str, dict[str, Any]] = {
         "ttft_s": {"value": ttft_mean, "unit": "s", "n": len(ttfts)},
     }
-    for p in (50, 90, 99):
+    for p in LATENCY_PERCENTILES:
         out[f"ttft_p{p}_s"] = {"value": percentile(ttfts, p), "unit": "s"}
     no_gap = "one output token per generation: no time between tokens"
     out["tpot_mean_s"] = ({"value": _mean(gaps), "unit": "s", "n": len(gaps)} if gaps
                           else {"value": None, "unit": "s", "reason": no_gap})
-    for p in (50, 90, 99):
+    for p in LATENCY_PERCENTILES:
         out[f"tpot_p{p}_s"] = ({"value": percentile(gaps, p), "unit": "s"} if gaps
                                else {"value": None, "unit": "s", "reason": no_gap})
     tokens = batch * output_tokens * len(timings)
@@ -200,7 +200,7 @@ def output_length_metric(timings: Sequence[GenerationTiming],
             "max": max(counts)}
 
 
-# TTFT tiers of the chip evaluation template (SPEC section 6), in seconds: (low, high].
+# TTFT tiers of the chip evaluation template (docs/llm.md), in seconds: (low, high].
 TTFT_TIERS: tuple[tuple[str, float, float], ...] = (
     ("tier_max_tokens_per_s_0_500ms", 0.0, 0.5),
     ("tier_max_tokens_per_s_500_1000ms", 0.5, 1.0),

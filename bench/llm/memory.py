@@ -1,4 +1,4 @@
-"""Will a grid point fit? The memory estimate and the precision policy (SPEC sections 4, 6).
+"""Will a grid point fit? The memory estimate and the precision policy (docs/llm.md).
 
 The estimate is what generation holds at its peak, the end of the prefill: the weights, the
 KV cache for the whole sequence (input + output tokens) and the prefill's transient

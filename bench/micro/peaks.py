@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.micro.formulas import pct_of
 from bench.results import Metric, metric
-from bench.specs import find_spec, per_device
+from bench.specs import per_device
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ class DevicePeaks:
 
 
 def device_peaks(backend: Any) -> DevicePeaks:
-    """The spec-sheet reference of the backend's first device."""
+    """The spec-sheet reference of the backend's first device (the cpu's is an estimate)."""
     name = backend.device_name(0)
-    return DevicePeaks.from_spec(find_spec(name, backend.vendor), name, backend.vendor)
+    return DevicePeaks.from_spec(backend.spec_sheet(0), name, backend.vendor)
 
 
 def pct_metric(value: float | None, peak: float | None, reason: str | None) -> Metric:

@@ -46,6 +46,19 @@ def find_spec(device_name: str | None, vendor: str | None = None) -> dict[str, A
     return None
 
 
+def recorded_spec(vendor: str, device: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The spec sheet of a device as a result's provenance describes it: a published sheet
+    matched by its name, else the estimate its backend recorded (the cpu reference's,
+    ``bench.specs.host_cpu``), if that estimate is a valid sheet."""
+    device = device or {}
+    spec = find_spec(str(device.get("name") or vendor), vendor)
+    estimate = device.get("spec_estimate")
+    if spec is None and isinstance(estimate, dict) and estimate.get("estimate") \
+            and not validation_errors(estimate, "device-spec"):
+        return estimate
+    return spec
+
+
 SHARED_PER_DEVICE = ("memory_bytes", "memory_bandwidth_bytes_per_s")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
-# Field name -> unit. The names carry their units (CONVENTIONS: units in names).
+# Field name -> unit. The names carry their units (units in names).
 SAMPLE_FIELDS: dict[str, str] = {
     "util_pct": "%",
     "mem_used_bytes": "B",
@@ -27,6 +27,10 @@ SAMPLE_FIELDS: dict[str, str] = {
     "clock_hz": "Hz",
     "energy_j": "J",
     "throttle": "reasons",
+    # Whole-host figures beside a device's own (the cpu reference, where the device is a
+    # share of the host): other processes included, so never reported as the device's.
+    "host_util_pct": "%",
+    "host_mem_used_bytes": "B",
 }
 
 MIB = 2**20
@@ -80,6 +84,8 @@ class Sample:
     clock_hz: float | None = None
     energy_j: float | None = None
     throttle: str | None = None
+    host_util_pct: float | None = None
+    host_mem_used_bytes: float | None = None
 
     def values(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -111,6 +117,10 @@ class TelemetryAdapter(ABC):
     @abstractmethod
     def read(self) -> list[Sample]:
         """One sample per device in ``device_indices``; raises on a failed reading."""
+
+    def track(self, pid: int | None) -> None:  # noqa: B027 - optional hook
+        """The runner names the repeat's child process (None when it has ended): an adapter
+        whose device is a share of the host measures that process tree's own use."""
 
     def describe(self) -> dict[str, Any]:
         """Source and device names for the result (called once, after the first read)."""

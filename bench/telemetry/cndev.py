@@ -12,7 +12,7 @@ with a leading ``version`` field. Versioned calls are tried at version 6 first a
 Units (header comments): power in W (integers), memory in "MB" which mlu-exporter converts
 with 1024*1024 and cnmon prints as MiB, so MiB is used; temperatures in degC; frequency MHz.
 [unverified on hardware here: no MLU is lent to this project's CI.] MLU370 has no energy
-counter (VENDORS.md): energy is integrated power.
+counter (docs/telemetry.md): energy is integrated power.
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def _number(token: str, what: str) -> tuple[float | None, str | None]:
 
 
 def parse_cnmon(text: str) -> dict[int, CnmonCard]:
-    """Cards of ``cnmon``'s summary table (CNMON v5.x layout, VENDORS.md sample).
+    """Cards of ``cnmon``'s summary table (CNMON v5.x layout, as recorded under tests/).
 
     Each card is two rows: ``| Card VF Name Firmware | Bus-Id | Util Ecc-Error |`` then
     ``| Fan Temp Usage/Cap | Used/Total | SR-IOV Compute-Mode |``. Any cell that cannot be read

@@ -38,6 +38,11 @@ COMBINE: dict[str, Callable[[list[float]], float]] = {
     "clock_hz": _mean,
     "energy_integrated_j": _sum,
     "energy_counter_j": _sum,
+    # Whole-host figures (the cpu device's telemetry): one host's, so never summed; over
+    # several nodes the busiest host's.
+    "host_util_pct": max,
+    "host_mem_used_bytes_mean": max,
+    "host_mem_used_bytes_peak": max,
 }
 # fields whose value a device may leave to another one (see the module docstring)
 SHAREABLE = frozenset({"power_w", "energy_integrated_j", "energy_counter_j"})

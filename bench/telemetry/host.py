@@ -1,8 +1,17 @@
 """Host telemetry for the CPU reference: psutil, and Intel/AMD RAPL energy where readable.
 
+The device of a cpu run is the share of the host its benchmark processes may use, so the
+device fields measure that share and nothing else: ``util_pct`` is the CPU time of the
+repeat's process tree (the child, its data-loader workers, ranks and compile workers) over
+the logical CPUs it may run on (its affinity), ``mem_used_bytes`` that tree's resident
+memory. Between repeats there is no benchmark process and both are null. Whole-host figures,
+other processes included, are kept under host names (``host_util_pct``,
+``host_mem_used_bytes``).
+
 RAPL exposes a cumulative energy counter per package (``energy_uj``) that wraps at
 ``max_energy_range_uj``. Power is the counter's rate between two readings. In a VM or without
-permission the counter is absent: power is then null with the reason, never zero.
+permission the counter is absent: power is then null with the reason, never zero. RAPL power
+is the whole package's: its scope says so.
 """
 
 from __future__ import annotations
@@ -55,6 +64,77 @@ def counter_delta(before: int, after: int, max_range: int) -> int:
     return after - before if after >= before else after + max_range - before
 
 
+def share_pct(cpu_s: float, wall_s: float, cpus: int) -> float | None:
+    """CPU seconds used over ``wall_s`` as % of ``cpus`` logical CPUs, clamped to [0, 100]
+    (two readings taken microseconds apart can push a fully busy tree a little over)."""
+    if wall_s <= 0 or cpus <= 0 or cpu_s < 0:
+        return None
+    return max(0.0, min(100.0, cpu_s / (wall_s * cpus) * 100.0))
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    """One reading of a process tree: cumulative CPU seconds, resident bytes, allowed CPUs."""
+
+    cpu_s: float
+    rss_bytes: int
+    cpus: int
+    processes: int
+
+
+def tree_usage(root: psutil.Process) -> TreeUsage:
+    """CPU time and RSS of ``root`` and every live descendant.
+
+    A live process's ``children_*`` times hold its reaped children's, so a worker that has
+    exited is still counted, once. RSS is summed (pages shared between the processes count
+    in each: an upper bound of the tree's own memory).
+    """
+    cpu = 0.0
+    rss = 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        procs = [root]
+    counted = 0
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                times = proc.cpu_times()
+                rss += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        counted += 1
+        cpu += times.user + times.system + getattr(times, "children_user", 0.0) + \
+            getattr(times, "children_system", 0.0)
+    try:
+        allowed = len(root.cpu_affinity())
+    except (psutil.Error, AttributeError):
+        allowed = psutil.cpu_count(logical=True) or 1
+    return TreeUsage(cpu, rss, allowed, counted)
+
+
+class ProcessTree:
+    """Successive readings of the benchmark's process tree, as a CPU share and RSS."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        # The first reading is compared with the process's start (zero CPU time then).
+        started = self.proc.create_time()
+        self._last = (time.monotonic() - max(0.0, time.time() - started), 0.0)
+
+    def read(self) -> tuple[float | None, int | None]:
+        now = time.monotonic()
+        usage = tree_usage(self.proc)
+        if not usage.processes:
+            return None, None
+        t0, cpu0 = self._last
+        self._last = (now, usage.cpu_s)
+        # A worker that has exited but is not yet reaped is in no one's times for a moment.
+        share = share_pct(usage.cpu_s - cpu0, now - t0, usage.cpus) \
+            if usage.cpu_s >= cpu0 else None
+        return share, usage.rss_bytes
+
+
 class HostAdapter(TelemetryAdapter):
     name = "host"
     measures = "host"
@@ -67,12 +147,25 @@ class HostAdapter(TelemetryAdapter):
         self._has_sensor = bool(reader) and any(reader().get(k) for k in TEMPERATURE_SENSORS)
         self._energy_uj = 0
         self._last: tuple[float, list[int]] | None = None
+        self._tree: ProcessTree | None = None
         self.scope = {
-            "util_pct": "all logical CPUs of the host (psutil.cpu_percent)",
-            "mem_used_bytes": "host memory in use (total - available)",
+            "util_pct": "CPU time of the benchmark's process tree (the repeat's child and its "
+                        "descendants) over the logical CPUs it may run on (its affinity)",
+            "mem_used_bytes": "resident memory (RSS) of the benchmark's process tree",
+            "mem_total_bytes": "host memory",
             "power_w": "sum of the RAPL package domains (CPU sockets; not DRAM, not the board)",
             "energy_j": "RAPL package counters accumulated since the adapter opened",
+            "host_util_pct": "all logical CPUs of the host, other processes included "
+                             "(psutil.cpu_percent)",
+            "host_mem_used_bytes": "host memory in use (total - available), other processes "
+                                   "included",
         }
+
+    def track(self, pid: int | None) -> None:
+        try:
+            self._tree = ProcessTree(pid) if pid is not None else None
+        except psutil.Error:
+            self._tree = None
 
     def _rapl(self) -> tuple[float | None, float | None]:
         if not self.domains:
@@ -116,10 +209,14 @@ class HostAdapter(TelemetryAdapter):
     def read(self) -> list[Sample]:
         vm = psutil.virtual_memory()
         power, energy = self._rapl()
+        tree = self._tree
+        share, rss = tree.read() if tree is not None else (None, None)
         sample = Sample(
-            util_pct=psutil.cpu_percent(interval=None),
-            mem_used_bytes=float(vm.total - vm.available),
+            util_pct=share,
+            mem_used_bytes=None if rss is None else float(rss),
             mem_total_bytes=float(vm.total),
+            host_util_pct=psutil.cpu_percent(interval=None),
+            host_mem_used_bytes=float(vm.total - vm.available),
             power_w=power,
             temp_c=self._temperature(),
             clock_hz=self._clock(),
@@ -133,6 +230,7 @@ class HostAdapter(TelemetryAdapter):
             "backend": self.name,
             "source": "psutil" + (" + RAPL" if self.domains else ""),
             "rapl_domains": [str(d.path) for d in self.domains],
-            "scope": "whole host (all CPUs, system memory)",
+            "scope": "the benchmark's process tree (utilisation, memory) and the whole host "
+                     "(host_* fields, RAPL power)",
             "field_scope": self.scope,
         }

@@ -1,7 +1,7 @@
 """NVIDIA Jetson boards: jtop (jetson-stats), falling back to parsing ``tegrastats`` lines.
 
 Jetson has no NVML: the GPU shares the board's RAM, power comes from INA3221 rails and
-there is no GPU-only rail and no energy counter (VENDORS.md). Power is the board input
+there is no GPU-only rail and no energy counter (docs/telemetry.md). Power is the board input
 rail ``VDD_IN`` (``POM_5V_IN`` on Nano/TX) where the module has one; where it has none (AGX
 Orin: ``VDD_GPU_SOC``, ``VDD_CPU_CV``, ``VIN_SYS_5V0`` ...) it is the sum of the listed rails,
 as jtop computes its total, and the result says so [unverified: that sum is not the board

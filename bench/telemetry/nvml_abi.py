@@ -1,7 +1,7 @@
 """The few NVML C functions telemetry needs, through ctypes, for NVML-compatible libraries.
 
 Iluvatar's ``libixml.so`` exports NVML's function names with NVML's signatures and units
-(VENDORS.md; gpustack's pyixml binds it the same way). pynvml hard-codes the NVIDIA library
+(docs/telemetry.md; gpustack's pyixml binds it the same way). pynvml hard-codes the NVIDIA library
 name, so this module binds any such library by path and exposes the same call style as
 pynvml (``nvmlDeviceGetPowerUsage(handle)`` returning mW, ``NVMLError`` on failure), which
 lets :class:`bench.telemetry.nvml.NvmlAdapter` run unchanged on top of it.

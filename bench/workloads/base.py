@@ -119,6 +119,21 @@ class Workload(ABC):
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""
         return {}
 
+    def compile_model(self) -> list[str]:
+        """``--set ENTRY.compile=true``: compile the workload's model with ``torch.compile``
+        (default backend) after ``setup``; returns the names of what was compiled.
+
+        By default ``self.model`` is replaced by its compiled module (``step`` calls it; its
+        parameters, which the optimiser holds, are the same). A workload that calls its model
+        another way (``generate``, a pipeline) overrides this; an empty list (operator
+        micro-benchmarks have no model) makes the compiled run ``unsupported``.
+        """
+        model = getattr(self, "model", None)
+        if not isinstance(model, torch.nn.Module):
+            return []
+        self.model = torch.compile(model)
+        return [type(model).__name__]
+
     # -- provided ----------------------------------------------------------------------
     def check_precision(self) -> None:
         """Refuse a precision the device cannot run (status ``unsupported``, recorded)."""

@@ -1,4 +1,4 @@
-"""LLM text generation (SPEC section 6): qwen2-0.5b, llama3-8b, glm4-9b.
+"""LLM text generation (docs/llm.md): qwen2-0.5b, llama3-8b, glm4-9b.
 
 Models are built from their published configurations (``bench.llm.architectures``) with
 random weights, or loaded from ``weights`` (a local directory; never a download). Every model
@@ -35,7 +35,7 @@ from bench.llm.memory import choose_precision, estimate_generation_memory, fits
 from bench.workloads import register
 from bench.workloads.base import Workload, count_parameters
 
-# SPEC section 6: concurrency 1..64 x (input, output) tokens of the chip evaluation template.
+# docs/llm.md: concurrency 1..64 x (input, output) tokens of the chip evaluation template.
 FULL_BATCH_SIZES = [1, 8, 16, 32, 64]
 FULL_IO_TOKENS = [[256, 128], [256, 512], [256, 1024], [512, 128], [512, 512], [512, 1024],
                   [1024, 1024]]
@@ -203,6 +203,14 @@ class LlmWorkload(Workload):
         if self.arch.note:
             self.extra["parameters_note"] = self.arch.note
         self.prompt_rows = self.make_prompts()
+
+    def compile_model(self) -> list[str]:
+        """``generate`` calls the model's own ``__call__``: its ``forward`` is compiled in
+        place (as transformers recommends), so every decoding step runs compiled."""
+        import torch
+
+        self.model.forward = torch.compile(self.model.forward)
+        return [f"{type(self.model).__name__}.forward"]
 
     def load_model(self) -> Any:
         import torch

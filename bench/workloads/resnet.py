@@ -1,4 +1,4 @@
-"""ResNet-34 image classification, 100 classes (SPEC section 4: 21,335,972 parameters).
+"""ResNet-34 image classification, 100 classes (docs/workloads.md: 21,335,972 parameters).
 
 Synthetic mode (default): ImageNet-shaped tensors created on the device once, so the device is
 measured and not the host's input pipeline. Loader mode: an ImageFolder data set (an ImageNet

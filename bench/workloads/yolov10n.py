@@ -1,4 +1,4 @@
-"""YOLOv10-N object detection, 80 classes (SPEC section 4: 2,775,520 parameters).
+"""YOLOv10-N object detection, 80 classes (docs/workloads.md: 2,775,520 parameters).
 
 Training is real: forward through both heads, YOLOv10's dual-assignment loss (task-aligned
 assignment, CIoU box loss, DFL, classification BCE, for the one-to-many and one-to-one heads),

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from bench.config import RULES_PREFIX, format_cpus
 from bench.errors import UserError
 from bench.jsonio import atomic_write_text
 from testbed.audit.submission import Submission
@@ -65,6 +66,16 @@ def entry_from_result(doc: dict[str, Any],
     entry = {"id": w["id"], "workload": substitution["requested"] if substitution else w["name"],
              "mode": w["mode"], "config": w["config"], "precision": w["precision_requested"],
              "params": params, "rules": {**doc["rules"], **(rules_extra or {})}}
+    if (w.get("compile") or {}).get("requested") and "compile" not in overrides:
+        entry["compile"] = True
+    # The same device: the threads and CPUs the submission asked for (None: left as found).
+    asked = (((doc.get("provenance") or {}).get("device_settings") or {}).get("requested")
+             or {})
+    device = {k: v for k, v in asked.items() if v is not None}
+    if device.get("cpus"):
+        device["cpus"] = format_cpus(device["cpus"])
+    if device:
+        entry["device"] = device
     scenario = doc.get("scenario")
     if scenario:
         # The resolved rules as recorded: the re-run resolves them to the same values.
@@ -100,13 +111,22 @@ def suite_from_results(sub: Submission, entries: list[str],
     return suite
 
 
-def overrides_of(sub: Submission, entries: list[str]) -> list[str]:
-    """The submission's ``--set`` arguments (JSON values are YAML, as ``--set`` reads them)."""
+def overrides_of(sub: Submission, entries: list[str],
+                 rules_extra: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """The submission's ``--set`` arguments (JSON values are YAML, as ``--set`` reads them).
+
+    A run rule the submission overrode is set again (so the re-run is flagged as it was) to
+    the value the re-run's suite gives it: the audit's own rules for a re-run (more repeats,
+    a longer window, distinct inputs) win over the submitted value."""
     out = []
     for entry_id in entries:
+        extra = (rules_extra or {}).get(entry_id) or {}
         for key, value in (sub.results[entry_id]["workload"].get("overrides") or {}).items():
-            if key != "workload":
-                out.append(f"{entry_id}.{key}={json.dumps(value)}")
+            if key == "workload":
+                continue
+            if key.startswith(RULES_PREFIX):
+                value = extra.get(key[len(RULES_PREFIX):], value)
+            out.append(f"{entry_id}.{key}={json.dumps(value)}")
     return out
 
 

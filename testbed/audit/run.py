@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.config import parse_override
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.schema import validation_errors
@@ -203,7 +202,6 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
                         "the single-node entries (a run of them alone), see docs/cluster.md.")
     vendor = sub.vendor or "cpu"
     label = sub.provenance.get("label")
-    overrides = overrides_of(sub, entries)
     why_not = {e: caching_not_applicable(sub.results[e]) for e in entries}
     varied = [e for e in entries if why_not[e] is None]
 
@@ -214,7 +212,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
         suite_file = write_suite(out_dir / f"{name}-{SUITE_FILE}",
                                  suite_from_results(sub, ids, extra))
         target = out_dir / name
-        sets = [o for o in overrides if parse_override(o)[0] in ids]
+        sets = overrides_of(sub, ids, extra)
         with HostMonitor(own_children if native else container_of(target)) as monitor:
             result = rerun(launcher, suite_file, target, vendor, sets, label, name,
                            None if native else image_ref)

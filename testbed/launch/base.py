@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bench.config import DeviceSettings
+
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -30,6 +32,8 @@ class RunRequest:
     devices: tuple[int, ...] | None = None
     image: str | None = None
     run_id: str | None = None
+    # host threads and CPU pinning of the run's processes (--threads, --cpus)
+    device: DeviceSettings = field(default_factory=DeviceSettings)
     # a name for progress lines (the audit's re-runs: "as-submitted", "distinct-inputs")
     name: str = ""
 
@@ -48,14 +52,15 @@ class RunRequest:
             args += ["--set", item]
         if self.label is not None:
             args += ["--label", self.label]
-        return [*args, *extra]
+        return [*args, *self.device.cli_args(), *extra]
 
     def to_dict(self) -> dict[str, Any]:
         return {"suite": self.suite, "vendor": self.vendor,
                 "out": str(self.out) if self.out else None, "only": list(self.only),
                 "overrides": list(self.overrides), "label": self.label,
                 "devices": list(self.devices) if self.devices is not None else None,
-                "image": self.image, "run_id": self.run_id, "name": self.name}
+                "image": self.image, "run_id": self.run_id, "name": self.name,
+                "device": self.device.as_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequest:
@@ -65,7 +70,8 @@ class RunRequest:
                    overrides=tuple(data.get("overrides") or ()), label=data.get("label"),
                    devices=tuple(data["devices"]) if data.get("devices") is not None else None,
                    image=data.get("image"), run_id=data.get("run_id"),
-                   name=data.get("name", ""))
+                   name=data.get("name", ""),
+                   device=DeviceSettings.from_dict(data.get("device")))
 
 
 @dataclass

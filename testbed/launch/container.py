@@ -49,7 +49,7 @@ class ContainerLauncher(Launcher):
             raise unknown_vendor(vendor)
         spec = load_spec(vendor, self.root)
         load_suite(request.suite, overrides=list(request.overrides),
-                   only=list(request.only) or None)
+                   only=list(request.only) or None, device=request.device)
         if request.label is not None:
             check_label(request.label)
         suite_arg, mount = suite_mount(request.suite)

@@ -629,6 +629,11 @@ class SlurmLauncher(Launcher):
             raise UserError("--devices selects devices of this machine; a Slurm job gets its "
                             "nodes' devices from the scheduler.",
                             "Give --devices-per-node G instead.")
+        if not request.device.empty:
+            raise UserError("--threads, --interop-threads and --cpus are not passed to a Slurm "
+                            "job's nodes.",
+                            "Set them in the suite (an entry's device: threads, cpus; applied "
+                            "on every node), or drop them.")
         require_scheduler()  # first: a machine that cannot submit is told so at once
 
         from bench.provenance import check_label

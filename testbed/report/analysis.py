@@ -43,7 +43,7 @@ from testbed.report.scores import (
 MARKS: dict[str, str] = {
     "X": "failed a plausibility check (left out of scores)",
     "P": "precision fell back from the one requested",
-    "O": "a workload parameter was overridden",
+    "O": "a workload parameter, run rule or compile choice was overridden (--set)",
     "H": "host-bound: device utilisation stayed low",
     "C": "some operators fell back to the CPU",
 }

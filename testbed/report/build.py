@@ -24,8 +24,10 @@ from bench.jsonio import atomic_write_text
 from testbed.report import render_html, render_md
 from testbed.report.analysis import Analysis, analyse
 from testbed.report.checks import CheckSettings
+from testbed.report.figures import add_device_views
 from testbed.report.inputs import ResultSet, load_results
 from testbed.report.metrics import ScoreSettings
+from testbed.report.references import bundled
 from testbed.report.training import loss_figures, training_table
 from testbed.report.views import Views, build_views
 
@@ -114,7 +116,7 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
                             "Name the run directory of the baseline device (e.g. an A100 run) "
                             "with --baseline.")
     analysis = analyse(inputs, settings, check_settings, baseline=base_inputs)
-    views = build_views(analysis)
+    views = add_device_views(build_views(analysis), analysis)
     views.training, views.loss_curves = training_table(analysis), loss_figures(analysis)
     meta: dict[str, str | int] = {
         "title": TITLE,
@@ -122,6 +124,7 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
         "files": inputs.files, "sources": _sources(paths), "results": len(inputs.results),
         "invalid": len(inputs.invalid) + (len(base_inputs.invalid) if base_inputs else 0),
         "devices": len(inputs.devices), "workloads": len(analysis.workloads),
+        "references": ", ".join(bundled()),
     }
     out.mkdir(parents=True, exist_ok=True)
     charts_dir = out / "charts"
@@ -138,8 +141,11 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
 
 def _write_charts(views: Views, directory: Path) -> list[Path]:
     written = []
-    figures = [*([views.radar] if views.radar else []), *views.bars, *views.loss_curves,
-               *views.timelines, *([views.roofline] if views.roofline else []),
+    figures = [*([views.radar] if views.radar and not views.single_device else []),
+               *[f for f in (views.peak, views.cold) if f],
+               *([] if views.single_device else views.bars), *views.loss_curves,
+               *views.timelines,
+               *([views.roofline] if views.roofline else []),
                *(views.inference.figures if views.inference is not None else [])]
     for fig in figures:
         path = directory / f"{fig.name}.svg"

@@ -390,7 +390,7 @@ class Roof:
     series: int
     label: str
     peak_flop_per_s: float
-    bandwidth_bytes_per_s: float
+    bandwidth_bytes_per_s: float | None  # None: a compute roof only (no bandwidth figure)
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
@@ -409,7 +409,7 @@ def roofline_chart(points: Sequence[RoofPoint], roofs: Sequence[Roof], series: S
     """Achieved FLOP/s against arithmetic intensity (log-log) under each device's roof."""
     left, top, plot_w, plot_h = 74.0, 20.0, 600.0, 320.0
     xs = [p.intensity for p in points] + [r.peak_flop_per_s / r.bandwidth_bytes_per_s
-                                          for r in roofs]
+                                          for r in roofs if r.bandwidth_bytes_per_s]
     ys = [p.flop_per_s for p in points] + [r.peak_flop_per_s for r in roofs]
     x_lo, x_hi = 10 ** math.floor(math.log10(min(xs) / 1.5)), 10 ** math.ceil(
         math.log10(max(xs) * 1.5))
@@ -438,12 +438,15 @@ def roofline_chart(points: Sequence[RoofPoint], roofs: Sequence[Roof], series: S
     svg.text(16, top + plot_h / 2, "achieved FLOP/s", anchor="middle", size=11, fill=MUTED,
              rotate=-90)
     for roof in roofs:
-        ridge = roof.peak_flop_per_s / roof.bandwidth_bytes_per_s
-        start_y = roof.bandwidth_bytes_per_s * x_lo
         col = colour(roof.series)
-        pts = [(x_lo, start_y), (ridge, roof.peak_flop_per_s), (x_hi, roof.peak_flop_per_s)]
-        if start_y < y_lo:
-            pts[0] = (y_lo / roof.bandwidth_bytes_per_s, y_lo)
+        if roof.bandwidth_bytes_per_s:
+            ridge = roof.peak_flop_per_s / roof.bandwidth_bytes_per_s
+            start_y = roof.bandwidth_bytes_per_s * x_lo
+            pts = [(x_lo, start_y), (ridge, roof.peak_flop_per_s), (x_hi, roof.peak_flop_per_s)]
+            if start_y < y_lo:
+                pts[0] = (y_lo / roof.bandwidth_bytes_per_s, y_lo)
+        else:
+            pts = [(x_lo, roof.peak_flop_per_s), (x_hi, roof.peak_flop_per_s)]
         poly = " ".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in pts)
         svg.add(f"<polyline class='roof' points='{poly}' fill='none' stroke='{col}' "
                 f"stroke-width='2' stroke-dasharray='6 3'><title>{esc(roof.label)}</title>"

@@ -8,10 +8,11 @@ Device identity. Results from differently configured runs must stay apart even o
 hardware (the cpu device with 1 and with 2 threads are two "devices"), while repeated runs of
 one configuration must merge. The identity is derived from the provenance every result
 carries: vendor, device name, device count, torch threads (cpu only: the threads are the
-device's size there), the image (tag and digest) when containerised, the torch build and the
-driver version, plus the optional run label (``bench run --label NAME``) for differences the
-provenance cannot see (a power cap, a BIOS setting). The label shown is the shortest form
-that still tells the devices in one report apart.
+device's size there, and so are the CPUs it was pinned to with ``--cpus``), the image (tag and
+digest) when containerised, the torch build and the driver version, plus the optional run
+label (``bench run --label NAME``) for differences the provenance cannot see (a power cap, a
+BIOS setting). The label shown is the shortest form that still tells the devices in one report
+apart.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.specs import find_spec
+from bench.specs import recorded_spec
 from bench.validate import FileReport, expand, validate_file
 
 # Provenance facts that make a device configuration, in the order they are added to the
 # shown label when the shorter forms collide.
-IDENTITY_FACTS = ("label", "vendor", "name", "count", "threads", "image", "node", "torch",
-                  "driver")
-SHORT_FACTS = ("name", "count", "threads", "image", "node")
+IDENTITY_FACTS = ("label", "vendor", "name", "count", "threads", "cpus", "image", "node",
+                  "torch", "driver")
+SHORT_FACTS = ("name", "count", "threads", "cpus", "image", "node")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ def identity_facts(doc: dict[str, Any]) -> dict[str, str]:
         threads = dev.get("threads") or (prov.get("torch") or {}).get("threads")
         if threads:
             facts["threads"] = str(threads)
+        pinned = ((prov.get("device_settings") or {}).get("requested") or {}).get("cpus")
+        if pinned:  # pinned to these CPUs (--cpus): another device than a floating run
+            from bench.config import format_cpus
+
+            facts["cpus"] = format_cpus(pinned)
     image = prov.get("image") or {}
     if not image.get("native", True):
         facts["image"] = str(image.get("tag") or image.get("digest") or "image")
@@ -124,6 +130,8 @@ def _fact_text(key: str, value: str) -> str:
         return f"×{value}"
     if key == "threads":
         return f"{value} thread" + ("" if value == "1" else "s")
+    if key == "cpus":
+        return f"CPUs {value}"
     if key == "name":
         return _short_name(value)
     if key == "image":
@@ -192,7 +200,8 @@ def collect(reports: Iterable[FileReport]) -> ResultSet:
         facts = identity_facts(report.doc)
         key = device_key(facts)
         if key not in found:
-            found[key] = Device(key, facts, spec=find_spec(facts["name"], facts["vendor"]))
+            found[key] = Device(key, facts, spec=recorded_spec(
+                facts["vendor"], report.doc["provenance"].get("device")))
         out.results.append(Result(path, report.doc, key))
     out.devices = label_devices(found.values())
     return out

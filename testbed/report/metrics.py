@@ -1,6 +1,6 @@
 """What the report knows about each metric: title, which direction is better, scoring use.
 
-Metric names and units come from the result documents (SPEC section 5, the large-model
+Metric names and units come from the result documents (docs/telemetry.md, the large-model
 protocol of section 6, the operator sweeps of section 7). A metric not listed here still
 appears in the appendix tables under its own name; it is only left out of scores and charts.
 """
@@ -40,8 +40,13 @@ CATALOGUE: tuple[MetricInfo, ...] = (
                modes=("infer",), not_in_groups=("micro",)),
     MetricInfo("latency_p50_s", "Latency per batch, p50", -1, chart=False),
     MetricInfo("latency_p90_s", "Latency per batch, p90", -1, chart=False),
+    MetricInfo("latency_p95_s", "Latency per batch, p95", -1, chart=False),
     MetricInfo("latency_p99_s", "Latency per batch, p99", -1),
+    MetricInfo("cold_load_s", "Cold start: load time", -1, chart=False),
+    MetricInfo("cold_first_iter_s", "Cold start: first iteration", -1, chart=False),
     MetricInfo("device_util_pct", "Device utilisation", +1, composite=True, ratio_scale=False),
+    MetricInfo("host_util_pct", "Host CPU utilisation, whole host", 0, ratio_scale=False,
+               chart=False),
     MetricInfo("device_mem_used_bytes_peak", "Device memory used, peak", -1, composite=True),
     MetricInfo("device_mem_used_bytes_mean", "Device memory used, mean", -1, chart=False),
     MetricInfo("device_mem_used_pct_peak", "Device memory used, peak % of total", -1,

@@ -34,6 +34,9 @@ table.data{border-collapse:collapse;margin:6px 0 14px;font-size:13px;min-width:4
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:5px 10px;
 text-align:right;vertical-align:top;white-space:nowrap}
 table.data th{background:#f1f3f6;font-weight:600;text-align:right;position:sticky;top:0}
+table.data[id^=figures]{font-size:12.5px}
+table.data[id^=figures] th{white-space:normal;vertical-align:bottom}
+table.data[id^=figures] th,table.data[id^=figures] td{padding:5px 6px}
 table.data th:first-child,table.data td:first-child{text-align:left;white-space:nowrap}
 table.data td.text,table.data th.text{text-align:left;white-space:normal;max-width:560px;
 min-width:120px}
@@ -139,14 +142,41 @@ def training_html(views: Views) -> list[str]:
     return out
 
 
+def compare_hint(meta: dict[str, str | int]) -> str:
+    """How to compare a one-device report with other devices (text with `code` spans)."""
+    bundled = str(meta.get("references") or "")
+    return ("Scores compare devices (each metric is mapped min-max over them), so a report of "
+            "one device has none. Compare with another run, `invoke report -r results/<run> "
+            "-r results/<other-run>`, or with a reference result set: `invoke report -r "
+            "results/<run> --reference NAME_OR_PATH`"
+            + (f" (bundled: {bundled})." if bundled else "."))
+
+
+def _figures_card(views: Views, meta: dict[str, str | int]) -> list[str]:
+    """The one-device lead: each workload's figures, % of peak, cold start."""
+    out = ["<section class='card' id='figures'><h2>Figures per workload</h2>"]
+    out += [table_html(t, heading="") for t in views.figures[:1]]
+    for fig in (views.peak, views.cold):
+        if fig is not None:
+            out.append(f"<h3>{e(fig.title)}</h3>{figure_html(fig)}")
+    out.append(f"<p class='lead'>{_inline(compare_hint(meta))}</p></section>")
+    return out
+
+
 def render(views: Views, meta: dict[str, str | int]) -> str:
-    nav = [("summary", "Summary"), ("checks", "Plausibility"), ("scores", "Scores"),
-           ("charts", "Charts")]
-    if views.training or views.loss_curves:
+    single = views.single_device
+    if single:
+        nav = [("summary", "Summary"), ("figures", "Figures")]
+        if views.roofline:
+            nav.append(("roofline-section", "Roofline"))
+        nav += [("telemetry", "Telemetry"), ("checks", "Plausibility")]
+    else:
+        nav = [("summary", "Summary"), ("checks", "Plausibility"), ("scores", "Scores"),
+               ("charts", "Charts"), ("telemetry", "Telemetry")]
+        if views.roofline:
+            nav.append(("roofline-section", "Roofline"))
+    if views.training is not None or views.loss_curves:
         nav.append(("training", "Training"))
-    nav.append(("telemetry", "Telemetry"))
-    if views.roofline:
-        nav.append(("roofline-section", "Roofline"))
     if views.inference is not None:
         nav.append(("inference", "Inference"))
     nav.append(("appendix", "Appendix"))
@@ -176,17 +206,36 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         f"<dt>{_marks(c)}</dt><dd>{e(text)}</dd>" for c, text in views.marks.items())
         + "</dl><p class='lead'>Hover a marked value for the reason.</p></section>")
 
-    out.append("<section class='card' id='checks'><h2>Plausibility checks</h2><p class='lead'>"
-               "Run on every result before any score. A failed check marks the values it "
-               "concerns (✗) and those values are left out of the scores.</p>")
-    out.append(table_html(views.checks, heading=""))
+    checks = ["<section class='card' id='checks'><h2>Plausibility checks</h2><p class='lead'>"
+              "Run on every result before any score. A failed check marks the values it "
+              "concerns (✗) and those values are left out of the scores.</p>",
+              table_html(views.checks, heading="")]
     if views.findings.rows:
-        out.append(table_html(views.findings))
+        checks.append(table_html(views.findings))
     else:
-        out.append("<div class='callout ok'>Every check passed on every result.</div>")
-    out.append("</section>")
+        checks.append("<div class='callout ok'>Every check passed on every result.</div>")
+    checks.append("</section>")
+    telemetry = ["<section class='card' id='telemetry'><h2>Telemetry timelines</h2>"]
+    if views.scopes is not None:
+        telemetry.append(table_html(views.scopes))
+    telemetry += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in views.timelines] or [
+        "<p class='lead'>No telemetry series in these results.</p>"]
+    telemetry.append("</section>")
+    roofline = ["<section class='card' id='roofline-section'><h2>Roofline</h2>",
+                figure_html(views.roofline), "</section>"] if views.roofline else []
+    if single:
+        out += [*_figures_card(views, meta), *roofline, *telemetry, *checks]
+    else:
+        out += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
+    out += training_html(views)
+    if views.inference is not None:
+        out.append(inference_html(views.inference))
+    out += _appendix(views)
+    return "\n".join(out)
 
-    out.append("<section class='card' id='scores'><h2>Scores</h2>")
+
+def _scores_and_charts(views: Views) -> list[str]:
+    out = ["<section class='card' id='scores'><h2>Scores</h2>"]
     if views.radar:
         out.append(figure_html(views.radar))
     out.append(table_html(views.composite))
@@ -207,20 +256,14 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
 
     out.append("<section class='card' id='charts'><h2>Metrics, normalised to their maximum"
                "</h2>")
+    out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in (views.peak, views.cold) if f]
     out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in views.bars]
     out.append("</section>")
-    out += training_html(views)
-    out.append("<section class='card' id='telemetry'><h2>Telemetry timelines</h2>")
-    out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in views.timelines] or [
-        "<p class='lead'>No telemetry series in these results.</p>"]
-    out.append("</section>")
-    if views.roofline:
-        out.append("<section class='card' id='roofline-section'><h2>Roofline</h2>")
-        out.append(figure_html(views.roofline))
-        out.append("</section>")
+    return out
 
-    if views.inference is not None:
-        out.append(inference_html(views.inference))
+
+def _appendix(views: Views) -> list[str]:
+    out = []
     out.append("<section class='card' id='appendix'><h2>Appendix: tables per metric</h2>"
                "<p class='lead'>Workload × device; the mean over results where a device ran a "
                "workload more than once (hover for n and spread).</p>")
@@ -234,8 +277,13 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         for t in views.points:
             out.append(f"<details><summary>{e(t.title)}</summary>"
                        f"{table_html(t, heading='')}</details>")
+    if not views.single_device and views.figures:
+        out.append("<h3>Figures per workload, per device</h3>")
+        for t in views.figures:
+            out.append(f"<details><summary>{e(t.title)}</summary>"
+                       f"{table_html(t, heading='')}</details>")
     out.append("</section></main></body></html>")
-    return "\n".join(out)
+    return out
 
 
 def inference_html(inf: Any) -> str:

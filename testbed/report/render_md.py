@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from testbed.report.render_html import numeric_columns
+from testbed.report.render_html import compare_hint, numeric_columns
 from testbed.report.training import LOSS_LEAD
 from testbed.report.views import Cell, Figure, Table, Views
 
@@ -39,25 +39,28 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += table_md(views.invalid, "##")
     lines += ["Marks: " + "; ".join(f"[{'✗' if c == 'X' else c}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
-    lines += ["## Plausibility checks", ""]
-    lines += table_md(views.checks, "")
+    checks = ["## Plausibility checks", "", *table_md(views.checks, "")]
     if views.findings.rows:
-        lines += table_md(views.findings)
+        checks += table_md(views.findings)
     else:
-        lines += ["Every check passed on every result.", ""]
-    lines += ["## Scores", ""]
-    if views.radar:
-        lines += figure_md(views.radar)
-    lines += table_md(views.composite)
-    lines += table_md(views.composite_basis)
-    if views.composite_dropped is not None:
-        lines += table_md(views.composite_dropped)
-    for table in (views.baseline, views.tiers, views.baseline_detail):
-        if table is not None:
-            lines += table_md(table)
-    lines += ["## Metrics, normalised to their maximum", ""]
-    for fig in views.bars:
-        lines += [f"### {fig.title}", "", *figure_md(fig)]
+        checks += ["Every check passed on every result.", ""]
+    telemetry = ["## Telemetry timelines", ""]
+    if views.scopes is not None:
+        telemetry += table_md(views.scopes)
+    for fig in views.timelines:
+        telemetry += [f"### {fig.title}", "", *figure_md(fig)]
+    roofline = ["## Roofline", "", *figure_md(views.roofline)] if views.roofline else []
+    if views.single_device:
+        lines += ["## Figures per workload", ""]
+        for table in views.figures[:1]:
+            lines += table_md(table, "")
+        for fig in (views.peak, views.cold):
+            if fig is not None:
+                lines += [f"### {fig.title}", "", *figure_md(fig)]
+        lines += [compare_hint(meta), ""]
+        lines += [*roofline, *telemetry, *checks]
+    else:
+        lines += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
     if views.training is not None or views.loss_curves:
         lines += ["## Training", ""]
         if views.training is not None:
@@ -66,11 +69,6 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
             lines += [LOSS_LEAD, ""]
         for fig in views.loss_curves:
             lines += [f"### {fig.title}", "", *figure_md(fig)]
-    lines += ["## Telemetry timelines", ""]
-    for fig in views.timelines:
-        lines += [f"### {fig.title}", "", *figure_md(fig)]
-    if views.roofline:
-        lines += ["## Roofline", "", *figure_md(views.roofline)]
     if views.inference is not None:
         lines += ["## Inference: scenarios, streams, speed-up", ""]
         inf = views.inference
@@ -89,4 +87,25 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += ["### Grid points", ""]
         lines += [f"- {t.title} (table in the HTML report)" for t in views.points]
         lines.append("")
+    if not views.single_device:
+        for table in views.figures:
+            lines += table_md(table)
     return "\n".join(lines)
+
+
+def _scores_and_charts(views: Views) -> list[str]:
+    lines = ["## Scores", ""]
+    if views.radar:
+        lines += figure_md(views.radar)
+    lines += table_md(views.composite)
+    lines += table_md(views.composite_basis)
+    if views.composite_dropped is not None:
+        lines += table_md(views.composite_dropped)
+    for table in (views.baseline, views.tiers, views.baseline_detail):
+        if table is not None:
+            lines += table_md(table)
+    lines += ["## Metrics, normalised to their maximum", ""]
+    for fig in (views.peak, views.cold, *views.bars):
+        if fig is not None:
+            lines += [f"### {fig.title}", "", *figure_md(fig)]
+    return lines

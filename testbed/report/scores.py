@@ -1,4 +1,4 @@
-"""Score arithmetic (SPEC sections 6 and 8): small pure functions, tested by hand-worked numbers.
+"""Score arithmetic (docs/report.md): small pure functions, tested by hand-worked numbers.
 
 Composite score of the published evaluation, per workload over the devices compared::
 

@@ -29,7 +29,7 @@ class Cell:
     text: str
     marks: str = ""
     notes: tuple[str, ...] = ()
-    kind: str = "value"  # value, status (ok/oom/...), missing (not run), na (null), score
+    kind: str = "value"  # value, status (ok/oom/...), missing (not run), na (null), score, text
 
     @property
     def tooltip(self) -> str:
@@ -125,6 +125,20 @@ def unmeasured_table(analysis: Analysis) -> Table | None:
 
 
 # -- devices -------------------------------------------------------------------------------------
+def spec_cell(spec: dict[str, Any] | None) -> Cell:
+    """How the devices table names a device's reference figures; an estimate says so, with
+    how it was made on hover."""
+    if not spec:
+        return Cell("none", kind="na")
+    if spec.get("estimate"):
+        fp32 = (spec.get("peak_flops") or {}).get("fp32")
+        return Cell("estimated from the host" + (f": fp32 {format_value(fp32, 'FLOP/s', 3)}"
+                                                 if fp32 else ""),
+                    notes=(spec["estimate"].get("method", ""), spec.get("notes", "")),
+                    kind="text")
+    return Cell(f"{spec['name']} ({spec['id']})", kind="text")
+
+
 def device_table(analysis: Analysis) -> Table:
     rows: list[list[Cell | str]] = []
     for k in analysis.device_order():
@@ -132,9 +146,10 @@ def device_table(analysis: Analysis) -> Table:
         f = d.facts
         results = [r for r in analysis.reviews if r.result.device_key == k]
         runs = sorted({r.result.doc.get("run_id", "?") for r in results})
-        spec = f"{d.spec['name']} ({d.spec['id']})" if d.spec else "none"
+        spec = spec_cell(d.spec)
+        threads = f.get("threads", "—") + (f" (CPUs {f['cpus']})" if f.get("cpus") else "")
         rows.append([Cell(d.label), f["vendor"], f["name"], f.get("count", "1"),
-                     f.get("threads", "—"), f.get("image", "native"), f["torch"],
+                     threads, f.get("image", "native"), f["torch"],
                      f.get("driver", "—"), spec, str(len(results)),
                      Cell(str(len(runs)), notes=tuple(runs))])
     return Table("Devices compared", ["device", "vendor", "name", "count", "threads", "image",
@@ -494,8 +509,11 @@ def metric_figures(analysis: Analysis) -> list[Figure]:
 
 
 TIMELINE_FIELDS = (("util_pct", "utilisation", "%", (0.0, 100.0)),
+                   ("host_util_pct", "host CPU, whole host", "%", (0.0, 100.0)),
                    ("power_w", "power", "W", None),
                    ("temp_c", "temperature", "°C", None))
+# Panels shown only where some result has the series (the cpu reference's host figures).
+OPTIONAL_TIMELINE_FIELDS = ("host_util_pct",)
 
 
 def _numbers(values: list[Any]) -> list[float | None]:
@@ -533,6 +551,8 @@ def timeline_figures(analysis: Analysis) -> list[Figure]:
                 windows = [(r["window"]["start_s"], r["window"]["end_s"])
                            for r in doc.get("repeats") or [] if r.get("window")]
                 traces.append(charts.Trace(label, charts.colour(k), t_s, values, windows))
+            if not traces and field_name in OPTIONAL_TIMELINE_FIELDS:
+                continue
             missing = "" if traces else "; ".join(reasons)
             panels.append(charts.Panel(title, unit, traces, missing, fixed))
             if reasons:
@@ -545,6 +565,10 @@ def timeline_figures(analysis: Analysis) -> list[Figure]:
         caption = " ".join([
             "Seconds from the start of each result's telemetry; shaded: the repeats' timed "
             "windows.", *(f"{g}." for g in gaps),
+            *(["Utilisation is the device's own; on a cpu device the benchmark's process "
+               "tree's share of the CPUs it may use (null between repeats), while host CPU is "
+               "the whole host, other processes included."]
+              if any(p.title.startswith("host CPU") for p in panels) else []),
             *(f"Shown: {'; '.join(dict.fromkeys(shown))}." for _ in shown[:1])])
         figures.append(Figure(f"timeline-{wl}", f"Telemetry: {wl}", svg, caption.strip(),
                               name=f"timeline-{wl}"))
@@ -563,6 +587,7 @@ def roofline_figure(analysis: Analysis) -> Figure | None:
     roofs: dict[tuple[str, str], charts.Roof] = {}
     skipped = 0
     no_roof: set[str] = set()
+    compute_only: set[str] = set()
     for rev in analysis.reviews:
         doc = rev.result.doc
         d = rev.result.device_key
@@ -590,10 +615,13 @@ def roofline_figure(analysis: Analysis) -> Figure | None:
             spec = per_device(dev.spec) or {}  # pct_of_peak is per framework device too
             peak = (spec.get("peak_flops") or {}).get(precision)
             bw = spec.get("memory_bandwidth_bytes_per_s")
-            if peak and bw:
+            if peak:
                 roofs[(d, precision)] = charts.Roof(
-                    index[d], f"{dev.label} {precision} peak {format_value(peak, 'FLOP/s', 3)}",
-                    float(peak), float(bw))
+                    index[d], f"{dev.label} {precision} peak {format_value(peak, 'FLOP/s', 3)}"
+                    + (" (estimate)" if spec.get("estimate") else ""), float(peak),
+                    float(bw) if bw else None)
+                if not bw:
+                    compute_only.add(dev.label)
             else:
                 no_roof.add(dev.label)
     if not points:
@@ -605,8 +633,12 @@ def roofline_figure(analysis: Analysis) -> Figure | None:
                "dashed: each device's roof min(peak, bandwidth × intensity) from its spec "
                "sheet.")
     if no_roof:
-        caption += f" No roof for {', '.join(sorted(no_roof))}: no spec sheet with peak and " \
-                   "bandwidth."
+        caption += f" No roof for {', '.join(sorted(no_roof))}: no spec sheet with a peak."
+    if compute_only:
+        caption += (f" {', '.join(sorted(compute_only))}: the compute roof only (no memory "
+                    "bandwidth figure)" + (", its peak estimated from the host's CPU flags, "
+                    "cores and clock" if any((analysis.devices[d].spec or {}).get("estimate")
+                                             for d in devices) else "") + ".")
     if skipped:
         caption += f" {skipped} point(s) that did not run (oom, unsupported, ...) are not drawn."
     return Figure("roofline", "Roofline", svg, caption, name="roofline")
@@ -632,6 +664,12 @@ class Views:
     unmeasured: Table | None
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
+    # What one device can show on its own (testbed.report.figures fills them).
+    figures: list[Table] = field(default_factory=list)
+    peak: Figure | None = None
+    cold: Figure | None = None
+    scopes: Table | None = None
+    single_device: bool = False
     inference: Any = None  # testbed.report.scenarios.InferenceViews
     # the training section (testbed.report.training), filled in by build.py
     training: Table | None = None
