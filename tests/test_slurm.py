@@ -251,13 +251,14 @@ RULES = ("rules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.05, repeats: 
          "timeout_s: 120}\ntelemetry: {interval_s: 0.1, idle_s: 0.2}\n")
 
 
-def _invoke_slurm(suite: Path, out: Path, env: dict[str, str], *extra: str,
-                  wait: bool = True) -> subprocess.Popen[str] | subprocess.CompletedProcess[str]:
+def _invoke_slurm(suite: Path, out: Path, env: dict[str, str], *extra: str, wait: bool = True,
+                  timeout_s: float = 300
+                  ) -> subprocess.Popen[str] | subprocess.CompletedProcess[str]:
     cmd = [*INVOKE, "bench", "--slurm", "--nodes", "2", "--vendor", "cpu", "--suite", str(suite),
            "--out", str(out), "--no-report", *extra]
     if wait:
         return subprocess.run(cmd, cwd=ROOT, env=bench_env(**env), capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=timeout_s)
     return subprocess.Popen(cmd, cwd=ROOT, env=bench_env(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -318,12 +319,13 @@ def test_a_training_entry_trains_across_both_nodes(cluster, tmp_path):
     suite.write_text(
         "name: train-cluster\n" + RULES + "entries:\n"
         "  - {id: fsdp2, workload: llm-pretrain, mode: train, config: small, precision: fp32,\n"
+        "     rules: {timeout_s: 600},\n"
         "     params: {model: llama3-8b, nproc: 1, nnodes: 2, strategy: fsdp, loss_steps: 5,\n"
         f"              checkpoint_dir: '{ckpt}'}}}}\n"
         "  - {id: one, workload: llm-pretrain, mode: train, config: small, precision: fp32,\n"
         "     params: {model: llama3-8b, checkpoint: false, loss_steps: 5}}\n")
     out = tmp_path / "run"
-    proc = _invoke_slurm(suite, out, cluster)
+    proc = _invoke_slurm(suite, out, cluster, timeout_s=900)  # two ranks on a busy host
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     entries = {e["id"]: e for e in manifest["entries"]}
