@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 REPORTS = ROOT / "reports"
 AUDITS = ROOT / "audits"
+PUBLISHED = ROOT / "published"
 PY = shlex.quote(sys.executable)
 
 
@@ -187,13 +188,14 @@ def gather(c, run, report=True):
 
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
             score_a: str | None = None, weights: list[str] | None = None,
-            references: list[str] | None = None) -> None:
+            composite: str = "default", references: list[str] | None = None) -> None:
     from testbed.report import write_report
     from testbed.report.metrics import score_settings
     from testbed.report.references import resolve
 
     paths = [*paths, *(resolve(r) for r in references or [])]
-    files = write_report(paths, out, baseline=baseline, settings=score_settings(score_a, weights))
+    files = write_report(paths, out, baseline=baseline,
+                         settings=score_settings(score_a, weights, composite))
     a = files.analysis
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
     print(f"report: {files.html}\n        {files.markdown}, {files.csv.name}, "
@@ -213,14 +215,17 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                  "reports/store)",
           "score_a": "composite score scale a (default 3)",
           "weight": "METRIC=K composite weight (repeatable; K=0 leaves a metric out)",
+          "composite": "metric set of the composite: default (this test-bed's) or published "
+                       "(exactly the publication's four: throughput, items/J, power, "
+                       "latency)",
           "from_store": "read the results from the store (filters below) instead of files",
           "store": STORE_HELP,
           **FILTER_HELP},
 )
 def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
-           from_store=False, store=None, device=None, workload=None, since=None, until=None,
-           run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None,
-           reference=None):
+           composite="default", from_store=False, store=None, device=None, workload=None,
+           since=None, until=None, run=None, suite=None, vendor=None, image=None, driver=None,
+           torch=None, audit=None, reference=None):
     """Check, aggregate and score results: HTML, Markdown and CSV report."""
     from bench.errors import UserError
 
@@ -237,7 +242,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
                          torch, audit)
             with open_store(store, ROOT, read_only=True) as st:
                 paths, base = export_for_report(st, f, baseline or [], target)
-            _report(paths, target, base, score_a, weight, reference)
+            _report(paths, target, base, score_a, weight, composite, reference)
         except UserError as exc:
             raise _fail(exc) from exc
         return
@@ -245,9 +250,51 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
         paths = [Path(p) for p in results] if results else [latest_run()]
         target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
                                                   else "combined")
-        _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, reference)
+        _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, composite,
+                reference)
     except UserError as exc:
         raise _fail(exc) from exc
+
+
+@task(
+    name="import",
+    help={"table": "the published table: CSV (wide or the vendor's long shape) or YAML",
+          "title": "citation: the publication's title",
+          "url": "citation: where to read it (or --doi)",
+          "doi": "citation: its DOI (or --url)",
+          "table_name": "citation: the table's number or caption as printed, e.g. 'Table 3'",
+          "page": "citation: the page (leave out for a web page)",
+          "publisher": "citation: who published it (a vendor, a lab)",
+          "role": "vendor (the device's maker claims the figures) or independent",
+          "device": "the device of every row, for a table without a device column",
+          "count": "devices per row's figures (default 1)",
+          "mode": "train or infer, for rows that do not say",
+          "precision": "fp32, tf32, fp16, bf16, int8, ..., for rows that do not say",
+          "config": "this test-bed's config the rows correspond to (default full)",
+          "label": "the device's name in reports",
+          "out": "directory for the documents (default published/<publisher>-<table>/)"},
+)
+def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None,
+            publisher=None, role=None, device=None, count=None, mode=None, precision=None,
+            config=None, label=None, out=None):
+    """Import a published table: one validated document per row, for invoke report."""
+    from bench.errors import UserError
+    from testbed.published import import_table
+
+    source = {"title": title, "url": url, "doi": doi, "table": table_name, "page": page,
+              "publisher": publisher, "role": role}
+    options = {"device": device, "count": count, "mode": mode, "precision": precision,
+               "config": config, "label": label}
+    try:
+        done = import_table(Path(table), Path(out) if out else None, source, options,
+                            root=PUBLISHED, progress=lambda m: print(f"import: {m}",
+                                                                     flush=True))
+    except UserError as exc:
+        raise _fail(exc) from exc
+    cells = ", ".join(f"{n} {status}" for status, n in sorted(done.statuses.items()))
+    print(f"import: {len(done.files)} document(s) in {done.out}\n        cells: {cells}")
+    for note in done.notes:
+        print(f"        note: {note}")
 
 
 @task(

@@ -34,6 +34,7 @@ from bench.devices import DeviceBackend
 from bench.distributed import Placement
 from bench.errors import UserError
 from bench.events import relay
+from bench.flops import count_work, work_metrics
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
@@ -445,6 +446,7 @@ class Runner:
         status, error = workload_status(repeats)
         metrics = build_metrics(repeats, tel, workload.item_unit, self.vendor,
                                 entry.rules.host_bound_util_pct, idle)
+        metrics.update(self._work_metrics(entry, workload, repeats, metrics, first))
         origin = t_start - margin
         doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -507,6 +509,28 @@ class Runner:
             doc["scenario"] = scenario_document(entry.workload, entry.scenario_rules or {},
                                                 repeats)
         return seal(sanitize(doc))
+
+    def _work_metrics(self, entry: Entry, workload: Any, repeats: list[dict[str, Any]],
+                      metrics: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+        """FLOPs per item (counted once here, on the meta device, unless the workload
+        reported its own), achieved FLOP/s and MFU against the device's spec sheet (the
+        report's reference for it: a published sheet, else the cpu's labelled estimate)."""
+        from bench.micro.peaks import DevicePeaks
+        from bench.specs import recorded_spec
+
+        timed = [r for r in repeats if r["status"] == "ok" and "window" in r]
+        if not timed:
+            return {}
+        precision = first.get("precision_used", entry.precision)
+        count = None
+        if "flop_per_item" not in metrics:
+            count = count_work(lambda: workload.work_probe(entry.mode, entry.params, precision,
+                                                           first.get("info") or {}))
+        name = str((self.device_info or {}).get("name") or self.vendor)
+        peaks = DevicePeaks.from_spec(recorded_spec(self.vendor, self.device_info), name,
+                                      self.vendor)
+        return work_metrics(metrics, count, [r["throughput_items_per_s"] for r in timed],
+                            workload.item_unit, peaks, precision)
 
     @staticmethod
     def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from typing import Any
 from bench.jsonio import HASH_FIELD, body_sha256
 from bench.schema import SchemaProblem, validation_errors
 
-KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest", "bench.audit": "audit"}
-SEALED = ("result", "audit")  # documents that carry their own sha256
+KIND_SCHEMAS = {"bench.result": "result", "bench.manifest": "manifest", "bench.audit": "audit",
+                "bench.published": "published"}
+SEALED = ("result", "audit", "published")  # documents that carry their own sha256
 
 
 @dataclass

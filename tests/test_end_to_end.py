@@ -53,6 +53,24 @@ def test_smoke_suite_native_end_to_end(tmp_path):
     assert train["workload"]["info"]["tf32"]["float32_matmul_precision"] == "highest"
     assert train["provenance"]["image"]["native"] is True
     assert all(len(r["series"]["loss"]) > 0 for r in train["repeats"])
+    # every model workload records the FLOPs of one item, counted on the meta device at the
+    # configured shape (training: forward + backward, 3x the forward), and what they make
+    infer = json.loads((out / "resnet-infer.json").read_text())
+    fwd, fwd_bwd = (d["metrics"]["flop_per_item"] for d in (infer, train))
+    assert fwd["unit"] == "FLOP/images" and fwd["value"] > 0 and "FlopCounterMode" in \
+        fwd["method"]
+    if train["workload"]["params"] == infer["workload"]["params"]:
+        assert fwd_bwd["value"] == pytest.approx(3 * fwd["value"], rel=0.05)
+    for doc in (infer, train):
+        m = doc["metrics"]
+        assert m["flop_per_s"]["value"] == pytest.approx(
+            m["throughput_items_per_s"]["value"] * m["flop_per_item"]["value"], rel=0.05)
+        # against the cpu's estimated sheet (the report's reference for it), said so
+        mfu = m["mfu_pct"]
+        if mfu["value"] is None:
+            assert mfu["reason"]
+        else:
+            assert 0 < mfu["value"] < 200 and "host-cpu-estimate" in mfu["definition"]
     gemm = json.loads((out / "gemm-infer.json").read_text())
     assert gemm["metrics"]["flop_per_s"]["value"] > 1e9  # any CPU does a GFLOP/s at n=512
     assert gemm["metrics"]["flop_per_s"]["unit"] == "FLOP/s"

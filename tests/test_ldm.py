@@ -121,6 +121,12 @@ def test_local_weights_in_the_diffusers_layout_are_loaded(tmp_path):
         ref = theirs.state_dict()
         for key, value in mine.state_dict().items():
             assert torch.equal(value, ref[key]), key
+    # FLOPs per image are counted from the local configurations alone (nothing loaded)
+    from bench.flops import count_work
+
+    counted = [count_work(lambda p=p: type(w).work_probe("infer", p, "fp32", {}))
+               for p in (w.params, {**w.params, "weights": None})]
+    assert counted[0].reason is None and counted[0].flop_per_item == counted[1].flop_per_item
 
 
 def test_text_prompts_are_tokenized_to_the_encoder_length():

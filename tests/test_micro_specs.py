@@ -14,6 +14,8 @@ from bench.specs import find_spec, load_specs
 REPORTED_NAMES = [
     ("NVIDIA A100-SXM4-80GB", "cuda", "a100-sxm4-80gb"),
     ("NVIDIA A100 80GB PCIe", "cuda", "a100-pcie-80gb"),
+    ("NVIDIA A100-SXM4-40GB", "cuda", "a100-sxm4-40gb"),
+    ("NVIDIA A100-PCIE-40GB", "cuda", "a100-pcie-40gb"),
     ("NVIDIA H100 80GB HBM3", "cuda", "h100-sxm5-80gb"),
     ("NVIDIA H100 PCIe", "cuda", "h100-pcie-80gb"),
     ("NVIDIA H200", "cuda", "h200-sxm-141gb"),
@@ -46,6 +48,25 @@ def test_every_evaluated_device_has_a_sheet_with_sources():
         # dense peaks only, and never a number where the vendor publishes none
         for precision, value in spec["peak_flops"].items():
             assert value is None or value > 1e11, (spec["id"], precision)
+
+
+def test_power_limits_of_the_published_evaluations_devices_name_their_source():
+    expected = {"a100-sxm4-40gb": 400, "a100-pcie-40gb": 250, "iluvatar-mr-v100": 150,
+                "mlu370-x8": 250, "mlu370-m8": None}
+    for sheet, watts in expected.items():
+        spec = next(s for s in load_specs() if s["id"] == sheet)
+        assert spec["power_limit_w"] == watts, sheet
+        source = spec["figure_sources"]["power_limit_w"]
+        # a figure names where it comes from; a missing one says that none is public
+        assert (str(watts) in source) if watts else "not public" in source, sheet
+
+
+def test_a100_40gb_parts_differ_from_the_80gb_only_in_memory_and_power():
+    for small, large in (("a100-sxm4-40gb", "a100-sxm4-80gb"),
+                         ("a100-pcie-40gb", "a100-pcie-80gb")):
+        a, b = (next(s for s in load_specs() if s["id"] == i) for i in (small, large))
+        assert a["peak_flops"] == b["peak_flops"]
+        assert a["memory_bytes"] == 40 * 2**30 and a["memory_bandwidth_bytes_per_s"] == 1555e9
 
 
 def test_multi_device_card_is_compared_per_device():

@@ -118,6 +118,46 @@ def test_report_of_the_two_real_runs_renders(browser, tmp_path):
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
+def test_published_table_with_planted_errors_draws_broken_bars_and_fits_the_page(browser,
+                                                                                 tmp_path):
+    """A published table beside the lab: the flagged values are drawn broken (not as full
+    bars, their value printed), the tables fit a 1400 px window, and a screenshot is kept."""
+    from tests.test_published import MLU, clean_rows, imported, planted_rows, row
+
+    dirs = build_lab(tmp_path / "lab")
+    rows = clean_rows()[:3]
+    rows[2] = row(MLU, "resnet-infer", 4000, 150, 50)  # far beyond the spec sheets: !
+    files = write_report([dirs["a100"], dirs["mlu"], imported(tmp_path, "planted",
+                                                              planted_rows()),
+                          imported(tmp_path, "outlier", rows, table="Table 5")],
+                         tmp_path / "report")
+    browser.get(files.html.resolve().as_uri())
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    assert width <= 1400
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+    devices = browser.execute_script(
+        "const t = document.getElementById('devices'); return [t.scrollWidth, "
+        "t.parentElement.clientWidth]")
+    assert devices[0] <= devices[1], devices  # no sideways scrolling of the devices table
+    broken = browser.execute_script("""
+        return Array.from(document.querySelectorAll(
+            '#bars-throughput_items_per_s rect.bar-clipped'))
+          .map(r => [r.getBoundingClientRect().height,
+                     r.querySelector('title').textContent]);""")
+    texts = browser.execute_script("""
+        return Array.from(document.querySelectorAll(
+          '#bars-throughput_items_per_s text.bar-value')).map(t => t.textContent);""")
+    assert len(broken) >= 2 and any("9.000e+08 images/s" in t for t in texts), (broken, texts)
+    breaks = browser.execute_script(
+        "return document.querySelectorAll('#bars-throughput_items_per_s path.break').length")
+    assert breaks == 2 * len(broken)
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    keep = os.environ.get("REPORT_SCREENSHOT_DIR")
+    target = Path(keep) if keep else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    full_page_png(browser, target / "report-published.png")
+
+
 def test_the_first_report_of_one_device_leads_with_its_figures(browser, tmp_path):
     """The Quick start's report: one device, so no scores; its figures, % of peak, cold
     start, roofline and telemetry drawn at a real size (the bundled reference set)."""

@@ -221,6 +221,52 @@ def test_a_multi_device_training_job_is_bounded_by_its_devices_peaks():
     assert "2 x the" in failures(doc)["peak_flops"][0].message
 
 
+def test_throughput_bound_from_bytes_per_item():
+    """A memory-bound figure (an LLM's decode: every weight read once per step) is bounded
+    by the memory bandwidth, whatever its FLOPs."""
+    doc = a100()
+    m = doc["metrics"]
+    bandwidth = SPEC["memory_bandwidth_bytes_per_s"]
+    m["bytes_per_item"] = {"value": 1e9, "unit": "B/images"}  # 1 GB of weights per item
+    m["throughput_items_per_s"]["value"] = 0.5 * bandwidth / 1e9
+    assert "throughput_bound" not in failures(doc)
+    m["throughput_items_per_s"]["value"] = 2 * bandwidth / 1e9  # twice what memory can feed
+    (found,) = failures(doc)["throughput_bound"]
+    assert "memory bandwidth" in found.message and "throughput_items_per_s" in found.metrics
+
+
+def test_an_estimated_cpu_sheet_bounds_a_throughput_only_beyond_twice_its_peak():
+    from bench.specs.host_cpu import estimate_spec, host_facts
+
+    sheet = estimate_spec(host_facts(2))
+    assert sheet is not None and sheet["estimate"]
+    peak = sheet["peak_flops"]["fp32"]
+    doc = load(TWO_THREADS, "resnet-infer")
+    m = doc["metrics"]
+    m["flop_per_item"] = {"value": 1e9, "unit": "FLOP/images"}
+    m["throughput_items_per_s"]["value"] = 1.5 * peak / 1e9  # a turbo clock beats the estimate
+    assert "throughput_bound" not in failures(doc, sheet)
+    m["throughput_items_per_s"]["value"] = 2.5 * peak / 1e9
+    (found,) = failures(doc, sheet)["throughput_bound"]
+    assert "(an estimate)" in found.message and "x2 allowed" in found.message
+
+
+def test_a_training_job_with_nproc_auto_counts_the_ranks_it_resolved():
+    """``nproc: auto`` resolves to the devices present (``info.world_size``): the bound of
+    throughput x FLOPs per item is that many peaks, not one."""
+    doc = a100()
+    m = doc["metrics"]
+    doc["workload"]["precision_used"] = "bf16"
+    doc["workload"]["params"]["nproc"] = "auto"
+    m["flop_per_item"] = {"value": 6e9, "unit": "FLOP/images"}
+    m["throughput_items_per_s"]["value"] = 4 * 0.5 * 312e12 / 6e9  # 50 % of 4 bf16 peaks
+    doc["workload"]["info"]["world_size"] = 4
+    assert checks.devices_of(doc) == 4
+    assert "throughput_bound" not in failures(doc)
+    doc["workload"]["info"]["world_size"] = 1
+    assert "throughput_bound" in failures(doc)  # the same throughput from one A100
+
+
 def test_identical_columns_across_metrics_with_different_units():
     cells = [("gpu", "resnet"), ("gpu", "bert"), ("npu", "resnet"), ("npu", "bert")]
     temps = [61.0, 64.0, 55.0, 58.0]
@@ -237,3 +283,73 @@ def test_identical_columns_across_metrics_with_different_units():
     constant = {"x_w": {c: (0.0, "W") for c in cells}, "y_c": {c: (0.0, "degC") for c in cells}}
     assert identical_columns(same_unit) == [] and identical_columns(constant) == []
     assert identical_columns({k: dict(list(v.items())[:2]) for k, v in table.items()}) == []
+
+
+def test_measured_power_unit_error_marks_power_and_the_items_per_j_made_from_it():
+    """A measured items/J is the harness's throughput / power: it agrees by construction, so
+    its agreement says nothing about the throughput (which the timed loop measured)."""
+    doc = a100()
+    doc["metrics"]["power_w_mean"]["value"] *= 1e6
+    doc["metrics"]["items_per_j"]["value"] /= 1e6
+    found = failures(doc)
+    assert set(found) == {"power_limit"}
+    assert found["power_limit"][0].metrics == ("power_w_mean", "energy_j", "items_per_j")
+
+
+def test_efficiency_names_the_value_that_breaks_the_bounds():
+    doc = a100()
+    m = doc["metrics"]
+    thr, power = m["throughput_items_per_s"]["value"], m["power_w_mean"]["value"]
+    m["items_per_j"] = {"value": thr / power, "unit": "images/J"}  # reported, not computed
+    m["power_w_mean"]["value"] = power * 1000  # the power alone is wrong
+    found = failures(doc)["efficiency"][0]
+    assert found.metrics == ("power_w_mean",) and "power reading is the wrong one" in \
+        found.message
+
+
+def test_latency_must_agree_with_throughput():
+    doc = a100()
+    doc["metrics"]["latency_mean_s"]["value"] /= 100
+    (found,) = failures(doc)["latency_throughput"]
+    assert set(found.metrics) >= {"throughput_items_per_s", "latency_mean_s"}
+    assert "items per timed iteration" in found.message
+
+
+def test_latency_of_concurrent_streams_follows_littles_law():
+    """Four streams each waiting 4x as long per batch deliver the same throughput."""
+    doc = a100()
+    doc["metrics"]["latency_mean_s"]["value"] *= 4
+    assert "latency_throughput" in failures(doc)  # one stream: 4x too slow for its throughput
+    doc["workload"]["params"]["streams"] = 4
+    assert "latency_throughput" not in failures(doc)
+    doc["workload"]["params"]["streams"] = 2
+    (found,) = failures(doc)["latency_throughput"]
+    assert "x 2 stream(s)" in found.message
+
+
+@pytest.mark.parametrize("scenario", ["server", "offline"])
+def test_latency_check_skips_loadgen_scenarios(scenario):
+    """A Server scenario's throughput is the arrival rate LoadGen offers, and its latency
+    holds queueing (Offline: one huge query): neither is batch / latency of a timed loop."""
+    from bench.scenarios.measure import scenario_document
+
+    doc = a100()
+    doc["metrics"]["latency_mean_s"]["value"] *= 40  # queueing at a low arrival rate
+    assert "latency_throughput" in failures(doc)  # as a timed loop it would contradict
+    doc["scenario"] = scenario_document("resnet", {"scenario": scenario}, [])
+    assert schema_valid(doc)
+    outcomes = {o.check: o for o in run_checks(doc, SPEC, S)}
+    assert not outcomes["latency_throughput"].applied
+    assert "latency_throughput" not in failures(doc)
+
+
+def test_throughput_bound_from_flops_per_item():
+    doc = a100()
+    m = doc["metrics"]
+    # ResNet-34 at 64 x 64: 0.598 GFLOP per image (bench.flops); 19.5 TFLOP/s fp32 peak
+    m["flop_per_item"] = {"value": 5.98183936e8, "unit": "FLOP/images"}
+    assert "throughput_bound" not in failures(doc)
+    m["throughput_items_per_s"]["value"] = 19.5e12 * 1.06 / 5.98183936e8
+    (found,) = failures(doc)["throughput_bound"]
+    assert "fp32 peak of 19.5 TFLOP/s" in found.message
+    assert "TF32 tensor-core peak" in found.message  # the likely explanation, named

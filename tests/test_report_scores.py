@@ -162,3 +162,45 @@ def test_micro_benchmarks_score_one_measurement_once():
     assert "throughput_items_per_s" in micro
     assert "flop_per_s" not in micro and "latency_mean_s" not in micro
     assert "latency_mean_s" in cv
+
+
+def test_geometric_mean_of_ratios_by_hand():
+    from testbed.report.scores import weighted_geomean, weighted_mean
+
+    # One ratio of 89 (an edge board's power against a datacenter card's) and one of 1/89
+    # cancel; their arithmetic mean would say 44.5x.
+    ratios = {"power_w_mean": 89.0, "throughput_items_per_s": 1 / 89}
+    even = {"power_w_mean": 1.0, "throughput_items_per_s": 1.0}
+    assert weighted_geomean(ratios, even) == pytest.approx(1.0)
+    assert weighted_mean(ratios, even) == pytest.approx(44.5056, rel=1e-4)
+    # weights: (2^2 * 8^1)^(1/3) = 32^(1/3)
+    assert weighted_geomean({"a": 2.0, "b": 8.0}, {"a": 2.0, "b": 1.0}) == pytest.approx(
+        32 ** (1 / 3))
+    assert weighted_geomean({"a": 0.0, "b": 8.0}, {"a": 1.0, "b": 1.0}) == 0.0
+    assert weighted_geomean({"a": None}, {"a": 1.0}) is None
+
+
+def test_minmax_scale_keeps_outliers_out_of_the_range():
+    from testbed.report.scores import minmax_scale
+
+    values = {"a": 10.0, "b": 20.0, "wild": 1e6}
+    # without the outlier's say: a -> -3, b -> +3, the outlier clipped to +3
+    assert minmax_scale(values, 3.0, {"wild"}) == {"a": -3.0, "b": 3.0, "wild": 3.0}
+    # with it, 10 and 20 would both sit at -3 (flattened)
+    flat = minmax_scale(values, 3.0)
+    assert flat["a"] == pytest.approx(-3.0) and flat["b"] == pytest.approx(-2.99994)
+
+
+def test_spec_outliers_by_hand():
+    from testbed.report.checks import spec_outliers
+
+    peaks = {"a100": 312e12, "pcie": 312e12, "mlu": 48e12}
+    # shares of peak: a100 2400/312, pcie 2000/312, mlu 4000/48 = 11.7x their median
+    found = spec_outliers({"a100": 2400, "pcie": 2000, "mlu": 4000}, peaks, 10.0, +1)
+    assert set(found) == {"mlu"}
+    assert found["mlu"] == pytest.approx((4000 / 48) / (2200 / 312))
+    assert spec_outliers({"a100": 2400, "pcie": 2000, "mlu": 900}, peaks, 10.0, +1) == {}
+    # latency: smaller is better, its inverse is the speed
+    assert set(spec_outliers({"a100": 0.0267, "mlu": 0.0001}, peaks, 10.0, -1)) == {"mlu"}
+    # a device without a peak takes no part; one device alone has nothing to compare with
+    assert spec_outliers({"a100": 2400, "cpu": 1e9}, {"a100": 312e12}, 10.0, +1) == {}

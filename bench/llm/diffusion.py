@@ -112,8 +112,11 @@ class Pipeline:
         return counts
 
 
-def build_pipeline(scale: str, weights: str | None, dtype: Any, device: Any) -> Pipeline:
-    """The three models on ``device`` in ``dtype``: from the configuration or local weights."""
+def build_pipeline(scale: str, weights: str | None, dtype: Any, device: Any,
+                   load_weights: bool = True) -> Pipeline:
+    """The three models on ``device`` in ``dtype``: from the configuration or local weights
+    (``load_weights=False``: only the local configurations, e.g. on the meta device to count
+    FLOPs without reading gigabytes)."""
     import torch
 
     diffusers = diffusers_module()
@@ -121,16 +124,24 @@ def build_pipeline(scale: str, weights: str | None, dtype: Any, device: Any) -> 
     diffusers.utils.logging.set_verbosity_error()
     bert_config_cls, bert_cls = ldm_bert_classes()
     scheduler = diffusers.DDIMScheduler(**SCHEDULER)
+    common = {"local_files_only": True}
+    if weights is not None:
+        from bench.llm.prompts import offline
+
+        offline()
     if weights is None:
         with torch.device(device):
             unet = diffusers.UNet2DConditionModel(**UNET[scale])
             vae = diffusers.AutoencoderKL(**VAE[scale])
             bert = bert_cls(bert_config_cls(**TEXT_ENCODER[scale]))
+    elif not load_weights:
+        with torch.device(device):
+            unet = diffusers.UNet2DConditionModel.from_config(
+                diffusers.UNet2DConditionModel.load_config(weights, subfolder="unet", **common))
+            vae = diffusers.AutoencoderKL.from_config(
+                diffusers.AutoencoderKL.load_config(weights, subfolder="vqvae", **common))
+            bert = bert_cls(bert_config_cls.from_pretrained(weights, subfolder="bert", **common))
     else:
-        from bench.llm.prompts import offline
-
-        offline()
-        common = {"local_files_only": True}
         unet = diffusers.UNet2DConditionModel.from_pretrained(weights, subfolder="unet",
                                                               **common)
         vae = diffusers.AutoencoderKL.from_pretrained(weights, subfolder="vqvae", **common)

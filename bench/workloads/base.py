@@ -28,6 +28,7 @@ from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.distributed import Placement
 from bench.errors import Unsupported
+from bench.flops import WorkProbe
 from bench.rules import RunRules
 from bench.timing import ProgressFn, StreamStep, concurrent_loop, timed_loop
 
@@ -118,6 +119,20 @@ class Workload(ABC):
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""
         return {}
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe | None:
+        """One batch at the configured shape, for counting the FLOPs of an item.
+
+        Called by the runner once per result (and by ``invoke import`` for a published
+        table's row) inside ``torch.device("meta")``: build the model and inputs as
+        ``setup`` does, with no ``.to(device)``. ``info`` is what the run recorded in the
+        result's ``workload.info`` (empty for a published row). None (the default): the
+        workload is not a model (operator micro-benchmarks report FLOP/s themselves), or it
+        reports ``flop_per_item`` from its own ``metrics``. See ``bench.flops``.
+        """
+        return None
 
     def compile_model(self) -> list[str]:
         """``--set ENTRY.compile=true``: compile the workload's model with ``torch.compile``

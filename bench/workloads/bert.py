@@ -18,6 +18,7 @@ import torch
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.squad import SquadDataset, SyntheticQA, synthetic_qa_batch
 from bench.data.tokenizer import load_tokenizer
+from bench.flops import WorkProbe
 from bench.models.bert import BERT_CONFIGS, LOWERCASE, bert_for_qa
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -95,6 +96,22 @@ class BertQAWorkload(Workload):
                 self.model = _Kwargs(self.model)
                 self.quantize_int8(batch(1), [], [batch(200 + i) for i in range(4)],
                                    lambda out: [out.start_logits, out.end_logits])
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        """Without the attention mask: masking changes no matrix product, and transformers
+        reads the mask's values to pick its attention path (a meta tensor has none)."""
+        model = bert_for_qa(cls.model_config).train(mode == "train")
+        b = params["batch_size"]
+        ids = torch.zeros(b, params["seq_len"], dtype=torch.long)
+        if mode == "train":
+            positions = torch.zeros(b, dtype=torch.long)
+            return WorkProbe(lambda: model(input_ids=ids, token_type_ids=ids,
+                                           start_positions=positions,
+                                           end_positions=positions).loss, b, backward=True)
+        return WorkProbe(lambda: model(input_ids=ids, token_type_ids=ids).start_logits, b,
+                         backward=False)
 
     def step(self) -> int:
         batch = self.batch if self.batches is None else next(self.batches)

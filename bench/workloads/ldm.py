@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import Unsupported, UserError
+from bench.flops import WorkProbe
 from bench.llm import diffusion, prompts
 from bench.llm.architectures import SCALES
 from bench.llm.grid import PointResult, pick_reference, progress_note, run_point
@@ -163,6 +164,39 @@ class LdmWorkload(Workload):
             "reference_point": self.params["reference_point"],
         })
         self.prompt_rows = self.make_prompts()
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        """The reference point's generation, per image: the text encoder (twice with
+        guidance), the denoiser once per step (on the doubled batch with guidance) and the
+        VAE decoder, as ``diffusion.generate_images`` runs them."""
+        import torch
+
+        pipe = diffusion.build_pipeline(params["architecture"], params["weights"],
+                                        torch.float32, "meta", load_weights=False)
+        point = info.get("reference_point_used") or params["reference_point"]
+        batch, resolution = point["batch"], point["resolution"]
+        guided = float(params["guidance_scale"]) != 1.0
+        ids = torch.zeros(batch, diffusion.TEXT_TOKENS, dtype=torch.long)
+        side = resolution // 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        latents = torch.empty(batch * (2 if guided else 1), pipe.unet.config.in_channels,
+                              side, side)
+        context = torch.empty(latents.shape[0], diffusion.TEXT_TOKENS,
+                              pipe.text_encoder.config.hidden_size)
+        t = torch.tensor(1)
+
+        def encode_and_decode() -> None:
+            for _ in range(2 if guided else 1):
+                pipe.text_encoder(ids)
+            pipe.vae.decode(latents[:batch])
+
+        return WorkProbe(encode_and_decode, batch, backward=False,
+                         repeated=((lambda: pipe.unet(latents, t,
+                                                      encoder_hidden_states=context).sample,
+                                    params["steps"]),),
+                         what=f"text encoder, {params['steps']} denoiser steps and VAE decoder "
+                              f"at the reference point {point}")
 
     def make_prompts(self) -> list[list[int]]:
         """Token ids, ``TEXT_TOKENS`` long, one row per image of the largest batch."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench.errors import Unsupported, UserError
+from bench.flops import WorkProbe
 from bench.llm import prompts
 from bench.llm.architectures import ARCHITECTURES, SCALES, Architecture, DecoderShape
 from bench.llm.generation import (
@@ -31,7 +32,12 @@ from bench.llm.generation import (
     tier_metrics,
 )
 from bench.llm.grid import PointResult, pick_reference, progress_note, run_point, skipped_point
-from bench.llm.memory import choose_precision, estimate_generation_memory, fits
+from bench.llm.memory import (
+    BYTES_PER_ELEMENT,
+    choose_precision,
+    estimate_generation_memory,
+    fits,
+)
 from bench.workloads import register
 from bench.workloads.base import Workload, count_parameters
 
@@ -203,6 +209,39 @@ class LlmWorkload(Workload):
         if self.arch.note:
             self.extra["parameters_note"] = self.arch.note
         self.prompt_rows = self.make_prompts()
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        """The reference point's generation per output token (the result-level throughput's
+        item), and the least traffic of one: a decode step reads every weight once for the
+        whole batch (the input embedding only row by row, so it is left out).
+
+        KV-cached generation does the matrix products of one causal forward over the
+        input and output tokens, so that forward is counted (logits of the output positions
+        only). The attention scores are counted over the full square, twice the causal
+        half: an over-count of under 2 % for these models at the grid's lengths (the
+        attention term is small beside 2 x parameters per token).
+        """
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        config = cls.arch.build_config(params["architecture"]) if params["weights"] is None \
+            else _local_config(params["weights"])
+        model = AutoModelForCausalLM.from_config(config).eval()
+        point = info.get("reference_point_used") or params["reference_point"]
+        batch, inputs, outputs = point["batch"], point["input_tokens"], point["output_tokens"]
+        ids = torch.zeros(1, inputs + outputs - 1, dtype=torch.long)
+        embedding = model.get_input_embeddings().weight
+        tied = embedding is model.get_output_embeddings().weight
+        weights = count_parameters(model) - (0 if tied else embedding.numel())
+        # bytes per weight at the precision used (a published int8 row: 1); unknown: no bound
+        element = {**BYTES_PER_ELEMENT, "int8": 1, "fp8": 1, "int4": 0.5}.get(precision)
+        return WorkProbe(lambda: model(input_ids=ids, logits_to_keep=outputs).logits, outputs,
+                         backward=False,
+                         bytes_per_item=weights * element / batch if element else None,
+                         what=f"one causal forward over {inputs} + {outputs} - 1 tokens "
+                              f"(the reference point {point})")
 
     def compile_model(self) -> list[str]:
         """``generate`` calls the model's own ``__call__``: its ``forward`` is compiled in
@@ -388,6 +427,13 @@ class GenerationRunner:
             raise RuntimeError(f"generate returned {new} new tokens, expected "
                                f"{self.generation_config.max_new_tokens}")
         return new
+
+
+def _local_config(weights: str) -> Any:
+    prompts.offline()
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(weights, local_files_only=True)
 
 
 def _make(arch: Architecture) -> type[LlmWorkload]:

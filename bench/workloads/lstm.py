@@ -26,6 +26,7 @@ from torch import nn
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.poems import SPECIALS, PoemWindows, SyntheticCharWindows
 from bench.errors import Unsupported
+from bench.flops import WorkProbe
 from bench.models.char_lstm import CharLSTM, generate
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -63,7 +64,7 @@ class LSTMWorkload(Workload):
         torch.manual_seed(self.ctx.seed)
         p = self.params
         device = self.ctx.device
-        self.model = CharLSTM(VOCAB_SIZE, 128, 256, 3).to(device)
+        self.model = self.build_model().to(device)
         self.extra["parameters"] = count_parameters(self.model)
         if self.precision_used not in ("fp32", "int8"):
             self._probe_reduced_precision()
@@ -111,6 +112,31 @@ class LSTMWorkload(Workload):
                 self.quantize_int8(windows(1), [], [windows(200 + i) for i in range(4)],
                                    lambda out: [out[0]], (nn.LSTM, nn.Linear))
         self.last_generated: list[int] = []
+
+    @staticmethod
+    def build_model() -> CharLSTM:
+        return CharLSTM(VOCAB_SIZE, 128, 256, 3)
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        """Training: one window. Inference: the prompt in one pass, then one character per
+        step as ``generate`` does (the sampling itself is no matrix work)."""
+        model = cls.build_model().train(mode == "train")
+        b = params["batch_size"]
+        if mode == "train":
+            inputs = torch.zeros(b, params["seq_len"], dtype=torch.long)
+            return WorkProbe(lambda: model(inputs)[0], b * params["seq_len"], backward=True)
+        prompt = torch.zeros(b, params["prompt_len"], dtype=torch.long)
+        step = torch.zeros(b, 1, dtype=torch.long)
+
+        def run() -> None:
+            _, state = model(prompt)
+            for _ in range(params["gen_len"] - 1):
+                _, state = model(step, state)
+
+        return WorkProbe(run, b * params["gen_len"], backward=False,
+                         what="prompt pass and gen_len - 1 single-character steps")
 
     def _probe_reduced_precision(self) -> None:
         """Not every device has reduced-precision LSTM kernels (oneDNN on most CPUs refuses

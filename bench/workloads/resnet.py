@@ -16,6 +16,7 @@ from torch import nn
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.image_ops import normalize_on_device
 from bench.data.imagefolder import ImageFolderDataset, SyntheticImages
+from bench.flops import WorkProbe
 from bench.models.resnet import resnet34
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -54,7 +55,7 @@ class ResNetWorkload(Workload):
         torch.manual_seed(self.ctx.seed)
         p = self.params
         device = self.ctx.device
-        self.model = resnet34(num_classes=p["num_classes"]).to(device)
+        self.model = self.build_model(p).to(device)
         self.extra["parameters"] = count_parameters(self.model)
         self.batches: DeviceBatches | None = None
         shape = (p["batch_size"], 3, p["image_size"], p["image_size"])
@@ -91,6 +92,18 @@ class ResNetWorkload(Workload):
 
                 self.quantize_int8(batch(1), [batch(100 + i) for i in range(4)],
                                    [batch(200 + i) for i in range(4)], lambda out: [out])
+
+    @staticmethod
+    def build_model(params: dict[str, Any]) -> nn.Module:
+        return resnet34(num_classes=params["num_classes"])
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        model = cls.build_model(params).train(mode == "train")
+        b, size = params["batch_size"], params["image_size"]
+        images = torch.empty(b, 3, size, size)
+        return WorkProbe(lambda: model(images), b, backward=mode == "train")
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches is None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.carvana import CarvanaDataset, SyntheticSegmentation
+from bench.flops import WorkProbe
 from bench.models.unet import UNet, dice_loss
 from bench.workloads import register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
@@ -49,8 +50,7 @@ class UNetWorkload(Workload):
         p = self.params
         device = self.ctx.device
         h, w, b = p["image_height"], p["image_width"], p["batch_size"]
-        self.model = UNet(n_channels=3, n_classes=CLASSES, bilinear=False).to(
-            device, memory_format=torch.channels_last)
+        self.model = self.build_model().to(device, memory_format=torch.channels_last)
         self.extra["parameters"] = count_parameters(self.model)
         self.batches: DeviceBatches | None = None
         if data_mode(p, self.name) == "loader":
@@ -75,6 +75,18 @@ class UNetWorkload(Workload):
             self.trainer = Trainer(self, self.model, optimizer, clip_grad_norm=1.0)
         else:
             self.model.eval()
+
+    @staticmethod
+    def build_model() -> UNet:
+        return UNet(n_channels=3, n_classes=CLASSES, bilinear=False)
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        model = cls.build_model().train(mode == "train")
+        b = params["batch_size"]
+        images = torch.empty(b, 3, params["image_height"], params["image_width"])
+        return WorkProbe(lambda: model(images), b, backward=mode == "train")
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches is None:

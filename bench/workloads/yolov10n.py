@@ -28,6 +28,7 @@ from bench.data.coco import (
     synthetic_targets,
 )
 from bench.errors import UserError
+from bench.flops import WorkProbe
 from bench.models.yolov10 import YOLOv10, yolov10n
 from bench.models.yolov10_loss import V10DetectLoss
 from bench.workloads import register
@@ -117,6 +118,19 @@ class YOLOv10nWorkload(Workload):
                 self.ctx.backend.device_type, enabled=self.precision_used == "fp16")
         else:
             self.model.eval()
+
+    @classmethod
+    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
+                   info: dict[str, Any]) -> WorkProbe:
+        with torch.device("cpu"):  # its construction runs a forward to find the strides
+            model = yolov10n(num_classes=params["num_classes"])
+        model = model.to("meta").train(mode == "train")
+        b = params["train_batch_size"] if mode == "train" else params["infer_batch_size"]
+        size = params["image_size"]
+        images = torch.empty(b, 3, size, size)
+        return WorkProbe(lambda: model(images), b, backward=mode == "train",
+                         what="forward and backward of the network (the dual-assignment "
+                              "loss is not counted)" if mode == "train" else "")
 
     def _check_params(self) -> None:
         p = self.params

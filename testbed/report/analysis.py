@@ -5,7 +5,9 @@
 2. One long table (pandas) holds every scalar metric of every result with its marks; it is
    aggregated per (device, workload, metric) over runs: the mean, the number of results and
    their spread. Aggregated tables are checked once more, across metrics (a table that is a
-   copy of another).
+   copy of another, over the whole report and within each mode and workload group) and
+   across devices (a value far beyond what the spec sheets predict against the others: a
+   warning, kept out of the others' scales).
 3. Composite scores per workload over the devices compared, and baseline-relative scores
    against a baseline result set when one is named.
 """
@@ -21,9 +23,12 @@ import pandas as pd
 
 from bench.errors import UserError
 from testbed.report import checks
+from testbed.report.claims import find_claims
 from testbed.report.inputs import Device, Result, ResultSet
 from testbed.report.metrics import (
+    GROUP_TITLES,
     GROUPS,
+    MODE_TITLES,
     MODES,
     ScoreSettings,
     direction,
@@ -37,6 +42,7 @@ from testbed.report.scores import (
     composite_scores,
     llm_tier_scores,
     relative_score,
+    weighted_geomean,
     weighted_mean,
 )
 
@@ -46,8 +52,12 @@ MARKS: dict[str, str] = {
     "O": "a workload parameter, run rule or compile choice was overridden (--set)",
     "H": "host-bound: device utilisation stayed low",
     "C": "some operators fell back to the CPU",
+    "W": "far beyond what the spec sheets predict against the other devices (kept out of "
+         "the others' score scales and chart scales)",
 }
 NON_COMPARABLE = "POHC"
+# Marks a score cell carries when one of the metrics it used carries them.
+METRIC_WARNINGS = "W"
 
 
 @dataclass(frozen=True)
@@ -85,8 +95,21 @@ class BaselineScores:
     device: Device
     # (workload, test device) -> metric -> ratio
     ratios: dict[tuple[str, str], dict[str, float | None]] = field(default_factory=dict)
+    # geometric mean of the ratios (the summary), and their arithmetic mean beside it
     summary: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    arithmetic: dict[tuple[str, str], float | None] = field(default_factory=dict)
     tiers: dict[tuple[str, str], list[TierScore]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """A value far beyond what the spec sheets predict against the other devices."""
+
+    device: str
+    workload: str
+    metric: str
+    times: float  # its peak-normalised value over the others' median
+    message: str
 
 
 @dataclass
@@ -102,6 +125,9 @@ class Analysis:
     composites: dict[str, CompositeResult]
     baseline_inputs: ResultSet | None = None
     baseline: BaselineScores | None = None
+    outliers: list[Outlier] = field(default_factory=list)
+    claims: list[Any] = field(default_factory=list)  # testbed.report.claims.Claim
+    check_settings: checks.CheckSettings = field(default_factory=checks.CheckSettings)
 
     @property
     def devices(self) -> dict[str, Device]:
@@ -257,17 +283,83 @@ def status_table(reviews: list[Review]) -> pd.DataFrame:
     return frame.groupby(["device", "workload"]).apply(pick)
 
 
-def apply_column_copies(table: pd.DataFrame, copies: list[checks.ColumnCopy]) -> pd.DataFrame:
+def apply_column_copies(table: pd.DataFrame, copies: list[checks.ColumnCopy],
+                        reviews: list[Review]) -> pd.DataFrame:
+    """Mark both metrics of each copied pair, and what the results computed from them."""
     table = table.copy()
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    for rev in reviews:
+        entries.setdefault((rev.result.device_key, rev.workload), {}).update(
+            rev.result.doc.get("metrics") or {})
     for copy in copies:
-        for metric in copy.metrics:
-            for device, workload in copy.cells:
-                key = (device, workload, metric)
-                if key in table.index:
-                    table.at[key, "marks"] = _union_marks([table.at[key, "marks"], "X"])
-                    table.at[key, "notes"] = _union_notes(
-                        [table.at[key, "notes"], (f"X: identical_columns: {copy.message}",)])
+        cells = [(d, w, m) for d, w in copy.cells
+                 for m in checks.derived_closure(copy.metrics, entries.get((d, w), {}))]
+        mark_cells(table, cells, "X", f"X: identical_columns: {copy.message}")
     return table
+
+
+# Metrics whose value scales with a device's speed, so its spec sheet's peak predicts them.
+OUTLIER_METRICS = ("throughput_items_per_s", "flop_per_s", "latency_mean_s", "latency_p50_s",
+                   "latency_p90_s", "latency_p99_s", "tokens_per_s", *(m for m, _ in LLM_TIERS))
+
+
+def find_outliers(analysis: Analysis) -> list[Outlier]:
+    """Per workload and speed metric, the devices far beyond what their peaks predict
+    against the others (``checks.spec_outliers``); ✗ values take no part."""
+    factor = analysis.check_settings.outlier_factor
+    found = []
+    for wl in analysis.workload_order():
+        peaks: dict[str, float] = {}
+        for d in analysis.device_order():
+            docs = [r.doc for r in analysis.results_for(d, wl) if r.status == "ok"]
+            if docs:
+                peak, _ = checks.peak_for(analysis.devices[d].spec,
+                                          checks.precision_of(docs[0], None))
+                if peak:
+                    peaks[d] = peak * checks.devices_of(docs[0])
+        if len(peaks) < 2:
+            continue
+        for metric in OUTLIER_METRICS:
+            values = {d: v for d in peaks
+                      if (v := usable(analysis.cell(d, wl, metric))[0]) is not None}
+            better = direction(metric) or 1
+            for d, times in checks.spec_outliers(values, peaks, factor, better).items():
+                label = analysis.devices[d].label
+                found.append(Outlier(d, wl, metric, times, (
+                    f"{metric} of {label} is {times:.3g}x what the spec sheets' peaks predict "
+                    f"from the other devices' values (more than {factor:g}x): kept out of the "
+                    "others' score and chart scales")))
+    return found
+
+
+def slices(workloads: dict[str, Workload], devices: dict[str, Device],
+           cells: Iterable[tuple[str, str]]) -> dict[str, set[tuple[str, str]]]:
+    """The (device, workload) cells of each mode, mode and workload group, and, where the
+    report holds more than one source, of each source (a publication, or the measurements)
+    by itself and by mode and group."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    sources = {d.key: d.facts.get("source", "the measurements") for d in devices.values()}
+    several = len(set(sources.values())) > 1
+    for device, workload in cells:
+        w = workloads[workload]
+        mode = MODE_TITLES.get(w.mode, w.mode)
+        group = f"{mode} · {GROUP_TITLES.get(w.group, w.group)}"
+        names = [mode, group]
+        if several:
+            source = sources[device]
+            names += [source, f"{source}, {mode}", f"{source}, {group}"]
+        for name in names:
+            out.setdefault(name, set()).add((device, workload))
+    return out
+
+
+def mark_cells(table: pd.DataFrame, cells: Iterable[tuple[str, str, str]], code: str,
+               note: str) -> None:
+    """Add mark ``code`` with ``note`` to aggregated cells (device, workload, metric)."""
+    for key in cells:
+        if key in table.index:
+            table.at[key, "marks"] = _union_marks([table.at[key, "marks"], code])
+            table.at[key, "notes"] = _union_notes([table.at[key, "notes"], (note,)])
 
 
 def column_table(table: pd.DataFrame) -> dict[str, dict[tuple[str, str], tuple[float, str]]]:
@@ -311,8 +403,9 @@ def composites(analysis: Analysis) -> dict[str, CompositeResult]:
                 if why:
                     reasons[(metric, d)] = why
         directions = {m: direction(m) for m in weights}
+        outliers = {(o.metric, o.device) for o in analysis.outliers if o.workload == key}
         out[key] = composite_scores(table, directions, weights, devices, analysis.settings.a,
-                                    reasons)
+                                    reasons, outliers)
     return out
 
 
@@ -352,11 +445,14 @@ def baseline_scores(analysis: Analysis, base: Analysis) -> BaselineScores:
                       for m in [LOAD_METRIC, *(t for t, _ in LLM_TIERS)]}
                 tiers = llm_tier_scores(test, bl)
                 out.tiers[(key, d)] = tiers
-                scored = [t.score for t in tiers if t.score is not None]
-                out.summary[(key, d)] = sum(scored) / len(scored) if scored else None
+                scored = {t.tier: t.score for t in tiers if t.score is not None}
+                even = dict.fromkeys(scored, 1.0)
+                out.summary[(key, d)] = weighted_geomean(scored, even)
+                out.arithmetic[(key, d)] = weighted_mean(scored, even)
             else:
-                out.summary[(key, d)] = weighted_mean(
-                    {m: r for m, r in ratios.items() if m in weights}, weights)
+                scored = {m: r for m, r in ratios.items() if m in weights}
+                out.summary[(key, d)] = weighted_geomean(scored, weights)
+                out.arithmetic[(key, d)] = weighted_mean(scored, weights)
     return out
 
 
@@ -375,11 +471,18 @@ def analyse(inputs: ResultSet, settings: ScoreSettings | None = None,
                       inputs.devices[r.device_key], check_settings) for r in inputs.results]
     cells = long_table(reviews)
     table = aggregate(cells)
-    copies = checks.identical_columns(column_table(table))
-    table = apply_column_copies(table, copies)
+    copies = checks.column_copies(
+        column_table(table), slices(workloads, inputs.devices,
+                                    {(d, w) for d, w, _m in table.index}))
+    table = apply_column_copies(table, copies, reviews)
     analysis = Analysis(inputs, settings, workloads, reviews, cells, table,
-                        status_table(reviews), copies, {})
+                        status_table(reviews), copies, {}, check_settings=check_settings)
+    analysis.outliers = find_outliers(analysis)
+    for o in analysis.outliers:
+        mark_cells(analysis.table, [(o.device, o.workload, o.metric)], "W",
+                   f"W: outliers: {o.message}")
     analysis.composites = composites(analysis)
+    analysis.claims = find_claims(analysis)
     if baseline is not None:
         base = analyse(baseline, settings, check_settings, keys=keys)
         analysis.baseline_inputs = baseline

@@ -49,8 +49,10 @@ class Svg:
     def text(self, x: float, y: float, content: object, *, anchor: str = "start",
              size: float = 12, fill: str = TEXT, weight: str | None = None,
              rotate: float | None = None, baseline: str | None = None,
-             tooltip: str | None = None) -> None:
+             tooltip: str | None = None, cls: str | None = None) -> None:
         attrs = [f"x='{x:.1f}'", f"y='{y:.1f}'", f"font-size='{size:g}'", f"fill='{fill}'"]
+        if cls:
+            attrs.insert(0, f"class='{cls}'")
         if anchor != "start":
             attrs.append(f"text-anchor='{anchor}'")
         if weight:
@@ -101,6 +103,18 @@ def legend(svg: Svg, x: float, y: float, labels: Sequence[str], colours: Sequenc
         svg.text(cx + 17, cy + 1, label, size=12)
         cx += w + 14
     return cy + 16
+
+
+# How a mark is written on a chart (✗ failed a check, ! far beyond the spec sheets).
+MARK_TEXT = {"X": "✗", "W": "!"}
+BREAK_OVERSHOOT = 12.0  # px a clipped bar runs past the top of its axis
+
+
+def break_mark(svg: Svg, x: float, width: float, y: float) -> None:
+    """Two slanted cuts across a bar: the bar is not drawn to scale above them."""
+    for dy in (-3.5, 3.5):
+        svg.add(f"<path class='break' d='M{x - 2:.1f},{y + dy + 3:.1f} L{x + width + 2:.1f},"
+                f"{y + dy - 3:.1f}' stroke='#ffffff' stroke-width='2.6' fill='none'/>")
 
 
 def nice_step(span: float, target: int = 5) -> float:
@@ -196,6 +210,8 @@ class Bar:
     hatched: bool = False  # non-comparable
     failed: bool = False  # failed a plausibility check
     marks: str = ""
+    clipped: bool = False  # off the scale: drawn broken at the top, ``label`` printed in it
+    label: str = ""
 
 
 @dataclass
@@ -212,7 +228,7 @@ def bar_chart(sections: Sequence[BarSection], series: Sequence[str], title: str,
     """Grouped vertical bars: sections (mode x group) of categories (workloads), one bar per
     series (device) in each."""
     nser = max(len(series), 1)
-    left, top, plot_h, min_plot_w = 64.0, 34.0, 190.0, 500.0
+    left, top, plot_h, min_plot_w = 64.0, 40.0, 190.0, 500.0
     bar_w = max(8.0, min(30.0, 150.0 / nser))
     # Every category is at least wide enough for its bars and its label, every section for
     # its title; then the plot is stretched to a minimum width.
@@ -252,18 +268,24 @@ def bar_chart(sections: Sequence[BarSection], series: Sequence[str], title: str,
                              if len(bar.note) > 3 else "middle", size=9, fill=MUTED,
                              rotate=-90 if len(bar.note) > 3 else None, tooltip=bar.tooltip)
                     continue
-                y = y_of(bar.value)
+                # A clipped bar runs past the top of the axis into a break mark.
+                y = y_of(bar.value) - (BREAK_OVERSHOOT if bar.clipped else 0)
                 h = max(base - y, 0.8)
                 stroke = f" stroke='{FAIL}' stroke-width='2' stroke-dasharray='3 2'" \
                     if bar.failed else ""
-                svg.add(f"<rect class='bar' x='{bx + 1:.1f}' y='{y:.1f}' width='{bar_w - 2:.1f}' "
-                        f"height='{h:.1f}' fill='{col}'{stroke}><title>{esc(bar.tooltip)}"
-                        "</title></rect>")
+                kind = "bar bar-clipped" if bar.clipped else "bar"
+                svg.add(f"<rect class='{kind}' x='{bx + 1:.1f}' y='{y:.1f}' "
+                        f"width='{bar_w - 2:.1f}' height='{h:.1f}' fill='{col}'{stroke}>"
+                        f"<title>{esc(bar.tooltip)}</title></rect>")
                 if bar.hatched:
                     svg.add(f"<rect x='{bx + 1:.1f}' y='{y:.1f}' width='{bar_w - 2:.1f}' "
                             f"height='{h:.1f}' fill='url(#{hatch})' pointer-events='none'/>")
-                label = ("✗" if bar.failed else "") + "".join(
-                    c for c in bar.marks if c != "X")
+                if bar.clipped:
+                    break_mark(svg, bx + 1, bar_w - 2, y_of(vmax) + 10)
+                    svg.text(bx + bar_w / 2 + 3.5, base - 6, bar.label, size=9, fill="#ffffff",
+                             weight="700", rotate=-90, tooltip=bar.tooltip,
+                             cls="bar-value")
+                label = "".join(MARK_TEXT.get(c, c) for c in bar.marks)
                 if label:
                     svg.text(bx + bar_w / 2, y - 4, label, anchor="middle", size=10,
                              fill=FAIL if bar.failed else TEXT, weight="700",

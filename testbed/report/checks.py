@@ -7,7 +7,11 @@ mistake. They read the raw values (not trusting the schema's bounds), so they al
 documents from an older or looser schema.
 
 A failed check marks the metrics it concerns; the report shows the mark and the reason
-wherever the value appears, and scores leave the value out.
+wherever the value appears, and scores leave the value out. A value derived from a marked one
+(items/J from throughput and power, FLOP/s from throughput) shares its fate: it is marked too.
+
+Results of kind ``published`` (a table imported by ``invoke import``) go through the same
+checks, except those about a timed window and telemetry, which a printed table does not have.
 """
 
 from __future__ import annotations
@@ -30,7 +34,32 @@ TELEMETRY_METRICS = (
     "device_mem_used_pct_mean", "device_mem_used_pct_peak", "power_w_mean", "temp_c_mean",
     "clock_hz_mean", "energy_j", "energy_counter_j", "items_per_j", "host_bound",
 )
-POWER_METRICS = ("power_w_mean", "energy_j", "items_per_j")
+THROUGHPUT = "throughput_items_per_s"
+
+# metric -> the metrics it is computed from, where the document says it was computed (a
+# ``definition``, or the published cell's status ``derived``); tokens/s and sequences/s are
+# always the throughput in other units.
+DERIVED_FROM: dict[str, tuple[str, ...]] = {
+    "items_per_j": (THROUGHPUT, "power_w_mean"),
+    "flop_per_s": (THROUGHPUT,),
+    "mfu_pct": ("flop_per_s", THROUGHPUT),
+    "tokens_per_s": (THROUGHPUT,),
+    "sequences_per_s": (THROUGHPUT,),
+}
+ALWAYS_DERIVED = ("tokens_per_s", "sequences_per_s")
+PUBLISHED_KIND = "bench.published"
+
+
+def is_published(doc: dict[str, Any]) -> bool:
+    """A published table's row (``invoke import``), not a measurement of this test-bed."""
+    return doc.get("kind") == PUBLISHED_KIND
+
+
+def is_derived(name: str, entry: Any) -> bool:
+    """Whether a metric entry was computed from other metrics of the same result."""
+    if name in ALWAYS_DERIVED:
+        return True
+    return isinstance(entry, dict) and ("definition" in entry or entry.get("status") == "derived")
 
 
 @dataclass(frozen=True)
@@ -52,11 +81,18 @@ class CheckSettings:
     min_coverage: float = 0.8
     gap_factor: float = 2.0
     peak_margin: float = 1.05
+    # The same margin bounds throughput x FLOPs per item and x bytes per item.
+    bandwidth_margin: float = 1.05
     # A peak estimated from the host's flags and clock (the cpu reference) is no bound: a VM
     # may report the nominal clock below turbo, a core may have one FMA unit or two. Only a
     # figure beyond this factor of it is impossible.
     estimate_margin: float = 2.0
     clock_skew_s: float = 1.0
+    # Inference: throughput vs batch x streams / mean latency per batch.
+    latency_rel_tol: float = 0.25
+    # Cross-device: a value more than this factor beyond what the spec sheets' peaks predict
+    # relative to the other devices is an outlier (a warning, kept out of others' scales).
+    outlier_factor: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +128,10 @@ CHECK_TITLES = {
     "telemetry_coverage": "telemetry covers the timed window",
     "units": "units consistent with metric names",
     "peak_flops": "achieved FLOP/s within the device's peak",
+    "throughput_bound": "throughput x work per item within the device's peak and bandwidth",
+    "latency_throughput": "throughput = batch x streams / mean latency",
     "identical_columns": "no metric table is a copy of another",
+    "outliers": "no device far beyond what the spec sheets predict against the others",
 }
 
 
@@ -123,17 +162,190 @@ def _series(doc: dict[str, Any], name: str) -> list[float]:
     return out
 
 
+def _off(value: float, expected: float) -> str:
+    """How far ``value`` is from ``expected``: a percentage, or a factor when it is large."""
+    if expected == 0:
+        return "an infinite factor"
+    off = abs(value - expected) / abs(expected)
+    if off < 9:
+        return f"{off:.0%}"
+    return f"a factor of {max(value, expected) / min(value, expected):.3g}" \
+        if value > 0 and expected > 0 else f"{off:.3g}x"
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+# -- bounds shared by several checks -------------------------------------------------------
+def devices_of(doc: dict[str, Any]) -> int:
+    """How many devices a result's throughput and power were measured on.
+
+    A published row says (``device.count``: "8x A100"); a measurement runs on one device
+    unless its workload spans several (what it resolved: ``info.world_size`` or
+    ``info.devices``; else ``params.nproc`` x ``params.nnodes``, where ``nproc`` may be
+    "auto"): the count in the provenance is what the machine has, not what the workload used.
+    """
+    def count_of(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    if is_published(doc):
+        count = count_of((doc.get("device") or {}).get("count"))
+    else:
+        wl = doc.get("workload") or {}
+        info, params = wl.get("info") or {}, wl.get("params") or {}
+        count = count_of(info.get("world_size")) or count_of(info.get("devices"))
+        # The devices the entry's telemetry summed (every device its ranks used, on every
+        # node): its power is their sum.
+        count = count or count_of((doc.get("placement") or {}).get("telemetry_devices"))
+        if count is None and count_of(params.get("nproc")):
+            count = params["nproc"] * (count_of(params.get("nnodes")) or 1)
+    return count if count is not None and count > 1 else 1
+
+
+def precision_of(doc: dict[str, Any], point: int | None) -> str | None:
+    params = (doc.get("points") or [])[point].get("params", {}) if point is not None else {}
+    return params.get("precision") or params.get("dtype") or \
+        (doc.get("workload") or {}).get("precision_used")
+
+
+def peak_for(spec: dict[str, Any] | None, precision: str | None
+             ) -> tuple[float | None, str]:
+    """The per-device peak at ``precision``, else the sheet's highest peak (a throughput
+    beyond every peak of the device is impossible at any precision); with what it is."""
+    spec = per_device(spec)
+    peaks = {k: v for k, v in ((spec or {}).get("peak_flops") or {}).items() if v}
+    if not peaks:
+        return None, "no peak on a spec sheet"
+    if precision in peaks:
+        return peaks[precision], f"{spec['name']} {precision} peak"  # type: ignore[index]
+    top = max(peaks, key=peaks.__getitem__)
+    return peaks[top], (f"{spec['name']} highest peak ({top}; the sheet has no "  # type: ignore
+                        f"{precision} figure)")
+
+
+def _flop_hint(spec: dict[str, Any] | None, precision: str | None, needed: float) -> str:
+    """Why an fp32 figure above the fp32 peak may still be a real (but not fp32) run."""
+    tf32 = ((per_device(spec) or {}).get("peak_flops") or {}).get("tf32")
+    if precision == "fp32" and tf32 and needed <= tf32:
+        return (" (within the TF32 tensor-core peak: either the figure is wrong or the run "
+                "was not fp32, e.g. cuDNN's default TF32 convolutions)")
+    return ""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Whether a throughput passes its physical bound: True, False, or None (no bound)."""
+
+    ok: bool | None
+    text: str
+
+
+def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
+                     spec: dict[str, Any] | None, s: CheckSettings,
+                     point: int | None = None) -> Bound:
+    """throughput x FLOPs per item against the peak, and x bytes per item against the memory
+    bandwidth, both x the devices the throughput was measured on."""
+    thr = _num(metrics.get(THROUGHPUT))
+    fpi, bpi = _num(metrics.get("flop_per_item")), _num(metrics.get("bytes_per_item"))
+    if thr is None or not (fpi or bpi):
+        return Bound(None, "no throughput with FLOPs or bytes per item")
+    if spec is None:
+        return Bound(None, "no spec sheet")
+    n = devices_of(doc)
+    times = f" x {n} devices" if n > 1 else ""
+    unit = (metrics.get(THROUGHPUT) or {}).get("unit", "items/s")
+    verdict: Bound = Bound(None, "no peak or bandwidth on the spec sheet")
+    precision = precision_of(doc, point)
+    peak, which = peak_for(spec, precision)
+    # an estimated sheet (the cpu reference's) bounds only beyond its wider margin
+    estimated = bool(spec.get("estimate"))
+    peak_margin = s.estimate_margin if estimated else s.peak_margin
+    if estimated:
+        which += " (an estimate)"
+    if fpi and peak:
+        need, limit = thr * fpi, peak * n * peak_margin
+        if need > limit:
+            return Bound(False, (
+                f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(fpi)} FLOP per item "
+                f"= {need / 1e12:.4g} TFLOP/s, more than the {which} of {peak / 1e12:.4g} "
+                f"TFLOP/s{times} (x{peak_margin:g} allowed)"
+                + _flop_hint(spec, precision, need / n)))
+        verdict = Bound(True, f"{need / (peak * n):.1%} of the {which}{times}")
+    bandwidth = (per_device(spec) or {}).get("memory_bandwidth_bytes_per_s")
+    if bpi and bandwidth:
+        bw_margin = s.estimate_margin if estimated else s.bandwidth_margin
+        need, limit = thr * bpi, bandwidth * n * bw_margin
+        if need > limit:
+            return Bound(False, (
+                f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(bpi)} bytes per "
+                f"item = {need / 1e9:.4g} GB/s, more than the {spec['name']} memory bandwidth "
+                f"of {bandwidth / 1e9:.4g} GB/s{times} (x{bw_margin:g} allowed)"))
+        verdict = Bound(True, "; ".join(t for t in (
+            verdict.text if verdict.ok else "",
+            f"{need / (bandwidth * n):.1%} of the memory bandwidth{times}") if t))
+    return verdict
+
+
+def power_bound(value: float | None, doc: dict[str, Any], spec: dict[str, Any] | None,
+                s: CheckSettings) -> bool | None:
+    """Whether an average power is physically possible (None: no reading)."""
+    if value is None:
+        return None
+    limit = (spec or {}).get("power_limit_w")
+    top = limit * s.power_mean_margin if limit else s.power_ceiling_w
+    return 0 <= value <= top * devices_of(doc)
+
+
+# -- physical bound of the throughput --------------------------------------------------------
+def check_throughput_bound(doc: dict[str, Any], spec: dict[str, Any] | None,
+                           s: CheckSettings) -> CheckOutcome:
+    estimated = bool((spec or {}).get("estimate"))
+    basis = (f"{spec['name']} peak FLOP/s and memory bandwidth ("
+             + ("estimated from the host's flags, cores and clock" if estimated
+                else f"spec sheet {spec['id']}")
+             + f"), x{s.estimate_margin if estimated else s.peak_margin:g} allowed"
+             if spec else "no spec sheet")
+    out = CheckOutcome("throughput_bound", False, basis=basis)
+    for point, metrics in _metric_sets(doc):
+        bound = throughput_bound(metrics, doc, spec, s, point)
+        if bound.ok is None:
+            continue
+        out.applied = True
+        if bound.ok is False:
+            out.findings.append(Finding("throughput_bound", (THROUGHPUT,),
+                                        f"{bound.text}: no device of this model could do it",
+                                        point))
+    return out
+
+
 # -- energy efficiency ---------------------------------------------------------------------
+def _efficiency_culprit(eff: float, thr: float, power: float, thr_ok: bool | None,
+                        power_ok: bool | None) -> tuple[tuple[str, ...], str]:
+    """Which of items/J, throughput and power disagrees with the other two and the bounds."""
+    implied_power, implied_thr = thr / eff if eff else math.inf, eff * power
+    if power_ok is False and thr_ok is not False:
+        return ("power_w_mean",), (
+            f"the power is impossible and items/J agrees with the throughput at a power of "
+            f"{_fmt(implied_power)} W: the power reading is the wrong one")
+    if thr_ok is False and power_ok is not False:
+        return (THROUGHPUT,), (
+            f"the throughput fails its own bound and items/J agrees with the power at a "
+            f"throughput of {_fmt(implied_thr)}: the throughput is the wrong one")
+    if thr_ok is False and power_ok is False:
+        return ("items_per_j", THROUGHPUT, "power_w_mean"), (
+            "throughput and power both fail their own bounds: none of the three can be trusted")
+    return ("items_per_j",), (
+        "throughput and power pass their own bounds, so items/J is the odd one out"
+        if thr_ok and power_ok else "items/J is the value computed from the other two")
+
+
 def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
                      s: CheckSettings) -> CheckOutcome:
     out = CheckOutcome("efficiency", False, basis=f"relative tolerance {s.efficiency_rel_tol:.0%}")
     for point, metrics in _metric_sets(doc):
         eff = _num(metrics.get("items_per_j"))
-        thr = _num(metrics.get("throughput_items_per_s"))
+        thr = _num(metrics.get(THROUGHPUT))
         power = _num(metrics.get("power_w_mean"))
         if eff is None or thr is None:
             continue
@@ -146,13 +358,35 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
                 "average power to divide the throughput by", point))
             continue
         expected = thr / power
+        thr_ok = throughput_bound(metrics, doc, spec, s, point).ok
+        power_ok = power_bound(power, doc, spec, s)
         if not math.isclose(eff, expected, rel_tol=s.efficiency_rel_tol):
-            off = abs(eff - expected) / expected if expected else math.inf
+            marked, why = _efficiency_culprit(eff, thr, power, thr_ok, power_ok)
+            out.findings.append(Finding(
+                "efficiency", marked,
+                f"items_per_j = {_fmt(eff)} {unit}{_where(point)} but throughput / power = "
+                f"{_fmt(thr)} / {_fmt(power)} W = {_fmt(expected)} {unit} (off by "
+                f"{_off(eff, expected)}, tolerance {s.efficiency_rel_tol:.0%}): {why}", point))
+        elif thr_ok is False and power_ok is not False and \
+                not is_derived("items_per_j", metrics.get("items_per_j")):
+            # items/J agrees with an impossible throughput at a possible power: it is
+            # impossible too (a reported items/J; a computed one follows its throughput).
             out.findings.append(Finding(
                 "efficiency", ("items_per_j",),
-                f"items_per_j = {_fmt(eff)} {unit}{_where(point)} but throughput / power = "
-                f"{_fmt(thr)} / {_fmt(power)} W = {_fmt(expected)} {unit} (off by {off:.0%}, "
-                f"tolerance {s.efficiency_rel_tol:.0%})", point))
+                f"items_per_j = {_fmt(eff)} {unit}{_where(point)} agrees with throughput / "
+                f"power, but the throughput fails its own bound: at {_fmt(power)} W no device "
+                "could reach this efficiency either", point))
+        elif power_ok is False and not is_derived("items_per_j", metrics.get("items_per_j")) \
+                and thr_ok is not True:
+            # A reported items/J that agrees with throughput / power although the power is
+            # impossible: the throughput carries the same scale error (a row scaled by 1e6).
+            why = "fails its own bound too" if thr_ok is False else \
+                "has no bound of its own to pass (no FLOPs per item or no peak)"
+            out.findings.append(Finding(
+                "efficiency", (THROUGHPUT,),
+                f"power_w_mean = {_fmt(power)} W{_where(point)} is impossible, yet items_per_j "
+                f"= {_fmt(eff)} {unit} agrees with throughput / power: the throughput carries "
+                f"the same error, and it {why}", point))
     return out
 
 
@@ -160,34 +394,36 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
 def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
                       s: CheckSettings) -> CheckOutcome:
     limit = (spec or {}).get("power_limit_w")
-    # An entry on several devices reports their summed power; each sample is one device's.
-    devices = int((doc.get("placement") or {}).get("telemetry_devices") or 1)
+    n = devices_of(doc)
+    times = f" x {n} devices" if n > 1 else ""
     if limit:
-        mean_max, sample_max = limit * s.power_mean_margin, limit * s.power_sample_margin
+        mean_max, sample_max = (limit * n * s.power_mean_margin,
+                                limit * n * s.power_sample_margin)
         basis = (f"{spec['name']} board power limit {limit:g} W (spec sheet {spec['id']}): "
                  f"mean up to {s.power_mean_margin:g}x, samples up to {s.power_sample_margin:g}x")
     else:
-        mean_max = sample_max = s.power_ceiling_w
+        mean_max = sample_max = s.power_ceiling_w * n
         basis = (f"no spec sheet with a power limit: absolute ceiling {s.power_ceiling_w:g} W "
                  "per device")
-    if devices > 1:
-        basis += f"; the entry's power sums {devices} devices"
+    if n > 1:
+        basis += f"; the entry's power sums {n} devices"
     out = CheckOutcome("power_limit", False, basis=basis)
-    source = f"the {spec['name']} limit of {limit:g} W" if limit else \
-        f"the {s.power_ceiling_w:g} W ceiling for any single device"
-    if devices > 1:
-        source += f" x {devices} devices"
+    source = f"the {spec['name']} limit of {limit:g} W{times}" if limit else \
+        f"the {s.power_ceiling_w:g} W ceiling for any single device{times}"
+    # items/J is marked with the power where it was computed from it (DERIVED_FROM); a
+    # published items/J of its own is judged by the efficiency check.
+    marked_power = ("power_w_mean", "energy_j")
     for point, metrics in _metric_sets(doc):
         for name in ("power_w_mean", "idle_power_w"):
             value = _num(metrics.get(name))
             if value is None:
                 continue
             out.applied = True
-            if value < 0 or value > mean_max * devices:
+            if value < 0 or value > mean_max:
                 why = "is negative" if value < 0 else (
                     f"exceeds {source} (x{s.power_mean_margin:g} allowed)" if limit
                     else f"exceeds {source}")
-                marked = POWER_METRICS if name == "power_w_mean" else (name,)
+                marked = marked_power if name == "power_w_mean" else (name,)
                 out.findings.append(Finding(
                     "power_limit", marked,
                     f"{name} = {_fmt(value)} W{_where(point)} {why}: a unit or scale error "
@@ -199,7 +435,7 @@ def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
         if top > sample_max or low < 0:
             bad = top if top > sample_max else low
             out.findings.append(Finding(
-                "power_limit", POWER_METRICS,
+                "power_limit", marked_power,
                 f"a telemetry power sample reads {_fmt(bad)} W, outside 0 .. {_fmt(sample_max)} "
                 f"W ({source})"))
     return out
@@ -493,12 +729,13 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
                     point))
         value = _num(metrics.get("flop_per_s"))
         peak = peaks.get(precision)
-        if value is None or not peak:
+        # A model workload's FLOP/s is its throughput x FLOPs per item: throughput_bound
+        # judges the throughput itself, and the FLOP/s shares its fate.
+        if value is None or not peak or is_derived("flop_per_s", metrics.get("flop_per_s")):
             continue
         out.applied = True
         # a multi-device job's FLOP/s (training over N ranks) is bounded by N peaks
-        devices = _num(((doc.get("workload") or {}).get("info") or {}).get("devices")) or 1
-        devices = int(devices) if 1 <= devices <= 1e6 else 1
+        devices = devices_of(doc)
         if value > peak * devices * margin:
             of = f"{devices} x " if devices > 1 else ""
             out.findings.append(Finding(
@@ -510,19 +747,116 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
     return out
 
 
+# -- latency and throughput ------------------------------------------------------------------
+def batch_items(doc: dict[str, Any]) -> tuple[float | None, str]:
+    """Items one stream's timed iteration processes, and where that figure comes from.
+
+    A measurement records items and iterations of every repeat (with concurrent streams,
+    every stream's iterations: ``bench.timing.concurrent_loop``), which is exact, and right
+    where a step makes more than a batch (an LSTM generation step makes batch x gen_len
+    characters); a published row states its batch size.
+    """
+    reps = [r for r in doc.get("repeats") or []
+            if r.get("status") == "ok" and r.get("iterations") and r.get("items")]
+    if reps:
+        return (math.fsum(r["items"] for r in reps) / math.fsum(r["iterations"] for r in reps),
+                "items per timed iteration")
+    wl = doc.get("workload") or {}
+    params = wl.get("params") or {}
+    batch = params.get("batch_size") or params.get("infer_batch_size") or \
+        (wl.get("info") or {}).get("batch_size")
+    if isinstance(batch, int | float) and not isinstance(batch, bool) and batch > 0:
+        return float(batch), "batch_size"
+    return None, "no batch size"
+
+
+def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
+                             s: CheckSettings) -> CheckOutcome:
+    """Inference: throughput = batch x concurrent streams / mean latency per batch.
+
+    Latency and throughput of one measurement are two views of the same timed loop, so
+    they agree within the loop's overhead (and, with concurrent streams, by Little's law).
+    A per-batch latency of 0.4 ms beside 17 items/s at batch 1 cannot both be true.
+    """
+    out = CheckOutcome("latency_throughput", False,
+                       basis=f"batch x streams / latency_mean_s within "
+                             f"{s.latency_rel_tol:.0%} of the throughput (inference timed "
+                             "loops; not LoadGen scenarios)")
+    wl = doc.get("workload") or {}
+    # LoadGen's scenarios (a result's ``scenario``) are open loops: queries arrive on their
+    # own schedule, so a latency holds queueing and the device may idle between queries.
+    if wl.get("mode") != "infer" or wl.get("group") in ("llm", "micro") or doc.get("scenario"):
+        return out
+    metrics = doc.get("metrics") or {}
+    thr, latency = _num(metrics.get(THROUGHPUT)), _num(metrics.get("latency_mean_s"))
+    streams = (wl.get("params") or {}).get("streams") or 1
+    if not isinstance(streams, int | float) or isinstance(streams, bool) or streams < 1:
+        streams = 1
+    batch, source = batch_items(doc)
+    if thr is None or latency is None or batch is None or latency <= 0 or thr <= 0:
+        return out
+    out.applied = True
+    expected = batch * streams / latency
+    off = abs(thr - expected) / expected
+    if off > s.latency_rel_tol:
+        unit = (metrics.get(THROUGHPUT) or {}).get("unit", "items/s")
+        out.findings.append(Finding(
+            "latency_throughput", (THROUGHPUT, "latency_mean_s"),
+            f"{THROUGHPUT} = {_fmt(thr)} {unit} but {_fmt(batch)} ({source}) x {_fmt(streams)} "
+            f"stream(s) / latency_mean_s {latency * 1e3:.4g} ms = {_fmt(expected)} {unit} "
+            f"(off by {_off(thr, expected)}, tolerance {s.latency_rel_tol:.0%}): one of the two "
+            "is wrong"))
+    return out
+
+
 CHECKS: tuple[Callable[[dict[str, Any], dict[str, Any] | None, CheckSettings],
                        CheckOutcome], ...] = (
     check_efficiency, check_power_limit, check_utilisation_range, check_memory_capacity,
     check_temperature_range, check_timestamps, check_telemetry_coverage, check_units,
-    check_peak_flops,
+    check_peak_flops, check_throughput_bound, check_latency_throughput,
 )
+# A printed table has no timed window and no telemetry series to check.
+NOT_FOR_PUBLISHED = ("timestamps", "telemetry_coverage")
+
+
+def derived_closure(metrics: Iterable[str], entries: dict[str, Any]) -> tuple[str, ...]:
+    """``metrics`` and every metric of ``entries`` computed from them (DERIVED_FROM)."""
+    marked = list(dict.fromkeys(metrics))
+    changed = ALL_METRICS not in marked
+    while changed:
+        changed = False
+        for name, inputs in DERIVED_FROM.items():
+            if name not in marked and name in entries and is_derived(name, entries[name]) \
+                    and any(i in marked for i in inputs):
+                marked.append(name)
+                changed = True
+    return tuple(marked)
+
+
+def _with_derived(finding: Finding, doc: dict[str, Any]) -> Finding:
+    entries = doc.get("metrics") or {}
+    if finding.point is not None:
+        entries = ((doc.get("points") or [])[finding.point].get("metrics") or {})
+    metrics = derived_closure(finding.metrics, entries)
+    return finding if metrics == finding.metrics else \
+        Finding(finding.check, metrics, finding.message, finding.point)
 
 
 def run_checks(doc: dict[str, Any], spec: dict[str, Any] | None,
                settings: CheckSettings | None = None) -> list[CheckOutcome]:
-    """Every per-result check on one result document."""
+    """Every per-result check on one result document; findings also mark the values
+    derived from the values they mark."""
     settings = settings or CheckSettings()
-    return [check(doc, spec, settings) for check in CHECKS]
+    outcomes = []
+    for check in CHECKS:
+        if is_published(doc) and check.__name__.removeprefix("check_") in NOT_FOR_PUBLISHED:
+            outcomes.append(CheckOutcome(check.__name__.removeprefix("check_"), False,
+                                         basis="published table: no timed window or telemetry"))
+            continue
+        outcome = check(doc, spec, settings)
+        outcome.findings = [_with_derived(f, doc) for f in outcome.findings]
+        outcomes.append(outcome)
+    return outcomes
 
 
 # -- across results: identical columns ------------------------------------------------------
@@ -534,7 +868,8 @@ class ColumnCopy:
 
 
 def identical_columns(table: dict[str, dict[tuple[str, str], tuple[float, str]]],
-                      min_cells: int = 3, rel_tol: float = 1e-9) -> list[ColumnCopy]:
+                      min_cells: int = 3, rel_tol: float = 1e-9,
+                      where: str = "") -> list[ColumnCopy]:
     """Pairs of metrics with different units whose values agree in every common cell.
 
     ``table[metric][(device, workload)] = (value, unit)``. Two tables in different units
@@ -561,5 +896,54 @@ def identical_columns(table: dict[str, dict[tuple[str, str], tuple[float, str]]]
                 found.append(ColumnCopy(
                     (a, b), tuple(common),
                     f"{a} ({unit_a}) and {b} ({unit_b}) have the same value in all "
-                    f"{len(common)} cells they share: one table is a copy of the other"))
+                    f"{len(common)} cells they share{where}: one table is a copy of the other"))
     return found
+
+
+def column_copies(table: dict[str, dict[tuple[str, str], tuple[float, str]]],
+                  slices: dict[str, set[tuple[str, str]]], min_cells: int = 3
+                  ) -> list[ColumnCopy]:
+    """Copied tables over the whole report and within each slice (a mode, a mode and
+    workload group, one publication): a training column copied from another metric hides
+    among inference cells, or another source's cells, that differ when the whole report is
+    compared at once.
+
+    ``slices``: slice title -> its (device, workload) cells. A copy found in a larger slice
+    is not reported again for a smaller one.
+    """
+    found = identical_columns(table, min_cells)
+    seen = [(set(c.metrics), set(c.cells)) for c in found]
+    for title, cells in slices.items():
+        part = {m: {c: v for c, v in values.items() if c in cells}
+                for m, values in table.items()}
+        for copy in identical_columns(part, min_cells, where=f" in {title}"):
+            if any(set(copy.metrics) == m and set(copy.cells) <= c for m, c in seen):
+                continue
+            seen.append((set(copy.metrics), set(copy.cells)))
+            found.append(copy)
+    return found
+
+
+# -- across devices: values far beyond what the spec sheets predict -------------------------
+def spec_outliers(values: dict[str, float], peaks: dict[str, float], factor: float,
+                  better: int) -> dict[str, float]:
+    """Devices whose value, divided by their peak, exceeds ``factor`` x the median of the
+    other devices' (for a smaller-is-better metric such as latency, its inverse does).
+
+    Returns device -> how many times the others' median it reaches. Only devices with a
+    value and a peak take part; it needs two. Only the too-good side is judged: a device far
+    below its peak is a fact about its software, while one far above the others' share of
+    theirs sets the scale for everyone and flattens every other bar.
+    """
+    share = {d: (v if better > 0 else 1.0 / v) / peaks[d] for d, v in values.items()
+             if d in peaks and peaks[d] > 0 and v > 0}
+    out = {}
+    for d, e in share.items():
+        others = sorted(x for k, x in share.items() if k != d)
+        if not others:
+            continue
+        mid = len(others) // 2
+        median = others[mid] if len(others) % 2 else (others[mid - 1] + others[mid]) / 2
+        if e > factor * median:
+            out[d] = e / median
+    return out

@@ -30,7 +30,7 @@ from bench.validate import FileReport, expand, validate_file
 # Provenance facts that make a device configuration, in the order they are added to the
 # shown label when the shorter forms collide.
 IDENTITY_FACTS = ("label", "vendor", "name", "count", "threads", "cpus", "image", "node",
-                  "torch", "driver")
+                  "torch", "driver", "source")
 SHORT_FACTS = ("name", "count", "threads", "cpus", "image", "node")
 
 
@@ -84,8 +84,24 @@ class ResultSet:
     manifests: int = 0
 
 
+def published_facts(doc: dict[str, Any]) -> dict[str, str]:
+    """A published row's device: its name, count and the publication (a device a table
+    reports is not the one this test-bed measured, even when the model is the same)."""
+    dev, src = doc["device"], doc["source"]
+    facts = {"vendor": str(dev.get("vendor") or "published"), "name": str(dev["name"]),
+             "source": f"{src['title']} ({src['table']})"}
+    if dev.get("count", 1) != 1:
+        facts["count"] = str(dev["count"])
+    count = f" ×{dev['count']}" if dev.get("count", 1) != 1 else ""
+    facts["label"] = str(dev.get("label") or
+                         f"{_short_name(dev['name'])}{count} · {src['publisher']}, {src['table']}")
+    return facts
+
+
 def identity_facts(doc: dict[str, Any]) -> dict[str, str]:
     """The provenance facts that distinguish one device configuration from another."""
+    if doc.get("kind") == "bench.published":
+        return published_facts(doc)
     prov = doc["provenance"]
     dev = prov.get("device") or {}
     facts = {"vendor": prov["vendor"], "name": str(dev.get("name") or prov["vendor"])}
@@ -138,6 +154,8 @@ def _fact_text(key: str, value: str) -> str:
         return value.rsplit("/", 1)[-1][:40]
     if key == "node":
         return f"node {value}"
+    if key == "source":
+        return value[:60]
     return f"{key} {value}"
 
 
@@ -200,8 +218,10 @@ def collect(reports: Iterable[FileReport]) -> ResultSet:
         facts = identity_facts(report.doc)
         key = device_key(facts)
         if key not in found:
-            found[key] = Device(key, facts, spec=recorded_spec(
-                facts["vendor"], report.doc["provenance"].get("device")))
+            # a published row has no provenance: its device is the name it prints
+            device = (report.doc.get("provenance") or {}).get("device") or \
+                {"name": facts["name"]}
+            found[key] = Device(key, facts, spec=recorded_spec(facts["vendor"], device))
         out.results.append(Result(path, report.doc, key))
     out.devices = label_devices(found.values())
     return out

@@ -61,9 +61,12 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("clock_hz_mean", "Clock, mean", 0, chart=False),
     MetricInfo("idle_power_w", "Idle power before the run", -1, chart=False),
     MetricInfo("flop_per_s", "Achieved FLOP/s", +1, composite=True, not_in_groups=("micro",)),
+    MetricInfo("flop_per_item", "FLOPs per item", 0, chart=False),
+    MetricInfo("bytes_per_item", "Least memory traffic per item", 0, chart=False),
     MetricInfo(LOAD_METRIC, "Model load time", -1, composite=True),
-    # Training (docs/training.md): TGS restates the throughput per device and MFU the FLOP/s
-    # against the peak, so neither is scored again; the loss is no "better" across devices.
+    # TGS restates the throughput per device (docs/training.md) and MFU the FLOP/s against
+    # each device's own peak (every model workload, inference too), so neither is scored
+    # again; the loss is no "better" across devices.
     MetricInfo("tgs_tokens_per_s", "TGS: tokens per device per second", +1),
     MetricInfo("mfu_pct", "MFU: model FLOPs utilisation", +1, ratio_scale=False),
     MetricInfo("iteration_time_mean_s", "Training iteration time, mean", -1, chart=False),
@@ -77,6 +80,11 @@ CATALOGUE: tuple[MetricInfo, ...] = (
 )
 BY_NAME = {m.name: m for m in CATALOGUE}
 
+# The composite of the published evaluation: exactly these four metrics, equal weights.
+PUBLISHED_COMPOSITE = ("throughput_items_per_s", "items_per_j", "power_w_mean",
+                       "latency_mean_s")
+COMPOSITES = ("default", "published")
+
 
 def info(name: str) -> MetricInfo:
     return BY_NAME.get(name) or MetricInfo(name, name, 0, chart=False)
@@ -88,11 +96,22 @@ def direction(name: str) -> int:
 
 @dataclass(frozen=True)
 class ScoreSettings:
-    """Composite-score settings: the scale ``a`` and the relative weight of each metric."""
+    """Composite-score settings: the scale ``a``, the relative weight of each metric and the
+    name of the metric set (``published``: exactly the publication's four metrics;
+    ``default``: this test-bed's wider set; ``custom``: either with weights changed)."""
 
     a: float = DEFAULT_A
     weights: dict[str, float] = field(default_factory=lambda: {
         m.name: 1.0 for m in CATALOGUE if m.composite})
+    name: str = "default"
+
+    @property
+    def title(self) -> str:
+        """How the report names the composite: only the publication's set is "published"."""
+        return {"published": "Published composite (throughput +, items/J +, power −, "
+                             "latency −, as the publication scores)",
+                "default": "Composite over this test-bed's default metric set",
+                }.get(self.name, "Composite with custom weights")
 
     def weights_for(self, mode: str, group: str | None = None) -> dict[str, float]:
         """Weights of the metrics scored in ``mode`` (latency is an inference metric) for a
@@ -127,11 +146,24 @@ def parse_weights(items: list[str] | None, base: dict[str, float] | None = None
     return weights
 
 
-def score_settings(a: float | str | None = None, weights: list[str] | None = None
-                   ) -> ScoreSettings:
-    """Settings from the command line: ``--score-a`` and ``--weight METRIC=K`` items."""
+def composite_weights(name: str) -> dict[str, float]:
+    """The metric set named by ``--composite``."""
+    if name == "published":
+        return dict.fromkeys(PUBLISHED_COMPOSITE, 1.0)
+    if name == "default":
+        return ScoreSettings().weights
+    raise UserError(f"Composite {name!r} is not known.",
+                    f"Use --composite {' or '.join(COMPOSITES)}.")
+
+
+def score_settings(a: float | str | None = None, weights: list[str] | None = None,
+                   composite: str = "default") -> ScoreSettings:
+    """Settings from the command line: ``--score-a``, ``--weight METRIC=K`` items and
+    ``--composite`` (the metric set the weights start from)."""
+    base = composite_weights(composite)
+    name = "custom" if weights else composite
     if a is None:
-        return ScoreSettings(weights=parse_weights(weights))
+        return ScoreSettings(weights=parse_weights(weights, base), name=name)
     try:
         value = float(a)
     except ValueError:
@@ -139,4 +171,4 @@ def score_settings(a: float | str | None = None, weights: list[str] | None = Non
     if not value > 0 or math.isinf(value):
         raise UserError(f"Score scale a = {a!r} is not a positive number.",
                         "Give --score-a a positive number (default 3).")
-    return ScoreSettings(a=value, weights=parse_weights(weights))
+    return ScoreSettings(a=value, weights=parse_weights(weights, base), name=name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from testbed.report.charts import MARK_TEXT
 from testbed.report.training import LOSS_LEAD
 from testbed.report.views import Cell, Figure, Table, Views
 
@@ -43,13 +44,18 @@ min-width:120px}
 table.data tr>td:first-child{white-space:nowrap}
 table.data tbody tr:hover{background:#fafbfc}
 .tables{display:flex;flex-wrap:wrap;gap:0 34px;align-items:flex-start}
+.tables>div{max-width:100%;min-width:0}
+#devices td:first-child,#checks td:first-child{white-space:normal;min-width:160px;
+max-width:340px}
+#claims td.text{white-space:normal;max-width:260px}
+#checks td:last-child,#findings td:nth-child(5){min-width:420px}
 td.na,td.missing{color:#9aa1ab}td.status{color:var(--warn);font-weight:600}
 td.status.ok{color:var(--good)}td.status.bad{color:var(--bad)}td.status.muted{color:#8a9099;font-weight:500}td.score{font-variant-numeric:tabular-nums;font-weight:600}
 td.v{font-variant-numeric:tabular-nums}td.flagged{background:#fff5f5}
 td[title]{cursor:help}
 sup.mark{display:inline-block;font-size:10px;font-weight:700;line-height:1;padding:2px 4px;
 border-radius:4px;margin-left:3px;vertical-align:2px;background:#fdf0d5;color:#7a4a00}
-sup.mark-X{background:#fde2e1;color:var(--bad)}
+sup.mark-X{background:#fde2e1;color:var(--bad)}sup.mark-W{background:#fff1c2;color:#8a4b00}
 figure.chart-figure{margin:8px 0 22px}
 figure.chart-figure svg{max-width:100%;height:auto;display:block}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:4px;max-width:900px}
@@ -69,7 +75,7 @@ def e(text: object) -> str:
 
 
 def _marks(marks: str) -> str:
-    return "".join(f"<sup class='mark mark-{c}'>{'✗' if c == 'X' else c}</sup>" for c in marks)
+    return "".join(f"<sup class='mark mark-{c}'>{MARK_TEXT.get(c, c)}</sup>" for c in marks)
 
 
 NUMERIC_KINDS = ("value", "score", "na", "missing")
@@ -92,8 +98,8 @@ def cell_html(cell: Cell | str, numeric: bool = False) -> str:
         return f"<td class='{align}'>{e(cell)}</td>" if align else f"<td>{e(cell)}</td>"
     classes = [cell.kind if cell.kind != "value" else "v"]
     if cell.kind == "status":
-        classes.append({"ok": "ok", "passed": "ok", "not applicable": "muted",
-                        "failed": "bad"}.get(cell.text, ""))
+        classes.append({"ok": "ok", "passed": "ok", "holds": "ok", "not applicable": "muted",
+                        "failed": "bad", "falls short": "bad"}.get(cell.text, ""))
     if "X" in cell.marks:
         classes.append("flagged")
     if align:
@@ -165,14 +171,15 @@ def _figures_card(views: Views, meta: dict[str, str | int]) -> list[str]:
 
 def render(views: Views, meta: dict[str, str | int]) -> str:
     single = views.single_device
+    claims_nav = [("claims-section", "Claims")] if views.claims is not None else []
     if single:
         nav = [("summary", "Summary"), ("figures", "Figures")]
         if views.roofline:
             nav.append(("roofline-section", "Roofline"))
-        nav += [("telemetry", "Telemetry"), ("checks", "Plausibility")]
+        nav += [("telemetry", "Telemetry"), ("checks", "Plausibility"), *claims_nav]
     else:
-        nav = [("summary", "Summary"), ("checks", "Plausibility"), ("scores", "Scores"),
-               ("charts", "Charts"), ("telemetry", "Telemetry")]
+        nav = [("summary", "Summary"), ("checks", "Plausibility"), *claims_nav,
+               ("scores", "Scores"), ("charts", "Charts"), ("telemetry", "Telemetry")]
         if views.roofline:
             nav.append(("roofline-section", "Roofline"))
     if views.training is not None or views.loss_curves:
@@ -215,6 +222,10 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     else:
         checks.append("<div class='callout ok'>Every check passed on every result.</div>")
     checks.append("</section>")
+    if views.claims is not None:
+        checks.append("<section class='card' id='claims-section'>"
+                      f"<h2>{e(views.claims.title)}</h2>"
+                      f"{table_html(views.claims, heading='')}</section>")
     telemetry = ["<section class='card' id='telemetry'><h2>Telemetry timelines</h2>"]
     if views.scopes is not None:
         telemetry.append(table_html(views.scopes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from testbed.report.charts import MARK_TEXT
 from testbed.report.render_html import compare_hint, numeric_columns
 from testbed.report.training import LOSS_LEAD
 from testbed.report.views import Cell, Figure, Table, Views
@@ -10,7 +11,7 @@ from testbed.report.views import Cell, Figure, Table, Views
 def _text(cell: Cell | str) -> str:
     if isinstance(cell, str):
         return cell.replace("|", "\\|").replace("\n", " ")
-    marks = f" [{','.join('✗' if c == 'X' else c for c in cell.marks)}]" if cell.marks else ""
+    marks = f" [{','.join(MARK_TEXT.get(c, c) for c in cell.marks)}]" if cell.marks else ""
     return (cell.text + marks).replace("|", "\\|").replace("\n", " ")
 
 
@@ -37,13 +38,15 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     lines += table_md(views.devices, "##")
     if views.invalid.rows:
         lines += table_md(views.invalid, "##")
-    lines += ["Marks: " + "; ".join(f"[{'✗' if c == 'X' else c}] {t}"
+    lines += ["Marks: " + "; ".join(f"[{MARK_TEXT.get(c, c)}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
     checks = ["## Plausibility checks", "", *table_md(views.checks, "")]
     if views.findings.rows:
         checks += table_md(views.findings)
     else:
         checks += ["Every check passed on every result.", ""]
+    if views.claims is not None:
+        checks += table_md(views.claims, "##")
     telemetry = ["## Telemetry timelines", ""]
     if views.scopes is not None:
         telemetry += table_md(views.scopes)

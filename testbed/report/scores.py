@@ -25,7 +25,7 @@ ratio.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -58,16 +58,25 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
-def minmax_scale(values: Mapping[K, float], a: float = DEFAULT_A) -> dict[K, float]:
-    """Map each value to [-a, a] by the min and max over ``values``; 0 for all if max == min."""
+def minmax_scale(values: Mapping[K, float], a: float = DEFAULT_A,
+                 outside: Collection[K] = ()) -> dict[K, float]:
+    """Map each value to [-a, a] by the min and max over ``values``; 0 for all if max == min.
+
+    ``outside``: keys whose values do not set the min and max (a value far beyond what the
+    spec sheets predict would flatten everyone else's scale); they are mapped by the others'
+    min and max and clipped to [-a, a].
+    """
     if a <= 0:
         raise ValueError(f"a must be positive, got {a}")
     if not values:
         return {}
-    low, high = min(values.values()), max(values.values())
+    inside = [v for k, v in values.items() if k not in outside] or list(values.values())
+    low, high = min(inside), max(inside)
     if high == low:
-        return dict.fromkeys(values, 0.0)
-    return {k: -a + 2 * a * (v - low) / (high - low) for k, v in values.items()}
+        return {k: 0.0 if k not in outside or v == low else math.copysign(a, v - low)
+                for k, v in values.items()}
+    return {k: max(-a, min(a, -a + 2 * a * (v - low) / (high - low)))
+            for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -99,13 +108,13 @@ class CompositeResult:
 def composite_scores(table: Mapping[str, Mapping[K, float | None]],
                      directions: Mapping[str, int], weights: Mapping[str, float],
                      devices: list[K], a: float = DEFAULT_A,
-                     missing_reasons: Mapping[tuple[str, K], str] | None = None
-                     ) -> CompositeResult:
+                     missing_reasons: Mapping[tuple[str, K], str] | None = None,
+                     outliers: Collection[tuple[str, K]] = ()) -> CompositeResult:
     """Composite score of each of ``devices`` from ``table[metric][device]``.
 
     ``directions[metric]`` is +1 when larger is better and -1 when smaller is better;
     ``weights[metric]`` the relative weight k (metrics with weight 0 or no direction are not
-    scored).
+    scored). ``outliers``: (metric, device) values kept out of that metric's min and max.
     """
     missing_reasons = missing_reasons or {}
     used: list[str] = []
@@ -123,7 +132,7 @@ def composite_scores(table: Mapping[str, Mapping[K, float | None]],
     scores: dict[Hashable, Composite] = {d: Composite(0.0) for d in devices}
     for metric in used:
         column = {d: float(table[metric][d]) for d in devices}  # type: ignore[arg-type]
-        scaled = minmax_scale(column, a)
+        scaled = minmax_scale(column, a, {d for m, d in outliers if m == metric})
         k = weights[metric] / total
         for d in devices:
             contribution = k * sigmoid(directions[metric] * scaled[d])
@@ -178,6 +187,24 @@ def llm_tier_scores(test: Mapping[str, float | None], baseline: Mapping[str, flo
         out.append(TierScore(metric, throughput_weight * ratio + load_weight * load, ratio,
                              load, note))
     return out
+
+
+def weighted_geomean(values: Mapping[str, float | None], weights: Mapping[str, float]
+                     ) -> float | None:
+    """Weighted geometric mean of the ratios present (None if nothing to average).
+
+    Ratios are summarised geometrically, as SPEC CPU does: a ratio of 89 and one of 1/89
+    cancel, where an arithmetic mean would let the 89 outweigh everything else. A ratio of
+    0 (nothing achieved) makes the mean 0.
+    """
+    pairs = [(v, weights.get(m, 0.0)) for m, v in values.items() if v is not None]
+    pairs = [(v, w) for v, w in pairs if w > 0]
+    total = math.fsum(w for _, w in pairs)
+    if total <= 0 or any(v < 0 for v, _ in pairs):
+        return None
+    if any(v == 0 for v, _ in pairs):
+        return 0.0
+    return math.exp(math.fsum(w * math.log(v) for v, w in pairs) / total)
 
 
 def weighted_mean(values: Mapping[str, float | None], weights: Mapping[str, float]

@@ -4,6 +4,7 @@ their text, marks and notes, and the charts built from an analysis."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,9 +12,15 @@ import pandas as pd
 
 from bench.specs import per_device
 from testbed.report import charts
-from testbed.report.analysis import MARKS, NON_COMPARABLE, Analysis
-from testbed.report.checks import CHECK_TITLES, TELEMETRY_METRICS
+from testbed.report.analysis import MARKS, METRIC_WARNINGS, NON_COMPARABLE, Analysis
+from testbed.report.checks import (
+    CHECK_TITLES,
+    PUBLISHED_KIND,
+    TELEMETRY_METRICS,
+    CheckOutcome,
+)
 from testbed.report.fmt import format_ratio, format_score, format_value
+from testbed.report.inputs import _short_name as short_name
 from testbed.report.metrics import (
     CATALOGUE,
     GROUP_TITLES,
@@ -125,6 +132,14 @@ def unmeasured_table(analysis: Analysis) -> Table | None:
 
 
 # -- devices -------------------------------------------------------------------------------------
+def _source_of(analysis: Analysis, device: str) -> Cell:
+    """The runs a device's results come from, or the publication a published row cites."""
+    docs = [r.result.doc for r in analysis.reviews if r.result.device_key == device]
+    cited = sorted({d["source"]["title"] for d in docs if d.get("kind") == PUBLISHED_KIND})
+    if cited:
+        return Cell("published: " + "; ".join(cited), kind="text")
+    runs = sorted({d.get("run_id", "?") for d in docs})
+    return Cell(f"{len(runs)} run(s)", notes=tuple(runs), kind="text")
 def spec_cell(spec: dict[str, Any] | None) -> Cell:
     """How the devices table names a device's reference figures; an estimate says so, with
     how it was made on hover."""
@@ -140,39 +155,61 @@ def spec_cell(spec: dict[str, Any] | None) -> Cell:
 
 
 def device_table(analysis: Analysis) -> Table:
+    """One row per device, narrow enough for a 1400 px page: the hardware and the software
+    each in one wrapping column."""
     rows: list[list[Cell | str]] = []
     for k in analysis.device_order():
         d = analysis.devices[k]
         f = d.facts
         results = [r for r in analysis.reviews if r.result.device_key == k]
-        runs = sorted({r.result.doc.get("run_id", "?") for r in results})
-        spec = spec_cell(d.spec)
-        threads = f.get("threads", "—") + (f" (CPUs {f['cpus']})" if f.get("cpus") else "")
-        rows.append([Cell(d.label), f["vendor"], f["name"], f.get("count", "1"),
-                     threads, f.get("image", "native"), f["torch"],
-                     f.get("driver", "—"), spec, str(len(results)),
-                     Cell(str(len(runs)), notes=tuple(runs))])
-    return Table("Devices compared", ["device", "vendor", "name", "count", "threads", "image",
-                                      "torch", "driver", "spec sheet", "results", "runs"], rows,
-                 anchor="devices")
+        threads = [f"{f['threads']} thread" + ("" if f["threads"] == "1" else "s")
+                   + (f" (CPUs {f['cpus']})" if f.get("cpus") else "")] if "threads" in f else []
+        hardware = " · ".join([short_name(f["name"]),
+                               *([f"×{f['count']}"] if "count" in f else []), *threads])
+        software = " · ".join(x for x in (
+            f.get("image", "native") if "source" not in f else "",
+            f"torch {f['torch']}" if f.get("torch") not in (None, "?") else "",
+            f"driver {f['driver']}" if "driver" in f else "") if x)
+        rows.append([Cell(d.label), f"{f['vendor']}: {hardware}", software or "—",
+                     spec_cell(d.spec), str(len(results)), _source_of(analysis, k)])
+    return Table("Devices compared", ["device", "hardware", "software", "spec sheet",
+                                      "results", "from"], rows, anchor="devices")
 
 
 # -- checks --------------------------------------------------------------------------------------
+def _bases(outcomes: list[CheckOutcome]) -> str:
+    """Every basis that fired (a failing result's), then the others' up to three."""
+    fired = list(dict.fromkeys(o.basis for o in outcomes if o.findings and o.basis))
+    passed = [b for b in dict.fromkeys(o.basis for o in outcomes if o.applied and o.basis)
+              if b not in fired]
+    shown = [*(f"failed on: {b}" for b in fired), *passed[:3]]
+    if len(passed) > 3:
+        shown.append(f"and {len(passed) - 3} more")
+    return "; ".join(shown) or (outcomes[0].basis if outcomes else "")
+
+
 def check_summary(analysis: Analysis) -> Table:
     rows: list[list[Cell | str]] = []
+    factor = analysis.check_settings.outlier_factor
     for check, title in CHECK_TITLES.items():
         if check == "identical_columns":
             applied = 1 if len(analysis.table) else 0
             failed = len(analysis.copies)
-            basis = "pairs of metrics with different units, over >= 3 shared cells"
+            basis = ("pairs of metrics with different units, over >= 3 shared cells: the whole "
+                     "report, each mode, each mode and workload group, each source")
+        elif check == "outliers":
+            applied = len(analysis.workloads) if len(analysis.devices) > 1 else 0
+            failed = len(analysis.outliers)
+            basis = (f"speed metrics over each device's peak, against the other devices' "
+                     f"median: more than {factor:g}x is a warning (!), not a failure")
         else:
             outcomes = [o for r in analysis.reviews for o in r.outcomes if o.check == check]
             applied = sum(o.applied for o in outcomes)
             failed = sum(1 for o in outcomes if o.findings)
-            bases = list(dict.fromkeys(o.basis for o in outcomes if o.applied and o.basis))
-            basis = "; ".join(bases[:3]) or (outcomes[0].basis if outcomes else "")
-        verdict = Cell("failed" if failed else ("passed" if applied else "not applicable"),
-                       "X" if failed else "", kind="status")
+            basis = _bases(outcomes)
+        mark = ("W" if check == "outliers" else "X") if failed else ""
+        verdict = Cell(("warned" if check == "outliers" else "failed") if failed else
+                       ("passed" if applied else "not applicable"), mark, kind="status")
         rows.append([title, check, str(applied), str(failed), verdict, basis])
     return Table("Plausibility checks", ["check", "id", "results checked", "results failing",
                                          "verdict", "basis"], rows, anchor="checks")
@@ -197,17 +234,26 @@ def findings_table(analysis: Analysis) -> Table:
         rows.append([Cell("identical_columns", "X"), ", ".join(sorted({c[0] for c in cells})),
                      ", ".join(sorted({c[1] for c in cells})), ", ".join(copy.metrics),
                      copy.message, ""])
+    for o in analysis.outliers:
+        files = sorted({r.path.name for r in analysis.results_for(o.device, o.workload)})
+        rows.append([Cell("outliers", "W"), analysis.devices[o.device].label, o.workload,
+                     o.metric, o.message, ", ".join(files)])
     return Table("Failed checks", ["check", "device", "workload", "metrics marked", "why",
                                    "file"], rows, anchor="findings")
 
 
 # -- scores --------------------------------------------------------------------------------------
-def status_marks(analysis: Analysis, device: str, workload: str) -> str:
-    """The non-comparable marks (P, O, H, C) of a device's results for a workload."""
+def status_marks(analysis: Analysis, device: str, workload: str,
+                 metrics: Iterable[str] = ()) -> str:
+    """The non-comparable marks (P, O, H, C) of a device's results for a workload, and the
+    warnings (W) of the ``metrics`` a score used."""
     if (device, workload) not in analysis.status.index:
         return ""
     marks = analysis.status.loc[(device, workload), "marks"]
-    return "".join(c for c in marks if c in NON_COMPARABLE)
+    warned = "".join(str(row["marks"]) for m in metrics
+                     if (row := analysis.cell(device, workload, m)) is not None)
+    return "".join(c for c in MARKS if (c in marks and c in NON_COMPARABLE)
+                   or (c in warned and c in METRIC_WARNINGS))
 
 
 def composite_table(analysis: Analysis) -> Table:
@@ -220,7 +266,7 @@ def composite_table(analysis: Analysis) -> Table:
         for d in devices:
             if d in comp.scores:
                 score = comp.scores[d]
-                marks = status_marks(analysis, d, wl)
+                marks = status_marks(analysis, d, wl, comp.used)
                 notes = tuple(f"{p.metric} = {format_value(p.value, '')}: x~ = {p.scaled:+.3f}, "
                               f"k = {p.weight:.3f}, adds {p.contribution:.4f}"
                               for p in score.parts)
@@ -238,7 +284,7 @@ def composite_table(analysis: Analysis) -> Table:
                      *[Cell(format_score(sum(v) / len(v)), kind="score") for v in
                        per_device.values()]])
     return Table("Composite scores", ["workload", *[analysis.devices[d].label for d in devices]],
-                 rows, anchor="composite")
+                 rows, anchor="composite", caption=f"{analysis.settings.title}.")
 
 
 def composite_basis(analysis: Analysis) -> tuple[Table, Table | None]:
@@ -274,6 +320,7 @@ def baseline_table(analysis: Analysis) -> Table | None:
         return None
     devices = analysis.device_order()
     rows: list[list[Cell | str]] = []
+    per_device: dict[str, list[float]] = {d: [] for d in devices}
     for wl in analysis.workload_order():
         if not any((wl, d) in bl.summary for d in devices):
             continue
@@ -283,13 +330,25 @@ def baseline_table(analysis: Analysis) -> Table | None:
                 cells.append(Cell("—", kind="missing"))
                 continue
             ratios = bl.ratios.get((wl, d), {})
-            notes = tuple(f"{m}: {format_ratio(r)}" for m, r in ratios.items())
-            cells.append(Cell(format_ratio(bl.summary[(wl, d)]), status_marks(analysis, d, wl),
+            notes = (f"geometric mean of the ratios; arithmetic mean "
+                     f"{format_ratio(bl.arithmetic.get((wl, d)))}",
+                     *(f"{m}: {format_ratio(r)}" for m, r in ratios.items()))
+            summary = bl.summary[(wl, d)]
+            if summary is not None:
+                per_device[d].append(summary)
+            cells.append(Cell(format_ratio(summary), status_marks(analysis, d, wl, ratios),
                               notes, kind="score"))
         rows.append(cells)
+    if rows and all(len(v) == len(rows) for v in per_device.values()):
+        rows.append([Cell(f"geometric mean over the {len(rows)} workload(s)", kind="score"),
+                     *[Cell(format_ratio(math.prod(v) ** (1 / len(v))), kind="score")
+                       for v in per_device.values()]])
     return Table(f"Relative to the baseline ({bl.device.label})",
                  ["workload", *[analysis.devices[d].label for d in devices]], rows,
-                 anchor="baseline")
+                 anchor="baseline", caption="Per workload the geometric mean of the metric "
+                 "ratios (1.0 = the baseline, more is better), as SPEC CPU summarises: one "
+                 "ratio of 89 cannot outweigh the others. Hover for the arithmetic mean and "
+                 "each ratio.")
 
 
 def baseline_detail(analysis: Analysis) -> Table | None:
@@ -341,6 +400,32 @@ def tier_table(analysis: Analysis) -> Table | None:
     return Table("LLM tiers against the baseline (0.9 × throughput + 0.1 × load time)",
                  ["workload", "tier", *[analysis.devices[d].label for d in devices]], rows,
                  anchor="tiers")
+
+
+def claims_table(analysis: Analysis) -> Table | None:
+    """Published figures next to the measured ones of the same device model and workload."""
+    if not analysis.claims:
+        return None
+    rows: list[list[Cell | str]] = []
+    for c in analysis.claims:
+        claimed = analysis.cell(c.published, c.workload, c.metric)
+        measured = analysis.cell(c.measured, c.workload, c.metric)
+        rows.append([
+            Cell(c.source, kind="text"), Cell(f"{c.workload} · {c.metric}", kind="text"),
+            Cell(format_value(c.claimed, c.unit), claimed["marks"], tuple(claimed["notes"])),
+            Cell(analysis.devices[c.measured].label, kind="text"),
+            Cell(format_value(c.value, c.unit), measured["marks"], tuple(measured["notes"])),
+            Cell(format_ratio(c.ratio), kind="score"), c.band,
+            Cell(c.verdict, notes=(c.why,), kind="status")])
+    return Table("Published claims against measurements",
+                 ["claimed by", "workload · metric", "claimed", "measured on", "measured",
+                  "measured / claimed", "band", "verdict"], rows, anchor="claims",
+                 caption="Each published figure next to the measurement of the same device "
+                         "model (spec sheet), workload, config, precision, batch size and "
+                         "streams, under the band of the audit's tolerance rule for the "
+                         "metric (testbed/audit/tolerances.yaml). holds: within the band; "
+                         "exceeded: measured better than claimed; falls short: worse. Hover "
+                         "a verdict for the deviation.")
 
 
 def invalid_table(analysis: Analysis) -> Table:
@@ -417,8 +502,8 @@ def radar_figure(analysis: Analysis) -> Figure | None:
             section.bars[wl] = bars
         svg = charts.bar_chart([section], labels, "Composite score per workload and device",
                                y_label="composite score", percent_axis=False)
-    caption = (f"Published composite (a = {analysis.settings.a:g}, weights normalised to 1): "
-               "0.5 = level with the others on every metric, towards 1 = best on every "
+    caption = (f"{analysis.settings.title} (a = {analysis.settings.a:g}, weights normalised "
+               "to 1): 0.5 = level with the others on every metric, towards 1 = best on every "
                "metric. Hover a point for the score.")
     if len(devices) < 2:
         caption += (" With one device every score is 0.5: the min-max map compares devices, "
@@ -428,21 +513,32 @@ def radar_figure(analysis: Analysis) -> Figure | None:
 
 def _bars(analysis: Analysis, workload: str, metric: str, labels: list[str],
           devices: list[str]) -> list[charts.Bar]:
-    """One workload's bars of a metric, divided by its largest plausible value."""
+    """One workload's bars of a metric, divided by its largest plausible value.
+
+    Values marked ✗ (failed a check) or ! (far beyond the spec sheets' prediction) do not
+    set the scale; one above it is drawn clipped with a break mark and its value printed,
+    so a 1.68 MW reading never flattens the group, and is never drawn as a full bar.
+    """
     cells = [value_cell(analysis, d, workload, metric) for d in devices]
     raw = [analysis.cell(d, workload, metric) for d in devices]
     values = [None if r is None or pd.isna(r["value"]) else float(r["value"]) for r in raw]
-    good = [v for v, c in zip(values, cells, strict=True) if v is not None and "X" not in c.marks]
-    top = max(good, default=0.0) or max((v for v in values if v is not None), default=0.0)
+    good = [v for v, c in zip(values, cells, strict=True)
+            if v is not None and "X" not in c.marks and "W" not in c.marks]
+    top = max(good, default=0.0)
     bars = []
     for label, v, c in zip(labels, values, cells, strict=True):
         tip = f"{label} · {workload}: {c.text}" + (f"\n{c.tooltip}" if c.notes else "")
-        if v is None or top <= 0:
+        if v is None:
             bars.append(charts.Bar(None, tip, note=c.text if c.kind in ("status", "missing")
                                    and c.text else "n/a"))
             continue
-        bars.append(charts.Bar(v / top, tip, hatched=any(k in c.marks for k in NON_COMPARABLE),
-                               failed="X" in c.marks, marks=c.marks))
+        hatched = any(k in c.marks for k in NON_COMPARABLE)
+        if top <= 0 or v > top:  # off the plausible scale: a broken bar
+            bars.append(charts.Bar(1.0, tip, hatched=hatched, failed="X" in c.marks,
+                                   marks=c.marks, clipped=True, label=c.text))
+            continue
+        bars.append(charts.Bar(v / top, tip, hatched=hatched, failed="X" in c.marks,
+                               marks=c.marks))
     return bars
 
 
@@ -503,7 +599,9 @@ def metric_figures(analysis: Analysis) -> list[Figure]:
         figures.append(Figure(f"bars-{m.name}", m.title, svg,
                               f"`{m.name}`, each workload's values divided by its largest "
                               f"plausible value ({better}). Hatched: not comparable; red "
-                              "outline ✗: failed a plausibility check. Hover for values.",
+                              "outline ✗: failed a plausibility check; a bar broken at the "
+                              "top (value printed inside) lies off the scale: ✗ or ! (far "
+                              "beyond what the spec sheets predict). Hover for values.",
                               name=f"bars-{m.name}"))
     return figures
 
@@ -656,6 +754,7 @@ class Views:
     baseline: Table | None
     baseline_detail: Table | None
     tiers: Table | None
+    claims: Table | None
     radar: Figure | None
     bars: list[Figure]
     timelines: list[Figure]
@@ -684,7 +783,8 @@ def build_views(analysis: Analysis) -> Views:
         checks=check_summary(analysis), findings=findings_table(analysis),
         composite=composite_table(analysis), composite_basis=basis, composite_dropped=dropped,
         baseline=baseline_table(analysis), baseline_detail=baseline_detail(analysis),
-        tiers=tier_table(analysis), radar=radar_figure(analysis),
+        tiers=tier_table(analysis), claims=claims_table(analysis),
+        radar=radar_figure(analysis),
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
         roofline=roofline_figure(analysis), appendix=appendix,
         unmeasured=unmeasured_table(analysis), points=points_tables(analysis),
