@@ -188,20 +188,28 @@ def gather(c, run, report=True):
 
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
             score_a: str | None = None, weights: list[str] | None = None,
-            composite: str = "default", references: list[str] | None = None) -> None:
+            composite: str = "default", references: list[str] | None = None,
+            scorecard: bool = False) -> None:
     from testbed.report import write_report
     from testbed.report.metrics import score_settings
     from testbed.report.references import resolve
 
     paths = [*paths, *(resolve(r) for r in references or [])]
     files = write_report(paths, out, baseline=baseline,
-                         settings=score_settings(score_a, weights, composite))
+                         settings=score_settings(score_a, weights, composite),
+                         scorecard=scorecard)
     a = files.analysis
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
     print(f"report: {files.html}\n        {files.markdown}, {files.csv.name}, "
           f"{files.scores_csv.name}\n        {len(a.inputs.results)} result(s) from "
           f"{len(a.devices)} device(s), {len(a.inputs.invalid)} invalid file(s) listed, "
           f"{failed} failed plausibility check(s)")
+    if files.scorecard_csv is not None:
+        from testbed.scorecard.build import build_scorecards
+
+        print(f"        scorecard: {files.scorecard_csv.name}")
+        for card in build_scorecards(a.inputs, a.baseline_inputs):
+            print(f"        {card.device}: {card.headline}")
 
 
 @task(
@@ -220,12 +228,15 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                        "latency)",
           "from_store": "read the results from the store (filters below) instead of files",
           "store": STORE_HELP,
+          "scorecard": "add the large-model scorecard against the A100 baseline (the "
+                       "--baseline run, else the template's values; docs/scorecard.md) and "
+                       "scorecard.csv",
           **FILTER_HELP},
 )
 def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
            composite="default", from_store=False, store=None, device=None, workload=None,
            since=None, until=None, run=None, suite=None, vendor=None, image=None, driver=None,
-           torch=None, audit=None, reference=None):
+           torch=None, audit=None, reference=None, scorecard=False):
     """Check, aggregate and score results: HTML, Markdown and CSV report."""
     from bench.errors import UserError
 
@@ -242,7 +253,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
                          torch, audit)
             with open_store(store, ROOT, read_only=True) as st:
                 paths, base = export_for_report(st, f, baseline or [], target)
-            _report(paths, target, base, score_a, weight, composite, reference)
+            _report(paths, target, base, score_a, weight, composite, reference, scorecard)
         except UserError as exc:
             raise _fail(exc) from exc
         return
@@ -251,7 +262,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
         target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
                                                   else "combined")
         _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, composite,
-                reference)
+                reference, scorecard)
     except UserError as exc:
         raise _fail(exc) from exc
 
@@ -430,6 +441,17 @@ def bench_store(c, sizes="1000,10000", work=None, site=True):
         main(counts, Path(work) if work else None, site)
     except UserError as exc:
         raise _fail(exc) from exc
+
+
+@task(name="function-catalogue",
+      help={"out": "where to write it (default bench/function/catalogue.yaml)",
+            "check": "only trace and report what the checked-in catalogue lacks (writes "
+                     "nothing; exit 1 if anything is missing)"})
+def function_catalogue(c, out=None, check=False):
+    """Regenerate the operator catalogue: trace every model workload and the long tail on the
+    CPU, probe each call (docs/function.md)."""
+    args = ["--check"] if check else ["--write", *(["--out", out] if out else [])]
+    c.run(f"{PY} -m bench.function.catalogue " + shlex.join(args), pty=sys.stdout.isatty())
 
 
 @task(name="list")

@@ -124,8 +124,9 @@ def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
                                                     w.lineno))
     if backend is not None:
         try:
-            own = workload.memory_stats() if workload is not None else None
-            result["memory"] = own or backend.memory_stats().as_dict()
+            if "memory" not in result:  # the function check records it before it runs
+                own = workload.memory_stats() if workload is not None else None
+                result["memory"] = own or backend.memory_stats().as_dict()
             result["device"] = backend.info()
         except Exception as exc:
             result.setdefault("device", {"error": str(exc)})
@@ -230,6 +231,15 @@ def _measure(spec: RepeatSpec,
         result: dict[str, Any] = {"status": "ok", **measurement,
                                   "cold_start": {"load_s": setup_s,
                                                  "first_iter_s": first.latency_s}}
+        if entry.rules.function_check and spec.repeat == 0:
+            # After the timed loop, so it disturbs no measurement; memory as it was then.
+            from bench.function.model import workload_check
+
+            result["memory"] = workload.memory_stats() or backend.memory_stats().as_dict()
+            emit_progress({"phase": "function", "message": "model function check"})
+            check = workload_check(workload)
+            if check is not None:
+                result["function"] = check
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise

@@ -79,6 +79,7 @@ class RepeatResult(TypedDict, total=False):
     setup_s: float  # results older than cold_start
     cold_start: dict[str, Any]  # load_s (setup) and first_iter_s, in this fresh process
     host_threads: dict[str, Any]  # the thread pools and CPUs the repeat ran with
+    function: dict[str, Any]  # the model function check's verdict (first repeat)
     memory: dict[str, Any]
     device: dict[str, Any]
     precision_used: str

@@ -27,12 +27,20 @@ class RunRules:
     # The audit's caching check: distinct synthetic batches the timed loop cycles through
     # (bench.data.variants); 1 is the normal run, the same batch every iteration.
     input_variants: int = 1
+    # Model function (bench.function.model): in the first repeat, after the timed loop, the
+    # workload's outputs or gradients against the CPU reference; the verdict goes on the result.
+    function_check: bool = False
+    # Training workloads: a stability soak of this many seconds (docs/scorecard.md); 0: none.
+    soak_s: float = 0.0
 
     def merged(self, overrides: dict[str, Any] | None) -> RunRules:
         return dataclasses.replace(self, **(overrides or {}))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not out["soak_s"]:
+            del out["soak_s"]  # absent: no soak (results from before the rule read the same)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRules:

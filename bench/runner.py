@@ -503,6 +503,8 @@ class Runner:
         }
         if doc["points"] is None:
             del doc["points"]
+        if first.get("function"):
+            doc["function"] = first["function"]
         if entry.scenario:
             from bench.scenarios.measure import scenario_document
 

@@ -222,3 +222,13 @@ class TinyModel(_Base):
         with torch.inference_mode():
             self.model(self.x)
         return self.params["batch_size"]
+
+
+@register
+class FaultySoak(PretrainWorkload):
+    """llm-pretrain whose soak's training process suffers the faults BENCH_TEST_SOAK_FAULTS
+    names (tests/faulty_soak_worker.py)."""
+
+    name = "test-soak-faults"
+    description = "a soak with injected faults: each is counted and recovered from"
+    soak_worker_module = "tests.faulty_soak_worker"

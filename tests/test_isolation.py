@@ -14,7 +14,7 @@ def test_failures_are_isolated(tmp_path):
     out = tmp_path / "run"
     start = time.monotonic()
     proc = run_bench("run", "--suite", str(FIXTURES / "suites" / "faulty.yaml"), "--device",
-                     "cpu", "--out", str(out), timeout=240)
+                     "cpu", "--out", str(out), timeout=1500)
     elapsed = time.monotonic() - start
     assert proc.returncode == 1, proc.stderr  # some workloads failed: non-zero, not usage (2)
     docs = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")
@@ -53,8 +53,9 @@ def test_failures_are_isolated(tmp_path):
     assert {e["id"]: e["status"] for e in manifest["entries"]} == {
         "good-first": "ok", "test-raise-infer": "error", "test-hang-infer": "timeout",
         "test-kill-infer": "killed", "test-oom-infer": "oom", "good-last": "ok"}
-    # The hang cost its timeout (4 s) plus the stop grace, not the step's hour.
-    assert elapsed < 120
+    # The hang cost its timeout (4 s) plus the stop grace, not the step's hour (the bound is
+    # loose: six fresh child processes on a loaded 2-core machine take minutes, not an hour).
+    assert elapsed < 1200
 
 
 def test_a_cpu_fallback_is_recorded(tmp_path):

@@ -18,8 +18,9 @@ def test_every_suite_loads_for_every_vendor(name):
 
 
 @pytest.mark.parametrize(("whole", "parts"), [
-    ("all", ["cv", "nlp", "llm", "train", "micro", "scenarios"]),
-    ("all-full", ["cv-full", "nlp-full", "llm-full", "train-full", "micro-full", "scenarios-full"]),
+    ("all", ["function", "cv", "nlp", "llm", "train", "micro", "scenarios"]),
+    ("all-full", ["function-full", "cv-full", "nlp-full", "llm-full", "train-full", "micro-full",
+                  "scenarios-full"]),
 ])
 def test_all_is_the_union_of_its_parts_under_their_own_rules(whole, parts):
     combined = load_suite(whole)
@@ -31,9 +32,10 @@ def test_all_is_the_union_of_its_parts_under_their_own_rules(whole, parts):
 
 
 def test_full_suites_use_full_configs_and_small_suites_small():
-    for name in ("cv", "nlp", "llm", "train", "micro", "smoke", "scenarios"):
+    for name in ("cv", "nlp", "llm", "train", "micro", "smoke", "scenarios", "function"):
         assert {e.config for e in load_suite(name).entries} == {"small"}, name
-    for name in ("cv-full", "nlp-full", "llm-full", "train-full", "micro-full", "scenarios-full"):
+    for name in ("cv-full", "nlp-full", "llm-full", "train-full", "micro-full", "scenarios-full",
+                 "function-full"):
         assert {e.config for e in load_suite(name).entries} == {"full"}, name
 
 

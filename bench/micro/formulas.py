@@ -217,6 +217,31 @@ def busbw_bytes_per_s(op: str, nbytes: int, seconds: float, ranks: int) -> float
     return algbw_bytes_per_s(nbytes, seconds) * bus_factor(op, ranks)
 
 
+def deepspeed_message_bytes(op: str, nbytes: int, ranks: int) -> int:
+    """DeepSpeed's message size of a point measured with the nccl-tests size ``nbytes``:
+    all_gather's is each rank's input (the output / ranks), every other op's the buffer."""
+    return nbytes // ranks if op == "all_gather" else nbytes
+
+
+def deepspeed_bits_per_s(op: str, message_bytes: int, seconds: float, ranks: int) -> float:
+    """Throughput as DeepSpeed's communication benchmark defines it (its ``get_bw``
+    algorithm bandwidth), in bit/s: all_reduce 2 x size / time, all_gather world x size /
+    time, the others size / time. The evaluation template's A100 table uses it, so a
+    measured point compares like for like (4259924984 x 4 B all_reduce in 126.905 ms:
+    2148.3 Gbit/s)."""
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    if op == "all_reduce":
+        size = 2 * message_bytes
+    elif op == "all_gather":
+        size = ranks * message_bytes
+    elif op in ("all_to_all", "broadcast", "p2p"):
+        size = message_bytes
+    else:
+        raise ValueError(f"unknown collective {op!r}; one of {', '.join(COLLECTIVES)}")
+    return size * 8 / seconds
+
+
 def collective_elements(op: str, nbytes: int, elem_bytes: int, ranks: int) -> int:
     """Elements of the op's buffer, rounded down so that every rank gets a whole share.
 
@@ -239,3 +264,39 @@ def size_label(nbytes: int) -> str:
             value = nbytes / scale
             return f"{value:g} {unit}" if value == math.floor(value) else f"{value:.3g} {unit}"
     return f"{nbytes} B"
+
+
+# -- transformer block -------------------------------------------------------------------
+
+
+def transformer_block_flop(batch: int, seq_len: int, hidden: int, heads: int, kv_heads: int,
+                           head_dim: int, intermediate: int, causal: bool = True,
+                           backward: bool = False) -> int:
+    """One pre-norm decoder block: q/k/v/o projections, attention, gated MLP (3 matrices).
+
+    Projections: 2·T·hidden·(2·heads + 2·kv_heads)·head_dim with T = batch·seq_len tokens;
+    MLP: 2·T·3·hidden·intermediate; attention: QKᵀ and PV, 2·2·batch·heads·seq²·head_dim,
+    halved when causal (the work a causal kernel needs: the upper triangle is never computed,
+    FlashAttention's convention). Norms, activations, rotary embeddings and softmax are
+    element-wise and not counted. Backward = 2 x forward.
+    """
+    tokens = batch * seq_len
+    projections = 2 * tokens * hidden * (2 * heads + 2 * kv_heads) * head_dim
+    mlp = 2 * tokens * 3 * hidden * intermediate
+    attention = 4 * batch * heads * seq_len * seq_len * head_dim
+    if causal:
+        attention //= 2
+    forward = projections + mlp + attention
+    return 2 * forward if backward else forward
+
+
+def transformer_block_bytes(batch: int, seq_len: int, hidden: int, heads: int, kv_heads: int,
+                            head_dim: int, intermediate: int, elem_bytes: int,
+                            backward: bool = False) -> int:
+    """Compulsory traffic: the block's weights and the activations entering and leaving it
+    (forward: weights, x, y; backward: dy, x, weights read, dx and weight gradients written)."""
+    weights = (hidden * (2 * heads + 2 * kv_heads) * head_dim + 3 * hidden * intermediate
+               + 2 * hidden)
+    act = batch * seq_len * hidden
+    elements = (act + act + weights + act + weights) if backward else (weights + 2 * act)
+    return elements * elem_bytes

@@ -19,7 +19,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -31,6 +31,9 @@ from bench.errors import Unsupported
 from bench.flops import WorkProbe
 from bench.rules import RunRules
 from bench.timing import ProgressFn, StreamStep, concurrent_loop, timed_loop
+
+if TYPE_CHECKING:
+    from bench.function.model import ModelProbe
 
 
 @dataclass
@@ -352,6 +355,11 @@ class Workload(ABC):
         varies; called before its first point, so a run that fails midway still says."""
         if self.input_variants > 1:
             self.extra["input_variants"] = variants_info(self.input_variants, names)
+
+    def function_probe(self) -> ModelProbe | None:
+        """What the model-function check compares (``bench.function.model``): the model, a
+        slice of its inputs, its outputs or loss. None: the workload has no model to check."""
+        return None
 
     def info(self) -> dict[str, Any]:
         """Facts about the built workload for the result (e.g. parameter count)."""

@@ -19,6 +19,7 @@ from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_i
 from bench.data.squad import SquadDataset, SyntheticQA, synthetic_qa_batch
 from bench.data.tokenizer import load_tokenizer
 from bench.flops import WorkProbe
+from bench.function.model import ModelProbe, batch_slice
 from bench.models.bert import BERT_CONFIGS, LOWERCASE, bert_for_qa
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -131,6 +132,19 @@ class BertQAWorkload(Workload):
             **input_wait_metrics(self.batches, loop),
             **agreement_metrics(self.extra.get("int8")),
         }
+
+    def function_probe(self) -> ModelProbe:
+        batch = batch_slice(self.batch if self.batches is None else next(self.batches))
+        if self.ctx.mode == "train":
+            return ModelProbe(self.model, batch, loss=lambda m, x: m(**x).loss,
+                              autocast=self.autocast)
+
+        def forward(m: Any, x: dict[str, Any]) -> dict[str, Any]:
+            out = m(**{k: x[k] for k in MODEL_INPUTS})
+            return {"start_logits": out.start_logits, "end_logits": out.end_logits}
+        return ModelProbe(self.model, {k: batch[k] for k in MODEL_INPUTS}, forward=forward,
+                          decisions={"start_logits": -1, "end_logits": -1},
+                          autocast=self.autocast)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": self.reference_parameters}

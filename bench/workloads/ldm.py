@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
+from bench.function.model import ModelProbe
 from bench.llm import diffusion, prompts
 from bench.llm.architectures import SCALES
 from bench.llm.grid import PointResult, pick_reference, progress_note, run_point
@@ -225,6 +226,37 @@ class LdmWorkload(Workload):
         prompts.check_vocab(out, vocab, f"tokenizer {tok_path}")
         self.extra["prompts"] = {"source": str(path), "count": len(lines)}
         return out
+
+    def function_probe(self) -> ModelProbe:
+        """One denoising step and one decode at the reference point: the text encoder's
+        output, the UNet's noise prediction and the VAE's image, against the CPU reference."""
+        import torch
+        from torch import nn
+
+        res = self.params["reference_point"]["resolution"]
+        device = self.ctx.device
+        dtype = next(self.pipe.unet.parameters()).dtype
+        factor = 2 ** (len(self.pipe.vae.config.block_out_channels) - 1)
+        gen = torch.Generator(device="cpu").manual_seed(self.ctx.seed)
+        latents = torch.randn((1, self.pipe.unet.config.in_channels, res // factor,
+                               res // factor), generator=gen).to(device, dtype)
+        ids = torch.tensor(self.prompt_rows[:1], dtype=torch.long, device=device)
+        t = torch.tensor(self.pipe.scheduler.config.num_train_timesteps // 2, device=device)
+        scaling = self.pipe.vae.config.scaling_factor
+        module = nn.ModuleDict({"text_encoder": self.pipe.text_encoder,
+                                "unet": self.pipe.unet, "vae": self.pipe.vae})
+
+        def forward(m: Any, x: dict[str, Any]) -> dict[str, Any]:
+            context = m["text_encoder"](x["prompt_ids"])[0]
+            noise = m["unet"](x["latents"], x["timestep"],
+                              encoder_hidden_states=context).sample
+            image = m["vae"].decode(x["latents"] / scaling).sample
+            return {"text_embeddings": context, "noise_pred": noise, "image": image}
+
+        return ModelProbe(module, {"prompt_ids": ids, "latents": latents, "timestep": t},
+                          forward=forward,
+                          notes=["one UNet step at the middle timestep and one VAE decode "
+                                 "of the same latents"])
 
     def run_grid_point(self, point: dict[str, int]) -> PointResult:
         import torch

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
+from bench.function.model import CHECK_BATCH, ModelProbe, greedy_decode
 from bench.llm import prompts
 from bench.llm.architectures import ARCHITECTURES, SCALES, Architecture, DecoderShape
 from bench.llm.generation import (
@@ -46,6 +47,7 @@ FULL_BATCH_SIZES = [1, 8, 16, 32, 64]
 FULL_IO_TOKENS = [[256, 128], [256, 512], [256, 1024], [512, 128], [512, 512], [512, 1024],
                   [1024, 1024]]
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+CHECK_PROMPT_TOKENS = 32  # prompt tokens the model-function check feeds (at most)
 
 _COMMON = {"prompts": "synthetic", "dataset": None, "tokenizer": None, "weights": None,
            "memory_budget_bytes": None, "do_sample": False, "num_beams": 1, "ignore_eos": True}
@@ -285,6 +287,26 @@ class LlmWorkload(Workload):
         self.extra["prompts"] = {"source": "cmrc2018", "dataset": self.params["dataset"],
                                  "paragraphs": len(examples)}
         return out
+
+    def function_probe(self) -> ModelProbe:
+        """Logits of the reference point's prompt (its first rows and tokens) and greedy
+        decoding of ``GREEDY_TOKENS`` tokens from it, against the CPU reference."""
+        import torch
+
+        n_in = self.params["reference_point"]["input_tokens"]
+        rows = [r[:CHECK_PROMPT_TOKENS] for r in self.prompt_rows[n_in][:CHECK_BATCH]]
+        ids = torch.tensor(rows, dtype=torch.long, device=self.ctx.device)
+
+        def logits(m: Any, x: torch.Tensor) -> torch.Tensor:
+            return m(input_ids=x, use_cache=False).logits
+
+        return ModelProbe(
+            self.model, {"input_ids": ids},
+            forward=lambda m, x: {"logits": logits(m, x["input_ids"])},
+            decisions={"logits": -1},
+            generate=lambda m, x, n: greedy_decode(lambda t: logits(m, t), x["input_ids"], n),
+            notes=[f"the first {ids.shape[1]} tokens of the reference point's prompts; greedy "
+                   "decoding recomputes the whole sequence each step (no cache)"])
 
     def generation_config(self, output_tokens: int) -> Any:
         settings = GenerationSettings(

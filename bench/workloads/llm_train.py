@@ -30,11 +30,13 @@ import math
 import shutil
 import statistics
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from bench import launch
 from bench.errors import Unsupported, UserError
+from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.launch import process_group_timeout_s
 from bench.llm import train_formulas as tf
 from bench.llm.memory import FALLBACKS
@@ -50,6 +52,7 @@ MAX_WARMUP_ITERS = 49
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 STRATEGIES = ("auto", "none", "ddp", "fsdp")
 WORKER = "bench.llm.train_worker"
+SOAK_WORKER = "bench.llm.soak_worker"
 
 _COMMON = {
     "architecture": "reduced", "nproc": 1, "nnodes": 1,
@@ -57,6 +60,8 @@ _COMMON = {
     "betas": [0.9, 0.95], "eps": 1e-8, "min_lr_ratio": 0.1, "clip_grad_norm": 1.0,
     "data_path": None, "tokenizer": None, "weights": None, "loss_steps": 100,
     "checkpoint": True, "checkpoint_dir": None, "memory_budget_bytes": None,
+    # the stability soak (run rule soak_s > 0; docs/scorecard.md)
+    "soak_checkpoint_every": 10, "soak_hang_s": 300.0, "soak_max_steps": None,
 }
 PRETRAIN_CONFIGS = {
     "small": {**_COMMON, "model": "llama3-8b", "seq_len": 64, "global_batch": 4, "lr": 1e-3,
@@ -127,6 +132,16 @@ def validate_train_params(params: dict[str, Any], task: str) -> None:
             raise UserError("lora_r and lora_alpha must be positive, lora_dropout in [0, 1) "
                             "and lora_targets non-empty.",
                             "Alpaca-LoRA: r 8, alpha 16, dropout 0.05, [q_proj, v_proj].")
+    if not _positive_int(params["soak_checkpoint_every"]):
+        raise UserError(f"soak_checkpoint_every must be a positive integer, got "
+                        f"{params['soak_checkpoint_every']!r}.", "Give e.g. 10 (steps).")
+    if not (isinstance(params["soak_hang_s"], int | float) and params["soak_hang_s"] > 0):
+        raise UserError(f"soak_hang_s must be positive, got {params['soak_hang_s']!r}.",
+                        "Give the seconds without a step after which the watchdog kills "
+                        "the training process, e.g. 300.")
+    if params["soak_max_steps"] is not None and not _positive_int(params["soak_max_steps"]):
+        raise UserError(f"soak_max_steps must be a positive integer or null, got "
+                        f"{params['soak_max_steps']!r}.", "Give e.g. 100, or null (soak_s only).")
     for key in ("data_path", "tokenizer", "weights"):
         if params[key] is not None and not Path(params[key]).expanduser().exists():
             raise UserError(f"{key} {params[key]!r} does not exist.",
@@ -164,6 +179,7 @@ class TrainWorkload(Workload):
     default_precision = "bf16"
     task: ClassVar[str]
     worker_module: ClassVar[str] = WORKER
+    soak_worker_module: ClassVar[str] = SOAK_WORKER
     distributed = True
 
     @classmethod
@@ -181,6 +197,13 @@ class TrainWorkload(Workload):
             raise UserError(f"warmup_iters is {rules.warmup_iters}; the training protocol "
                             f"allows fewer than 50 warm-up iterations.",
                             f"Set rules.warmup_iters to at most {MAX_WARMUP_ITERS}.")
+        if rules.soak_s > 0 and rules.timeout_s <= rules.soak_s:
+            raise UserError(f"timeout_s ({rules.timeout_s:g}) must exceed soak_s "
+                            f"({rules.soak_s:g}): the harness would stop the soak.",
+                            f"Set rules.timeout_s to e.g. {rules.soak_s + 600:g}.")
+        if rules.soak_s > 0 and rules.repeats != 1:
+            raise UserError(f"a soak runs once; repeats is {rules.repeats}.",
+                            "Set rules.repeats: 1 for a soak entry.")
 
     # -- setup ---------------------------------------------------------------------------
     def setup(self) -> None:
@@ -254,7 +277,16 @@ class TrainWorkload(Workload):
         self.peaks = device_peaks(backend)
         self._record_info(strategy, ac, estimate, why)
         self.session = None
-        if self.world == 1:
+        self.soak = self.ctx.rules.soak_s > 0
+        if self.soak:
+            if self.world != 1:
+                raise Unsupported(f"the stability soak trains one device; this entry has "
+                                  f"{self.world} ranks (set nproc: 1)")
+            self.extra["soak"] = {
+                "soak_s": self.ctx.rules.soak_s,
+                "checkpoint_every": p["soak_checkpoint_every"], "hang_s": p["soak_hang_s"],
+                "max_steps": p["soak_max_steps"], "worker": self.soak_worker_module}
+        elif self.world == 1:
             try:
                 self.session = TrainSession(self.spec, backend, RankEnv(), self.ctx.progress)
                 self.session.setup()
@@ -262,6 +294,7 @@ class TrainWorkload(Workload):
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 raise
             self.extra["data"] = self.session.data_info
+        self.probe_session = self.session  # kept after the run for the model-function check
 
     def _plan(self) -> tuple[str, bool, tf.TrainMemory, str]:
         """Strategy and activation checkpointing: as asked, or (auto) DDP when the whole
@@ -389,6 +422,8 @@ class TrainWorkload(Workload):
         return loop
 
     def _run(self) -> dict[str, Any]:
+        if self.soak:
+            return self._soak()
         if self.session is not None:
             session, self.session = self.session, None
             try:
@@ -411,6 +446,62 @@ class TrainWorkload(Workload):
         if result.ok and record_path.exists():
             return json.loads(record_path.read_text(encoding="utf-8"))
         raise job_failure(result, out)
+
+    def _soak(self) -> dict[str, Any]:
+        """The stability soak (bench.llm.soak): a supervised training process, restarted
+        from its last checkpoint after every crash, for soak_s seconds."""
+        import torch
+
+        from bench.llm import soak
+
+        p, rules = self.params, self.ctx.rules
+        spec_path = self.workdir / "spec.json"
+        spec_path.write_text(json.dumps(self.spec.as_dict()), encoding="utf-8")
+        settings = soak.SoakSettings(soak_s=rules.soak_s,
+                                     checkpoint_every=p["soak_checkpoint_every"],
+                                     hang_s=float(p["soak_hang_s"]),
+                                     max_steps=p["soak_max_steps"])
+        rec = soak.run_soak(spec_path, self.workdir / "soak", settings,
+                            self.soak_worker_module, self.ctx.progress)
+        self.soak_record = rec
+        keep = self.spec.loss_steps
+        losses = rec.loss_curve()
+        self.extra["soak"].update({
+            "window_s": rec.window_s, "starts": rec.starts, "steps_completed": rec.last_step,
+            "checkpoints": rec.checkpoints,
+            "checkpoint_save_mean_s": (sum(rec.checkpoint_save_s) / len(rec.checkpoint_save_s)
+                                       if rec.checkpoint_save_s else None),
+            "crashes": [c.as_dict() for c in rec.crashes],
+            "crash_classes": {k: sum(c.kind == k for c in rec.crashes)
+                              for k in sorted({c.kind for c in rec.crashes})},
+            "steps": [list(x) for x in soak.thin(rec.steps)],
+            "ended": "max_steps" if p["soak_max_steps"] and rec.last_step
+                     >= p["soak_max_steps"] else "soak_s"})
+        tokens = self.spec.tokens_per_step
+        return {
+            "loss": losses[:keep], "grad_norm": rec.grad_curve()[:keep],
+            "final_loss": losses[-1],
+            "window": {"start_mono": rec.start_mono, "end_mono": rec.end_mono,
+                       "start_wall": rec.start_wall, "end_wall": rec.end_wall},
+            "iterations": len(rec.step_s), "items": len(rec.step_s) * tokens,
+            "latencies_s": rec.step_s, "steps": rec.last_step, "threads": torch.get_num_threads(),
+            "peak_mem_bytes": [None], "checkpoint": None, "data": rec.data,
+        }
+
+    def _soak_metrics(self) -> dict[str, dict[str, Any]]:
+        rec = self.soak_record
+        rts = rec.recovery_times
+        return {
+            "soak_duration_s": metric(rec.window_s, "s"),
+            "soak_crashes": metric(len(rec.crashes), "count"),
+            "soak_recovery_mean_s": metric(sum(rts) / len(rts) if rts else None, "s",
+                                           "no crash was recovered from" if rec.crashes
+                                           else "no crash", n=len(rts)),
+            "soak_failure_free_s": metric(rec.failure_free_s, "s",
+                                          definition="longest stretch without a crash or "
+                                                     "recovery in the soak's window"),
+            "soak_steps": metric(rec.last_step, "steps"),
+        }
 
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         rec, spec = self.record, self.spec
@@ -439,6 +530,8 @@ class TrainWorkload(Workload):
                                          default=None), "B", "no rank reported memory",
                                      per_rank=rec["peak_mem_bytes"]),
         }
+        if self.soak:
+            out.update(self._soak_metrics())
         ck = rec.get("checkpoint")
         if ck:
             out.update({
@@ -453,6 +546,23 @@ class TrainWorkload(Workload):
             })
         return out
 
+    def function_probe(self) -> ModelProbe | None:
+        """One training step's loss and gradients on the first rows of the first batch,
+        against the CPU reference (``bench.function.model``); the loss is the batch mean the
+        model's own objective gives. None with several ranks: their models live in the
+        launcher's processes, not here."""
+        import torch
+
+        session = getattr(self, "probe_session", None)
+        if session is None:
+            return None
+        arrays = session.source.batch(0, session.rows[:CHECK_BATCH])
+        batch = {k: torch.from_numpy(v).to(session.device) for k, v in arrays.items()}
+        return ModelProbe(session.model, batch, loss=partial(probe_loss, session.source.kind),
+                          autocast=session._autocast,
+                          notes=[f"the first {len(arrays['input_ids'])} rows of the first "
+                                 f"batch ({session.source.kind} objective, mean loss)"])
+
     def memory_stats(self) -> dict[str, Any] | None:
         rec = getattr(self, "record", None)
         if rec is None or self.world == 1:
@@ -461,6 +571,33 @@ class TrainWorkload(Workload):
         return {"peak_allocated_bytes": max(peaks) if peaks else None,
                 "per_rank_peak_allocated_bytes": rec["peak_mem_bytes"],
                 "note": "the highest peak over the ranks (each rank's own process)"}
+
+
+def probe_loss(kind: str, module: Any, batch: dict[str, Any]) -> Any:
+    """The mean training loss of ``batch`` (the objective of ``TrainSession``, without its
+    global-count scaling): masked-LM plus next-sentence for BERT, next-token otherwise.
+    Computed here rather than by the model: transformers' own loss casts float64 logits to
+    float32, which would blur the float64 reference."""
+    import torch
+    import torch.nn.functional as F
+
+    from bench.llm.train_data import IGNORE_INDEX
+
+    def wide(t: torch.Tensor) -> torch.Tensor:  # half-precision logits to fp32, fp64 kept
+        return t.to(torch.promote_types(t.dtype, torch.float32))
+
+    if kind == "bert":
+        out = module(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                     attention_mask=batch["attention_mask"])
+        vocab = out.prediction_logits.shape[-1]
+        mlm = F.cross_entropy(wide(out.prediction_logits).view(-1, vocab),
+                              batch["labels"].view(-1), ignore_index=IGNORE_INDEX)
+        return mlm + F.cross_entropy(wide(out.seq_relationship_logits),
+                                     batch["next_sentence_label"])
+    extra = {"attention_mask": batch["attention_mask"]} if "attention_mask" in batch else {}
+    logits = wide(module(input_ids=batch["input_ids"], **extra).logits)
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                           batch["labels"][:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
 
 
 def job_failure(result: launch.LaunchResult, out: Path) -> Exception:

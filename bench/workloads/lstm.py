@@ -27,6 +27,7 @@ from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_i
 from bench.data.poems import SPECIALS, PoemWindows, SyntheticCharWindows
 from bench.errors import Unsupported
 from bench.flops import WorkProbe
+from bench.function.model import ModelProbe, batch_slice, greedy_decode
 from bench.models.char_lstm import CharLSTM, generate
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -176,6 +177,20 @@ class LSTMWorkload(Workload):
             out = generate(self.model, inputs, p["gen_len"], p["temperature"], self.sampler)
         self.last_generated = out[0, :SAMPLE_CHARS].tolist()
         return p["batch_size"] * p["gen_len"]
+
+    def function_probe(self) -> ModelProbe:
+        inputs, targets = batch_slice(self._batch())
+        if self.ctx.mode == "train":
+            return ModelProbe(self.model, {"inputs": inputs, "targets": targets},
+                              loss=lambda m, x: self._loss(x["inputs"], x["targets"]),
+                              autocast=self.autocast)
+        return ModelProbe(
+            self.model, {"prompt": inputs},
+            forward=lambda m, x: {"logits": m(x["prompt"])[0]}, decisions={"logits": -1},
+            generate=lambda m, x, n: greedy_decode(lambda ids: m(ids)[0], x["prompt"], n),
+            autocast=self.autocast,
+            notes=["generation is compared greedily (the benchmark samples at its "
+                   "temperature)"])
 
     def items_per_sample(self) -> int:
         return int(self.params["gen_len"]) if self.ctx.mode == "infer" else 1

@@ -61,14 +61,23 @@ class CollectivesWorkload(Workload):
     distributed = True
     configs = {
         "small": {"ops": list(formulas.COLLECTIVES), "sizes_bytes": [4 * KiB, 256 * KiB, 4 * MiB],
-                  "nproc": None},
+                  "nproc": None, "nnodes": None},
         "full": {"ops": list(formulas.COLLECTIVES),
                  "sizes_bytes": [KiB * 4**i for i in range(11)],  # 1 KiB .. 1 GiB
-                 "nproc": None},
+                 "nproc": None, "nnodes": None},
     }
 
     @classmethod
+    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+        # nnodes null: every node of the run; 1: the first node alone; N: exactly N nodes.
+        return params.get("nnodes") != 1
+
+    @classmethod
     def validate_params(cls, params: dict[str, Any]) -> None:
+        nnodes = params.get("nnodes")
+        if nnodes is not None and not (isinstance(nnodes, int) and nnodes >= 1):
+            raise UserError(f"collectives: nnodes={nnodes!r} is not a number of nodes.",
+                            "Give a positive integer, or null for every node of the run.")
         nproc = params.get("nproc")
         if nproc not in (None, "auto") and not (isinstance(nproc, int) and nproc >= 1):
             raise UserError(f"collectives: nproc={nproc!r} is not a number of ranks.",
@@ -84,6 +93,10 @@ class CollectivesWorkload(Workload):
             raise Unsupported(f"collectives: no dtype for precision {self.ctx.precision}")
         backend = self.ctx.backend
         placement = self.ctx.placement
+        if p.get("nnodes") is not None and p["nnodes"] != placement.nnodes:
+            raise Unsupported(f"this entry measures {p['nnodes']} node(s) but was placed on "
+                              f"{placement.nnodes}: run it with invoke bench --slurm --nodes "
+                              f"{p['nnodes']} (docs/cluster.md)")
         self.nproc = ranks_per_node(p["nproc"], placement.nproc_per_node, backend.vendor,
                                     backend.device_count)
         world = self.nproc * placement.nnodes
@@ -133,6 +146,7 @@ class CollectivesWorkload(Workload):
         seconds, op, n = rec["seconds_max"], rec["op"], rec["bytes"]
         algbw = formulas.algbw_bytes_per_s(n, seconds)
         busbw = formulas.busbw_bytes_per_s(op, n, seconds, rec["ranks"])
+        message = formulas.deepspeed_message_bytes(op, n, rec["ranks"])
         peak, reason = self.peaks.peak("interconnect_bytes_per_s")
         loop = rec["loop"]
         return Point(params=params, timing=PointTiming(loop=loop, calls=int(loop["items"])),
@@ -141,6 +155,11 @@ class CollectivesWorkload(Workload):
             "algbw_bytes_per_s": metric(algbw, "B/s"),
             "busbw_bytes_per_s": metric(busbw, "B/s"),
             "bus_factor": metric(formulas.bus_factor(op, rec["ranks"]), "1"),
+            "deepspeed_bits_per_s": metric(
+                formulas.deepspeed_bits_per_s(op, message, seconds, rec["ranks"]), "bit/s",
+                message_bytes=message,
+                definition="DeepSpeed's communication benchmark: all_reduce 2 x size / time, "
+                           "all_gather world x size / time, others size / time"),
             "pct_of_peak": pct_metric(busbw, peak, reason),
             "throughput_items_per_s": metric(algbw, "B/s"),
         })
@@ -177,6 +196,7 @@ class CollectivesWorkload(Workload):
                 continue
             metrics[f"{op}_busbw_bytes_per_s"] = dict(best.metrics["busbw_bytes_per_s"])
             metrics[f"{op}_algbw_bytes_per_s"] = dict(best.metrics["algbw_bytes_per_s"])
+            metrics[f"{op}_deepspeed_bits_per_s"] = dict(best.metrics["deepspeed_bits_per_s"])
         headline = (best_point([p for p in points if p.params["op"] == "all_reduce"],
                                "busbw_bytes_per_s") or best_point(points, "busbw_bytes_per_s"))
         return sweep_measurement(points, headline, metrics)

@@ -17,6 +17,7 @@ from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_i
 from bench.data.image_ops import normalize_on_device
 from bench.data.imagefolder import ImageFolderDataset, SyntheticImages
 from bench.flops import WorkProbe
+from bench.function.model import ModelProbe, batch_slice
 from bench.models.resnet import resnet34
 from bench.quantize import agreement_metrics
 from bench.workloads import register
@@ -123,6 +124,16 @@ class ResNetWorkload(Workload):
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {**input_wait_metrics(self.batches, loop),
                 **agreement_metrics(self.extra.get("int8"))}
+
+    def function_probe(self) -> ModelProbe:
+        images, labels = batch_slice(self._batch())
+        train = self.ctx.mode == "train"
+        return ModelProbe(
+            self.model, {"images": images, "labels": labels},
+            forward=None if train else lambda m, x: {"logits": m(x["images"])},
+            decisions={"logits": -1},
+            loss=(lambda m, x: self.loss_fn(m(x["images"]), x["labels"])) if train else None,
+            autocast=self.autocast)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": PARAMETERS}

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.carvana import CarvanaDataset, SyntheticSegmentation
 from bench.flops import WorkProbe
+from bench.function.model import ModelProbe, batch_slice
 from bench.models.unet import UNet, dice_loss
 from bench.workloads import register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
@@ -113,6 +114,16 @@ class UNetWorkload(Workload):
 
     def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return input_wait_metrics(self.batches, loop)
+
+    def function_probe(self) -> ModelProbe:
+        images, masks = batch_slice(self._batch())
+        if self.ctx.mode == "train":
+            return ModelProbe(self.model, {"images": images, "masks": masks},
+                              loss=lambda m, x: self._loss(x["images"], x["masks"]),
+                              autocast=self.autocast)
+        return ModelProbe(self.model, {"images": images},
+                          forward=lambda m, x: {"logits": m(x["images"])},
+                          decisions={"logits": 1}, autocast=self.autocast)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": PARAMETERS}

@@ -29,6 +29,7 @@ from bench.data.coco import (
 )
 from bench.errors import UserError
 from bench.flops import WorkProbe
+from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.models.yolov10 import YOLOv10, yolov10n
 from bench.models.yolov10_loss import V10DetectLoss
 from bench.workloads import register
@@ -194,5 +195,27 @@ class YOLOv10nWorkload(Workload):
                 self.detections = self.model(images)
         return int(images.shape[0])
 
+    def function_probe(self) -> ModelProbe:
+        images, targets = self._next_batch()
+        keep = targets["batch_idx"] < CHECK_BATCH
+        targets = {k: v[keep] for k, v in targets.items()}
+        images = images[:CHECK_BATCH]
+        if self.ctx.mode == "train":
+            return ModelProbe(self.model, {"images": images, **targets},
+                              loss=lambda m, x: self.loss_fn(m(x["images"]), x)[0],
+                              autocast=self.autocast)
+        return ModelProbe(self.model, {"images": images}, forward=head_outputs,
+                          decisions={"class_scores": -1}, autocast=self.autocast,
+                          notes=["compared at the one-to-one head's decoded output (boxes "
+                                 "and class scores of every anchor), before the top-k"])
+
     def info(self) -> dict[str, Any]:
         return {**super().info(), "reference_parameters": PARAMETERS}
+
+
+def head_outputs(model: Any, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The inference head's output per anchor: xyxy boxes (pixels) and class probabilities."""
+    head = model.head
+    feats = model.features(inputs["images"])
+    preds = head.decode(head._heads(feats, head.one2one_cv2, head.one2one_cv3))
+    return {"boxes": preds[..., :4], "class_scores": preds[..., 4:]}

@@ -48,6 +48,8 @@ from testbed.report.scores import (
 
 MARKS: dict[str, str] = {
     "X": "failed a plausibility check (left out of scores)",
+    "F": "the model's outputs differ from the CPU reference (model function failed): no "
+         "performance score for it on this device",
     "P": "precision fell back from the one requested",
     "O": "a workload parameter, run rule or compile choice was overridden (--set)",
     "H": "host-bound: device utilisation stayed low",
@@ -58,6 +60,9 @@ MARKS: dict[str, str] = {
 NON_COMPARABLE = "POHC"
 # Marks a score cell carries when one of the metrics it used carries them.
 METRIC_WARNINGS = "W"
+WITHHELD = "XF"  # values left out of every score
+# Workload groups that measure function, not performance: never scored.
+UNSCORED_GROUPS = ("function",)
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,38 @@ def result_marks(doc: dict[str, Any]) -> dict[str, str]:
             f"{len(points_fallback)} grid point(s)")
         marks["C"] = f"CPU fallback: {what}"
     return marks
+
+
+def function_failures(reviews: list[Review]) -> dict[tuple[str, str, str, str], str]:
+    """(device, workload name, mode, precision) -> why, for every failed model-function
+    check: a benchmark entry's own (``function`` of its result) and those of the
+    model-function workload. A perf result of that device, workload, mode and precision
+    gets the F mark wherever it came from."""
+    out: dict[tuple[str, str, str, str], str] = {}
+    for rev in reviews:
+        rec = rev.result.doc.get("function")
+        if not isinstance(rec, dict):
+            continue
+        checks = [rec] if rec.get("kind") == "model" else (
+            rec.get("checks") or [] if rec.get("kind") == "models" else [])
+        for c in checks:
+            if c.get("status") == "fail":
+                key = (rev.result.device_key, c.get("workload"), c.get("mode"),
+                       c.get("precision"))
+                out[key] = (f"model function failed ({rev.workload}): "
+                            f"{c.get('reason', 'outputs differ from the CPU reference')}")
+    return out
+
+
+def mark_function_failures(reviews: list[Review]) -> None:
+    failures = function_failures(reviews)
+    if not failures:
+        return
+    for rev in reviews:
+        wl = rev.result.workload
+        key = (rev.result.device_key, wl.get("name"), wl.get("mode"), wl.get("precision_used"))
+        if key in failures and wl.get("group") not in UNSCORED_GROUPS:
+            rev.marks["F"] = failures[key]
 
 
 def workload_keys(results: Iterable[Result]) -> dict[tuple[str, str], Workload]:
@@ -375,9 +412,10 @@ def usable(row: pd.Series | None) -> tuple[float | None, str]:
     """A cell's value for scoring, or None with why not."""
     if row is None:
         return None, "not measured"
-    if "X" in row["marks"]:
-        return None, next((n[3:] for n in row["notes"] if n.startswith("X:")),
-                          "failed a plausibility check")
+    for code, default in (("F", "model function failed"), ("X", "failed a plausibility check")):
+        if code in row["marks"]:
+            return None, next((n[3:] for n in row["notes"] if n.startswith(f"{code}:")),
+                              default)
     if pd.isna(row["value"]):
         return None, row["reason"] or "no value"
     return float(row["value"]), ""
@@ -387,9 +425,13 @@ def composites(analysis: Analysis) -> dict[str, CompositeResult]:
     out = {}
     for key in analysis.workload_order():
         wl = analysis.workloads[key]
+        if wl.group in UNSCORED_GROUPS:
+            continue
+        # A device whose model computes wrong results is not scored for it (mark F).
         devices = [d for d in analysis.device_order()
                    if (d, key) in analysis.status.index
-                   and analysis.status.loc[(d, key), "status"] == "ok"]
+                   and analysis.status.loc[(d, key), "status"] == "ok"
+                   and "F" not in analysis.status.loc[(d, key), "marks"]]
         if not devices:
             continue
         weights = {m: k for m, k in analysis.settings.weights_for(wl.mode, wl.group).items()
@@ -419,13 +461,16 @@ def baseline_scores(analysis: Analysis, base: Analysis) -> BaselineScores:
     out = BaselineScores(base_device)
     for key in analysis.workload_order():
         wl = analysis.workloads[key]
+        if wl.group in UNSCORED_GROUPS:
+            continue
         if key not in base.workloads or (base_key, key) not in base.status.index or \
                 base.status.loc[(base_key, key), "status"] != "ok":
             continue
         weights = analysis.settings.weights_for(wl.mode, wl.group)
         for d in analysis.device_order():
             if (d, key) not in analysis.status.index or \
-                    analysis.status.loc[(d, key), "status"] != "ok":
+                    analysis.status.loc[(d, key), "status"] != "ok" or \
+                    "F" in analysis.status.loc[(d, key), "marks"]:
                 continue
             ratios: dict[str, float | None] = {}
             names = sorted({m for (dd, w, m) in analysis.table.index if dd == d and w == key})
@@ -469,6 +514,7 @@ def analyse(inputs: ResultSet, settings: ScoreSettings | None = None,
                  keys[(r.workload["id"], r.workload["config"])] for r in inputs.results}
     reviews = [review(r, keys[(r.workload["id"], r.workload["config"])].key,
                       inputs.devices[r.device_key], check_settings) for r in inputs.results]
+    mark_function_failures(reviews)
     cells = long_table(reviews)
     table = aggregate(cells)
     copies = checks.column_copies(

@@ -25,6 +25,7 @@ from testbed.report import render_html, render_md
 from testbed.report.analysis import Analysis, analyse
 from testbed.report.checks import CheckSettings
 from testbed.report.figures import add_device_views
+from testbed.report.function_views import build_function_views
 from testbed.report.inputs import ResultSet, load_results
 from testbed.report.metrics import ScoreSettings
 from testbed.report.references import bundled
@@ -42,6 +43,7 @@ class ReportFiles:
     scores_csv: Path
     charts: list[Path]
     analysis: Analysis
+    scorecard_csv: Path | None = None
 
     @property
     def inputs(self) -> ResultSet:
@@ -99,7 +101,8 @@ def _sources(paths: list[Path]) -> str:
 
 def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                  settings: ScoreSettings | None = None,
-                 check_settings: CheckSettings | None = None) -> ReportFiles:
+                 check_settings: CheckSettings | None = None,
+                 scorecard: bool = False) -> ReportFiles:
     """Validate, check, aggregate and score the results under ``paths``; write the report."""
     paths = [Path(p) for p in paths]
     _require(paths, "Results")
@@ -117,7 +120,15 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
                             "with --baseline.")
     analysis = analyse(inputs, settings, check_settings, baseline=base_inputs)
     views = add_device_views(build_views(analysis), analysis)
+    views.function = build_function_views(analysis)
     views.training, views.loss_curves = training_table(analysis), loss_figures(analysis)
+    cards = None
+    if scorecard:
+        from testbed.scorecard import build as sc_build
+        from testbed.scorecard import render as sc_render
+
+        cards = sc_build.build_scorecards(inputs, base_inputs)
+        views.scorecard = sc_render.section(cards)
     meta: dict[str, str | int] = {
         "title": TITLE,
         "generated": datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -134,6 +145,11 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
                         out / "scores.csv", chart_files, analysis)
     atomic_write_text(files.csv, aggregated_csv(analysis))
     atomic_write_text(files.scores_csv, scores_csv(analysis))
+    if cards is not None:
+        from testbed.scorecard.render import scorecard_csv
+
+        files.scorecard_csv = out / "scorecard.csv"
+        atomic_write_text(files.scorecard_csv, scorecard_csv(cards))
     atomic_write_text(files.markdown, render_md.render(views, meta))
     atomic_write_text(files.html, render_html.render(views, meta))
     return files
@@ -146,7 +162,9 @@ def _write_charts(views: Views, directory: Path) -> list[Path]:
                *([] if views.single_device else views.bars), *views.loss_curves,
                *views.timelines,
                *([views.roofline] if views.roofline else []),
-               *(views.inference.figures if views.inference is not None else [])]
+               *(views.function.figures if views.function else []),
+               *(views.inference.figures if views.inference is not None else []),
+               *(views.scorecard.figures if views.scorecard is not None else [])]
     for fig in figures:
         path = directory / f"{fig.name}.svg"
         atomic_write_text(path, "<?xml version='1.0' encoding='UTF-8'?>\n" + fig.svg + "\n")

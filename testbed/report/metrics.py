@@ -14,9 +14,10 @@ from bench.errors import UserError
 from testbed.report.scores import DEFAULT_A, LLM_TIERS, LOAD_METRIC
 
 MODES = ("train", "infer")
-GROUPS = ("cv", "nlp", "llm", "micro")
+GROUPS = ("cv", "nlp", "llm", "micro", "function")
 MODE_TITLES = {"train": "Training", "infer": "Inference"}
-GROUP_TITLES = {"cv": "CV", "nlp": "NLP", "llm": "LLM", "micro": "micro-benchmarks"}
+GROUP_TITLES = {"cv": "CV", "nlp": "NLP", "llm": "LLM", "micro": "micro-benchmarks",
+                "function": "function"}
 
 
 @dataclass(frozen=True)

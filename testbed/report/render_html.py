@@ -30,7 +30,8 @@ padding:18px 22px;margin:0 0 20px;box-shadow:0 1px 2px rgba(16,24,40,.04)}
 section.card>h2{margin:0 0 10px;font-size:19px}
 h3{font-size:15px;margin:18px 0 6px}
 p.lead{color:var(--muted);margin:0 0 12px}
-.scroll{overflow-x:auto}
+p.headline{font-size:1.35em;margin:14px 0 10px}
+.scroll{overflow-x:auto}.scroll figure.chart-figure svg{max-width:none}
 table.data{border-collapse:collapse;margin:6px 0 14px;font-size:13px;min-width:40%}
 table.data th,table.data td{border-bottom:1px solid var(--line);padding:5px 10px;
 text-align:right;vertical-align:top;white-space:nowrap}
@@ -55,7 +56,7 @@ td.v{font-variant-numeric:tabular-nums}td.flagged{background:#fff5f5}
 td[title]{cursor:help}
 sup.mark{display:inline-block;font-size:10px;font-weight:700;line-height:1;padding:2px 4px;
 border-radius:4px;margin-left:3px;vertical-align:2px;background:#fdf0d5;color:#7a4a00}
-sup.mark-X{background:#fde2e1;color:var(--bad)}sup.mark-W{background:#fff1c2;color:#8a4b00}
+sup.mark-X,sup.mark-F{background:#fde2e1;color:var(--bad)}sup.mark-W{background:#fff1c2;color:#8a4b00}
 figure.chart-figure{margin:8px 0 22px}
 figure.chart-figure svg{max-width:100%;height:auto;display:block}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:4px;max-width:900px}
@@ -92,14 +93,22 @@ def numeric_columns(table: Table) -> list[bool]:
     return out
 
 
+def status_class(text: str) -> str:
+    """Colour of a status cell: good, bad or muted by its word."""
+    word = text.split(" ", 1)[0]
+    if text in ("not applicable", "falls short"):
+        return "muted" if text == "not applicable" else "bad"
+    return {"ok": "ok", "passed": "ok", "pass": "ok", "holds": "ok", "not": "muted",
+            "failed": "bad", "FAIL": "bad", "error": "bad"}.get(word, "")
+
+
 def cell_html(cell: Cell | str, numeric: bool = False) -> str:
     align = "" if numeric else "text"
     if isinstance(cell, str):
         return f"<td class='{align}'>{e(cell)}</td>" if align else f"<td>{e(cell)}</td>"
     classes = [cell.kind if cell.kind != "value" else "v"]
     if cell.kind == "status":
-        classes.append({"ok": "ok", "passed": "ok", "holds": "ok", "not applicable": "muted",
-                        "failed": "bad", "falls short": "bad"}.get(cell.text, ""))
+        classes.append(status_class(cell.text))
     if "X" in cell.marks:
         classes.append("flagged")
     if align:
@@ -172,13 +181,16 @@ def _figures_card(views: Views, meta: dict[str, str | int]) -> list[str]:
 def render(views: Views, meta: dict[str, str | int]) -> str:
     single = views.single_device
     claims_nav = [("claims-section", "Claims")] if views.claims is not None else []
+    function = [function_html(views.function)] \
+        if views.function is not None and not views.function.empty else []
+    function_nav = [("function", "Function")] if function else []
     if single:
-        nav = [("summary", "Summary"), ("figures", "Figures")]
+        nav = [("summary", "Summary"), *function_nav, ("figures", "Figures")]
         if views.roofline:
             nav.append(("roofline-section", "Roofline"))
         nav += [("telemetry", "Telemetry"), ("checks", "Plausibility"), *claims_nav]
     else:
-        nav = [("summary", "Summary"), ("checks", "Plausibility"), *claims_nav,
+        nav = [("summary", "Summary"), ("checks", "Plausibility"), *claims_nav, *function_nav,
                ("scores", "Scores"), ("charts", "Charts"), ("telemetry", "Telemetry")]
         if views.roofline:
             nav.append(("roofline-section", "Roofline"))
@@ -186,6 +198,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         nav.append(("training", "Training"))
     if views.inference is not None:
         nav.append(("inference", "Inference"))
+    if views.scorecard is not None:
+        nav.insert(1, (views.scorecard.anchor, "Scorecard"))
     nav.append(("appendix", "Appendix"))
     failed = len(views.findings.rows)
     chips = [("devices", meta["devices"], ""), ("workloads", meta["workloads"], ""),
@@ -212,6 +226,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     out.append("<h3>Marks</h3><dl class='marks'>" + "".join(
         f"<dt>{_marks(c)}</dt><dd>{e(text)}</dd>" for c, text in views.marks.items())
         + "</dl><p class='lead'>Hover a marked value for the reason.</p></section>")
+    if views.scorecard is not None:
+        out.append(scorecard_html(views.scorecard))
 
     checks = ["<section class='card' id='checks'><h2>Plausibility checks</h2><p class='lead'>"
               "Run on every result before any score. A failed check marks the values it "
@@ -235,9 +251,9 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
     roofline = ["<section class='card' id='roofline-section'><h2>Roofline</h2>",
                 figure_html(views.roofline), "</section>"] if views.roofline else []
     if single:
-        out += [*_figures_card(views, meta), *roofline, *telemetry, *checks]
+        out += [*function, *_figures_card(views, meta), *roofline, *telemetry, *checks]
     else:
-        out += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
+        out += [*checks, *function, *_scores_and_charts(views), *telemetry, *roofline]
     out += training_html(views)
     if views.inference is not None:
         out.append(inference_html(views.inference))
@@ -295,6 +311,57 @@ def _appendix(views: Views) -> list[str]:
                        f"{table_html(t, heading='')}</details>")
     out.append("</section></main></body></html>")
     return out
+
+
+def function_html(fv: Any) -> str:
+    """The function section (testbed.report.function_views.FunctionViews)."""
+    out = ["<section class='card' id='function'><h2>Function before performance</h2>"
+           "<p class='lead'>Does the device compute the right numbers, and which operators "
+           "does it lack: every catalogued operator per dtype against the CPU reference, every "
+           "model's outputs against the CPU reference (a model that fails gets no performance "
+           "score, mark F), the transformer block and the long tail against the memory-bound "
+           "limit.</p>"]
+    if fv.support is not None:
+        out.append("<div class='tables'><div>" + table_html(fv.support) + "</div>")
+        if fv.support_chart is not None:
+            out.append("<div>" + figure_html(fv.support_chart) + "</div>")
+        out.append("</div>")
+    if fv.problems is not None:
+        out.append(f"<h3>{e(fv.problems.title)} ({fv.problem_count} of {fv.operators})</h3>"
+                   f"<div class='scroll'>{figure_html(fv.problems)}</div>")
+    elif fv.matrix is not None:
+        out.append(f"<div class='callout ok'>Every one of the {fv.operators} operators was "
+                   "right in every dtype on every device.</div>")
+    if fv.matrix is not None:
+        out.append(f"<details><summary>{e(fv.matrix.title)}: all {fv.operators} operators"
+                   f"</summary><div class='scroll'>{figure_html(fv.matrix)}</div></details>")
+    if fv.models is not None:
+        out.append(table_html(fv.models))
+    if fv.block is not None:
+        out.append(table_html(fv.block))
+    if fv.longtail is not None:
+        out.append(table_html(fv.longtail))
+        if fv.longtail_chart is not None:
+            out.append(f"<div class='scroll'>{figure_html(fv.longtail_chart)}</div>")
+    out += [f"<p class='lead'>{e(n)}</p>" for n in fv.notes]
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def scorecard_html(sec: Any) -> str:
+    """The scorecard section (testbed.scorecard.render): headlines, tables, figures."""
+    out = [f"<section class='card' id='{e(sec.anchor)}'><h2>{e(sec.title)}</h2>"]
+    for b in sec.blocks:
+        if b.headline:
+            out.append(f"<p class='headline'><b>{e(b.headline)}</b></p>")
+        if b.text:
+            out.append(f"<p class='lead'>{e(b.text)}</p>")
+        if b.table is not None:
+            out.append(table_html(b.table))
+        if b.figure is not None:
+            out.append(f"<h3>{e(b.figure.title)}</h3>{figure_html(b.figure)}")
+    out.append("</section>")
+    return "".join(out)
 
 
 def inference_html(inf: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from testbed.report.charts import MARK_TEXT
 from testbed.report.render_html import compare_hint, numeric_columns
 from testbed.report.training import LOSS_LEAD
@@ -30,6 +32,21 @@ def figure_md(fig: Figure) -> list[str]:
     return [f"![{fig.title}](charts/{fig.name}.svg)", "", f"*{fig.caption}*", ""]
 
 
+def scorecard_md(sec: Any) -> list[str]:
+    """The scorecard section (testbed.scorecard.render): headlines, tables, figures."""
+    lines = [f"## {sec.title}", ""]
+    for b in sec.blocks:
+        if b.headline:
+            lines += [f"**{b.headline}**", ""]
+        if b.text:
+            lines += [b.text, ""]
+        if b.table is not None:
+            lines += table_md(b.table)
+        if b.figure is not None:
+            lines += [f"### {b.figure.title}", "", *figure_md(b.figure)]
+    return lines
+
+
 def render(views: Views, meta: dict[str, str | int]) -> str:
     lines = [f"# {meta['title']}", "",
              f"Generated {meta['generated']} from {meta['files']} file(s) in {meta['sources']}: "
@@ -40,6 +57,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += table_md(views.invalid, "##")
     lines += ["Marks: " + "; ".join(f"[{MARK_TEXT.get(c, c)}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
+    if views.scorecard is not None:
+        lines += scorecard_md(views.scorecard)
     checks = ["## Plausibility checks", "", *table_md(views.checks, "")]
     if views.findings.rows:
         checks += table_md(views.findings)
@@ -54,6 +73,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         telemetry += [f"### {fig.title}", "", *figure_md(fig)]
     roofline = ["## Roofline", "", *figure_md(views.roofline)] if views.roofline else []
     if views.single_device:
+        lines += function_md(views)
         lines += ["## Figures per workload", ""]
         for table in views.figures[:1]:
             lines += table_md(table, "")
@@ -63,7 +83,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         lines += [compare_hint(meta), ""]
         lines += [*roofline, *telemetry, *checks]
     else:
-        lines += [*checks, *_scores_and_charts(views), *telemetry, *roofline]
+        lines += [*checks, *function_md(views), *_scores_and_charts(views), *telemetry,
+                  *roofline]
     if views.training is not None or views.loss_curves:
         lines += ["## Training", ""]
         if views.training is not None:
@@ -94,6 +115,24 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         for table in views.figures:
             lines += table_md(table)
     return "\n".join(lines)
+
+
+def function_md(views: Views) -> list[str]:
+    """The function section (testbed.report.function_views.FunctionViews; none: nothing)."""
+    fv = views.function
+    if fv is None or fv.empty:
+        return []
+    lines = ["## Function before performance", ""]
+    for table in (fv.support, fv.models, fv.block, fv.longtail):
+        if table is not None:
+            lines += table_md(table)
+    for fig in (fv.support_chart, fv.problems, fv.longtail_chart):
+        if fig is not None:
+            lines += [f"### {fig.title}", "", *figure_md(fig)]
+    if fv.matrix is not None:
+        lines += [f"The full operator matrix ({fv.operators} operators) is "
+                  f"charts/{fv.matrix.name}.svg.", ""]
+    return lines
 
 
 def _scores_and_charts(views: Views) -> list[str]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.specs import per_device
 from testbed.report import charts
-from testbed.report.analysis import MARKS, METRIC_WARNINGS, NON_COMPARABLE, Analysis
+from testbed.report.analysis import MARKS, METRIC_WARNINGS, NON_COMPARABLE, WITHHELD, Analysis
 from testbed.report.checks import (
     CHECK_TITLES,
     PUBLISHED_KIND,
@@ -256,6 +256,12 @@ def status_marks(analysis: Analysis, device: str, workload: str,
                    or (c in warned and c in METRIC_WARNINGS))
 
 
+def status_marks_all(analysis: Analysis, device: str, workload: str) -> str:
+    if (device, workload) not in analysis.status.index:
+        return ""
+    return str(analysis.status.loc[(device, workload), "marks"])
+
+
 def composite_table(analysis: Analysis) -> Table:
     devices = analysis.device_order()
     rows: list[list[Cell | str]] = []
@@ -271,6 +277,9 @@ def composite_table(analysis: Analysis) -> Table:
                               f"k = {p.weight:.3f}, adds {p.contribution:.4f}"
                               for p in score.parts)
                 cells.append(Cell(format_score(score.score), marks, notes, kind="score"))
+            elif "F" in status_marks_all(analysis, d, wl):
+                cells.append(Cell("withheld", "F", ("model function failed: no score",),
+                                  kind="status"))
             else:
                 cells.append(value_cell(analysis, d, wl, "throughput_items_per_s")
                              if (d, wl) in analysis.status.index else Cell("—", kind="missing"))
@@ -279,12 +288,29 @@ def composite_table(analysis: Analysis) -> Table:
             complete += 1
             for d in devices:
                 per_device[d].append(comp.scores[d].score)
+    rows += withheld_rows(analysis, devices)
     if complete:
         rows.append([Cell(f"mean over the {complete} workload(s) every device ran", kind="score"),
                      *[Cell(format_score(sum(v) / len(v)), kind="score") for v in
                        per_device.values()]])
     return Table("Composite scores", ["workload", *[analysis.devices[d].label for d in devices]],
                  rows, anchor="composite", caption=f"{analysis.settings.title}.")
+
+
+def withheld_rows(analysis: Analysis, devices: list[str]) -> list[list[Cell | str]]:
+    """Workloads no device could be scored for because each device's model failed its
+    function check (mark F): listed so the withheld score is visible."""
+    rows: list[list[Cell | str]] = []
+    for wl in analysis.workload_order():
+        if wl in analysis.composites or analysis.workloads[wl].group == "function":
+            continue
+        marks = {d: status_marks_all(analysis, d, wl) for d in devices}
+        if not any("F" in m for m in marks.values()):
+            continue
+        rows.append([wl, *[Cell("withheld", "F", ("model function failed: no score",),
+                                kind="status") if "F" in marks.get(d, "") else
+                           Cell("—", kind="missing") for d in devices]])
+    return rows
 
 
 def composite_basis(analysis: Analysis) -> tuple[Table, Table | None]:
@@ -523,7 +549,7 @@ def _bars(analysis: Analysis, workload: str, metric: str, labels: list[str],
     raw = [analysis.cell(d, workload, metric) for d in devices]
     values = [None if r is None or pd.isna(r["value"]) else float(r["value"]) for r in raw]
     good = [v for v, c in zip(values, cells, strict=True)
-            if v is not None and "X" not in c.marks and "W" not in c.marks]
+            if v is not None and not any(k in c.marks for k in WITHHELD + "W")]
     top = max(good, default=0.0)
     bars = []
     for label, v, c in zip(labels, values, cells, strict=True):
@@ -533,12 +559,12 @@ def _bars(analysis: Analysis, workload: str, metric: str, labels: list[str],
                                    and c.text else "n/a"))
             continue
         hatched = any(k in c.marks for k in NON_COMPARABLE)
+        failed = any(k in c.marks for k in WITHHELD)
         if top <= 0 or v > top:  # off the plausible scale: a broken bar
-            bars.append(charts.Bar(1.0, tip, hatched=hatched, failed="X" in c.marks,
+            bars.append(charts.Bar(1.0, tip, hatched=hatched, failed=failed,
                                    marks=c.marks, clipped=True, label=c.text))
             continue
-        bars.append(charts.Bar(v / top, tip, hatched=hatched, failed="X" in c.marks,
-                               marks=c.marks))
+        bars.append(charts.Bar(v / top, tip, hatched=hatched, failed=failed, marks=c.marks))
     return bars
 
 
@@ -769,10 +795,14 @@ class Views:
     cold: Figure | None = None
     scopes: Table | None = None
     single_device: bool = False
+    # testbed.report.function_views.FunctionViews, set by build.write_report
+    function: Any = None
     inference: Any = None  # testbed.report.scenarios.InferenceViews
     # the training section (testbed.report.training), filled in by build.py
     training: Table | None = None
     loss_curves: list[Figure] = field(default_factory=list)
+    # the scorecard section (testbed.scorecard.render.ScorecardSection), with --scorecard
+    scorecard: Any = None
 
 
 def build_views(analysis: Analysis) -> Views:
