@@ -97,73 +97,100 @@ def latest_run(results: Path = RESULTS) -> Path:
         "report_out": "report directory (default reports/<run-id>)",
         "label": "name of this run's configuration (stored in the results; the report shows "
                  "runs with different labels as different devices)",
-        "devices": "device indices for the container, e.g. 0,1 (default: all)",
-        "image": "run this image instead of the one built from the current sources",
+        "devices": "device indices the run may use, e.g. 0,1 (default: all); multi-rank "
+                   "entries use every one",
+        "image": "run this image instead of the one built from the current sources (with "
+                 "--slurm --container apptainer: the .sif file)",
         "memory": "container memory limit, e.g. 32g (default: the vendor spec's, none)",
         "no_store": "do not add the run to the results store",
         "store": STORE_HELP,
+        "slurm": "submit the suite as a Slurm batch job and gather the nodes' results",
+        "nodes": "--slurm: nodes of the job (multi-rank entries run on all of them)",
+        "devices_per_node": "--slurm: devices per node (default: every device of the node)",
+        "partition": "--slurm: partition", "account": "--slurm: account",
+        "time": "--slurm: time limit (Slurm's format, e.g. 2:00:00)",
+        "container": "--slurm: docker, apptainer or none (natively; the default)",
+        "gres": "--slurm: the generic resource name (default: the vendor spec's, e.g. gpu)",
+        "rdzv_port": "--slurm: rendezvous port on the first node (default 29400 + job id "
+                     "% 1000)",
     },
 )
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
           report=True, report_out=None, label=None, devices=None, interop_threads=None,
-          image=None, memory=None, no_store=False, threads=None, store=None, cpus=None):
+          image=None, memory=None, no_store=False, threads=None, store=None, cpus=None,
+          slurm=False,
+          nodes=1, devices_per_node=None, partition=None, account=None, time=None,
+          container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.config import DeviceSettings
+    from bench.distributed import parse_devices
     from bench.errors import UserError
-    from bench.runner import new_run_id
+    from testbed.launch.base import RunRequest
 
     try:
-        device = DeviceSettings.from_cli(threads, interop_threads, cpus)
+        request = RunRequest(suite=suite, vendor=vendor, out=Path(out) if out else None,
+                             only=tuple(_split(only) or ()), overrides=tuple(set_ or ()),
+                             label=label, devices=_tuple(parse_devices(devices)), image=image,
+                             device=DeviceSettings.from_cli(threads, interop_threads, cpus))
+        if memory is not None and (slurm or native):
+            raise UserError("--memory limits a container's memory; this run starts none.",
+                            "Drop --memory, or run in the vendor's image (without --native "
+                            "and --slurm).")
+        if slurm:
+            from testbed.launch.slurm import SlurmLauncher, SlurmOptions
+
+            launcher = SlurmLauncher(RESULTS, SlurmOptions(
+                nodes=int(nodes), devices_per_node=int(devices_per_node) if devices_per_node
+                else None, partition=partition, account=account, time=time,
+                container=container, gres=gres, rdzv_port=int(rdzv_port) if rdzv_port
+                else None))
+        elif native:
+            from testbed.launch.native import NativeLauncher
+
+            launcher = NativeLauncher(RESULTS)
+        else:
+            from testbed.launch.container import ContainerLauncher
+
+            launcher = ContainerLauncher(RESULTS, memory=memory)
+        outcome = launcher.launch(request)
+        if outcome.exit_code == 2:
+            raise Exit(f"error: {outcome.error}" if outcome.error else "", code=2)
+        if report:
+            _report([outcome.out_dir],
+                    Path(report_out) if report_out else REPORTS / outcome.out_dir.name)
     except UserError as exc:
         raise _fail(exc) from exc
-    if not native:
-        from testbed.images.run import bench_in_container
-
-        try:
-            out_dir, code = bench_in_container(vendor, suite, out, only, set_ or [], devices,
-                                               image, RESULTS, label=label, memory=memory,
-                                               device=device)
-            if report:
-                _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
-        except UserError as exc:
-            raise _fail(exc) from exc
-        if not no_store:
-            _store_add([out_dir], store)
-        if code:
-            raise Exit(code=code)
-        return
-    if vendor == "auto":
-        from bench.devices import detect
-
-        vendor = detect()
-    run_id = new_run_id(vendor, Path(suite).stem)
-    out_dir = Path(out) if out else RESULTS / run_id
-    args = ["run", "--suite", suite, "--device", vendor, "--out", str(out_dir),
-            "--run-id", run_id]
-    if only:
-        args += ["--only", only]
-    for item in set_ or []:
-        args += ["--set", item]
-    if label:
-        args += ["--label", label]
-    args += device.cli_args()
-    result = c.run(f"{PY} -m bench " + shlex.join(args), warn=True, pty=sys.stdout.isatty())
-    if result.exited == 2:
-        raise Exit(code=2)
-    validated = c.run(f"{PY} -m bench validate --quiet {shlex.quote(str(out_dir))}", warn=True)
-    if validated.exited != 0:
-        raise Exit(f"error: results in {out_dir} failed validation (see above).", code=2)
-    print(f"validated: every result in {out_dir} matches schemas/result.schema.json")
-    if report:
-        try:
-            _report([out_dir], Path(report_out) if report_out else REPORTS / out_dir.name)
-        except UserError as exc:
-            raise _fail(exc) from exc
     if not no_store:
-        _store_add([out_dir], store)
-    if result.exited not in (0, None):
-        raise Exit(f"{out_dir}: some workloads did not finish (status in the results above).",
-                   code=result.exited)
+        _store_add([outcome.out_dir], store)
+    if outcome.exit_code:
+        raise Exit(f"{outcome.out_dir}: {outcome.error or 'not every workload finished'} "
+                   "(status in the results above).", code=outcome.exit_code)
+
+
+def _tuple(items: list[int] | None) -> tuple[int, ...] | None:
+    return tuple(items) if items is not None else None
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@task(help={"run": "the run directory of an `invoke bench --slurm` run",
+            "report": "write the report again afterwards (default on)"})
+def gather(c, run, report=True):
+    """Follow a Slurm run's job to its end (if it still runs) and gather its results again."""
+    from bench.errors import UserError
+    from bench.progress import Display
+    from testbed.launch.slurm import regather
+
+    try:
+        code = regather(Path(run), Display())
+        if report:
+            _report([Path(run)], REPORTS / Path(run).name)
+    except UserError as exc:
+        raise _fail(exc) from exc
+    if code:
+        raise Exit(code=code)
 
 
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,

@@ -3,7 +3,7 @@
 The parent (``bench.runner``) starts this module per repeat, so a crash, a leak or an
 out-of-memory in one measurement cannot spoil the next. The child writes its measurement (or
 its failure) to OUT atomically and reports progress on stdout as JSON lines prefixed with
-``PROGRESS_PREFIX``.
+``bench.events.PROGRESS_PREFIX``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.config import Entry
+from bench.events import emit_progress
+from bench.records import RepeatResult, RepeatSpec, repeat_result
 from bench.timing import first_step
 
-PROGRESS_PREFIX = "@@bench-progress "
 TRACEBACK_LINES = 30
 MAX_FALLBACK_MESSAGES = 10
 # Operators a device cannot run and that its PyTorch build runs on the host instead announce it
@@ -37,11 +40,6 @@ def cpu_fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
         if CPU_FALLBACK.search(text) and text not in found:
             found.append(text)
     return found[:MAX_FALLBACK_MESSAGES]
-
-
-def emit_progress(event: dict[str, Any]) -> None:
-    sys.stdout.write(PROGRESS_PREFIX + json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -92,9 +90,18 @@ def partial_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".partial")
 
 
-def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, Any]:
+@dataclass
+class Measured:
+    """The repeat's result and the live objects that made it (they stay in this process)."""
+
+    result: dict[str, Any]
+    backend: Any = None
+    workload: Any = None
+
+
+def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
     started = time.time()
-    entry = spec["entry"]
+    entry = spec.entry
 
     def save_points(points: list[dict[str, Any]]) -> None:
         if out_path is not None:
@@ -104,8 +111,8 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _measure(spec, entry, save_points)
-        backend, workload = result.pop("_backend"), result.pop("_workload")
+        measured = _measure(spec, save_points)
+    result, backend, workload = measured.result, measured.backend, measured.workload
     shown = set()
     # Still written once each, as Python's default filter would (the parent keeps the child's
     # stderr for the error message of a failed repeat).
@@ -128,15 +135,16 @@ def run_repeat(spec: dict[str, Any], out_path: Path | None = None) -> dict[str, 
         result["precision_used"] = workload.precision_used
         result["precision_reason"] = workload.precision_reason
         result["info"] = workload.info()
-        if entry.get("substitution"):
-            result["info"]["substitution"] = entry["substitution"]
+        if entry.substitution:
+            result["info"]["substitution"] = entry.substitution
         fallbacks = cpu_fallbacks(caught)
         if fallbacks:
             result["info"]["cpu_fallback"] = fallbacks
         result["series"] = workload.series
+        result["devices_used"] = list(workload.devices_used)
     result["started_at"] = started
     result["ended_at"] = time.time()
-    return result
+    return repeat_result(result)
 
 
 def compile_workload(workload: Any, backend: Any, requested: bool) -> dict[str, Any]:
@@ -175,57 +183,55 @@ def check_compiled(record: dict[str, Any]) -> None:
                       "TorchDynamo compiled no graph: the figures are eager")
 
 
-def compile_failure(exc: BaseException, entry: dict[str, Any]) -> bool:
+def compile_failure(exc: BaseException, entry: Entry) -> bool:
     """A compiled run that failed inside TorchDynamo or its backend: the stack cannot
     compile this model on this device (recorded ``unsupported`` with the message)."""
-    if not entry.get("compile"):
+    if not entry.compile:
         return False
     dynamo = sys.modules.get("torch._dynamo.exc")
     base = getattr(dynamo, "TorchDynamoException", None)
     return base is not None and isinstance(exc, base)
 
 
-def _measure(spec: dict[str, Any], entry: dict[str, Any],
-             save_points: Callable[[list[dict[str, Any]]], None]) -> dict[str, Any]:
-    from bench.config import RunRules
+def _measure(spec: RepeatSpec,
+             save_points: Callable[[list[dict[str, Any]]], None]) -> Measured:
     from bench.devices import get_backend
     from bench.errors import Unsupported
     from bench.workloads import WorkloadContext, get_workload
 
+    entry = spec.entry
     backend = None
     workload = None
     try:
         import torch
 
-        backend = get_backend(spec["vendor"])
-        torch.manual_seed(spec["seed"])
-        cls = get_workload(entry["workload"])
-        ctx = WorkloadContext(backend=backend, mode=entry["mode"], params=entry["params"],
-                              precision=entry["precision"], seed=spec["seed"],
-                              rules=RunRules(**entry["rules"]), progress=emit_progress,
-                              save_points=save_points)
+        backend = get_backend(spec.vendor)
+        torch.manual_seed(spec.seed)
+        cls = get_workload(entry.workload)
+        ctx = WorkloadContext(backend=backend, mode=entry.mode, params=entry.params,
+                              precision=entry.precision, seed=spec.seed, rules=entry.rules,
+                              progress=emit_progress, save_points=save_points,
+                              placement=spec.placement)
         workload = cls(ctx)
         # fp32 means fp32 on every device (cuDNN would use TF32 for convolutions by default);
         # a workload that falls back to another precision sets it again.
-        workload.extra["tf32"] = backend.set_tf32(entry["precision"] == "tf32")
+        workload.extra["tf32"] = backend.set_tf32(entry.precision == "tf32")
         emit_progress({"phase": "setup"})
         t0 = time.monotonic()
         workload.setup()
         backend.synchronize()
         setup_s = time.monotonic() - t0
-        workload.extra["compile"] = compile_workload(workload, backend, bool(entry.get("compile")))
+        workload.extra["compile"] = compile_workload(workload, backend, entry.compile)
         backend.reset_peak_memory()
         with first_step() as first:
-            if entry.get("scenario"):
-                measurement = _measure_scenario(spec, entry, workload)
-            else:
-                measurement = workload.measure()
+            measurement = (_measure_scenario(spec, workload) if entry.scenario
+                           else workload.measure())
         backend.synchronize()
         check_compiled(workload.extra["compile"])
         result: dict[str, Any] = {"status": "ok", **measurement,
                                   "cold_start": {"load_s": setup_s,
                                                  "first_iter_s": first.latency_s}}
-        if entry["rules"].get("function_check") and spec.get("repeat", 0) == 0:
+        if entry.rules.function_check and spec.repeat == 0:
             # After the timed loop, so it disturbs no measurement; memory as it was then.
             from bench.function.model import workload_check
 
@@ -247,10 +253,10 @@ def _measure(spec: dict[str, Any], entry: dict[str, Any],
         result = {"status": status, "error": {
             "type": type(exc).__name__, "message": str(exc) or type(exc).__name__,
             "traceback": "".join(tb).splitlines()[-TRACEBACK_LINES:]}}
-    return {**result, "_backend": backend, "_workload": workload}
+    return Measured(result, backend, workload)
 
 
-def _measure_scenario(spec: dict[str, Any], entry: dict[str, Any], workload: Any) -> Any:
+def _measure_scenario(spec: RepeatSpec, workload: Any) -> Any:
     """An MLPerf scenario entry: the workload served to LoadGen (``bench.scenarios``), its
     logs written where the parent keeps them (the run directory's ``loadgen/``)."""
     import tempfile
@@ -258,10 +264,10 @@ def _measure_scenario(spec: dict[str, Any], entry: dict[str, Any], workload: Any
     from bench.scenarios.measure import measure_scenario
     from bench.scenarios.rules import ScenarioRules
 
-    log_dir = spec.get("log_dir") or tempfile.mkdtemp(prefix="bench-loadgen-")
-    root = spec.get("run_dir")
-    return measure_scenario(workload, ScenarioRules(**entry["scenario_rules"]), Path(log_dir),
-                            Path(root) if root else None)
+    log_dir = spec.log_dir or tempfile.mkdtemp(prefix="bench-loadgen-")
+    root = spec.run_dir
+    return measure_scenario(workload, ScenarioRules(**(spec.entry.scenario_rules or {})),
+                            Path(log_dir), Path(root) if root else None)
 
 
 def main(argv: list[str]) -> int:
@@ -270,14 +276,15 @@ def main(argv: list[str]) -> int:
 
     die_with_parent()  # a parent killed with SIGKILL takes its hung child with it
     spec_path, out_path = Path(argv[0]), Path(argv[1])
-    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    raw = json.loads(spec_path.read_text(encoding="utf-8"))
     try:
-        apply_device_settings(spec["entry"].get("device") or {})
+        apply_device_settings(raw["entry"].get("device") or {})
     except (OSError, RuntimeError, ValueError) as exc:
         atomic_write_json(out_path, {"status": "error", "error": {
             "type": type(exc).__name__, "message": "the device settings (threads, CPUs) could "
             f"not be applied: {exc}", "traceback": []}})
         return 0
+    spec = RepeatSpec.from_dict(raw)
     result = run_repeat(spec, out_path)
     atomic_write_json(out_path, sanitize(result))
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench import __version__
 from bench.errors import EXIT_USAGE, UserError
@@ -23,25 +23,29 @@ if TYPE_CHECKING:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import load_suite
     from bench.devices import get_backend
-    from bench.ids import check_run_id
+    from bench.ids import check_label, check_run_id
     from bench.progress import Display
     from bench.rundir import claim_out_dir
     from bench.runner import Runner, new_run_id
 
     if args.run_id is not None:
         check_run_id(args.run_id)
+    placement = _placement(args)
+    devices = _select_devices(args.device, args.devices)
     backend = get_backend(args.device)
     suite = load_suite(args.suite, overrides=args.set, only=_split(args.only),
                        vendor=backend.vendor, device=device_settings(args))
+    refuse_single_device_on_nodes(suite, placement)
     for entry in suite.entries:
         check_cpus(entry.device, entry.id)
-    if args.label is not None:
-        set_run_label(args.label)
+    label = check_label(args.label) if args.label is not None else None
     run_id = args.run_id or new_run_id(backend.vendor, suite.name)
     out = claim_out_dir(Path(args.out) if args.out else Path("results") / run_id, run_id)
     display = Display(quiet=args.quiet)
     display.run_started(run_id, suite.name, backend.vendor, len(suite.entries), out)
-    return Runner(suite, backend, out, run_id, display, sys.argv).run()
+    return Runner(suite, backend, out, run_id, display, sys.argv, placement=placement,
+                  devices=devices, idle_file=Path(args.idle_file) if args.idle_file else None,
+                  label=label).run()
 
 
 def device_settings(args: argparse.Namespace) -> DeviceSettings:
@@ -68,14 +72,57 @@ def check_cpus(settings: DeviceSettings, entry_id: str) -> None:
                         "device.cpus).")
 
 
-def set_run_label(label: str) -> None:
-    """Record ``--label`` in every result's provenance (``provenance.label``)."""
+def _placement(args: argparse.Namespace) -> Any:
+    """The launcher's placement of this run (``--nnodes``, ``--node-rank``, ...)."""
+    from bench.distributed import Placement
+
+    try:
+        return Placement(launcher=args.launcher, node=args.node or "", node_rank=args.node_rank,
+                         nnodes=args.nnodes, nproc_per_node=args.nproc_per_node,
+                         rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id,
+                         job_id=args.job_id, per_node=args.per_node)
+    except ValueError as exc:
+        raise UserError(f"Placement arguments: {exc}.",
+                        "Give --nnodes N with --node-rank 0..N-1 and --rdzv-endpoint "
+                        "HOST:PORT of the first node (a launcher such as `invoke bench "
+                        "--slurm` sets them).") from exc
+
+
+def _select_devices(device: str, text: str | None) -> list[int] | None:
+    """``--devices 0,1``: make only those devices visible to the run's processes (the
+    backend's ``*_VISIBLE_DEVICES``), before anything opens a device."""
     import os
 
-    from bench.ids import check_label
-    from bench.provenance import RUN_LABEL_ENV
+    from bench.devices import BACKENDS, detect
 
-    os.environ[RUN_LABEL_ENV] = check_label(label)
+    if not text:
+        return None
+    from bench.distributed import parse_devices
+
+    devices = parse_devices(text)
+    assert devices is not None
+    name = detect() if device == "auto" else device
+    env = BACKENDS[name].visible_devices_env if name in BACKENDS else None
+    if env is None:
+        raise UserError(f"--devices {text}: the {name} backend has no devices to select.",
+                        "Drop --devices.")
+    os.environ[env] = ",".join(str(d) for d in devices)
+    return devices
+
+
+def refuse_single_device_on_nodes(suite: Any, placement: Any) -> None:
+    """An entry that runs once on one device cannot be placed on several nodes."""
+    from bench.workloads import get_workload
+
+    if placement.nnodes == 1:
+        return
+    single = [e.id for e in suite.entries
+              if not get_workload(e.workload).places_on_every_node(e.params)]
+    if single:
+        raise UserError(f"--nnodes {placement.nnodes}: entr{'y' if len(single) == 1 else 'ies'} "
+                        f"{', '.join(single)} run on one device of one node.",
+                        "Run only multi-node entries (collectives, training with nnodes) "
+                        "on several nodes (--only), or leave out --nnodes.")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -156,6 +203,27 @@ def parser() -> argparse.ArgumentParser:
                           "provenance; the report shows runs with different labels as "
                           "different devices")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--devices", help="device indices this run may use, e.g. 0,1 (default: "
+                                       "all visible); multi-rank entries use all of them")
+    place = run.add_argument_group(
+        "placement", "where a launcher placed this run (invoke bench --slurm sets these)")
+    place.add_argument("--launcher", default="native", choices=["native", "container", "slurm"],
+                       help="what started this run (recorded in each result)")
+    place.add_argument("--nnodes", type=int, default=1,
+                       help="nodes that run the multi-rank entries together")
+    place.add_argument("--node-rank", type=int, default=0, help="this node's rank (0: first)")
+    place.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                       help="torchrun c10d rendezvous on the first node")
+    place.add_argument("--rdzv-id", help="rendezvous id shared by the nodes")
+    place.add_argument("--nproc-per-node", type=int,
+                       help="ranks per node of multi-rank entries (default: one per device)")
+    place.add_argument("--node", help="this node's name (default: the scheduler's or host's)")
+    place.add_argument("--job-id", help="the scheduler's job id, recorded in each result")
+    place.add_argument("--per-node", action="store_true",
+                       help="this is one node's run of a per-node sweep (each node a result)")
+    place.add_argument("--idle-file", metavar="PATH",
+                       help="read the node's idle telemetry from PATH, or measure and write it "
+                            "there (one measurement per node for a job of many steps)")
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="validate result files against the schema")

@@ -1,4 +1,4 @@
-"""Run rules and suites: data, loaded from YAML files and validated by JSON Schema.
+"""Suites: data, loaded from YAML files and validated by JSON Schema (run rules: bench.rules).
 
 A suite is vendor-independent data (as MLPerf keeps its run rules in one settings file): the
 workloads, their named configuration (``small`` / ``full``), precision and the run rules. Any
@@ -22,39 +22,11 @@ import yaml
 from bench.errors import UserError, cut
 from bench.ids import entry_id_problem
 from bench.paths import SUITES_DIR
+from bench.rules import RULE_NAMES, RunRules, TelemetrySettings
 from bench.schema import read_yaml_file, subschema_errors
 
-
-@dataclass(frozen=True)
-class RunRules:
-    """When a measurement is complete. Defaults are the suite schema's defaults."""
-
-    warmup_iters: int = 3
-    min_iters: int = 10
-    min_duration_s: float = 2.0
-    repeats: int = 3
-    timeout_s: float = 600.0
-    host_bound_util_pct: float = 30.0
-    # The audit's caching check: distinct synthetic batches the timed loop cycles through
-    # (bench.data.variants); 1 is the normal run, the same batch every iteration.
-    input_variants: int = 1
-    # Model function (bench.function.model): in the first repeat, after the timed loop, the
-    # workload's outputs or gradients against the CPU reference; the verdict goes on the result.
-    function_check: bool = False
-    # Training workloads: a stability soak of this many seconds (docs/scorecard.md); 0: none.
-    soak_s: float = 0.0
-
-    def merged(self, overrides: dict[str, Any] | None) -> RunRules:
-        return dataclasses.replace(self, **(overrides or {}))
-
-    def as_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        if not out["soak_s"]:
-            del out["soak_s"]  # absent: no soak (results from before the rule read the same)
-        return out
-
-
-RULE_NAMES = tuple(f.name for f in dataclasses.fields(RunRules))
+__all__ = ["RULE_NAMES", "DeviceSettings", "Entry", "RunRules", "Suite", "TelemetrySettings",
+           "load_suite"]
 
 
 def parse_cpus(text: str | int) -> tuple[int, ...]:
@@ -162,12 +134,6 @@ class DeviceSettings:
 
 
 @dataclass(frozen=True)
-class TelemetrySettings:
-    interval_s: float = 0.1
-    idle_s: float = 2.0
-
-
-@dataclass(frozen=True)
 class Entry:
     """One workload run of a suite: ``id`` names its result file."""
 
@@ -180,13 +146,15 @@ class Entry:
     rules: RunRules
     overrides: dict[str, Any] = field(default_factory=dict)
     substitution: dict[str, Any] | None = None  # see substitution_for()
+    # A cluster run places this single-device entry on every node (a per-node sweep).
+    per_node: bool = False
     compile: bool = False  # torch.compile the workload's model (default backend)
     device: DeviceSettings = field(default_factory=DeviceSettings)
     # An MLPerf scenario entry (bench.scenarios): its name and its resolved rules.
     scenario: str | None = None
     scenario_rules: dict[str, Any] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "workload": self.workload,
@@ -194,14 +162,27 @@ class Entry:
             "config": self.config,
             "precision": self.precision,
             "params": self.params,
-            "rules": self.rules.as_dict(),
+            "rules": self.rules.to_dict(),
             "overrides": self.overrides,
             "substitution": self.substitution,
+            "per_node": self.per_node,
             "compile": self.compile,
             "device": self.device.as_dict(),
             "scenario": self.scenario,
             "scenario_rules": self.scenario_rules,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        return cls(id=data["id"], workload=data["workload"], mode=data["mode"],
+                   config=data["config"], precision=data["precision"],
+                   params=dict(data["params"]), rules=RunRules.from_dict(data["rules"]),
+                   overrides=dict(data.get("overrides") or {}),
+                   substitution=data.get("substitution"),
+                   per_node=bool(data.get("per_node", False)),
+                   compile=bool(data.get("compile", False)),
+                   device=DeviceSettings.from_dict(data.get("device")),
+                   scenario=data.get("scenario"), scenario_rules=data.get("scenario_rules"))
 
 
 @dataclass(frozen=True)
@@ -299,7 +280,7 @@ def rules_with(rules: RunRules, changes: dict[str, Any], entry_id: str) -> RunRu
     a suite's rules (a UserError names the rule, the value and what it accepts)."""
     if not changes:
         return rules
-    problems = subschema_errors({**rules.as_dict(), **changes}, "suite", "rules")
+    problems = subschema_errors({**rules.to_dict(), **changes}, "suite", "rules")
     if problems:
         first = problems[0]
         rule = first.path.removeprefix("$.")
@@ -464,9 +445,9 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
             id=entry_id, workload=workload.name, mode=mode, config=config,
             precision=raw.get("precision", workload.default_precision),
             params=params, rules=entry_rules, overrides=entry_overrides,
-            substitution=substitution, compile=compiled,
-            device=settings.merged(device or DeviceSettings()), scenario=scenario,
-            scenario_rules=scenario_rules))
+            substitution=substitution, per_node=bool(raw.get("per_node", False)),
+            compile=compiled, device=settings.merged(device or DeviceSettings()),
+            scenario=scenario, scenario_rules=scenario_rules))
     return entries
 
 

@@ -59,6 +59,13 @@ class Display:
     def note(self, text: str) -> None:
         self._line(f"· {text}")
 
+    def status(self, text: str) -> None:
+        """A status line that the next one replaces (throttled when not a terminal)."""
+        self._line(text, True)
+
+    def line(self, text: str) -> None:
+        self._line(text)
+
     def run_started(self, run_id: str, suite: str, vendor: str, n: int, out: Path) -> None:
         self._line(f"run {run_id}: suite {suite}, {n} workload(s) on {vendor} -> {out}")
 

@@ -22,9 +22,6 @@ from bench.paths import PACKAGE_DIR, REPO_DIR, schemas_dir
 IMAGE_ENV = "TESTBED_IMAGE"
 IMAGE_DIGEST_ENV = "TESTBED_IMAGE_DIGEST"
 GIT_COMMIT_ENV = "TESTBED_GIT_COMMIT"
-# Set by `python -m bench run --label NAME`: names a run configuration the provenance cannot
-# tell apart (a power cap, a BIOS setting), so the report shows it as its own device.
-RUN_LABEL_ENV = "TESTBED_RUN_LABEL"
 
 
 @functools.cache
@@ -116,8 +113,9 @@ def image_info() -> dict[str, Any]:
 
 
 def provenance(vendor: str, device: dict[str, Any] | None, seeds: dict[str, Any],
-               argv: list[str]) -> dict[str, Any]:
-    label = os.environ.get(RUN_LABEL_ENV) or None
+               argv: list[str], label: str | None = None) -> dict[str, Any]:
+    """``label`` (``bench run --label NAME``) names a run configuration the provenance cannot
+    tell apart (a power cap, a BIOS setting), so the report shows it as its own device."""
     return {
         **({"label": label} if label else {}),
         "bench_version": __version__,

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.jsonio import finite_or_none
 from bench.stats import latency_summary, summarize, window_max, window_mean
+from bench.telemetry.combine import combine_figures
 from bench.telemetry.energy import counter_energy_j, integrated_energy_j, window_coverage
 from bench.telemetry.sampler import interval_stats
 
@@ -101,52 +102,68 @@ class TelemetryContext:
     # None when the telemetry measures the device the workload ran on; otherwise why not
     # (an accelerator run that fell back to host telemetry).
     not_the_device: str | None = None
+    # Device indices whose power the telemetry counts on another device (a BI-V150 card's
+    # second GPU): left out of the entry's power sum rather than making it null.
+    power_elsewhere: frozenset[int] = frozenset()
+    # The devices the entry used (their indices); None: every device sampled.
+    devices: tuple[int, ...] | None = None
 
 
-def _series(snapshot: dict[str, Any], name: str, device: int = 0) -> list[Any]:
-    series = snapshot["devices"][device]["series"]
-    return series.get(name) or [None] * len(snapshot["t_mono_s"])
+def device_window(t: Sequence[float], series: dict[str, list[Any]], start: float, end: float,
+                  interval_s: float) -> dict[str, Any]:
+    """Telemetry figures of one device over one timed window (monotonic seconds)."""
+    def get(name: str) -> list[Any]:  # a series an adapter does not sample reads as empty
+        return series.get(name) or [None] * len(t)
+
+    used = get("mem_used_bytes")
+    total = get("mem_total_bytes")
+    used_pct = [u / c * 100 if u is not None and c else None
+                for u, c in zip(used, total, strict=True)]
+    power = get("power_w")
+    integrated, integrated_reason = integrated_energy_j(t, power, start, end)
+    counter, counter_reason = counter_energy_j(t, get("energy_j"), start, end)
+    return {
+        "coverage": {name: window_coverage(t, get(name), start, end, interval_s)
+                     for name in ("util_pct", "power_w", "mem_used_bytes")},
+        "util_pct": window_mean(t, get("util_pct"), start, end),
+        "mem_used_bytes_mean": window_mean(t, used, start, end),
+        "mem_used_bytes_peak": window_max(t, used, start, end),
+        "mem_used_pct_mean": window_mean(t, used_pct, start, end),
+        "mem_used_pct_peak": window_max(t, used_pct, start, end),
+        "power_w": window_mean(t, power, start, end),
+        "host_util_pct": window_mean(t, get("host_util_pct"), start, end),
+        "host_mem_used_bytes_mean": window_mean(t, get("host_mem_used_bytes"), start, end),
+        "host_mem_used_bytes_peak": window_max(t, get("host_mem_used_bytes"), start, end),
+        "temp_c": window_mean(t, get("temp_c"), start, end),
+        "clock_hz": window_mean(t, get("clock_hz"), start, end),
+        "energy_integrated_j": integrated,
+        "energy_integrated_reason": integrated_reason,
+        "energy_counter_j": counter,
+        "energy_counter_reason": counter_reason,
+    }
 
 
 def window_telemetry(tel: TelemetryContext, start: float, end: float) -> dict[str, Any]:
-    """Telemetry figures of one timed window (monotonic seconds) on the first device."""
+    """Telemetry figures of one timed window (monotonic seconds) over the devices the entry
+    used (``tel.devices``), combined as ``bench.telemetry.combine`` says; with several
+    devices each one's figures are kept in ``devices``."""
     snap = tel.snapshot
     t = snap["t_mono_s"]
     errors = sum(1 for e in snap.get("error_t_mono_s", []) if start <= e <= end)
     inside = [ti for ti in t if start <= ti <= end]
     base: dict[str, Any] = {"samples": len(inside), "errors": errors,
                             "interval": interval_stats(inside, tel.interval_s)}
-    if not snap["devices"]:
+    chosen = [d for d in snap["devices"] if tel.devices is None or d["index"] in tel.devices]
+    if not chosen:
         return base
-    used = _series(snap, "mem_used_bytes")
-    total = _series(snap, "mem_total_bytes")
-    used_pct = [u / c * 100 if u is not None and c else None
-                for u, c in zip(used, total, strict=True)]
-    power = _series(snap, "power_w")
-    integrated, integrated_reason = integrated_energy_j(t, power, start, end)
-    counter, counter_reason = counter_energy_j(t, _series(snap, "energy_j"), start, end)
-    return {
-        **base,
-        "coverage": {name: window_coverage(t, _series(snap, name), start, end, tel.interval_s)
-                     for name in ("util_pct", "power_w", "mem_used_bytes")},
-        "util_pct": window_mean(t, _series(snap, "util_pct"), start, end),
-        "mem_used_bytes_mean": window_mean(t, used, start, end),
-        "mem_used_bytes_peak": window_max(t, used, start, end),
-        "mem_used_pct_mean": window_mean(t, used_pct, start, end),
-        "mem_used_pct_peak": window_max(t, used_pct, start, end),
-        "power_w": window_mean(t, power, start, end),
-        "host_util_pct": window_mean(t, _series(snap, "host_util_pct"), start, end),
-        "host_mem_used_bytes_mean": window_mean(t, _series(snap, "host_mem_used_bytes"), start,
-                                                end),
-        "host_mem_used_bytes_peak": window_max(t, _series(snap, "host_mem_used_bytes"), start,
-                                               end),
-        "temp_c": window_mean(t, _series(snap, "temp_c"), start, end),
-        "clock_hz": window_mean(t, _series(snap, "clock_hz"), start, end),
-        "energy_integrated_j": integrated,
-        "energy_integrated_reason": integrated_reason,
-        "energy_counter_j": counter,
-        "energy_counter_reason": counter_reason,
-    }
+    figures = [device_window(t, d["series"], start, end, tel.interval_s) for d in chosen]
+    out = {**base, **combine_figures(figures, [d["index"] in tel.power_elsewhere
+                                               for d in chosen])}
+    if len(chosen) > 1:
+        out["devices"] = [{"index": d["index"], **{k: v for k, v in f.items()
+                                                   if k != "coverage"}}
+                          for d, f in zip(chosen, figures, strict=True)]
+    return out
 
 
 def _reason(tel: TelemetryContext | None, field_name: str, fallback: str) -> str:
@@ -219,6 +236,22 @@ def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations:
         reason = out["energy_j"].get("reason", NO_SAMPLES)
     out["energy_above_idle_j"] = repeat_metric(
         above, "J", reason, definition="energy_j minus idle_power_w x window duration")
+    return out
+
+
+def entry_idle(idle: dict[str, Any] | None, devices: Sequence[int]) -> dict[str, Any] | None:
+    """The idle baseline of the devices an entry used: with per-device idle figures (the run
+    samples several devices), their power summed over ``devices``; otherwise as measured."""
+    if not idle or not idle.get("devices"):
+        return idle
+    chosen = [d for d in idle["devices"] if d["index"] in devices]
+    powers = [d.get("power_w") for d in chosen]
+    out = {**idle, "devices_used": list(devices)}
+    if chosen and all(p is not None for p in powers):
+        out["power_w"] = math.fsum(powers)
+    else:
+        out["power_w"] = None
+        out["reason"] = idle.get("reason") or "no idle power for every device the entry used"
     return out
 
 
@@ -422,6 +455,18 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
 def _point_telemetry(point: dict[str, Any], windows: list[dict[str, Any]],
                      tel: TelemetryContext, item_unit: str) -> None:
     figures = [window_telemetry(tel, w["start_mono"], w["end_mono"]) for w in windows]
+    point_telemetry_metrics(point, figures, tel, item_unit)
+
+
+# The metrics of a grid point that come from telemetry (re-derived when nodes are combined).
+POINT_TELEMETRY_NAMES = frozenset({name for name, *_ in POINT_TELEMETRY}
+                                  | {"energy_j", "telemetry_errors", "items_per_j"})
+
+
+def point_telemetry_metrics(point: dict[str, Any], figures: list[dict[str, Any]],
+                            tel: TelemetryContext, item_unit: str) -> None:
+    """A grid point's telemetry metrics from its windows' figures (one per repeat); a metric
+    the workload reported itself is kept."""
     for name, key, unit, field_name, agg in POINT_TELEMETRY:
         if name in point["metrics"]:
             continue

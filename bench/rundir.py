@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import tempfile
 from pathlib import Path
 
 from bench.errors import UserError
@@ -124,3 +125,17 @@ def what_is_on_disk(out: Path) -> list[str]:
         return sorted(p.name for p in out.glob("*.json") if p.name != MANIFEST_FILE)
     except OSError:
         return []
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """A directory a launcher fills from elsewhere (a Slurm run's gathered results): new or
+    empty, created, and proved writable before anything is submitted (nothing left on
+    failure). A bench run claims its own directory with ``claim_out_dir``."""
+    refuse_used_out_dir(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise _not_writable(out, exc) from exc
+    return out

@@ -32,20 +32,24 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.child import PROGRESS_PREFIX, partial_path
+from bench.child import partial_path
 from bench.config import Entry, Suite
 from bench.devices import DeviceBackend
+from bench.distributed import Placement
+from bench.events import relay
 from bench.flops import count_work, work_metrics
 from bench.ids import MANIFEST_FILE, result_file, slug
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
+from bench.records import RepeatResult, RepeatSpec, repeat_result
 from bench.results import (
     EXPECTED_FAILURES,
     SCHEMA_VERSION,
     TelemetryContext,
     build_metrics,
     build_points,
+    entry_idle,
     implausible_measurement,
     window_telemetry,
     workload_status,
@@ -80,7 +84,7 @@ def new_run_id(vendor: str, suite: str) -> str:
 class ChildRun:
     """Outcome of one child process: its result document, or why there is none."""
 
-    result: dict[str, Any]
+    result: RepeatResult
     returncode: int | None
     stderr_tail: list[str] = field(default_factory=list)
 
@@ -118,7 +122,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             continue
 
 
-def run_child(spec: dict[str, Any], timeout_s: float,
+def run_child(spec: RepeatSpec, timeout_s: float,
               on_progress: Callable[[dict[str, Any]], None],
               watchdog: Watchdog | None = None,
               on_start: Callable[[int | None], None] = lambda _pid: None) -> ChildRun:
@@ -128,7 +132,7 @@ def run_child(spec: dict[str, Any], timeout_s: float,
     (the telemetry measures that process tree in between)."""
     with tempfile.TemporaryDirectory(prefix="bench-child-") as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        spec_path.write_text(json.dumps(spec.to_dict()), encoding="utf-8")
         stderr_path = Path(tmp) / "stderr.txt"
         with open(stderr_path, "w+", encoding="utf-8") as stderr:
             proc = subprocess.Popen(
@@ -142,12 +146,7 @@ def run_child(spec: dict[str, Any], timeout_s: float,
 
             def pump() -> None:
                 assert proc.stdout is not None
-                for line in proc.stdout:
-                    if line.startswith(PROGRESS_PREFIX):
-                        with contextlib.suppress(ValueError):
-                            on_progress(json.loads(line[len(PROGRESS_PREFIX):]))
-                    else:
-                        log.append(line.rstrip("\n"))
+                relay(proc.stdout, on_progress, log.append)
 
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()
@@ -170,22 +169,23 @@ def run_child(spec: dict[str, Any], timeout_s: float,
         partial = partial_path(out_path)
         kept = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
         if timed_out:
-            return ChildRun({**kept, "status": "timeout", "error": {
+            return ChildRun(repeat_result({**kept, "status": "timeout", "error": {
                 "type": "Timeout", "message": f"repeat exceeded its timeout of {timeout_s:g} s "
-                f"(rules.timeout_s) and was stopped", "traceback": tail}}, proc.returncode, tail)
+                f"(rules.timeout_s) and was stopped", "traceback": tail}}), proc.returncode,
+                tail)
         if out_path.exists():
-            return ChildRun(json.loads(out_path.read_text(encoding="utf-8")), proc.returncode,
-                            tail)
+            return ChildRun(repeat_result(json.loads(out_path.read_text(encoding="utf-8"))),
+                            proc.returncode, tail)
         code = proc.returncode
         if code is not None and code < 0:
             name = signal.Signals(-code).name
             hint = " (the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
-            return ChildRun({**kept, "status": "killed", "error": {
+            return ChildRun(repeat_result({**kept, "status": "killed", "error": {
                 "type": "Killed", "message": f"child process killed by {name}{hint}",
-                "signal": name, "traceback": tail}}, code, tail)
-        return ChildRun({"status": "error", "error": {
+                "signal": name, "traceback": tail}}), code, tail)
+        return ChildRun(repeat_result({"status": "error", "error": {
             "type": "ChildExit", "message": f"child process exited with code {code} without a "
-            "result", "traceback": tail}}, code, tail)
+            "result", "traceback": tail}}), code, tail)
 
 
 def compile_record(entry: Entry, first: dict[str, Any]) -> dict[str, Any]:
@@ -213,9 +213,61 @@ def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
             "the series hold host readings")
 
 
+def visible_device_indices(backend: DeviceBackend, devices: list[int] | None) -> list[int]:
+    """The run's devices as its processes number them (0..n-1): telemetry samples them all."""
+    if devices is not None:
+        return list(range(len(devices)))
+    try:
+        return list(range(max(1, backend.device_count())))
+    except Exception:
+        return [0]
+
+
+def placement_record(placement: Placement, info: dict[str, Any],
+                     devices_used: list[int]) -> dict[str, Any]:
+    """Where the entry ran, for the result: the launcher, world size and each node's ranks.
+
+    A multi-rank workload says which node each rank ran on (``info.rank_nodes``); anything
+    else ran once, on this node."""
+    rank_nodes = info.get("rank_nodes") or [placement.node]
+    nodes: dict[str, list[int]] = {}
+    for rank, node in enumerate(rank_nodes):
+        nodes.setdefault(str(node), []).append(rank)
+    return {"launcher": placement.launcher, "job_id": placement.job_id,
+            "world_size": int(info.get("world_size") or len(rank_nodes)),
+            "nnodes": placement.nnodes, "node": placement.node,
+            "node_rank": placement.node_rank, "devices": list(devices_used),
+            "telemetry_devices": len(devices_used),
+            "nodes": [{"node": n, "ranks": r} for n, r in nodes.items()],
+            "per_node": placement.per_node}
+
+
+def idle_record(figures: dict[str, Any], duration_s: float, not_the_device: str | None,
+                adapter: TelemetryAdapter) -> dict[str, Any]:
+    """The idle baseline from the idle window's figures, per device where there are several."""
+    idle: dict[str, Any] = {"duration_s": duration_s, "samples": figures["samples"],
+                            "errors": figures["errors"]}
+    if not_the_device:
+        idle.update(power_w=None, util_pct=None, temp_c=None, energy_j=None,
+                    reason=not_the_device)
+        return idle
+    idle.update(util_pct=figures.get("util_pct"), temp_c=figures.get("temp_c"),
+                power_w=figures.get("power_w"), energy_j=figures.get("energy_integrated_j"),
+                power_scope=adapter.scope.get("power_w"))
+    if idle["power_w"] is None:
+        idle["reason"] = adapter.unavailable.get("power_w", "no power samples")
+    if figures.get("devices"):
+        idle["devices"] = [{"index": d["index"], "power_w": d.get("power_w"),
+                            "util_pct": d.get("util_pct"), "temp_c": d.get("temp_c")}
+                           for d in figures["devices"]]
+    return idle
+
+
 class Runner:
     def __init__(self, suite: Suite, backend: DeviceBackend, out_dir: Path, run_id: str,
-                 display: Display, argv: list[str]) -> None:
+                 display: Display, argv: list[str], placement: Placement | None = None,
+                 devices: list[int] | None = None, idle_file: Path | None = None,
+                 label: str | None = None) -> None:
         self.suite = suite
         self.backend = backend
         self.vendor = backend.vendor
@@ -228,6 +280,10 @@ class Runner:
         self.selection: dict[str, Any] = {}
         self.not_the_device: str | None = None
         self.watchdog: Watchdog | None = None
+        self.placement = placement or Placement()
+        self.device_indices = visible_device_indices(backend, devices)
+        self.idle_file = idle_file
+        self.label = label
 
     # -- manifest --------------------------------------------------------------------
     def _write_manifest(self) -> None:
@@ -249,6 +305,7 @@ class Runner:
             "started_at": utc_iso(time.time()),
             "ended_at": None,
             "bench_version": __version__,
+            "placement": self.placement.to_dict(),
             "telemetry_note": self.selection.get("note"),
             "telemetry": self.selection,
             "idle": None,
@@ -300,14 +357,28 @@ class Runner:
         return 1
 
     # -- running ---------------------------------------------------------------------
-    def _context(self, sampler: Sampler, snap: dict[str, Any]) -> TelemetryContext:
+    def _context(self, sampler: Sampler, snap: dict[str, Any],
+                 devices: list[int] | None = None) -> TelemetryContext:
         return TelemetryContext(snapshot=snap, interval_s=sampler.interval_s,
                                 unavailable=dict(sampler.adapter.unavailable),
                                 scope=dict(sampler.adapter.scope),
-                                not_the_device=self.not_the_device)
+                                not_the_device=self.not_the_device,
+                                power_elsewhere=frozenset(
+                                    sampler.adapter.power_counted_elsewhere()),
+                                devices=tuple(devices) if devices is not None else None)
 
     def _idle(self, sampler: Sampler) -> dict[str, Any]:
-        """Idle telemetry before the first workload: the baseline for energy above idle."""
+        """Idle telemetry before the first workload: the baseline for energy above idle.
+
+        With ``idle_file`` (a Slurm job runs one step per entry on each node) the node's first
+        step measures it and writes it there; the later steps of the job on that node read it.
+        """
+        if self.idle_file is not None and self.idle_file.exists():
+            with contextlib.suppress(OSError, ValueError):
+                idle = json.loads(self.idle_file.read_text(encoding="utf-8"))
+                self.display.note(f"idle telemetry measured earlier on this node "
+                                  f"({self.idle_file})")
+                return {**idle, "source": str(self.idle_file)}
         seconds = self.suite.telemetry.idle_s
         self.display.note(f"measuring idle telemetry for {seconds:g} s")
         start = time.monotonic()
@@ -316,33 +387,24 @@ class Runner:
         sampler.wait_past(end)
         margin = 2 * sampler.interval_s
         tel = self._context(sampler, sampler.snapshot(start - margin, end + margin))
-        figures = window_telemetry(tel, start, end)
-        idle: dict[str, Any] = {"duration_s": end - start, "samples": figures["samples"],
-                                "errors": figures["errors"]}
-        if self.not_the_device:
-            idle.update(power_w=None, util_pct=None, temp_c=None, energy_j=None,
-                        reason=self.not_the_device)
-            return idle
-        energy = figures.get("energy_integrated_j")
-        idle.update(util_pct=figures.get("util_pct"), temp_c=figures.get("temp_c"),
-                    power_w=figures.get("power_w"), energy_j=energy,
-                    power_scope=sampler.adapter.scope.get("power_w"))
-        if idle["power_w"] is None:
-            idle["reason"] = sampler.adapter.unavailable.get("power_w", "no power samples")
+        idle = idle_record(window_telemetry(tel, start, end), end - start, self.not_the_device,
+                           sampler.adapter)
+        if self.idle_file is not None:
+            atomic_write_json(self.idle_file, sanitize(idle))
         return idle
 
-    def _repeat_spec(self, entry: Entry, repeat: int) -> dict[str, Any]:
-        spec = {"vendor": self.vendor, "entry": entry.as_dict(), "seed": self.suite.seed,
-                "repeat": repeat}
+    def _repeat_spec(self, entry: Entry, repeat: int) -> RepeatSpec:
+        log_dir = run_dir = None
         if entry.scenario:
             # LoadGen's own logs stay with the run, beside (never among) the result files.
-            spec["log_dir"] = str(self.out_dir / LOADGEN_DIR / entry.id / f"repeat-{repeat}")
-            spec["run_dir"] = str(self.out_dir)
-        return spec
+            log_dir = str(self.out_dir / LOADGEN_DIR / entry.id / f"repeat-{repeat}")
+            run_dir = str(self.out_dir)
+        return RepeatSpec(self.vendor, entry, self.suite.seed, repeat, self.placement,
+                          log_dir=log_dir, run_dir=run_dir)
 
     def run_entry(self, entry: Entry, index: int, sampler: Sampler,
                   idle: dict[str, Any]) -> dict[str, Any]:
-        repeats: list[dict[str, Any]] = []
+        repeats: list[RepeatResult] = []
         started = time.time()
         t_start = time.monotonic()
         self.display.entry_started(index, len(self.suite.entries), entry)
@@ -354,15 +416,15 @@ class Runner:
                                   self.display.progress, self.watchdog,
                                   sampler.adapter.track)
             except KeyboardInterrupt:
-                repeats.append({"index": r, "status": "interrupted", "error": {
-                    "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}})
+                repeats.append(RepeatResult(index=r, status="interrupted", error={
+                    "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}))
                 interrupted = True
                 break
             if entry.scenario:
                 from bench.scenarios.loadgen import tidy_tree
 
                 tidy_tree(self.out_dir / LOADGEN_DIR / entry.id)
-            result = {"index": r, **child.result}
+            result = RepeatResult(index=r, **child.result)
             problem = implausible_measurement(result)
             if problem:
                 result.pop("throughput_items_per_s", None)  # kept in the message
@@ -379,7 +441,7 @@ class Runner:
             raise Interrupted(doc)
         return doc
 
-    def build_document(self, entry: Entry, repeats: list[dict[str, Any]], sampler: Sampler,
+    def build_document(self, entry: Entry, repeats: list[RepeatResult], sampler: Sampler,
                        idle: dict[str, Any], started: float, t_start: float,
                        t_end: float) -> dict[str, Any]:
         from bench.workloads import get_workload
@@ -388,16 +450,20 @@ class Runner:
         sampler.wait_past(t_end)  # the last window's end must be bracketed by a sample
         margin = 2 * sampler.interval_s
         snap = sampler.snapshot(t_start - margin, t_end + margin)
-        tel = self._context(sampler, snap)
+        ok = [r for r in repeats if r["status"] == "ok"]
+        first = ok[0] if ok else (repeats[0] if repeats else {})
+        # The devices this entry used (a multi-rank workload says which); only theirs are kept.
+        used = [d for d in first.get("devices_used", [0]) if d in self.device_indices] or [0]
+        snap["devices"] = [d for d in snap["devices"] if d["index"] in used]
+        tel = self._context(sampler, snap, used)
+        idle = entry_idle(idle, used)
         for r in repeats:
             if r["status"] == "ok" and "window" in r:
                 r["telemetry"] = window_telemetry(tel, r["window"]["start_mono"],
                                                   r["window"]["end_mono"])
         status, error = workload_status(repeats)
-        ok = [r for r in repeats if r["status"] == "ok"]
         metrics = build_metrics(repeats, tel, workload.item_unit, self.vendor,
                                 entry.rules.host_bound_util_pct, idle)
-        first = ok[0] if ok else (repeats[0] if repeats else {})
         metrics.update(self._work_metrics(entry, workload, repeats, metrics, first))
         origin = t_start - margin
         doc: dict[str, Any] = {
@@ -417,7 +483,7 @@ class Runner:
                 "compile": compile_record(entry, first),
                 "info": {k: v for k, v in first.get("info", {}).items() if k != "compile"},
             },
-            "rules": entry.rules.as_dict(),
+            "rules": entry.rules.to_dict(),
             "status": status,
             "error": error,
             "metrics": metrics,
@@ -443,10 +509,11 @@ class Runner:
                 "devices": snap["devices"],
             },
             "points": build_points(repeats, tel, workload.item_unit, origin),
+            "placement": placement_record(self.placement, first.get("info", {}), used),
             "provenance": {**provenance(self.vendor, self.device_info,
                                         {"suite_seed": self.suite.seed,
                                          "repeat_seeds": [self.suite.seed] * len(repeats)},
-                                        self.argv),
+                                        self.argv, self.label),
                            "device_settings": {"requested": entry.device.as_dict(),
                                                "applied": first.get("host_threads")}},
             "started_at": utc_iso(started),
@@ -521,7 +588,8 @@ class Runner:
 
     def _run(self) -> int:
         interval_s = self.suite.telemetry.interval_s
-        adapter, self.selection = open_adapter(self.backend.telemetry, [0], interval_s)
+        adapter, self.selection = open_adapter(self.backend.telemetry, self.device_indices,
+                                               interval_s)
         self.not_the_device = no_device_telemetry(self.vendor, adapter, self.selection)
         self._start_manifest()
         if self.selection.get("note"):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.config import RunRules
+from bench.rules import RunRules
 
 ProgressFn = Callable[[dict[str, Any]], None]
 PROGRESS_EVERY_S = 0.5

@@ -7,6 +7,7 @@ reason, never a hang, a crash or a traceback, and never takes the other files wi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,15 +89,22 @@ class Found:
 
 
 def find_files(paths: Iterable[Path]) -> list[Found]:
-    """Files as given; directories become their ``*.json`` files (recursively, without
-    following symlinked directories), each with that directory as its root."""
+    """Files as given; directories become their ``*.json`` files, recursively (symlinked
+    directories are not followed), each with that directory as its root, except that a run
+    directory (one holding ``manifest.json``) gives only its top-level files: what lies below
+    it (a Slurm run's per-node results, its job files) is the raw material its own results
+    were gathered from, not more results."""
     out: list[Found] = []
     for path in paths:
-        if path.is_dir():
-            out.extend(Found(p, path) for p in sorted(path.rglob("*.json"))
-                       if not p.name.startswith("."))
-        else:
+        if not path.is_dir():
             out.append(Found(path))
+            continue
+        for folder, subdirs, files in os.walk(path):
+            if "manifest.json" in files:
+                subdirs.clear()
+            subdirs.sort()
+            out.extend(Found(Path(folder) / f, path) for f in sorted(files)
+                       if f.endswith(".json") and not f.startswith("."))
     return out
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Prepare this machine for the test-bed (idempotent):
 #   .venv with PyTorch and the project (host extras: invoke, docker SDK, pandas, ...).
-#   --dev  adds the test tools, and the system packages the container and browser tests use
-#          (docker.io, debootstrap, chromium, chromium-driver; installed when run as root) and
-#          starts the Docker engine if it is not running.
+#   --dev  adds the test tools, and the system packages the container, browser and Slurm tests
+#          use (docker.io, debootstrap, chromium, chromium-driver, slurm-wlm, munge; installed
+#          when run as root) and starts the Docker engine if it is not running.
 # TORCH_SPEC picks the PyTorch build (default torch==2.13.0: on the dev machines a local CPU
 # wheel; elsewhere pip resolves it from PyPI).
 set -euo pipefail

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# System packages for the container, browser and shared-store tests, and a running Docker
-# engine. Installs only what is missing, only as root (elsewhere it says what to install).
+# System packages for the container, browser, shared-store and cluster tests, and a running
+# Docker engine. Installs only what is missing, only as root (elsewhere it says what to
+# install). The Slurm test cluster (slurm-wlm, munge) is started by the tests themselves
+# (scripts/slurm-cluster.sh).
 set -euo pipefail
 
-packages=(docker.io debootstrap chromium chromium-driver postgresql-15)
+packages=(docker.io debootstrap chromium chromium-driver postgresql-15 slurm-wlm munge)
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v slurmctld >/dev/null || missing+=(slurm-wlm)
+command -v munged >/dev/null || missing+=(munge)
 # The shared-store tests start their own PostgreSQL server (initdb + pg_ctl) in a temporary
 # directory; Debian keeps the binaries under /usr/lib/postgresql/<version>/bin, off PATH.
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -18,7 +22,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "system-deps: missing ${missing[*]}; install them (apt-get install ${packages[*]})" >&2
-    echo "system-deps: the docker and browser tests will be skipped until then" >&2
+    echo "system-deps: the docker, browser and Slurm tests will be skipped until then" >&2
     exit 0
   fi
   echo "system-deps: apt-get install ${missing[*]}"

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from bench.config import RunRules
 from bench.devices import get_backend
+from bench.rules import RunRules
 from bench.workloads import WorkloadContext, get_workload
 from tests.conftest import FIXTURES
 from tests.test_classic_models import SPEC_PARAMETERS

@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from bench.child import run_repeat
-from bench.config import RunRules
+from bench.config import Entry, RunRules
+from bench.records import RepeatSpec
 from bench.schema import validation_errors
 from bench.specs.host_cpu import HostFacts, estimate_spec, flop_per_cycle, host_facts
 from bench.telemetry.host import HostAdapter, ProcessTree, share_pct, tree_usage
@@ -138,11 +139,12 @@ def test_the_host_adapter_reads_the_tracked_tree_and_the_host_apart():
 
 
 # -- torch.compile as a recorded choice ---------------------------------------------------------
-def spec_for(workload: str, compile_: bool) -> dict:
-    return {"vendor": "cpu", "seed": 0, "repeat": 0, "entry": {
-        "workload": workload, "mode": "infer", "params": {"batch_size": 2},
-        "precision": "fp32", "compile": compile_,
-        "rules": RunRules(warmup_iters=1, min_iters=2, min_duration_s=0).as_dict()}}
+def spec_for(workload: str, compile_: bool) -> RepeatSpec:
+    entry = Entry(id=workload, workload=workload, mode="infer", config="small",
+                  precision="fp32", params={"batch_size": 2},
+                  rules=RunRules(warmup_iters=1, min_iters=2, min_duration_s=0),
+                  compile=compile_)
+    return RepeatSpec("cpu", entry, seed=0, repeat=0)
 
 
 def test_compiling_a_workload_without_a_model_is_unsupported_with_the_reason(monkeypatch):

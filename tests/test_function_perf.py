@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from bench.child import run_repeat
-from bench.config import RunRules
+from bench.config import Entry, RunRules
 from bench.function.longtail import BY_NAME, case_bytes
 from bench.micro import formulas
+from bench.records import RepeatSpec
 from bench.workloads import get_workload
 
 
@@ -35,12 +36,10 @@ def test_a_long_tail_case_moves_its_inputs_and_output_once():
 
 def _run(workload: str, mode: str, precision: str, **params):
     cls = get_workload(workload)
-    spec = {"vendor": "cpu", "seed": 0, "repeat": 0, "entry": {
-        "id": workload, "workload": workload, "mode": mode, "config": "small",
-        "precision": precision, "params": {**cls.configs["small"], **params},
-        "rules": RunRules(warmup_iters=0, min_iters=2, min_duration_s=0.0).as_dict(),
-        "overrides": {}, "substitution": None}}
-    return run_repeat(spec)
+    entry = Entry(id=workload, workload=workload, mode=mode, config="small",
+                  precision=precision, params={**cls.configs["small"], **params},
+                  rules=RunRules(warmup_iters=0, min_iters=2, min_duration_s=0.0))
+    return run_repeat(RepeatSpec("cpu", entry, seed=0, repeat=0))
 
 
 @pytest.mark.parametrize("mode", ["infer", "train"])

@@ -304,25 +304,25 @@ def test_kill_9_of_the_parent_takes_its_children_and_their_scratch(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown happens only as root (CI runs as root)")
 def test_an_existing_directory_is_never_chowned(tmp_path):
-    from testbed.images.run import _prepare_results_dir
+    from testbed.launch.container import prepare_results_dir
 
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     (home / ".bashrc").write_text("# mine\n")
     before = home.stat()
     with pytest.raises(UserError, match="cannot write it"):
-        _prepare_results_dir(home, "10001:10001")
+        prepare_results_dir(home, "10001:10001")
     after = home.stat()
     assert (after.st_uid, after.st_gid, after.st_mode) == \
         (before.st_uid, before.st_gid, before.st_mode)
     fresh = tmp_path / "new" / "run"
-    _prepare_results_dir(fresh, "10001:10001")
+    prepare_results_dir(fresh, "10001:10001")
     assert (fresh.stat().st_uid, fresh.stat().st_gid) == (10001, 10001)
     assert fresh.parent.stat().st_uid == 0  # only the directory the container writes
     writable = tmp_path / "shared"
     writable.mkdir()
     writable.chmod(0o1777)
-    _prepare_results_dir(writable, "10001:10001")  # writable for the user: used, not changed
+    prepare_results_dir(writable, "10001:10001")  # writable for the user: used, not changed
     assert writable.stat().st_uid == 0
 
 

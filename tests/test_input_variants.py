@@ -9,10 +9,11 @@ import json
 import pytest
 import torch
 
-from bench.config import RunRules, load_suite
+from bench.config import load_suite
 from bench.data.variants import make_variants, permuted, variant_seed
 from bench.devices import get_backend
 from bench.errors import UserError
+from bench.rules import RunRules
 from bench.schema import validation_errors
 from bench.workloads import WorkloadContext, get_workload
 from bench.workloads.base import Workload
@@ -241,7 +242,7 @@ def suite_file(tmp_path, rule: str):
 def test_the_rule_reaches_the_entries_and_an_entry_may_set_its_own(tmp_path):
     suite = load_suite(str(suite_file(tmp_path, "8")))
     assert [e.rules.input_variants for e in suite.entries] == [8, 1]
-    assert suite.entries[0].as_dict()["rules"]["input_variants"] == 8
+    assert suite.entries[0].to_dict()["rules"]["input_variants"] == 8
     assert RunRules().input_variants == 1
 
 

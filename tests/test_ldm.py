@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.config import RunRules
 from bench.devices import get_backend
 from bench.errors import UserError
 from bench.llm import diffusion
+from bench.rules import RunRules
 from bench.workloads import WorkloadContext, get_workload
 from bench.workloads.ldm import image_metrics
 

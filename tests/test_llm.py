@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import RunRules
 from bench.devices import get_backend
 from bench.errors import UserError
 from bench.llm import prompts
@@ -34,6 +33,7 @@ from bench.llm.memory import (
     fits,
     kv_cache_bytes,
 )
+from bench.rules import RunRules
 from bench.workloads import WorkloadContext, get_workload
 from bench.workloads.llm import grid_points
 from tests.conftest import run_bench

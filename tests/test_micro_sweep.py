@@ -7,7 +7,6 @@ import time
 import pytest
 import torch
 
-from bench.config import RunRules
 from bench.devices import get_backend
 from bench.errors import Unsupported
 from bench.micro.sweep import (
@@ -18,6 +17,7 @@ from bench.micro.sweep import (
     time_calls,
     timed_series,
 )
+from bench.rules import RunRules
 
 
 class Recorder:

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import RunRules
 from bench.devices import get_backend
+from bench.distributed import Placement
 from bench.errors import Unsupported
+from bench.launch import torchrun_command
 from bench.micro import formulas
+from bench.rules import RunRules
 from bench.validate import validate_file
 from bench.workloads import WorkloadContext, get_workload
 from bench.workloads.micro_checkpoint import mount_of, shard_elements
-from bench.workloads.micro_collectives import process_group_timeout_s, torchrun_command
+from bench.workloads.micro_collectives import WORKER, process_group_timeout_s, ranks_per_node
 from tests.conftest import ROOT
 
 FAST = RunRules(warmup_iters=1, min_iters=2, min_duration_s=0.0, repeats=1, timeout_s=60)
@@ -45,14 +47,19 @@ def test_gemm_points_rederive_and_an_impossible_size_is_oom():
     ok, oom = by_status(m["points"])["ok"], by_status(m["points"])["oom"]
     assert [p["params"]["n"] for p in ok] == [32, 64]
     assert oom[0]["params"] == {"n": 2**20} and "allocate" in oom[0]["error"]["message"]
+    peaks = []
     for p in ok:
         n, metrics = p["params"]["n"], p["metrics"]
         assert metrics["flop_per_s"]["value"] == pytest.approx(
             formulas.gemm_flop(n, n, n) / metrics["time_s"]["value"])
         assert metrics["arithmetic_intensity"]["value"] == pytest.approx(n / 6)  # fp32: n/6
-        assert metrics["pct_of_peak"]["value"] is None
-        assert "no spec sheet" in metrics["pct_of_peak"]["reason"]
+        # % of peak against the device's spec sheet (on the cpu: the host's estimate); the
+        # same peak behind every point
+        pct = metrics["pct_of_peak"]["value"]
+        assert pct is not None and pct > 0, metrics["pct_of_peak"]
+        peaks.append(100 * metrics["flop_per_s"]["value"] / pct)
         assert p["window"]["duration_s"] > 0
+    assert max(peaks) == pytest.approx(min(peaks), rel=1e-9), peaks
     # the entry's headline is the best point; its loop counts FLOP
     best = max(ok, key=lambda p: p["metrics"]["flop_per_s"]["value"])
     assert m["metrics"]["flop_per_s"]["value"] == best["metrics"]["flop_per_s"]["value"]
@@ -153,12 +160,25 @@ def test_checkpoint_helpers():
 
 
 def test_torchrun_command_single_and_multi_node():
-    single = torchrun_command(4, 1, None, Path("s.json"), Path("out"))
+    single = torchrun_command(Placement(), 4, WORKER, ["s.json", "out"])
     assert single[1:] == ["-m", "torch.distributed.run", "--nproc_per_node", "4",
                           "--standalone", "-m", "bench.micro.collective_worker", "s.json", "out"]
-    multi = torchrun_command(8, 2, "node0:29500", Path("s.json"), Path("out"))
-    assert multi[5:11] == \
-        ["--nnodes", "2", "--rdzv_backend", "c10d", "--rdzv_endpoint", "node0:29500"]
+    two = Placement(launcher="slurm", node="n2", node_rank=1, nnodes=2,
+                    rdzv_endpoint="node0:29500", rdzv_id="42-coll")
+    multi = torchrun_command(two, 8, WORKER, ["s.json", "out"])
+    assert multi[5:17] == ["--nnodes", "2", "--node_rank", "1", "--rdzv_backend", "c10d",
+                           "--rdzv_endpoint", "node0:29500", "--rdzv_id", "42-coll",
+                           "--rdzv_conf", "is_host=false"]
+
+
+def test_ranks_per_node_uses_every_visible_device():
+    def eight() -> int:
+        return 8
+
+    assert ranks_per_node("auto", None, "cuda", eight) == 8
+    assert ranks_per_node("auto", None, "cpu", eight) == 2  # gloo processes on the host
+    assert ranks_per_node(4, None, "cuda", eight) == 4
+    assert ranks_per_node("auto", 2, "cuda", eight) == 2  # the launcher's --nproc-per-node
 
 
 def test_a_hung_collective_times_out_inside_the_repeat():
@@ -168,7 +188,7 @@ def test_a_hung_collective_times_out_inside_the_repeat():
 
 def test_collectives_need_two_ranks():
     with pytest.raises(Unsupported, match="at least 2 ranks"):
-        run_workload("collectives", {"nproc": "auto"})
+        run_workload("collectives", {"nproc": 1})
 
 
 @pytest.mark.slow
@@ -245,18 +265,27 @@ def test_collectives_across_two_nodes_agree_on_the_figures(tmp_path):
         "timeout_s: 180}\n"
         "telemetry: {interval_s: 0.1, idle_s: 0.1}\n"
         "entries:\n"
-        "  - {id: coll, workload: collectives, mode: infer, params: {nproc: 1, nnodes: 2, "
-        f"rdzv_endpoint: 'localhost:{_free_port()}', ops: [all_reduce, p2p], "
-        "sizes_bytes: [65536]}}\n")
+        "  - {id: coll, workload: collectives, mode: infer, params: {nproc: 1, "
+        "ops: [all_reduce, p2p], sizes_bytes: [65536]}}\n")
+    endpoint = f"localhost:{_free_port()}"
     procs = [subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", str(suite),
-                               "--out", str(tmp_path / f"node{i}")], cwd=ROOT,
+                               "--out", str(tmp_path / f"node{i}"), "--nnodes", "2",
+                               "--node-rank", str(i), "--rdzv-endpoint", endpoint,
+                               "--node", f"node{i}"], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     docs = [json.loads((tmp_path / f"node{i}" / "coll.json").read_text()) for i in range(2)]
-    for doc in docs:
+    for i, doc in enumerate(docs):
         assert doc["status"] == "ok" and doc["workload"]["info"]["world_size"] == 2
         assert [p["params"]["ranks"] for p in doc["points"]] == [2, 2]
+        placement = doc["placement"]
+        assert placement["world_size"] == 2 and placement["node"] == f"node{i}"
+        # the rendezvous numbers the ranks in the order the nodes arrive
+        ranks = {n["node"]: n["ranks"] for n in placement["nodes"]}
+        assert sorted(ranks) == ["node0", "node1"]
+        assert sorted(r for node_ranks in ranks.values() for r in node_ranks) == [0, 1]
+    assert docs[0]["placement"]["nodes"] == docs[1]["placement"]["nodes"]
     times = [[p["metrics"]["time_s"]["value"] for p in doc["points"]] for doc in docs]
     assert times[0] == times[1]  # every node holds the slowest rank's time

@@ -127,6 +127,7 @@ def test_dcmi_two_chip_card_counts_its_power_once(dcmi_stub):
     first, second = adapter.read()
     assert first.power_w == 92.7 and second.power_w is None
     assert "counted once, on NPU 0" in adapter.unavailable["power_w"]
+    assert adapter.power_counted_elsewhere() == {1}  # left out of an entry's power sum
     alone = DcmiAdapter([1])  # a run on the second chip alone gets its card's power
     assert alone.read()[0].power_w == 92.7 and "power_w" not in alone.unavailable
 
@@ -137,6 +138,7 @@ def test_npu_smi_two_chip_card_counts_its_power_once(fake_tools):  # noqa: F811
     both0, second0, second1 = adapter.read()
     assert (both0.power_w, second0.power_w, second1.power_w) == (162.8, None, 167.1)
     assert adapter.unavailable["power_w"] == "NPU 0's card power is counted once, on its chip 0"
+    assert adapter.power_counted_elsewhere() == {1}
     assert second0.mem_used_bytes == 2876 * MIB and second1.mem_used_bytes == 10568 * MIB
 
 
@@ -290,6 +292,7 @@ def test_amdsmi_mi250x_package_power_is_counted_once(fake_amdsmi):
     primary, secondary = adapter.read()
     assert primary.power_w == 468.0 and secondary.power_w is None
     assert "counted once, on GCD 0" in adapter.unavailable["power_w"]
+    assert adapter.power_counted_elsewhere() == {1}
     assert "whole MI250X package (GCDs 0+1, power read on GCD 0)" in adapter.scope["power_w"]
     assert primary.energy_j == pytest.approx(4286349568 * 15.259 / 1e6)  # pre-6.2.1 key
     assert secondary.energy_j is None

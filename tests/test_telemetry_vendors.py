@@ -256,6 +256,8 @@ def test_ixml_both_gpus_of_a_card_never_double_count(ixml_stub):
     assert powers == [103.0, None, None, 250.0] or powers == [103.0, None, 250.0, None]
     assert sum(p for p in powers if p) == 353.0  # two cards, each once
     assert "counted once, on GPU 0" in adapter.unavailable["power_w"]
+    # the entry's sum leaves out exactly the GPUs whose card is counted on another
+    assert adapter.power_counted_elsewhere() == {i for i, p in enumerate(powers) if p is None}
 
 
 def test_ixml_single_gpu_boards_keep_their_own_power(ixml_stub):
@@ -278,7 +280,7 @@ def test_card_attribution_hand_worked():
     one = attribute_card_power([1], names, power)
     assert one.power_w == {1: 103.0} and "read on GPU 1" in one.scope[1]
     both = attribute_card_power([1, 0], names, power)
-    assert both.power_w == {1: 103.0, 0: None}
+    assert both.power_w == {1: 103.0, 0: None} and both.elsewhere == {0}
     assert "counted once, on GPU 1" in both.reasons[0]
     even_only = attribute_card_power([2], names, {2: 90.0, 3: None})
     assert even_only.power_w == {2: 90.0} and "read on GPU 2" in even_only.scope[2]

@@ -3,7 +3,7 @@ warm-up is not counted."""
 
 from __future__ import annotations
 
-from bench.config import RunRules
+from bench.rules import RunRules
 from bench.timing import timed_loop
 
 

@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from bench.config import RunRules, load_suite
+from bench.config import Entry, load_suite
 from bench.errors import UserError
 from bench.llm import train_data as td
 from bench.llm.train_formulas import (
@@ -24,6 +24,8 @@ from bench.llm.train_formulas import (
     train_flop_per_token,
     training_memory,
 )
+from bench.records import RepeatSpec
+from bench.rules import RunRules
 from bench.validate import validate_file
 from tests.conftest import run_bench
 
@@ -268,13 +270,11 @@ def test_a_nan_loss_is_an_error_naming_the_step(monkeypatch):
         return loss * float("nan") if self.step_no == 4 else loss
 
     monkeypatch.setattr(TrainSession, "_loss", poisoned)
-    spec = {"vendor": "cpu", "seed": 0, "repeat": 0, "entry": {
-        "id": "p", "workload": "llm-pretrain", "mode": "train", "config": "small",
-        "precision": "fp32",
-        "params": {**load_suite("train").entries[0].params, "checkpoint": False},
-        "rules": RunRules(warmup_iters=2, min_iters=5, min_duration_s=0.0).as_dict(),
-        "overrides": {}, "substitution": None}}
-    result = run_repeat(spec)
+    entry = Entry(id="p", workload="llm-pretrain", mode="train", config="small",
+                  precision="fp32",
+                  params={**load_suite("train").entries[0].params, "checkpoint": False},
+                  rules=RunRules(warmup_iters=2, min_iters=5, min_duration_s=0.0))
+    result = run_repeat(RepeatSpec("cpu", entry, seed=0, repeat=0))
     assert result["status"] == "error"
     assert result["error"]["message"] == "loss became nan at step 4 on rank 0"
     assert len(result["series"]["loss"]) == 3  # the curve up to the failure is kept

@@ -15,17 +15,18 @@ from pathlib import Path
 import pytest
 from docker.types import DeviceRequest
 
+from bench.distributed import parse_devices
 from bench.errors import UserError
 from bench.schema import validation_errors
 from testbed.images.build import base_reference, build_inputs_sha256, image_tag
 from testbed.images.containers import (
-    bench_command,
     container_user,
-    parse_devices,
     run_options,
+    suite_mount,
 )
 from testbed.images.lock import canonical, lock_inputs, locked, platform_tags, wheel_name_version
 from testbed.images.spec import REPO_DIR, VENDORS, VendorSpec, load_spec
+from testbed.launch.base import RunRequest
 
 SPECS = {v: load_spec(v) for v in VENDORS}
 
@@ -305,14 +306,15 @@ def test_parse_devices():
 def test_suite_file_is_mounted_read_only(tmp_path):
     suite = tmp_path / "mine.yaml"
     suite.write_text("name: mine\n")
-    cmd, mount = bench_command(SPECS["cpu"], str(suite), "rid", "a,b", ["a.x=1"])
-    assert cmd == ["run", "--suite", "/suites/mine.yaml", "--device", "cpu", "--out",
-                   "/results", "--run-id", "rid", "--only", "a,b", "--set", "a.x=1"]
+    suite_arg, mount = suite_mount(str(suite))
+    request = RunRequest(suite=str(suite), only=("a", "b"), overrides=("a.x=1",))
+    cmd = request.bench_args("cpu", "rid", suite=suite_arg, extra=("--out", "/results"))
+    assert cmd == ["run", "--suite", "/suites/mine.yaml", "--device", "cpu", "--run-id", "rid",
+                   "--only", "a,b", "--set", "a.x=1", "--out", "/results"]
     assert mount.read_only and mount.source == str(suite)
-    cmd, mount = bench_command(SPECS["cuda"], "smoke", "rid", None, [])
-    assert cmd[:5] == ["run", "--suite", "smoke", "--device", "cuda"] and mount is None
+    assert suite_mount("smoke") == ("smoke", None)
     with pytest.raises(UserError, match="does not exist"):
-        bench_command(SPECS["cpu"], str(tmp_path / "missing.yaml"), "rid", None, [])
+        suite_mount(str(tmp_path / "missing.yaml"))
 
 
 def test_build_inputs_hash_covers_files_args_and_base():

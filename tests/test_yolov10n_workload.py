@@ -7,9 +7,9 @@ import json
 import pytest
 import yaml
 
-from bench.config import RunRules
 from bench.devices import get_backend
 from bench.errors import UserError
+from bench.rules import RunRules
 from bench.validate import validate_file
 from bench.workloads import get_workload
 from bench.workloads.base import WorkloadContext

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.function.worker import EXIT_DEVICE_LOST
-
+# The worker's exit code when the device stopped answering (bench.function.worker): the rest
+# of the cases run in a fresh process. Defined here, where it is read, so the worker imports
+# this module and not the other way round.
+EXIT_DEVICE_LOST = 3
 POLL_S = 0.1
 STDERR_LINES = 8
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-EXIT_DEVICE_LOST = 3
+from bench.function.isolate import EXIT_DEVICE_LOST
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from bench.config import RunRules
+from bench.rules import RunRules
 
 TARGET_OVERHEAD = 0.02
 

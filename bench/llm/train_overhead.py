@@ -22,8 +22,8 @@ import sys
 import time
 from typing import Any
 
-from bench.config import RunRules
 from bench.llm.overhead import TARGET_OVERHEAD, summary, verdict
+from bench.rules import RunRules
 
 
 def bare_tokens_per_s(session: Any, batch: dict[str, Any], steps: int

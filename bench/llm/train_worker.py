@@ -4,11 +4,13 @@
         -m bench.llm.train_worker SPEC.json OUT_DIR
 
 Each rank binds its local device, joins the process group and runs the same
-``TrainSession`` as a one-device run. Global rank 0 writes the job's record (every rank's view
-combined inside the job: the slowest rank's step times, every rank's peak memory, the global
-loss) to ``OUT_DIR/record.json``. A rank that raises writes ``OUT_DIR/rank<R>.error.json``
-(its exception, the step it was on) before it exits, so the workload can say which rank
-failed and why; one killed outright is named by torchrun's report instead.
+``TrainSession`` as a one-device run. Local rank 0 of every node writes the job's record
+(every rank's view combined inside the job: the slowest rank's step times, every rank's peak
+memory, the global loss; the timed window on its own node's clock, which that node's
+telemetry is aligned by) to ``OUT_DIR/record.json``. A rank that raises writes
+``OUT_DIR/rank<R>.error.json`` (its exception, the step it was on) before it exits, so the
+workload can say which rank failed and why; one killed outright is named by torchrun's
+report instead.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ RECORD_FILE = "record.json"
 
 def main(argv: list[str], session_class: Any = None) -> int:
     from bench.child import emit_progress
-    from bench.config import RunRules
     from bench.devices import get_backend
     from bench.jsonio import atomic_write_json, sanitize
     from bench.llm.trainer import RankEnv, TrainSession, TrainSpec, init_process_group
+    from bench.rules import RunRules
 
     spec = TrainSpec.from_dict(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
     out_dir = Path(argv[1])
@@ -43,7 +45,7 @@ def main(argv: list[str], session_class: Any = None) -> int:
             spec, backend, env, progress=emit_progress if env.local_rank == 0 else None)
         session.setup()
         record = session.run(RunRules(**spec.rules))
-        if env.rank == 0:
+        if env.local_rank == 0:
             atomic_write_json(out_dir / RECORD_FILE, sanitize(record.as_dict()))
     except BaseException as exc:
         atomic_write_json(out_dir / ERROR_FILE.format(rank=env.rank), sanitize({

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.config import RunRules
+from bench.distributed import this_node
 from bench.errors import UserError
 from bench.llm import train_data as td
 from bench.llm.train_formulas import LrSchedule
@@ -41,6 +41,7 @@ from bench.llm.train_models import (
     model_shape,
     recompute_buffers,
 )
+from bench.rules import RunRules
 from bench.timing import timed_loop
 
 SYNTHETIC_CHAINS = 256
@@ -160,6 +161,7 @@ class RankRecord:
     checkpoint: dict[str, Any] | None
     data: dict[str, Any]
     threads: int
+    nodes: list[str] | None = None  # the node each rank ran on, by global rank
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -475,7 +477,7 @@ class TrainSession:
         dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
         return [float(v) for v in t.tolist()]
 
-    def _gather(self, value: int | None) -> list[int | None]:
+    def _gather(self, value: Any) -> list[Any]:
         if not self.env.distributed:
             return [value]
         import torch.distributed as dist
@@ -493,6 +495,7 @@ class TrainSession:
                           agree=self._agree if self.env.distributed else None)
         peak = self.backend.memory_stats(self.env.local_rank).peak_allocated_bytes
         peaks = self._gather(peak)
+        nodes = self._gather(this_node())
         latencies = self._reduce(loop.latencies_s, "max")
         steps = self.step_no
         checkpoint = None
@@ -509,7 +512,7 @@ class TrainSession:
             warmup_iters=rules.warmup_iters, loss=losses[:self.spec.loss_steps],
             grad_norm=self.grad_norms[:self.spec.loss_steps], final_loss=losses[-1],
             steps=steps, peak_mem_bytes=peaks, checkpoint=checkpoint,
-            data=self.data_info, threads=torch.get_num_threads())
+            data=self.data_info, threads=torch.get_num_threads(), nodes=nodes)
 
     # -- checkpoint ----------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@
     python -m torch.distributed.run --standalone --nproc_per_node N \\
         -m bench.micro.collective_worker SPEC.json OUT_DIR
 
+(started by ``bench.launch.launch_ranks``, which also joins several nodes).
+
 torchrun (PyTorch's own launcher, which also does multi-node rendezvous) sets RANK, WORLD_SIZE
 and LOCAL_RANK. Each rank binds its local device, joins the process group of the vendor's
 backend (nccl, cncl, gloo) and runs every (op, size) point in lockstep: a correctness check,
@@ -78,13 +80,14 @@ def main(argv: list[str]) -> int:
     import torch
     import torch.distributed as dist
 
-    from bench.child import emit_progress
-    from bench.config import RunRules
     from bench.devices import get_backend
+    from bench.distributed import this_node
+    from bench.events import emit_progress
     from bench.jsonio import atomic_write_json, sanitize
     from bench.micro.formulas import collective_elements, size_label
     from bench.micro.precision import DTYPES
     from bench.micro.sweep import failure_class
+    from bench.rules import RunRules
     from bench.timing import timed_loop
 
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
@@ -97,8 +100,10 @@ def main(argv: list[str]) -> int:
     device = backend.device(local_rank)
     dist.init_process_group(backend=spec["dist_backend"],
                             timeout=timedelta(seconds=spec["timeout_s"]))
+    nodes: list[Any] = [None] * world  # which node each rank runs on, for the result
+    dist.all_gather_object(nodes, spec.get("node") or this_node())
     torch.manual_seed(spec["seed"])
-    rules = RunRules(**spec["rules"])
+    rules = RunRules.from_dict(spec["rules"])
     dtype = DTYPES[spec["precision"]]
     elem = torch.empty((), dtype=dtype).element_size()
 
@@ -139,7 +144,8 @@ def main(argv: list[str]) -> int:
                                    f"{STATUS_NAMES[int(setup_worst)]} allocating its buffers"}
             record["seconds_max"] = None
             records.append(record)
-            atomic_write_json(path, sanitize({"rank": rank, "world": world, "points": records}))
+            atomic_write_json(path, sanitize({"rank": rank, "world": world, "nodes": nodes,
+                                              "points": records}))
             continue
         try:
             call()
@@ -179,7 +185,8 @@ def main(argv: list[str]) -> int:
                                "message": f"another rank recorded {STATUS_NAMES[int(worst)]}"}
         record["seconds_max"] = slowest if record["status"] == "ok" else None
         records.append(record)
-        atomic_write_json(path, sanitize({"rank": rank, "world": world, "points": records}))
+        atomic_write_json(path, sanitize({"rank": rank, "world": world, "nodes": nodes,
+                                              "points": records}))
         if backend.device_type != "cpu":
             backend.module.empty_cache()
     dist.destroy_process_group()

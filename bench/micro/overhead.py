@@ -21,9 +21,9 @@ import time
 
 import torch
 
-from bench.config import RunRules
 from bench.devices import get_backend
 from bench.micro.sweep import time_calls
+from bench.rules import RunRules
 
 
 def per_call_synced(fn, sync, calls: int) -> float:

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.config import RunRules
 from bench.errors import Unsupported
 from bench.results import Metric
+from bench.rules import RunRules
 from bench.timing import timed_loop
 
 UNSUPPORTED_MARKERS = ("not implemented for", "not supported", "does not support", "unsupported",

@@ -210,6 +210,7 @@ class DcmiAdapter(TelemetryAdapter):
             raise AdapterUnavailable(f"DCMI lists logic ids {sorted(by_logic)}; no NPU {absent}")
         self.chips = [by_logic[i] for i in self.physical]
         self.shared_power = card_power_carriers(self.chips)
+        self.share_power(self.physical, frozenset(self.shared_power))
         self.names = [self.dcmi.name(c) for c in self.chips]
         self.scope = {"util_pct": "AI Core utilisation (dcmi_get_device_utilization_rate)",
                       "power_w": "NPU card power (dcmi_get_device_power_info, 0.1 W steps)",
@@ -450,6 +451,13 @@ class NpuSmiAdapter(TelemetryAdapter):
             raise AdapterUnavailable(f"npu-smi's table lists {len(chips)} chip(s); no NPU "
                                      f"{absent}")
         self.ids = [(chips[i].npu, chips[i].chip) for i in self.physical]
+        # npu-smi prints a card's power once: later chips of a used card count on the first
+        first_of_card: set[int] = set()
+        self.power_shared = set()
+        for logical, (npu, _chip) in zip(self.device_indices, self.ids, strict=True):
+            if npu in first_of_card:
+                self.power_shared.add(logical)
+            first_of_card.add(npu)
         self.names = [chips[i].name for i in self.physical]
         self.scope = {"util_pct": "npu-smi AICore(%)",
                       "power_w": "NPU card power (npu-smi Power(W); a card's second chip "

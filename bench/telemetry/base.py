@@ -106,6 +106,7 @@ class TelemetryAdapter(ABC):
         self.unavailable: dict[str, str] = {}
         self.scope: dict[str, str] = {}
         self.field_misses: Counter[str] = Counter()
+        self.power_shared: set[int] = set()
 
     def missing(self, field: str, reason: str) -> None:
         """Record that ``field`` could not be read in this sample, and why (first reason kept)."""
@@ -124,6 +125,17 @@ class TelemetryAdapter(ABC):
     def describe(self) -> dict[str, Any]:
         """Source and device names for the result (called once, after the first read)."""
         return {"backend": self.name}
+
+    def power_counted_elsewhere(self) -> set[int]:
+        """Indices (of ``device_indices``) whose power this adapter reports on another device
+        on purpose (a card of two devices read once), so that a sum counts it once."""
+        return set(self.power_shared)
+
+    def share_power(self, physical: list[int], elsewhere: frozenset[int]) -> None:
+        """Record which devices' power is counted on another (``elsewhere``: physical indices,
+        ``physical``: those of ``device_indices`` in the same order)."""
+        self.power_shared = {logical for logical, p in zip(self.device_indices, physical,
+                                                           strict=False) if p in elsewhere}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the management API."""

@@ -35,6 +35,8 @@ class PowerAttribution:
     power_w: dict[int, float | None]
     scope: dict[int, str]
     reasons: dict[int, str] = field(default_factory=dict)
+    # devices (physical index) whose card power is counted on another used device
+    elsewhere: frozenset[int] = frozenset()
 
 
 def card_pair(index: int) -> tuple[int, int]:
@@ -58,6 +60,7 @@ def attribute_card_power(used: list[int], names: dict[int, str | None],
     scope: dict[int, str] = {}
     reasons: dict[int, str] = {}
     carrier: dict[tuple[int, int], int] = {}
+    elsewhere: set[int] = set()
     u = card.unit
     for i in used:
         if not card.matches(names.get(i)):
@@ -70,6 +73,7 @@ def attribute_card_power(used: list[int], names: dict[int, str | None],
         n_used = sum(1 for j in used if card_pair(j) == pair)
         if pair in carrier:
             out[i] = None
+            elsewhere.add(i)
             scope[i] = f"counted on {u} {carrier[pair]} (same {card.label})"
             reasons[i] = (f"the power of the {card.label} holding {u}s {pair[0]}+{pair[1]} is "
                           f"counted once, on {u} {carrier[pair]}")
@@ -83,7 +87,7 @@ def attribute_card_power(used: list[int], names: dict[int, str | None],
         if out[i] is None:
             reasons[i] = (f"neither {u} {pair[0]} nor {u} {pair[1]} of the {card.label} "
                           "reports power")
-    return PowerAttribution(out, scope, reasons)
+    return PowerAttribution(out, scope, reasons, frozenset(elsewhere))
 
 
 def partner_indices(used: list[int], names: dict[int, str | None],

@@ -106,6 +106,7 @@ class IxmlAdapter(NvmlAdapter):
         raw = {i: s.power_w for i, s in zip(self.physical, samples, strict=True)}
         raw.update({j: self._power(h) for j, h in self.partners.items()})
         self.attribution = attribute_card_power(self.physical, self.names, raw)
+        self.share_power(self.physical, self.attribution.elsewhere)
         for i, sample in zip(self.physical, samples, strict=True):
             sample.power_w = self.attribution.power_w[i]
             if i in self.attribution.reasons:
@@ -275,6 +276,7 @@ class IxsmiAdapter(TelemetryAdapter):
         if any(self._two_gpu_card(i) for i in self.physical):
             raw = {i: r.values["power_w"] for i, r in rows.items()}
             self.attribution = attribute_card_power(self.physical, self.names, raw)
+            self.share_power(self.physical, self.attribution.elsewhere)
             for i, sample in zip(self.physical, samples, strict=True):
                 sample.power_w = self.attribution.power_w[i]
                 if i in self.attribution.reasons:

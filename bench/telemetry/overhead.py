@@ -33,8 +33,8 @@ READY = "@@ready"
 def child_main(spec: dict[str, Any]) -> int:
     import torch
 
-    from bench.config import RunRules
     from bench.devices import get_backend
+    from bench.rules import RunRules
     from bench.workloads import WorkloadContext, get_workload
 
     backend = get_backend(spec["vendor"])

@@ -121,6 +121,7 @@ def power_attribution(adapter: TelemetryAdapter, used: list[int], names: dict[in
             adapter.missing("energy_j", "the MI250X package's energy counter is read on its "
                                         "primary GCD, counted once")
     adapter.scope["power_w"] = attribution.scope[used[0]]
+    adapter.share_power(used, attribution.elsewhere)
     return attribution
 
 

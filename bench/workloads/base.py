@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from bench.config import RunRules
 from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
+from bench.distributed import Placement
 from bench.errors import Unsupported
 from bench.flops import WorkProbe
+from bench.rules import RunRules
 from bench.timing import ProgressFn, StreamStep, concurrent_loop, timed_loop
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class WorkloadContext:
     # then times out or is killed, those points are kept in the result.
     save_points: Callable[[list[dict[str, Any]]], None] = field(
         default=lambda _points: None)
+    # Where the launcher placed this part of the entry (nodes, ranks per node, rendezvous).
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def device(self) -> torch.device:
@@ -68,6 +71,9 @@ class Workload(ABC):
     # A workload whose own measure() cycles its inputs under input_variants (make_input_variants)
     # says so here, so the audit's caching check knows whom to re-run with distinct inputs.
     varies_inputs: ClassVar[bool] = False
+    # A workload that runs several ranks (``bench.launch.launch_ranks``): a launcher may
+    # place it on several nodes; the others run once, on one device of one node.
+    distributed: ClassVar[bool] = False
     # Post-training int8 flow the workload supports for inference (bench.quantize): "static"
     # or "dynamic"; None: int8 is the device's business (GEMM) or not offered.
     int8_kind: ClassVar[str | None] = None
@@ -79,6 +85,8 @@ class Workload(ABC):
         self.precision_reason: str | None = None
         self.series: dict[str, list[float]] = {}
         self.extra: dict[str, Any] = {}
+        # Local indices of the devices this node's ranks use: telemetry reports these.
+        self.devices_used: list[int] = [0]
 
     # -- to implement ------------------------------------------------------------------
     @abstractmethod
@@ -88,6 +96,12 @@ class Workload(ABC):
     def step(self) -> int:
         """One iteration; returns the number of items processed."""
         raise NotImplementedError(f"{self.name} defines neither step() nor measure()")
+
+    @classmethod
+    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+        """Whether an entry with these parameters runs on every node of a multi-node run
+        together (its ranks joined by one rendezvous), rather than once, on the first node."""
+        return cls.distributed
 
     @classmethod  # noqa: B027 - an optional hook: most workloads accept any known param
     def validate_params(cls, params: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ device has it, gradient clipping, a fixed learning-rate schedule, learnable synt
 default (``bench.llm.train_data``) or local data.
 
 One device trains in the harness's own process. Several (``nproc`` per node, ``nnodes``)
-are started by the launcher (``bench.launch``: torchrun) over the vendor's collective backend
+are started by ``bench.launch`` (torchrun, on every node the launcher placed the entry on:
+``invoke bench --slurm --nodes N``) over the vendor's collective backend
 (gloo on the CPU): DDP for models whose whole training state fits a device, FSDP
 (``fully_shard``) with activation checkpointing for those that do not. The harness's timed
 loop (``bench.timing``) runs in every rank; the ranks agree when to stop; the result combines
@@ -34,7 +35,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench import launch
-from bench.config import RunRules
 from bench.errors import Unsupported, UserError
 from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.launch import process_group_timeout_s
@@ -43,6 +43,7 @@ from bench.llm.memory import FALLBACKS
 from bench.llm.train_models import FINETUNE_MODELS, TRAIN_MODELS
 from bench.micro.peaks import device_peaks
 from bench.results import metric
+from bench.rules import RunRules
 from bench.workloads import register
 from bench.workloads.base import Workload
 
@@ -54,7 +55,7 @@ WORKER = "bench.llm.train_worker"
 SOAK_WORKER = "bench.llm.soak_worker"
 
 _COMMON = {
-    "architecture": "reduced", "nproc": 1, "nnodes": 1, "rdzv_endpoint": None,
+    "architecture": "reduced", "nproc": 1, "nnodes": 1,
     "strategy": "auto", "activation_checkpointing": None, "weight_decay": 0.1,
     "betas": [0.9, 0.95], "eps": 1e-8, "min_lr_ratio": 0.1, "clip_grad_norm": 1.0,
     "data_path": None, "tokenizer": None, "weights": None, "loss_steps": 100,
@@ -106,10 +107,6 @@ def validate_train_params(params: dict[str, Any], task: str) -> None:
     if params["strategy"] not in STRATEGIES:
         raise UserError(f"strategy is {params['strategy']!r}.",
                         f"Use one of: {', '.join(STRATEGIES)}.")
-    if params["rdzv_endpoint"] and params["nnodes"] > 1 and params["checkpoint"] \
-            and not params["checkpoint_dir"]:
-        raise UserError("A multi-node checkpoint needs checkpoint_dir on a shared file system.",
-                        "Set checkpoint_dir, or checkpoint: false.")
     ac = params["activation_checkpointing"]
     if ac is not None and not isinstance(ac, bool):
         raise UserError(f"activation_checkpointing is {ac!r}.",
@@ -183,6 +180,12 @@ class TrainWorkload(Workload):
     task: ClassVar[str]
     worker_module: ClassVar[str] = WORKER
     soak_worker_module: ClassVar[str] = SOAK_WORKER
+    distributed = True
+
+    @classmethod
+    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+        # The entry says how many nodes it trains on; one node's ranks start there alone.
+        return int(params.get("nnodes", 1)) > 1
 
     @classmethod
     def validate_params(cls, params: dict[str, Any]) -> None:
@@ -221,16 +224,24 @@ class TrainWorkload(Workload):
         self.precision_used, self.precision_reason = choose_train_precision(
             self.ctx.precision, supported)
         self.extra["tf32"] = backend.set_tf32(self.precision_used == "tf32")
-        self.nproc = backend.device_count() if p["nproc"] == "auto" else int(p["nproc"])
+        placement = self.ctx.placement
+        self.nproc = ((placement.nproc_per_node or backend.device_count())
+                      if p["nproc"] == "auto" else int(p["nproc"]))
         self.nnodes = int(p["nnodes"])
-        if self.nnodes > 1 and not p["rdzv_endpoint"]:
-            raise Unsupported(f"this entry runs on {self.nnodes} nodes: start it on every node "
-                              f"at once with --set ENTRY.rdzv_endpoint=HOST:PORT (the first "
-                              f"node's address) and a shared checkpoint_dir")
+        if self.nnodes != placement.nnodes:
+            raise Unsupported(
+                f"this entry trains on {self.nnodes} node(s) but was placed on "
+                f"{placement.nnodes}: run it with invoke bench --slurm --nodes {self.nnodes} "
+                f"(docs/cluster.md), or set nnodes: {placement.nnodes}")
+        if self.nnodes > 1 and p["checkpoint"] and not p["checkpoint_dir"]:
+            raise Unsupported("a multi-node checkpoint needs checkpoint_dir on a file system "
+                              "every node shares: set it, or checkpoint: false")
         self.world = self.nproc * self.nnodes
         if backend.vendor != "cpu" and self.nproc > backend.device_count():
             raise Unsupported(f"nproc={self.nproc} ranks but only {backend.device_count()} "
                               f"{backend.vendor} device(s) here: one rank per device")
+        if backend.vendor != "cpu":
+            self.devices_used = list(range(self.nproc))  # telemetry samples each of them
         if p["global_batch"] % self.world:
             raise Unsupported(f"global batch {p['global_batch']} does not divide over "
                               f"{self.world} ranks")
@@ -248,7 +259,7 @@ class TrainWorkload(Workload):
             min_lr_ratio=float(p["min_lr_ratio"]), clip_grad_norm=float(p["clip_grad_norm"]),
             data_path=p["data_path"], tokenizer=p["tokenizer"], weights=p["weights"],
             loss_steps=p["loss_steps"], seed=self.ctx.seed, vendor=backend.vendor,
-            dist_backend=backend.dist_backend, rules=self.ctx.rules.as_dict(),
+            dist_backend=backend.dist_backend, rules=self.ctx.rules.to_dict(),
             timeout_s=process_group_timeout_s(self.ctx.rules.timeout_s))
         self.shape = meta_shape(base)
         strategy, ac, estimate, why = self._plan()
@@ -261,7 +272,7 @@ class TrainWorkload(Workload):
                                              dir=p["checkpoint_dir"] or None))
         self.spec = TrainSpec(**{**base.as_dict(), "strategy": strategy,
                                  "activation_checkpointing": ac,
-                                 "checkpoint_dir": str(self.workdir / "checkpoint")
+                                 "checkpoint_dir": self._checkpoint_dir()
                                  if p["checkpoint"] else None})
         self.peaks = device_peaks(backend)
         self._record_info(strategy, ac, estimate, why)
@@ -323,6 +334,16 @@ class TrainWorkload(Workload):
         return "fsdp", ac, estimate("fsdp", ac), (
             f"DDP would need {ddp.describe()} per device, more than "
             f"{tf.USABLE_FRACTION:.0%} of {budget / 2**30:.1f} GiB: sharded")
+
+    def _checkpoint_dir(self) -> str:
+        """One node: beside the job's files. Several: one directory every node names alike
+        (the job's rendezvous id under the shared ``checkpoint_dir``), since each node's
+        ranks write their shards of one checkpoint."""
+        placement = self.ctx.placement
+        if not placement.multi_node:
+            return str(self.workdir / "checkpoint")
+        return str(Path(self.params["checkpoint_dir"])
+                   / f"bench-train-{placement.rdzv_id or 'bench'}-checkpoint")
 
     def _record_info(self, strategy: str, ac: bool, estimate: tf.TrainMemory,
                      why: str) -> None:
@@ -394,6 +415,8 @@ class TrainWorkload(Workload):
                 "throughput_items_per_s": record["items"] / window["duration_s"]}
         self.extra.update(steps=record["steps"], threads_per_rank=record["threads"],
                           peak_mem_bytes_per_rank=record["peak_mem_bytes"])
+        if record.get("nodes"):
+            self.extra["rank_nodes"] = record["nodes"]  # the result's placement names them
         self.extra.setdefault("data", record["data"])
         loop["metrics"] = self.metrics(loop)
         return loop
@@ -414,10 +437,11 @@ class TrainWorkload(Workload):
         out.mkdir()
         spec_path = self.workdir / "spec.json"
         spec_path.write_text(json.dumps(self.spec.as_dict()), encoding="utf-8")
-        cmd = launch.torchrun_command(self.worker_module, [str(spec_path), str(out)],
-                                      self.nproc, self.nnodes, self.params["rdzv_endpoint"])
+        args = [str(spec_path), str(out)]
+        cmd = launch.torchrun_command(self.ctx.placement, self.nproc, self.worker_module, args)
         self.extra["command"] = ["python", *cmd[1:-2], "SPEC.json", "OUT_DIR"]
-        result = launch.run_ranks(cmd, self.ctx.progress)
+        result = launch.launch_ranks(self.ctx.placement, self.nproc, self.worker_module, args,
+                                     self.ctx.progress, store_timeout_s=self.ctx.rules.timeout_s)
         record_path = out / "record.json"
         if result.ok and record_path.exists():
             return json.loads(record_path.read_text(encoding="utf-8"))

@@ -9,19 +9,23 @@ NVIDIA, cncl on Cambricon, gloo on the cpu reference (several processes on loopb
 sizes in the nccl-tests convention. Bus bandwidth is compared with the spec sheet's
 device-to-device link bandwidth where the sheet has one.
 
-Multi-node: run the same suite entry on every node at the same time with ``nnodes`` and
-``rdzv_endpoint`` (host:port of the first node) set; torchrun's c10d rendezvous joins them.
+Ranks: one per device visible to the run (``nproc: auto``; ``--devices`` decides which are
+visible; two processes on the cpu), or the launcher's ``--nproc-per-node``. Several nodes: the
+launcher places the entry on every node at once (``invoke bench --slurm``, or ``bench run
+--nnodes N --node-rank R --rdzv-endpoint HOST:PORT`` by hand); torchrun's c10d rendezvous on the
+first node joins them (``bench.launch``).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import launch
-from bench.errors import Unsupported
+from bench.errors import Unsupported, UserError
 from bench.launch import process_group_timeout_s
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
@@ -32,13 +36,19 @@ from bench.workloads import register
 from bench.workloads.base import Workload
 
 KiB, MiB = 2**10, 2**20
+CPU_RANKS = 2  # gloo processes on the cpu reference, which has one "device"
+WORKER = "bench.micro.collective_worker"
 
 
-def torchrun_command(nproc: int, nnodes: int, rdzv_endpoint: str | None, spec: Path,
-                     out_dir: Path) -> list[str]:
-    """The torchrun command line of one collectives job (bench.launch)."""
-    return launch.torchrun_command("bench.micro.collective_worker", [str(spec), str(out_dir)],
-                                   nproc, nnodes, rdzv_endpoint)
+def ranks_per_node(nproc: int | str | None, launcher_nproc: int | None, vendor: str,
+                   device_count: Callable[[], int]) -> int:
+    """Ranks on this node: the launcher's ``--nproc-per-node``, else the entry's ``nproc``,
+    where null (or ``auto``) is one rank per visible device (two processes on the cpu)."""
+    if launcher_nproc is not None:
+        return launcher_nproc
+    if nproc not in (None, "auto"):
+        return int(nproc)
+    return CPU_RANKS if vendor == "cpu" else device_count()
 
 
 @register
@@ -48,13 +58,30 @@ class CollectivesWorkload(Workload):
     group = "micro"
     modes = ("infer",)
     item_unit = "B"
+    distributed = True
     configs = {
         "small": {"ops": list(formulas.COLLECTIVES), "sizes_bytes": [4 * KiB, 256 * KiB, 4 * MiB],
-                  "nproc": 2, "nnodes": 1, "rdzv_endpoint": None},
+                  "nproc": None, "nnodes": None},
         "full": {"ops": list(formulas.COLLECTIVES),
                  "sizes_bytes": [KiB * 4**i for i in range(11)],  # 1 KiB .. 1 GiB
-                 "nproc": "auto", "nnodes": 1, "rdzv_endpoint": None},
+                 "nproc": None, "nnodes": None},
     }
+
+    @classmethod
+    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+        # nnodes null: every node of the run; 1: the first node alone; N: exactly N nodes.
+        return params.get("nnodes") != 1
+
+    @classmethod
+    def validate_params(cls, params: dict[str, Any]) -> None:
+        nnodes = params.get("nnodes")
+        if nnodes is not None and not (isinstance(nnodes, int) and nnodes >= 1):
+            raise UserError(f"collectives: nnodes={nnodes!r} is not a number of nodes.",
+                            "Give a positive integer, or null for every node of the run.")
+        nproc = params.get("nproc")
+        if nproc not in (None, "auto") and not (isinstance(nproc, int) and nproc >= 1):
+            raise UserError(f"collectives: nproc={nproc!r} is not a number of ranks.",
+                            "Give a positive integer, or null for one rank per device.")
 
     def setup(self) -> None:
         p = self.params
@@ -65,18 +92,23 @@ class CollectivesWorkload(Workload):
         if self.ctx.precision not in DTYPES:
             raise Unsupported(f"collectives: no dtype for precision {self.ctx.precision}")
         backend = self.ctx.backend
-        self.nproc = backend.device_count() if p["nproc"] == "auto" else int(p["nproc"])
-        self.nnodes = int(p["nnodes"])
-        if self.nnodes > 1 and not p["rdzv_endpoint"]:
-            raise ValueError("collectives: nnodes > 1 needs rdzv_endpoint (host:port of node 0)")
-        world = self.nproc * self.nnodes
+        placement = self.ctx.placement
+        if p.get("nnodes") is not None and p["nnodes"] != placement.nnodes:
+            raise Unsupported(f"this entry measures {p['nnodes']} node(s) but was placed on "
+                              f"{placement.nnodes}: run it with invoke bench --slurm --nodes "
+                              f"{p['nnodes']} (docs/cluster.md)")
+        self.nproc = ranks_per_node(p["nproc"], placement.nproc_per_node, backend.vendor,
+                                    backend.device_count)
+        world = self.nproc * placement.nnodes
         if world < 2:
             raise Unsupported(f"a collective needs at least 2 ranks; nproc={p['nproc']} gives "
-                              f"{self.nproc} on {self.nnodes} node(s) ({backend.device_count()} "
-                              f"{backend.vendor} device(s) here)")
+                              f"{self.nproc} on {placement.nnodes} node(s) "
+                              f"({backend.device_count()} {backend.vendor} device(s) here)")
         if backend.vendor != "cpu" and self.nproc > backend.device_count():
             raise Unsupported(f"nproc={self.nproc} ranks but only {backend.device_count()} "
                               f"{backend.vendor} device(s): one rank per device")
+        if backend.vendor != "cpu":
+            self.devices_used = list(range(self.nproc))
         self.peaks = device_peaks(backend)
         self.extra.update(reference=self.peaks.info(), dist_backend=backend.dist_backend,
                           world_size=world, launcher=launch.LAUNCHER,
@@ -92,21 +124,20 @@ class CollectivesWorkload(Workload):
             "vendor": self.ctx.backend.vendor, "dist_backend": self.ctx.backend.dist_backend,
             "ops": self.params["ops"], "sizes_bytes": self.params["sizes_bytes"],
             "precision": self.ctx.precision, "seed": self.ctx.seed,
-            "rules": self.ctx.rules.as_dict(),
+            "rules": self.ctx.rules.to_dict(),
             "timeout_s": process_group_timeout_s(self.ctx.rules.timeout_s),
+            "node": self.ctx.placement.node,
         }), encoding="utf-8")
-        cmd = torchrun_command(self.nproc, self.nnodes, self.params["rdzv_endpoint"], spec,
-                               out_dir)
+        args = [str(spec), str(out_dir)]
+        cmd = launch.torchrun_command(self.ctx.placement, self.nproc, WORKER, args)
         self.extra["command"] = ["python", *cmd[1:-2], "SPEC.json", "OUT_DIR"]
-        result = launch.run_ranks(cmd, self.ctx.progress)
+        outcome = launch.launch_ranks(self.ctx.placement, self.nproc, WORKER, args,
+                                      self.ctx.progress, store_timeout_s=self.ctx.rules.timeout_s)
         path = out_dir / "local_rank0.json"
-        records = json.loads(path.read_text(encoding="utf-8"))["points"] if path.exists() else []
-        failure = None
-        if not result.ok:
-            failure = (f"torchrun exited with code {result.returncode}"
-                       + (f" ({result.failure.describe()})" if result.failure else "")
-                       + ": " + " | ".join(result.tail[-8:]))
-        return records, failure
+        ranks = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if ranks.get("nodes"):
+            self.extra["rank_nodes"] = ranks["nodes"]
+        return ranks.get("points", []), outcome.describe_failure()
 
     def _point(self, rec: dict[str, Any]) -> Point:
         params = {"op": rec["op"], "bytes": rec["bytes"], "ranks": rec["ranks"]}
@@ -148,7 +179,7 @@ class CollectivesWorkload(Workload):
         # the ranks write after every point, in grid order: what is missing never ran
         grid = [(op, n) for op in self.params["ops"] for n in self.params["sizes_bytes"]]
         for op, n in grid[len(records):]:
-            points.append(Point(params={"op": op, "bytes": n, "ranks": self.nproc * self.nnodes},
+            points.append(Point(params={"op": op, "bytes": n, "ranks": self.extra["world_size"]},
                                 status="error", error={
                                     "type": "TorchrunFailed",
                                     "message": failure or "the job wrote no result"}))

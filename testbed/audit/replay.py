@@ -1,5 +1,6 @@
 """Re-running a submission: its recorded configuration as a suite file, run in its image (or
-natively), once as submitted and once with distinct inputs for the caching check.
+natively) through the same launcher ``invoke bench`` uses, once as submitted and once with
+distinct inputs for the caching check.
 
 The suite is written from the result documents themselves, not looked up by name: every
 parameter, precision, run rule, seed, model substitution and telemetry interval is the one the
@@ -10,9 +11,6 @@ of the submission are passed as ``--set`` again, so the re-run is flagged as the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ from bench.config import RULES_PREFIX, format_cpus
 from bench.errors import UserError
 from bench.ids import MANIFEST_FILE
 from bench.jsonio import atomic_write_text
-from bench.paths import REPO_DIR
 from testbed.audit.submission import Submission
+from testbed.launch.base import Launcher, RunRequest
 
 SUITE_FILE = "audit-suite.yaml"
 
@@ -198,35 +196,19 @@ def rerun_unavailable(vendor: str, native: bool) -> str | None:
     return None
 
 
-def run_native(suite_file: Path, out_dir: Path, vendor: str, overrides: list[str],
-               label: str | None, name: str) -> Rerun:
-    """``python -m bench run`` in this environment, progress shown as it goes."""
+def rerun(launcher: Launcher, suite_file: Path, out_dir: Path, vendor: str,
+          overrides: list[str], label: str | None, name: str,
+          image_ref: str | None = None) -> Rerun:
+    """One re-run through the launcher ``invoke bench`` uses for such a run (natively, or in
+    the submitted image); a refusal or failure is the re-run's error, never the audit's end."""
     from bench.runner import new_run_id
 
-    cmd = [sys.executable, "-m", "bench", "run", "--suite", str(suite_file), "--device", vendor,
-           "--out", str(out_dir), "--run-id", new_run_id(vendor, f"audit-{name}")]
-    for item in overrides:
-        cmd += ["--set", item]
-    if label:
-        cmd += ["--label", label]
-    print(f"re-run ({name}): {' '.join(cmd[1:])}", flush=True)
-    proc = subprocess.run(cmd, cwd=REPO_DIR, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    error = None if proc.returncode == 0 else \
-        f"`python -m bench run` exited with code {proc.returncode}"
-    return Rerun(name, out_dir, proc.returncode, error, read_results(out_dir))
-
-
-def run_container(suite_file: Path, out_dir: Path, vendor: str, overrides: list[str],
-                  label: str | None, image_ref: str, name: str,
-                  results_root: Path) -> Rerun:
-    """The same run in the submitted image, through the code ``invoke bench --vendor`` uses."""
-    from testbed.images.run import bench_in_container
-
-    print(f"re-run ({name}) in {image_ref}", flush=True)
+    request = RunRequest(suite=str(suite_file), vendor=vendor, out=out_dir,
+                         overrides=tuple(overrides), label=label, image=image_ref,
+                         run_id=new_run_id(vendor, f"audit-{name}"), name=name)
     try:
-        _, code = bench_in_container(vendor, str(suite_file), str(out_dir), None, overrides,
-                                     None, image_ref, results_root, label=label)
-        error = None if code == 0 else f"the bench in the container exited with code {code}"
+        outcome = launcher.launch(request)
+        code, error = outcome.exit_code, outcome.error
     except UserError as exc:
         code, error = None, str(exc)
     return Rerun(name, out_dir, code, error, read_results(out_dir))

@@ -37,14 +37,15 @@ from testbed.audit.replay import (
     SUITE_FILE,
     Rerun,
     overrides_of,
+    rerun,
     rerun_unavailable,
-    run_container,
-    run_native,
     suite_from_results,
     write_suite,
 )
 from testbed.audit.submission import Submission, load_submission
 from testbed.audit.tolerances import Reruns, Tolerances, load_tolerances
+from testbed.launch.container import ContainerLauncher
+from testbed.launch.native import NativeLauncher
 
 AUDIT_SCHEMA_VERSION = "1.0"
 SAME, DISTINCT, MORE = "as-submitted", "distinct-inputs", "more-evidence"
@@ -214,10 +215,19 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
                        image_ref: str | None
                        ) -> tuple[list[Rerun], list[Check], list[dict[str, Any]]]:
     entries = list(sub.results)
+    spread = {e: (d.get("placement") or {}).get("nnodes", 1) for e, d in sub.results.items()}
+    if any(n > 1 for n in spread.values()):
+        several = ", ".join(f"{e} ({n} nodes)" for e, n in spread.items() if n > 1)
+        raise UserError(f"{several} ran on several nodes of a cluster; a re-run on this machine "
+                        "would measure something else.",
+                        "Re-running a multi-node run on its cluster is not built yet: audit "
+                        "the single-node entries (a run of them alone), see docs/cluster.md.")
     vendor = sub.vendor or "cpu"
     label = sub.provenance.get("label")
     why_not = {e: caching_not_applicable(sub.results[e]) for e in entries}
     varied = [e for e in entries if why_not[e] is None]
+
+    launcher = NativeLauncher(out_dir) if native else ContainerLauncher(out_dir)
 
     def run(name: str, ids: list[str], extra: dict[str, dict[str, Any]] | None = None
             ) -> Rerun:
@@ -226,15 +236,11 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
         target = out_dir / name
         sets = overrides_of(sub, ids, extra)
         with HostMonitor(own_children if native else container_of(target)) as monitor:
-            if native:
-                rerun = run_native(suite_file, target, vendor, sets, label, name)
-            else:
-                assert image_ref is not None
-                rerun = run_container(suite_file, target, vendor, sets, label, image_ref,
-                                      name, out_dir)
-        rerun.rules = extra or {}
-        rerun.host = monitor.report({e: timed_windows(d) for e, d in rerun.results.items()})
-        return rerun
+            result = rerun(launcher, suite_file, target, vendor, sets, label, name,
+                           None if native else image_ref)
+        result.rules = extra or {}
+        result.host = monitor.report({e: timed_windows(d) for e, d in result.results.items()})
+        return result
 
     same = run(SAME, entries)
     reruns = [same]

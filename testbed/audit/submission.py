@@ -318,12 +318,12 @@ def suite_conformance(sub: Submission) -> Check:
         want = {"workload": entry.workload, "mode": entry.mode, "config": entry.config,
                 "precision_requested": entry.precision,
                 "params": {**entry.params, **params},
-                "rules": {**entry.rules.as_dict(), **rules},
+                "rules": {**entry.rules.to_dict(), **rules},
                 "compile": entry.compile if compiled is None else compiled,
                 "scenario rules": entry.scenario_rules}
         have = {"workload": w["name"], "mode": w["mode"], "config": w["config"],
                 "precision_requested": w["precision_requested"], "params": w["params"],
-                "rules": {**entry.rules.as_dict(), **result["rules"]},
+                "rules": {**entry.rules.to_dict(), **result["rules"]},
                 "compile": bool((w.get("compile") or {}).get("requested", False)),
                 "scenario rules": (result.get("scenario") or {}).get("rules")}
         differ = [k for k in want if want[k] != have[k]]

@@ -3,16 +3,15 @@
 ``run_options`` turns a vendor spec (its passthrough, environment, mounts, user) and the
 devices asked for into one ``RunOptions``; that object gives both the Docker SDK arguments the
 run uses and the equivalent ``docker run`` command line (printed, documented, unit-tested for
-every vendor).
+every vendor). ``find_bench_image`` finds the image built from the current sources,
+``stream_container`` streams the container's progress and stops it on Ctrl-C (SIGTERM, which
+the bench treats as Ctrl-C and keeps what finished), ``reject_invalid`` validates every result
+on the host. The container launcher (``testbed/launch/container.py``) puts them together.
 
 Least privilege (docs/security.md): no network, all capabilities dropped, no new privileges,
 a non-root user that joins only the groups of the device nodes it is given, a read-only root
 file system with a tmpfs for scratch, a pids limit and an optional memory limit. The vendor
 schema makes every widening of that carry a ``reason``.
-
-``run_bench`` finds the image built from the current sources, streams the container's
-progress, stops it on Ctrl-C (SIGTERM, which the bench treats as Ctrl-C and keeps what
-finished), and validates every result on the host.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import DeviceSettings
 from bench.errors import UserError
 from testbed.images.build import (
     BASE_ARG,
@@ -118,6 +116,12 @@ class RunOptions:
         argv = ["docker", "run", "--rm"]
         if self.name:
             argv += ["--name", self.name]
+        return [*argv, *self.cli_options(), self.image, *self.command]
+
+    def cli_options(self) -> list[str]:
+        """The options of ``docker run`` between its name and the image (the Slurm node
+        script starts the container with these)."""
+        argv: list[str] = []
         if self.user:
             argv += ["--user", self.user]
         if self.gpus is not None:
@@ -149,24 +153,7 @@ class RunOptions:
             argv += ["--pids-limit", str(self.pids_limit)]
         if self.memory:
             argv += ["--memory", self.memory, "--memory-swap", self.memory]
-        return [*argv, self.image, *self.command]
-
-
-def parse_devices(text: str | None) -> list[int] | None:
-    """``"0,1"`` -> [0, 1]; None or "" -> None (all devices)."""
-    if not text:
-        return None
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit():
-            raise UserError(f"--devices {text!r}: {part!r} is not a device index.",
-                            "Give comma-separated indices, e.g. --devices 0,1.")
-        if int(part) in out:
-            raise UserError(f"--devices {text!r} names device {part} twice.",
-                            "Name each device once.")
-        out.append(int(part))
-    return out
+        return argv
 
 
 def _on_host(host_root: Path, path: str) -> Path:
@@ -304,29 +291,17 @@ def container_user(spec: VendorSpec, host_uid: int, host_gid: int) -> str | None
     return f"{spec.user['uid']}:{spec.user['uid']}"
 
 
-def bench_command(spec: VendorSpec, suite: str, run_id: str, only: str | None,
-                  overrides: list[str], label: str | None = None,
-                  device: DeviceSettings | None = None) -> tuple[list[str], Mount | None]:
-    """Arguments of ``python -m bench`` in the container; a suite file is mounted read-only."""
-    suite_arg, mount = suite, None
+def suite_mount(suite: str) -> tuple[str, Mount | None]:
+    """The ``--suite`` argument in the container: a name as it is, a suite file mounted
+    read-only under /suites (and named by its path there)."""
     path = Path(suite)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise UserError(f"Suite file {suite} does not exist.",
                             "Give a suite name (`invoke list`) or an existing file.")
         mount = Mount(str(path.resolve()), f"{SUITE_MOUNT}/{path.name}", True)
-        suite_arg = mount.target
-    cmd = ["run", "--suite", suite_arg, "--device", spec.data["bench_device"],
-           "--out", RESULTS_MOUNT, "--run-id", run_id]
-    if only:
-        cmd += ["--only", only]
-    for item in overrides:
-        cmd += ["--set", item]
-    if label:
-        cmd += ["--label", label]
-    if device is not None:
-        cmd += device.cli_args()
-    return cmd, mount
+        return mount.target, mount
+    return suite, None
 
 
 def run_options(spec: VendorSpec, image: str, digest: str, revision: str, command: list[str],

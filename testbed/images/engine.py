@@ -59,3 +59,13 @@ def image_digest(image: Any) -> str:
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+def engine_runtimes(client: Any) -> frozenset[str]:
+    """The engine's container runtimes (``runc``, ``nvidia``, ``ascend``...)."""
+    from docker.errors import DockerException
+
+    try:
+        return frozenset(client.info().get("Runtimes") or {})
+    except DockerException:  # no answer: only the default runtime is assumed
+        return frozenset()

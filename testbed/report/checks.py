@@ -195,6 +195,9 @@ def devices_of(doc: dict[str, Any]) -> int:
         wl = doc.get("workload") or {}
         info, params = wl.get("info") or {}, wl.get("params") or {}
         count = count_of(info.get("world_size")) or count_of(info.get("devices"))
+        # The devices the entry's telemetry summed (every device its ranks used, on every
+        # node): its power is their sum.
+        count = count or count_of((doc.get("placement") or {}).get("telemetry_devices"))
         if count is None and count_of(params.get("nproc")):
             count = params["nproc"] * (count_of(params.get("nnodes")) or 1)
     return count if count is not None and count > 1 else 1
@@ -402,6 +405,8 @@ def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
         mean_max = sample_max = s.power_ceiling_w * n
         basis = (f"no spec sheet with a power limit: absolute ceiling {s.power_ceiling_w:g} W "
                  "per device")
+    if n > 1:
+        basis += f"; the entry's power sums {n} devices"
     out = CheckOutcome("power_limit", False, basis=basis)
     source = f"the {spec['name']} limit of {limit:g} W{times}" if limit else \
         f"the {s.power_ceiling_w:g} W ceiling for any single device{times}"

@@ -35,9 +35,9 @@ from bench.validate import FileReport, find_files, validate_file
 
 # Provenance facts that make a device configuration, in the order they are added to the
 # shown label when the shorter forms collide.
-IDENTITY_FACTS = ("label", "vendor", "name", "count", "threads", "cpus", "image", "torch",
-                  "driver", "source")
-SHORT_FACTS = ("name", "count", "threads", "cpus", "image")
+IDENTITY_FACTS = ("label", "vendor", "name", "count", "threads", "cpus", "image", "node",
+                  "torch", "driver", "source")
+SHORT_FACTS = ("name", "count", "threads", "cpus", "image", "node")
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,9 @@ def identity_facts(doc: dict[str, Any]) -> dict[str, str]:
     facts = {"vendor": prov["vendor"], "name": str(dev.get("name") or prov["vendor"])}
     if prov.get("label"):
         facts["label"] = str(prov["label"])
+    placement = doc.get("placement") or {}
+    if placement.get("per_node"):  # a per-node sweep: each node is shown as its own device
+        facts["node"] = str(placement.get("node"))
     count = dev.get("count")
     if isinstance(count, int) and count != 1:
         facts["count"] = str(count)
@@ -187,6 +190,8 @@ def _fact_text(key: str, value: str) -> str:
         return _short_name(value)
     if key == "image":
         return value.rsplit("/", 1)[-1][:40]
+    if key == "node":
+        return f"node {value}"
     if key == "source":
         return value[:60]
     return f"{key} {value}"

@@ -1,0 +1,210 @@
+"""The two scripts a Slurm run is: the batch script and the node step, as pure text.
+
+``job.sbatch`` asks for the nodes and devices and runs one job step per suite entry, in the
+suite's order: a single-device entry on the first node, a multi-rank entry on every node at
+once (torchrun's c10d rendezvous on the first node), a per-node entry on every node
+separately. ``node.sh`` is what each task of a step runs: the same ``python -m bench run``,
+natively or in the vendor's image, writing into ``nodes/<node>/<entry>/`` of the shared run
+directory. Both are written into the run directory before submission and kept, so an auditor
+reads exactly what ran.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+CONTAINERS = ("none", "docker", "apptainer")
+PLACEMENTS = ("single", "multi", "per_node")
+SLURM_DIR = "slurm"
+BATCH_SCRIPT = "job.sbatch"
+NODE_SCRIPT = "node.sh"
+STEPS_LOG = "steps.tsv"
+# The rendezvous port: this base plus the job id modulo the spread, so two jobs that share a
+# node do not collide (--rdzv-port fixes it).
+RDZV_PORT_BASE = 29400
+RDZV_PORT_SPREAD = 1000
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One suite entry as one job step."""
+
+    entry: str
+    placement: str  # single | multi | per_node
+
+    def __post_init__(self) -> None:
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {self.placement!r}")
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    """Everything the two scripts say, derived from the command line and the vendor spec."""
+
+    run_id: str
+    run_dir: str  # absolute, on a filesystem every node shares
+    suite: str  # a suite name, or the absolute path of a suite file
+    vendor: str
+    bench_device: str
+    nodes: int
+    steps: tuple[StepPlan, ...]
+    devices_per_node: int | None = None  # None: every device of the node
+    gres: str | None = None  # the vendor's generic resource name (gpu, mlu)
+    partition: str | None = None
+    account: str | None = None
+    time: str | None = None
+    container: str = "none"
+    # native: the interpreter and the checkout (the same paths on every node)
+    python: str = "python3"
+    repo_dir: str = "."
+    # container: the image (a tag every node's engine holds, or a .sif file) and how the
+    # container is started (docker run options from the vendor spec, or apptainer flags)
+    image: str | None = None
+    container_options: tuple[str, ...] = ()
+    label: str | None = None
+    overrides: tuple[str, ...] = ()
+    rdzv_port: int | None = None
+    extra_sbatch: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise ValueError(f"nodes must be at least 1, got {self.nodes}")
+        if self.container not in CONTAINERS:
+            raise ValueError(f"container must be one of {CONTAINERS}, got {self.container!r}")
+        if self.container != "none" and not self.image:
+            raise ValueError(f"a {self.container} run needs an image")
+        if self.devices_per_node is not None and self.devices_per_node < 1:
+            raise ValueError(f"devices per node must be at least 1, got {self.devices_per_node}")
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def sbatch_directives(job: SlurmJob) -> list[str]:
+    """The ``#SBATCH`` lines: nodes, one task per node, the devices, where output goes."""
+    lines = [f"--job-name=bench-{job.run_id.split('-', 2)[-1][:40]}",
+             f"--nodes={job.nodes}", "--ntasks-per-node=1", "--exclusive"]
+    if job.gres and job.devices_per_node:
+        lines.append(f"--gres={job.gres}:{job.devices_per_node}")
+    elif job.gres:
+        lines.append(f"--gres={job.gres}")  # one device per node unless G is given
+    for key, value in (("partition", job.partition), ("account", job.account),
+                       ("time", job.time)):
+        if value:
+            lines.append(f"--{key}={value}")
+    lines += [f"--output={job.run_dir}/{SLURM_DIR}/job-%j.out", "--open-mode=append",
+              *job.extra_sbatch]
+    return [f"#SBATCH {line}" for line in lines]
+
+
+def step_command(step: StepPlan, nodes: int, index: int, total: int) -> list[str]:
+    """The ``srun`` lines of one entry: a comment, the step, its exit status recorded."""
+    node_script = f'"$RUN_DIR/{SLURM_DIR}/{NODE_SCRIPT}"'
+    if step.placement == "single" or nodes == 1:
+        where = "single device, first node" if step.placement == "single" else "first node"
+        srun = f'srun --nodes=1 --ntasks=1 --nodelist="$FIRST" --job-name={_q(step.entry)}'
+        nnodes = 1
+    elif step.placement == "multi":
+        where = f"{nodes} nodes together, torchrun c10d rendezvous on the first node"
+        srun = f"srun --nodes={nodes} --ntasks-per-node=1 --job-name={_q(step.entry)}"
+        nnodes = nodes
+    else:
+        where = f"every node separately ({nodes} results)"
+        srun = f"srun --nodes={nodes} --ntasks-per-node=1 --job-name={_q(step.entry)}"
+        nnodes = 1
+    return [f"# [{index}/{total}] {step.entry}: {where}",
+            f"{srun} bash {node_script} {_q(step.entry)} {nnodes} {step.placement}",
+            f'record {_q(step.entry)} "$?"']
+
+
+def batch_script(job: SlurmJob) -> str:
+    """``job.sbatch``: submitted with ``sbatch --parsable`` and kept in the run directory."""
+    port = (str(job.rdzv_port) if job.rdzv_port else
+            f"$(({RDZV_PORT_BASE} + SLURM_JOB_ID % {RDZV_PORT_SPREAD}))")
+    devices = (f"{job.devices_per_node} {job.vendor} device(s)" if job.devices_per_node
+               else f"every {job.vendor} device")
+    lines = [
+        "#!/bin/bash",
+        f"# accel-testbed run {job.run_id}: suite {job.suite} on {job.nodes} node(s) x "
+        f"{devices} per node ({'natively' if job.container == 'none' else job.container}).",
+        "# Written by `invoke bench --slurm` and kept in the run directory: this is what ran.",
+        *sbatch_directives(job),
+        "set -uo pipefail",
+        f"export RUN_DIR={_q(job.run_dir)}",
+        "# The first node of the allocation hosts the rendezvous of the multi-rank entries.",
+        'FIRST=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        'ADDR=$(scontrol show node "$FIRST" | grep -o "NodeAddr=[^ ]*" | cut -d= -f2)',
+        f'export BENCH_RDZV_ENDPOINT="${{ADDR:-$FIRST}}:{port}"',
+        "failed=0",
+        f'record() {{ printf "%s\\t%s\\t%s\\n" "$1" "$2" "$(date -u +%FT%TZ)" '
+        f'>> "$RUN_DIR/{SLURM_DIR}/{STEPS_LOG}"; [ "$2" = 0 ] || failed=1; }}',
+    ]
+    for i, step in enumerate(job.steps, 1):
+        lines += step_command(step, job.nodes, i, len(job.steps))
+    lines.append('exit "$failed"')
+    return "\n".join(lines) + "\n"
+
+
+def bench_args(job: SlurmJob) -> list[str]:
+    """The fixed part of ``python -m bench run`` on every node, as every launcher builds it
+    (``RunRequest.bench_args``); the node script adds the entry, the node's paths and its
+    placement."""
+    from testbed.launch.base import RunRequest
+
+    extra = ["--launcher", "slurm", "--quiet"]
+    if job.devices_per_node:
+        # The devices are the job's (Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu; the job
+        # owns whole nodes): the ranks of a multi-rank entry are G per node.
+        extra += ["--nproc-per-node", str(job.devices_per_node)]
+    request = RunRequest(suite=job.suite, overrides=job.overrides, label=job.label)
+    return request.bench_args(job.bench_device, job.run_id, extra=tuple(extra))
+
+
+def _launch_line(job: SlurmJob) -> list[str]:
+    """How the node starts ``python -m bench`` with "${args[@]}": natively, or through the
+    image's entrypoint (``python -m bench``), which ``docker run`` and ``apptainer run`` both
+    use."""
+    if job.container == "none":
+        return [f"cd {_q(job.repo_dir)}",
+                f'exec {_q(job.python)} -m bench "${{args[@]}}"']
+    binds = ['"$node_dir"']
+    if job.suite.startswith("/"):
+        binds.append(_q(job.suite))
+    options = " ".join(_q(o) for o in job.container_options)
+    if job.container == "docker":
+        mounts = " ".join(f"-v {b}:{b}" + (":ro" if b != '"$node_dir"' else "") for b in binds)
+        opts = list(job.container_options)
+        user = opts[opts.index("--user") + 1] if "--user" in opts else None
+        # root on the node runs the image's own user: give it the node's directory
+        own = [f'[ "$(id -u)" != 0 ] || chown {_q(user)} "$node_dir"'] if user else []
+        return [*own, f'exec docker run --rm --name "bench-$SLURM_JOB_ID-$node-$entry" {options} '
+                f'--network host {mounts} {_q(str(job.image))} "${{args[@]}}"']
+    return [" ".join(["exec apptainer run", options, "--bind", ",".join(binds),
+                      _q(str(job.image)), '"${args[@]}"']).replace("  ", " ")]
+
+
+def node_script(job: SlurmJob) -> str:
+    """``node.sh ENTRY NNODES PLACEMENT``: what every task of a step runs on its node."""
+    args = " ".join(_q(a) for a in bench_args(job))
+    lines = [
+        "#!/bin/bash",
+        f"# accel-testbed run {job.run_id}: one suite entry on this node (a task of a job",
+        "# step of job.sbatch). Results go to nodes/<node>/<entry>/ of the run directory; the",
+        "# node's idle telemetry is measured by its first step and read by the later ones.",
+        "set -euo pipefail",
+        'entry=$1 nnodes=$2 placement=$3',
+        'node=${SLURMD_NODENAME:-$(hostname -s)}',
+        'node_dir="$RUN_DIR/nodes/$node"',
+        'mkdir -p "$node_dir"',
+        f"args=({args} --only \"$entry\" --out \"$node_dir/$entry\" "
+        '--idle-file "$node_dir/idle.json" --node "$node" --job-id "$SLURM_JOB_ID")',
+        'if [ "$nnodes" -gt 1 ]; then',
+        '  args+=(--nnodes "$nnodes" --node-rank "$SLURM_NODEID" '
+        '--rdzv-endpoint "$BENCH_RDZV_ENDPOINT" --rdzv-id "$SLURM_JOB_ID-$entry")',
+        "fi",
+        '[ "$placement" != per_node ] || args+=(--per-node)',
+        *_launch_line(job),
+    ]
+    return "\n".join(lines) + "\n"
