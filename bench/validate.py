@@ -100,11 +100,12 @@ def find_files(paths: Iterable[Path]) -> list[Found]:
             out.append(Found(path))
             continue
         for folder, subdirs, files in os.walk(path):
+            # a directory (or a symlink to one) named *.json is reported, not skipped
+            out.extend(Found(Path(folder) / f, path) for f in sorted([*files, *subdirs])
+                       if f.endswith(".json") and not f.startswith("."))
             if "manifest.json" in files:
                 subdirs.clear()
             subdirs.sort()
-            out.extend(Found(Path(folder) / f, path) for f in sorted(files)
-                       if f.endswith(".json") and not f.startswith("."))
     return out
 
 

@@ -283,9 +283,9 @@ def test_a_suite_runs_as_one_job_and_is_gathered(cluster, tmp_path):
     assert manifest["slurm"]["state"] == "COMPLETED" and manifest["slurm"]["nodes"] == ["n1",
                                                                                         "n2"]
     entries = {e["id"]: e for e in manifest["entries"]}
-    assert set(entries) == {"coll", "spread@n1", "spread@n2"}
+    assert set(entries) == {"coll", "spread.n1", "spread.n2"}
     assert {e["status"] for e in entries.values()} == {"ok"}
-    assert entries["coll"]["nodes"] == ["n1", "n2"] and entries["spread@n2"]["nodes"] == ["n2"]
+    assert entries["coll"]["nodes"] == ["n1", "n2"] and entries["spread.n2"]["nodes"] == ["n2"]
     contributed = {c["node"]: sorted(e["entry"] for e in c["entries"])
                    for c in manifest["slurm"]["contributions"]}
     assert contributed == {"n1": ["coll", "spread"], "n2": ["coll", "spread"]}
@@ -293,7 +293,7 @@ def test_a_suite_runs_as_one_job_and_is_gathered(cluster, tmp_path):
     assert "srun --nodes=2 --ntasks-per-node=1 --job-name=coll" in \
         (out / "slurm" / "job.sbatch").read_text()
     assert "JobState=COMPLETED" in (out / "slurm" / "job-record.txt").read_text()
-    for name in ("coll", "spread@n1", "spread@n2", "manifest"):
+    for name in ("coll", "spread.n1", "spread.n2", "manifest"):
         assert validate_file(out / f"{name}.json").ok, name
 
     coll = json.loads((out / "coll.json").read_text())
@@ -305,7 +305,7 @@ def test_a_suite_runs_as_one_job_and_is_gathered(cluster, tmp_path):
     assert [p["status"] for p in coll["points"]] == ["ok", "ok"]
     assert [n["node"] for n in coll["telemetry"]["nodes"]] == ["n2"]  # node 2's own series
     assert [n["node"] for n in coll["repeats"][0]["telemetry"]["nodes"]] == ["n1", "n2"]
-    spread = json.loads((out / "spread@n2.json").read_text())
+    spread = json.loads((out / "spread.n2.json").read_text())
     assert spread["placement"]["per_node"] is True and spread["placement"]["node"] == "n2"
 
 
@@ -453,8 +453,8 @@ def test_what_finished_is_kept_and_the_rest_marked_with_the_reason(scheduler_sta
     assert manifest["state"] == "interrupted"
     entries = {e["id"]: e for e in manifest["entries"]}
     assert entries["a"]["status"] == "ok" and (run / "a.json").exists()
-    assert entries["b@n1"]["status"] == "killed" and "node n1 stopped" in entries["b@n1"]["error"]
-    assert entries["b@n2"]["status"] == "interrupted"
+    assert entries["b.n1"]["status"] == "killed" and "node n1 stopped" in entries["b.n1"]["error"]
+    assert entries["b.n2"]["status"] == "interrupted"
     assert entries["c"]["status"] == "interrupted"
     assert entries["c"]["error"] == f"not run: job 1 {words} before this step"
     contributed = {c["node"]: [e["entry"] for e in c["entries"]]

@@ -344,7 +344,7 @@ def gather(run_dir: Path, job_id: str, state: JobState | None,
                     "file": f"{NODES_DIR}/{node}/{step.entry}/{step.entry}.json"})
         outputs: list[tuple[str, dict[str, Any] | None, list[str]]] = []
         if step.placement == "per_node":
-            outputs = [(f"{step.entry}@{node}", doc, [node]) for node, doc in found]
+            outputs = [(f"{step.entry}.{node}", doc, [node]) for node, doc in found]
         elif found and step.placement == "multi" and len(targets) > 1:
             ordered = sorted(found, key=lambda nd: nd[1]["placement"].get("node_rank", 0))
             missing = [n for n in targets if n not in {nd[0] for nd in found}]
@@ -366,7 +366,7 @@ def gather(run_dir: Path, job_id: str, state: JobState | None,
         if not outputs or (step.placement == "per_node" and absent):
             for node in absent if step.placement == "per_node" else targets[:1] or ["?"]:
                 status, why = _entry_outcome(run_dir, job_id, step, node, state, exits)
-                name = f"{step.entry}@{node}" if step.placement == "per_node" else step.entry
+                name = f"{step.entry}.{node}" if step.placement == "per_node" else step.entry
                 items.append({"id": name, "workload": entry.workload, "mode": entry.mode,
                               "status": status, "file": None, "sha256": None,
                               "nodes": [node], "placement": step.placement,
