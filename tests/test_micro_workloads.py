@@ -213,8 +213,8 @@ def test_micro_suite_end_to_end(tmp_path):
 
     gemm = docs["gemm-fp32"]
     assert len(gemm["repeats"]) == 2 and gemm["metrics"]["flop_per_s"]["n"] == 2
-    assert gemm["metrics"]["pct_of_peak"]["value"] is None
-    assert "no spec sheet" in gemm["metrics"]["pct_of_peak"]["reason"]
+    # % of peak against the cpu's estimated spec sheet, labelled as such
+    assert gemm["metrics"]["pct_of_peak"]["value"] > 0
     assert gemm["metrics"]["idle_power_w"]["unit"] == "W"
     for doc in docs.values():
         for point in doc.get("points", []):

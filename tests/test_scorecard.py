@@ -116,13 +116,19 @@ def test_settings_file_is_valid_and_bad_settings_are_named(tmp_path):
         load_settings(bad)
 
 
+def _fixed_devices(params: dict) -> int | None:
+    """The devices a collectives entry uses when its suite fixes them (nproc x nnodes);
+    None for 'every device' / 'every node of the run'."""
+    nproc, nnodes = params.get("nproc"), params.get("nnodes")
+    return nproc * nnodes if isinstance(nproc, int) and isinstance(nnodes, int) else None
+
+
 def test_micro_full_measures_every_point_of_the_template_table():
     from bench.config import load_suite
 
     entries = [e for e in load_suite("micro-full").entries if e.workload == "collectives"]
     for p in load_settings().comm_points:
         assert any(
-            (e.params["nproc"] if e.params["nproc"] != "auto" else 0) * e.params["nnodes"]
-            == p.devices and p.op in e.params["ops"]
+            _fixed_devices(e.params) == p.devices and p.op in e.params["ops"]
             and any(mf.deepspeed_message_bytes(p.op, n, p.devices) == p.message_bytes
                     for n in e.params["sizes_bytes"]) for e in entries), p

@@ -252,8 +252,10 @@ def default_targets() -> list[Target]:
     from bench.workloads import all_workloads
 
     workloads = all_workloads()
+    # the product's workloads only: a test session also registers its own (tests/)
     targets = {Target(name, mode) for name, cls in workloads.items()
-               if cls.group in MODEL_GROUPS for mode in cls.modes}
+               if cls.group in MODEL_GROUPS and not cls.__module__.startswith("tests.")
+               for mode in cls.modes}
     for suite in available_suites():
         for entry in load_suite(suite).entries:
             cls = workloads[entry.workload]
