@@ -195,6 +195,26 @@ def test_nvml_unsupported_field_is_null_with_reason():
     assert adapter.unavailable["energy_j"] == "nvml: Not Supported"
 
 
+def test_nvml_reads_instant_power_where_the_driver_has_it():
+    """Hopper's nvmlDeviceGetPowerUsage is a one-second average: the instant field is read
+    where it answers, the average where it does not (older drivers, NVML-compatible libs)."""
+    def field_values(ret, mw):
+        return lambda h, ids: [types.SimpleNamespace(
+            fieldId=ids[0], nvmlReturn=ret, valueType=1, value=types.SimpleNamespace(uiVal=mw))]
+
+    nv = stub_pynvml(power_mw=250_000)
+    nv.nvmlDeviceGetFieldValues = field_values(0, 312_000)
+    adapter = NvmlAdapter([0], pynvml=nv)
+    assert adapter.read()[0].power_w == 312.0
+    assert "instant" in adapter.scope["power_w"]
+
+    nv = stub_pynvml(power_mw=250_000)
+    nv.nvmlDeviceGetFieldValues = field_values(3, 0)  # NVML_ERROR_NOT_SUPPORTED
+    adapter = NvmlAdapter([0], pynvml=nv)
+    assert adapter.read()[0].power_w == 250.0
+    assert "nvmlDeviceGetPowerUsage" in adapter.scope["power_w"]
+
+
 def test_nvml_index_mapping_follows_cuda_visible_devices():
     assert physical_indices([0, 1], "3,5") == [3, 5]
     assert physical_indices([0], None) == [0]
