@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 from bench.errors import UserError
@@ -71,19 +72,34 @@ def claim_out_dir(out: Path, run_id: str) -> Path:
     """Create ``out`` if needed, claim it for ``run_id`` and reserve room for the last
     manifest; every failure is a ``UserError`` and leaves nothing behind."""
     refuse_used_out_dir(out)
+    # The claim is written whole under a private name, then linked to its public one: the
+    # link is the atomic step (it fails if the name exists), so whoever reads a claim reads
+    # its owner, never an empty file between a create and a write.
+    private = out / f"{CLAIM_FILE}.{uuid.uuid4().hex}"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise _claimed(out) from None  # another run claimed it a moment ago
-    except OSError as exc:
-        raise _not_writable(out, exc) from exc
-    try:
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, f"{run_id} (pid {os.getpid()})\n".encode())
             os.fsync(fd)
         finally:
             os.close(fd)
+        try:
+            os.link(private, out / CLAIM_FILE)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            # a file system without hard links: claim by exclusive create instead
+            os.close(os.open(out / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.replace(private, out / CLAIM_FILE)
+    except FileExistsError:
+        raise _claimed(out) from None  # another run claimed it a moment ago
+    except OSError as exc:
+        raise _not_writable(out, exc) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            private.unlink()
+    try:
         _write_reserve(out / RESERVE_FILE)
     except OSError as exc:
         for name in (RESERVE_FILE, CLAIM_FILE):
