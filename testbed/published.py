@@ -518,8 +518,7 @@ def resolve_workload(row: dict[str, Any], defaults: dict[str, Any],
         if streams.value is not None:
             params["streams"] = streams.value
         if facts is not None:
-            unknowns["config"] = ("not published: FLOPs per item unknown (a config or "
-                                  "flop_per_item column, or --assume config=NAME, gives it)")
+            unknowns["config"] = "not published"
     if batch.value is None:
         unknowns["batch_size"] = "not published"
     if streams.value is None:

@@ -260,7 +260,8 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
     if thr is None or not (fpi or bpi):
         if thr is not None and point is None and unknown(doc, "config"):
             return Bound(None, f"FLOPs per item unknown: the configuration is "
-                               f"{unknown(doc, 'config')}")
+                               f"{unknown(doc, 'config')} (a config or flop_per_item column, "
+                               "or --assume config=NAME, gives it)")
         if thr is not None and point is None and is_published(doc):
             return Bound(None, "FLOPs per item unknown: not a workload of this test-bed, and "
                                "the table prints no flop_per_item")
