@@ -474,6 +474,8 @@ def resolve_workload(row: dict[str, Any], defaults: dict[str, Any],
                 f"'{model.strip().lower()}*=cv' (groups: {', '.join(GROUPS)}) or a group "
                 "column, or name the matching workload.")
     mode_text = (row.get("mode") or id_mode or defaults.get("mode") or "").strip().lower()
+    if not mode_text and facts is not None and len(facts.modes) == 1:
+        mode_text = facts.modes[0]  # the only mode the workload has
     if not mode_text and defaults.get("shape") == "long":
         mode_text = "infer"  # the vendor shape is an inference table
     if mode_text not in MODES:

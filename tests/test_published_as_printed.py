@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import model_facts
 from bench.errors import UserError
 from testbed.published import (
     build_documents,
@@ -398,3 +399,15 @@ def test_import_imports_no_torch(tmp_path):
                           cwd=ROOT, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_an_llm_row_at_its_printed_config_gets_its_memory_bound_at_the_row_batch(tmp_path):
+    table = write_csv(tmp_path / "llm.csv", [
+        {"device": A100, "workload": "qwen2-0.5b", "config": "full", "batch size": 8,
+         "throughput [tokens/s]": 4000, "precision": "bf16"}])
+    (doc,) = build_documents(table, CITE, {})  # one mode: no mode column needed
+    m, wl = doc["metrics"], doc["workload"]
+    assert wl["mode"] == "infer" and wl["config"] == "full, batch 8"
+    work = model_facts.load()["qwen2-0.5b"].work_at("full", "infer")
+    assert m["flop_per_item"]["value"] == work.flop_per_item
+    assert m["bytes_per_item"]["value"] == work.weights_per_step * 2 / 8  # bf16, batch 8
