@@ -886,5 +886,11 @@ def import_table(path: Path, out: Path | None, source: dict[str, Any],
     if assumed:
         notes.append(f"assumed, not printed: {'; '.join(assumed)} (recorded in each document "
                      "that uses it, and named by the report)")
+    unused = [given for _value, given in parse_assumptions(options.get("assume"),
+                                                           "--assume").values()
+              if given not in assumed]
+    if unused:
+        notes.append(f"{'; '.join(unused)} applies to no row: each prints it, or is not one "
+                     "of this test-bed's workloads (a config)")
     return Imported(target, files, statuses, notes)
 

@@ -134,8 +134,12 @@ def test_other_models_take_the_group_the_user_gives(tmp_path):
     with pytest.raises(UserError, match="no --other-models pattern gives its group") as err:
         build_documents(table, VENDOR, {"device": "STCP920"})
     assert "--other-models 'frobnicator-7*=cv'" in err.value.fix
-    (doc,) = build_documents(table, VENDOR, {"device": "STCP920",
-                                              "other_models": ["frob*=cv"]})
+    done = import_table(table, tmp_path / "pub", VENDOR, {
+        "device": "STCP920", "other_models": ["frob*=cv"], "assume": ["config=full"]})
+    doc = json.loads(done.files[0].read_text())
+    # a model of its own has no config of this test-bed's to assume: nothing recorded
+    assert doc["assumptions"] == []
+    assert any("--assume config=full applies to no row" in n for n in done.notes)
     assert doc["workload"]["group"] == "cv" and doc["workload"]["item_unit"] == "samples"
     with pytest.raises(UserError, match="PATTERN"):
         build_documents(table, VENDOR, {"device": "STCP920", "other_models": ["frob*=gpu"]})
@@ -309,6 +313,7 @@ def test_an_assumed_config_is_recorded_in_each_document(assumed):
         assert wl["params"]["batch_size"] == 16 and wl["params"]["seq_len"] == 384
         assert doc["metrics"]["flop_per_item"]["assumed"] == "--assume config=full"
     assert any("assumed, not printed: --assume config=full" in n for n in done.notes)
+    assert not any("applies to no row" in n for n in done.notes)
 
 
 def test_an_assumption_is_named_in_every_check_that_uses_it_and_beside_the_figure(assumed):
