@@ -276,6 +276,7 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
 
 @task(
     name="import",
+    iterable=["assume", "other_models"],
     help={"table": "the published table: CSV (wide or the vendor's long shape) or YAML",
           "title": "citation: the publication's title",
           "url": "citation: where to read it (or --doi)",
@@ -288,13 +289,18 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
           "count": "devices per row's figures (default 1)",
           "mode": "train or infer, for rows that do not say",
           "precision": "fp32, tf32, fp16, bf16, int8, ..., for rows that do not say",
-          "config": "this test-bed's config the rows correspond to (default full)",
+          "assume": "FACT=VALUE for rows that do not print it, recorded as an assumption in "
+                    "each document and named by the report (repeatable): config=full, "
+                    "batch_size=64, streams=1; nothing is assumed otherwise",
+          "other_models": "PATTERN[,PATTERN...]=GROUP: models that are not workloads here, "
+                          "imported as workloads of their own in GROUP (cv, nlp, llm, rec, "
+                          "micro; repeatable, tried before the default patterns)",
           "label": "the device's name in reports",
           "out": "directory for the documents (default published/<publisher>-<table>/)"},
 )
 def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None,
             publisher=None, role=None, device=None, count=None, mode=None, precision=None,
-            config=None, label=None, out=None):
+            assume=None, other_models=None, label=None, out=None):
     """Import a published table: one validated document per row, for invoke report."""
     from bench.errors import UserError
     from testbed.published import import_table
@@ -302,7 +308,7 @@ def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None
     source = {"title": title, "url": url, "doi": doi, "table": table_name, "page": page,
               "publisher": publisher, "role": role}
     options = {"device": device, "count": count, "mode": mode, "precision": precision,
-               "config": config, "label": label}
+               "label": label, "assume": assume, "other_models": other_models}
     try:
         done = import_table(Path(table), Path(out) if out else None, source, options,
                             root=PUBLISHED, progress=lambda m: print(f"import: {m}",
@@ -462,6 +468,16 @@ def function_catalogue(c, out=None, check=False):
     CPU, probe each call (docs/function.md)."""
     args = ["--check"] if check else ["--write", *(["--out", out] if out else [])]
     c.run(f"{PY} -m bench.function.catalogue " + shlex.join(args), pty=sys.stdout.isatty())
+
+
+@task(name="model-facts",
+      help={"check": "only regenerate and list where bench/specs/model_facts.json differs "
+                     "from the models (writes nothing; exit 1 if anything differs)"})
+def model_facts(c, check=False):
+    """Regenerate the model facts (FLOPs per item, parameters, configs of every workload,
+    counted on the meta device) that import and the report read without building models."""
+    c.run(f"{PY} -m bench.model_facts " + ("--check" if check else "--write"),
+          pty=sys.stdout.isatty())
 
 
 @task(name="list")

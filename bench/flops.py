@@ -43,7 +43,10 @@ class WorkProbe:
     (training; its backward is counted too). ``repeated``: further stages, each counted once
     and multiplied by its count (a diffusion model's denoiser runs once per step).
     ``bytes_per_item``: the least memory traffic of one item where the workload is
-    memory-bound (an LLM decode step reads every weight once for the whole batch), else None.
+    memory-bound (an LLM decode step reads every weight once for the whole batch), else None;
+    ``weights_per_step``: the weights such a step reads (``bench.model_facts`` derives
+    ``bytes_per_item`` at another batch or precision from it). ``parameters``: the model's
+    parameter count (``bench/specs/model_facts.json`` records it per config).
     """
 
     run: Callable[[], Any]
@@ -52,6 +55,8 @@ class WorkProbe:
     bytes_per_item: float | None = None
     what: str = ""  # what was counted, for the metric's note
     repeated: tuple[tuple[Callable[[], Any], int], ...] = ()
+    parameters: int | None = None
+    weights_per_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class WorkCount:
     bytes_per_item: float | None = None
     reason: str | None = None
     method: str = ""
+    parameters: int | None = None
+    weights_per_step: int | None = None
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -115,12 +122,14 @@ def count_work(make_probe: Callable[[], WorkProbe | None]) -> WorkCount | None:
                                             f"{type(exc).__name__}: {first}")
     if probe.items <= 0 or total <= 0:
         return WorkCount(None, probe.bytes_per_item,
-                         reason="the FLOP counter saw no matrix products or convolutions")
+                         reason="the FLOP counter saw no matrix products or convolutions",
+                         parameters=probe.parameters, weights_per_step=probe.weights_per_step)
     what = probe.what or ("forward and backward of one batch at the configured shape"
                           if probe.backward else "forward of one batch at the configured shape")
     return WorkCount(total / probe.items, probe.bytes_per_item,
                      method=f"torch FlopCounterMode on the meta device: {what}, divided by "
-                            f"its {probe.items} items")
+                            f"its {probe.items} items",
+                     parameters=probe.parameters, weights_per_step=probe.weights_per_step)
 
 
 def mfu_pct(flop_per_s: float, peak_flop_per_s: float) -> float:

@@ -17,17 +17,28 @@ Two shapes are read, from CSV or YAML (``rows:``, with the citation in the file)
   the device from a column or ``--device``, the throughput's unit in its header or a
   ``unit`` column.
 
+The headers, units and words a table may use are data (``published_headers.yaml``, listed
+in docs/report.md), so a vendor's ``Latency(msec)`` or ``thread_num`` is read as printed.
+
+**Nothing is invented.** A fact the table does not print (a batch size, the configuration a
+row ran at, its concurrent streams) is unknown: ``null`` in the document with the reason in
+``workload.unknowns``, never a default. The user may assume one (``--assume config=full``,
+``--assume batch_size=64``): the document records it under ``assumptions`` with what it
+covers, and the report names it beside the figure and in every check that used it. FLOPs per
+item come from the generated model facts (``bench.model_facts``) at a known configuration,
+or from a ``flop_per_item`` column; never from a guessed shape.
+
 A cell reading ``--`` (or n/a, not run) is ``not_run``, a blank one ``empty``, OOM /
 unsupported say so; anything else that is not a number is refused with the row and column.
-Where the model is one of this test-bed's workloads, the FLOPs of one item are counted as for
-a measurement (``bench.flops``, on the meta device, at the row's shape), so the report can
-bound the published throughput by the device's peak.
+Models that are not this test-bed's workloads import as workloads of their own, in the group
+of the first ``--other-models`` pattern (or the data file's default patterns) that names them.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
+import fnmatch
+import functools
 import hashlib
 import io
 import json
@@ -39,87 +50,62 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bench import __version__
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
+from bench.model_facts import Work, WorkloadFacts
+from bench.model_facts import load as load_model_facts
 from bench.schema import validation_errors
-from bench.specs import find_spec
+from bench.specs import find_spec, peak_for
 
 KIND = "bench.published"
 SCHEMA_VERSION = "1.0"
+HEADERS_FILE = Path(__file__).resolve().parent / "published_headers.yaml"
+# Groups a workload of its own may be imported into (schemas/published.schema.json).
+GROUPS = ("cv", "nlp", "llm", "rec", "micro")
+# What --assume may assume.
+ASSUMABLE = ("config", "batch_size", "streams")
 
-# -- columns -------------------------------------------------------------------------------
+
+@functools.cache
+def vocabulary(path: Path = HEADERS_FILE) -> dict[str, Any]:
+    """The headers, units and words of published tables (``published_headers.yaml``)."""
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    for key in ("columns", "metrics", "units", "rates", "items", "generic_items", "not_run",
+                "precisions", "modes", "workload_aliases", "other_models"):
+        if key not in doc:
+            raise UserError(f"{path} lacks its {key!r} section.", "Restore it from git.")
+    return doc
+
+
+_V = vocabulary()
 # Identity columns, by their normalised header (lower case, words joined by "_").
-ID_COLUMNS: dict[str, tuple[str, ...]] = {
-    "device": ("device", "gpu", "accelerator", "chip", "hardware"),
-    "workload": ("workload",),
-    "model": ("model", "network", "benchmark"),
-    "mode": ("mode", "phase"),
-    "group": ("group",),
-    "precision": ("precision", "dtype", "data_type"),
-    "batch_size": ("batch_size", "batch", "bs"),
-    "streams": ("streams", "concurrent_streams", "concurrency", "concurrent_requests",
-                "instances"),
-    "framework": ("framework", "container"),
-    "config": ("config",),
-    "count": ("count", "devices", "num_devices", "number_of_devices", "gpus"),
-    "system": ("system", "server", "platform"),
-    "unit": ("unit", "units", "throughput_unit"),
-    "label": ("label",),
-}
+ID_COLUMNS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _V["columns"].items()}
 ALIAS_TO_ID = {alias: key for key, aliases in ID_COLUMNS.items() for alias in aliases}
-
 # Metric columns: header name -> (report metric, kind of unit).
 METRICS: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(("throughput", "throughput_items_per_s", "perf", "performance"),
-                    ("throughput_items_per_s", "rate")),
-    **dict.fromkeys(("latency", "latency_mean", "latency_mean_s", "mean_latency",
-                     "average_latency", "avg_latency", "forward_latency"),
-                    ("latency_mean_s", "time")),
-    **{f"{p}": (f"latency_{q}_s", "time") for q in ("p50", "p90", "p99")
-       for p in (f"latency_{q}", f"latency_{q}_s", f"{q}_latency")},
-    **dict.fromkeys(("power", "power_w_mean", "average_power", "avg_power", "power_w"),
-                    ("power_w_mean", "power")),
-    **dict.fromkeys(("efficiency", "energy_efficiency", "items_per_j", "perf_per_watt",
-                     "throughput_per_watt"), ("items_per_j", "efficiency")),
-    **dict.fromkeys(("utilisation", "utilization", "device_util_pct", "gpu_util", "util"),
-                    ("device_util_pct", "percent")),
-    **dict.fromkeys(("temperature", "temp", "temp_c_mean", "average_temperature"),
-                    ("temp_c_mean", "temperature")),
-    **dict.fromkeys(("memory", "memory_used", "device_memory"), ("memory", "memory")),
-    "device_mem_used_pct_mean": ("device_mem_used_pct_mean", "percent"),
-    "device_mem_used_bytes_peak": ("device_mem_used_bytes_peak", "bytes"),
-    **dict.fromkeys(("flop_per_item", "flops_per_item", "flops"), ("flop_per_item", "flop")),
-}
-
-ITEMS = {"img": "images", "image": "images", "images": "images", "seq": "sequences",
-         "sequence": "sequences", "sequences": "sequences", "sentences": "sequences",
-         "token": "tokens", "tokens": "tokens", "tok": "tokens", "char": "characters",
-         "chars": "characters", "characters": "characters", "query": "queries",
-         "queries": "queries", "sample": "samples", "samples": "samples", "item": "items",
-         "items": "items"}
+    header: (metric, spec["kind"]) for metric, spec in _V["metrics"].items()
+    for header in spec["headers"]}
+ITEMS = {word: item for item, words in _V["items"].items() for word in words}
 # Units that count whatever the row's workload counts (a wide table mixes images and
 # sequences in one column): the document writes the workload's own item.
-GENERIC_ITEMS = ("items", "samples")
-TIME = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "us": 1e-6,
-        "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
-POWER = {"w": 1.0, "kw": 1e3, "mw": 1e-3}
-BYTES = {"b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2.0**10,
-         "mib": 2.0**20, "gib": 2.0**30, "tib": 2.0**40}
-FLOP = {"flop": 1.0, "flops": 1.0, "kflop": 1e3, "mflop": 1e6, "gflop": 1e9, "gflops": 1e9,
-        "tflop": 1e12, "tflops": 1e12, "gmac": 2e9, "gmacs": 2e9}
-NOT_RUN = {"--", "-", "—", "–", "n/a", "na", "not run", "not tested", "nr", "x"}
-PRECISIONS = {"fp32": "fp32", "float32": "fp32", "tf32": "tf32", "fp16": "fp16",
-              "float16": "fp16", "half": "fp16", "bf16": "bf16", "bfloat16": "bf16",
-              "int8": "int8", "fp8": "fp8", "int4": "int4", "mixed": "mixed", "amp": "mixed"}
-MODES = {"infer": "infer", "inference": "infer", "predict": "infer", "train": "train",
-         "training": "train"}
+GENERIC_ITEMS = tuple(_V["generic_items"])
+RATES: dict[str, str] = dict(_V["rates"])
+TIME: dict[str, float] = {k: float(v) for k, v in _V["units"]["time"].items()}
+POWER: dict[str, float] = {k: float(v) for k, v in _V["units"]["power"].items()}
+BYTES: dict[str, float] = {k: float(v) for k, v in _V["units"]["bytes"].items()}
+FLOP: dict[str, float] = {k: float(v) for k, v in _V["units"]["flop"].items()}
+PERCENT = tuple(_V["units"]["percent"])
+NOT_RUN = set(_V["not_run"])
+PRECISIONS: dict[str, str] = dict(_V["precisions"])
+MODES: dict[str, str] = dict(_V["modes"])
 # Other names the publications use for this test-bed's workloads (normalised: lower case,
 # letters and digits only).
-WORKLOAD_ALIASES = {"resnet34": "resnet", "unet": "unet", "yolov10n": "yolov10n",
-                    "bertbase": "bert", "bertbasecased": "bert", "berttiny": "bert-tiny",
-                    "charlstm": "lstm", "lstm": "lstm", "qwen205b": "qwen2-0.5b",
-                    "llama38b": "llama3-8b", "glm49b": "glm4-9b", "ldm": "ldm"}
+WORKLOAD_ALIASES: dict[str, str] = dict(_V["workload_aliases"])
+OTHER_MODELS: tuple[tuple[str, str], ...] = tuple(
+    (pattern, group) for group, patterns in _V["other_models"].items() for pattern in patterns)
 
 
 def norm(header: str) -> str:
@@ -144,8 +130,21 @@ class Unit:
 
 
 def _item(text: str) -> str | None:
-    return ITEMS.get(text.strip().lower().rstrip("s") if text.strip().lower() not in ITEMS
-                     else text.strip().lower())
+    word = text.strip().lower()
+    return ITEMS.get(word) or ITEMS.get(word.rstrip("s"))
+
+
+def _rate(text: str) -> Unit | None:
+    """``images/s``, ``samples per sec``, ``tokens/ms``, or a whole word (``qps``, ``it/s``)."""
+    low = re.sub(r"\s+", " ", text.strip().lower())
+    if low.replace(" ", "") in RATES:
+        item = RATES[low.replace(" ", "")]
+        return Unit(f"{item}/s", item=item)
+    m = re.fullmatch(r"([a-z]+) ?(?:/|per) ?([a-zµμ]+)", low)
+    item = _item(m.group(1)) if m else None
+    if not m or not item or m.group(2) not in TIME:
+        return None
+    return Unit(f"{item}/s", 1.0 / TIME[m.group(2)], item=item)
 
 
 def parse_unit(kind: str, text: str) -> Unit | None:
@@ -157,7 +156,7 @@ def parse_unit(kind: str, text: str) -> Unit | None:
     if kind == "power":
         return Unit("W", POWER[low]) if low in POWER else None
     if kind == "percent":
-        return Unit("%") if low in ("%", "pct", "percent") else None
+        return Unit("%") if low in PERCENT else None
     if kind == "temperature":
         if low in ("c", "°c", "degc", "celsius"):
             return Unit("degC")
@@ -172,20 +171,27 @@ def parse_unit(kind: str, text: str) -> Unit | None:
             return Unit("FLOP/item", FLOP[per.group(1)], item=_item(per.group(2) or "") or None)
         return None
     if kind == "memory":
-        if low in ("%", "pct", "percent"):
+        if low in PERCENT:
             return Unit("%")
         return Unit("B", BYTES[low]) if low in BYTES else None
     if kind == "rate":
-        if low in ("qps", "queries/s"):
-            return Unit("queries/s", item="queries")
-        m = re.fullmatch(r"([a-z]+)/(s|sec|second)", low)
-        item = _item(m.group(1)) if m else None
-        return Unit(f"{item}/s", item=item) if item else None
+        return _rate(text)
     if kind == "efficiency":
-        m = re.fullmatch(r"\(?([a-z]+)(?:/j|/s\)?/w|/\(s\*w\)|/ws|/s/w)", low)
+        m = re.fullmatch(r"\(?([a-z]+)(?:/j|/joule|perj|perjoule|/s\)?/w|/\(s\*w\)|/ws|/s/w|"
+                         r"/w\*s|/w/s)", low)
         item = _item(m.group(1)) if m else None
         return Unit(f"{item}/J", item=item) if item else None
     return None
+
+
+UNIT_EXAMPLES = {
+    "time": ", ".join(TIME), "power": ", ".join(POWER), "percent": ", ".join(PERCENT),
+    "temperature": "C, °C, F, K", "bytes": ", ".join(BYTES), "flop": ", ".join(FLOP),
+    "memory": f"{', '.join(BYTES)} or %",
+    "rate": "ITEM/s or ITEM per sec (ITEM: " + ", ".join(sorted(_V["items"])) + "), "
+            + ", ".join(RATES),
+    "efficiency": "ITEM/J or (ITEM/s)/W",
+}
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,7 @@ def layout(headers: list[str], where: str) -> Layout:
     for header in headers:
         name, unit = split_header(header)
         key = norm(name)
-        if not unit and key in ALIAS_TO_ID:
+        if key in ALIAS_TO_ID and key not in METRICS:  # "Batch size (images)" too
             if ALIAS_TO_ID[key] in out.ids:
                 raise UserError(f"{where}: columns {out.ids[ALIAS_TO_ID[key]]!r} and {header!r} "
                                 f"both give the {ALIAS_TO_ID[key]}.", "Keep one of them.")
@@ -232,8 +238,10 @@ def layout(headers: list[str], where: str) -> Layout:
         elif unit and re.fullmatch(r"[a-z][a-z0-9_]*", key):
             raise UserError(f"{where}: column {header!r} is not a metric the report knows.",
                             "Name it as the report does (throughput, latency, power, "
-                            "efficiency, utilisation, temperature, memory, flop_per_item) "
-                            "with its unit in brackets, e.g. 'throughput [images/s]'.")
+                            "efficiency, utilisation, temperature, memory, flop_per_item; "
+                            "every header read is listed in docs/report.md) with its unit in "
+                            "brackets, e.g. 'throughput [images/s]', or add the header to "
+                            "testbed/published_headers.yaml.")
         else:
             out.extra.append(header)
     if "workload" not in out.ids and "model" not in out.ids:
@@ -324,27 +332,76 @@ def citation(given: dict[str, Any], where: str) -> Citation:
                     notes=given.get("notes"))
 
 
+# -- assumptions and other models -----------------------------------------------------------
+def parse_assumptions(given: Any, how: str) -> dict[str, tuple[Any, str]]:
+    """``--assume config=full`` / ``batch_size=64`` / ``streams=1`` (a list of such texts, or
+    a mapping from a YAML table's ``assume:``) -> fact -> (value, how it was given)."""
+    if given is None:
+        return {}
+    items = [f"{k}={v}" for k, v in given.items()] if isinstance(given, dict) else \
+        [str(g) for g in given]
+    out: dict[str, tuple[Any, str]] = {}
+    for item in items:
+        fact, sep, value = (x.strip() for x in item.partition("="))
+        fact = ALIAS_TO_ID.get(norm(fact), norm(fact))
+        if not sep or fact not in ASSUMABLE or not value:
+            raise UserError(f"{how}: cannot assume {item!r}.",
+                            "Write FACT=VALUE with FACT one of " + ", ".join(ASSUMABLE)
+                            + ", e.g. --assume config=full or --assume batch_size=64.")
+        text = f"{how} {fact}={value}" if how.startswith("--") else f"{how}: {fact}={value}"
+        out[fact] = (value if fact == "config" else _int(value, f"{how} {fact}"), text)
+    return out
+
+
+def parse_other_models(given: Any) -> tuple[tuple[str, str], ...]:
+    """``--other-models 'resnet*,densenet*=cv'`` (repeatable) -> ((pattern, group), ...)."""
+    out = []
+    for item in given or []:
+        patterns, sep, group = str(item).rpartition("=")
+        group = group.strip().lower()
+        if not sep or group not in GROUPS or not patterns.strip():
+            raise UserError(f"--other-models {item!r} is not PATTERN[,PATTERN...]=GROUP.",
+                            "Write e.g. --other-models 'resnet*,densenet*=cv' (groups: "
+                            + ", ".join(GROUPS) + "; * matches any text).")
+        out += [(p.strip().lower(), group) for p in patterns.split(",") if p.strip()]
+    return tuple(out)
+
+
+def other_model_group(model: str, patterns: tuple[tuple[str, str], ...]) -> str | None:
+    """The group of the first pattern (the user's, then the defaults) naming ``model``."""
+    name = model.strip().lower()
+    return next((g for p, g in (*patterns, *OTHER_MODELS) if fnmatch.fnmatchcase(name, p)),
+                None)
+
+
 # -- workloads ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WorkloadSpec:
-    """What a row's model is in this test-bed's terms."""
+    """What a row's model is in this test-bed's terms, with what the table left unknown and
+    what the user assumed in its place."""
 
     id: str
     name: str
     mode: str
     group: str
-    config: str
+    config: str  # the report's label: the config and what the row changes in it
     params: dict[str, Any]
     item_unit: str
     overrides: dict[str, Any]
     registered: bool
-    cls: Any = None
+    config_name: str | None = None  # this test-bed's config the row ran at, if known
+    work: Work | None = None  # its model facts
+    batch: int | None = None
+    unknowns: dict[str, str] = field(default_factory=dict)
+    assumptions: tuple[dict[str, Any], ...] = ()
+
+    def assumed(self, fact: str) -> str:
+        """The assumptions a fact rests on, for a cell's note ("" when none)."""
+        return "; ".join(a["given"] for a in self.assumptions if fact in a["covers"])
 
 
-def _registered() -> dict[str, Any]:
-    from bench.workloads import all_workloads
-
-    return all_workloads()
+def _registered() -> dict[str, WorkloadFacts]:
+    return load_model_facts()
 
 
 def find_workload(model: str) -> tuple[str | None, str | None]:
@@ -363,27 +420,62 @@ def find_workload(model: str) -> tuple[str | None, str | None]:
     return WORKLOAD_ALIASES.get(key), None
 
 
-def _batch_key(cls: Any, mode: str, params: dict[str, Any]) -> str | None:
-    for key in ("batch_size", f"{mode}_batch_size"):
-        if key in params:
-            return key
-    return None
+@dataclass(frozen=True)
+class Fact:
+    """A value of the row, and where it comes from: printed, assumed or the config's."""
+
+    value: Any
+    source: str  # "printed", "assumed", "config" (of a printed or assumed config), ""
+    given: str = ""  # how an assumption was given
 
 
-def resolve_workload(row: dict[str, str], defaults: dict[str, Any], where: str,
+def _fact(printed: Any, assume: dict[str, tuple[Any, str]], name: str) -> Fact:
+    if printed not in (None, ""):
+        return Fact(printed, "printed")
+    if name in assume:
+        return Fact(assume[name][0], "assumed", assume[name][1])
+    return Fact(None, "")
+
+
+def _set_batch(params: dict[str, Any], key: str | None, batch: int) -> dict[str, Any]:
+    """``params`` with the batch at ``key`` (``reference_point.batch``: nested); what changed."""
+    if key is None:
+        return {}
+    if key == "reference_point.batch":
+        if params["reference_point"].get("batch") == batch:
+            return {}
+        params["reference_point"] = {**params["reference_point"], "batch": batch}
+        return {"reference_point": params["reference_point"]}
+    if params.get(key) == batch:
+        return {}
+    params[key] = batch
+    return {key: batch}
+
+
+def resolve_workload(row: dict[str, Any], defaults: dict[str, Any],
+                     assume: dict[str, tuple[Any, str]],
+                     other_models: tuple[tuple[str, str], ...], where: str,
                      item_from_unit: str | None, precision: str) -> WorkloadSpec:
     model = row.get("workload") or row.get("model") or ""
     if not model:
         raise UserError(f"{where}: no workload named.", "Fill in the workload / model cell.")
     name, id_mode = find_workload(model)
+    facts = _registered().get(name) if name else None
     group = (row.get("group") or defaults.get("group") or "").strip().lower()
-    if name is None and (group not in ("cv", "nlp", "llm", "micro") or not item_from_unit):
-        known = ", ".join(sorted(_registered()))
-        raise UserError(
-            f"{where}: {model!r} is not one of this test-bed's workloads ({known}).",
-            "Name the matching workload, or import it as a workload of its own: add a "
-            "group column (cv, nlp, llm) and give the throughput's unit (images/s, ...).")
+    if facts is None:
+        group = group or other_model_group(model, other_models) or ""
+        if group not in GROUPS:
+            known = ", ".join(sorted(_registered()))
+            raise UserError(
+                f"{where}: {model!r} is not one of this test-bed's workloads ({known}), and "
+                + (f"its group {group!r} is none of {', '.join(GROUPS)}." if group else
+                   "no --other-models pattern gives its group."),
+                f"Import it as a workload of its own with --other-models "
+                f"'{model.strip().lower()}*=cv' (groups: {', '.join(GROUPS)}) or a group "
+                "column, or name the matching workload.")
     mode_text = (row.get("mode") or id_mode or defaults.get("mode") or "").strip().lower()
+    if not mode_text and facts is not None and len(facts.modes) == 1:
+        mode_text = facts.modes[0]  # the only mode the workload has
     if not mode_text and defaults.get("shape") == "long":
         mode_text = "infer"  # the vendor shape is an inference table
     if mode_text not in MODES:
@@ -391,46 +483,92 @@ def resolve_workload(row: dict[str, str], defaults: dict[str, Any], where: str,
                         "Add a mode column (train or infer), name the workload as "
                         "'resnet-infer', or pass --mode.")
     mode = MODES[mode_text]
-    batch = _int(row.get("batch_size"), f"{where}, batch size")
-    streams = _int(row.get("streams"), f"{where}, streams")
-    if name is None:
-        params = {k: v for k, v in (("batch_size", batch), ("streams", streams)) if v}
-        slug = re.sub(r"[^a-z0-9.]+", "-", model.lower()).strip("-")
-        return WorkloadSpec(f"{slug}-{mode}", model, mode, group, "published", params,
-                            item_from_unit, {}, registered=False)
-    cls = _registered()[name]
-    if mode not in cls.modes:
-        raise UserError(f"{where}: workload {name} has no {mode} mode.",
-                        f"Use one of: {', '.join(cls.modes)}.")
-    config = (row.get("config") or defaults.get("config") or "full").strip()
-    if config not in cls.configs:
-        raise UserError(f"{where}: workload {name} has no config {config!r}.",
-                        f"Use one of: {', '.join(cls.configs)}.")
-    params = copy.deepcopy(cls.configs[config])
+    printed_batch = _int(row.get("batch_size") or defaults.get("batch_size"),
+                         f"{where}, batch size")
+    printed_streams = _int(row.get("streams") or defaults.get("streams"), f"{where}, streams")
+    batch = _fact(printed_batch, assume, "batch_size")
+    streams = _fact(printed_streams, assume, "streams")
+    config = _fact(row.get("config") or defaults.get("config"), assume, "config") \
+        if facts is not None else Fact(None, "")
+    unknowns: dict[str, str] = {}
     overrides: dict[str, Any] = {}
-    if batch:
-        key = _batch_key(cls, mode, params)
-        if key is not None and params[key] != batch:
-            params[key] = overrides[key] = batch
-        elif key is None and isinstance(params.get("reference_point"), dict) and \
-                params["reference_point"].get("batch") != batch:
-            params["reference_point"] = {**params["reference_point"], "batch": batch}
-            overrides["reference_point"] = params["reference_point"]
-    if streams and streams != 1:
-        params["streams"] = overrides["streams"] = streams
+    work = None
+    if facts is not None:
+        if mode not in facts.modes:
+            raise UserError(f"{where}: workload {name} has no {mode} mode.",
+                            f"Use one of: {', '.join(facts.modes)}.")
+        if config.value is not None and str(config.value) not in facts.configs:
+            raise UserError(f"{where}: workload {name} has no config {config.value!r}"
+                            + (f" ({config.given})" if config.given else "") + ".",
+                            f"Use one of: {', '.join(facts.configs)}.")
+    if facts is not None and config.value is not None:
+        config_name = str(config.value)
+        params = json.loads(json.dumps(facts.configs[config_name]))
+        work = facts.work_at(config_name, mode)
+        key = facts.batch_key(mode)
+        if batch.value is None and work is not None and work.batch is not None:
+            batch = Fact(work.batch, "config")
+        if streams.value is None:
+            streams = Fact(params.get("streams", 1), "config")
+        if batch.value is not None:
+            overrides.update(_set_batch(params, key, batch.value))
+        if streams.value != params.get("streams", 1):
+            params["streams"] = overrides["streams"] = streams.value
+    else:
+        config_name = None
+        params = {"batch_size": batch.value}
+        if streams.value is not None:
+            params["streams"] = streams.value
+        if facts is not None:
+            unknowns["config"] = "not published"
+    if batch.value is None:
+        unknowns["batch_size"] = "not published"
+    if streams.value is None:
+        unknowns["streams"] = "not published"
+    # What each assumption covers: the facts of the row that rest on it.
+    assumptions = []
+    if config.source == "assumed":
+        covers = ["config", "flop_per_item", "bytes_per_item"]
+        covers += [f for f, v in (("batch_size", batch), ("streams", streams))
+                   if v.source == "config"]
+        assumptions.append({"fact": "config", "value": config_name, "given": config.given,
+                            "covers": covers})
+    for fact, v in (("batch_size", batch), ("streams", streams)):
+        if v.source == "assumed":
+            assumptions.append({"fact": fact, "value": v.value, "given": v.given,
+                                "covers": [fact, *(["bytes_per_item"] if fact == "batch_size"
+                                                   else [])]})
     # Rows of one model at other batch sizes, stream counts or precisions are other
-    # workloads in the report (never averaged together), named by what differs from the
-    # config as the suites run it.
-    parts = [config]
-    if any(k.endswith("batch_size") or k == "reference_point" for k in overrides):
-        parts.append(f"batch {batch}")
-    if "streams" in overrides:
-        parts.append(f"{streams} streams")
-    if precision != cls.default_precision:
+    # workloads in the report (never averaged together), named by what they print and
+    # assume, and by what differs from the config as the suites run it.
+    def part(text: str, fact: Fact) -> str:
+        return text + (" (assumed)" if fact.source == "assumed" else "")
+
+    if facts is None:
+        parts = ["published"]
+    elif config_name is None:
+        parts = ["config not published"]
+    else:
+        parts = [part(config_name, config)]
+    if batch.value is not None and (config_name is None or batch.source == "assumed" or any(
+            k.endswith("batch_size") or k == "reference_point" for k in overrides)):
+        parts.append(part(f"batch {batch.value}", batch))
+    if streams.value is not None and (streams.value != 1 or streams.source == "assumed") and \
+            (config_name is None or "streams" in overrides or streams.source == "assumed"):
+        parts.append(part(f"{streams.value} stream" + ("s" if streams.value != 1 else ""),
+                          streams))
+    if facts is None or precision != facts.default_precision:
         parts.append(precision)
-    return WorkloadSpec(f"{name}-{mode}", name, mode, cls.group, ", ".join(parts), params,
-                        cls.item_unit,
-                        overrides, registered=True, cls=cls)
+    if facts is None:
+        slug = re.sub(r"[^a-z0-9.]+", "-", model.lower()).strip("-")
+        return WorkloadSpec(f"{slug}-{mode}", model.strip(), mode, group, ", ".join(parts),
+                            params, item_from_unit or "items", {}, registered=False,
+                            batch=batch.value, unknowns=unknowns,
+                            assumptions=tuple(assumptions))
+    return WorkloadSpec(f"{name}-{mode}", str(name), mode, facts.group, ", ".join(parts),
+                        params, facts.item_unit, overrides, registered=True,
+                        config_name=config_name, work=work, batch=batch.value,
+                        unknowns=unknowns, assumptions=tuple(assumptions))
 
 
 def _int(text: Any, where: str) -> int | None:
@@ -447,53 +585,47 @@ def _int(text: Any, where: str) -> int | None:
 
 
 # -- FLOPs per item --------------------------------------------------------------------------
-ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "fp8": 1, "int4": 0.5}
-
-
-# A count depends only on the model, mode, parameters and precision: made once per process.
-_COUNTS: dict[str, Any] = {}
-
-
-def flop_count(wl: WorkloadSpec, precision: str) -> Any:
-    """``bench.flops.count_work`` of a registered workload at the row's shape."""
-    from bench.flops import count_work
-
-    key = json.dumps([wl.name, wl.mode, wl.params, precision], sort_keys=True, default=str)
-    if key not in _COUNTS:
-        probe_precision = precision if precision in ELEMENT_BYTES else "unknown"
-        _COUNTS[key] = count_work(
-            lambda: wl.cls.work_probe(wl.mode, wl.params, probe_precision, {}))
-    return _COUNTS[key]
-
-
 def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precision: str,
                   spec: dict[str, Any] | None, count: int) -> None:
-    """FLOPs per item (counted), FLOP/s and MFU from the published throughput; items/J from
-    throughput and power where the table gives no efficiency of its own."""
+    """FLOPs per item (from the model facts at the row's config), FLOP/s and MFU from the
+    published throughput; items/J from throughput and power where the table gives no
+    efficiency of its own. Nothing is derived from a fact the table does not print unless
+    the user assumed it, and then the cell says so."""
     thr = metrics.get("throughput_items_per_s", {}).get("value")
     unit = f"FLOP/{wl.item_unit}"
     fpi = metrics.get("flop_per_item", {}).get("value")
-    if fpi is None and wl.registered:
-        counted = flop_count(wl, precision)
-        if counted is not None and counted.flop_per_item is not None:
-            fpi = counted.flop_per_item
-            metrics["flop_per_item"] = {"value": fpi, "unit": unit, "status": "derived",
-                                        "method": counted.method}
-            if counted.bytes_per_item is not None:
-                metrics["bytes_per_item"] = {
-                    "value": counted.bytes_per_item, "unit": f"B/{wl.item_unit}",
-                    "status": "derived",
-                    "method": "least memory traffic: every weight read once per step"}
+    work = wl.work
+    if fpi is None and work is not None and work.flop_per_item is not None:
+        fpi = work.flop_per_item
+        at = f"{wl.name} {wl.config_name} {wl.mode}"
+        if wl.batch is not None and work.batch is not None and wl.batch != work.batch:
+            at += f" (counted at batch {work.batch}; per item the same at batch {wl.batch})"
+        cell = {"value": fpi, "unit": unit, "status": "derived",
+                "method": f"model facts of {at} (bench/specs/model_facts.json): {work.method}"}
+        if wl.assumed("flop_per_item"):
+            cell["assumed"] = wl.assumed("flop_per_item")
+        metrics["flop_per_item"] = cell
+    bpi = work.bytes_per_item(precision, wl.batch) if work is not None else None
+    if bpi is not None:
+        cell = {"value": bpi, "unit": f"B/{wl.item_unit}", "status": "derived",
+                "method": f"least memory traffic: the {work.weights_per_step} weights a "  # type: ignore[union-attr]
+                          f"decode step reads, in {precision}, once for the batch of "
+                          f"{wl.batch}"}
+        if wl.assumed("bytes_per_item"):
+            cell["assumed"] = wl.assumed("bytes_per_item")
+        metrics["bytes_per_item"] = cell
     if fpi is not None and thr is not None:
         metrics["flop_per_s"] = {"value": thr * fpi, "unit": "FLOP/s", "status": "derived",
                                  "definition": "throughput_items_per_s x flop_per_item"}
-        from testbed.report.checks import peak_for
-
         peak, which = peak_for(spec, precision)
         if peak:
             metrics["mfu_pct"] = {"value": 100 * thr * fpi / (peak * count), "unit": "%",
                                   "status": "derived",
                                   "definition": f"flop_per_s / ({which} x {count})"}
+        if "assumed" in metrics.get("flop_per_item", {}):
+            for name in ("flop_per_s", "mfu_pct"):
+                if name in metrics:
+                    metrics[name]["assumed"] = metrics["flop_per_item"]["assumed"]
     power = metrics.get("power_w_mean", {}).get("value")
     if thr is not None and power and metrics.get("items_per_j", {}).get("status") in (
             None, "empty"):
@@ -573,7 +705,15 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                     now: datetime | None = None,
                     progress: Callable[[str], None] = lambda _m: None) -> list[dict[str, Any]]:
     """The documents of every row of the table at ``path`` (not written); ``progress`` hears
-    of each row (counting a model's FLOPs the first time takes seconds)."""
+    of each row.
+
+    ``options``: what the user says of every row that does not say it (``device``,
+    ``count``, ``mode``, ``precision``, ``label``), ``assume`` (``["config=full",
+    "batch_size=64"]``: recorded as assumptions) and ``other_models`` (``["resnet*=cv"]``).
+    """
+    options = dict(options)
+    assume = parse_assumptions(options.pop("assume", None), "--assume")
+    other_models = parse_other_models(options.pop("other_models", None))
     table = read_table(path)
     where = f"Table {path}"
     cite = citation({**table.source, **{k: v for k, v in source.items() if v is not None}},
@@ -608,19 +748,23 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                 raise UserError(f"{at}: column {col.header!r} has "
                                 + (f"unit {text!r}, which is not a {col.kind} unit" if text
                                    else "no unit") + ".",
-                                "Write the unit in the header, e.g. 'throughput [images/s]', "
-                                "'latency [ms]', 'power [W]', 'efficiency [images/J]'.")
+                                f"Write a {col.kind} unit in the header ("
+                                f"{UNIT_EXAMPLES.get(col.kind, '')}), e.g. 'throughput "
+                                "[images/s]', 'latency [ms]', 'power [W]', 'efficiency "
+                                "[images/J]'; docs/report.md lists every unit read.")
             if unit is not None:
                 units[col.header] = unit
-        item = next((u.item for u in units.values() if u.item and u.item not in GENERIC_ITEMS),
-                    None)
+        # the item a row counts: a specific one (images) before a generic one (samples)
+        counted = [u.item for u in units.values() if u.item and u.item != "iterations"]
+        item = next((i for i in counted if i not in GENERIC_ITEMS), None) or \
+            next(iter(counted), None)
         precision_text = (row.get("precision") or defaults.get("precision") or "").lower()
         if precision_text not in PRECISIONS:
             raise UserError(f"{at}: precision {precision_text or '(none)'!r} is not known.",
                             f"Add a precision column or pass --precision (one of "
                             f"{', '.join(sorted(set(PRECISIONS.values())))}).")
         precision = PRECISIONS[precision_text]
-        wl = resolve_workload(row, defaults, at, item, precision)
+        wl = resolve_workload(row, defaults, assume, other_models, at, item, precision)
         metrics: dict[str, dict[str, Any]] = {}
         for col in cols.metrics:
             unit = units.get(col.header)
@@ -630,7 +774,21 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                 metric = "device_mem_used_pct_mean" if unit and unit.si == "%" else \
                     "device_mem_used_bytes_peak"
             si = unit.si if unit else "?"
-            if unit and unit.item:
+            if unit and unit.item == "iterations" and cell["value"] is not None:
+                # iterations (batches) per second: x the row's batch makes items per second
+                if wl.batch is None:
+                    raise UserError(
+                        f"{at}: column {col.header!r} counts iterations (batches), and the "
+                        "row prints no batch size to make items of them.",
+                        "Add a batch size column, or --assume batch_size=N.")
+                cell["value"] *= wl.batch
+                cell["reason"] = (f"printed in iterations/s: x the batch of {wl.batch} items"
+                                  + (f" ({wl.assumed('batch_size')})"
+                                     if wl.assumed("batch_size") else ""))
+                if wl.assumed("batch_size"):
+                    cell["assumed"] = wl.assumed("batch_size")
+                si = f"{wl.item_unit}/s"
+            elif unit and unit.item:
                 if unit.item not in (wl.item_unit, *GENERIC_ITEMS):
                     raise UserError(
                         f"{at}: column {col.header!r} counts {unit.item}, but one item of "
@@ -674,7 +832,9 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
             "workload": {"id": wl.id, "name": wl.name, "mode": wl.mode, "group": wl.group,
                          "config": wl.config, "params": wl.params, "item_unit": wl.item_unit,
                          "precision_requested": precision, "precision_used": precision,
-                         "precision_reason": None, "overrides": wl.overrides, "info": info},
+                         "precision_reason": None, "overrides": wl.overrides,
+                         "unknowns": wl.unknowns, "info": info},
+            "assumptions": list(wl.assumptions),
             "status": status,
             "error": None if status in ("ok", "not_run") else {
                 "type": "Published", "message": f"the table says {status}"},
@@ -719,7 +879,18 @@ def import_table(path: Path, out: Path | None, source: dict[str, Any],
                         if "flop_per_item" not in d["metrics"]})
     if uncounted:
         notes.append(f"no FLOPs per item for {', '.join(uncounted)} (not one of this "
-                     "test-bed's workloads, or no flop_per_item column): their throughput "
-                     "has no peak bound")
+                     "test-bed's workloads, or its configuration not published: a config or "
+                     "flop_per_item column, or --assume config=NAME, gives it): their "
+                     "throughput has no peak bound")
+    assumed = sorted({a["given"] for d in docs for a in d.get("assumptions") or []})
+    if assumed:
+        notes.append(f"assumed, not printed: {'; '.join(assumed)} (recorded in each document "
+                     "that uses it, and named by the report)")
+    unused = [given for _value, given in parse_assumptions(options.get("assume"),
+                                                           "--assume").values()
+              if given not in assumed]
+    if unused:
+        notes.append(f"{'; '.join(unused)} applies to no row: each prints it, or is not one "
+                     "of this test-bed's workloads (a config)")
     return Imported(target, files, statuses, notes)
 

@@ -41,9 +41,10 @@ THR, LAT, POW, EFF, TEMP = ("throughput [items/s]", "latency [ms]", "power [W]",
 def row(device: str, workload: str, thr: float, power: float, temp: float, batch: int = 64,
         latency_ms: float | None = None, efficiency: float | str | None = None,
         precision: str = "FP16") -> dict[str, object]:
-    """A row whose latency and efficiency agree with its throughput unless given."""
+    """A row whose latency and efficiency agree with its throughput unless given; the table
+    prints the configuration its rows ran at (so FLOPs per item are known)."""
     infer = workload.endswith("infer")
-    return {"device": device, "workload": workload, "precision": precision,
+    return {"device": device, "workload": workload, "config": "full", "precision": precision,
             "batch size": batch, THR: thr,
             LAT: (latency_ms if latency_ms is not None else 1e3 * batch / thr) if infer
             else "--",
@@ -154,8 +155,11 @@ def test_long_vendor_shape_with_concurrent_streams(tmp_path):
     first, second = docs
     assert first["import"]["shape"] == "long" and first["device"]["name"] == A100
     assert first["workload"]["id"] == "resnet-infer"
-    assert first["workload"]["params"]["streams"] == 4
-    assert first["workload"]["overrides"] == {"batch_size": 32, "streams": 4}
+    # the table prints no configuration: only what it prints, nothing of the suite's config
+    assert first["workload"]["params"] == {"batch_size": 32, "streams": 4}
+    assert first["workload"]["overrides"] == {} and "flop_per_item" not in first["metrics"]
+    assert "config" in first["workload"]["unknowns"]
+    assert first["workload"]["config"] == "config not published, batch 32, 4 streams, fp16"
     assert first["workload"]["info"]["framework"] == "PyTorch"
     assert first["metrics"]["throughput_items_per_s"]["unit"] == "images/s"
     assert second["status"] == "not_run"
@@ -180,7 +184,7 @@ def test_yaml_table_carries_its_citation(tmp_path):
 @pytest.mark.parametrize(("cells", "message"), [
     ({THR: "about 2400"}, "is not a number"),
     ({"throughput [furlongs/s]": 5}, "not a rate unit"),
-    ({"workload": "resnet-50-v1.5"}, "not one of this test-bed's workloads"),
+    ({"workload": "frobnicator-7"}, "not one of this test-bed's workloads"),
     ({"precision": "fp13"}, "precision 'fp13' is not known"),
     ({"workload": "bert-infer", "throughput [images/s]": 5},
      "one item of bert is one of its sequences"),

@@ -80,3 +80,18 @@ def per_device(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     for name in SHARED_PER_DEVICE:
         out[name] = None if spec.get(name) is None else spec[name] / share
     return out
+
+
+def peak_for(spec: dict[str, Any] | None, precision: str | None
+             ) -> tuple[float | None, str]:
+    """The per-device peak at ``precision``, else the sheet's highest peak (a throughput
+    beyond every peak of the device is impossible at any precision); with what it is."""
+    spec = per_device(spec)
+    peaks = {k: v for k, v in ((spec or {}).get("peak_flops") or {}).items() if v}
+    if not peaks:
+        return None, "no peak on a spec sheet"
+    if precision in peaks:
+        return peaks[precision], f"{spec['name']} {precision} peak"  # type: ignore[index]
+    top = max(peaks, key=peaks.__getitem__)
+    return peaks[top], (f"{spec['name']} highest peak ({top}; the sheet has no "  # type: ignore
+                        f"{precision} figure)")

@@ -110,9 +110,10 @@ class BertQAWorkload(Workload):
             positions = torch.zeros(b, dtype=torch.long)
             return WorkProbe(lambda: model(input_ids=ids, token_type_ids=ids,
                                            start_positions=positions,
-                                           end_positions=positions).loss, b, backward=True)
+                                           end_positions=positions).loss, b, backward=True,
+                             parameters=count_parameters(model))
         return WorkProbe(lambda: model(input_ids=ids, token_type_ids=ids).start_logits, b,
-                         backward=False)
+                         backward=False, parameters=count_parameters(model))
 
     def step(self) -> int:
         batch = self.batch if self.batches is None else next(self.batches)

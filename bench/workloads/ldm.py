@@ -197,7 +197,8 @@ class LdmWorkload(Workload):
                                                       encoder_hidden_states=context).sample,
                                     params["steps"]),),
                          what=f"text encoder, {params['steps']} denoiser steps and VAE decoder "
-                              f"at the reference point {point}")
+                              f"at the reference point {point}",
+                         parameters=pipe.parameter_counts()["total"])
 
     def make_prompts(self) -> list[list[int]]:
         """Token ids, ``TEXT_TOKENS`` long, one row per image of the largest batch."""

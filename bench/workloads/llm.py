@@ -34,11 +34,11 @@ from bench.llm.generation import (
 )
 from bench.llm.grid import PointResult, pick_reference, progress_note, run_point, skipped_point
 from bench.llm.memory import (
-    BYTES_PER_ELEMENT,
     choose_precision,
     estimate_generation_memory,
     fits,
 )
+from bench.model_facts import decode_bytes_per_item
 from bench.workloads import register
 from bench.workloads.base import Workload, count_parameters
 
@@ -238,12 +238,12 @@ class LlmWorkload(Workload):
         tied = embedding is model.get_output_embeddings().weight
         weights = count_parameters(model) - (0 if tied else embedding.numel())
         # bytes per weight at the precision used (a published int8 row: 1); unknown: no bound
-        element = {**BYTES_PER_ELEMENT, "int8": 1, "fp8": 1, "int4": 0.5}.get(precision)
         return WorkProbe(lambda: model(input_ids=ids, logits_to_keep=outputs).logits, outputs,
                          backward=False,
-                         bytes_per_item=weights * element / batch if element else None,
+                         bytes_per_item=decode_bytes_per_item(weights, precision, batch),
                          what=f"one causal forward over {inputs} + {outputs} - 1 tokens "
-                              f"(the reference point {point})")
+                              f"(the reference point {point})",
+                         parameters=count_parameters(model), weights_per_step=weights)
 
     def compile_model(self) -> list[str]:
         """``generate`` calls the model's own ``__call__``: its ``forward`` is compiled in

@@ -127,7 +127,8 @@ class LSTMWorkload(Workload):
         b = params["batch_size"]
         if mode == "train":
             inputs = torch.zeros(b, params["seq_len"], dtype=torch.long)
-            return WorkProbe(lambda: model(inputs)[0], b * params["seq_len"], backward=True)
+            return WorkProbe(lambda: model(inputs)[0], b * params["seq_len"], backward=True,
+                             parameters=count_parameters(model))
         prompt = torch.zeros(b, params["prompt_len"], dtype=torch.long)
         step = torch.zeros(b, 1, dtype=torch.long)
 
@@ -137,7 +138,8 @@ class LSTMWorkload(Workload):
                 _, state = model(step, state)
 
         return WorkProbe(run, b * params["gen_len"], backward=False,
-                         what="prompt pass and gen_len - 1 single-character steps")
+                         what="prompt pass and gen_len - 1 single-character steps",
+                         parameters=count_parameters(model))
 
     def _probe_reduced_precision(self) -> None:
         """Not every device has reduced-precision LSTM kernels (oneDNN on most CPUs refuses

@@ -104,7 +104,8 @@ class ResNetWorkload(Workload):
         model = cls.build_model(params).train(mode == "train")
         b, size = params["batch_size"], params["image_size"]
         images = torch.empty(b, 3, size, size)
-        return WorkProbe(lambda: model(images), b, backward=mode == "train")
+        return WorkProbe(lambda: model(images), b, backward=mode == "train",
+                         parameters=count_parameters(model))
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches is None:

@@ -87,7 +87,8 @@ class UNetWorkload(Workload):
         model = cls.build_model().train(mode == "train")
         b = params["batch_size"]
         images = torch.empty(b, 3, params["image_height"], params["image_width"])
-        return WorkProbe(lambda: model(images), b, backward=mode == "train")
+        return WorkProbe(lambda: model(images), b, backward=mode == "train",
+                         parameters=count_parameters(model))
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.batches is None:

@@ -131,7 +131,8 @@ class YOLOv10nWorkload(Workload):
         images = torch.empty(b, 3, size, size)
         return WorkProbe(lambda: model(images), b, backward=mode == "train",
                          what="forward and backward of the network (the dual-assignment "
-                              "loss is not counted)" if mode == "train" else "")
+                              "loss is not counted)" if mode == "train" else "",
+                         parameters=count_parameters(model))
 
     def _check_params(self) -> None:
         p = self.params

@@ -166,6 +166,13 @@ def result_marks(doc: dict[str, Any]) -> dict[str, str]:
                       f"{wl.get('precision_requested')}: {reason}")
     if wl.get("overrides"):
         marks["O"] = "overridden: " + ", ".join(f"{k}={v}" for k, v in wl["overrides"].items())
+    # a published row's fact the table does not print, assumed by the user (invoke import
+    # --assume): shown beside every figure of the row
+    assumed = [a for a in doc.get("assumptions") or [] if isinstance(a, dict)]
+    if assumed:
+        text = "assumed, not printed: " + "; ".join(
+            f"{a.get('fact')}={a.get('value')} ({a.get('given')})" for a in assumed)
+        marks["O"] = f"{marks['O']}; {text}" if "O" in marks else text
     host_bound = (doc.get("metrics") or {}).get("host_bound") or {}
     if host_bound.get("value") is True:
         marks["H"] = ("device utilisation below "

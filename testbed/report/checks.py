@@ -12,6 +12,10 @@ wherever the value appears, and scores leave the value out. A value derived from
 
 Results of kind ``published`` (a table imported by ``invoke import``) go through the same
 checks, except those about a timed window and telemetry, which a printed table does not have.
+They judge what the publication printed: a check that needs a fact the table does not print
+(``workload.unknowns``: a batch size, a configuration) does not apply to that row, and says
+why; a fact the user assumed in its place (``assumptions``, ``invoke import --assume``) is
+named in every message of a check that used it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-from bench.specs import per_device
+from bench.specs import peak_for, per_device
 
 ALL_METRICS = "*"
 
@@ -110,12 +114,14 @@ class Finding:
 
 @dataclass
 class CheckOutcome:
-    """One check on one result: whether it applied (and on what) and what failed."""
+    """One check on one result: whether it applied (and on what) and what failed; where it
+    did not apply for want of a fact the result lacks, why (``not_applicable``)."""
 
     check: str
     applied: bool
     findings: list[Finding] = field(default_factory=list)
     basis: str = ""
+    not_applicable: str = ""
 
 
 CHECK_TITLES = {
@@ -177,6 +183,22 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def assumed(doc: dict[str, Any], *facts: str) -> str:
+    """`` (assumed, not printed: --assume config=full)`` where a published row's ``facts``
+    rest on what the user assumed (``invoke import --assume``); "" otherwise."""
+    given = [a.get("given", "?") for a in doc.get("assumptions") or []
+             if isinstance(a, dict) and any(f in (a.get("covers") or ()) for f in facts)]
+    return f" (assumed, not printed: {'; '.join(dict.fromkeys(given))})" if given else ""
+
+
+def unknown(doc: dict[str, Any], fact: str) -> str | None:
+    """Why a published row does not know ``fact`` (``workload.unknowns``); None if it does."""
+    if not is_published(doc):
+        return None
+    why = ((doc.get("workload") or {}).get("unknowns") or {}).get(fact)
+    return str(why) if why else None
+
+
 # -- bounds shared by several checks -------------------------------------------------------
 def devices_of(doc: dict[str, Any]) -> int:
     """How many devices a result's throughput and power were measured on.
@@ -209,21 +231,6 @@ def precision_of(doc: dict[str, Any], point: int | None) -> str | None:
         (doc.get("workload") or {}).get("precision_used")
 
 
-def peak_for(spec: dict[str, Any] | None, precision: str | None
-             ) -> tuple[float | None, str]:
-    """The per-device peak at ``precision``, else the sheet's highest peak (a throughput
-    beyond every peak of the device is impossible at any precision); with what it is."""
-    spec = per_device(spec)
-    peaks = {k: v for k, v in ((spec or {}).get("peak_flops") or {}).items() if v}
-    if not peaks:
-        return None, "no peak on a spec sheet"
-    if precision in peaks:
-        return peaks[precision], f"{spec['name']} {precision} peak"  # type: ignore[index]
-    top = max(peaks, key=peaks.__getitem__)
-    return peaks[top], (f"{spec['name']} highest peak ({top}; the sheet has no "  # type: ignore
-                        f"{precision} figure)")
-
-
 def _flop_hint(spec: dict[str, Any] | None, precision: str | None, needed: float) -> str:
     """Why an fp32 figure above the fp32 peak may still be a real (but not fp32) run."""
     tf32 = ((per_device(spec) or {}).get("peak_flops") or {}).get("tf32")
@@ -235,10 +242,12 @@ def _flop_hint(spec: dict[str, Any] | None, precision: str | None, needed: float
 
 @dataclass(frozen=True)
 class Bound:
-    """Whether a throughput passes its physical bound: True, False, or None (no bound)."""
+    """Whether a throughput passes its physical bound: True, False, or None (no bound);
+    ``assumed``: the assumptions the work per item rests on ("" when printed or counted)."""
 
     ok: bool | None
     text: str
+    assumed: str = ""
 
 
 def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
@@ -249,9 +258,18 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
     thr = _num(metrics.get(THROUGHPUT))
     fpi, bpi = _num(metrics.get("flop_per_item")), _num(metrics.get("bytes_per_item"))
     if thr is None or not (fpi or bpi):
+        if thr is not None and point is None and unknown(doc, "config"):
+            return Bound(None, f"FLOPs per item unknown: the configuration is "
+                               f"{unknown(doc, 'config')} (a config or flop_per_item column, "
+                               "or --assume config=NAME, gives it)")
+        if thr is not None and point is None and is_published(doc):
+            return Bound(None, "FLOPs per item unknown: not a workload of this test-bed, and "
+                               "the table prints no flop_per_item")
         return Bound(None, "no throughput with FLOPs or bytes per item")
     if spec is None:
         return Bound(None, "no spec sheet")
+    note = assumed(doc, *(["flop_per_item"] if fpi else []),
+                   *(["bytes_per_item"] if bpi else [])) if point is None else ""
     n = devices_of(doc)
     times = f" x {n} devices" if n > 1 else ""
     unit = (metrics.get(THROUGHPUT) or {}).get("unit", "items/s")
@@ -267,11 +285,12 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
         need, limit = thr * fpi, peak * n * peak_margin
         if need > limit:
             return Bound(False, (
-                f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(fpi)} FLOP per item "
+                f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(fpi)} FLOP per item"
+                f"{assumed(doc, 'flop_per_item') if point is None else ''} "
                 f"= {need / 1e12:.4g} TFLOP/s, more than the {which} of {peak / 1e12:.4g} "
                 f"TFLOP/s{times} (x{peak_margin:g} allowed)"
-                + _flop_hint(spec, precision, need / n)))
-        verdict = Bound(True, f"{need / (peak * n):.1%} of the {which}{times}")
+                + _flop_hint(spec, precision, need / n)), note)
+        verdict = Bound(True, f"{need / (peak * n):.1%} of the {which}{times}", note)
     bandwidth = (per_device(spec) or {}).get("memory_bandwidth_bytes_per_s")
     if bpi and bandwidth:
         bw_margin = s.estimate_margin if estimated else s.bandwidth_margin
@@ -279,11 +298,12 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
         if need > limit:
             return Bound(False, (
                 f"{THROUGHPUT} = {_fmt(thr)} {unit}{_where(point)} x {_fmt(bpi)} bytes per "
-                f"item = {need / 1e9:.4g} GB/s, more than the {spec['name']} memory bandwidth "
-                f"of {bandwidth / 1e9:.4g} GB/s{times} (x{bw_margin:g} allowed)"))
+                f"item{assumed(doc, 'bytes_per_item') if point is None else ''} = "
+                f"{need / 1e9:.4g} GB/s, more than the {spec['name']} memory bandwidth "
+                f"of {bandwidth / 1e9:.4g} GB/s{times} (x{bw_margin:g} allowed)"), note)
         verdict = Bound(True, "; ".join(t for t in (
             verdict.text if verdict.ok else "",
-            f"{need / (bandwidth * n):.1%} of the memory bandwidth{times}") if t))
+            f"{need / (bandwidth * n):.1%} of the memory bandwidth{times}") if t), note)
     return verdict
 
 
@@ -310,6 +330,8 @@ def check_throughput_bound(doc: dict[str, Any], spec: dict[str, Any] | None,
     for point, metrics in _metric_sets(doc):
         bound = throughput_bound(metrics, doc, spec, s, point)
         if bound.ok is None:
+            if point is None and bound.text.startswith("FLOPs per item unknown"):
+                out.not_applicable = bound.text
             continue
         out.applied = True
         if bound.ok is False:
@@ -358,7 +380,10 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
                 "average power to divide the throughput by", point))
             continue
         expected = thr / power
-        thr_ok = throughput_bound(metrics, doc, spec, s, point).ok
+        bound = throughput_bound(metrics, doc, spec, s, point)
+        thr_ok = bound.ok
+        # the throughput's bound rests on FLOPs per item of an assumed config: say so
+        note = bound.assumed if thr_ok is not None else ""
         power_ok = power_bound(power, doc, spec, s)
         if not math.isclose(eff, expected, rel_tol=s.efficiency_rel_tol):
             marked, why = _efficiency_culprit(eff, thr, power, thr_ok, power_ok)
@@ -366,7 +391,8 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
                 "efficiency", marked,
                 f"items_per_j = {_fmt(eff)} {unit}{_where(point)} but throughput / power = "
                 f"{_fmt(thr)} / {_fmt(power)} W = {_fmt(expected)} {unit} (off by "
-                f"{_off(eff, expected)}, tolerance {s.efficiency_rel_tol:.0%}): {why}", point))
+                f"{_off(eff, expected)}, tolerance {s.efficiency_rel_tol:.0%}): {why}{note}",
+                point))
         elif thr_ok is False and power_ok is not False and \
                 not is_derived("items_per_j", metrics.get("items_per_j")):
             # items/J agrees with an impossible throughput at a possible power: it is
@@ -374,13 +400,13 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
             out.findings.append(Finding(
                 "efficiency", ("items_per_j",),
                 f"items_per_j = {_fmt(eff)} {unit}{_where(point)} agrees with throughput / "
-                f"power, but the throughput fails its own bound: at {_fmt(power)} W no device "
-                "could reach this efficiency either", point))
+                f"power, but the throughput fails its own bound{note}: at {_fmt(power)} W no "
+                "device could reach this efficiency either", point))
         elif power_ok is False and not is_derived("items_per_j", metrics.get("items_per_j")) \
                 and thr_ok is not True:
             # A reported items/J that agrees with throughput / power although the power is
             # impossible: the throughput carries the same scale error (a row scaled by 1e6).
-            why = "fails its own bound too" if thr_ok is False else \
+            why = f"fails its own bound too{note}" if thr_ok is False else \
                 "has no bound of its own to pass (no FLOPs per item or no peak)"
             out.findings.append(Finding(
                 "efficiency", (THROUGHPUT,),
@@ -777,6 +803,10 @@ def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
     Latency and throughput of one measurement are two views of the same timed loop, so
     they agree within the loop's overhead (and, with concurrent streams, by Little's law).
     A per-batch latency of 0.4 ms beside 17 items/s at batch 1 cannot both be true.
+
+    A published row is judged on what it prints: without a batch size (and no assumed one)
+    the check does not apply; without a stream count, streams are at least 1, so only a
+    throughput below batch / latency is impossible (above it, more streams may explain it).
     """
     out = CheckOutcome("latency_throughput", False,
                        basis=f"batch x streams / latency_mean_s within "
@@ -789,23 +819,41 @@ def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
         return out
     metrics = doc.get("metrics") or {}
     thr, latency = _num(metrics.get(THROUGHPUT)), _num(metrics.get("latency_mean_s"))
+    if thr is None or latency is None or latency <= 0 or thr <= 0:
+        return out
+    batch, source = batch_items(doc)
+    if batch is None:
+        if unknown(doc, "batch_size"):
+            out.not_applicable = (f"the batch size is {unknown(doc, 'batch_size')} (a batch "
+                                  "column, or --assume batch_size=N, gives it)")
+        return out
+    streams_unknown = unknown(doc, "streams")
     streams = (wl.get("params") or {}).get("streams") or 1
     if not isinstance(streams, int | float) or isinstance(streams, bool) or streams < 1:
         streams = 1
-    batch, source = batch_items(doc)
-    if thr is None or latency is None or batch is None or latency <= 0 or thr <= 0:
-        return out
+    note = assumed(doc, "batch_size", "streams")
     out.applied = True
     expected = batch * streams / latency
     off = abs(thr - expected) / expected
+    unit = (metrics.get(THROUGHPUT) or {}).get("unit", "items/s")
+    if streams_unknown:
+        # at least one stream: only a throughput below batch / latency is impossible
+        if thr < expected * (1 - s.latency_rel_tol):
+            out.findings.append(Finding(
+                "latency_throughput", (THROUGHPUT, "latency_mean_s"),
+                f"{THROUGHPUT} = {_fmt(thr)} {unit} but {_fmt(batch)} ({source}{note}) / "
+                f"latency_mean_s {latency * 1e3:.4g} ms = {_fmt(expected)} {unit} with one "
+                f"stream, and more streams (their number is {streams_unknown}) only raise "
+                f"it (off by {_off(thr, expected)}, tolerance {s.latency_rel_tol:.0%}): one "
+                "of the two is wrong"))
+        return out
     if off > s.latency_rel_tol:
-        unit = (metrics.get(THROUGHPUT) or {}).get("unit", "items/s")
         out.findings.append(Finding(
             "latency_throughput", (THROUGHPUT, "latency_mean_s"),
             f"{THROUGHPUT} = {_fmt(thr)} {unit} but {_fmt(batch)} ({source}) x {_fmt(streams)} "
-            f"stream(s) / latency_mean_s {latency * 1e3:.4g} ms = {_fmt(expected)} {unit} "
-            f"(off by {_off(thr, expected)}, tolerance {s.latency_rel_tol:.0%}): one of the two "
-            "is wrong"))
+            f"stream(s){note} / latency_mean_s {latency * 1e3:.4g} ms = {_fmt(expected)} "
+            f"{unit} (off by {_off(thr, expected)}, tolerance {s.latency_rel_tol:.0%}): one of "
+            "the two is wrong"))
     return out
 
 

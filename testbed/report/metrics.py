@@ -14,10 +14,11 @@ from bench.errors import UserError
 from testbed.report.scores import DEFAULT_A, LLM_TIERS, LOAD_METRIC
 
 MODES = ("train", "infer")
-GROUPS = ("cv", "nlp", "llm", "micro", "function")
+# rec: recommendation models, which only published tables bring (invoke import)
+GROUPS = ("cv", "nlp", "llm", "rec", "micro", "function")
 MODE_TITLES = {"train": "Training", "infer": "Inference"}
-GROUP_TITLES = {"cv": "CV", "nlp": "NLP", "llm": "LLM", "micro": "micro-benchmarks",
-                "function": "function"}
+GROUP_TITLES = {"cv": "CV", "nlp": "NLP", "llm": "LLM", "rec": "recommendation",
+                "micro": "micro-benchmarks", "function": "function"}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from testbed.report.inputs import _short_name as short_name
 from testbed.report.metrics import (
     CATALOGUE,
     GROUP_TITLES,
+    GROUPS,
     MODE_TITLES,
     direction,
     info,
@@ -185,6 +186,15 @@ def _bases(outcomes: list[CheckOutcome]) -> str:
     shown = [*(f"failed on: {b}" for b in fired), *passed[:3]]
     if len(passed) > 3:
         shown.append(f"and {len(passed) - 3} more")
+    # results a check could not judge for want of a fact they lack (a published row's
+    # batch size): how many, and why
+    lacking: dict[str, int] = {}
+    for o in outcomes:
+        if o.not_applicable and not o.applied:
+            lacking[o.not_applicable] = lacking.get(o.not_applicable, 0) + 1
+    if lacking:
+        shown.append("not applicable to " + "; ".join(
+            f"{n} result{'s' if n > 1 else ''}: {why}" for why, n in lacking.items()))
     return "; ".join(shown) or (outcomes[0].basis if outcomes else "")
 
 
@@ -621,7 +631,7 @@ def metric_figures(analysis: Analysis) -> list[Figure]:
         sections: list[charts.BarSection] = []
         any_value = False
         for mode in ("train", "infer"):
-            for group in ("cv", "nlp", "llm", "micro"):
+            for group in (g for g in GROUPS if g != "function"):
                 wls = [w for w in analysis.workload_order()
                        if analysis.workloads[w].mode == mode and analysis.workloads[w].group ==
                        group and any(analysis.cell(d, w, m.name) is not None for d in devices)]
