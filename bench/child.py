@@ -266,8 +266,21 @@ def _measure_scenario(spec: RepeatSpec, workload: Any) -> Any:
 
     log_dir = spec.log_dir or tempfile.mkdtemp(prefix="bench-loadgen-")
     root = spec.run_dir
+    timeout_s = spec.entry.rules.timeout_s
+    # The Server search must end inside the repeat's timeout, leaving the result time to be
+    # written: a tenth of the timeout, at least 10 s.
+    deadline = repeat_deadline(timeout_s) - max(10.0, 0.1 * timeout_s)
     return measure_scenario(workload, ScenarioRules(**(spec.entry.scenario_rules or {})),
-                            Path(log_dir), Path(root) if root else None)
+                            Path(log_dir), Path(root) if root else None, deadline)
+
+
+def repeat_deadline(timeout_s: float) -> float:
+    """When (``time.monotonic``) the runner stops this process: its timeout counts from the
+    process's start (``psutil``'s creation time, before Python and torch were loaded)."""
+    import psutil
+
+    age_s = max(time.time() - psutil.Process().create_time(), 0.0)
+    return time.monotonic() - age_s + timeout_s
 
 
 def main(argv: list[str]) -> int:

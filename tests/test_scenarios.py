@@ -18,9 +18,10 @@ from bench.config import RunRules, load_suite
 from bench.devices.cpu import CpuBackend
 from bench.errors import UserError
 from bench.quantize import agreement
-from bench.scenarios.measure import measure_scenario
+from bench.scenarios.measure import latency_floor, measure_scenario, step_forecast_s
 from bench.scenarios.rules import resolve, scaled
-from bench.scenarios.search import search_peak
+from bench.scenarios.search import Budget, search_peak
+from bench.scenarios.sut import Stats
 from bench.timing import StreamStep, concurrent_loop
 from bench.workloads import WorkloadContext, get_workload
 from tests.conftest import run_bench
@@ -95,10 +96,15 @@ def test_server_search_converges_on_a_known_service_time(tmp_path):
 
 
 def test_a_missed_latency_bound_is_invalid_as_loadgen_says(tmp_path):
+    """Each sample takes 10 ms of compute and the bound is 4 ms: LoadGen finds the first
+    rate INVALID, and the search stops there, since no lower rate makes the device faster."""
     _, m = run_scenario(tmp_path, "server", {"service_s": 0.01}, target_latency_s=0.004,
-                        max_batch=1, search_start_qps=64, search_max_steps=1)
+                        max_batch=1, search_start_qps=64, search_max_steps=4)
     assert m["metrics"]["server_qps"]["value"] is None
-    assert "no target QPS met the latency bound" in m["metrics"]["server_qps"]["reason"]
+    reason = m["metrics"]["server_qps"]["reason"]
+    assert "no target QPS can meet the latency bound" in reason and "0% of the samples" in reason
+    search = m["scenario"]["search"]
+    assert search["stop"] == "latency_floor" and len(search["steps"]) == 1
     assert m["metrics"]["loadgen_valid_fraction"]["value"] == 0.0
     assert not m["scenario"]["valid"]
     for step in m["scenario"]["search"]["steps"]:
@@ -118,6 +124,97 @@ def test_search_by_hand():
     assert none.best_qps is None and [s["target_qps"] for s in none.steps] == [8, 4, 2]
     short = search_peak(lambda q: {"valid": False, "latency_ok": True, "why": "x"}, 8, .05, 5)
     assert short.best_qps is None and len(short.steps) == 1 and "min_query_count" in short.reason
+    assert short.stop == "invalid_not_latency" and none.stop == "max_steps"
+    assert out.stop == "converged"
+    floor = search_peak(lambda q: {"valid": False, "floor": "too slow"}, 8, .05, 5)
+    assert floor.stop == "latency_floor" and len(floor.steps) == 1 and "too slow" in floor.reason
+
+
+class Clock:
+    """A clock that steps advance: each LoadGen test "takes" ``seconds(qps)``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_search_stops_at_its_time_budget_with_what_it_found():
+    """Valid up to 37.3 QPS from 10, each test lasting 64 queries / rate, forecast exactly:
+    10 (6.4 s), 20 (3.2 s), 40 (1.6 s), 30 (2.13 s) fit in 14 s; 35 (1.83 s) would end at
+    15.2 s, so the search stops before it, with 30 valid and 40 not."""
+    clock = Clock()
+
+    def run(qps: float) -> dict:
+        clock.now += 64 / qps
+        return {"valid": qps <= 37.3}
+
+    budget = Budget(deadline=14.0, forecast=lambda q: 64 / q, clock=clock)
+    out = search_peak(run, 10, 0.05, 12, budget)
+    assert [s["target_qps"] for s in out.steps] == [10, 20, 40, 30]
+    assert out.stop == "budget" and not out.converged
+    assert out.best_qps == 30 and out.upper_qps == 40
+    assert "35 QPS would take about 2 s" in out.reason and "between 30 (valid) and 40" \
+        in out.reason
+    # the first step runs even past the deadline (LoadGen's run is cut short there instead)
+    late = search_peak(run, 10, 0.05, 12, Budget(deadline=clock.now - 1, forecast=lambda q: 1,
+                                                 clock=clock))
+    assert len(late.steps) == 1 and late.stop == "budget"
+    # a step LoadGen stopped at the deadline bounds nothing: not an upper bound
+    cut = search_peak(lambda q: {"valid": q <= 5, "cut_by_budget": q > 5}, 4, 0.05, 12)
+    assert [s["target_qps"] for s in cut.steps] == [4, 8]
+    assert cut.best_qps == 4 and cut.upper_qps is None and cut.stop == "budget"
+
+
+def test_step_forecast_by_hand():
+    r = resolve("test-serve", "server", {**FAST, "target_latency_s": 0.1})
+    # 64 queries at 8 QPS: 8 s of issuing; the device keeps up (100 samples/s)
+    assert step_forecast_s(8, r, 100) == pytest.approx(8 * 1.1 + 1)
+    # 200 QPS for 0.5 s = 100 queries (more than 64) on a device of 50 samples/s: 2 s
+    assert step_forecast_s(200, r, 50) == pytest.approx(2 * 1.1 + 1)
+
+
+def test_latency_floor_by_hand():
+    """Batches of 2, 2, 1 samples computed in 200, 20 and 3 ms: at best 100, 10 and 3 ms per
+    sample, so 3 of 5 samples could meet 50 ms (60 %, short of the 90th percentile's 90 %);
+    under 150 ms all could."""
+    r = resolve("test-serve", "server", {**FAST, "target_latency_s": 0.05})
+    stats = Stats(batch_sizes=[2, 2, 1], compute_s=[0.2, 0.02, 0.003])
+    floor = latency_floor(stats, r)
+    assert floor is not None and "only 60% of the samples" in floor and "50 ms" in floor
+    loose = resolve("test-serve", "server", {**FAST, "target_latency_s": 0.15})
+    assert latency_floor(stats, loose) is None
+
+
+def test_the_deadline_counts_from_the_process_start():
+    """The runner's timeout runs from the child's start, before Python and torch loaded: this
+    process is older than a second, so its deadline is that much earlier than now + timeout."""
+    import psutil
+
+    from bench.child import repeat_deadline
+
+    age = time.time() - psutil.Process().create_time()
+    assert age > 1
+    assert repeat_deadline(100) == pytest.approx(time.monotonic() + 100 - age, abs=0.5)
+
+
+def test_a_server_step_is_cut_at_the_deadline_and_says_so(tmp_path):
+    """At 5 QPS one test lasts 64 / 5 = 12.8 s; with 2 s left LoadGen is told to stop issuing
+    at the deadline, and the search ends there with the reason, instead of running past a
+    repeat's timeout."""
+    w = served({"service_s": 0.002})
+    r = resolve("test-serve", "server", {**FAST, "target_latency_s": 0.5,
+                                         "search_start_qps": 5})
+    m = measure_scenario(w, r, tmp_path / "logs", tmp_path, deadline=time.monotonic() + 2)
+    search = m["scenario"]["search"]
+    (step,) = search["steps"]
+    assert step["cut_by_budget"] and step["loadgen_queries"] < 64
+    assert step["verdict"]["min_queries_met"] is False
+    assert step["duration_s"] < 12.8 / 2, "LoadGen was not stopped at the deadline"
+    assert search["stop"] == "budget" and 0 < search["budget_s"] <= 2
+    assert m["metrics"]["server_qps"]["value"] is None
+    assert "time budget ran out" in m["metrics"]["server_qps"]["reason"]
 
 
 def test_rules_are_mlperf_unless_the_suite_says_and_scaled_lists_it():

@@ -63,13 +63,15 @@ class Hints:
 
 
 def test_settings(lg: Any, rules: ScenarioRules, hints: Hints,
-                  target_qps: float | None = None) -> Any:
-    """LoadGen's TestSettings for one performance run under ``rules``."""
+                  target_qps: float | None = None, cap_s: float | None = None) -> Any:
+    """LoadGen's TestSettings for one performance run under ``rules``; ``cap_s``: a time
+    budget that ends the run earlier than ``rules.max_duration_s`` would (LoadGen stops
+    issuing queries then, and the run is INVALID if too few were issued)."""
     ts = lg.TestSettings()
     ts.scenario = getattr(lg.TestScenario, LOADGEN_NAMES[rules.scenario])
     ts.mode = lg.TestMode.PerformanceOnly
     ts.min_duration_ms = round(rules.min_duration_s * 1000)
-    ts.max_duration_ms = round((rules.max_duration_s or 0) * 1000)
+    ts.max_duration_ms = round(effective_max_duration_s(rules, cap_s) * 1000)
     ts.min_query_count = int(rules.min_query_count)
     ts.performance_sample_count_override = int(rules.performance_sample_count)
     for name, value in loadgen_seeds().items():
@@ -93,6 +95,12 @@ def test_settings(lg: Any, rules: ScenarioRules, hints: Hints,
         ts.ttft_latency = round((rules.ttft_latency_s or 0) / NS)
         ts.tpot_latency = round((rules.tpot_latency_s or 0) / NS)
     return ts
+
+
+def effective_max_duration_s(rules: ScenarioRules, cap_s: float | None) -> float:
+    """The longest a run may last (0: no limit, as LoadGen reads it)."""
+    limits = [x for x in (rules.max_duration_s, cap_s) if x]
+    return max(min(limits), 0.001) if limits else 0.0
 
 
 @dataclass

@@ -10,6 +10,7 @@ VALID or INVALID) are LoadGen's, read from its detail log, which stays in the ru
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from bench.scenarios import loadgen
 from bench.scenarios.loadgen import Hints, TestRun
 from bench.scenarios.rules import ScenarioRules, scaled
-from bench.scenarios.search import search_peak
+from bench.scenarios.search import Budget, search_peak
 from bench.scenarios.sut import Stats, Sut
 
 HEADLINE = {"single_stream": "single_stream_latency_s", "multi_stream": "multi_stream_latency_s",
@@ -28,17 +29,20 @@ HEADLINE = {"single_stream": "single_stream_latency_s", "multi_stream": "multi_s
 def warm_up(runner: Any, rules: ScenarioRules, max_batch: int, iters: int,
             streams: int) -> tuple[Hints, dict[str, Any]]:
     """Run the batch shapes the test will use (not timed for the result) and derive LoadGen's
-    hints from their median times."""
+    hints from their median times. A shape's first run is not counted: it pays for lazy
+    initialisation (oneDNN primitives, cuDNN autotuning, the allocator growing), measured at
+    60 times a later run's on a busy CPU, which made the Server search start at a rate so low
+    that one step outlasted the repeat's timeout."""
     ran = [0]
 
     def median_time(size: int) -> float:
         times = []
-        for _ in range(max(iters, 1)):
+        for _ in range(max(iters, 1) + 1):
             ran[0] += size
             t0 = time.monotonic()
             runner.run(list(range(size)), None)
             times.append(time.monotonic() - t0)
-        return statistics.median(times)
+        return statistics.median(times[1:])
 
     count = rules.performance_sample_count
     one = median_time(1)
@@ -89,6 +93,41 @@ def step_record(run: TestRun, stats: Stats, rules: ScenarioRules) -> dict[str, A
         record["ttft_s"] = loadgen.latency_s(d, pct, "first_token")
         record["tpot_s"] = loadgen.latency_s(d, pct, "tpot")
     return record
+
+
+def step_forecast_s(qps: float, rules: ScenarioRules, capacity: float) -> float:
+    """How long a Server test at ``qps`` will take: LoadGen issues max(min_query_count,
+    qps x min_duration_s) queries at that rate; above the device's ``capacity`` (samples/s)
+    the backlog drains at the capacity. With a tenth and a second of slack."""
+    queries = max(rules.min_query_count, math.ceil(qps * rules.min_duration_s))
+    issue_s = max(rules.min_duration_s, queries / qps)
+    drain_s = queries / capacity if capacity > 0 else 0.0
+    forecast = max(issue_s, drain_s)
+    if rules.max_duration_s:
+        forecast = min(forecast, rules.max_duration_s)
+    return forecast * 1.1 + 1.0
+
+
+def latency_floor(stats: Stats, rules: ScenarioRules) -> str | None:
+    """Why no target QPS can meet the latency bound, from one test's compute times alone
+    (None: a lower rate might). A sample's latency is at least its batch's compute time, and
+    a batch of one takes at least its share of a larger batch's, so counting each sample at
+    its batch's time divided by the batch size, without any queueing, bounds from below what
+    a lower rate can reach. Not for token latencies (their bound is not the batch's time)."""
+    bound = rules.target_latency_s
+    if not bound or rules.token_latencies or not stats.batch_sizes:
+        return None
+    pct = rules.target_latency_percentile or 90
+    samples = sum(stats.batch_sizes)
+    within = sum(n for n, t in zip(stats.batch_sizes, stats.compute_s, strict=True)
+                 if t / n <= bound)
+    if within / samples >= pct / 100:
+        return None
+    per_sample = sorted(t / n for n, t in zip(stats.batch_sizes, stats.compute_s, strict=True))
+    return (f"even without queueing only {within / samples:.0%} of the samples could have been "
+            f"answered within {bound * 1e3:.4g} ms (the {pct:g}th percentile needs {pct:g} %): "
+            f"the device took a median {statistics.median(per_sample) * 1e3:.4g} ms of compute "
+            "per sample; a lower rate does not make it faster")
 
 
 def retuned_hints(record: dict[str, Any], hints: Hints, streams: int) -> Hints | None:
@@ -157,8 +196,11 @@ def scenario_metrics(rules: ScenarioRules, record: dict[str, Any],
 
 
 def measure_scenario(workload: Any, rules: ScenarioRules, log_dir: Path,
-                     run_root: Path | None = None) -> dict[str, Any]:
-    """Serve ``workload`` to LoadGen under ``rules``; the repeat's measurement."""
+                     run_root: Path | None = None,
+                     deadline: float | None = None) -> dict[str, Any]:
+    """Serve ``workload`` to LoadGen under ``rules``; the repeat's measurement. ``deadline``
+    (monotonic): when the Server search must have ended (the repeat's timeout less what the
+    result still needs); None: bounded by its steps only."""
     lg = loadgen.import_loadgen()
     ctx = workload.ctx
     streams = 1 if rules.token_latencies else workload.streams
@@ -173,18 +215,37 @@ def measure_scenario(workload: Any, rules: ScenarioRules, log_dir: Path,
     handle = lg.ConstructSUT(sut.issue_query, sut.flush_queries)
     runs: list[tuple[TestRun, Stats, dict[str, Any]]] = []
 
-    def one_test(directory: Path, target_qps: float | None = None) -> dict[str, Any]:
+    def one_test(directory: Path, target_qps: float | None = None,
+                 cap_s: float | None = None) -> dict[str, Any]:
         stats = sut.new_test()
         run = loadgen.start_test(lg, handle, qsl, loadgen.test_settings(lg, rules, hints,
-                                                                         target_qps),
+                                                                         target_qps, cap_s),
                                  directory, run_root)
         if sut.error is not None:
             raise sut.error
         record = step_record(run, stats, rules)
         check_answers(stats, record)
         runs.append((run, stats, record))
+        if cap_s is not None and not run.valid \
+                and record["verdict"].get("min_queries_met") is False \
+                and (not rules.max_duration_s or cap_s < rules.max_duration_s) \
+                and run.duration_s >= 0.9 * cap_s:
+            # LoadGen stopped issuing at the budget's cap, not at the rules' own limit
+            record["cut_by_budget"] = True
+        if rules.scenario == "server" and not run.valid and streams == 1:
+            floor = latency_floor(stats, rules)
+            if floor is not None:
+                record["floor"] = floor
+        service = stats.service_samples_per_s()
+        if service:
+            capacity[0] = service * streams
         return record
 
+    capacity = [hints.samples_per_s]  # samples/s, the last test's measured compute rate
+    budget = None
+    if deadline is not None:
+        budget = Budget(deadline, lambda qps: step_forecast_s(qps, rules, capacity[0]))
+    search_started = time.monotonic()
     sut.start()
     outcome = None
     try:
@@ -194,9 +255,11 @@ def measure_scenario(workload: Any, rules: ScenarioRules, log_dir: Path,
             def step(qps: float) -> dict[str, Any]:
                 ctx.progress({"phase": "point",
                               "message": f"server step {len(runs) + 1}: {qps:.4g} QPS"})
-                return one_test(log_dir / f"step-{len(runs):02d}", qps)
+                cap = budget.left_s() if budget is not None else None
+                return one_test(log_dir / f"step-{len(runs):02d}", qps, cap)
 
-            outcome = search_peak(step, start, rules.search_precision, rules.search_max_steps)
+            outcome = search_peak(step, start, rules.search_precision, rules.search_max_steps,
+                                  budget)
         else:
             ctx.progress({"phase": "point", "message": f"LoadGen {rules.scenario}"})
             first = one_test(log_dir)
@@ -241,7 +304,11 @@ def measure_scenario(workload: Any, rules: ScenarioRules, log_dir: Path,
                                      "samples_per_s": hints.samples_per_s}
     if outcome is not None:
         scenario["search"] = {"best_qps": outcome.best_qps, "upper_qps": outcome.upper_qps,
-                              "converged": outcome.converged, "reason": outcome.reason,
+                              "converged": outcome.converged, "stop": outcome.stop,
+                              "reason": outcome.reason,
+                              "budget_s": (deadline - search_started
+                                           if deadline is not None else None),
+                              "elapsed_s": time.monotonic() - search_started,
                               "steps": outcome.steps}
     return {
         "window": run.window(), "iterations": max(stats.queries, 1), "items": items,

@@ -38,6 +38,7 @@ class Stats:
     completions: dict[int, int] = field(default_factory=dict)  # sample id -> times answered
     latencies_s: list[float] = field(default_factory=list)
     batch_sizes: list[int] = field(default_factory=list)
+    compute_s: list[float] = field(default_factory=list)  # per batch: the runner's time alone
     tokens: int = 0
 
     def record(self) -> dict[str, Any]:
@@ -48,7 +49,13 @@ class Stats:
                 "batches": len(self.batch_sizes),
                 "mean_batch": (sum(self.batch_sizes) / len(self.batch_sizes)
                                if self.batch_sizes else None),
-                "max_batch_formed": max(self.batch_sizes, default=None)}
+                "max_batch_formed": max(self.batch_sizes, default=None),
+                "compute_s_total": sum(self.compute_s)}
+
+    def service_samples_per_s(self) -> float | None:
+        """Samples per second of one stream while it computes (queueing excluded)."""
+        busy = sum(self.compute_s)
+        return sum(self.batch_sizes) / busy if busy > 0 else None
 
     def problem(self) -> str | None:
         """Why the SUT did not answer every issued sample exactly once (None: it did)."""
@@ -143,6 +150,7 @@ class Sut:
             if batch is None:
                 return
             tokens = 1
+            started = self.clock()
             if self.error is None:
                 ids = [b[0] for b in batch]
 
@@ -166,5 +174,6 @@ class Sut:
                     stats.completions[sample_id] = stats.completions.get(sample_id, 0) + 1
                     stats.latencies_s.append(done - arrival)
                 stats.batch_sizes.append(len(batch))
+                stats.compute_s.append(done - started)
                 stats.tokens += tokens * len(batch)
             lg.QuerySamplesComplete(responses)
