@@ -29,6 +29,7 @@ class SleepyServe(Workload):
     def setup(self) -> None:
         self.x = torch.arange(self.params["batch_size"], dtype=torch.float32)
         self.served: list[int] = []
+        self.threads: list[bool] = []  # per batch: whether the main thread ran it
         self.lock = threading.Lock()
 
     def step(self) -> int:
@@ -36,4 +37,5 @@ class SleepyServe(Workload):
         time.sleep(self.params["service_s"] + self.params["per_sample_s"] * n)
         with self.lock:
             self.served.append(n)
+            self.threads.append(threading.current_thread() is threading.main_thread())
         return n

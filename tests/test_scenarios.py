@@ -66,6 +66,8 @@ def test_every_sample_loadgen_issues_is_answered_exactly_once(tmp_path, scenario
     for t in tests:
         assert t["sut"]["samples_answered_once"] == t["loadgen_samples"]
     assert sum(w.served) - sc["warmup"]["samples"] == sum(t["loadgen_samples"] for t in tests)
+    # the warm-up ran its batches where the SUT runs them: never in the main thread
+    assert w.threads and not any(w.threads)
     if scenario == "multi_stream":
         assert sc["effective_settings"]["samples_per_query"] == 8
         assert sut["queries_issued"] * 8 == loadgen_samples

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.scenarios import loadgen
 from bench.scenarios.loadgen import Hints, TestRun
@@ -22,6 +24,7 @@ from bench.scenarios.rules import ScenarioRules, scaled
 from bench.scenarios.search import Budget, search_peak
 from bench.scenarios.sut import Stats, Sut
 
+T = TypeVar("T")
 HEADLINE = {"single_stream": "single_stream_latency_s", "multi_stream": "multi_stream_latency_s",
             "server": "server_qps", "offline": "offline_samples_per_s"}
 
@@ -30,9 +33,8 @@ def warm_up(runner: Any, rules: ScenarioRules, max_batch: int, iters: int,
             streams: int) -> tuple[Hints, dict[str, Any]]:
     """Run the batch shapes the test will use (not timed for the result) and derive LoadGen's
     hints from their median times. A shape's first run is not counted: it pays for lazy
-    initialisation (oneDNN primitives, cuDNN autotuning, the allocator growing), measured at
-    60 times a later run's on a busy CPU, which made the Server search start at a rate so low
-    that one step outlasted the repeat's timeout."""
+    initialisation (oneDNN primitives, cuDNN autotuning, the allocator growing), 5 times a
+    later run's for ResNet-34 on the CPU."""
     ran = [0]
 
     def median_time(size: int) -> float:
@@ -55,6 +57,28 @@ def warm_up(runner: Any, rules: ScenarioRules, max_batch: int, iters: int,
     return hints, {"sample_latency_s": one, "query_latency_s": query,
                    "batch": batch, "batch_latency_s": full,
                    "estimated_samples_per_s": hints.samples_per_s, "samples": ran[0]}
+
+
+def in_a_serving_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own, as the SUT's workers run every batch. PyTorch's CPU
+    kernels do not run alike in the main thread and in another one: on the busy 2-core
+    machine a ResNet-34 batch took 0.25-2.8 s in the main thread and 20-40 ms in a worker, so
+    a warm-up in the main thread made the hints (and the Server search's start) 50 times too
+    slow."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # raised again in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="sut-warm-up", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def step_record(run: TestRun, stats: Stats, rules: ScenarioRules) -> dict[str, Any]:
@@ -207,7 +231,8 @@ def measure_scenario(workload: Any, rules: ScenarioRules, log_dir: Path,
     max_batch = int(rules.max_batch or workload.serving_batch_size())
     runners = workload.serving_runners(streams, rules)
     ctx.progress({"phase": "point", "message": "scenario warm-up"})
-    hints, warm = warm_up(runners[0], rules, max_batch, ctx.rules.warmup_iters, streams)
+    hints, warm = in_a_serving_thread(
+        lambda: warm_up(runners[0], rules, max_batch, ctx.rules.warmup_iters, streams))
     timeout = rules.batch_timeout_s if rules.scenario == "server" else None
     sut = Sut(lg, runners, max_batch, timeout, rules.token_latencies)
     count = rules.performance_sample_count
