@@ -483,7 +483,11 @@ def model_facts(c, check=False):
 @task(name="list")
 def list_(c):
     """List vendors (and which are present), suites and workloads."""
-    c.run(f"{PY} -m bench list")
+    from bench.cli import main
+
+    code = main(["list"])  # in this process: it imports no torch (detection runs in a child)
+    if code:
+        raise Exit(code=code)
 
 
 @task(

@@ -152,24 +152,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.config import available_suites, load_suite
-    from bench.devices import BACKENDS
-    from bench.workloads import all_workloads
+    """Vendors (detected in a child process, which imports torch), suites (read as data) and
+    workloads (from the model facts): this process imports neither torch nor a workload."""
+    from bench.config import available_suites, suite_outline
+    from bench.model_facts import load as model_facts
+    from bench.vendors import DetectionChild
 
+    child = DetectionChild()  # torch loads there while the suites are read here
+    try:
+        suites = [(name, *suite_outline(name)) for name in available_suites()]
+        workloads = model_facts()
+        presence = child.result()
+    finally:
+        child.stop()
     print("vendors:")
-    for name, cls in BACKENDS.items():
-        det = cls.detect()
-        print(f"  {name:<8} {'available' if det.available else 'absent   '}  {det.reason}")
+    for p in presence:
+        print(f"  {p.vendor:<8} {p.state:<9}  {p.reason}")
     print("suites:")
-    width = max(len(n) for n in available_suites())
-    for name in available_suites():
-        suite = load_suite(name)
-        print(f"  {name:<{width}} {len(suite.entries):>3} entries  {suite.description}")
+    width = max(len(s[0]) for s in suites)
+    for name, description, count in suites:
+        print(f"  {name:<{width}} {count:>3} entries  {description}")
     print("workloads:")
-    workloads = all_workloads()
     width = max(len(n) for n in workloads)
-    for name, cls in workloads.items():
-        print(f"  {name:<{width}} {'/'.join(cls.modes):<12} {cls.description}")
+    for name, facts in workloads.items():
+        print(f"  {name:<{width}} {'/'.join(facts.modes):<12} {facts.description}")
     return 0
 
 

@@ -504,6 +504,23 @@ def scenario_rules_for(workload: Any, mode: str, scenario: str, doc: dict[str, A
                    where=where).as_dict()
 
 
+def suite_outline(name_or_path: str, _stack: tuple[Path, ...] = ()) -> tuple[str, int]:
+    """A suite's description and entry count (sweeps expanded, included suites counted),
+    read and schema-checked without resolving the entries, so without importing a workload
+    (``python -m bench list``); ``load_suite`` checks the rest."""
+    path = suite_path(name_or_path)
+    doc = _read_suite(path)
+    stack = (*_stack, path.resolve())
+    count = len(expand_sweeps(doc.get("entries", [])))
+    for k, name in enumerate(doc.get("include", [])):
+        included = suite_path(name)
+        if included.resolve() in stack:
+            raise UserError(f"Suite file {path} at $.include[{k}]: including {name!r} makes a "
+                            "cycle.", "Remove the include that leads back to this suite.")
+        count += suite_outline(str(included), stack)[1]
+    return doc.get("description", ""), count
+
+
 def load_suite(name_or_path: str, overrides: list[str] | None = None,
                only: list[str] | None = None, vendor: str | None = None,
                device: DeviceSettings | None = None) -> Suite:
