@@ -64,3 +64,13 @@ def test_include_errors_name_the_file_and_field(tmp_path):
 def test_an_including_suite_samples_as_finely_as_its_finest_part():
     intervals = {n: load_suite(n).telemetry.interval_s for n in ("cv", "nlp", "llm", "micro")}
     assert load_suite("all").telemetry.interval_s == min(intervals.values())
+
+
+def test_the_outline_that_list_reads_counts_what_the_loader_resolves():
+    """`list` counts entries without importing a workload (sweeps expanded, includes
+    followed); the full loader must agree for every bundled suite."""
+    from bench.config import suite_outline
+
+    for name in available_suites():
+        suite = load_suite(name)
+        assert suite_outline(name) == (suite.description, len(suite.entries)), name

@@ -101,3 +101,18 @@ def test_help_texts_and_docs_name_every_vendor():
         for text in helps:
             assert vendor in " ".join(text.split()), vendor
         assert f"| `{vendor}` |" in vendors_md, f"docs/vendors.md has no row for {vendor}"
+
+
+def test_detection_that_does_not_answer_in_time_is_unknown_and_stopped():
+    """`list` asks a child process (it imports torch); one that has not answered within the
+    timeout is stopped, and every vendor is listed as unknown with the reason."""
+    from bench.vendors import DetectionChild
+
+    child = DetectionChild()
+    found = child.result(timeout_s=0.01)  # no interpreter loads torch in 10 ms
+    assert [p.vendor for p in found] == list(VENDORS)
+    assert {p.state for p in found} == {"unknown"}
+    assert "did not answer within 0.01 s" in found[0].reason
+    assert child.proc.poll() is not None, "the detection child was left running"
+    answered = DetectionChild().result()
+    assert answered[0].state == "available" and answered[0].vendor == "cpu"
