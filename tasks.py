@@ -459,6 +459,15 @@ def bench_store(c, sizes="1000,10000", work=None, site=True):
         raise _fail(exc) from exc
 
 
+@task(name="bench-validate",
+      help={"results": "generated results to time (default 300)",
+            "rounds": "interleaved rounds (default 5)"})
+def bench_validate(c, results=300, rounds=5):
+    """Schema validation per document: jsonschema alone, jsonschema-rs alone, the test-bed's."""
+    args = ["--results", str(results), "--rounds", str(rounds)]
+    c.run(f"{PY} -m testbed.schema_speed " + shlex.join(args), pty=sys.stdout.isatty())
+
+
 @task(name="function-catalogue",
       help={"out": "where to write it (default bench/function/catalogue.yaml)",
             "check": "only trace and report what the checked-in catalogue lacks (writes "

@@ -1,19 +1,39 @@
-"""JSON Schema (Draft 2020-12) validation with messages a user can act on."""
+"""JSON Schema (Draft 2020-12) validation with messages a user can act on.
+
+Two engines read the same schemas. ``jsonschema`` is the reference: it finds every
+violation and says where and why. The compiled one, ``jsonschema_rs`` (Rust, from PyPI
+``jsonschema-rs``), answers "valid or not" 10 to 100 times faster, so a valid document (the
+common case: every result a run writes, every file the store ingests) costs only that; a
+document it refuses is validated again by the reference, whose errors are the answer (and
+whose verdict wins, should the two ever disagree: ``tests/test_schema_engines.py`` runs both
+over every fixture and every hostile document and requires the same verdicts). Where no
+``jsonschema-rs`` wheel exists for the platform, or with ``BENCH_SCHEMA_ENGINE=jsonschema``,
+the reference does everything.
+
+Regular expressions follow ECMA-262, as JSON Schema says, in both engines: ``$`` is the end
+of the string. Python's ``re`` lets ``$`` match before a final newline as well, so the
+reference checks ``pattern`` with ``$`` read as ``\\Z``, and ``"run-1\\n"`` is no id.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError, best_match
 
 from bench.errors import cut
 from bench.jsonio import json_path
 from bench.paths import schemas_dir
+
+ENGINE_ENV = "BENCH_SCHEMA_ENGINE"  # "jsonschema": the reference engine alone
 
 
 @dataclass(frozen=True)
@@ -27,15 +47,98 @@ class SchemaProblem:
 
 
 @functools.cache
-def validator(name: str) -> Draft202012Validator:
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled for Python with ECMA-262's ``$`` (the end of the string: every
+    unescaped ``$`` outside a character class becomes ``\\Z``)."""
+    out, in_class, escaped = [], False, False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            out.append("\\Z")
+            continue
+        out.append(ch)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_pattern(patrn).search(instance):
+        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
+# The reference engine: Draft 2020-12 with ECMA-262's ``$`` in ``pattern``.
+Reference = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
+@functools.cache
+def validator(name: str) -> Any:
+    """The reference validator of ``schemas/<name>.schema.json``."""
     path = schemas_dir() / f"{name}.schema.json"
     schema = json.loads(Path(path).read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Reference(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
-    """Every violation of ``schemas/<schema>.schema.json``, most relevant first."""
+def formats_in(schema: Any) -> set[str]:
+    """Every ``format`` a schema names."""
+    if isinstance(schema, dict):
+        own = {schema["format"]} if isinstance(schema.get("format"), str) else set()
+        return own.union(*(formats_in(v) for v in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(formats_in(v) for v in schema))
+    return set()
+
+
+@functools.cache
+def fast_validator(name: str) -> Any | None:
+    """The compiled validator of the same schema (None: not installed here, or switched off
+    with ``BENCH_SCHEMA_ENGINE=jsonschema``). Formats are checked by the reference's own
+    format checker, so both engines check the same ones (those whose checker is installed)."""
+    if os.environ.get(ENGINE_ENV, "").strip().lower() == "jsonschema":
+        return None
+    try:
+        import jsonschema_rs
+    except ImportError:  # no wheel for this platform: the reference alone
+        return None
+    checker = Draft202012Validator.FORMAT_CHECKER
+    schema = validator(name).schema
+    formats = {f: functools.partial(_conforms, checker, f) for f in formats_in(schema)}
+    try:
+        return jsonschema_rs.Draft202012Validator(schema, validate_formats=True,
+                                                  formats=formats)
+    except Exception:  # a release that cannot compile it (the reference checked the schema)
+        return None
+
+
+def _conforms(checker: Any, fmt: str, value: Any) -> bool:
+    return bool(checker.conforms(value, fmt))
+
+
+def engine() -> str:
+    """The engine that decides what is valid here: ``jsonschema-rs`` or ``jsonschema``."""
+    return "jsonschema-rs" if fast_validator("result") is not None else "jsonschema"
+
+
+def fast_verdict(doc: Any, schema: str) -> bool | None:
+    """The compiled validator's verdict (None: not installed, or it cannot take this value,
+    such as a string holding a lone surrogate, which only the reference reads)."""
+    fast = fast_validator(schema)
+    if fast is None:
+        return None
+    try:
+        return bool(fast.is_valid(doc))
+    except Exception:  # UnicodeEncodeError here, SystemError in older releases: the reference
+        return None
+
+
+def reference_errors(doc: Any, schema: str) -> list[SchemaProblem]:
+    """Every violation the reference engine finds, most relevant first."""
     errors = list(validator(schema).iter_errors(doc))
     if not errors:
         return []
@@ -51,12 +154,20 @@ def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
     return problems
 
 
+def validation_errors(doc: Any, schema: str) -> list[SchemaProblem]:
+    """Every violation of ``schemas/<schema>.schema.json``, most relevant first: the compiled
+    validator accepts, the reference explains a refusal."""
+    if fast_verdict(doc, schema):
+        return []
+    return reference_errors(doc, schema)
+
+
 def subschema_errors(doc: Any, schema: str, definition: str) -> list[SchemaProblem]:
     """Violations of one ``$defs`` entry of a schema (run rules given on the command line
     are checked by the suite schema's own definition of rules)."""
     root = validator(schema).schema
     sub = {**root["$defs"][definition], "$defs": root["$defs"]}
-    errors = list(Draft202012Validator(sub).iter_errors(doc))
+    errors = list(Reference(sub).iter_errors(doc))
     if not errors:
         return []
     first = best_match(errors)

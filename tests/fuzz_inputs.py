@@ -181,6 +181,13 @@ def check_validate(ws: Workspace, data: bytes) -> None:
     for problem in report.problems:
         assert problem.path.startswith("$") and problem.rule, problem
         assert len(problem.message) < 1000, len(problem.message)
+    if report.schema is not None:
+        # the compiled validator accepts only what the reference accepts (bench.schema)
+        from bench.schema import fast_verdict, reference_errors
+
+        fast = fast_verdict(report.doc, report.schema)
+        assert fast is None or fast == (not reference_errors(report.doc, report.schema)), \
+            f"jsonschema-rs and jsonschema disagree on this document ({report.schema})"
 
 
 def check_report(ws: Workspace, data: bytes) -> None:
