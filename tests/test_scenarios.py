@@ -128,6 +128,10 @@ def test_search_by_hand():
     assert short.best_qps is None and len(short.steps) == 1 and "min_query_count" in short.reason
     assert short.stop == "invalid_not_latency" and none.stop == "max_steps"
     assert out.stop == "converged"
+    # LoadGen's early stopping alone unmet at 8 QPS: a lower rate has fewer late queries
+    early = search_peak(lambda q: {"valid": q <= 4, "latency_ok": True,
+                                   "early_stopping_only": q > 4}, 8, .05, 5)
+    assert [s["target_qps"] for s in early.steps][:2] == [8, 4] and early.best_qps >= 4
     floor = search_peak(lambda q: {"valid": False, "floor": "too slow"}, 8, .05, 5)
     assert floor.stop == "latency_floor" and len(floor.steps) == 1 and "too slow" in floor.reason
 
@@ -177,6 +181,23 @@ def test_step_forecast_by_hand():
     assert step_forecast_s(200, r, 50) == pytest.approx(2 * 1.1 + 1)
 
 
+def test_early_stopping_alone_is_told_apart_from_a_short_test(tmp_path):
+    """LoadGen's detail log as it reads when the bound was met but early stopping could not
+    confirm it (a lower rate may pass), and when too few queries ran (none can)."""
+    from bench.scenarios.loadgen import TestRun
+    from bench.scenarios.measure import step_record
+
+    r = resolve("test-serve", "server", {**FAST, "target_latency_s": 0.05})
+    detail = {"result_validity": "INVALID", "result_perf_constraints_met": True,
+              "result_min_duration_met": True, "result_min_queries_met": True,
+              "early_stopping_met": False}
+    record = step_record(TestRun(0, 1, 0, tmp_path, detail), Stats(), r)
+    assert record["early_stopping_only"] and "early stopping not met" in record["why"]
+    short = step_record(TestRun(0, 1, 0, tmp_path, {**detail, "result_min_queries_met": False}),
+                        Stats(), r)
+    assert not short["early_stopping_only"]
+
+
 def test_latency_floor_by_hand():
     """Batches of 2, 2, 1 samples computed in 200, 20 and 3 ms: at best 100, 10 and 3 ms per
     sample, so 3 of 5 samples could meet 50 ms (60 %, short of the 90th percentile's 90 %);
@@ -187,6 +208,13 @@ def test_latency_floor_by_hand():
     assert floor is not None and "only 60% of the samples" in floor and "50 ms" in floor
     loose = resolve("test-serve", "server", {**FAST, "target_latency_s": 0.15})
     assert latency_floor(stats, loose) is None
+    # 64 samples: the 90th percentile is clearly missed below 90 % - 2 x 3.75 % = 82.5 %;
+    # 56 of 64 (87.5 %) in time may be a busy host's noise, 52 of 64 (81 %) is not
+    slow = [0.2] * 8 + [0.01] * 56
+    assert latency_floor(Stats(batch_sizes=[1] * 64, compute_s=slow), r) is None
+    slower = [0.2] * 12 + [0.01] * 52
+    assert "only 81% of the samples" in latency_floor(Stats(batch_sizes=[1] * 64,
+                                                            compute_s=slower), r)
 
 
 def test_the_deadline_counts_from_the_process_start():

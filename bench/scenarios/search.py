@@ -22,7 +22,7 @@ from typing import Any
 # Why the search ended (``SearchOutcome.stop``): bounds within the precision; the step limit;
 # the time budget; a step showing that no lower rate can meet the latency bound (the device is
 # slower than the bound without any queueing); one showing that a lower rate cannot fix what
-# made it INVALID (too few queries for early stopping).
+# made it INVALID (too few queries, too short).
 STOPS = ("converged", "max_steps", "budget", "latency_floor", "invalid_not_latency")
 
 
@@ -67,7 +67,8 @@ class _Stopped(Exception):
 def search_peak(run: Callable[[float], dict[str, Any]], start_qps: float, precision: float,
                 max_steps: int, budget: Budget | None = None) -> SearchOutcome:
     """Search with ``run(qps) -> step`` (a dict with at least ``valid``; optionally
-    ``latency_ok``, ``why``, ``floor`` (why no lower rate can meet the bound) and
+    ``latency_ok``, ``early_stopping_only`` (INVALID only because LoadGen's early stopping
+    could not confirm the bound), ``why``, ``floor`` (why no lower rate can meet the bound) and
     ``cut_by_budget`` (the run was cut short at the deadline, so it bounds nothing)).
 
     1. From ``start_qps``, halve until a rate is valid (a lower bound).
@@ -105,9 +106,10 @@ def search_peak(run: Callable[[float], dict[str, Any]], start_qps: float, precis
                 break
             upper = qps
             step = steps[-1]
-            if step.get("latency_ok"):
-                # INVALID with the latency bound met (too few queries for early stopping, the
-                # minimum duration): a lower rate only makes that worse.
+            if step.get("latency_ok") and not step.get("early_stopping_only"):
+                # INVALID with the latency bound met (too few queries, the minimum duration):
+                # a lower rate only makes that worse. (Early stopping alone is different: a
+                # lower rate leaves fewer queries over the bound.)
                 raise _Stopped("invalid_not_latency",
                                f"{qps:.4g} QPS met the latency bound but LoadGen found the run "
                                f"INVALID ({step.get('why', 'see its summary')}): a lower rate "
