@@ -68,7 +68,8 @@ def search_peak(run: Callable[[float], dict[str, Any]], start_qps: float, precis
                 max_steps: int, budget: Budget | None = None) -> SearchOutcome:
     """Search with ``run(qps) -> step`` (a dict with at least ``valid``; optionally
     ``latency_ok``, ``early_stopping_only`` (INVALID only because LoadGen's early stopping
-    could not confirm the bound), ``why``, ``floor`` (why no lower rate can meet the bound) and
+    could not confirm the bound), ``why``, ``floor`` (why no lower rate can meet the bound: the
+    search stops when two tests in a row say so) and
     ``cut_by_budget`` (the run was cut short at the deadline, so it bounds nothing)).
 
     1. From ``start_qps``, halve until a rate is valid (a lower bound).
@@ -114,7 +115,8 @@ def search_peak(run: Callable[[float], dict[str, Any]], start_qps: float, precis
                                f"{qps:.4g} QPS met the latency bound but LoadGen found the run "
                                f"INVALID ({step.get('why', 'see its summary')}): a lower rate "
                                "cannot fix that; raise min_query_count or min_duration_s")
-            if step.get("floor"):
+            if step.get("floor") and len(steps) > 1 and steps[-2].get("floor"):
+                # two tests in a row: one alone may have met a passing burst of other work
                 raise _Stopped("latency_floor",
                                f"no target QPS can meet the latency bound: {step['floor']}")
             qps /= 2
