@@ -145,8 +145,12 @@ def test_every_fuzz_input_is_judged_alike(target):
     assert wrong == []
     assert judged > 0.9 * len(docs)
     valid = sum(1 for _w, d, s in docs if not reference_errors(d, s))
-    # both verdicts occur, so agreement is not agreement on one answer
-    assert 0 < valid < len(docs) or target == "report", (valid, len(docs))
+    # the repository's documents are valid; these are mostly refused (the report's, edited
+    # to keep their types and re-sealed, mostly pass): agreement on both answers is tested
+    if target == "report":
+        assert valid > 0, (valid, len(docs))
+    else:
+        assert valid < len(docs), (valid, len(docs))
 
 
 def test_a_refused_document_gets_the_reference_message_with_path_and_rule():
