@@ -66,7 +66,7 @@ class Row:
     headline: Cell
     value: float | None  # usable for ranking (None: not measured or failed a check)
     why_unranked: str
-    marks: str  # non-comparable marks (P, O, H, C) of its results
+    marks: str  # non-comparable marks (P, O, H, D, C) of its results
     composite: float | None
     composite_parts: tuple[str, ...]
     baseline: float | None
