@@ -537,6 +537,31 @@ def judge(records: Sequence[dict[str, Any] | None], cv: float | None, rules: Qui
     return out
 
 
+def combine_disturbed(records: Sequence[tuple[str, dict[str, Any] | None]]
+                      ) -> dict[str, Any] | None:
+    """One multi-node entry's record from each node's (``(node name, record)``): disturbed
+    when any node was, with every node's reasons named by node; unknown when a node cannot
+    say and none was disturbed; None when no node recorded one (results before the record)."""
+    known = [(node, r) for node, r in records if isinstance(r, dict)]
+    if not known:
+        return None
+    out = {k: v for k, v in known[0][1].items() if k not in ("value", "reasons", "unjudged")}
+    reasons = [{**reason, "message": f"node {node}: {reason['message']}"}
+               for node, r in known for reason in r.get("reasons") or []]
+    values = [r.get("value") for _, r in known]
+    unjudged = [f"node {node}: {u}" for node, r in known for u in r.get("unjudged") or []]
+    unjudged += [f"node {node}: no record" for node, r in records if not isinstance(r, dict)]
+    if reasons or True in values:
+        out.update(value=True, reasons=reasons)
+    elif None in values or len(known) < len(records):
+        out["value"] = None
+    else:
+        out["value"] = False
+    if unjudged:
+        out["unjudged"] = unjudged
+    return out
+
+
 def warning_text(entry_id: str, disturbed: dict[str, Any]) -> str:
     """The terminal's line for a disturbed entry."""
     reasons = disturbed.get("reasons") or []

@@ -14,7 +14,8 @@ clock. The combined result is the first node's, with
   over the nodes;
 
 so the entry's power and energy are those of every device on every node. A node that wrote
-no result leaves the sums null, with the node named, never a partial sum.
+no result leaves the sums null, with the node named, never a partial sum. The entry was
+disturbed when any node's measurement was (each node's reasons, named by node).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import copy
 import math
 from typing import Any
 
+from bench.contention import combine_disturbed
 from bench.jsonio import sanitize, seal
 from bench.results import (
     POINT_TELEMETRY_NAMES,
@@ -137,6 +139,10 @@ def combine_node_results(docs: list[dict[str, Any]], vendor: str,
          "t_wall": d["telemetry"]["t_wall"], "devices": d["telemetry"]["devices"],
          "idle": d["telemetry"].get("idle"), "errors": d["telemetry"].get("errors")}
         for d in docs[1:]]
+    disturbed = combine_disturbed([(_node_name(d), d.get("disturbed")) for d in docs]
+                                  + [(m, None) for m in missing])
+    if disturbed is not None:
+        doc["disturbed"] = disturbed
     doc["placement"]["telemetry_devices"] = sum(
         len((d.get("placement") or {}).get("devices") or [0]) for d in docs)
     doc.pop("sha256", None)

@@ -131,3 +131,25 @@ def test_a_node_that_wrote_nothing_leaves_the_sums_null_and_named():
     assert "n2" in m["energy_j"]["reason"]
     assert m["idle_power_w"]["value"] is None
     assert m["throughput_items_per_s"]["value"] == 100.0  # the job's figures stay
+
+
+def test_a_multi_node_entry_is_disturbed_when_any_node_was():
+    from bench.contention import judge
+    from bench.rules import QuietRules
+
+    quiet = judge([{"other_cpus": 0.1, "cpus": 8, "slowdown": 1.0}], None, QuietRules())
+    busy = judge([{"other_cpus": 6.0, "cpus": 8, "slowdown": 1.0}], None, QuietRules())
+    first = {**node_doc("n1", 0, 100.0, 40.0, 0.0), "disturbed": quiet}
+    second = {**node_doc("n2", 1, 50.0, 20.0, 1000.0), "disturbed": busy}
+    doc = combine_node_results([first, second], "cuda")
+    assert doc["disturbed"]["value"] is True
+    (reason,) = doc["disturbed"]["reasons"]
+    assert reason["code"] == "host_cpu" and reason["message"].startswith(
+        "node n2: other processes used 6.0 of 8 CPUs")
+    assert combine_node_results([first, {**second, "disturbed": quiet}],
+                                "cuda")["disturbed"]["value"] is False
+    # a node that wrote nothing cannot say: unknown, not quiet
+    lone = combine_node_results([first], "cuda", missing=["n2"])["disturbed"]
+    assert lone["value"] is None and lone["unjudged"] == ["node n2: no record"]
+    # results from before the record stay without one
+    assert "disturbed" not in combine_node_results([node_doc("n1", 0, 1.0, 1.0, 0.0)], "cuda")
