@@ -230,7 +230,8 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
     print(f"report: {files.html}\n        {files.markdown}, {files.csv.name}, "
           f"{files.scores_csv.name}\n        {len(a.inputs.results)} result(s) from "
-          f"{len(a.devices)} device(s), {len(a.inputs.invalid)} invalid file(s) listed, "
+          f"{len(a.devices)} device configuration(s), {len(a.inputs.invalid)} invalid file(s) "
+          "listed, "
           f"{failed} failed plausibility check(s)")
     if files.scorecard_csv is not None:
         from testbed.scorecard.build import build_scorecards

@@ -203,7 +203,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         nav.insert(1, (views.scorecard.anchor, "Scorecard"))
     nav.append(("appendix", "Appendix"))
     failed = len(views.findings.rows)
-    chips = [("devices", meta["devices"], ""), ("workloads", meta["workloads"], ""),
+    chips = [("device configurations", meta["devices"], ""), ("workloads", meta["workloads"], ""),
              ("valid results", meta["results"], ""),
              ("invalid files", meta["invalid"], "bad" if meta["invalid"] else "good"),
              ("failed checks", failed, "bad" if failed else "good")]

@@ -77,7 +77,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
              f"Generated {meta['generated']} from {meta['files']} file(s) in "
              f"{md_escape(str(meta['sources']))}: "
              f"{meta['results']} valid result(s), {meta['invalid']} invalid; "
-             f"{meta['devices']} device(s), {meta['workloads']} workload(s).", ""]
+             f"{meta['devices']} device configuration(s), {meta['workloads']} workload(s).",
+             ""]
     lines += table_md(views.devices, "##")
     if views.invalid.rows:
         lines += table_md(views.invalid, "##")

@@ -477,6 +477,23 @@ def incomplete_table(analysis: Analysis) -> Table | None:
                  rows, anchor="incomplete")
 
 
+def placement_text(doc: dict[str, Any]) -> str | None:
+    """Where a multi-rank result ran, in words ("2 nodes × 2 ranks"); None for one process
+    on one device (the report's "device" is a device configuration, not a rank count)."""
+    placement = doc.get("placement") or {}
+    nodes = [n for n in placement.get("nodes") or [] if isinstance(n, dict)]
+    world = placement.get("world_size")
+    per_node = {len(n.get("ranks") or []) for n in nodes}
+    if len(nodes) > 1:
+        if len(per_node) == 1:
+            n = per_node.pop()
+            return f"{len(nodes)} nodes × {n} rank{'s' if n != 1 else ''}"
+        return f"{world} ranks on {len(nodes)} nodes"
+    if isinstance(world, int) and world > 1:
+        return f"{world} ranks on 1 node"
+    return None
+
+
 def disturbed_table(analysis: Analysis) -> Table | None:
     """The results their run found disturbed (the D mark), each with its reasons; the caption
     also says how many results cannot say (documents from before the record)."""
