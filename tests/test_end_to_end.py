@@ -183,3 +183,36 @@ def test_the_progress_line_explains_its_figures_once():
     text = stream.getvalue()
     assert text.count("seconds elapsed of a timed window of at least") == 1
     assert "timed a/b it, c/d s: a iterations done of at least b" in text
+
+
+@pytest.mark.slow
+def test_a_smoke_entry_beside_three_busy_processes_says_it_was_disturbed(tmp_path):
+    """For real, on this machine: three processes spin beside a smoke entry. The entry ends
+    with a warning, its result says disturbed with its reasons, the report says so."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        out, reports = tmp_path / "run", tmp_path / "report"
+        proc = invoke("bench", "--native", "--suite", "smoke", "--only", "gemm-infer", "--out",
+                      str(out), "--report-out", str(reports), "--store",
+                      str(tmp_path / "store.duckdb"))
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0, said  # a warning, not an error (--require-quiet makes one)
+    assert "preflight: the machine is busy" in said
+    assert "warning: gemm-infer was disturbed while it measured: other processes used" in said
+    assert "warning: 1 of 1 entry was disturbed while it measured (gemm-infer)" in said
+    doc = json.loads((out / "gemm-infer.json").read_text())
+    assert validate_file(out / "gemm-infer.json").ok
+    assert doc["disturbed"]["value"] is True
+    host = next(r for r in doc["disturbed"]["reasons"] if r["code"] == "host_cpu")
+    assert host["unit"] == "CPUs" and host["figure"] > host["threshold"]
+    assert all(r["repeats"] for r in [doc]) and all(
+        rep["contention"]["other_cpus"] is not None for rep in doc["repeats"])
+    md = (reports / "report.md").read_text()
+    assert "**1 result(s) were disturbed while they measured ([D])" in md
+    assert "## Disturbed measurements" in md and "other processes used" in md
+    html = (reports / "report.html").read_text()
+    assert "id='disturbed-callout'" in html and "<sup class='mark mark-D'>D</sup>" in html

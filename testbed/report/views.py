@@ -513,11 +513,11 @@ def disturbed_table(analysis: Analysis) -> Table | None:
                           or "no reason recorded", "D", kind="text")])
     if not rows and not unknown:
         return None
-    caption = (f"{len(rows)} of {len(analysis.reviews)} result(s) were disturbed while they "
-               "measured (marked D): their run saw other processes, CPU steal, clock "
-               "throttling, other processes on the device or a repeat spread beyond its quiet "
-               "thresholds, so their figures are not representative of the device. Re-run "
-               "them on a quiet machine.") if rows else ""
+    caption = (f"{len(rows)} of {len(analysis.reviews)} result(s), marked D: while they "
+               "measured, their run saw other processes, CPU steal, clock throttling, other "
+               "processes on the device or a repeat spread beyond its quiet thresholds, so "
+               "their figures are not representative of the device. Re-run them on a quiet "
+               "machine.") if rows else ""
     if unknown:
         caption += (" " if caption else "") + (
             f"{unknown} result(s) do not say whether they were disturbed (written before "
