@@ -307,6 +307,9 @@ def _entry_outcome(run_dir: Path, job_id: str, step: StepPlan, node: str,
             return "killed", (f"node {node} stopped while running it (job {job_id} "
                               f"{state.state if state else 'ended'}): the node failed or its "
                               "step was killed")
+        if manifest.get("state") == "interrupted" and item.get("status") == "pending":
+            # stopped before the entry began (during the step's preflight): it did not run
+            return "interrupted", _not_run_reason(job_id, state)
         return item.get("status", "error"), item.get("error") or "no result written"
     if step.entry in exits:
         return "error", (f"the job step on {node} exited with code {exits[step.entry]} before "
@@ -358,7 +361,8 @@ def gather(run_dir: Path, job_id: str, state: JobState | None,
             atomic_write_json(run_dir / f"{name}.json", doc)
             item = {"id": name, "workload": entry.workload, "mode": entry.mode,
                     "status": doc["status"], "file": f"{name}.json", "sha256": doc["sha256"],
-                    "nodes": where, "placement": step.placement}
+                    "nodes": where, "placement": step.placement,
+                    "disturbed": (doc.get("disturbed") or {}).get("value")}
             if problems:
                 item["schema_problems"] = problems
             items.append(item)
