@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
 
 from bench.vendors import vendor_list
 
@@ -35,6 +35,21 @@ FILTER_HELP = {
     "audit": "pass, fail, inconclusive or cannot_rerun (latest verdict), none (never audited), "
              "any (audited)",
 }
+
+
+class ConventionalFlags(Task):
+    """A task whose only short flags are conventional ones (``-s`` suite, ``-o`` out):
+    invoke's automatic short flags were letters nobody would guess (``-u`` for --slurm, ``-y``
+    for --memory) and, once the letters ran out, ``--`` for --no-store."""
+
+    SHORT = {"suite": "s", "out": "o"}
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
+        opts = super().arg_opts(name, default, taken_names)
+        short = self.SHORT.get(name)
+        if short and short not in taken_names:
+            opts["names"].append(short)
+        return opts
 
 
 def _fail(exc: Exception) -> Exit:
@@ -79,16 +94,21 @@ def latest_run(results: Path = RESULTS) -> Path:
 
 
 @task(
+    klass=ConventionalFlags,
+    auto_shortflags=False,
     iterable=["set_"],
     help={
-        "suite": "suite name (smoke, ...) or suite file",
+        "suite": "a suite name or a suite file (default smoke; `invoke list` lists the suites)",
         "vendor": f"{vendor_list()} (the image to run in; with --native the default is "
                   "what this machine has)",
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
-        "set_": "ENTRY.PARAM=VALUE, [ENTRY.]rules.RULE=VALUE or ENTRY.compile=true override, "
-                "repeatable (recorded as non-comparable)",
+        "set_": "ENTRY.PARAM=VALUE | [ENTRY.]rules.RULE=VALUE | ENTRY.compile=true "
+                "(repeatable): an override, recorded and marked non-comparable; "
+                "quiet.NAME=VALUE: a threshold of the disturbed judgment (docs/measurement.md)",
+        "require_quiet": "a measurement disturbed by other processes, CPU steal, throttling "
+                         "or a repeat spread is an error status, not a warning",
         "threads": "PyTorch intra- and inter-op threads of every entry (on the cpu: the size of "
                    "the device)",
         "interop_threads": "inter-op threads, if not --threads",
@@ -120,7 +140,7 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
           image=None, memory=None, no_store=False, threads=None, store=None, cpus=None,
           slurm=False,
           nodes=1, devices_per_node=None, partition=None, account=None, time=None,
-          container="none", gres=None, rdzv_port=None):
+          container="none", gres=None, rdzv_port=None, require_quiet=False):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.config import DeviceSettings
     from bench.distributed import parse_devices
@@ -131,7 +151,8 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         request = RunRequest(suite=suite, vendor=vendor, out=Path(out) if out else None,
                              only=tuple(_split(only) or ()), overrides=tuple(set_ or ()),
                              label=label, devices=_tuple(parse_devices(devices)), image=image,
-                             device=DeviceSettings.from_cli(threads, interop_threads, cpus))
+                             device=DeviceSettings.from_cli(threads, interop_threads, cpus),
+                             require_quiet=bool(require_quiet))
         if memory is not None and (slurm or native):
             raise UserError("--memory limits a container's memory; this run starts none.",
                             "Drop --memory, or run in the vendor's image (without --native "
@@ -209,7 +230,8 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
     print(f"report: {files.html}\n        {files.markdown}, {files.csv.name}, "
           f"{files.scores_csv.name}\n        {len(a.inputs.results)} result(s) from "
-          f"{len(a.devices)} device(s), {len(a.inputs.invalid)} invalid file(s) listed, "
+          f"{len(a.devices)} device configuration(s), {len(a.inputs.invalid)} invalid file(s) "
+          "listed, "
           f"{failed} failed plausibility check(s)")
     if files.scorecard_csv is not None:
         from testbed.scorecard.build import build_scorecards
@@ -226,8 +248,8 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                        "(testbed/report/references/) or a run directory (repeatable)",
           "baseline": "results of the baseline device (repeatable): adds baseline-relative "
                       "scores; with --from-store a device filter naming one device",
-          "out": "output directory (default reports/<run-id>, reports/combined or "
-                 "reports/store)",
+          "out": "output directory (default reports/<run-id>; several inputs: "
+                 "reports/combined-<first two>-<hash of all inputs>; reports/store)",
           "score_a": "composite score scale a (default 3)",
           "weight": "METRIC=K composite weight (repeatable; K=0 leaves a metric out)",
           "composite": "metric set of the composite: default (this test-bed's) or published "
@@ -265,9 +287,11 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
             raise _fail(exc) from exc
         return
     try:
+        from testbed.report.build import report_dir_name
+
         paths = [Path(p) for p in results] if results else [latest_run()]
-        target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
-                                                  else "combined")
+        target = Path(out) if out else REPORTS / report_dir_name(
+            paths, [Path(p) for p in baseline or []], reference)
         _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, composite,
                 reference, scorecard)
     except UserError as exc:
@@ -334,8 +358,9 @@ def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None
 )
 def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=False,
           store=None):
-    """Check a submitted run's integrity, re-run it from its image and give a verdict
-    (exit 0 pass, 1 fail, 3 inconclusive, 2 bad input or cannot re-run here)."""
+    """Check a submitted run, re-run it from its image and give a verdict.
+
+    Exit 0 pass, 1 fail, 3 inconclusive, 2 bad input or cannot re-run here."""
     from bench.errors import UserError
     from testbed.audit.run import audit as run_audit
     from testbed.audit.run import print_summary
@@ -464,8 +489,10 @@ def bench_store(c, sizes="1000,10000", work=None, site=True):
             "check": "only trace and report what the checked-in catalogue lacks (writes "
                      "nothing; exit 1 if anything is missing)"})
 def function_catalogue(c, out=None, check=False):
-    """Regenerate the operator catalogue: trace every model workload and the long tail on the
-    CPU, probe each call (docs/function.md)."""
+    """Regenerate the operator catalogue from traces of every model workload.
+
+    Traces every model workload and the long tail on the CPU and probes each call
+    (docs/function.md)."""
     args = ["--check"] if check else ["--write", *(["--out", out] if out else [])]
     c.run(f"{PY} -m bench.function.catalogue " + shlex.join(args), pty=sys.stdout.isatty())
 
@@ -617,8 +644,10 @@ def bench_train_overhead(c, model="llama3-8b", architecture="reduced", device="a
             "markdown": "also write the result table to this file"})
 def bench_overhead(c, models="resnet,bert,qwen2-0.5b", rounds=7, seconds=3.0, threads=0,
                    markdown=None):
-    """Harness overhead of a whole run: `python -m bench run` vs a bare loop of the same
-    model, interleaved A B A B; median ratio with its 95 % interval per model."""
+    """Harness overhead of a whole run against a bare loop of the same model.
+
+    `python -m bench run` vs a bare loop, interleaved A B A B; the median ratio with its 95 %
+    interval per model."""
     args = ["--models", models, "--rounds", str(rounds), "--seconds", str(seconds),
             "--threads", str(threads)]
     if markdown:

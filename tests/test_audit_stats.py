@@ -463,3 +463,21 @@ def test_host_monitor_reads_a_real_child():
     assert report["slowdown"] >= 1.0
     assert set(report["entry_slowdown"]) == {"e"}
     assert math.isfinite(report["duration_s"])
+
+
+def test_a_disturbed_submission_is_weak_evidence_and_the_verdict_says_so():
+    import types
+
+    from bench.contention import judge
+    from bench.rules import QuietRules
+    from testbed.audit.run import submission_disturbed
+
+    busy = judge([{"other_cpus": 1.5, "cpus": 2}], None, QuietRules())
+    quiet = judge([{"other_cpus": 0.0, "cpus": 2}], None, QuietRules())
+    sub = types.SimpleNamespace(results={"b": {"disturbed": busy}, "a": {"disturbed": quiet},
+                                         "old": {}})
+    record = submission_disturbed(sub)
+    assert record["note"].startswith("the submission was disturbed: weak evidence")
+    assert record["entries"] == [{"entry": "b", "reasons": [busy["reasons"][0]["message"]]}]
+    assert submission_disturbed(types.SimpleNamespace(results={"a": {"disturbed": quiet},
+                                                               "old": {}})) is None

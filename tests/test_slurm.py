@@ -478,3 +478,18 @@ def test_bad_slurm_options_are_refused_before_anything_is_written(vendor, option
     with pytest.raises(UserError, match=words):
         plan_job(vendor, "micro", options, "x", tmp_path / "run", image=image)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_entry_stopped_in_its_preflight_did_not_run(tmp_path):
+    """scancel during a step's preflight (before its entry began): the node's manifest says
+    interrupted with the entry still pending; the gathered run says it did not run."""
+    from bench.jsonio import atomic_write_json
+    from testbed.launch.slurm import gather
+
+    run, state = _left_behind(tmp_path, "CANCELLED")
+    (run / "nodes" / "n1" / "c").mkdir(parents=True)
+    atomic_write_json(run / "nodes" / "n1" / "c" / "manifest.json", {
+        "state": "interrupted", "entries": [{"id": "c", "status": "pending"}]})
+    entries = {e["id"]: e for e in gather(run, "1", state)["entries"]}
+    assert entries["c"]["status"] == "interrupted"
+    assert entries["c"]["error"] == "not run: job 1 was cancelled (scancel) before this step"

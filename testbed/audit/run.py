@@ -325,6 +325,24 @@ def noise_summary(records: list[dict[str, Any]], reruns: list[Rerun],
             "max_cv": tol.noise.max_cv, "max_slowdown": tol.noise.max_slowdown}
 
 
+DISTURBED_NOTE = ("the submission was disturbed: weak evidence. Its own record says other "
+                  "processes, steal, throttling or a repeat spread disturbed its measurement, "
+                  "so its figures are not the device's: a pass confirms less than usual, and a "
+                  "re-run that does better than it claims is expected")
+
+
+def submission_disturbed(sub: Submission) -> dict[str, Any] | None:
+    """The submitted results that say they were disturbed while they measured (their
+    ``disturbed`` record; a result without one says nothing either way)."""
+    entries = []
+    for entry_id, doc in sorted(sub.results.items()):
+        record = doc.get("disturbed")
+        if isinstance(record, dict) and record.get("value") is True:
+            entries.append({"entry": entry_id, "reasons": [
+                str(r.get("message")) for r in record.get("reasons") or [] if isinstance(r, dict)]})
+    return {"entries": entries, "note": DISTURBED_NOTE} if entries else None
+
+
 def _where(m: dict[str, Any]) -> str:
     return f"{m['entry']}{' ' + str(m['point']) if m['point'] else ''} {m['metric']}"
 
@@ -377,6 +395,8 @@ def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]]
             "reasons": reasons,
             "inconclusive": undecided,
             "noise": noise_summary(records, reruns, tol),
+            **({"submission_disturbed": disturbed} if (disturbed := submission_disturbed(sub))
+               else {}),
         },
         "verdict": verdict,
         "out_dir": str(out_dir),
@@ -435,4 +455,9 @@ def print_summary(result: AuditResult, stream: Any = None) -> None:
         if noise["affected"]:
             print(f"    metrics left undecided by the noise: {', '.join(noise['affected'])}",
                   file=out)
+    disturbed = v["summary"].get("submission_disturbed")
+    if disturbed:
+        print(f"  NOTE {disturbed['note']}: "
+              + "; ".join(f"{d['entry']} ({'; '.join(d['reasons']) or 'no reason recorded'})"
+                          for d in disturbed["entries"]), file=out)
     print(f"verdict: {v['verdict'].upper()}  ({result.path})", file=out)

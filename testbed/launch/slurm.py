@@ -307,6 +307,9 @@ def _entry_outcome(run_dir: Path, job_id: str, step: StepPlan, node: str,
             return "killed", (f"node {node} stopped while running it (job {job_id} "
                               f"{state.state if state else 'ended'}): the node failed or its "
                               "step was killed")
+        if manifest.get("state") == "interrupted" and item.get("status") == "pending":
+            # stopped before the entry began (during the step's preflight): it did not run
+            return "interrupted", _not_run_reason(job_id, state)
         return item.get("status", "error"), item.get("error") or "no result written"
     if step.entry in exits:
         return "error", (f"the job step on {node} exited with code {exits[step.entry]} before "
@@ -358,7 +361,8 @@ def gather(run_dir: Path, job_id: str, state: JobState | None,
             atomic_write_json(run_dir / f"{name}.json", doc)
             item = {"id": name, "workload": entry.workload, "mode": entry.mode,
                     "status": doc["status"], "file": f"{name}.json", "sha256": doc["sha256"],
-                    "nodes": where, "placement": step.placement}
+                    "nodes": where, "placement": step.placement,
+                    "disturbed": (doc.get("disturbed") or {}).get("value")}
             if problems:
                 item["schema_problems"] = problems
             items.append(item)
@@ -502,7 +506,7 @@ class SlurmOptions:
 def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, run_dir: Path,
              only: list[str] | None = None, overrides: tuple[str, ...] = (),
              label: str | None = None, image: str | None = None,
-             root: Path | None = None) -> SlurmJob:
+             root: Path | None = None, require_quiet: bool = False) -> SlurmJob:
     """The job for this run: every fact from the command line, the suite and the vendor spec.
     Bad input is a ``UserError`` here, before anything is written or submitted."""
     import sys
@@ -548,7 +552,8 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
             gres=gres, partition=options.partition, account=options.account,
             time=options.time, container=options.container, python=sys.executable,
             repo_dir=str(root), image=image, container_options=container_options,
-            label=label, overrides=tuple(overrides), rdzv_port=options.rdzv_port)
+            label=label, overrides=tuple(overrides), rdzv_port=options.rdzv_port,
+            require_quiet=require_quiet)
     except ValueError as exc:
         raise UserError(f"Slurm job: {exc}.", "Fix the option named.") from exc
 
@@ -644,7 +649,7 @@ class SlurmLauncher(Launcher):
         run_id, run_dir = self.run_dir(request, request.vendor)
         job = plan_job(request.vendor, request.suite, self.options, run_id, run_dir,
                        list(request.only) or None, request.overrides, request.label,
-                       request.image)
+                       request.image, require_quiet=request.require_quiet)
         prepare_out_dir(run_dir)
         display = Display()
         display.line(f"run {run_id}: suite {request.suite} on {self.options.nodes} Slurm "

@@ -66,6 +66,7 @@ class SlurmJob:
     overrides: tuple[str, ...] = ()
     rdzv_port: int | None = None
     extra_sbatch: tuple[str, ...] = field(default_factory=tuple)
+    require_quiet: bool = False  # --require-quiet on every node
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -158,7 +159,8 @@ def bench_args(job: SlurmJob) -> list[str]:
         # The devices are the job's (Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu; the job
         # owns whole nodes): the ranks of a multi-rank entry are G per node.
         extra += ["--nproc-per-node", str(job.devices_per_node)]
-    request = RunRequest(suite=job.suite, overrides=job.overrides, label=job.label)
+    request = RunRequest(suite=job.suite, overrides=job.overrides, label=job.label,
+                         require_quiet=job.require_quiet)
     return request.bench_args(job.bench_device, job.run_id, extra=tuple(extra))
 
 

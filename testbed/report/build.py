@@ -19,13 +19,14 @@ written as numbers.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.ids import inside
+from bench.ids import inside, slug
 from bench.jsonio import atomic_write_text
 from bench.paths import make_writable_dir
 from testbed.report import render_html, render_md
@@ -55,6 +56,23 @@ class ReportFiles:
     @property
     def inputs(self) -> ResultSet:
         return self.analysis.inputs
+
+
+def report_dir_name(paths: list[Path], baseline: list[Path] | None = None,
+                    references: list[str] | None = None) -> str:
+    """The default directory name of a report (under reports/): one run's own id; several
+    inputs are named from them (the first two and a hash of them all, the baseline and the
+    references included), so two combined reports never overwrite each other and the same
+    inputs write the same directory again."""
+    if len(paths) == 1 and not baseline and not references:
+        return paths[0].resolve().name
+    inputs = [str(Path(p).resolve()) for p in paths]
+    inputs += [f"baseline:{Path(p).resolve()}" for p in baseline or []]
+    inputs += [f"reference:{r}" for r in references or []]
+    digest = hashlib.sha256("\n".join(sorted(inputs)).encode()).hexdigest()[:8]
+    names = "+".join(slug(Path(p).resolve().name)[:40] for p in paths[:2])
+    more = f"+{len(paths) - 2}" if len(paths) > 2 else ""
+    return f"combined-{names}{more}-{digest}"
 
 
 def _require(paths: list[Path], what: str) -> None:

@@ -77,7 +77,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
              f"Generated {meta['generated']} from {meta['files']} file(s) in "
              f"{md_escape(str(meta['sources']))}: "
              f"{meta['results']} valid result(s), {meta['invalid']} invalid; "
-             f"{meta['devices']} device(s), {meta['workloads']} workload(s).", ""]
+             f"{meta['devices']} device configuration(s), {meta['workloads']} workload(s).",
+             ""]
     lines += table_md(views.devices, "##")
     if views.invalid.rows:
         lines += table_md(views.invalid, "##")
@@ -86,6 +87,14 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                   "These runs did not finish: their results are shown, but entries may be "
                   "missing.", ""]
         lines += table_md(views.incomplete, "")
+    if views.disturbed is not None:
+        if views.disturbed.rows:
+            lines += [f"**{len(views.disturbed.rows)} result(s) were disturbed while they "
+                      "measured ([D]): their figures are not representative of the device.**",
+                      ""]
+            lines += table_md(views.disturbed, "##")
+        else:  # none disturbed, some unknown
+            lines += [md_escape(views.disturbed.caption), ""]
     lines += ["Marks: " + "; ".join(f"[{MARK_TEXT.get(c, c)}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
     if views.scorecard is not None:

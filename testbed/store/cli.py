@@ -105,9 +105,10 @@ def print_results(store: Store, f: Filters, limit: int | None,
     results = results[:limit] if limit else results
     rows = [[r.started_at, r.entry_id if r.config == "small" else f"{r.entry_id} ({r.config})",
              r.device, format_value(r.headline, r.unit or "") if r.status == "ok" else r.status,
-             r.audit, r.run_id, r.doc_id[:12]] for r in results]
-    print(table_text(["started (UTC)", "workload", "device", "throughput", "audit", "run",
-                      "document"], rows), file=out)
+             {True: "yes", False: "no"}.get(r.disturbed, "unknown"), r.audit, r.run_id,
+             r.doc_id[:12]] for r in results]
+    print(table_text(["started (UTC)", "workload", "device", "throughput", "disturbed", "audit",
+                      "run", "document"], rows), file=out)
     print(_shown("result", total, limit, store), file=out)
     return len(results)
 

@@ -131,6 +131,7 @@ class ResultRow:
     unit: str | None
     audit: str | None  # latest verdict
     audit_id: str | None
+    disturbed: bool | None = None  # the result's own verdict on its measurement
 
 
 @dataclass
@@ -158,7 +159,7 @@ def list_results(store: Store, f: Filters, limit: int | None = None) -> list[Res
     head = t.metrics.alias("head")
     query = (sa.select(r.doc_id, r.run_id, r.entry_id, r.config, r.status, r.started_at,
                        r.device_key, r.device_facts, head.c.value, head.c.unit, la.c.verdict,
-                       la.c.audit_id)
+                       la.c.audit_id, r.disturbed)
              .select_from(t.results
                           .outerjoin(head, sa.and_(head.c.doc_id == r.doc_id,
                                                    head.c.metric == "throughput_items_per_s"))
@@ -172,7 +173,8 @@ def list_results(store: Store, f: Filters, limit: int | None = None) -> list[Res
     devices = devices_of({row.device_key: row.device_facts for row in rows})
     return [ResultRow(row.doc_id, row.run_id, row.entry_id, row.config, row.status,
                       row.started_at, row.device_key, devices[row.device_key].label,
-                      row.value, row.unit, row.verdict, row.audit_id) for row in rows]
+                      row.value, row.unit, row.verdict, row.audit_id, row.disturbed)
+            for row in rows]
 
 
 def list_runs(store: Store, f: Filters, limit: int | None = None) -> list[RunRow]:

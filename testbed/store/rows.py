@@ -101,6 +101,13 @@ def telemetry_rows(doc_id: str, telemetry: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _disturbed(doc: dict[str, Any]) -> bool | None:
+    """The result's own disturbed verdict; None where it has none (unknown, not quiet)."""
+    record = doc.get("disturbed")
+    value = record.get("value") if isinstance(record, dict) else None
+    return value if isinstance(value, bool) else None
+
+
 def result_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
     prov = doc["provenance"]
     dev = prov.get("device") or {}
@@ -136,6 +143,7 @@ def result_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
         "telemetry_errors": (tel.get("errors") or {}).get("count"),
         "overrides": json_text(wl.get("overrides") or {}),
         "params": json_text(wl.get("params") or {}),
+        "disturbed": _disturbed(doc),
     })
     out.add("metrics", *(_metric_row(doc_id, name, entry)
                          for name, entry in (doc.get("metrics") or {}).items()))

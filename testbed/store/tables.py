@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # Bump when a derived table or view changes: the store then rebuilds them from `documents`.
-DERIVED_VERSION = 1
+DERIVED_VERSION = 2
 
 metadata = sa.MetaData()
 H = sa.String(64)  # a sha256 in hex
@@ -113,6 +113,9 @@ results = sa.Table(
     _c("telemetry_errors", sa.Integer, "failed telemetry readings"),
     _c("overrides", sa.Text, "JSON: parameters overridden with --set (non-comparable)"),
     _c("params", sa.Text, "JSON: the workload's parameters"),
+    _c("disturbed", sa.Boolean, "the run found the measurement disturbed (other processes, "
+                                "steal, throttling, a repeat spread: docs/measurement.md); "
+                                "null: the result does not say"),
     sa.Index("ix_results_run", "run_id"),
     sa.Index("ix_results_workload", "entry_id", "config"),
     sa.Index("ix_results_device", "device_key"),

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from testbed.report.analysis import MARKS, NON_COMPARABLE
+from testbed.report.charts import MARK_TEXT
 from testbed.report.fmt import format_ratio, format_score, format_value
 from testbed.report.metrics import GROUP_TITLES, MODE_TITLES
 from testbed.report.render_html import CSS, e
@@ -80,7 +81,8 @@ def badge(state: str, href: str | None = None) -> str:
 
 
 def marks_html(marks: str) -> str:
-    return "".join(f"<sup class='mark mark-{c}'>{'✗' if c == 'X' else c}</sup>" for c in marks)
+    """Marks as the report shows them (✗ for a failed check, ! for far beyond the sheets)."""
+    return "".join(f"<sup class='mark mark-{c}'>{MARK_TEXT.get(c, c)}</sup>" for c in marks)
 
 
 def marks_legend() -> str:
@@ -109,7 +111,9 @@ def result_item(res: StoredResult, root: str, label: str = "") -> str:
 def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> str:
     wl = board.workload
     base = board.baseline
-    header = ["#", "device", f"throughput ({wl.item_unit}/s)", "composite score",
+    several = len(board.rows) > 1  # a composite score compares devices
+    header = ["#", "device", f"throughput ({wl.item_unit}/s)",
+              *(["composite score"] if several else []),
               *(["baseline score"] if base else []), "audit", "results"]
     rows = []
     for row in board.rows:
@@ -128,8 +132,8 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
             td(f"<a href='../devices/{device_pages[row.device.key]}'>{e(row.device.label)}</a>",
                "device"),
             head,
-            td(e(format_score(row.composite)) + marks_html(row.marks), "score",
-               "\n".join(row.composite_parts)),
+            *([td(e(format_score(row.composite)) + marks_html(row.marks), "score",
+                  "\n".join(row.composite_parts))] if several else []),
             *([td(e(format_ratio(row.baseline)) if row.baseline is not None else "—",
                   "score")] if base else []),
             td(badge(row.audit, audit_href(audited, "../") if audited else None), "text"),
@@ -140,17 +144,26 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
         rows.append(cells)
     title = f"{wl.key}: {wl.name}, {MODE_TITLES.get(wl.mode, wl.mode)} · " \
             f"{GROUP_TITLES.get(wl.group, wl.group)}"
-    used = ", ".join(board.composite_metrics) or "none (a single device, or no metric every "\
-                                                "device measured)"
     lead = (f"Devices ranked by <code>{HEADLINE}</code> (the mean over their results; values "
-            "that failed a plausibility check are not ranked). The composite score is the "
-            "report's, over the devices on this page; it used: " + e(used) + ".")
+            "that failed a plausibility check are not ranked). ")
+    if len(board.rows) < 2:
+        lead += ("One device: no composite score (it compares devices, min-max over them, "
+                 "and would say 0.5 of any lone device).")
+    else:
+        used = ", ".join(board.composite_metrics) or "none (no metric every device measured)"
+        lead += ("The composite score is the report's, over the devices on this page; it "
+                 "used: " + e(used) + ".")
     if base:
         lead += f" Baseline-relative scores against {e(base.label)} (1.0 = the baseline)."
     else:
         lead += (" No baseline named: <code>invoke site --baseline DEVICE</code> adds scores "
                  "relative to a reference device.")
-    body = [card("Leaderboard", f"<p class='lead'>{lead}</p>",
+    facts = "".join(f"<tr><td>{e(k)}</td><td class='text'>{e(v)}</td></tr>"
+                    for k, v in board.facts)
+    body = [card("What was measured", f"<table class='data' id='workload-facts'>{facts}</table>",
+                 "<p class='lead'>As the results record it; where they differ, every value is "
+                 "listed.</p>", anchor="facts"),
+            card("Leaderboard", f"<p class='lead'>{lead}</p>",
                  table(header, rows, attrs=f" id='leaderboard' data-rows='{len(rows)}'"),
                  anchor="board"),
             card("Marks", marks_legend(),
