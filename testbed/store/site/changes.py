@@ -27,6 +27,7 @@ from testbed.store.changes import (
     ChangeSettings,
     RunPoint,
     Series,
+    changed_fields,
     find_changes,
     interval_text,
     latest_changes,
@@ -95,11 +96,12 @@ def change_rows(changes: Sequence[Change], series: dict[object, Series],
 
 
 def series_chart(s: Series, title: str) -> str:
-    """Each run's figure over time; changes as dashed lines, each level's mean as a bar.
+    """Each run's figure over time; changes as dashed lines, each level's mean as a bar, the
+    version changes that moved nothing as dotted grey lines named below the axis.
     Results kept out are drawn (red crosses: a failed check or audit; grey rings: disturbed)
     but the axis is fitted to the kept ones, so one absurd figure cannot flatten the rest."""
     width, left, right, top, plot_h = 760.0, 64.0, 16.0, 30.0, 170.0
-    height = top + plot_h + 34
+    height = top + plot_h + 40
     svg = Svg(width, height, title, "changes")
     kept = s.kept
     values = [p.value for p in (kept or s.points)]
@@ -155,6 +157,18 @@ def series_chart(s: Series, title: str) -> str:
                 f"y2='{y_of(mean):.1f}' stroke='#2b2f36' stroke-width='2'>"
                 f"<title>mean {esc(format_value(mean, s.unit))} over {len(part)} run(s)"
                 "</title></line>")
+    steps = {(ch.before.doc_id, ch.after.doc_id) for ch in s.changes}
+    for a, b in pairwise(s.points):
+        moved = changed_fields(a.provenance, b.provenance)
+        if not moved or (a.doc_id, b.doc_id) in steps:
+            continue
+        x = (x_of(a.started_at) + x_of(b.started_at)) / 2
+        svg.add(f"<line class='version' x1='{x:.1f}' y1='{top:.1f}' x2='{x:.1f}' "
+                f"y2='{top + plot_h:.1f}' stroke='{AXIS}' stroke-width='1' "
+                f"stroke-dasharray='1 3'><title>{esc('; '.join(f.describe() for f in moved))}"
+                "</title></line>")
+        svg.text(x, top + plot_h + 28, "/".join(f.field for f in moved), anchor="middle",
+                 size=9.5, fill=MUTED)
     for ch in s.changes:
         x = (x_of(ch.before.started_at) + x_of(ch.after.started_at)) / 2
         col = FAIL if ch.kind == "regression" else "#2e7d32"
@@ -201,8 +215,9 @@ def changes_page(label: str, report: ChangeReport, hardware: str, documents: set
                     "No result of this device was kept out (none disturbed, none failing "
                     "a plausibility check or its audit)." if not report.include_all else
                     "Every result is in (--include-all).")
-                + " Grey rings are disturbed runs, red crosses failed a check or an audit; "
-                  "the axis fits the kept runs.</p></section>")
+                + " In the charts grey rings are disturbed runs and red crosses failed a check "
+                  "or an audit (the axis fits the kept runs); dotted grey lines are version "
+                  "changes that moved nothing.</p></section>")
     charts = []
     for s in sorted(mine, key=lambda s: (-len(s.changes), s.workload, s.key.metric)):
         title = f"{s.workload} · {s.key.metric} ({s.unit})"
