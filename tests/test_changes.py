@@ -28,9 +28,11 @@ from testbed.store.changes import (
     provenance_of,
     segment_interval,
 )
+from testbed.store.ingest import add_paths
 from testbed.store.queries import make_filters
 from tests.changes_fixtures import build
-from tests.conftest import ROOT
+from tests.conftest import ROOT, skip_or_fail
+from tests.pg_server import start_server
 
 
 def invoke(*args, timeout=300):
@@ -254,3 +256,23 @@ def test_report_from_store_lists_the_changes_in_its_range(planted, tmp_path):
     assert after.returncode == 0, after.stderr
     late = (tmp_path / "late" / "report.md").read_text(encoding="utf-8")
     assert "**0 change(s) since 2025-10-01" in late
+
+
+def test_the_same_changes_on_postgresql(planted, found):
+    try:
+        server = start_server()
+    except RuntimeError as exc:
+        skip_or_fail(f"no PostgreSQL server: {exc}")
+    try:
+        url = server.create_database("changes")
+        with open_store(url, ROOT) as store:
+            assert not add_paths(store, [planted.docs]).refused
+        with open_store(url, ROOT, read_only=True) as store:
+            shared = find_changes(store, make_filters())
+    finally:
+        server.stop()
+    assert shared.excluded == found.excluded
+    assert [(c.key, c.after.doc_id, c.before.doc_id, c.cause, round(c.ratio, 9))
+            for c in shared.changes] == [
+        (c.key, c.after.doc_id, c.before.doc_id, c.cause, round(c.ratio, 9))
+        for c in found.changes]
