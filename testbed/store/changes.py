@@ -55,6 +55,7 @@ from testbed.store.store import Store, verified
 DEFAULT_METRIC = "throughput_items_per_s"
 LOAD_CHUNK = 200
 MIN_RUNS = 4  # fewer runs in a series: nothing to split
+MIN_SIDE = 2  # runs a level needs: one run off the level is an outlier, not a change
 # What the provenance can show changed, in the order a cause is written.
 FIELDS = ("driver", "firmware", "torch", "sdk", "image", "bench", "host", "kernel",
           "settings")
@@ -494,9 +495,10 @@ def _candidates(logs: list[float], settings: ChangeSettings) -> list[tuple[int, 
 
 
 def _side(points: Sequence[RunPoint]) -> tuple[float, list[float]]:
-    """A side's figure (the mean of its runs' figures) and the samples of its spread: the
-    runs' figures, or the repeats of a lone run."""
-    figure = math.fsum(p.value for p in points) / len(points)
+    """A side's figure and the samples of its spread: the geometric mean of its runs'
+    figures (the interval is on the log scale, and one wild figure moves a geometric mean
+    least) and those figures; a lone run's figure and its repeats."""
+    figure = math.exp(math.fsum(math.log(p.value) for p in points) / len(points))
     if len(points) > 1:
         return figure, [p.value for p in points]
     return figure, list(points[0].repeats)
@@ -515,12 +517,31 @@ def neighbour_interval(before: RunPoint, after: RunPoint, level: float) -> Inter
     return ratio_interval(before.value, before.repeats, after.value, after.repeats, level)
 
 
+def _levels(candidates: list[tuple[int, float]], n: int) -> list[tuple[int, float]]:
+    """Drop the candidates around a level of fewer than MIN_SIDE runs: one run off its
+    neighbours (an impossible figure no check caught, a bad day) is two candidate points
+    for E-Divisive, a step out and a step back, and no change. A step at the newest run
+    waits for a second run."""
+    candidates = list(candidates)
+    while True:
+        bounds = [0, *(i for i, _ in candidates), n]
+        short = next((k for k in range(len(bounds) - 1)
+                      if bounds[k + 1] - bounds[k] < MIN_SIDE), None)
+        if short is None:
+            return candidates
+        # the level bounds[short]:bounds[short + 1] is bounded by candidates short - 1 and short
+        for k in sorted({k for k in (short - 1, short) if 0 <= k < len(candidates)},
+                        reverse=True):
+            del candidates[k]
+
+
 def detect(series: Series, settings: ChangeSettings) -> list[Change]:
     """The confirmed changes of one series (its kept points)."""
     points = series.kept
     if len(points) < MIN_RUNS:
         return []
-    candidates = _candidates([math.log(p.value) for p in points], settings)
+    candidates = _levels(_candidates([math.log(p.value) for p in points], settings),
+                         len(points))
     w = settings.window
     while True:
         changes: list[Change] = []
