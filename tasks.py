@@ -299,7 +299,7 @@ def _changes_section(st, f):
           "metric": "metric of the series (repeatable; default throughput_items_per_s)",
           "include_all": "keep disturbed runs, failed plausibility checks and failed audits "
                          "in the series (they are left out by default, with their count)",
-          "pvalue": "the change-point test's p-value threshold (default 0.001)",
+          "pvalue": "the change-point test's p-value threshold (default 0.0001)",
           "format": "table or json",
           "store": STORE_HELP},
 )
@@ -315,11 +315,11 @@ def changes(c, device=None, workload=None, since=None, until=None, vendor=None, 
         if format not in ("table", "json"):
             raise UserError(f"--format {format!r} is not table or json.", "Pick one of them.")
         try:
-            p = 0.001 if pvalue is None else float(pvalue)
+            settings = ChangeSettings() if pvalue is None else \
+                ChangeSettings(max_pvalue=float(pvalue))
         except ValueError as exc:
             raise UserError(f"--pvalue {pvalue!r} is not a number.",
-                            "Give a probability such as 0.001.") from exc
-        settings = ChangeSettings(max_pvalue=p)
+                            "Give a probability such as 0.0001.") from exc
         f = _filters(device, workload, since, until, None, suite, vendor, None, None, None,
                      None)
         with open_store(store, ROOT, read_only=True) as st:

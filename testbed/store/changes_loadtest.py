@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 NEAR = 3  # runs of its series: a change this close to a planted one is that one, misplaced
-P_VALUES = (1e-3, 1e-4, 1e-5, 1e-6)
+P_VALUES = (1e-3, 1e-4, 1e-5, 1e-6)  # the default (ChangeSettings) among them
 
 
 @dataclass
