@@ -305,8 +305,10 @@ def _changes_section(st, f):
 )
 def changes(c, device=None, workload=None, since=None, until=None, vendor=None, suite=None,
             metric=None, include_all=False, pvalue=None, format="table", store=None):
-    """What changed: regressions and improvements in every series of the store, with the
-    provenance change that came with each (docs/store.md)."""
+    """What changed: regressions and improvements across the store.
+
+    Every (device, workload, metric) series, with the provenance change that came with each
+    step (docs/store.md)."""
     from bench.errors import UserError
     from testbed.store import open_store
     from testbed.store.changes import ChangeSettings, find_changes, print_changes
@@ -484,7 +486,8 @@ def site(c, out="site", baseline=None, store=None, device=None, workload=None, s
         raise _fail(exc) from exc
     print(f"site: {written.index}\n      {written.workloads} workload page(s), "
           f"{written.devices} device page(s), {written.documents} document(s), "
-          f"{written.audits} audit verdict(s)")
+          f"{written.audits} audit verdict(s), {written.changes} change(s) "
+          "(changes/<device>.html)")
 
 
 @task(
@@ -517,8 +520,9 @@ def bench_store(c, sizes="1000,10000", work=None, site=True):
           "noise": "run-to-run spread of the figures (lognormal sigma, default 0.02)"},
 )
 def bench_changes(c, size=10_000, work=None, seed=0, noise=None):
-    """`invoke changes` on a generated store with planted changes: found per size, false
-    alarms, time taken (docs/store.md)."""
+    """Score `invoke changes` on a store with planted changes.
+
+    Found per size, false alarms, time taken (docs/store.md)."""
     from bench.errors import UserError
     from testbed.store.changes_loadtest import main
 

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 
@@ -616,9 +617,7 @@ def summary_line(report: ChangeReport, where: str) -> str:
 
 
 def print_changes(report: ChangeReport, where: str, fmt: str = "table",
-                  out: Any = None) -> None:
-    import sys
-
+                  out: TextIO | None = None) -> None:
     from testbed.store.cli import table_text
 
     out = out or sys.stdout
