@@ -360,13 +360,15 @@ def _rows(store: Store, f: Filters, metrics: Sequence[str]) -> list[Any]:
         return list(conn.execute(query).all())
 
 
-def _documents(store: Store, f: Filters) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each matching result document, verified against its address, one query read in
-    parts."""
-    r, d = t.results.c, t.documents.c
+def _documents(store: Store, f: Filters, metrics: Sequence[str]
+               ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each matching result document that measured one of ``metrics``, verified against its
+    address; one query, read in parts."""
+    r, d, m = t.results.c, t.documents.c, t.metrics.c
+    measured = sa.select(m.doc_id).where(m.metric.in_(list(metrics)), m.value.is_not(None))
     query = (sa.select(d.doc_id, d.body)
              .select_from(t.documents.join(t.results, r.doc_id == d.doc_id))
-             .where(*result_conditions(f), r.status == "ok"))
+             .where(*result_conditions(f), r.status == "ok", r.doc_id.in_(measured)))
     with store.begin() as conn:
         for part in conn.execute(query).partitions(LOAD_CHUNK):
             for doc_id, body in part:
@@ -442,16 +444,14 @@ def load_series(store: Store, f: Filters, metrics: Sequence[str] = (DEFAULT_METR
     specs: dict[tuple[str, str], dict[str, Any] | None] = {}
     vendor = {row.doc_id: (row.device_name, row.vendor) for row in rows}
     facts: dict[str, _DocFacts] = {}
-    for doc_id, doc in _documents(store, f):
+    for doc_id, doc in _documents(store, f, metrics):
         if doc_id not in wanted:
             continue
         name = vendor[doc_id]
         if name not in specs:
             specs[name] = find_spec(*name)
         facts[doc_id] = _facts(doc, metrics, specs[name])
-    by_hardware = {row.hardware_key: {k: v for k, v in json.loads(row.device_facts).items()}
-                   for row in rows}
-    labels = hardware_labels(by_hardware)
+    labels = hardware_labels({row.hardware_key: json.loads(row.device_facts) for row in rows})
     configs: dict[str, set[str]] = {}
     for row in rows:
         configs.setdefault(row.entry_id, set()).add(row.config)
