@@ -22,7 +22,10 @@ from testbed.store.changes import (
     UNEXPLAINED,
     ChangeSettings,
     RunPoint,
+    Series,
+    SeriesKey,
     changed_fields,
+    detect,
     disturbed_of,
     find_changes,
     provenance_of,
@@ -276,3 +279,28 @@ def test_the_same_changes_on_postgresql(planted, found):
             for c in shared.changes] == [
         (c.key, c.after.doc_id, c.before.doc_id, c.cause, round(c.ratio, 9))
         for c in found.changes]
+
+
+def _series(values: list[float]) -> Series:
+    points = [RunPoint(f"d{i}", f"r{i}", datetime(2025, 1, 1) + timedelta(days=i), "k", v,
+                       (v * 0.99, v * 1.01), {"driver": "550"}, None, None, None)
+              for i, v in enumerate(values)]
+    return Series(SeriesKey("hw", "resnet-infer", "small", "throughput_items_per_s"), "hw",
+                  "resnet-infer", "images/s", points)
+
+
+def test_one_run_off_its_level_is_no_change():
+    # alternating +-1 % around 100: a flat level; one figure 40 times too high in the middle
+    flat = [100.0 * (1.01 if i % 2 else 0.99) for i in range(30)]
+    spike = list(flat)
+    spike[15] = 4000.0
+    assert detect(_series(flat), ChangeSettings()) == []
+    assert detect(_series(spike), ChangeSettings()) == []
+    # the same level stepping down 20 % at run 15 is one change, at its run
+    step = [v * (0.8 if i >= 15 else 1.0) for i, v in enumerate(flat)]
+    (change,) = detect(_series(step), ChangeSettings())
+    assert change.after.run_id == "r15" and change.before.run_id == "r14"
+    assert change.ratio == pytest.approx(0.8, rel=0.01)
+    # a step at the newest run waits for a second run
+    assert detect(_series([*flat, 80.0]), ChangeSettings()) == []
+    assert len(detect(_series([*flat, 80.0, 79.0]), ChangeSettings())) == 1
