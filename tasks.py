@@ -217,7 +217,7 @@ def gather(c, run, report=True):
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
             score_a: str | None = None, weights: list[str] | None = None,
             composite: str = "default", references: list[str] | None = None,
-            scorecard: bool = False) -> None:
+            scorecard: bool = False, sections: list | None = None) -> None:
     from testbed.report import write_report
     from testbed.report.metrics import score_settings
     from testbed.report.references import resolve
@@ -225,7 +225,7 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
     paths = [*paths, *(resolve(r) for r in references or [])]
     files = write_report(paths, out, baseline=baseline,
                          settings=score_settings(score_a, weights, composite),
-                         scorecard=scorecard)
+                         scorecard=scorecard, sections=sections)
     a = files.analysis
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
     print(f"report: {files.html}\n        {files.markdown}, {files.csv.name}, "
@@ -282,7 +282,9 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
                          torch, audit)
             with open_store(store, ROOT, read_only=True) as st:
                 paths, base = export_for_report(st, f, baseline or [], target)
-            _report(paths, target, base, score_a, weight, composite, reference, scorecard)
+                section = _changes_section(st, f)
+            _report(paths, target, base, score_a, weight, composite, reference, scorecard,
+                    [section])
         except UserError as exc:
             raise _fail(exc) from exc
         return
@@ -294,6 +296,62 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
             paths, [Path(p) for p in baseline or []], reference)
         _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, composite,
                 reference, scorecard)
+    except UserError as exc:
+        raise _fail(exc) from exc
+
+
+def _changes_section(st, f):
+    """The changes in a report's range (``--since`` limits the changes, not their history)."""
+    from bench.errors import UserError
+    from testbed.store.changes import find_changes, report_section, summary_line
+
+    try:
+        found = find_changes(st, f)
+    except UserError as exc:
+        return report_section(None, f"No change to report: {exc.what}")
+    print(summary_line(found, st.location.shown))
+    return report_section(found)
+
+
+@task(
+    iterable=["device", "workload", "metric"],
+    help={"device": FILTER_HELP["device"], "workload": FILTER_HELP["workload"],
+          "since": "list the changes after this date (ISO, UTC); the runs before it are the "
+                   "history they are measured against",
+          "until": "leave out results started after this date",
+          "vendor": FILTER_HELP["vendor"], "suite": FILTER_HELP["suite"],
+          "metric": "metric of the series (repeatable; default throughput_items_per_s)",
+          "include_all": "keep disturbed runs, failed plausibility checks and failed audits "
+                         "in the series (they are left out by default, with their count)",
+          "pvalue": "the change-point test's p-value threshold (default 0.0001)",
+          "format": "table or json",
+          "store": STORE_HELP},
+)
+def changes(c, device=None, workload=None, since=None, until=None, vendor=None, suite=None,
+            metric=None, include_all=False, pvalue=None, format="table", store=None):
+    """What changed: regressions and improvements across the store.
+
+    Every (device, workload, metric) series, with the provenance change that came with each
+    step (docs/store.md)."""
+    from bench.errors import UserError
+    from testbed.store import open_store
+    from testbed.store.changes import ChangeSettings, find_changes, print_changes
+
+    try:
+        if format not in ("table", "json"):
+            raise UserError(f"--format {format!r} is not table or json.", "Pick one of them.")
+        try:
+            settings = ChangeSettings() if pvalue is None else \
+                ChangeSettings(max_pvalue=float(pvalue))
+        except ValueError as exc:
+            raise UserError(f"--pvalue {pvalue!r} is not a number.",
+                            "Give a probability such as 0.0001.") from exc
+        f = _filters(device, workload, since, until, None, suite, vendor, None, None, None,
+                     None)
+        with open_store(store, ROOT, read_only=True) as st:
+            found = find_changes(st, f, tuple(metric or ()) or ("throughput_items_per_s",),
+                                 include_all, settings)
+            print_changes(found, st.location.shown, format)
     except UserError as exc:
         raise _fail(exc) from exc
 
@@ -459,7 +517,8 @@ def site(c, out="site", baseline=None, store=None, device=None, workload=None, s
         raise _fail(exc) from exc
     print(f"site: {written.index}\n      {written.workloads} workload page(s), "
           f"{written.devices} device page(s), {written.documents} document(s), "
-          f"{written.audits} audit verdict(s)")
+          f"{written.audits} audit verdict(s), {written.changes} change(s) "
+          "(changes/<device>.html)")
 
 
 @task(
@@ -481,6 +540,27 @@ def bench_store(c, sizes="1000,10000", work=None, site=True):
     try:
         main(counts, Path(work) if work else None, site)
     except UserError as exc:
+        raise _fail(exc) from exc
+
+
+@task(
+    name="bench-changes",
+    help={"size": "results in the planted history (default 10000)",
+          "work": "scratch directory, kept (default a temporary one, removed at the end)",
+          "seed": "seed of the history (default 0)",
+          "noise": "run-to-run spread of the figures (lognormal sigma, default 0.02)"},
+)
+def bench_changes(c, size=10_000, work=None, seed=0, noise=None):
+    """Score `invoke changes` on a store with planted changes.
+
+    Found per size, false alarms, time taken (docs/store.md)."""
+    from bench.errors import UserError
+    from testbed.store.changes_loadtest import main
+
+    try:
+        main(int(size), Path(work) if work else None, int(seed),
+             0.02 if noise is None else float(noise))
+    except (UserError, ValueError) as exc:
         raise _fail(exc) from exc
 
 

@@ -24,6 +24,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from bench.errors import UserError
 from bench.ids import inside, slug
@@ -152,7 +153,7 @@ def _sources(paths: list[Path]) -> str:
 def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                  settings: ScoreSettings | None = None,
                  check_settings: CheckSettings | None = None,
-                 scorecard: bool = False) -> ReportFiles:
+                 scorecard: bool = False, sections: list[Any] | None = None) -> ReportFiles:
     """Validate, check, aggregate and score the results under ``paths``; write the report."""
     paths = [Path(p) for p in paths]
     _require(paths, "Results")
@@ -179,6 +180,7 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
 
         cards = sc_build.build_scorecards(inputs, base_inputs)
         views.scorecard = sc_render.section(cards)
+    views.sections = list(sections or [])
     meta: dict[str, str | int] = {
         "title": TITLE,
         "generated": datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

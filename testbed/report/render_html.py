@@ -201,6 +201,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         nav.append(("inference", "Inference"))
     if views.scorecard is not None:
         nav.insert(1, (views.scorecard.anchor, "Scorecard"))
+    for sec in views.sections:
+        nav.insert(1, (sec.anchor, sec.title.split(":")[0]))
     nav.append(("appendix", "Appendix"))
     failed = len(views.findings.rows)
     chips = [("device configurations", meta["devices"], ""), ("workloads", meta["workloads"], ""),
@@ -247,6 +249,7 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         + "</dl><p class='lead'>Hover a marked value for the reason.</p></section>")
     if views.scorecard is not None:
         out.append(scorecard_html(views.scorecard))
+    out += [scorecard_html(sec) for sec in views.sections]
 
     checks = ["<section class='card' id='checks'><h2>Plausibility checks</h2><p class='lead'>"
               "Run on every result before any score. A failed check marks the values it "

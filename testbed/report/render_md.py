@@ -99,6 +99,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                                     for c, t in views.marks.items()) + ".", ""]
     if views.scorecard is not None:
         lines += scorecard_md(views.scorecard)
+    for sec in views.sections:
+        lines += scorecard_md(sec)
     checks = ["## Plausibility checks", "", *table_md(views.checks, "")]
     if views.findings.rows:
         checks += table_md(views.findings)

@@ -878,6 +878,9 @@ class Views:
     loss_curves: list[Figure] = field(default_factory=list)
     # the scorecard section (testbed.scorecard.render.ScorecardSection), with --scorecard
     scorecard: Any = None
+    # more sections of the same shape (anchor, title, blocks) a caller adds: the changes in
+    # the range of a report from the store (testbed.store.changes)
+    sections: list[Any] = field(default_factory=list)
 
 
 def build_views(analysis: Analysis) -> Views:

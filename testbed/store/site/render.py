@@ -108,7 +108,9 @@ def result_item(res: StoredResult, root: str, label: str = "") -> str:
 
 
 # -- workload leaderboard ---------------------------------------------------------------------
-def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> str:
+def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str],
+                badges: dict[str, str] | None = None) -> str:
+    """``badges``: device key -> the change badge of its row (testbed.store.site.changes)."""
     wl = board.workload
     base = board.baseline
     several = len(board.rows) > 1  # a composite score compares devices
@@ -129,7 +131,8 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
         cells = [
             td(str(row.rank) if row.rank else "–", "rank" + ("" if row.rank else " unranked"),
                "" if row.rank else f"not ranked: {row.why_unranked}"),
-            td(f"<a href='../devices/{device_pages[row.device.key]}'>{e(row.device.label)}</a>",
+            td(f"<a href='../devices/{device_pages[row.device.key]}'>{e(row.device.label)}</a>"
+               + (f" {badges[row.device.key]}" if badges and row.device.key in badges else ""),
                "device"),
             head,
             *([td(e(format_score(row.composite)) + marks_html(row.marks), "score",
@@ -201,8 +204,8 @@ def config_label(key: str, shown: list[str], data: SiteData) -> str:
                       for k in shown) or data.devices[key].label
 
 
-def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[str, str]
-                ) -> str:
+def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[str, str],
+                changes_href: str | None = None) -> str:
     members = data.hardware[hardware]
     shown = differing(members, data)
     results = [r for r in data.results.values() if r.hardware_key == hardware]
@@ -263,8 +266,9 @@ def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[
                  f"what differs ({e(', '.join(shown) or 'one configuration')}). Red crosses "
                  "failed a check; hollow dots are not comparable. Hover for values.</p>",
                  *charts, anchor="history")]
+    changes = f"<a href='{e(changes_href)}'>What changed</a> · " if changes_href else ""
     return page(label, f"{len(order)} configuration(s), {len(results)} result(s). "
-                       "<a href='../index.html'>All workloads</a>", body, "../")
+                       f"{changes}<a href='../index.html'>All workloads</a>", body, "../")
 
 
 # -- audits ---------------------------------------------------------------------------------------
