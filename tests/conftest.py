@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,13 +43,29 @@ def _own_results_store(tmp_path_factory):
 collect_ignore = [] if os.environ.get("BENCH_ISOLATED") else ["isolated"]
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str, module_level: bool = False) -> None:
     """Skip a test whose system tool is missing, except where the tools are required (CI sets
     BENCH_REQUIRE_SYSTEM_TESTS=1): there a missing Docker engine or browser is a failure, so a
-    green run always includes the container and browser tests."""
+    green run always includes the container and browser tests. ``module_level``: called at
+    a test module's import (every test of the module skips, or the module fails to load)."""
     if os.environ.get("BENCH_REQUIRE_SYSTEM_TESTS") == "1":
-        pytest.fail(f"required system test cannot run: {reason}")
-    pytest.skip(reason)
+        pytest.fail(f"required system test cannot run: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=module_level)
+
+
+def require_module(name: str, hint: str, module_level: bool = False) -> Any:
+    """``name`` imported, or the skip-or-fail rule above (never ``pytest.importorskip``,
+    which skips even where the system tests are required)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        skip_or_fail(f"{name} cannot be imported ({exc}); {hint}", module_level)
+
+
+def require_root(what: str) -> None:
+    """Tests of what only root can do (mount a tmpfs, chown): skip-or-fail for anyone else."""
+    if os.geteuid() != 0:
+        skip_or_fail(f"{what} needs root (CI runs as root)")
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,10 @@ from bench.scenarios.rules import resolve, scaled
 from bench.scenarios.search import search_peak
 from bench.timing import StreamStep, concurrent_loop
 from bench.workloads import WorkloadContext, get_workload
-from tests.conftest import run_bench
+from tests.conftest import require_module, run_bench
 
-pytest.importorskip("mlperf_loadgen")
+require_module("mlperf_loadgen", "`pip install mlcommons-loadgen` (a dependency on x86_64)",
+               module_level=True)
 
 FAST = {"min_duration_s": 0.5, "min_query_count": 64, "performance_sample_count": 32,
         "target_latency_percentile": 90}
