@@ -400,6 +400,38 @@ def test_forged_and_resealed_throughput_fails_on_re_measurement(sleep_copy, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("factor", [0.5, 3.0])
+def test_a_run_resealed_at_half_its_rates_is_not_failed_at_three_times_it_is(
+        sleep_submission, tmp_path, factor):
+    """Every rate of every result times ``factor`` and every time divided by it, re-sealed
+    with the manifest (testbed/audit/study.py's forger). At half (as if measured on a busier
+    machine) the re-run does better than claimed: pass or inconclusive, never fail; at three
+    times, the claim fails, naming each entry's throughput."""
+    from testbed.audit.study import forge_run
+
+    run = forge_run(sleep_submission, tmp_path / "forged", factor)
+    proc, verdict = audit(run, tmp_path)
+    failed = {(m["entry"], m["metric"]) for m in verdict["metrics"] if m["status"] == "fail"}
+    thr = next(m for m in verdict["metrics"] if m["entry"] == "test-sleep-long-infer"
+               and m["metric"] == "throughput_items_per_s" and m["point"] is None)
+    if factor < 1:
+        assert verdict["verdict"] in ("pass", "inconclusive"), proc.stdout
+        assert proc.returncode in (0, 3) and not failed and "FAIL" not in proc.stdout
+        assert thr["status"] == "inconclusive" and "under-claim" in thr["reason"]
+        return
+    assert proc.returncode == 1 and verdict["verdict"] == "fail", proc.stdout
+    assert {("test-sleep-long-infer", "throughput_items_per_s"),
+            ("test-sleep-long-b8", "throughput_items_per_s")} <= failed
+    assert "FAIL metric test-sleep-long-infer throughput_items_per_s" in proc.stdout
+    # The power statement: what this audit could catch, in the verdict and the summary.
+    assert thr["power"]["inflation"] < 3 and thr["power"]["probability"] == 0.9
+    entries = {e["entry"]: e for e in verdict["summary"]["power"]["entries"]}
+    assert entries["test-sleep-long-infer"]["inflation"] == thr["power"]["inflation"]
+    assert "power: a throughput claimed x" in proc.stdout
+    assert "the submission allows: test-sleep-long-infer: 3 repeats" in proc.stdout
+
+
+@pytest.mark.slow
 def test_repeats_that_cannot_decide_give_an_inconclusive_verdict(sleep_copy, tmp_path):
     """Submitted repeats spread -70..+70 % around the claimed figure: no number of re-runs
     can pin the claim down. The verdict is inconclusive (exit 3), never pass, never fail."""

@@ -481,6 +481,34 @@ def test_host_monitor_reads_a_real_child():
     assert report["slowdown"] >= 1.0
     assert set(report["entry_slowdown"]) == {"e"}
     assert math.isfinite(report["duration_s"])
+    # The busy child wanted about one CPU in its window (at least a part of one).
+    assert 0 < report["entry_cpu_demand"]["e"] <= 2.5
+
+
+def test_cpu_demand_and_the_contention_the_waits_do_not_show():
+    from pathlib import Path
+
+    from testbed.audit.hostload import window_demand
+    from testbed.audit.replay import CONTENTION, Rerun
+
+    # One thread ran 0.5 s and waited 0.5 s of a 1 s window: it wanted one CPU; a thread
+    # that slept through it wanted almost none.
+    busy = {"t": [(0.0, 0.0, 0.0), (1.0, 0.5, 0.5)]}
+    sleepy = {"t": [(0.0, 0.0, 0.0), (1.0, 0.01, 0.0)]}
+    assert window_demand(busy, [(0.0, 1.0)], 0.1) == pytest.approx(1.0)
+    assert window_demand(sleepy, [(0.0, 1.0)], 0.1) == pytest.approx(0.01)
+    # Other processes kept 1.6 of 2 CPUs busy: a CPU-bound entry could be slowed
+    # 1 + 0.5 x 1 x 0.8 = 1.4 times more than its waits say; the sleep barely.
+    host = {"cpus": 2, "other_cpus_mean": 1.6, "slowdown": 2.0,
+            "entry_slowdown": {"cpu": 2.0, "sleep": 1.05},
+            "entry_cpu_demand": {"cpu": 1.9, "sleep": 0.01}}
+    r = Rerun("as-submitted", Path("."), 0, None, {"cpu": {}, "sleep": {}}, host=host)
+    assert CONTENTION == 0.5
+    assert r.contention("cpu") == pytest.approx(1.4)
+    assert r.load_factor("cpu") == pytest.approx(2.8)
+    assert r.load_factor("sleep") == pytest.approx(1.05 * (1 + 0.5 * 0.01 * 0.8))
+    assert Rerun("x", Path("."), 0, None, {}).load_factor("cpu") == 1.0  # not measured
+    assert r.as_dict()["host"]["entry_load_factor"]["cpu"] == pytest.approx(2.8)
 
 
 # -- what the catalogue declares decides, not a name's suffix --------------------------------

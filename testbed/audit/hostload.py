@@ -56,6 +56,24 @@ def window_slowdown(series: dict[Any, list[Point]], windows: list[tuple[float, f
     """The slowdown during the timed windows only (setup, imports and the gaps between
     repeats left out): each thread's last reading at or before a window's start and first at
     or after its end (within ``margin_s``; the nearest inside where there is none)."""
+    return thread_slowdown(window_threads(series, windows, margin_s))
+
+
+def window_demand(series: dict[Any, list[Point]], windows: list[tuple[float, float]],
+                  margin_s: float = PERIOD_S) -> float | None:
+    """The CPUs the measuring threads wanted during the timed windows (ran or waited to run,
+    over the windows' length): about 1 per busy thread of a CPU-bound loop, about 0 for a
+    loop whose step is a sleep."""
+    threads = window_threads(series, windows, margin_s)
+    length = sum(b - a for a, b in windows)
+    if not threads or length <= 0:
+        return None
+    return sum(run + wait for _, run, wait in threads) / length
+
+
+def window_threads(series: dict[Any, list[Point]], windows: list[tuple[float, float]],
+                   margin_s: float = PERIOD_S) -> list[tuple[float, float, float]]:
+    """(life, run, wait) of every thread over every window."""
     threads = []
     for a, b in windows:
         for points in series.values():
@@ -67,7 +85,7 @@ def window_slowdown(series: dict[Any, list[Point]], windows: list[tuple[float, f
             (t0, r0, w0), (t1, r1, w1) = before[-1], after[0]
             if t1 > t0:
                 threads.append((t1 - t0, r1 - r0, w1 - w0))
-    return thread_slowdown(threads)
+    return threads
 
 
 def _read_threads(pid: int, series: dict[Any, list[Point]], now: float) -> None:
@@ -189,7 +207,9 @@ class HostMonitor:
                      for e, w in windows.items()}
         every = [w for ws in windows.values() for w in ws]
         return {**self._result, "slowdown": window_slowdown(self.series, every, self.period_s),
-                "entry_slowdown": per_entry}
+                "entry_slowdown": per_entry,
+                "entry_cpu_demand": {e: window_demand(self.series, w, self.period_s)
+                                     for e, w in windows.items()}}
 
 
 def timed_windows(doc: dict[str, Any]) -> list[tuple[float, float]]:

@@ -283,7 +283,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
                                           for e in varied})
         reruns.append(distinct)
     rounds = {e: [same.results[e]] if e in same.results else [] for e in entries}
-    slowdown = {e: same.slowdown(e) for e in entries}
+    slowdown = {e: same.load_factor(e) for e in entries}
 
     def budget(e: str, done: int) -> int:
         return (tol.reruns.max - done) * rerun_repeats(sub.results[e], tol.reruns)
@@ -304,7 +304,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
             doc = more.results.get(e)
             if doc is not None and doc["status"] == rounds[e][0]["status"]:
                 rounds[e].append(doc)
-                slowdown[e] = max(slowdown[e], more.slowdown(e))
+                slowdown[e] = max(slowdown[e], more.load_factor(e))
             compared[e] = compare_entry(e, sub.results[e], rounds[e], tol, same.error,
                                         slowdown[e], budget(e, n))
             if doc is None or doc["status"] != rounds[e][0]["status"]:
@@ -326,7 +326,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
         checks.append(caching_check(entry_id, re_doc,
                                     distinct.results.get(entry_id) if distinct else None,
                                     tol, why_not[entry_id],
-                                    distinct.slowdown(entry_id) if distinct else 1.0))
+                                    distinct.load_factor(entry_id) if distinct else 1.0))
     return reruns, checks, records
 
 
@@ -339,12 +339,13 @@ def noise_summary(records: list[dict[str, Any]], reruns: list[Rerun],
     slowed: set[str] = set()
     for r in reruns:
         host = r.host or {}
-        if r.slowdown() > tol.noise.max_slowdown:
-            slowed.update(e for e in r.results if r.slowdown(e) > tol.noise.max_slowdown)
+        if r.load_factor() > tol.noise.max_slowdown:
+            slowed.update(e for e in r.results if r.load_factor(e) > tol.noise.max_slowdown)
             other = host.get("other_cpus_mean")
             load = (host.get("load_avg_1m") or {}).get("max")
             why.append(f"re-run {r.name}: the host's load slowed its timed windows "
-                       f"x{r.slowdown():.2f} (bound "
+                       f"x{r.slowdown():.2f}, up to x{r.load_factor():.2f} with the caches "
+                       f"and memory other processes shared (bound "
                        f"x{tol.noise.max_slowdown:g})"
                        + (f"; other processes kept {other:.1f} of {host['cpus']} CPUs busy"
                           if other is not None else "")
