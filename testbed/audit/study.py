@@ -222,7 +222,7 @@ class Audit:
     wall_s: float
     failed: list[str]  # "entry metric" of every failed metric
     power: dict[str, float]  # entry -> smallest throughput inflation caught (90 %)
-    slowdown: float | None
+    slowdown: float | None  # the largest load factor of its re-runs' entries
 
 
 def _run(cmd: list[str], log: Path, env: dict[str, str] | None = None,
@@ -258,8 +258,10 @@ def audit_once(cfg: StudyConfig, run: Path, out: Path, kind: str, factor: float,
         raise UserError(f"The audit of {target} wrote no verdict (exit code {code}).",
                         f"Read {out.parent / (out.name + '.log')}.")
     v = json.loads(path.read_text(encoding="utf-8"))
-    slowdowns = [(r.get("host") or {}).get("slowdown") for r in v["reruns"]]
-    slowdowns = [s for s in slowdowns if s is not None]
+    # The most the host's load could have slowed any entry of any re-run (its load factor).
+    slowdowns = [f for r in v["reruns"]
+                 for f in ((r.get("host") or {}).get("entry_load_factor") or {}).values()
+                 if f is not None]
     return Audit(kind=kind, factor=factor, submission=run.name, verdict=v["verdict"],
                  exit_code=code, wall_s=wall,
                  failed=[f"{m['entry']} {m['metric']}" + (f" {m['point']}" if m["point"]
@@ -366,7 +368,7 @@ def markdown(record: dict[str, Any]) -> str:
         f"Honest run of the suite: {statistics.median(subs):.0f} s (median of {len(subs)}).",
         "",
         "| audits | n | pass | inconclusive | fail | caught | audit time (median) | "
-        "inflation it could catch (median, 90 %) | slowdown (median) |",
+        "inflation it could catch (median, 90 %) | load factor (median) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in record["rows"]:
