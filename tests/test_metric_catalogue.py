@@ -2,7 +2,8 @@
 is declared, and the documents follow what is declared (the aggregation over repeats, the
 unit). The audit takes direction and aggregation from here (test_audit_stats.py).
 
-The names come from every result document under tests/fixtures and results/reference and
+The names come from every result document under tests/fixtures, results/reference and the
+report's bundled references (testbed/report/references) and
 from a run of the smoke suite at minimal rules here. The other small suites' workloads are run
 by their own tests (function, scenarios, LLM, training, soak, YOLO, ...) through
 ``tests.conftest.run_bench``, which checks every run it makes the same way
@@ -23,6 +24,7 @@ from bench.metrics import AGGREGATIONS, DIRECTIONS, catalogue, load_catalogue, s
 from tests.conftest import FIXTURES, ROOT, metric_names, run_bench, undeclared_metrics
 
 REFERENCE = ROOT / "results" / "reference"
+BUNDLED = ROOT / "testbed" / "report" / "references"  # the report's bundled reference runs
 MINIMAL = ["--set", "rules.min_iters=1", "--set", "rules.warmup_iters=0",
            "--set", "rules.min_duration_s=0", "--set", "rules.repeats=2"]
 
@@ -55,7 +57,7 @@ def small_suite_runs(tmp_path_factory) -> list[Path]:
 
 
 def documents(small_suite_runs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
-    return result_documents(FIXTURES, REFERENCE, *small_suite_runs)
+    return result_documents(FIXTURES, REFERENCE, BUNDLED, *small_suite_runs)
 
 
 def test_the_catalogue_is_valid_and_its_families_are_declared_as_such():

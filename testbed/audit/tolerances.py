@@ -60,9 +60,10 @@ class Statistics:
 
 @dataclass(frozen=True)
 class Reruns:
-    """More evidence for an entry with an inconclusive metric: up to ``max`` more re-runs of
-    it, each with ``repeats`` repeats (at least the submitted number) and its timed window
-    ``window_factor`` times as long where the window is a duration."""
+    """More evidence for an entry with an inconclusive metric that more repeats could decide:
+    up to ``max`` more re-runs of it, each with at most ``repeats`` repeats (at least the
+    submitted number; as many as predicted to decide) and its timed window ``window_factor``
+    times as long where the window is a duration."""
 
     max: int = 2
     repeats: int = 5
