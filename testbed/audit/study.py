@@ -32,6 +32,8 @@ from bench.errors import UserError
 from bench.jsonio import atomic_write_json, seal
 from bench.metrics import spec_for
 
+# Where tasks.py is (a checkout: `invoke audit` runs there), else the working directory.
+REPO = Path(__file__).resolve().parents[2]
 FACTORS = (1.05, 1.1, 1.2, 1.5, 3.0)
 CAUGHT_SHARE = 0.9  # "caught at 9 of 10 or better"
 SPIN = "while True:\n    pass\n"
@@ -230,6 +232,7 @@ def _run(cmd: list[str], log: Path, env: dict[str, str] | None = None,
     start = time.monotonic()
     with open(log, "w", encoding="utf-8") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                              cwd=REPO if (REPO / "tasks.py").is_file() else None,
                               timeout=timeout)
     return proc.returncode, time.monotonic() - start
 
@@ -275,6 +278,11 @@ def run_study(cfg: StudyConfig, env: dict[str, str] | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the study; returns (and writes to ``<out>/study.json``) its record."""
     cfg.check()
+    # The children run where tasks.py is: every path they get is absolute.
+    cfg.out = cfg.out.resolve()
+    cfg.tolerance = cfg.tolerance.resolve() if cfg.tolerance else None
+    if Path(cfg.suite).is_file():
+        cfg.suite = str(Path(cfg.suite).resolve())
     env = dict(env or os.environ)
     cfg.out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"config": {**asdict(cfg), "out": str(cfg.out),
