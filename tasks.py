@@ -352,7 +352,7 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
         raise Exit(code=result.exit_code)
 
 
-@task(name="audit-study", help={
+@task(name="audit-study", auto_shortflags=False, help={
     "suite": "suite of the honest submissions (default smoke)",
     "honest": "honest submissions, each run and audited (default 10)",
     "factors": "inflations to forge, comma-separated (default 1.05,1.1,1.2,1.5,3)",
