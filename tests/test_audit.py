@@ -59,7 +59,8 @@ def test_default_tolerances_are_the_documented_choice():
     assert tol.rule_for("host_util_pct", "cpu").ignore
     assert tol.rule_for("latency_p95_s").rel == 0.10
     assert tol.rule_for("cold_load_s").ignore
-    assert tol.rule_for("cold_first_iter_s").rel == 0.50
+    # The first iteration is lazy initialisation that happens in it or not: 1 ms or 270 ms.
+    assert "happen in it or not" in tol.rule_for("cold_first_iter_s").ignore
     assert tol.max_speedup == 0.25 and tol.input_variants >= 2
 
 

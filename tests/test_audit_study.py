@@ -40,13 +40,16 @@ def test_a_consistent_forgery_scales_rates_up_and_times_down_and_nothing_else():
     assert f["flop_per_s"]["value"] == pytest.approx(2 * m["flop_per_s"]["value"])
     assert f["latency_p50_s"]["value"] == pytest.approx(m["latency_p50_s"]["value"] / 2)
     assert f["cold_first_iter_s"]["value"] == pytest.approx(m["cold_first_iter_s"]["value"] / 2)
-    for name in ("device_mem_used_bytes_peak", "flop_per_item", "energy_j", "power_w_mean"):
+    for name in ("device_mem_used_bytes_peak", "flop_per_item", "energy_j", "power_w_mean",
+                 "device_util_pct", "clock_hz_mean"):
         assert f.get(name) == m.get(name), name
     for a, b in zip(doc["repeats"], forged["repeats"], strict=True):
         assert b["throughput_items_per_s"] == pytest.approx(2 * a["throughput_items_per_s"])
         assert b["latencies_s"] == pytest.approx([x / 2 for x in a["latencies_s"]])
     assert forged["sha256"] != doc["sha256"]
     assert forged_scale("pct_of_peak", 3.0) == 3.0 and forged_scale("ttft_s", 4.0) == 0.25
+    assert forged_scale("mfu_pct", 3.0) == 3.0 and forged_scale("h2d_pinned_pct_of_peak", 2) == 2
+    assert forged_scale("items_per_j", 3.0) == 3.0 and forged_scale("clock_hz_mean", 3) is None
     assert forged_scale("host_bound", 3.0) is None
     assert forged_scale("energy_j", 3.0) is None  # a time-like figure in joules: left
 

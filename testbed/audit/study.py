@@ -40,16 +40,21 @@ SPIN = "while True:\n    pass\n"
 
 
 # -- the forgery -------------------------------------------------------------------------------
+# The catalogue's shares of a peak (a forged rate raises them by the same factor).
+SHARES_OF_PEAK = ("mfu_pct", "pct_of_peak", "(h2d|d2h)_(pinned|pageable)_pct_of_peak")
+
+
 def forged_scale(name: str, factor: float) -> float | None:
     """The factor a consistent forger applies to metric ``name``: every rate (higher is
-    better and a loaded host lowers it: throughput, FLOP/s, shares of the peak, items per
-    joule) times ``factor``, every time in seconds (lower is better) divided by it; None for
-    the rest (memory, power, counts, properties)."""
+    better, per second or per joule: throughput, FLOP/s, bandwidths, items per joule) and
+    every share of a peak times ``factor``, every time in seconds (lower is better) divided
+    by it; None for the rest (memory, power, utilisation, clocks, counts, properties)."""
     spec = spec_for(name)
     if spec is None or not spec.worsened_by_load:
         return None
     if spec.direction == "higher":
-        return factor
+        rate = "/s" in spec.unit or "/J" in spec.unit
+        return factor if rate or spec.key in SHARES_OF_PEAK else None
     return 1 / factor if spec.unit == "s" else None
 
 
