@@ -441,6 +441,40 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
         raise Exit(code=result.exit_code)
 
 
+@task(name="audit-study", auto_shortflags=False, help={
+    "suite": "suite of the honest submissions (default smoke)",
+    "honest": "honest submissions, each run and audited (default 10)",
+    "factors": "inflations to forge, comma-separated (default 1.05,1.1,1.2,1.5,3)",
+    "per_factor": "forged audits per factor (default 10)",
+    "busy": "keep one CPU busy with another process throughout",
+    "tolerance": "tolerance file for the audits (default testbed/audit/tolerances.yaml)",
+    "only": "audit only this result file of each submission, e.g. resnet-infer.json",
+    "out": "study directory (default audits/study-<time>)"})
+def audit_study(c, suite="smoke", honest=10, factors="1.05,1.1,1.2,1.5,3", per_factor=10,
+                busy=False, tolerance=None, only=None, out=None):
+    """The audit's power: honest submissions and consistent forgeries audited, with the load
+    recorded; prints the table docs/audit.md holds (docs/audit.md, "The power study")."""
+    import time as _time
+
+    from bench.errors import UserError
+    from testbed.audit.study import StudyConfig, markdown, run_study
+
+    try:
+        cfg = StudyConfig(suite=suite, honest=int(honest), per_factor=int(per_factor),
+                          factors=tuple(float(f) for f in _split(factors) or ()),
+                          busy=busy, tolerance=Path(tolerance) if tolerance else None,
+                          only=only, out=Path(out) if out else AUDITS / _time.strftime(
+                              "study-%Y%m%dT%H%M%S"))
+        record = run_study(cfg)
+    except ValueError as exc:
+        raise Exit(f"error: --factors, --honest and --per-factor take numbers ({exc}).",
+                   code=2) from exc
+    except UserError as exc:
+        raise _fail(exc) from exc
+    print(markdown(record), end="")
+    print(f"(record: {cfg.out / 'study.json'})")
+
+
 @task(
     positional=["action", "target"],
     iterable=["path", "device", "workload"],

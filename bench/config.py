@@ -239,7 +239,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     x.sizes=[1,2]``); one that is not, or that holds a number that is not finite (``.inf``,
     ``.nan``), is refused.
     """
-    from bench.jsonio import UnreadableDocument, check_tree
+    from bench.jsonio import MAX_DEPTH, UnreadableDocument, check_tree
 
     target, sep, raw = text.partition("=")
     if sep and target.startswith(RULES_PREFIX) and target.count(".") == 1:
@@ -263,6 +263,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, UnreadableDocument):
             reason = f"the value {exc}"
+        elif isinstance(exc, RecursionError):
+            reason = f"the value nests deeper than {MAX_DEPTH} levels"
         raise UserError(f"Override {cut(repr(text), 120)}: the value is not usable "
                         f"({cut(reason, 160)}).",
                         "Quote strings and write numbers plainly, e.g. rules.repeats=5 or "

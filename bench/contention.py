@@ -210,6 +210,18 @@ def window_slowdown(series: dict[Any, list[Point]], windows: list[tuple[float, f
                             for t in window_threads(series, a, b, margin_s)])
 
 
+def window_demand(series: dict[Any, list[Point]], windows: list[tuple[float, float]],
+                  margin_s: float = PERIOD_S) -> float | None:
+    """The CPUs the measuring threads wanted during the timed windows (ran or waited to run,
+    over the windows' length): about 1 per busy thread of a CPU-bound loop, about 0 for a
+    loop whose step is a sleep."""
+    threads = [t for a, b in windows for t in window_threads(series, a, b, margin_s)]
+    length = sum(b - a for a, b in windows)
+    if not threads or length <= 0:
+        return None
+    return sum(run + wait for _, run, wait in threads) / length
+
+
 def throttle_figures(t: Sequence[float], throttles: Sequence[Sequence[str | None]],
                      start: float, end: float, disturbing: Sequence[str]) -> dict[str, Any]:
     """Clock-throttle reasons the telemetry saw in a window, over the devices the entry used
@@ -436,7 +448,9 @@ class ContentionMonitor:
                      for e, w in windows.items()}
         every = [w for ws in windows.values() for w in ws]
         return {**self._result, "slowdown": window_slowdown(self.series, every, self.period_s),
-                "entry_slowdown": per_entry}
+                "entry_slowdown": per_entry,
+                "entry_cpu_demand": {e: window_demand(self.series, w, self.period_s)
+                                     for e, w in windows.items()}}
 
 
 # -- the judgment -----------------------------------------------------------------------------

@@ -186,6 +186,66 @@ def test_reading_refuses_what_would_hang_or_exhaust_memory(tmp_path):
         read_json_file(big, limit=100)
 
 
+# The limits as docs/security.md states them, written out here (not imported): a limit raised
+# in the code must fail these tests, not follow it.
+DEPTH_LIMIT, VALUE_LIMIT = 64, 2_000_000
+
+
+def _nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [DEPTH_LIMIT + 1, 100, 600])
+def test_nesting_deeper_than_the_limit_is_refused_at_every_depth(tmp_path, levels):
+    """65 levels is the first one refused; 100 and 600 are refused by the check itself
+    (Python's own recursion limit only stops documents thousands of levels deep)."""
+    from bench.errors import UserError
+    from bench.jsonio import UnreadableDocument, read_json_file
+    from bench.schema import read_yaml_file
+
+    path = tmp_path / "deep.json"
+    path.write_text(_nested(levels))
+    with pytest.raises(UnreadableDocument, match=f"nests deeper than {DEPTH_LIMIT} levels"):
+        read_json_file(path)
+    yaml_path = tmp_path / "deep.yaml"
+    yaml_path.write_text(_nested(levels))
+    with pytest.raises(UserError, match=f"nests deeper than {DEPTH_LIMIT} levels"):
+        read_yaml_file(yaml_path, "tolerances", "Tolerance file")
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path):
+    from bench.jsonio import read_json_file
+
+    path = tmp_path / "deep.json"
+    path.write_text(_nested(DEPTH_LIMIT))
+    doc = read_json_file(path)
+    for _ in range(DEPTH_LIMIT - 1):
+        doc = doc[0]
+    assert doc == []
+
+
+def test_values_just_above_the_cap_are_refused(tmp_path):
+    """Every object, array and scalar counts: an array of 1,999,999 numbers is 2,000,000
+    values (read), one more number is refused; and a YAML alias bomb that expands to just
+    over the cap is refused by name."""
+    from bench.errors import UserError
+    from bench.jsonio import UnreadableDocument, check_tree, read_json_file
+    from bench.schema import read_yaml_file
+
+    check_tree([0] * (VALUE_LIMIT - 1))
+    with pytest.raises(UnreadableDocument, match=f"more than {VALUE_LIMIT} values"):
+        check_tree([0] * VALUE_LIMIT)
+    path = tmp_path / "many.json"
+    path.write_text("[" + "0," * VALUE_LIMIT + "0]")  # 2,000,001 numbers
+    with pytest.raises(UnreadableDocument, match=f"more than {VALUE_LIMIT} values"):
+        read_json_file(path)
+    # 1,000 numbers under an anchor, repeated 2,000 times: 2,000 x 1,001 + 2 values.
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [" + ", ".join(["0"] * 999) + "]\nb: [" +
+                    ", ".join(["*a"] * 1999) + "]\n")
+    with pytest.raises(UserError, match=f"more than {VALUE_LIMIT} values"):
+        read_yaml_file(bomb, "tolerances", "Tolerance file")
+
 def test_a_message_never_quotes_more_than_a_line_of_a_document():
     doc = json.loads((RUN / "gemm-infer.json").read_text())
     doc["workload"]["params"] = {"n": "B" * 1_000_000}

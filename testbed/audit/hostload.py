@@ -20,11 +20,12 @@ from bench.contention import (
     PERIOD_S,
     ContentionMonitor,
     thread_slowdown,
+    window_demand,
     window_slowdown,
 )
 
 __all__ = ["MAX_SLOWDOWN", "PERIOD_S", "HostMonitor", "container_of", "own_children",
-           "thread_slowdown", "timed_windows", "window_slowdown"]
+           "thread_slowdown", "timed_windows", "window_demand", "window_slowdown"]
 
 # The audit's monitor: ``with HostMonitor(roots) as m: ...; m.report(windows)``.
 HostMonitor = ContentionMonitor
