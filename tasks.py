@@ -167,6 +167,30 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
                    "(status in the results above).", code=outcome.exit_code)
 
 
+def _seconds(text: object, option: str) -> float:
+    """A positive number of seconds from the command line (a clear error otherwise)."""
+    from bench.errors import UserError
+
+    try:
+        value = float(str(text))
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86_400 * 7:
+        raise UserError(f"{option} {text!r} is not a number of seconds.",
+                        "Give a positive number, e.g. 60.")
+    return value
+
+
+def _count(text: object, option: str, low: int, high: int) -> int:
+    """A whole number in [low, high] from the command line (a clear error otherwise)."""
+    from bench.errors import UserError
+
+    if not str(text).isdigit() or not low <= int(str(text)) <= high:
+        raise UserError(f"{option} {text!r} is not a whole number from {low} to {high}.",
+                        f"Give {option} between {low} and {high}.")
+    return int(str(text))
+
+
 def _tuple(items: list[int] | None) -> tuple[int, ...] | None:
     return tuple(items) if items is not None else None
 
@@ -355,20 +379,23 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
 @task(
     positional=["action", "target"],
     iterable=["path", "device", "workload"],
-    help={"action": "add PATH | list runs|results|tables | query SQL | export DIR",
+    help={"action": "add PATH | list runs|results|tables | query SQL | export DIR | "
+                    "reader ROLE | trust FILE",
           "target": "what the action works on (see action)",
           "path": "add: more paths (repeatable)",
           "store": STORE_HELP,
           "limit": "list: the newest N (default 100, 0: all); query: at most N rows "
                    "(default 10000)",
           "format": "query: table, csv or json",
+          "timeout": "query: stop it after this many seconds (default 120)",
           "parquet": "export: one Parquet file per table into DIR/parquet/",
           "documents": "export: the original documents, byte for byte, into DIR/documents/",
           **FILTER_HELP},
 )
 def store(c, action, target, path=None, store=None, limit=None, format="table",
           parquet=False, documents=False, device=None, workload=None, since=None, until=None,
-          run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None):
+          run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None,
+          timeout=None):
     """The results store: add documents, list runs/results, read-only SQL, export."""
     from bench.errors import UserError
     from testbed.store import cli, open_store
@@ -388,7 +415,16 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
                 (cli.print_runs if target == "runs" else cli.print_results)(
                     st, f, 100 if n is None else n or None)
         elif action == "query":
-            cli.query(store, ROOT, target, format, n or 10_000)
+            cli.query(store, ROOT, target, format, n or 10_000,
+                      timeout_s=_seconds(timeout, "--timeout") if timeout else 120)
+        elif action == "reader":
+            from testbed.store.roles import create_reader
+
+            with open_store(store, ROOT) as st:
+                made = create_reader(st, target)
+            print(f"store: role {target} {'created' if made else 'exists'}; it may read the "
+                  f"store's tables in {st.location.shown} and nothing else (give it a password "
+                  "or a pg_hba.conf entry as your server's other users have)")
         elif action == "export":
             if not (parquet or documents):
                 raise UserError("`invoke store export DIR` needs --parquet, --documents or both.",
@@ -398,7 +434,8 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
                 cli.export(st, Path(target), f, parquet, documents)
         else:
             raise UserError(f"`invoke store {action} {target}` is not a store command.",
-                            "Use: add PATH, list runs|results|tables, query SQL, export DIR.")
+                            "Use: add PATH, list runs|results|tables, query SQL, export DIR, "
+                            "reader ROLE, trust FILE.")
     except UserError as exc:
         raise _fail(exc) from exc
 

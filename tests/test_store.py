@@ -288,6 +288,45 @@ def test_read_only_sql(filled):
         assert counts(store)["results"] > 0
 
 
+# Run for ever (in little memory: one row per step). DuckDB's own check for Ctrl-C stops the
+# first, not the recursive one.
+ENDLESS = "SELECT sum(a.range * b.range) FROM range(1000000000) a, range(1000000000) b"
+RECURSIVE = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
+
+
+def test_a_query_is_stopped_at_its_time_limit(filled):
+    import time
+
+    path, _ = filled
+    with open_store(str(path), ROOT, read_only=True) as store:
+        start = time.monotonic()
+        for sql in (ENDLESS, RECURSIVE):
+            with pytest.raises(Exception, match="longer than 1 s and was stopped"):
+                read_only_query(store, sql, timeout_s=1)
+        assert time.monotonic() - start < 30
+        assert read_only_query(store, "SELECT 1").rows == [(1,)]  # the store still answers
+
+
+def test_ctrl_c_stops_a_query(filled):
+    """The probe: a recursive query ran on after SIGINT."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([*INVOKE, "store", "query", RECURSIVE, "--store", str(filled[0])],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # invoke and the store are open; the query is running
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the query went on after Ctrl-C")
+    assert time.monotonic() - sent < 30 and proc.returncode != 0
+    assert "Traceback" not in err
+
+
 # -- the commands ------------------------------------------------------------------------------
 def test_store_commands(filled, lab, tmp_path):
     store = str(tmp_path / "cli.duckdb")
@@ -322,7 +361,9 @@ def test_store_commands(filled, lab, tmp_path):
     (("store", "list", "runs", "--store", "{tmp}/none.duckdb"), "no store at"),
     (("store", "list", "runs", "--store", "mysql://x@y/z"), "not supported"),
     (("store", "list", "runs", "--since", "last week", "--store", "{filled}"), "not a date"),
-    (("store", "query", "SELEC nothing", "--store", "{filled}"), "query failed"),
+    (("store", "query", "SELEC nothing", "--store", "{filled}"), "invoke store list tables"),
+    (("store", "query", "SELECT 1", "--timeout", "soon", "--store", "{filled}"),
+     "not a number of seconds"),
     (("store", "frobnicate", "x"), "not a store command"),
     (("store", "add", "{tmp}/missing"), "does not exist"),
     (("report", "--from-store", "--device", "no-such-device", "--store", "{filled}"),

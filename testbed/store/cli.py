@@ -16,6 +16,7 @@ from testbed.report.fmt import format_value
 from testbed.store import tables as t
 from testbed.store.ingest import AddSummary, add_paths
 from testbed.store.queries import (
+    QUERY_TIMEOUT_S,
     Filters,
     QueryResult,
     list_results,
@@ -166,11 +167,12 @@ def print_query(result: QueryResult, fmt: str, out: TextIO = sys.stdout) -> None
 
 
 def query(store_arg: str | None, root: Path, sql: str, fmt: str = "table",
-          limit: int = 10_000, out: TextIO = sys.stdout) -> None:
+          limit: int = 10_000, out: TextIO = sys.stdout,
+          timeout_s: float = QUERY_TIMEOUT_S) -> None:
     if fmt not in ("table", "csv", "json"):
         raise UserError(f"--format {fmt!r} is not table, csv or json.", "Pick one of them.")
     with open_store(store_arg, root, read_only=True) as store:
-        print_query(read_only_query(store, sql, limit), fmt, out)
+        print_query(read_only_query(store, sql, limit, timeout_s), fmt, out)
 
 
 def export(store: Store, out: Path, f: Filters, parquet: bool, documents: bool,

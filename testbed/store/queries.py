@@ -8,6 +8,7 @@ full time, UTC).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -229,43 +230,121 @@ class QueryResult:
     truncated: bool
 
 
-def read_only_query(store: Store, sql: str, limit: int = 10_000) -> QueryResult:
-    """Run one SQL statement that cannot change the store.
+def read_only_query(store: Store, sql: str, limit: int = 10_000,
+                    timeout_s: float = QUERY_TIMEOUT_S) -> QueryResult:
+    """Run one SQL statement that cannot change the store, for at most ``timeout_s``.
 
-    DuckDB: the file is opened read-only with external access off (no COPY TO, no ATTACH).
-    PostgreSQL: a READ ONLY transaction that is rolled back, one statement only (a prepared
-    statement cannot hold two), with a statement timeout."""
+    DuckDB: the file is opened read-only with external access off (no COPY TO, no ATTACH); the
+    statement runs in a thread this one watches, so the time limit and Ctrl-C interrupt it.
+    PostgreSQL: only under a role that can read the store and nothing else (``roles.powers``:
+    a superuser's READ ONLY transaction still runs COPY ... TO PROGRAM), in a READ ONLY
+    transaction that is rolled back, one statement (a prepared statement cannot hold two),
+    with a statement timeout (Ctrl-C cancels it on the server: psycopg does)."""
     if not store.read_only:
         raise RuntimeError("read_only_query needs a store opened read-only")
     sql = sql.strip().rstrip(";").strip()
     if not sql:
         raise UserError("The query is empty.", 'Give one SQL statement, e.g. "SELECT count(*) '
                                                'FROM results".')
+    if not timeout_s > 0:
+        raise UserError(f"--timeout {timeout_s!r} is not a time.", "Give seconds, e.g. 120.")
     from testbed.store.db import connection
 
     with connection(store.engine, store.location, begin=False) as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
-        try:
-            if conn.dialect.name == "postgresql":
-                raw.rollback()
-                raw.autocommit = False
+        if conn.dialect.name == "postgresql":
+            from testbed.store.roles import refuse_powerful
+
+            raw.rollback()
+            raw.autocommit = False
+            try:
                 cur = raw.cursor()
                 cur.execute("SET TRANSACTION READ ONLY")
-                cur.execute(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_S * 1000}")
+                refuse_powerful(cur, store.location.shown)
+                cur.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
                 cur.execute(sql, prepare=True)
-            else:
-                cur = raw.cursor()
-                cur.execute(sql)
-            columns = [d[0] for d in cur.description or []]
-            rows = [tuple(row) for row in cur.fetchmany(limit + 1)] if columns else []
-        except Exception as exc:  # the database's own message is the useful part
-            if conn.dialect.name == "postgresql":
+                columns = [d[0] for d in cur.description or []]
+                rows = [tuple(row) for row in cur.fetchmany(limit + 1)] if columns else []
+            except UserError:
                 raw.rollback()
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".!")
-            raise UserError(f"The query failed: {first}.",
-                            "`invoke store schema` lists the tables and columns; the store is "
-                            "read-only here.") from exc
-        if conn.dialect.name == "postgresql":
+                raise
+            except Exception as exc:  # the database's own message is the useful part
+                raw.rollback()
+                raise _failed(exc, timeout_s) from exc
             raw.rollback()
+        else:
+            columns, rows = _duckdb_query(raw, sql, limit, timeout_s)
     return QueryResult(columns, rows[:limit], len(rows) > limit)
+
+
+def _failed(exc: BaseException, timeout_s: float) -> UserError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".!")
+    if "statement timeout" in first or "Interrupted" in first:
+        return UserError(f"The query ran longer than {timeout_s:g} s and was stopped.",
+                         "Narrow it (WHERE, LIMIT), or allow more time with --timeout S.")
+    return UserError(f"The query failed: {first}.",
+                     "`invoke store list tables` lists the tables and columns; the store is "
+                     "read-only here.")
+
+
+def _duckdb_query(raw: Any, sql: str, limit: int, timeout_s: float
+                  ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` here while a watcher thread waits for the time limit or a Ctrl-C and then
+    calls DuckDB's ``interrupt()`` (DuckDB's own check for Ctrl-C misses a recursive query).
+    Ctrl-C reaches the watcher through the interpreter's wakeup fd: Python's own handler runs
+    only once DuckDB returns."""
+    import select
+    import signal
+    import socket
+    import threading
+    import time
+
+    cur = raw.cursor()
+    stop = threading.Event()
+    why: list[str] = []
+    rd, wr = socket.socketpair()
+    rd.setblocking(False)
+    wr.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(wr.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: the time limit still holds
+        previous = None
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout_s
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why.append("time")
+                cur.interrupt()
+                return
+            if select.select([rd], [], [], min(left, 0.2))[0]:
+                with contextlib.suppress(BlockingIOError):
+                    if signal.SIGINT in rd.recv(64):
+                        why.append("ctrl-c")
+                        cur.interrupt()
+                        return
+
+    watcher = threading.Thread(target=watch, name="store-query-watch", daemon=True)
+    watcher.start()
+    try:
+        cur.execute(sql)
+        columns = [d[0] for d in cur.description or []]
+        rows = [tuple(row) for row in cur.fetchmany(limit + 1)] if columns else []
+    except Exception as exc:
+        if "ctrl-c" in why:
+            raise KeyboardInterrupt from exc
+        if "time" in why:
+            raise UserError(f"The query ran longer than {timeout_s:g} s and was stopped.",
+                            "Narrow it (WHERE, LIMIT), or allow more time with --timeout S."
+                            ) from exc
+        raise _failed(exc, timeout_s) from exc
+    finally:
+        stop.set()
+        watcher.join()
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
+        rd.close()
+        wr.close()
+    return columns, rows

@@ -7,7 +7,7 @@ shape changes, ``DERIVED_VERSION`` goes up and the store rebuilds them from ``do
 next time it is opened for writing, so an upgrade never needs a hand-written migration and
 never loses a measurement.
 
-Every column has a comment; ``invoke store schema`` prints them and docs/store.md lists them.
+Every column has a comment; ``invoke store list tables`` prints them and docs/store.md lists them.
 Times are UTC without a time zone (the documents' own ISO strings stay in the documents).
 JSON-valued columns are text: ``json_extract(params, '$.n')`` in DuckDB, ``params::jsonb``
 in PostgreSQL.
