@@ -104,6 +104,7 @@ def latest_run(results: Path = RESULTS) -> Path:
         "memory": "container memory limit, e.g. 32g (default: the vendor spec's, none)",
         "no_store": "do not add the run to the results store",
         "store": STORE_HELP,
+        "sign": "sign the run's manifest with this SSH key when it ends (docs/security.md)",
         "slurm": "submit the suite as a Slurm batch job and gather the nodes' results",
         "nodes": "--slurm: nodes of the job (multi-rank entries run on all of them)",
         "devices_per_node": "--slurm: devices per node (default: every device of the node)",
@@ -118,7 +119,7 @@ def latest_run(results: Path = RESULTS) -> Path:
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
           report=True, report_out=None, label=None, devices=None, interop_threads=None,
           image=None, memory=None, no_store=False, threads=None, store=None, cpus=None,
-          slurm=False,
+          slurm=False, sign=None,
           nodes=1, devices_per_node=None, partition=None, account=None, time=None,
           container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
@@ -132,6 +133,10 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
                              only=tuple(_split(only) or ()), overrides=tuple(set_ or ()),
                              label=label, devices=_tuple(parse_devices(devices)), image=image,
                              device=DeviceSettings.from_cli(threads, interop_threads, cpus))
+        if sign:
+            from testbed.signing import check_key
+
+            check_key(Path(sign))
         if memory is not None and (slurm or native):
             raise UserError("--memory limits a container's memory; this run starts none.",
                             "Drop --memory, or run in the vendor's image (without --native "
@@ -155,6 +160,10 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         outcome = launcher.launch(request)
         if outcome.exit_code == 2:
             raise Exit(f"error: {outcome.error}" if outcome.error else "", code=2)
+        if sign:
+            from testbed.signing import sign_file
+
+            print(f"signed: {sign_file(outcome.out_dir, Path(sign))[0]}")
         if report:
             _report([outcome.out_dir],
                     Path(report_out) if report_out else REPORTS / outcome.out_dir.name)
@@ -348,10 +357,12 @@ def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None
                     "measured natively; the bench sources must be the submitted ones)",
           "out": "audit directory (default audits/<run-id>-audit-<time>)",
           "no_store": "do not add the verdict (and the judged run) to the results store",
-          "store": STORE_HELP},
+          "store": STORE_HELP,
+          "sign": "sign the verdict with this SSH key (a private key, or the .pub of one "
+                  "ssh-agent holds): a store counts only signed verdicts as audits"},
 )
 def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=False,
-          store=None):
+          store=None, sign=None):
     """Check a submitted run's integrity, re-run it from its image and give a verdict
     (exit 0 pass, 1 fail, 3 inconclusive, 2 bad input or cannot re-run here)."""
     from bench.errors import UserError
@@ -361,7 +372,7 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
     try:
         result = run_audit(Path(run), AUDITS, image=image,
                            tolerance=Path(tolerance) if tolerance else None, native=native,
-                           out=Path(out) if out else None)
+                           out=Path(out) if out else None, sign=Path(sign) if sign else None)
     except UserError as exc:
         raise _fail(exc) from exc
     print_summary(result)
@@ -374,6 +385,22 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
                    f"{result.path}). Audit it on a machine with the vendor's device.", code=2)
     if result.exit_code:  # 1: fail, 3: inconclusive (docs/audit.md)
         raise Exit(code=result.exit_code)
+
+
+@task(help={"path": "a verdict.json, a manifest.json or a run directory (its manifest)",
+            "key": "the SSH key to sign with (a private key, or the .pub of one ssh-agent "
+                   "holds)"})
+def sign(c, path, key):
+    """Sign a verdict or a run's manifest with an SSH key (docs/security.md): a store whose
+    trust file lists the key shows who audited or submitted it."""
+    from bench.errors import UserError
+    from testbed.signing import sign_file
+
+    try:
+        target, kind = sign_file(Path(path), Path(key))
+    except UserError as exc:
+        raise _fail(exc) from exc
+    print(f"signed: {target} ({'verdict' if kind == 'audit' else 'manifest'})")
 
 
 @task(
@@ -417,6 +444,17 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
         elif action == "query":
             cli.query(store, ROOT, target, format, n or 10_000,
                       timeout_s=_seconds(timeout, "--timeout") if timeout else 120)
+        elif action == "trust":
+            from testbed.store.ingest import set_trust
+
+            with open_store(store, ROOT) as st:
+                signers, counts = set_trust(st, Path(target))
+            names = sorted({p for sg in signers for p in sg.principals})
+            print(f"store: trust file {target}: {len(signers)} key(s) of "
+                  f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}; signatures "
+                  f"checked again: {counts.get('verified', 0)} verified, "
+                  f"{counts.get('unverified', 0)} unverified, {counts.get('unsigned', 0)} "
+                  "unsigned")
         elif action == "reader":
             from testbed.store.roles import create_reader
 

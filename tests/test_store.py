@@ -22,10 +22,11 @@ import sqlalchemy as sa
 
 from bench.jsonio import atomic_write_json, seal
 from testbed.report.inputs import load_results
+from testbed.signing import sign_document
 from testbed.store import open_store
 from testbed.store import tables as t
 from testbed.store.export import export_documents
-from testbed.store.ingest import add_paths
+from testbed.store.ingest import add_paths, set_trust
 from testbed.store.loadtest import _verdict
 from testbed.store.queries import (
     list_results,
@@ -37,6 +38,7 @@ from testbed.store.rows import hardware_key, number, telemetry_rows, utc
 from testbed.store.store import StoreCorrupt
 from tests.conftest import ROOT
 from tests.report_fixtures import ONE_THREAD, TWO_THREADS, build_lab
+from tests.signers import make_signer, trust_file
 
 INVOKE = [sys.executable, "-m", "invoke"]
 
@@ -173,7 +175,12 @@ def test_invalid_and_edited_documents_are_refused_as_the_report_refuses_them(tmp
     assert "not JSON" in refused["notjson.json"][0]
 
 
-def test_verdicts_link_to_the_results_they_judged(tmp_path):
+@pytest.fixture(scope="module")
+def auditor(tmp_path_factory):
+    return make_signer(tmp_path_factory.mktemp("keys"), "auditor@lab.example")
+
+
+def test_verdicts_link_to_the_results_they_judged(tmp_path, auditor):
     run = tmp_path / "run"
     shutil.copytree(TWO_THREADS, run)
     manifest = json.loads((run / "manifest.json").read_text())
@@ -187,13 +194,21 @@ def test_verdicts_link_to_the_results_they_judged(tmp_path):
     old["ended_at"] = "2026-12-03T09:00:00+00:00"
     for name, doc in (("a", passed), ("b", failed), ("c", seal(old))):
         (tmp_path / "audits" / name).mkdir(parents=True)
-        atomic_write_json(tmp_path / "audits" / name / "verdict.json", doc)
+        atomic_write_json(tmp_path / "audits" / name / "verdict.json",
+                          sign_document(doc, auditor.key, "audit"))
     with open_store(str(tmp_path / "s.duckdb"), ROOT) as store:
-        add_paths(store, [tmp_path / "audits"])  # verdicts before their results: linked later
+        set_trust(store, trust_file(tmp_path / "allowed_signers", auditor))
+        # verdicts naming results the store does not hold are refused; one written before
+        # verdicts named them links later, by run and entry
+        early = add_paths(store, [tmp_path / "audits"])
+        assert [r.path.parent.name for r in early.refused] == ["a", "b"]
+        assert "none of them stored here" in early.refused[0].problems[0]
         add_paths(store, [run])
+        assert add_paths(store, [tmp_path / "audits"]).added == {"audit": 2}
         f = make_filters()
         runs = list_runs(store, f)
-        assert [(r.audit, r.audited_at) for r in runs] == [("fail", datetime(2026, 12, 3, 9))]
+        assert [(r.audit, r.audited_at, r.audited_by) for r in runs] == \
+            [("fail", datetime(2026, 12, 3, 9), "auditor@lab.example")]
         by_entry = {r.entry_id: r.audit for r in list_results(store, f)}
         first = entries[0]["id"]
         assert by_entry[first] == "fail"  # its latest verdict (linked by run and entry)
@@ -210,6 +225,7 @@ def test_an_audit_directory_adds_only_its_verdict(tmp_path):
                       _verdict(ONE_THREAD, manifest["run_id"], "cpu", manifest["entries"],
                                True, datetime(2026, 12, 1)))
     with open_store(str(tmp_path / "s.duckdb"), ROOT) as store:
+        add_paths(store, [ONE_THREAD])  # the judged run: a verdict must name stored results
         assert add_paths(store, [tmp_path / "audits"]).added == {"audit": 1}
 
 
@@ -265,10 +281,11 @@ def test_filters(filled, lab):
         doc = json.loads((lab / "made" / "a100" / "resnet-infer.json").read_text())
         assert infer[0].headline == doc["metrics"]["throughput_items_per_s"]["value"]
         assert list_results(store, make_filters(since="2100-01-01")) == []
-        # the fixture MLU results were made from the 1-thread run and keep its run id
         runs = list_runs(store, make_filters(device=["threads=1"]))
         assert len(runs) == 1
-        assert runs[0].devices == ["Intel Xeon Processor · 1 thread", "MLU370-X8"]
+        assert runs[0].devices == ["Intel Xeon Processor · 1 thread"]
+        assert [r.devices for r in list_runs(store, make_filters(run="fixture-mlu"))] == \
+            [["MLU370-X8"]]
         assert list_runs(store, make_filters(suite="no-such-suite")) == []
 
 

@@ -80,13 +80,29 @@ def _like(col: sa.ColumnElement[Any], text: str) -> sa.ColumnElement[bool]:
 
 
 def latest_audit() -> sa.TableClause:
+    """The latest verdict of each result, of those signed by a key of the trust file."""
     return sa.table("result_latest_audit", sa.column("result_id"), sa.column("audit_id"),
-                    sa.column("verdict"), sa.column("audited_at"))
+                    sa.column("verdict"), sa.column("audited_at"), sa.column("audited_by"))
+
+
+def counted() -> sa.ColumnElement[bool]:
+    """A result counts unless its run's manifest lists another in its place (set apart)."""
+    return sa.func.coalesce(t.results.c.in_manifest, "") != "not listed"
+
+
+def submitted_by() -> sa.ScalarSelect[Any]:
+    """Who signed the manifest of a result's run (a verified signature), per result row."""
+    s = t.signatures.c
+    return (sa.select(s.principal)
+            .select_from(t.runs.join(t.signatures, s.doc_id == t.runs.c.manifest_id))
+            .where(t.runs.c.run_id == t.results.c.run_id, s.status == "verified",
+                   t.results.c.in_manifest == "listed")
+            .scalar_subquery())
 
 
 def result_conditions(f: Filters) -> list[sa.ColumnElement[bool]]:
     r = t.results.c
-    conds: list[sa.ColumnElement[bool]] = []
+    conds: list[sa.ColumnElement[bool]] = [counted()]
     if f.device:
         conds.append(sa.or_(*(sa.or_(_like(r.device_name, d), _like(r.label, d),
                                      _like(r.device_key, d)) for d in f.device)))
@@ -132,6 +148,8 @@ class ResultRow:
     unit: str | None
     audit: str | None  # latest verdict
     audit_id: str | None
+    audited_by: str | None = None
+    submitted_by: str | None = None
 
 
 @dataclass
@@ -146,6 +164,8 @@ class RunRow:
     ok: int = 0
     audit: str | None = None
     audited_at: datetime | None = None
+    audited_by: str | None = None
+    submitted_by: str | None = None  # the principal of its signed manifest (verified)
 
 
 def devices_of(facts_by_key: dict[str, str]) -> dict[str, Device]:
@@ -159,7 +179,8 @@ def list_results(store: Store, f: Filters, limit: int | None = None) -> list[Res
     head = t.metrics.alias("head")
     query = (sa.select(r.doc_id, r.run_id, r.entry_id, r.config, r.status, r.started_at,
                        r.device_key, r.device_facts, head.c.value, head.c.unit, la.c.verdict,
-                       la.c.audit_id)
+                       la.c.audit_id, la.c.audited_by,
+                       submitted_by().label("submitted_by"))
              .select_from(t.results
                           .outerjoin(head, sa.and_(head.c.doc_id == r.doc_id,
                                                    head.c.metric == "throughput_items_per_s"))
@@ -173,7 +194,8 @@ def list_results(store: Store, f: Filters, limit: int | None = None) -> list[Res
     devices = devices_of({row.device_key: row.device_facts for row in rows})
     return [ResultRow(row.doc_id, row.run_id, row.entry_id, row.config, row.status,
                       row.started_at, row.device_key, devices[row.device_key].label,
-                      row.value, row.unit, row.verdict, row.audit_id) for row in rows]
+                      row.value, row.unit, row.verdict, row.audit_id, row.audited_by,
+                      row.submitted_by) for row in rows]
 
 
 def list_runs(store: Store, f: Filters, limit: int | None = None) -> list[RunRow]:
@@ -198,13 +220,22 @@ def list_runs(store: Store, f: Filters, limit: int | None = None) -> list[RunRow
         query = query.limit(limit)
     chosen = sa.select(query.subquery().c.run_id)
     a = t.audits.c
+    sig = t.signatures.c
     with store.begin() as conn:
         runs = {row.run_id: RunRow(row.run_id, row.started_at, row.suite, row.vendor, row.state)
                 for row in conn.execute(query)}
         members = conn.execute(sa.select(r.run_id, r.status, r.device_key, r.device_facts)
-                               .where(r.run_id.in_(chosen))).all()
-        verdicts = conn.execute(sa.select(a.run_id, a.verdict, a.ended_at)
-                                .where(a.run_id.in_(chosen)).order_by(a.ended_at)).all()
+                               .where(r.run_id.in_(chosen), counted())).all()
+        verdicts = conn.execute(sa.select(a.run_id, a.verdict, a.ended_at, sig.principal)
+                                .join(t.signatures, sig.doc_id == a.doc_id)
+                                .where(a.run_id.in_(chosen), sig.status == "verified")
+                                .order_by(a.ended_at)).all()
+        signers = conn.execute(sa.select(t.runs.c.run_id, sig.principal)
+                               .join(t.signatures, sig.doc_id == t.runs.c.manifest_id)
+                               .where(t.runs.c.run_id.in_(chosen),
+                                      sig.status == "verified")).all()
+    for run_id, principal in signers:
+        runs[run_id].submitted_by = principal
     devices = devices_of({m.device_key: m.device_facts for m in members})
     for m in members:
         run = runs[m.run_id]
@@ -215,6 +246,7 @@ def list_runs(store: Store, f: Filters, limit: int | None = None) -> list[RunRow
             run.devices.append(label)
     for v in verdicts:  # in time order: the last one stays
         runs[v.run_id].audit, runs[v.run_id].audited_at = v.verdict, v.ended_at
+        runs[v.run_id].audited_by = v.principal
     if f.audit:
         keep = {"pass": lambda x: x.audit == "pass", "fail": lambda x: x.audit == "fail",
                 "inconclusive": lambda x: x.audit == "inconclusive",

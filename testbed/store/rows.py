@@ -136,6 +136,7 @@ def result_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
         "telemetry_errors": (tel.get("errors") or {}).get("count"),
         "overrides": json_text(wl.get("overrides") or {}),
         "params": json_text(wl.get("params") or {}),
+        "in_manifest": "no manifest",  # ingest.recheck_members decides against the run's
     })
     out.add("metrics", *(_metric_row(doc_id, name, entry)
                          for name, entry in (doc.get("metrics") or {}).items()))
@@ -160,7 +161,19 @@ def manifest_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
                "vendor": doc.get("vendor"), "state": doc.get("state"),
                "started_at": utc(doc.get("started_at")), "ended_at": utc(doc.get("ended_at")),
                "bench_version": doc.get("bench_version"), "manifest_id": doc_id}
+    out.add("manifest_entries", *({"manifest_id": doc_id, "entry_id": e["id"],
+                                   "run_id": doc["run_id"], "status": e.get("status"),
+                                   "seal": e.get("sha256")}
+                                  for e in unique_entries(doc)))
     return out
+
+
+def unique_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """A manifest's entries, the first of each id (the schema does not forbid a repeat)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for entry in manifest.get("entries") or []:
+        seen.setdefault(entry["id"], entry)
+    return list(seen.values())
 
 
 def audit_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
