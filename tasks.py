@@ -564,10 +564,12 @@ def bench_telemetry(c, vendor="cpu", workload="resnet", rounds=60, round_s=0.3, 
     c.run(f"{PY} -m bench.telemetry.overhead " + shlex.join(args), pty=sys.stdout.isatty())
 
 
-@task(help={"examples": "inputs in all, shared by the four readers (default 10000)",
-            "targets": "comma-separated: suite, validate, report, audit (default all)",
+@task(help={"examples": "inputs in all, shared by the seven readers (default 10000)",
+            "targets": "comma-separated: suite, validate, report, audit, import, ingest, site "
+                       "(default all)",
             "seed": "a fixed seed, to repeat a run (default: fresh inputs)"})
-def fuzz(c, examples=10_000, targets="suite,validate,report,audit", seed=None):
+def fuzz(c, examples=10_000, targets="suite,validate,report,audit,import,ingest,site",
+         seed=None):
     """Fuzz every reader of other people's files (hypothesis): prints inputs tried and found."""
     args = ["--examples", str(examples), "--targets", targets]
     if seed is not None:

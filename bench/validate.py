@@ -105,7 +105,8 @@ def find_files(paths: Iterable[Path]) -> list[Found]:
                        if f.endswith(".json") and not f.startswith("."))
             if "manifest.json" in files:
                 subdirs.clear()
-            subdirs.sort()
+            # a hidden directory is work in progress (an import being written), not results
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
     return out
 
 

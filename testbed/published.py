@@ -32,7 +32,10 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,6 +50,7 @@ from bench.specs import find_spec
 
 KIND = "bench.published"
 SCHEMA_VERSION = "1.0"
+MAX_ROWS = 10_000  # rows of one table (a published table has dozens)
 
 # -- columns -------------------------------------------------------------------------------
 # Identity columns, by their normalised header (lower case, words joined by "_").
@@ -565,6 +569,12 @@ class Imported:
     notes: list[str]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "table"
 
@@ -576,6 +586,9 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
     of each row (counting a model's FLOPs the first time takes seconds)."""
     table = read_table(path)
     where = f"Table {path}"
+    if len(table.rows) > MAX_ROWS:
+        raise UserError(f"{where} has {len(table.rows)} data rows, more than the {MAX_ROWS} "
+                        "one import takes.", "Split the table (a published table has dozens).")
     cite = citation({**table.source, **{k: v for k, v in source.items() if v is not None}},
                     where)
     cols = layout(table.headers, where)
@@ -701,15 +714,26 @@ def import_table(path: Path, out: Path | None, source: dict[str, Any],
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{target} already exists and is not an empty directory.",
                         "Give another --out, or remove the earlier import first.")
-    target.mkdir(parents=True, exist_ok=True)
+    # Written into a hidden directory beside the target, then renamed into place: an import
+    # that is interrupted leaves no half table that a report would read as whole.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     files, statuses = [], {}
-    for doc in docs:
-        name = (f"{doc['import']['row']:03d}-{_slug(doc['device']['name'])}-"
-                f"{doc['workload']['id']}.json")
-        atomic_write_json(target / name, doc)
-        files.append(target / name)
-        for cell in doc["metrics"].values():
-            statuses[cell["status"]] = statuses.get(cell["status"], 0) + 1
+    try:
+        for doc in docs:
+            name = (f"{doc['import']['row']:03d}-{_slug(doc['device']['name'])}-"
+                    f"{doc['workload']['id']}.json")
+            atomic_write_json(staging / name, doc)
+            files.append(target / name)
+            for cell in doc["metrics"].values():
+                statuses[cell["status"]] = statuses.get(cell["status"], 0) + 1
+        os.chmod(staging, 0o777 & ~_umask())
+        if target.exists():
+            target.rmdir()  # empty (checked above)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     notes = []
     unmatched = sorted({d["device"]["name"] for d in docs if d["device"]["spec"] is None})
     if unmatched:

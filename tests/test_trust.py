@@ -129,7 +129,7 @@ def _site_text(store: str, out: Path) -> str:
 
 
 def test_a_forged_verdict_is_no_audit_and_a_signed_one_says_who(tmp_path, keys):
-    auditor, vendor, mallory, trust = keys
+    auditor, _vendor, mallory, trust = keys
     store = str(tmp_path / "s.duckdb")
     run = tmp_path / "run"
     shutil.copytree(ONE_THREAD, run)
@@ -184,7 +184,7 @@ def test_a_forged_verdict_is_no_audit_and_a_signed_one_says_who(tmp_path, keys):
 
 
 def test_a_signed_manifest_says_who_submitted_the_run(tmp_path, keys):
-    auditor, vendor, mallory, trust = keys
+    _auditor, vendor, _mallory, trust = keys
     run = tmp_path / "run"
     shutil.copytree(ONE_THREAD, run)
     store = str(tmp_path / "s.duckdb")
@@ -203,7 +203,7 @@ def test_a_signed_manifest_says_who_submitted_the_run(tmp_path, keys):
 
 
 def test_a_new_trust_file_checks_every_signature_again(tmp_path, keys):
-    auditor, vendor, mallory, trust = keys
+    auditor, vendor, _mallory, trust = keys
     run = tmp_path / "run"
     shutil.copytree(ONE_THREAD, run)
     manifest = json.loads((run / "manifest.json").read_text())
