@@ -120,7 +120,7 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
           report=True, report_out=None, label=None, devices=None, interop_threads=None,
           image=None, memory=None, no_store=False, threads=None, store=None, cpus=None,
           slurm=False, sign=None,
-          nodes=1, devices_per_node=None, partition=None, account=None, time=None,
+          nodes=None, devices_per_node=None, partition=None, account=None, time=None,
           container="none", gres=None, rdzv_port=None):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.config import DeviceSettings
@@ -145,10 +145,11 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
             from testbed.launch.slurm import SlurmLauncher, SlurmOptions
 
             launcher = SlurmLauncher(RESULTS, SlurmOptions(
-                nodes=int(nodes), devices_per_node=int(devices_per_node) if devices_per_node
-                else None, partition=partition, account=account, time=time,
-                container=container, gres=gres, rdzv_port=int(rdzv_port) if rdzv_port
-                else None))
+                nodes=_count(nodes or 1, "--nodes", 1, 65536),
+                devices_per_node=_count(devices_per_node, "--devices-per-node", 1, 1024)
+                if devices_per_node else None, partition=partition, account=account,
+                time=time, container=container, gres=gres,
+                rdzv_port=_count(rdzv_port, "--rdzv-port", 1, 65535) if rdzv_port else None))
         elif native:
             from testbed.launch.native import NativeLauncher
 

@@ -443,3 +443,59 @@ def test_invoke_import_then_report(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "rep" / "report.html").exists()
+
+
+# -- hostile tables ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("column", "cell"), [(THR, "-2400"), (LAT, "-3"), (POW, "-300")])
+def test_negative_figures_are_refused_naming_the_cell(tmp_path, column, cell):
+    bad = clean_rows()[:1]
+    bad[0][column] = cell
+    with pytest.raises(UserError, match="row 1 makes an invalid document.*less than the minimum"):
+        build_documents(write_csv(tmp_path / "neg.csv", bad), CITE, {})
+
+
+def test_one_absurd_figure_leaves_the_other_devices_composite_whole(tmp_path):
+    """The probe: 5.2e52 images/s on one device took throughput out of every device's
+    composite in its workload (a metric is scored only where every device has it)."""
+    rows = [r for r in clean_rows() if r["workload"] == "resnet-infer"]
+    rows[0][THR] = "5.2e52"
+    files = write_report([imported(tmp_path, "absurd", rows)], tmp_path / "report")
+    comp = files.analysis.composites["resnet-infer"]
+    assert "throughput_items_per_s" in comp.used
+    scored = {files.analysis.devices[d].name for d in comp.scores}
+    assert scored == {PCIE, MLU}  # the absurd one is left out, with its X mark
+
+
+def test_a_table_of_too_many_rows_is_refused_before_any_work(tmp_path):
+    from testbed.published import MAX_ROWS
+
+    table = tmp_path / "big.csv"
+    row = clean_rows()[0]
+    table.write_text(",".join(row) + "\n" + (",".join(str(v) for v in row.values()) + "\n")
+                     * (MAX_ROWS + 1))
+    with pytest.raises(UserError, match=f"more than the {MAX_ROWS}"):
+        build_documents(table, CITE, {})
+
+
+def test_an_interrupted_import_leaves_no_half_table(tmp_path, monkeypatch):
+    import testbed.published as published
+
+    written = []
+    real = published.atomic_write_json
+
+    def dies_on_the_third(path, doc):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(path)
+        real(path, doc)
+
+    monkeypatch.setattr(published, "atomic_write_json", dies_on_the_third)
+    table = write_csv(tmp_path / "t.csv", clean_rows())
+    with pytest.raises(KeyboardInterrupt):
+        import_table(table, tmp_path / "published" / "t", CITE, {})
+    assert len(written) == 2
+    assert list((tmp_path / "published").iterdir()) == []  # neither the table nor a half
+    monkeypatch.setattr(published, "atomic_write_json", real)
+    done = import_table(table, tmp_path / "published" / "t", CITE, {})
+    assert sorted(p.name for p in done.out.iterdir()) == sorted(p.name for p in done.files)
+    assert len(done.files) == len(clean_rows())

@@ -383,14 +383,61 @@ def test_store_commands(filled, lab, tmp_path):
      "not a number of seconds"),
     (("store", "frobnicate", "x"), "not a store command"),
     (("store", "add", "{tmp}/missing"), "does not exist"),
+    (("store", "list", "runs", "--store", "postgresql://u:secret@localhost:99999/db"),
+     "not a tcp port"),
+    (("store", "list", "runs", "--store", "postgresql://u@localhost:port/db"),
+     "not a database url"),
+    (("site", "--out", "{tmp}/a-file", "--store", "{filled}"), "is not a directory"),
+    (("store", "export", "{tmp}/a-file", "--documents", "--store", "{filled}"),
+     "not writable"),
     (("report", "--from-store", "--device", "no-such-device", "--store", "{filled}"),
      "no result in the store"),
 ])
 def test_bad_input_is_exit_2_with_the_fix(filled, tmp_path, args, words):
     args = [a.format(tmp=tmp_path, filled=filled[0]) for a in args]
+    (tmp_path / "a-file").write_text("x")
     proc = invoke(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert words in proc.stderr.lower() and "Traceback" not in proc.stderr
+    assert "secret" not in proc.stderr
+
+
+def test_export_never_blocks_on_a_fifo_in_its_way(filled, tmp_path):
+    """The probe: `store export` hung for ever when a file it compares with was a FIFO."""
+    import os
+
+    first = tmp_path / "first"
+    assert invoke("store", "export", str(first), "--documents", "--store",
+                  str(filled[0])).returncode == 0
+    target = tmp_path / "again"
+    shutil.copytree(first, target)
+    victim = next((target / "documents").rglob("manifest.json"))
+    victim.unlink()
+    os.mkfifo(victim)
+    proc = invoke("store", "export", str(target), "--documents", "--store", str(filled[0]),
+                  timeout=120)
+    assert proc.returncode == 2 and "is not a regular file" in proc.stderr, proc.stderr
+    (target / "parquet").mkdir()
+    os.mkfifo(target / "parquet" / "runs.parquet")
+    proc = invoke("store", "export", str(target), "--parquet", "--store", str(filled[0]),
+                  timeout=120)
+    assert proc.returncode == 2 and "is not a regular file" in proc.stderr, proc.stderr
+
+
+def test_copied_documents_have_the_mode_of_every_other_file(filled, tmp_path):
+    """The probe: the site's and the export's document copies were 0600, the rest 0644."""
+    import stat
+
+    out, site = tmp_path / "exp", tmp_path / "site"
+    assert invoke("store", "export", str(out), "--documents", "--store",
+                  str(filled[0])).returncode == 0
+    assert invoke("site", "--out", str(site), "--store", str(filled[0])).returncode == 0
+    (tmp_path / "probe").write_text("x")
+    usual = stat.S_IMODE((tmp_path / "probe").stat().st_mode)
+    copies = [*out.rglob("*.json"), *(site / "documents").glob("*.json"),
+              *(site / "audits").glob("*")]
+    assert copies and {stat.S_IMODE(p.stat().st_mode) for p in copies} == {usual}
+    assert stat.S_IMODE((site / "index.html").stat().st_mode) == usual
 
 
 def _scores(path: Path) -> list[dict[str, str]]:

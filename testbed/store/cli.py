@@ -191,12 +191,19 @@ def query(store_arg: str | None, root: Path, sql: str, fmt: str = "table",
 
 def export(store: Store, out: Path, f: Filters, parquet: bool, documents: bool,
            stream: TextIO = sys.stdout) -> None:
+    from bench.paths import make_writable_dir
     from testbed.store.export import export_documents, export_parquet, select_documents
 
-    if documents:
-        ids = select_documents(store, f) if f != Filters() else None
-        written = export_documents(store, out / "documents", ids)
-        print(f"export: {len(written)} document(s) into {out / 'documents'}", file=stream)
-    if parquet:
-        tables = export_parquet(store, out / "parquet")
-        print(f"export: {len(tables)} Parquet table(s) into {out / 'parquet'}", file=stream)
+    make_writable_dir(out, "Export directory", "Name a directory with `invoke store export DIR`.")
+    try:
+        if documents:
+            ids = select_documents(store, f) if f != Filters() else None
+            written = export_documents(store, out / "documents", ids)
+            print(f"export: {len(written)} document(s) into {out / 'documents'}", file=stream)
+        if parquet:
+            tables = export_parquet(store, out / "parquet")
+            print(f"export: {len(tables)} Parquet table(s) into {out / 'parquet'}",
+                  file=stream)
+    except OSError as exc:
+        raise UserError(f"Cannot export into {out}: {exc.strerror or exc} "
+                        f"({exc.filename or out}).", "Choose another directory.") from exc
