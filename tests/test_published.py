@@ -450,7 +450,7 @@ def test_invoke_import_then_report(tmp_path):
 def test_negative_figures_are_refused_naming_the_cell(tmp_path, column, cell):
     bad = clean_rows()[:1]
     bad[0][column] = cell
-    with pytest.raises(UserError, match="row 1 makes an invalid document.*less than the minimum"):
+    with pytest.raises(UserError, match=r"row 1 makes an invalid document.*less than the minimum"):
         build_documents(write_csv(tmp_path / "neg.csv", bad), CITE, {})
 
 
