@@ -396,7 +396,7 @@ def _import_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
                                 b"resnet-infer,fp16,5.2e52\n", ".csv")]))
 
 
-def _signed_verdict_base() -> Any:
+def _verdict_base() -> Any:
     from datetime import datetime
 
     from testbed.store.loadtest import _verdict
@@ -409,7 +409,7 @@ def _signed_verdict_base() -> Any:
 def _ingest_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
     manifest = _load(RUN / "manifest.json")
     result = _load(RUN / "gemm-infer.json")
-    verdict = _signed_verdict_base()
+    verdict = _verdict_base()
     return (mutated(manifest).map(lambda d: (_dump(d), "manifest.json"))
             | mutated(result).map(_seal_if_possible).map(lambda d: (_dump(d),
                                                                     "gemm-infer.json"))

@@ -175,6 +175,30 @@ def test_invalid_and_edited_documents_are_refused_as_the_report_refuses_them(tmp
     assert "not JSON" in refused["notjson.json"][0]
 
 
+def test_values_the_schema_leaves_open_never_crash_the_ingest(tmp_path):
+    """Found by `invoke fuzz` (ingest): a verdict whose summary counts were objects, valid by
+    its schema, made the insert fail with a traceback; so did a 31-digit suite seed."""
+    manifest = json.loads((ONE_THREAD / "manifest.json").read_text())
+    verdict = _verdict(ONE_THREAD, manifest["run_id"], "cpu", manifest["entries"], True,
+                       datetime(2026, 12, 1))
+    verdict["summary"]["metrics"]["pass"] = {}
+    verdict["summary"]["checks"] = {"integrity": {"fail": "many"}}
+    (tmp_path / "audit").mkdir()
+    atomic_write_json(tmp_path / "audit" / "verdict.json",
+                      seal({k: v for k, v in verdict.items() if k != "sha256"}))
+    doc = json.loads((ONE_THREAD / "gemm-infer.json").read_text())
+    doc["suite"]["seed"], doc["run_id"] = 10**30, "odd-seed"
+    (tmp_path / "odd").mkdir()
+    atomic_write_json(tmp_path / "odd" / "gemm-infer.json",
+                      seal({k: v for k, v in doc.items() if k != "sha256"}))
+    with open_store(str(tmp_path / "s.duckdb"), ROOT) as store:
+        add_paths(store, [ONE_THREAD])
+        summary = add_paths(store, [tmp_path / "audit", tmp_path / "odd"])
+    assert summary.added == {"audit": 1}
+    assert [r.path.parent.name for r in summary.refused] == ["odd"]
+    assert "the store cannot hold a value of it" in summary.refused[0].problems[0]
+
+
 @pytest.fixture(scope="module")
 def auditor(tmp_path_factory):
     return make_signer(tmp_path_factory.mktemp("keys"), "auditor@lab.example")

@@ -32,7 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.errors import UserError
+from bench.errors import UserError, cut
 from bench.ids import MANIFEST_FILE
 from bench.jsonio import UnreadableDocument, read_document_bytes
 from bench.validate import FileReport, expand, validate_bytes
@@ -162,8 +162,9 @@ def _add_batch(store: Store, batch: list[_Doc], summary: AddSummary,
     try:
         with store.begin() as conn:
             outcome = _insert(conn, batch, validate)
-    except sa.exc.IntegrityError:
-        # Another writer stored some of these meanwhile: one transaction per document.
+    except (sa.exc.IntegrityError, sa.exc.DataError, sa.exc.ProgrammingError):
+        # Another writer stored some of these meanwhile (or one holds a value the database
+        # cannot take): one transaction per document.
         outcome = _Outcome()
         for doc in batch:
             try:
@@ -171,6 +172,11 @@ def _add_batch(store: Store, batch: list[_Doc], summary: AddSummary,
                     one = _insert(conn, [doc], validate)
             except sa.exc.IntegrityError:
                 one = _Outcome(present=[doc.path])
+            except (sa.exc.DataError, sa.exc.ProgrammingError) as exc:
+                # valid by its schema, but a value the table cannot hold: refused, not a crash
+                first = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]
+                one = _Outcome(refused=[Refused(doc.path, [
+                    f"$: the store cannot hold a value of it: {cut(first, 200)} (rule: store)"])])
             outcome.merge(one)
     outcome.into(summary)
 

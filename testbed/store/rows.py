@@ -176,6 +176,12 @@ def unique_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def count(value: Any) -> int | None:
+    """A count from a document whose schema leaves its type open: an integer or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and \
+        abs(value) < 2**63 else None
+
+
 def audit_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
     sub = doc.get("submitted") or {}
     summary = doc.get("summary") or {}
@@ -188,9 +194,10 @@ def audit_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
         "audit_version": doc.get("audit_version"),
         "image_digest": (doc.get("image") or {}).get("digest"),
         "submitted_path": sub.get("path"), "only_file": sub.get("only"),
-        "checks_failed": sum(int(c.get("fail", 0)) for c in checks.values()
+        "checks_failed": sum(count(c.get("fail")) or 0 for c in checks.values()
                              if isinstance(c, dict)),
-        "metrics_passed": metrics.get("pass"), "metrics_failed": metrics.get("fail"),
+        "metrics_passed": count(metrics.get("pass")),
+        "metrics_failed": count(metrics.get("fail")),
         "reasons": json_text(summary.get("reasons") or []),
         "started_at": utc(doc.get("started_at")), "ended_at": utc(doc["ended_at"]),
     })
