@@ -61,7 +61,7 @@ def test_add_list_and_query_on_a_server(server, lab):
     assert again.returncode == 0 and "nothing new" in again.stdout
     assert f"{len(list(lab.rglob('*.json')))} already stored" in again.stdout
     runs = invoke("store", "list", "runs", "--store", url)
-    assert runs.returncode == 0 and "2 run(s)" in runs.stdout
+    assert runs.returncode == 0 and "5 run(s)" in runs.stdout  # 2 real, 3 fixture devices
     assert "Intel Xeon Processor · 2 threads" in runs.stdout
     assert invoke("store", "reader", "cli_query", "--store", url).returncode == 0
     reader = url.replace("testbed@", "cli_query@")
