@@ -302,9 +302,9 @@ def check_ingest(ws: Workspace, value: tuple[bytes, str]) -> None:
                 sa.select(r.doc_id).join(t.runs, t.runs.c.run_id == r.run_id)
                 .where(t.runs.c.manifest_id.is_not(None), counted(),
                        ~sa.exists().where(me.manifest_id == t.runs.c.manifest_id,
-                                          me.entry_id == r.entry_id,
                                           sa.or_(me.seal == r.seal,
-                                                 sa.and_(me.seal.is_(None),
+                                                 sa.and_(me.entry_id == r.entry_id,
+                                                         me.seal.is_(None),
                                                          t.runs.c.state == "running"))))
             ).all()
             assert not strays, strays

@@ -233,3 +233,19 @@ def test_a_broken_trust_file_is_refused_naming_the_line(tmp_path, text, words):
     proc = invoke("store", "trust", str(tmp_path / "allowed"), "--store",
                   str(tmp_path / "s.duckdb"))
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_clusters_per_node_results_are_listed_by_their_hash(tmp_path):
+    """A Slurm run's per-node entry is `<entry>.<node>` in the manifest while each result
+    says its suite entry: the manifest lists a result by its sha256, under whatever name."""
+    run = tmp_path / "run"
+    shutil.copytree(ONE_THREAD, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    entry = next(e for e in manifest["entries"] if e["id"] == "gemm-infer")
+    entry["id"], entry["file"] = "gemm-infer.n1", "gemm-infer.n1.json"
+    (run / "gemm-infer.json").rename(run / "gemm-infer.n1.json")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with open_store(str(tmp_path / "s.duckdb"), ROOT) as st:
+        summary = add_paths(st, [run])
+        assert not summary.refused and summary.added == {"manifest": 1, "result": 3}
+        assert [(r.ok, r.results) for r in list_runs(st, make_filters())] == [(3, 3)]

@@ -271,6 +271,18 @@ def _refuse(out: _Outcome, doc: _Doc, where: str, why: str, rule: str) -> None:
     out.refused.append(Refused(doc.path, [f"{where}: {why} (rule: {rule})"]))
 
 
+def membership(listed: dict[str, str | None], state: str | None, entry: str, seal: str) -> str:
+    """Whether a manifest (``listed``: entry id -> the sha256 it lists) holds a result:
+    ``listed`` (by its sha256, under any entry: a cluster's per-node results are entries
+    ``<entry>.<node>``), ``pending`` (its entry has no result yet in a manifest written while
+    the run went on) or ``not listed``."""
+    if seal in listed.values():
+        return "listed"
+    if state == "running" and entry in listed and listed[entry] is None:
+        return "pending"
+    return "not listed"
+
+
 def _compatible(a: dict[str, str | None], b: dict[str, str | None]) -> str | None:
     """Why two manifests of one run cannot both be its manifest (None: they agree: the same
     entries, and no entry with two different results)."""
@@ -324,15 +336,13 @@ def cross_check(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> list[_D
         run, entry, seal = doc.doc["run_id"], doc.doc["workload"]["id"], doc.doc["sha256"]
         if run in reference:
             listed, state, mid = reference[run]
-            if entry not in listed:
-                _refuse(out, doc, "$.workload.id", f"not in its run's manifest: manifest "
-                        f"{mid[:12]} of run {run} has no entry {entry!r}", "manifest")
-                continue
-            if listed[entry] != seal and not (listed[entry] is None and state == "running"):
-                _refuse(out, doc, "$.sha256", f"not in its run's manifest: manifest "
-                        f"{mid[:12]} of run {run} lists {entry!r} with "
+            if membership(listed, state, entry, seal) == "not listed":
+                said = (f"lists {entry!r} with "
                         f"{'no result' if listed[entry] is None else 'sha256 ' + listed[entry]}"
-                        f", this result's is {seal}", "manifest")
+                        if entry in listed else f"has no entry {entry!r} with that sha256")
+                _refuse(out, doc, "$.sha256", f"not in its run's manifest: manifest "
+                        f"{mid[:12]} of run {run} {said}; this result's sha256 is {seal}",
+                        "manifest")
                 continue
         seals.add(seal)
         keep.append(doc)
@@ -420,15 +430,8 @@ def recheck_members(conn: sa.Connection, run_ids: set[str]) -> list[str]:
     for row in conn.execute(sa.select(r.doc_id, r.run_id, r.entry_id, r.seal, r.in_manifest)
                             .where(r.run_id.in_(ids))):
         mid, state = winners.get(row.run_id, (None, None))
-        entries = listed.get(mid or "", {})
-        if mid is None:
-            now = "no manifest"
-        elif row.entry_id in entries and entries[row.entry_id] == row.seal:
-            now = "listed"
-        elif row.entry_id in entries and entries[row.entry_id] is None and state == "running":
-            now = "pending"
-        else:
-            now = "not listed"
+        now = "no manifest" if mid is None else \
+            membership(listed.get(mid, {}), state, row.entry_id, row.seal)
         if now != row.in_manifest:
             changes.setdefault(now, []).append(row.doc_id)
     for value, doc_ids in changes.items():
