@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,10 @@ class Signer:
 
 
 def make_signer(directory: Path, principal: str) -> Signer:
+    if shutil.which("ssh-keygen") is None:
+        from tests.conftest import skip_or_fail
+
+        skip_or_fail("no ssh-keygen (OpenSSH): scripts/system-deps.sh installs openssh-client")
     directory.mkdir(parents=True, exist_ok=True)
     key = directory / principal.replace("@", "_at_")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f",
