@@ -176,8 +176,9 @@ def test_invalid_and_edited_documents_are_refused_as_the_report_refuses_them(tmp
 
 
 def test_values_the_schema_leaves_open_never_crash_the_ingest(tmp_path):
-    """Found by `invoke fuzz` (ingest): a verdict whose summary counts were objects, valid by
-    its schema, made the insert fail with a traceback; so did a 31-digit suite seed."""
+    """Found by `invoke fuzz` (ingest, site): a verdict whose summary counts were objects,
+    valid by its schema, made the insert fail with a traceback; so did a 31-digit suite seed
+    and a repeat count of 7.8e18."""
     manifest = json.loads((ONE_THREAD / "manifest.json").read_text())
     verdict = _verdict(ONE_THREAD, manifest["run_id"], "cpu", manifest["entries"], True,
                        datetime(2026, 12, 1))
@@ -191,12 +192,17 @@ def test_values_the_schema_leaves_open_never_crash_the_ingest(tmp_path):
     (tmp_path / "odd").mkdir()
     atomic_write_json(tmp_path / "odd" / "gemm-infer.json",
                       seal({k: v for k, v in doc.items() if k != "sha256"}))
+    doc = json.loads((ONE_THREAD / "gemm-infer.json").read_text())
+    doc["metrics"]["latency_p99_s"]["n"], doc["run_id"] = 7751560234508384256, "odd-n"
+    (tmp_path / "odd-n").mkdir()  # found by the site's fuzzing: an n no column holds
+    atomic_write_json(tmp_path / "odd-n" / "gemm-infer.json",
+                      seal({k: v for k, v in doc.items() if k != "sha256"}))
     with open_store(str(tmp_path / "s.duckdb"), ROOT) as store:
         add_paths(store, [ONE_THREAD])
-        summary = add_paths(store, [tmp_path / "audit", tmp_path / "odd"])
+        summary = add_paths(store, [tmp_path / "audit", tmp_path / "odd", tmp_path / "odd-n"])
     assert summary.added == {"audit": 1}
-    assert [r.path.parent.name for r in summary.refused] == ["odd"]
-    assert "the store cannot hold a value of it" in summary.refused[0].problems[0]
+    assert sorted(r.path.parent.name for r in summary.refused) == ["odd", "odd-n"]
+    assert all("the store cannot hold a value of it" in r.problems[0] for r in summary.refused)
 
 
 @pytest.fixture(scope="module")
