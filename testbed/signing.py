@@ -57,6 +57,7 @@ def _ssh_keygen() -> str:
 
 def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     try:
+        # stdin stays the caller's unless there is a message: a passphrase is typed there
         return subprocess.run([_ssh_keygen(), *args], input=data, capture_output=True,
                               timeout=TOOL_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -89,8 +90,14 @@ def sign_document(doc: dict[str, Any], key: Path, kind: str) -> dict[str, Any]:
     made again over the signed document."""
     namespace = NAMESPACES[kind]
     key = check_key(key)
-    proc = _run(["-Y", "sign", "-f", str(key), "-n", namespace], signed_bytes(doc))
-    armored = proc.stdout.decode("ascii", "replace")
+    with tempfile.TemporaryDirectory(prefix="testbed-sign-") as tmp:
+        # The message from a file, not stdin: a key with a passphrase asks for it on the
+        # terminal, or reads stdin when there is none.
+        message = Path(tmp, "document")
+        message.write_bytes(signed_bytes(doc))
+        proc = _run(["-Y", "sign", "-f", str(key), "-n", namespace, str(message)])
+        sig = Path(f"{message}.sig")
+        armored = sig.read_text(encoding="ascii", errors="replace") if sig.is_file() else ""
     if proc.returncode != 0 or "BEGIN SSH SIGNATURE" not in armored:
         raise UserError(f"ssh-keygen could not sign with {key}: {_said(proc)}.",
                         "Use an SSH private key you can unlock (or load it into ssh-agent and "
