@@ -124,6 +124,7 @@ def latest_run(results: Path = RESULTS) -> Path:
         "memory": "container memory limit, e.g. 32g (default: the vendor spec's, none)",
         "no_store": "do not add the run to the results store",
         "store": STORE_HELP,
+        "sign": "sign the run's manifest with this SSH key when it ends (docs/security.md)",
         "slurm": "submit the suite as a Slurm batch job and gather the nodes' results",
         "nodes": "--slurm: nodes of the job (multi-rank entries run on all of them)",
         "devices_per_node": "--slurm: devices per node (default: every device of the node)",
@@ -138,8 +139,8 @@ def latest_run(results: Path = RESULTS) -> Path:
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
           report=True, report_out=None, label=None, devices=None, interop_threads=None,
           image=None, memory=None, no_store=False, threads=None, store=None, cpus=None,
-          slurm=False,
-          nodes=1, devices_per_node=None, partition=None, account=None, time=None,
+          slurm=False, sign=None,
+          nodes=None, devices_per_node=None, partition=None, account=None, time=None,
           container="none", gres=None, rdzv_port=None, require_quiet=False):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.config import DeviceSettings
@@ -153,6 +154,10 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
                              label=label, devices=_tuple(parse_devices(devices)), image=image,
                              device=DeviceSettings.from_cli(threads, interop_threads, cpus),
                              require_quiet=bool(require_quiet))
+        if sign:
+            from testbed.signing import check_key
+
+            check_key(Path(sign))
         if memory is not None and (slurm or native):
             raise UserError("--memory limits a container's memory; this run starts none.",
                             "Drop --memory, or run in the vendor's image (without --native "
@@ -161,10 +166,11 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
             from testbed.launch.slurm import SlurmLauncher, SlurmOptions
 
             launcher = SlurmLauncher(RESULTS, SlurmOptions(
-                nodes=int(nodes), devices_per_node=int(devices_per_node) if devices_per_node
-                else None, partition=partition, account=account, time=time,
-                container=container, gres=gres, rdzv_port=int(rdzv_port) if rdzv_port
-                else None))
+                nodes=_count(nodes or 1, "--nodes", 1, 65536),
+                devices_per_node=_count(devices_per_node, "--devices-per-node", 1, 1024)
+                if devices_per_node else None, partition=partition, account=account,
+                time=time, container=container, gres=gres,
+                rdzv_port=_count(rdzv_port, "--rdzv-port", 1, 65535) if rdzv_port else None))
         elif native:
             from testbed.launch.native import NativeLauncher
 
@@ -176,6 +182,10 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         outcome = launcher.launch(request)
         if outcome.exit_code == 2:
             raise Exit(f"error: {outcome.error}" if outcome.error else "", code=2)
+        if sign:
+            from testbed.signing import sign_file
+
+            print(f"signed: {sign_file(outcome.out_dir, Path(sign))[0]}")
         if report:
             _report([outcome.out_dir],
                     Path(report_out) if report_out else REPORTS / outcome.out_dir.name)
@@ -186,6 +196,30 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
     if outcome.exit_code:
         raise Exit(f"{outcome.out_dir}: {outcome.error or 'not every workload finished'} "
                    "(status in the results above).", code=outcome.exit_code)
+
+
+def _seconds(text: object, option: str) -> float:
+    """A positive number of seconds from the command line (a clear error otherwise)."""
+    from bench.errors import UserError
+
+    try:
+        value = float(str(text))
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86_400 * 7:
+        raise UserError(f"{option} {text!r} is not a number of seconds.",
+                        "Give a positive number, e.g. 60.")
+    return value
+
+
+def _count(text: object, option: str, low: int, high: int) -> int:
+    """A whole number in [low, high] from the command line (a clear error otherwise)."""
+    from bench.errors import UserError
+
+    if not str(text).isdigit() or not low <= int(str(text)) <= high:
+        raise UserError(f"{option} {text!r} is not a whole number from {low} to {high}.",
+                        f"Give {option} between {low} and {high}.")
+    return int(str(text))
 
 
 def _tuple(items: list[int] | None) -> tuple[int, ...] | None:
@@ -412,10 +446,12 @@ def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None
                     "measured natively; the bench sources must be the submitted ones)",
           "out": "audit directory (default audits/<run-id>-audit-<time>)",
           "no_store": "do not add the verdict (and the judged run) to the results store",
-          "store": STORE_HELP},
+          "store": STORE_HELP,
+          "sign": "sign the verdict with this SSH key (a private key, or the .pub of one "
+                  "ssh-agent holds): a store counts only signed verdicts as audits"},
 )
 def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=False,
-          store=None):
+          store=None, sign=None):
     """Check a submitted run, re-run it from its image and give a verdict.
 
     Exit 0 pass, 1 fail, 3 inconclusive, 2 bad input or cannot re-run here."""
@@ -426,7 +462,7 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
     try:
         result = run_audit(Path(run), AUDITS, image=image,
                            tolerance=Path(tolerance) if tolerance else None, native=native,
-                           out=Path(out) if out else None)
+                           out=Path(out) if out else None, sign=Path(sign) if sign else None)
     except UserError as exc:
         raise _fail(exc) from exc
     print_summary(result)
@@ -475,23 +511,42 @@ def audit_study(c, suite="smoke", honest=10, factors="1.05,1.1,1.2,1.5,3", per_f
     print(f"(record: {cfg.out / 'study.json'})")
 
 
+@task(help={"path": "a verdict.json, a manifest.json or a run directory (its manifest)",
+            "key": "the SSH key to sign with (a private key, or the .pub of one ssh-agent "
+                   "holds)"})
+def sign(c, path, key):
+    """Sign a verdict or a run's manifest with an SSH key (docs/security.md): a store whose
+    trust file lists the key shows who audited or submitted it."""
+    from bench.errors import UserError
+    from testbed.signing import sign_file
+
+    try:
+        target, kind = sign_file(Path(path), Path(key))
+    except UserError as exc:
+        raise _fail(exc) from exc
+    print(f"signed: {target} ({'verdict' if kind == 'audit' else 'manifest'})")
+
+
 @task(
     positional=["action", "target"],
     iterable=["path", "device", "workload"],
-    help={"action": "add PATH | list runs|results|tables | query SQL | export DIR",
+    help={"action": "add PATH | list runs|results|tables | query SQL | export DIR | "
+                    "reader ROLE | trust FILE",
           "target": "what the action works on (see action)",
           "path": "add: more paths (repeatable)",
           "store": STORE_HELP,
           "limit": "list: the newest N (default 100, 0: all); query: at most N rows "
                    "(default 10000)",
           "format": "query: table, csv or json",
+          "timeout": "query: stop it after this many seconds (default 120)",
           "parquet": "export: one Parquet file per table into DIR/parquet/",
           "documents": "export: the original documents, byte for byte, into DIR/documents/",
           **FILTER_HELP},
 )
 def store(c, action, target, path=None, store=None, limit=None, format="table",
           parquet=False, documents=False, device=None, workload=None, since=None, until=None,
-          run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None):
+          run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None,
+          timeout=None):
     """The results store: add documents, list runs/results, read-only SQL, export."""
     from bench.errors import UserError
     from testbed.store import cli, open_store
@@ -511,7 +566,27 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
                 (cli.print_runs if target == "runs" else cli.print_results)(
                     st, f, 100 if n is None else n or None)
         elif action == "query":
-            cli.query(store, ROOT, target, format, n or 10_000)
+            cli.query(store, ROOT, target, format, n or 10_000,
+                      timeout_s=_seconds(timeout, "--timeout") if timeout else 120)
+        elif action == "trust":
+            from testbed.store.ingest import set_trust
+
+            with open_store(store, ROOT) as st:
+                signers, counts = set_trust(st, Path(target))
+            names = sorted({p for sg in signers for p in sg.principals})
+            print(f"store: trust file {target}: {len(signers)} key(s) of "
+                  f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}; signatures "
+                  f"checked again: {counts.get('verified', 0)} verified, "
+                  f"{counts.get('unverified', 0)} unverified, {counts.get('unsigned', 0)} "
+                  "unsigned")
+        elif action == "reader":
+            from testbed.store.roles import create_reader
+
+            with open_store(store, ROOT) as st:
+                made = create_reader(st, target)
+            print(f"store: role {target} {'created' if made else 'exists'}; it may read the "
+                  f"store's tables in {st.location.shown} and nothing else (give it a password "
+                  "or a pg_hba.conf entry as your server's other users have)")
         elif action == "export":
             if not (parquet or documents):
                 raise UserError("`invoke store export DIR` needs --parquet, --documents or both.",
@@ -521,7 +596,8 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
                 cli.export(st, Path(target), f, parquet, documents)
         else:
             raise UserError(f"`invoke store {action} {target}` is not a store command.",
-                            "Use: add PATH, list runs|results|tables, query SQL, export DIR.")
+                            "Use: add PATH, list runs|results|tables, query SQL, export DIR, "
+                            "reader ROLE, trust FILE.")
     except UserError as exc:
         raise _fail(exc) from exc
 
@@ -646,10 +722,12 @@ def bench_telemetry(c, vendor="cpu", workload="resnet", rounds=60, round_s=0.3, 
     c.run(f"{PY} -m bench.telemetry.overhead " + shlex.join(args), pty=sys.stdout.isatty())
 
 
-@task(help={"examples": "inputs in all, shared by the four readers (default 10000)",
-            "targets": "comma-separated: suite, validate, report, audit (default all)",
+@task(help={"examples": "inputs in all, shared by the seven readers (default 10000)",
+            "targets": "comma-separated: suite, validate, report, audit, import, ingest, site "
+                       "(default all)",
             "seed": "a fixed seed, to repeat a run (default: fresh inputs)"})
-def fuzz(c, examples=10_000, targets="suite,validate,report,audit", seed=None):
+def fuzz(c, examples=10_000, targets="suite,validate,report,audit,import,ingest,site",
+         seed=None):
     """Fuzz every reader of other people's files (hypothesis): prints inputs tried and found."""
     args = ["--examples", str(examples), "--targets", targets]
     if seed is not None:

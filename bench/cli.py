@@ -126,16 +126,20 @@ def refuse_single_device_on_nodes(suite: Any, placement: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.validate import find_files, validate_file
+    from bench.validate import find_files, listing_problems, validate_file
 
     files = find_files(Path(p) for p in args.paths)
     if not files:
         raise UserError(f"No JSON files found in {', '.join(args.paths)}.",
                         "Give result files or a run directory (results/<run-id>/).")
     bad = 0
+    reports = {found.path: validate_file(found.path, found.root) for found in files}
+    for report in reports.values():
+        if report.ok and report.schema == "manifest":
+            report.problems += listing_problems(report, reports)
     for found in files:
         path = found.path
-        report = validate_file(path, found.root)
+        report = reports[path]
         if report.ok:
             if not args.quiet:
                 print(f"ok       {path} ({report.schema})")

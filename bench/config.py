@@ -61,6 +61,11 @@ def format_cpus(cpus: tuple[int, ...] | list[int]) -> str:
     return ",".join(parts)
 
 
+# The most threads a run may ask for (schemas/suite.schema.json says the same; a test checks):
+# more than any host has, fewer than would exhaust one.
+MAX_THREADS = 4096
+
+
 @dataclass(frozen=True)
 class DeviceSettings:
     """Host threads and CPU affinity of a run's child processes (None: left as found).
@@ -125,10 +130,11 @@ class DeviceSettings:
         def count(flag: str, value: int | str | None) -> int | None:
             if value is None or value == "":
                 return None
-            if (isinstance(value, int) or str(value).isdigit()) and int(value) >= 1:
+            if (isinstance(value, int) or str(value).isdigit()) and \
+                    1 <= int(value) <= MAX_THREADS:
                 return int(value)
             raise UserError(f"--{flag} {value!r} is not a thread count.",
-                            f"Give a whole number of at least 1, e.g. --{flag} 4.")
+                            f"Give a whole number from 1 to {MAX_THREADS}, e.g. --{flag} 4.")
 
         return cls(threads=count("threads", threads),
                    interop_threads=count("interop-threads", interop_threads),

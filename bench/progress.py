@@ -63,6 +63,15 @@ class Display:
     def note(self, text: str) -> None:
         self._line(f"· {text}")
 
+    def error(self, text: str) -> None:
+        """A failure the user must hear of: printed with --quiet too (a disk that filled
+        ended the run silently)."""
+        with self._lock:
+            self.stream.write(("\r\x1b[2K" if self.tty and self._live else "")
+                              + f"error: {text}\n")
+            self._live = False
+            self.stream.flush()
+
     def status(self, text: str) -> None:
         """A status line that the next one replaces (throttled when not a terminal)."""
         self._line(text, True)

@@ -363,8 +363,8 @@ class Runner:
         except (StorageError, OSError) as again:
             said = (f"even the last manifest could not be written ({again}); the results on "
                     f"disk are {', '.join(what_is_on_disk(self.out_dir)) or 'none'}")
-        self.display.note(f"error: the run stopped: {exc}. {said}. Free some space (or choose "
-                          "another --out) and run the remaining entries again with --only.")
+        self.display.error(f"the run stopped: {exc}. {said}. Free some space (or choose "
+                           "another --out) and run the remaining entries again with --only.")
         return 1
 
     # -- running ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ from testbed.audit.replay import entry_from_result, overrides_of
 from testbed.audit.submission import Submission, load_submission
 from testbed.audit.tolerances import Rule, compare_value, load_tolerances
 from tests.conftest import FIXTURES, ROOT, bench_env
+from tests.signers import make_signer, trust_file
 
 SUITE = FIXTURES / "audit-suite.yaml"
 SLEEP_SUITE = FIXTURES / "audit-sleep-suite.yaml"
@@ -490,8 +491,14 @@ def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
     triple_throughput(doc)
     path.write_text(json.dumps(doc))
     store = tmp_path / "store.duckdb"
-    proc, verdict = audit(run_copy, tmp_path, "--store", str(store))
+    auditor = make_signer(tmp_path / "keys", "auditor@lab.example")
+    trusted = invoke("store", "trust", str(trust_file(tmp_path / "allowed", auditor)),
+                     "--store", str(store))
+    assert trusted.returncode == 0, trusted.stderr
+    proc, verdict = audit(run_copy, tmp_path, "--store", str(store), "--sign", str(auditor.key))
     assert proc.returncode == 1  # the verdict's exit code, although the store refused a file
+    assert verdict["signature"]["namespace"] == "accel-testbed-verdict"
+    assert "audited by auditor@lab.example" in proc.stdout
     assert ("sha256", "resnet-infer.json") in failing(verdict)
     assert "changed after it was written" in proc.stdout
     assert verdict["reruns"] == []  # integrity failed: nothing re-measured
@@ -504,8 +511,13 @@ def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
     with open_store(str(store), ROOT, read_only=True) as st:
         judged = list_results(st, make_filters(run=verdict["submitted"]["run_id"]))
         assert sorted(r.entry_id for r in judged) == verdict["submitted"]["results"] != []
-        assert {r.audit for r in judged} == {"fail"}
+        assert {(r.audit, r.audited_by) for r in judged} == {("fail", "auditor@lab.example")}
         assert [r.audit for r in list_runs(st, make_filters())] == ["fail"]
+
+
+def test_a_signing_key_that_does_not_exist_is_refused_before_the_audit(run_copy, tmp_path):
+    proc, verdict = audit(run_copy, tmp_path, "--sign", str(tmp_path / "no-such-key"))
+    assert proc.returncode == 2 and "Signing key" in proc.stderr and verdict is None
 
 
 @pytest.mark.slow

@@ -387,6 +387,63 @@ def test_csv_cells_never_start_a_formula_and_markdown_holds_no_html(tmp_path):
     assert "<img src=x" not in html and "&lt;img src=x" in html
 
 
+ESCAPES = "GPU\x1b[2J\x1b]0;owned\x07\u202eX"  # clears the screen, retitles the terminal
+
+
+def test_terminal_escapes_in_stored_names_are_printed_escaped(tmp_path):
+    """The probe: `invoke store list` printed a device name's escape sequences raw (the
+    terminal ran them); report.md and the CSVs carried them too."""
+    from testbed.report import write_report
+
+    run = _device_run(tmp_path, "esc", ESCAPES)
+    store = str(tmp_path / "s.duckdb")
+    for args in (("store", "add", str(run)), ("store", "list", "results"),
+                 ("store", "list", "runs"), ("store", "query", "SELECT device_name FROM results",
+                                             "--format", "csv")):
+        proc = subprocess.run([sys.executable, "-m", "invoke", *args, "--store", store],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout + proc.stderr and "\u202e" not in proc.stdout
+    assert "GPU\\x1b[2J" in proc.stdout  # shown, escaped
+    files = write_report([run], tmp_path / "report")
+    for path in (files.markdown, files.csv, files.scores_csv):
+        text = path.read_text()
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, path.name
+
+
+def test_a_manifest_listing_a_missing_or_replaced_result_is_not_ok(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    (run / "gemm-infer.json").unlink()
+    doc = json.loads((run / "resnet-infer.json").read_text())
+    doc["metrics"]["throughput_items_per_s"]["value"] *= 2
+    (run / "resnet-infer.json").write_text(json.dumps(seal(doc)))
+    proc = subprocess.run([sys.executable, "-m", "bench", "validate", str(run)], cwd=ROOT,
+                          env=bench_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout
+    assert "lists gemm-infer.json, which is not in" in proc.stdout
+    assert "lists resnet-infer.json with sha256" in proc.stdout
+    assert "INVALID  " + str(run / "manifest.json") in proc.stdout
+
+
+def test_a_tolerance_file_that_is_a_fifo_or_huge_is_refused_at_once(tmp_path):
+    import time
+
+    from bench.errors import UserError
+    from testbed.audit.tolerances import load_tolerances
+
+    fifo = tmp_path / "tolerances.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="is a FIFO, not a regular file"):
+        load_tolerances(fifo)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("rules:\n" + "  - {match: x, rel: 0.05}\n" * 1_000_000)
+    start = time.monotonic()
+    with pytest.raises(UserError, match="over the limit"):
+        load_tolerances(huge)
+    assert time.monotonic() - start < 10
+
+
 # -- 11: the audit on a machine without the submitted vendor ------------------------------------
 
 @pytest.fixture(scope="module")

@@ -167,13 +167,16 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_the_disk_fills_mid_run(tmp_path, small_disk):
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_disk_fills_mid_run(tmp_path, small_disk, quiet):
+    """With --quiet (as every Slurm node runs) too: the failure is said, not swallowed."""
     suite = suite_file(tmp_path, "  - {id: first, workload: test-sleep, mode: infer}\n"
                                  f"  - {{id: filler, workload: test-fill-disk, mode: infer, "
                                  f"params: {{dir: {small_disk}}}}}\n"
                                  "  - {id: never, workload: test-sleep, mode: infer}\n")
     out = small_disk / "run"
-    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(out))
+    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(out),
+                     *(["--quiet"] if quiet else []))
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "No space left on device" in proc.stderr

@@ -119,9 +119,15 @@ def default_out(sub: Submission, root: Path) -> Path:
 
 def audit(run_path: Path, out_root: Path, image: str | None = None,
           tolerance: Path | None = None, native: bool = False,
-          out: Path | None = None) -> AuditResult:
-    """Audit a run directory (or one result file of it); writes ``verdict.json``."""
+          out: Path | None = None, sign: Path | None = None) -> AuditResult:
+    """Audit a run directory (or one result file of it); writes ``verdict.json``, signed
+    with the SSH key ``sign`` when given (testbed.signing: the results store counts only a
+    verdict signed by a key of its trust file as an audit)."""
     started = time.time()
+    if sign is not None:
+        from testbed.signing import check_key
+
+        sign = check_key(sign)  # before the work: a typo must not cost a re-run
     if native and image:
         raise UserError("--image and --native exclude each other: --native re-runs in this "
                         "Python environment, not in an image.",
@@ -174,11 +180,22 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
     verdict = _verdict(sub, checks, records, reruns, tol, native, choice, image, started,
                        out_dir, unavailable, allows)
     path = out_dir / "verdict.json"
+    unsigned = None
+    if sign is not None:
+        from testbed.signing import sign_document
+
+        try:
+            verdict = sign_document(verdict, sign, "audit")
+        except UserError as exc:  # the verdict is still written: nothing measured is lost
+            unsigned = exc
     try:
         atomic_write_json(path, verdict)
     except OSError as exc:
         raise UserError(f"Cannot write the verdict {path}: {exc.strerror or exc}.",
                         "Choose another audit directory with --out DIR.") from exc
+    if unsigned is not None:
+        raise UserError(f"{unsigned.what} The verdict {path} was written unsigned.",
+                        f"Sign it when the key works: `invoke sign {path} --key KEY`.")
     return AuditResult(verdict, path)
 
 

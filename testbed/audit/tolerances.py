@@ -108,14 +108,19 @@ class Tolerances:
                 "rules": [r.as_dict() for r in self.rules]}
 
 
+MAX_TOLERANCE_BYTES = 1 << 20
+
+
 def load_tolerances(path: Path | None = None) -> Tolerances:
     """Read and check a tolerance file; a bad one is a ``UserError`` naming file and field."""
     path = Path(path) if path else DEFAULT_FILE
-    if not path.is_file():
+    if not path.exists():  # a FIFO or a directory exists: read_yaml_file says what it is
         raise UserError(f"Tolerance file {path} cannot be read: it does not exist.",
                         "Give an existing file with --tolerance (the defaults are "
                         f"{DEFAULT_FILE}).")
-    doc = read_yaml_file(path, "tolerances", "Tolerance file")
+    # The shipped file is 5 kB: a limit keeps a file of a million rules from parsing for
+    # minutes in gigabytes before the schema could refuse it.
+    doc = read_yaml_file(path, "tolerances", "Tolerance file", limit=MAX_TOLERANCE_BYTES)
     raw = path.read_bytes()
     rules = []
     for item in doc["rules"]:

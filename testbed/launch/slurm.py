@@ -130,10 +130,14 @@ def read_job(run_dir: Path) -> SlurmJob:
     except (OSError, ValueError) as exc:
         raise UserError(f"{path} is missing or unreadable: {exc}.",
                         "Name the run directory of an `invoke bench --slurm` run.") from exc
-    data["steps"] = tuple(StepPlan(**s) for s in data["steps"])
-    for key in ("container_options", "overrides", "extra_sbatch"):
-        data[key] = tuple(data.get(key) or ())
-    return SlurmJob(**data)
+    try:
+        data["steps"] = tuple(StepPlan(**s) for s in data["steps"])
+        for key in ("container_options", "overrides", "extra_sbatch"):
+            data[key] = tuple(data.get(key) or ())
+        return SlurmJob(**data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise UserError(f"{path} is not a Slurm run's plan: {exc}.",
+                        "Name the run directory of an `invoke bench --slurm` run.") from exc
 
 
 # -- the scheduler -----------------------------------------------------------------------------
@@ -513,11 +517,31 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
 
     from bench.config import load_suite, suite_path
     from testbed.images.spec import REPO_DIR, VENDORS, load_spec, unknown_vendor
-    from testbed.launch.slurm_script import CONTAINERS
+    from testbed.launch.slurm_script import (
+        CONTAINERS,
+        SBATCH_VALUES,
+        run_dir_problem,
+        sbatch_problem,
+        text_problem,
+    )
 
     root = root or REPO_DIR
     if vendor not in VENDORS:
         raise unknown_vendor(vendor)
+    # Everything below ends up in job.sbatch or node.sh: refuse what could break out of it.
+    for key in SBATCH_VALUES:
+        value = getattr(options, key)
+        if value is not None and (problem := text_problem(f"--{key}", value)
+                                  or sbatch_problem(key, value)):
+            raise UserError(f"{problem}.", "Give the name or time Slurm expects (`sinfo` lists "
+                            "the partitions); nothing was written or submitted.")
+    for what, value in (("the suite", suite_arg), ("--label", label), ("--image", image),
+                        *(("--set", o) for o in overrides), *(("--only", o) for o in only or ())):
+        if value is not None and (problem := text_problem(what, value)):
+            raise UserError(f"{problem}.", f"Give {what} without control characters.")
+    if problem := run_dir_problem(str(Path(run_dir).resolve())):
+        raise UserError(f"--out: {problem}.", "Choose a run directory whose path has no "
+                        "spaces, quotes or shell characters (every node must reach it).")
     if options.nodes < 1:
         raise UserError(f"--nodes {options.nodes}: a job needs at least one node.",
                         "Give --nodes 1 or more.")

@@ -437,17 +437,28 @@ def usable(row: pd.Series | None) -> tuple[float | None, str]:
     return float(row["value"]), ""
 
 
+HEADLINE_METRIC = "throughput_items_per_s"
+
+
+def _implausible_headline(row: pd.Series | None) -> bool:
+    return row is not None and "X" in row["marks"]
+
+
 def composites(analysis: Analysis) -> dict[str, CompositeResult]:
     out = {}
     for key in analysis.workload_order():
         wl = analysis.workloads[key]
         if wl.group in UNSCORED_GROUPS:
             continue
-        # A device whose model computes wrong results is not scored for it (mark F).
+        # A device whose model computes wrong results is not scored for it (mark F), nor one
+        # whose throughput no device could reach (X on the headline): left in, that figure
+        # would take the throughput out of every other device's composite (a metric is
+        # scored only where every device has it).
         devices = [d for d in analysis.device_order()
                    if (d, key) in analysis.status.index
                    and analysis.status.loc[(d, key), "status"] == "ok"
-                   and "F" not in analysis.status.loc[(d, key), "marks"]]
+                   and "F" not in analysis.status.loc[(d, key), "marks"]
+                   and not _implausible_headline(analysis.cell(d, key, HEADLINE_METRIC))]
         if not devices:
             continue
         weights = {m: k for m, k in analysis.settings.weights_for(wl.mode, wl.group).items()

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError
+from bench.errors import UserError, printable
 from bench.ids import inside, slug
 from bench.jsonio import atomic_write_text
 from bench.paths import make_writable_dir
@@ -90,7 +90,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def csv_cell(value: object) -> object:
     """A CSV cell no spreadsheet runs as a formula (OWASP's CSV injection advice): text
     starting with = + - @ tab or CR gets a leading ' (text that is a plain number, like
-    -3.5, stays as it is)."""
+    -3.5, stays as it is). Control characters (a terminal escape sequence) are written
+    escaped (``\x1b``)."""
+    if isinstance(value, str):
+        value = printable(value, newlines=True)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         try:
             float(value)

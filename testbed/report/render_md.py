@@ -10,6 +10,7 @@ import html
 import re
 from typing import Any
 
+from bench.errors import printable
 from testbed.report.charts import MARK_TEXT
 from testbed.report.render_html import compare_hint, numeric_columns
 from testbed.report.training import LOSS_LEAD
@@ -26,7 +27,7 @@ def md_escape(text: str, code_spans: bool = False) -> str:
 
     With ``code_spans`` (our own captions), text between pairs of backticks stays a code span:
     nothing inside one is rendered. An odd number of backticks escapes them all."""
-    text = str(text).replace("\r", " ").replace("\n", " ")
+    text = printable(str(text).replace("\r", " ").replace("\n", " "))
     parts = text.split("`")
     if not code_spans or len(parts) % 2 == 0:
         parts = [text]

@@ -30,8 +30,9 @@ from typing import Any
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, body_sha256, sanitize, seal
 from testbed.report.inputs import identity_facts
+from testbed.signing import sign_document
 from testbed.store import open_store
-from testbed.store.ingest import add_paths
+from testbed.store.ingest import add_paths, set_trust
 from testbed.store.queries import read_only_query
 from testbed.store.rows import hardware_key
 
@@ -124,9 +125,10 @@ def _templates() -> list[list[dict[str, Any]]]:
              if p.name != "manifest.json"] for run in runs]
 
 
-def generate(n_results: int, out: Path, seed: int = 0) -> int:
+def generate(n_results: int, out: Path, seed: int = 0, signer: Path | None = None) -> int:
     """Write about ``n_results`` result documents (whole runs) under ``out``; returns the
-    number of files written (results, manifests, verdicts)."""
+    number of files written (results, manifests, verdicts). ``signer``: an SSH key that signs
+    the verdicts (a store counts only signed verdicts as audits)."""
     rng = random.Random(seed)
     templates = _templates()
     start = datetime(2024, 1, 8, tzinfo=timezone.utc)
@@ -196,9 +198,11 @@ def generate(n_results: int, out: Path, seed: int = 0) -> int:
             passed = run_no == 1 or rng.random() < 0.8
             audit_dir = out / f"{run_id}-audit"
             audit_dir.mkdir()
-            atomic_write_json(audit_dir / "verdict.json",
-                              _verdict(run_dir, run_id, dev.vendor, entries, passed,
-                                       when + timedelta(days=3)))
+            verdict = _verdict(run_dir, run_id, dev.vendor, entries, passed,
+                               when + timedelta(days=3))
+            if signer is not None:
+                verdict = sign_document(verdict, signer, "audit")
+            atomic_write_json(audit_dir / "verdict.json", verdict)
             files += 1
     return files
 
@@ -223,6 +227,19 @@ def _verdict(run_dir: Path, run_id: str, vendor: str, entries: list[dict[str, An
         "started_at": when.isoformat(timespec="seconds"),
         "ended_at": (when + timedelta(minutes=5)).isoformat(timespec="seconds"),
     })
+
+
+def auditor_key(directory: Path, principal: str = "auditor@bench-store") -> tuple[Path, Path]:
+    """A throwaway SSH key (ssh-keygen) that signs the generated verdicts, and the trust file
+    that lists it."""
+    key = directory / "auditor_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal,
+                        "-f", str(key)], check=True, capture_output=True)
+    kind, blob = Path(f"{key}.pub").read_text().split()[:2]
+    trust = directory / "allowed_signers"
+    trust.write_text(f"{principal} {kind} {blob}\n")
+    return key, trust
 
 
 def _size(path: Path) -> int:
@@ -263,12 +280,14 @@ def main(sizes: list[int], work: Path | None, site: bool) -> None:
             shutil.rmtree(docs, ignore_errors=True)
             for old in base.glob(f"store-{n}.duckdb*"):
                 old.unlink()
+            key, trust = auditor_key(base)
             t0 = time.perf_counter()
-            files = generate(n, docs)
+            files = generate(n, docs, signer=key)
             gen_s = time.perf_counter() - t0
             json_bytes = _tree_size(docs)
             t0 = time.perf_counter()
             with open_store(str(store), ROOT) as st:
+                set_trust(st, trust)
                 summary = add_paths(st, [docs])
             ingest_s = time.perf_counter() - t0
             if summary.refused:

@@ -50,6 +50,9 @@ class WrittenSite:
 def _prepare(out: Path) -> None:
     """A new directory, or one this command wrote before (its pages are replaced whole, so no
     page of an earlier, differently filtered site stays behind)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory.",
+                        "Name a new directory with --out (or one `invoke site` wrote).")
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise UserError(f"{out} is not empty and holds no leaderboard site.",
                         "Name a new directory with --out (or one `invoke site` wrote).")

@@ -27,7 +27,7 @@ from testbed.report.analysis import Analysis, Workload, analyse, usable, workloa
 from testbed.report.inputs import Device, Result, ResultSet, collect, label_devices
 from testbed.report.views import Cell, status_marks, value_cell
 from testbed.store import tables as t
-from testbed.store.queries import Filters, latest_audit, result_conditions
+from testbed.store.queries import Filters, latest_audit, result_conditions, submitted_by
 from testbed.store.rows import VERSION_FACTS
 from testbed.store.store import Store, verified
 
@@ -51,6 +51,8 @@ class StoredResult:
     versions: dict[str, str]  # driver, torch, image facts
     audit: str | None
     audit_id: str | None
+    audited_by: str | None = None  # the principal whose signed verdict it is
+    submitted_by: str | None = None  # the principal who signed its run's manifest
     value: float | None = None  # the headline, when measured
     unit: str = ""
     marks: str = ""
@@ -122,7 +124,8 @@ def gather(store: Store, f: Filters, baseline: str | None = None,
     la = latest_audit()
     query = (sa.select(r.doc_id, r.run_id, r.entry_id, r.config, r.workload, r.mode,
                        r.workload_group, r.item_unit, r.device_key, r.hardware_key,
-                       r.device_facts, r.started_at, r.status, la.c.verdict, la.c.audit_id)
+                       r.device_facts, r.started_at, r.status, la.c.verdict, la.c.audit_id,
+                       la.c.audited_by, submitted_by().label("submitted_by"))
              .select_from(t.results.outerjoin(la, la.c.result_id == r.doc_id))
              .where(*result_conditions(f)).order_by(r.started_at, r.doc_id))
     with store.begin() as conn:
@@ -140,7 +143,7 @@ def gather(store: Store, f: Filters, baseline: str | None = None,
         data.results[row.doc_id] = StoredResult(
             row.doc_id, row.run_id, key, row.device_key, row.hardware_key, row.started_at,
             row.status, {k: v for k, v in facts[row.device_key].items() if k in VERSION_FACTS},
-            row.verdict, row.audit_id)
+            row.verdict, row.audit_id, row.audited_by, row.submitted_by)
         members = data.hardware.setdefault(row.hardware_key, [])
         if row.device_key not in members:
             members.append(row.device_key)

@@ -75,9 +75,18 @@ def td(html_text: str, cls: str = "", title: str = "") -> str:
     return f"<td{c}{t}>{html_text}</td>"
 
 
-def badge(state: str, href: str | None = None) -> str:
-    text = f"<span class='badge {e(state)}'>{e(AUDIT_TEXT.get(state, state))}</span>"
+def badge(state: str, href: str | None = None, by: str | None = None) -> str:
+    """An audit badge; ``by``: the principal whose signed verdict it is (only signed verdicts
+    by a key of the store's trust file are audits: an unsigned claim has no badge)."""
+    words = AUDIT_TEXT.get(state, state) + (f" by {by}" if by else "")
+    text = f"<span class='badge {e(state)}'>{e(words)}</span>"
     return f"<a href='{e(href)}'>{text}</a>" if href else text
+
+
+def submitter(res: StoredResult) -> str:
+    return (f"submitted by {e(res.submitted_by)}" if res.submitted_by
+            else "<span class='unsigned' title='its run&#39;s manifest is not signed by a key "
+                 "of the store&#39;s trust file'>unsigned</span>")
 
 
 def marks_html(marks: str) -> str:
@@ -100,11 +109,11 @@ def audit_href(res: StoredResult, root: str) -> str | None:
 
 def result_item(res: StoredResult, root: str, label: str = "") -> str:
     value = (format_value(res.value, res.unit) if res.value is not None else res.status)
-    audit = badge(res.audit or "none", audit_href(res, root))
+    audit = badge(res.audit or "none", audit_href(res, root), res.audited_by)
     who = f"{e(label)} · " if label else ""
     return (f"<li>{who}{e(when(res.started_at))} · <a href='{root}{doc_path(res.doc_id)}'>"
             f"{e(value)}</a>{marks_html(res.marks)} · run <code>{e(res.run_id)}</code> · "
-            f"{audit}</li>")
+            f"{submitter(res)} · {audit}</li>")
 
 
 # -- workload leaderboard ---------------------------------------------------------------------
@@ -139,7 +148,8 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str],
                   "\n".join(row.composite_parts))] if several else []),
             *([td(e(format_ratio(row.baseline)) if row.baseline is not None else "—",
                   "score")] if base else []),
-            td(badge(row.audit, audit_href(audited, "../") if audited else None), "text"),
+            td(badge(row.audit, audit_href(audited, "../") if audited else None,
+                     _auditors(row.results)), "text"),
             td(f"<details><summary>{len(row.results)} result(s)</summary><ul class='results'>"
                + "".join(result_item(r, "../") for r in row.results) + "</ul></details>",
                "text"),
@@ -186,6 +196,11 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str],
            f"{sum(len(r.results) for r in board.rows)} result(s). "
            "<a href='../index.html'>All workloads</a>")
     return page(title, sub, body, "../")
+
+
+def _auditors(results: list[StoredResult]) -> str | None:
+    names = sorted({r.audited_by for r in results if r.audited_by})
+    return ", ".join(names) if names else None
 
 
 # -- device history ----------------------------------------------------------------------------
@@ -277,7 +292,10 @@ def audit_page(audit_id: str, verdict: dict[str, Any], judged: list[StoredResult
     sub = verdict.get("submitted") or {}
     summary = verdict.get("summary") or {}
     state = verdict.get("verdict", "?")
+    by = next((r.audited_by for r in judged if r.audit_id == audit_id and r.audited_by), None)
     facts = [("verdict", badge(state if state in AUDIT_TEXT else "other")),
+             ("audited by", f"{e(by)} (SSH signature verified against the store's trust "
+                            "file)" if by else "—"),
              ("run judged", f"<code>{e(sub.get('run_id'))}</code>"),
              ("re-run", e(verdict.get("mode"))),
              ("image", e((verdict.get("image") or {}).get("ref") or "native")),
@@ -345,9 +363,10 @@ def runs_page(runs: list[Any]) -> str:
     rows = [[td(f"<code>{e(r.run_id)}</code>", "text"), td(e(when(r.started_at))),
              td(e(r.suite or "—"), "text"), td(e("; ".join(r.devices) or "—"), "text"),
              td(f"{r.ok}/{r.results}"), td(e(r.state or "no manifest"), "text"),
-             td(badge(r.audit if r.audit in AUDIT_TEXT else ("other" if r.audit else "none")),
-                "text")] for r in runs]
+             td(badge(r.audit if r.audit in AUDIT_TEXT else ("other" if r.audit else "none"),
+                      by=r.audited_by), "text"),
+             td(e(r.submitted_by) if r.submitted_by else "unsigned", "text")] for r in runs]
     return page("Runs", f"{len(runs)} run(s). <a href='index.html'>Leaderboard</a>",
                 [card("Runs", table(["run", "started (UTC)", "suite", "devices", "ok",
-                                     "state", "audit"], rows, attrs=" id='runs'",
-                                    left=(0, 2, 3, 5, 6)))], "")
+                                     "state", "audit", "submitted by"], rows,
+                                    attrs=" id='runs'", left=(0, 2, 3, 5, 6, 7)))], "")
