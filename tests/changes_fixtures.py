@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.store import open_store
-from testbed.store.ingest import add_paths
-from testbed.store.loadtest import DEVICES, Hardware, History, Plant, generate_history
+from testbed.store.ingest import add_paths, set_trust
+from testbed.store.loadtest import (
+    DEVICES,
+    Hardware,
+    History,
+    Plant,
+    auditor_key,
+    generate_history,
+)
 from tests.conftest import ROOT
 
 A100 = next(d for d in DEVICES if d.name.startswith("NVIDIA A100"))
@@ -32,15 +39,19 @@ class PlantedStore:
     store: str
     docs: Path
     history: History
+    trust: Path  # the allowed_signers file that makes the signed verdicts audits
 
 
 def build(root: Path) -> PlantedStore:
     docs = root / "history"
+    key, trust = auditor_key(root)  # the failed audits count only when signed by a trusted key
     history = generate_history(docs, RUNS, PLANTS, seed=2, hardware=HARDWARE,
                                disturbed_share=0.1, failed_audit_share=0.3,
-                               failed_check_share=0.15, run_noise=0.01, scorecard_every=0)
+                               failed_check_share=0.15, run_noise=0.01, scorecard_every=0,
+                               signer=key)
     path = str(root / "store.duckdb")
     with open_store(path, ROOT) as store:
+        set_trust(store, trust)
         summary = add_paths(store, [docs])
     assert not summary.refused, summary.refused[:1]
-    return PlantedStore(path, docs, history)
+    return PlantedStore(path, docs, history, trust)

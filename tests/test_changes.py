@@ -31,7 +31,7 @@ from testbed.store.changes import (
     provenance_of,
     segment_interval,
 )
-from testbed.store.ingest import add_paths
+from testbed.store.ingest import add_paths, set_trust
 from testbed.store.queries import make_filters
 from tests.changes_fixtures import build
 from tests.conftest import ROOT, skip_or_fail
@@ -269,6 +269,7 @@ def test_the_same_changes_on_postgresql(planted, found):
     try:
         url = server.create_database("changes")
         with open_store(url, ROOT) as store:
+            set_trust(store, planted.trust)
             assert not add_paths(store, [planted.docs]).refused
         with open_store(url, ROOT, read_only=True) as store:
             shared = find_changes(store, make_filters())

@@ -32,8 +32,8 @@ from testbed.store.changes import (
     detect,
     load_series,
 )
-from testbed.store.ingest import add_paths
-from testbed.store.loadtest import RUN_NOISE, Truth, generate_history, plan
+from testbed.store.ingest import add_paths, set_trust
+from testbed.store.loadtest import RUN_NOISE, Truth, auditor_key, generate_history, plan
 from testbed.store.queries import Filters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,7 +198,8 @@ def main(n_results: int, work: Path | None, seed: int = 0, noise: float = RUN_NO
             old.unlink()
         runs, plants = plan(n_results, seed=seed)
         t0 = time.perf_counter()
-        history = generate_history(docs, runs, plants, seed=seed, run_noise=noise)
+        key, trust = auditor_key(base)  # failed audits count only when signed
+        history = generate_history(docs, runs, plants, seed=seed, run_noise=noise, signer=key)
         gen_s = time.perf_counter() - t0
         atomic_write_json(truth, [t.to_dict() for t in history.planted + history.version_only])
         print(f"\n{history.results} results in {history.runs} runs ({runs} per hardware over "
@@ -210,6 +211,7 @@ def main(n_results: int, work: Path | None, seed: int = 0, noise: float = RUN_NO
               "figures")
         t0 = time.perf_counter()
         with open_store(str(store), ROOT) as st:
+            set_trust(st, trust)
             summary = add_paths(st, [docs])
         if summary.refused:
             raise RuntimeError(f"generated documents refused: {summary.refused[:2]}")

@@ -490,9 +490,12 @@ def generate_history(out: Path, runs: int, plants: list[Plant], seed: int = 0,
                      failed_audit_share: float = FAILED_AUDIT_SHARE,
                      failed_check_share: float = FAILED_CHECK_SHARE,
                      run_noise: float = RUN_NOISE,
-                     scorecard_every: int = SCORECARD_EVERY) -> History:
+                     scorecard_every: int = SCORECARD_EVERY,
+                     signer: Path | None = None) -> History:
     """Write ``runs`` runs of each hardware over eight quarters under ``out`` (results,
     manifests, a verdict for every other run) with the ``plants``; return what was planted.
+    ``signer``: an SSH key that signs the verdicts (a store counts only signed verdicts as
+    audits, so without it no audit, failed or passed, is one).
 
     Besides the plants: ``disturbed_share`` of the runs were slowed by other work and say so
     (a ``disturbed`` record with its reason; quiet runs from the third quarter on record
@@ -635,9 +638,11 @@ def generate_history(out: Path, runs: int, plants: list[Plant], seed: int = 0,
         if audited:
             audit_dir = out / f"{run_id}-audit"
             audit_dir.mkdir()
-            atomic_write_json(audit_dir / "verdict.json",
-                              _verdict(run_dir, run_id, dev.vendor, entries, not failed_audit,
-                                       when + timedelta(days=3)))
+            verdict = _verdict(run_dir, run_id, dev.vendor, entries, not failed_audit,
+                               when + timedelta(days=3))
+            if signer is not None:
+                verdict = sign_document(verdict, signer, "audit")
+            atomic_write_json(audit_dir / "verdict.json", verdict)
             history.files += 1
             history.failed_audits += failed_audit
     return history
