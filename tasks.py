@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke import Exit, Task, task
 
 from bench.vendors import vendor_list
 
@@ -35,6 +35,21 @@ FILTER_HELP = {
     "audit": "pass, fail, inconclusive or cannot_rerun (latest verdict), none (never audited), "
              "any (audited)",
 }
+
+
+class ConventionalFlags(Task):
+    """A task whose only short flags are conventional ones (``-s`` suite, ``-o`` out):
+    invoke's automatic short flags were letters nobody would guess (``-u`` for --slurm, ``-y``
+    for --memory) and, once the letters ran out, ``--`` for --no-store."""
+
+    SHORT = {"suite": "s", "out": "o"}
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict:
+        opts = super().arg_opts(name, default, taken_names)
+        short = self.SHORT.get(name)
+        if short and short not in taken_names:
+            opts["names"].append(short)
+        return opts
 
 
 def _fail(exc: Exception) -> Exit:
@@ -79,16 +94,21 @@ def latest_run(results: Path = RESULTS) -> Path:
 
 
 @task(
+    klass=ConventionalFlags,
+    auto_shortflags=False,
     iterable=["set_"],
     help={
-        "suite": "suite name (smoke, ...) or suite file",
+        "suite": "a suite name or a suite file (default smoke; `invoke list` lists the suites)",
         "vendor": f"{vendor_list()} (the image to run in; with --native the default is "
                   "what this machine has)",
         "native": "run in this Python environment instead of the vendor's image",
         "out": "run directory (default results/<run-id>)",
         "only": "comma-separated entry ids",
-        "set_": "ENTRY.PARAM=VALUE, [ENTRY.]rules.RULE=VALUE or ENTRY.compile=true override, "
-                "repeatable (recorded as non-comparable)",
+        "set_": "ENTRY.PARAM=VALUE | [ENTRY.]rules.RULE=VALUE | ENTRY.compile=true "
+                "(repeatable): an override, recorded and marked non-comparable; "
+                "quiet.NAME=VALUE: a threshold of the disturbed judgment (docs/measurement.md)",
+        "require_quiet": "a measurement disturbed by other processes, CPU steal, throttling "
+                         "or a repeat spread is an error status, not a warning",
         "threads": "PyTorch intra- and inter-op threads of every entry (on the cpu: the size of "
                    "the device)",
         "interop_threads": "inter-op threads, if not --threads",
@@ -104,6 +124,7 @@ def latest_run(results: Path = RESULTS) -> Path:
         "memory": "container memory limit, e.g. 32g (default: the vendor spec's, none)",
         "no_store": "do not add the run to the results store",
         "store": STORE_HELP,
+        "sign": "sign the run's manifest with this SSH key when it ends (docs/security.md)",
         "slurm": "submit the suite as a Slurm batch job and gather the nodes' results",
         "nodes": "--slurm: nodes of the job (multi-rank entries run on all of them)",
         "devices_per_node": "--slurm: devices per node (default: every device of the node)",
@@ -118,9 +139,9 @@ def latest_run(results: Path = RESULTS) -> Path:
 def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, set_=None,
           report=True, report_out=None, label=None, devices=None, interop_threads=None,
           image=None, memory=None, no_store=False, threads=None, store=None, cpus=None,
-          slurm=False,
-          nodes=1, devices_per_node=None, partition=None, account=None, time=None,
-          container="none", gres=None, rdzv_port=None):
+          slurm=False, sign=None,
+          nodes=None, devices_per_node=None, partition=None, account=None, time=None,
+          container="none", gres=None, rdzv_port=None, require_quiet=False):
     """Run a benchmark suite and write one validated JSON result per workload."""
     from bench.config import DeviceSettings
     from bench.distributed import parse_devices
@@ -131,7 +152,12 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         request = RunRequest(suite=suite, vendor=vendor, out=Path(out) if out else None,
                              only=tuple(_split(only) or ()), overrides=tuple(set_ or ()),
                              label=label, devices=_tuple(parse_devices(devices)), image=image,
-                             device=DeviceSettings.from_cli(threads, interop_threads, cpus))
+                             device=DeviceSettings.from_cli(threads, interop_threads, cpus),
+                             require_quiet=bool(require_quiet))
+        if sign:
+            from testbed.signing import check_key
+
+            check_key(Path(sign))
         if memory is not None and (slurm or native):
             raise UserError("--memory limits a container's memory; this run starts none.",
                             "Drop --memory, or run in the vendor's image (without --native "
@@ -140,10 +166,11 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
             from testbed.launch.slurm import SlurmLauncher, SlurmOptions
 
             launcher = SlurmLauncher(RESULTS, SlurmOptions(
-                nodes=int(nodes), devices_per_node=int(devices_per_node) if devices_per_node
-                else None, partition=partition, account=account, time=time,
-                container=container, gres=gres, rdzv_port=int(rdzv_port) if rdzv_port
-                else None))
+                nodes=_count(nodes or 1, "--nodes", 1, 65536),
+                devices_per_node=_count(devices_per_node, "--devices-per-node", 1, 1024)
+                if devices_per_node else None, partition=partition, account=account,
+                time=time, container=container, gres=gres,
+                rdzv_port=_count(rdzv_port, "--rdzv-port", 1, 65535) if rdzv_port else None))
         elif native:
             from testbed.launch.native import NativeLauncher
 
@@ -155,6 +182,10 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
         outcome = launcher.launch(request)
         if outcome.exit_code == 2:
             raise Exit(f"error: {outcome.error}" if outcome.error else "", code=2)
+        if sign:
+            from testbed.signing import sign_file
+
+            print(f"signed: {sign_file(outcome.out_dir, Path(sign))[0]}")
         if report:
             _report([outcome.out_dir],
                     Path(report_out) if report_out else REPORTS / outcome.out_dir.name)
@@ -165,6 +196,30 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
     if outcome.exit_code:
         raise Exit(f"{outcome.out_dir}: {outcome.error or 'not every workload finished'} "
                    "(status in the results above).", code=outcome.exit_code)
+
+
+def _seconds(text: object, option: str) -> float:
+    """A positive number of seconds from the command line (a clear error otherwise)."""
+    from bench.errors import UserError
+
+    try:
+        value = float(str(text))
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 86_400 * 7:
+        raise UserError(f"{option} {text!r} is not a number of seconds.",
+                        "Give a positive number, e.g. 60.")
+    return value
+
+
+def _count(text: object, option: str, low: int, high: int) -> int:
+    """A whole number in [low, high] from the command line (a clear error otherwise)."""
+    from bench.errors import UserError
+
+    if not str(text).isdigit() or not low <= int(str(text)) <= high:
+        raise UserError(f"{option} {text!r} is not a whole number from {low} to {high}.",
+                        f"Give {option} between {low} and {high}.")
+    return int(str(text))
 
 
 def _tuple(items: list[int] | None) -> tuple[int, ...] | None:
@@ -196,7 +251,7 @@ def gather(c, run, report=True):
 def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
             score_a: str | None = None, weights: list[str] | None = None,
             composite: str = "default", references: list[str] | None = None,
-            scorecard: bool = False) -> None:
+            scorecard: bool = False, sections: list | None = None) -> None:
     from testbed.report import write_report
     from testbed.report.metrics import score_settings
     from testbed.report.references import resolve
@@ -204,12 +259,13 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
     paths = [*paths, *(resolve(r) for r in references or [])]
     files = write_report(paths, out, baseline=baseline,
                          settings=score_settings(score_a, weights, composite),
-                         scorecard=scorecard)
+                         scorecard=scorecard, sections=sections)
     a = files.analysis
     failed = sum(len(r.findings) for r in a.reviews) + len(a.copies)
     print(f"report: {files.html}\n        {files.markdown}, {files.csv.name}, "
           f"{files.scores_csv.name}\n        {len(a.inputs.results)} result(s) from "
-          f"{len(a.devices)} device(s), {len(a.inputs.invalid)} invalid file(s) listed, "
+          f"{len(a.devices)} device configuration(s), {len(a.inputs.invalid)} invalid file(s) "
+          "listed, "
           f"{failed} failed plausibility check(s)")
     if files.scorecard_csv is not None:
         from testbed.scorecard.build import build_scorecards
@@ -226,8 +282,8 @@ def _report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                        "(testbed/report/references/) or a run directory (repeatable)",
           "baseline": "results of the baseline device (repeatable): adds baseline-relative "
                       "scores; with --from-store a device filter naming one device",
-          "out": "output directory (default reports/<run-id>, reports/combined or "
-                 "reports/store)",
+          "out": "output directory (default reports/<run-id>; several inputs: "
+                 "reports/combined-<first two>-<hash of all inputs>; reports/store)",
           "score_a": "composite score scale a (default 3)",
           "weight": "METRIC=K composite weight (repeatable; K=0 leaves a metric out)",
           "composite": "metric set of the composite: default (this test-bed's) or published "
@@ -260,16 +316,76 @@ def report(c, results=None, baseline=None, out=None, score_a=None, weight=None,
                          torch, audit)
             with open_store(store, ROOT, read_only=True) as st:
                 paths, base = export_for_report(st, f, baseline or [], target)
-            _report(paths, target, base, score_a, weight, composite, reference, scorecard)
+                section = _changes_section(st, f)
+            _report(paths, target, base, score_a, weight, composite, reference, scorecard,
+                    [section])
         except UserError as exc:
             raise _fail(exc) from exc
         return
     try:
+        from testbed.report.build import report_dir_name
+
         paths = [Path(p) for p in results] if results else [latest_run()]
-        target = Path(out) if out else REPORTS / (paths[0].name if len(paths) == 1
-                                                  else "combined")
+        target = Path(out) if out else REPORTS / report_dir_name(
+            paths, [Path(p) for p in baseline or []], reference)
         _report(paths, target, [Path(p) for p in baseline or []], score_a, weight, composite,
                 reference, scorecard)
+    except UserError as exc:
+        raise _fail(exc) from exc
+
+
+def _changes_section(st, f):
+    """The changes in a report's range (``--since`` limits the changes, not their history)."""
+    from bench.errors import UserError
+    from testbed.store.changes import find_changes, report_section, summary_line
+
+    try:
+        found = find_changes(st, f)
+    except UserError as exc:
+        return report_section(None, f"No change to report: {exc.what}")
+    print(summary_line(found, st.location.shown))
+    return report_section(found)
+
+
+@task(
+    iterable=["device", "workload", "metric"],
+    help={"device": FILTER_HELP["device"], "workload": FILTER_HELP["workload"],
+          "since": "list the changes after this date (ISO, UTC); the runs before it are the "
+                   "history they are measured against",
+          "until": "leave out results started after this date",
+          "vendor": FILTER_HELP["vendor"], "suite": FILTER_HELP["suite"],
+          "metric": "metric of the series (repeatable; default throughput_items_per_s)",
+          "include_all": "keep disturbed runs, failed plausibility checks and failed audits "
+                         "in the series (they are left out by default, with their count)",
+          "pvalue": "the change-point test's p-value threshold (default 0.0001)",
+          "format": "table or json",
+          "store": STORE_HELP},
+)
+def changes(c, device=None, workload=None, since=None, until=None, vendor=None, suite=None,
+            metric=None, include_all=False, pvalue=None, format="table", store=None):
+    """What changed: regressions and improvements across the store.
+
+    Every (device, workload, metric) series, with the provenance change that came with each
+    step (docs/store.md)."""
+    from bench.errors import UserError
+    from testbed.store import open_store
+    from testbed.store.changes import ChangeSettings, find_changes, print_changes
+
+    try:
+        if format not in ("table", "json"):
+            raise UserError(f"--format {format!r} is not table or json.", "Pick one of them.")
+        try:
+            settings = ChangeSettings() if pvalue is None else \
+                ChangeSettings(max_pvalue=float(pvalue))
+        except ValueError as exc:
+            raise UserError(f"--pvalue {pvalue!r} is not a number.",
+                            "Give a probability such as 0.0001.") from exc
+        f = _filters(device, workload, since, until, None, suite, vendor, None, None, None,
+                     None)
+        with open_store(store, ROOT, read_only=True) as st:
+            found = find_changes(st, f, tuple(metric or ()) or ("throughput_items_per_s",),
+                                 include_all, settings)
+            print_changes(found, st.location.shown, format)
     except UserError as exc:
         raise _fail(exc) from exc
 
@@ -330,12 +446,15 @@ def import_(c, table, title=None, url=None, doi=None, table_name=None, page=None
                     "measured natively; the bench sources must be the submitted ones)",
           "out": "audit directory (default audits/<run-id>-audit-<time>)",
           "no_store": "do not add the verdict (and the judged run) to the results store",
-          "store": STORE_HELP},
+          "store": STORE_HELP,
+          "sign": "sign the verdict with this SSH key (a private key, or the .pub of one "
+                  "ssh-agent holds): a store counts only signed verdicts as audits"},
 )
 def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=False,
-          store=None):
-    """Check a submitted run's integrity, re-run it from its image and give a verdict
-    (exit 0 pass, 1 fail, 3 inconclusive, 2 bad input or cannot re-run here)."""
+          store=None, sign=None):
+    """Check a submitted run, re-run it from its image and give a verdict.
+
+    Exit 0 pass, 1 fail, 3 inconclusive, 2 bad input or cannot re-run here."""
     from bench.errors import UserError
     from testbed.audit.run import audit as run_audit
     from testbed.audit.run import print_summary
@@ -343,7 +462,7 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
     try:
         result = run_audit(Path(run), AUDITS, image=image,
                            tolerance=Path(tolerance) if tolerance else None, native=native,
-                           out=Path(out) if out else None)
+                           out=Path(out) if out else None, sign=Path(sign) if sign else None)
     except UserError as exc:
         raise _fail(exc) from exc
     print_summary(result)
@@ -358,23 +477,76 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
         raise Exit(code=result.exit_code)
 
 
+@task(name="audit-study", auto_shortflags=False, help={
+    "suite": "suite of the honest submissions (default smoke)",
+    "honest": "honest submissions, each run and audited (default 10)",
+    "factors": "inflations to forge, comma-separated (default 1.05,1.1,1.2,1.5,3)",
+    "per_factor": "forged audits per factor (default 10)",
+    "busy": "keep one CPU busy with another process throughout",
+    "tolerance": "tolerance file for the audits (default testbed/audit/tolerances.yaml)",
+    "only": "audit only this result file of each submission, e.g. resnet-infer.json",
+    "out": "study directory (default audits/study-<time>)"})
+def audit_study(c, suite="smoke", honest=10, factors="1.05,1.1,1.2,1.5,3", per_factor=10,
+                busy=False, tolerance=None, only=None, out=None):
+    """The audit's power: honest submissions and consistent forgeries audited, with the load
+    recorded; prints the table docs/audit.md holds (docs/audit.md, "The power study")."""
+    import time as _time
+
+    from bench.errors import UserError
+    from testbed.audit.study import StudyConfig, markdown, run_study
+
+    try:
+        cfg = StudyConfig(suite=suite, honest=int(honest), per_factor=int(per_factor),
+                          factors=tuple(float(f) for f in _split(factors) or ()),
+                          busy=busy, tolerance=Path(tolerance) if tolerance else None,
+                          only=only, out=Path(out) if out else AUDITS / _time.strftime(
+                              "study-%Y%m%dT%H%M%S"))
+        record = run_study(cfg)
+    except ValueError as exc:
+        raise Exit(f"error: --factors, --honest and --per-factor take numbers ({exc}).",
+                   code=2) from exc
+    except UserError as exc:
+        raise _fail(exc) from exc
+    print(markdown(record), end="")
+    print(f"(record: {cfg.out / 'study.json'})")
+
+
+@task(help={"path": "a verdict.json, a manifest.json or a run directory (its manifest)",
+            "key": "the SSH key to sign with (a private key, or the .pub of one ssh-agent "
+                   "holds)"})
+def sign(c, path, key):
+    """Sign a verdict or a run's manifest with an SSH key (docs/security.md): a store whose
+    trust file lists the key shows who audited or submitted it."""
+    from bench.errors import UserError
+    from testbed.signing import sign_file
+
+    try:
+        target, kind = sign_file(Path(path), Path(key))
+    except UserError as exc:
+        raise _fail(exc) from exc
+    print(f"signed: {target} ({'verdict' if kind == 'audit' else 'manifest'})")
+
+
 @task(
     positional=["action", "target"],
     iterable=["path", "device", "workload"],
-    help={"action": "add PATH | list runs|results|tables | query SQL | export DIR",
+    help={"action": "add PATH | list runs|results|tables | query SQL | export DIR | "
+                    "reader ROLE | trust FILE",
           "target": "what the action works on (see action)",
           "path": "add: more paths (repeatable)",
           "store": STORE_HELP,
           "limit": "list: the newest N (default 100, 0: all); query: at most N rows "
                    "(default 10000)",
           "format": "query: table, csv or json",
+          "timeout": "query: stop it after this many seconds (default 120)",
           "parquet": "export: one Parquet file per table into DIR/parquet/",
           "documents": "export: the original documents, byte for byte, into DIR/documents/",
           **FILTER_HELP},
 )
 def store(c, action, target, path=None, store=None, limit=None, format="table",
           parquet=False, documents=False, device=None, workload=None, since=None, until=None,
-          run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None):
+          run=None, suite=None, vendor=None, image=None, driver=None, torch=None, audit=None,
+          timeout=None):
     """The results store: add documents, list runs/results, read-only SQL, export."""
     from bench.errors import UserError
     from testbed.store import cli, open_store
@@ -394,7 +566,27 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
                 (cli.print_runs if target == "runs" else cli.print_results)(
                     st, f, 100 if n is None else n or None)
         elif action == "query":
-            cli.query(store, ROOT, target, format, n or 10_000)
+            cli.query(store, ROOT, target, format, n or 10_000,
+                      timeout_s=_seconds(timeout, "--timeout") if timeout else 120)
+        elif action == "trust":
+            from testbed.store.ingest import set_trust
+
+            with open_store(store, ROOT) as st:
+                signers, counts = set_trust(st, Path(target))
+            names = sorted({p for sg in signers for p in sg.principals})
+            print(f"store: trust file {target}: {len(signers)} key(s) of "
+                  f"{', '.join(names[:8])}{' ...' if len(names) > 8 else ''}; signatures "
+                  f"checked again: {counts.get('verified', 0)} verified, "
+                  f"{counts.get('unverified', 0)} unverified, {counts.get('unsigned', 0)} "
+                  "unsigned")
+        elif action == "reader":
+            from testbed.store.roles import create_reader
+
+            with open_store(store, ROOT) as st:
+                made = create_reader(st, target)
+            print(f"store: role {target} {'created' if made else 'exists'}; it may read the "
+                  f"store's tables in {st.location.shown} and nothing else (give it a password "
+                  "or a pg_hba.conf entry as your server's other users have)")
         elif action == "export":
             if not (parquet or documents):
                 raise UserError("`invoke store export DIR` needs --parquet, --documents or both.",
@@ -404,7 +596,8 @@ def store(c, action, target, path=None, store=None, limit=None, format="table",
                 cli.export(st, Path(target), f, parquet, documents)
         else:
             raise UserError(f"`invoke store {action} {target}` is not a store command.",
-                            "Use: add PATH, list runs|results|tables, query SQL, export DIR.")
+                            "Use: add PATH, list runs|results|tables, query SQL, export DIR, "
+                            "reader ROLE, trust FILE.")
     except UserError as exc:
         raise _fail(exc) from exc
 
@@ -434,7 +627,8 @@ def site(c, out="site", baseline=None, store=None, device=None, workload=None, s
         raise _fail(exc) from exc
     print(f"site: {written.index}\n      {written.workloads} workload page(s), "
           f"{written.devices} device page(s), {written.documents} document(s), "
-          f"{written.audits} audit verdict(s)")
+          f"{written.audits} audit verdict(s), {written.changes} change(s) "
+          "(changes/<device>.html)")
 
 
 @task(
@@ -468,13 +662,36 @@ def bench_validate(c, results=300, rounds=5):
     c.run(f"{PY} -m testbed.schema_speed " + shlex.join(args), pty=sys.stdout.isatty())
 
 
+@task(
+    name="bench-changes",
+    help={"size": "results in the planted history (default 10000)",
+          "work": "scratch directory, kept (default a temporary one, removed at the end)",
+          "seed": "seed of the history (default 0)",
+          "noise": "run-to-run spread of the figures (lognormal sigma, default 0.02)"},
+)
+def bench_changes(c, size=10_000, work=None, seed=0, noise=None):
+    """Score `invoke changes` on a store with planted changes.
+
+    Found per size, false alarms, time taken (docs/store.md)."""
+    from bench.errors import UserError
+    from testbed.store.changes_loadtest import main
+
+    try:
+        main(int(size), Path(work) if work else None, int(seed),
+             0.02 if noise is None else float(noise))
+    except (UserError, ValueError) as exc:
+        raise _fail(exc) from exc
+
+
 @task(name="function-catalogue",
       help={"out": "where to write it (default bench/function/catalogue.yaml)",
             "check": "only trace and report what the checked-in catalogue lacks (writes "
                      "nothing; exit 1 if anything is missing)"})
 def function_catalogue(c, out=None, check=False):
-    """Regenerate the operator catalogue: trace every model workload and the long tail on the
-    CPU, probe each call (docs/function.md)."""
+    """Regenerate the operator catalogue from traces of every model workload.
+
+    Traces every model workload and the long tail on the CPU and probes each call
+    (docs/function.md)."""
     args = ["--check"] if check else ["--write", *(["--out", out] if out else [])]
     c.run(f"{PY} -m bench.function.catalogue " + shlex.join(args), pty=sys.stdout.isatty())
 
@@ -518,10 +735,12 @@ def bench_telemetry(c, vendor="cpu", workload="resnet", rounds=60, round_s=0.3, 
     c.run(f"{PY} -m bench.telemetry.overhead " + shlex.join(args), pty=sys.stdout.isatty())
 
 
-@task(help={"examples": "inputs in all, shared by the four readers (default 10000)",
-            "targets": "comma-separated: suite, validate, report, audit (default all)",
+@task(help={"examples": "inputs in all, shared by the seven readers (default 10000)",
+            "targets": "comma-separated: suite, validate, report, audit, import, ingest, site "
+                       "(default all)",
             "seed": "a fixed seed, to repeat a run (default: fresh inputs)"})
-def fuzz(c, examples=10_000, targets="suite,validate,report,audit", seed=None):
+def fuzz(c, examples=10_000, targets="suite,validate,report,audit,import,ingest,site",
+         seed=None):
     """Fuzz every reader of other people's files (hypothesis): prints inputs tried and found."""
     args = ["--examples", str(examples), "--targets", targets]
     if seed is not None:
@@ -630,8 +849,10 @@ def bench_train_overhead(c, model="llama3-8b", architecture="reduced", device="a
             "markdown": "also write the result table to this file"})
 def bench_overhead(c, models="resnet,bert,qwen2-0.5b", rounds=7, seconds=3.0, threads=0,
                    markdown=None):
-    """Harness overhead of a whole run: `python -m bench run` vs a bare loop of the same
-    model, interleaved A B A B; median ratio with its 95 % interval per model."""
+    """Harness overhead of a whole run against a bare loop of the same model.
+
+    `python -m bench run` vs a bare loop, interleaved A B A B; the median ratio with its 95 %
+    interval per model."""
     args = ["--models", models, "--rounds", str(rounds), "--seconds", str(seconds),
             "--threads", str(threads)]
     if markdown:

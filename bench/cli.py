@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     display.run_started(run_id, suite.name, backend.vendor, len(suite.entries), out)
     return Runner(suite, backend, out, run_id, display, sys.argv, placement=placement,
                   devices=devices, idle_file=Path(args.idle_file) if args.idle_file else None,
-                  label=label).run()
+                  label=label, require_quiet=args.require_quiet).run()
 
 
 def device_settings(args: argparse.Namespace) -> DeviceSettings:
@@ -126,16 +126,20 @@ def refuse_single_device_on_nodes(suite: Any, placement: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.validate import find_files, validate_file
+    from bench.validate import find_files, listing_problems, validate_file
 
     files = find_files(Path(p) for p in args.paths)
     if not files:
         raise UserError(f"No JSON files found in {', '.join(args.paths)}.",
                         "Give result files or a run directory (results/<run-id>/).")
     bad = 0
+    reports = {found.path: validate_file(found.path, found.root) for found in files}
+    for report in reports.values():
+        if report.ok and report.schema == "manifest":
+            report.problems += listing_problems(report, reports)
     for found in files:
         path = found.path
-        report = validate_file(path, found.root)
+        report = reports[path]
         if report.ok:
             if not args.quiet:
                 print(f"ok       {path} ({report.schema})")
@@ -196,7 +200,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--only", help="comma-separated entry ids to run")
     run.add_argument("--set", action="append", default=[], metavar="ENTRY.PARAM=VALUE",
                      help="override a workload parameter, a run rule ([ENTRY.]rules.RULE=V) "
-                          "or compile (ENTRY.compile=true); recorded, marked non-comparable")
+                          "or compile (ENTRY.compile=true); recorded, marked non-comparable. "
+                          "quiet.NAME=V changes a threshold of the disturbed judgment")
     run.add_argument("--threads",
                      help="PyTorch intra- and inter-op threads of every entry (the size of a "
                           "cpu device; recorded in provenance)")
@@ -209,6 +214,10 @@ def parser() -> argparse.ArgumentParser:
                           "provenance; the report shows runs with different labels as "
                           "different devices")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--require-quiet", action="store_true",
+                     help="a measurement disturbed by other processes, steal, throttling or a "
+                          "repeat spread (the suite's quiet thresholds, --set quiet.NAME=V) is "
+                          "an error status instead of a warning")
     run.add_argument("--devices", help="device indices this run may use, e.g. 0,1 (default: "
                                        "all visible); multi-rank entries use all of them")
     place = run.add_argument_group(

@@ -4,7 +4,9 @@ A suite is vendor-independent data (as MLPerf keeps its run rules in one setting
 workloads, their named configuration (``small`` / ``full``), precision and the run rules. Any
 parameter, run rule or compile choice changed from the command line is an *override*
 (``--set ENTRY.PARAM=V``, ``--set [ENTRY.]rules.RULE=V``, ``--set ENTRY.compile=true``):
-recorded in the result and flagged as non-comparable, never silent.
+recorded in the result and flagged as non-comparable, never silent. The thresholds that
+decide whether a measurement was disturbed (a suite's ``quiet:`` section, ``--set
+quiet.NAME=V``) are not overrides: they change what the result says, not what it measured.
 
 Device settings (threads, CPU affinity) are not overrides: on a CPU they are the size of the
 device, so they make another device, which the report tells apart (``DeviceSettings``).
@@ -22,7 +24,7 @@ import yaml
 from bench.errors import UserError, cut
 from bench.ids import entry_id_problem
 from bench.paths import SUITES_DIR
-from bench.rules import RULE_NAMES, RunRules, TelemetrySettings
+from bench.rules import QUIET_NAMES, RULE_NAMES, QuietRules, RunRules, TelemetrySettings
 from bench.schema import read_yaml_file, subschema_errors
 
 __all__ = ["RULE_NAMES", "DeviceSettings", "Entry", "RunRules", "Suite", "TelemetrySettings",
@@ -57,6 +59,11 @@ def format_cpus(cpus: tuple[int, ...] | list[int]) -> str:
         parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
         i = j + 1
     return ",".join(parts)
+
+
+# The most threads a run may ask for (schemas/suite.schema.json says the same; a test checks):
+# more than any host has, fewer than would exhaust one.
+MAX_THREADS = 4096
 
 
 @dataclass(frozen=True)
@@ -123,10 +130,11 @@ class DeviceSettings:
         def count(flag: str, value: int | str | None) -> int | None:
             if value is None or value == "":
                 return None
-            if (isinstance(value, int) or str(value).isdigit()) and int(value) >= 1:
+            if (isinstance(value, int) or str(value).isdigit()) and \
+                    1 <= int(value) <= MAX_THREADS:
                 return int(value)
             raise UserError(f"--{flag} {value!r} is not a thread count.",
-                            f"Give a whole number of at least 1, e.g. --{flag} 4.")
+                            f"Give a whole number from 1 to {MAX_THREADS}, e.g. --{flag} 4.")
 
         return cls(threads=count("threads", threads),
                    interop_threads=count("interop-threads", interop_threads),
@@ -194,6 +202,7 @@ class Suite:
     telemetry: TelemetrySettings
     entries: tuple[Entry, ...]
     options: dict[str, Any] = field(default_factory=dict)
+    quiet: QuietRules = field(default_factory=QuietRules)
 
 
 def available_suites() -> list[str]:
@@ -218,6 +227,7 @@ def suite_path(name_or_path: str) -> Path:
 
 ALL_ENTRIES = "*"
 RULES_PREFIX = "rules."
+QUIET_PREFIX = "quiet."
 COMPILE_KEY = "compile"
 OVERRIDE_FORMS = ("`--set resnet-train.batch_size=64` (a parameter), "
                   "`--set rules.min_duration_s=30` (a run rule of every entry), "
@@ -235,7 +245,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     x.sizes=[1,2]``); one that is not, or that holds a number that is not finite (``.inf``,
     ``.nan``), is refused.
     """
-    from bench.jsonio import UnreadableDocument, check_tree
+    from bench.jsonio import MAX_DEPTH, UnreadableDocument, check_tree
 
     target, sep, raw = text.partition("=")
     if sep and target.startswith(RULES_PREFIX) and target.count(".") == 1:
@@ -259,11 +269,45 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, UnreadableDocument):
             reason = f"the value {exc}"
+        elif isinstance(exc, RecursionError):
+            reason = f"the value nests deeper than {MAX_DEPTH} levels"
         raise UserError(f"Override {cut(repr(text), 120)}: the value is not usable "
                         f"({cut(reason, 160)}).",
                         "Quote strings and write numbers plainly, e.g. rules.repeats=5 or "
                         "resnet-train.batch_size=64.") from exc
     return entry_id, key, value
+
+
+def quiet_with(quiet: QuietRules, texts: list[str]) -> QuietRules:
+    """The suite's quiet thresholds with ``--set quiet.NAME=VALUE`` applied, checked as the
+    suite schema checks its ``quiet:`` section."""
+    changes: dict[str, Any] = {}
+    for text in texts:
+        target, _, raw = text.partition("=")
+        name = target[len(QUIET_PREFIX):]
+        if name not in QUIET_NAMES:
+            raise UserError(f"Override {cut(repr(text), 120)} names no quiet threshold "
+                            f"{cut(repr(name), 60)}.",
+                            f"Quiet thresholds are: {', '.join(QUIET_NAMES)}.")
+        from bench.jsonio import check_tree
+
+        try:
+            changes[name] = yaml.safe_load(raw)
+            check_tree(changes[name])
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:
+            raise UserError(f"Override {cut(repr(text), 120)}: the value is not usable.",
+                            "Write numbers plainly, e.g. quiet.max_cv=0.2.") from exc
+    if not changes:
+        return quiet
+    problems = subschema_errors({**quiet.to_dict(), **changes}, "suite", "quiet")
+    if problems:
+        first = problems[0]
+        name = first.path.removeprefix("$.").split("[")[0]
+        raise UserError(f"--set quiet.{name}={cut(repr(changes.get(name)), 80)}: "
+                        f"{first.message}.",
+                        "Give a value the suite schema accepts (schemas/suite.schema.json, "
+                        "$defs.quiet).")
+    return quiet.merged(changes)
 
 
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
@@ -534,8 +578,13 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
     path = suite_path(name_or_path)
     doc = _read_suite(path)
     telemetry = TelemetrySettings(**doc.get("telemetry", {}))
+    quiet_texts = [t for t in overrides or [] if t.partition("=")[0].startswith(QUIET_PREFIX)
+                   and t.partition("=")[0].count(".") == 1]
+    quiet = quiet_with(QuietRules().merged(doc.get("quiet")), quiet_texts)
     parsed_overrides: dict[str, dict[str, Any]] = {}
     for text in overrides or []:
+        if text in quiet_texts:
+            continue
         entry_id, param, value = parse_override(text)
         parsed_overrides.setdefault(entry_id, {})[param] = value
 
@@ -561,4 +610,4 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
         entries = [e for e in entries if e.id in only]
     return Suite(name=doc["name"], description=doc.get("description", ""), path=path,
                  seed=doc.get("seed", 0), telemetry=telemetry, entries=tuple(entries),
-                 options=doc.get("options", {}))
+                 options=doc.get("options", {}), quiet=quiet)

@@ -6,6 +6,8 @@ the fix) and exits with code 2, without a traceback.
 
 from __future__ import annotations
 
+import re
+
 EXIT_USAGE = 2
 
 
@@ -35,3 +37,17 @@ def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
         return text
     head, tail = limit * 2 // 3, limit // 3
     return f"{text[:head]} ...[{len(text) - head - tail} characters cut]... {text[-tail:]}"
+
+
+# C0 and C1 controls (ESC starts a terminal escape sequence), DEL, and the bidirectional
+# overrides that make text read differently from what it is.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, newlines: bool = False) -> str:
+    """``text`` safe to print on a terminal or in a text report: control characters (an
+    escape sequence in a stored name would be run by the terminal) written as ``\\x1b``,
+    ``\\u202e``; tab kept, newlines kept only with ``newlines``."""
+    out = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                           str(text))
+    return out if newlines else out.replace("\n", "\\n").replace("\t", " ")

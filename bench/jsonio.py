@@ -26,7 +26,7 @@ HASH_FIELD = "sha256"
 MAX_DOCUMENT_BYTES_ENV = "BENCH_MAX_DOCUMENT_BYTES"
 # The longest real result (a 30-minute repeat sampled at 10 Hz, three repeats) is a few MB.
 DEFAULT_MAX_DOCUMENT_BYTES = 64 * 2**20
-MAX_DEPTH = 64  # a result nests about 8 levels
+MAX_DEPTH = 64  # levels of nesting (``[]`` is one, ``[[]]`` two); a result nests about 8
 MAX_NODES = 2_000_000  # values in one document (YAML aliases can multiply them)
 MAX_INT_DIGITS = 40  # byte counts and FLOP counts have at most 20 digits
 
@@ -213,9 +213,11 @@ def json_path(parts: Any) -> str:
 
 
 def check_tree(doc: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
-    """Refuse a parsed document that nests too deeply, holds too many values (YAML aliases
-    can repeat a subtree a billion times) or a number that is not finite (YAML's .inf, .nan).
-    Iterative, so the check itself never runs out of stack."""
+    """Refuse a parsed document that nests too deeply (more than ``max_depth`` levels of
+    objects and arrays: ``[]`` is one level, ``[[]]`` two), holds more than ``max_nodes``
+    values (every object, array and scalar counts; YAML aliases can repeat a subtree a
+    billion times) or a number that is not finite (YAML's .inf, .nan). Iterative, so the
+    check itself never runs out of stack."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
     nodes = 0
     while stack:
@@ -223,7 +225,8 @@ def check_tree(doc: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES)
         nodes += 1
         if nodes > max_nodes:
             raise UnreadableDocument("size", f"holds more than {max_nodes} values")
-        if len(where) > max_depth:
+        container = isinstance(value, dict | list | tuple)
+        if container and len(where) >= max_depth:  # this container is level len(where) + 1
             raise UnreadableDocument("depth", f"nests deeper than {max_depth} levels")
         if isinstance(value, dict):
             stack.extend((v, (*where, k)) for k, v in value.items())

@@ -14,7 +14,8 @@ clock. The combined result is the first node's, with
   over the nodes;
 
 so the entry's power and energy are those of every device on every node. A node that wrote
-no result leaves the sums null, with the node named, never a partial sum.
+no result leaves the sums null, with the node named, never a partial sum. The entry was
+disturbed when any node's measurement was (each node's reasons, named by node).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import copy
 import math
 from typing import Any
 
+from bench.contention import combine_disturbed
 from bench.jsonio import sanitize, seal
 from bench.results import (
     POINT_TELEMETRY_NAMES,
@@ -97,6 +99,19 @@ def _nth(items: list[dict[str, Any]], index: int, key: str) -> dict[str, Any] | 
     return items[index].get(key) if index < len(items) else None
 
 
+def nodes_in_job_order(nodes: list[dict[str, Any]], docs: list[dict[str, Any]]
+                       ) -> list[dict[str, Any]]:
+    """The ranks on each node, in the job's node order, each with its node rank in the job.
+
+    torchrun's c10d rendezvous numbers the ranks in the order the nodes arrive, so the first
+    node of the job (the one whose result this is: ``placement.node``) need not hold rank 0;
+    giving each node its job rank beside its ranks says so instead of looking contradictory."""
+    job_rank = {_node_name(d): (d.get("placement") or {}).get("node_rank") for d in docs}
+    out = [{**n, **({"node_rank": job_rank[n["node"]]}
+                    if isinstance(job_rank.get(n["node"]), int) else {})} for n in nodes]
+    return sorted(out, key=lambda n: (n.get("node_rank") is None, n.get("node_rank") or 0))
+
+
 def combine_node_results(docs: list[dict[str, Any]], vendor: str,
                          missing: list[str] | None = None) -> dict[str, Any]:
     """The entry's result from its nodes' results (``docs[0]`` the first node's); ``missing``
@@ -137,6 +152,11 @@ def combine_node_results(docs: list[dict[str, Any]], vendor: str,
          "t_wall": d["telemetry"]["t_wall"], "devices": d["telemetry"]["devices"],
          "idle": d["telemetry"].get("idle"), "errors": d["telemetry"].get("errors")}
         for d in docs[1:]]
+    disturbed = combine_disturbed([(_node_name(d), d.get("disturbed")) for d in docs]
+                                  + [(m, None) for m in missing])
+    if disturbed is not None:
+        doc["disturbed"] = disturbed
+    doc["placement"]["nodes"] = nodes_in_job_order(doc["placement"].get("nodes") or [], docs)
     doc["placement"]["telemetry_devices"] = sum(
         len((d.get("placement") or {}).get("devices") or [0]) for d in docs)
     doc.pop("sha256", None)

@@ -1,5 +1,6 @@
 """Progress display: one status line per workload, rewritten in place on a terminal and
-printed as plain, throttled lines otherwise (``docker logs``, CI)."""
+printed as plain, throttled lines otherwise (``docker logs``, CI). A disturbed entry ends with a
+``warning:`` line, and the run with a summary of them and the fix."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bench.config import Entry
+from bench.contention import warning_text
 
 PLAIN_EVERY_S = 2.0
 
@@ -40,6 +42,8 @@ class Display:
         self._last_plain = 0.0
         self._lock = threading.Lock()
         self._live = False
+        self._explained = False
+        self.disturbed: list[tuple[str, dict[str, Any]]] = []  # (entry id, its record)
 
     def _line(self, text: str, transient: bool = False) -> None:
         if self.quiet:
@@ -58,6 +62,15 @@ class Display:
 
     def note(self, text: str) -> None:
         self._line(f"· {text}")
+
+    def error(self, text: str) -> None:
+        """A failure the user must hear of: printed with --quiet too (a disk that filled
+        ended the run silently)."""
+        with self._lock:
+            self.stream.write(("\r\x1b[2K" if self.tty and self._live else "")
+                              + f"error: {text}\n")
+            self._live = False
+            self.stream.flush()
 
     def status(self, text: str) -> None:
         """A status line that the next one replaces (throttled when not a terminal)."""
@@ -84,6 +97,10 @@ class Display:
         elif phase == "warmup":
             detail = f"warm-up {event['done']}/{event['total']}"
         elif phase == "timed":
+            if not self._explained:  # once per run, as a line the status line does not replace
+                self._explained = True
+                self.note("timed a/b it, c/d s: a iterations done of at least b, c seconds "
+                          "elapsed of a timed window of at least d (the run rules)")
             detail = (f"timed {event['done']}/{event['min_iters']} it, "
                       f"{event['elapsed_s']:.1f}/{event['min_duration_s']:g} s")
         else:
@@ -96,6 +113,12 @@ class Display:
         self._line(f"{self.prefix}  {mark:<7} {headline(doc)}")
         for problem in problems:
             self._line(f"    schema problem in {path}: {problem}")
+        disturbed = doc.get("disturbed") or {}
+        if disturbed.get("value"):
+            self.disturbed.append((entry.id, disturbed))
+            if disturbed.get("require_quiet") and doc["status"] == "error":
+                return  # the status line above says it, as an error
+            self._line(f"warning: {warning_text(entry.id, disturbed)}")
 
     def run_finished(self, manifest: dict[str, Any], out: Path) -> None:
         counts: dict[str, int] = {}
@@ -103,3 +126,39 @@ class Display:
             counts[item["status"]] = counts.get(item["status"], 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         self._line(f"done: {summary}; results in {out}")
+        if self.disturbed:
+            self._line("warning: "
+                       + disturbed_summary(self.disturbed, len(manifest["entries"])))
+
+
+def disturbed_summary(disturbed: list[tuple[str, dict[str, Any]]], total: int) -> str:
+    """One sentence for the end of a run: which entries were disturbed, and the fix of the
+    reason most of them share (with its figure)."""
+    codes: dict[str, list[dict[str, Any]]] = {}
+    for _, record in disturbed:
+        for reason in record.get("reasons") or []:
+            codes.setdefault(reason["code"], []).append(reason)
+    names = ", ".join(e for e, _ in disturbed)
+    one = len(disturbed) == 1
+    text = (f"{len(disturbed)} of {total} entr{'y' if total == 1 else 'ies'} "
+            f"{'was' if one else 'were'} disturbed while {'it' if one else 'they'} measured "
+            f"({names}); {'its' if one else 'their'} figures are not representative")
+    if codes:  # the most common reason (the first of FIXES on a tie), at its worst
+        code = max(codes, key=lambda c: (len(codes[c]), -list(FIXES).index(c)
+                                         if c in FIXES else -len(FIXES)))
+        worst = max(codes[code], key=lambda r: r["figure"]
+                    if isinstance(r["figure"], int | float) else 0)
+        what = worst["message"].rpartition(": ")[0] or worst["message"]
+        text += f": {FIXES.get(code, 're-run on a quiet machine')}; {what}"
+    return text
+
+
+# The fix of each reason code (bench.contention.judge), first in the run's summary.
+FIXES = {
+    "host_cpu": "re-run on a quiet machine",
+    "slowdown": "re-run on a quiet machine",
+    "steal": "re-run on a dedicated host or VM",
+    "throttle": "let the device cool and check its cooling and power, then re-run",
+    "device_processes": "stop the other processes on the device and re-run",
+    "spread": "re-run on a quiet machine, with longer timed windows",
+}

@@ -62,7 +62,8 @@ class Window(TypedDict, total=False):
 
 
 class RepeatResult(TypedDict, total=False):
-    """One repeat as the child measured it (the runner adds ``index`` and ``telemetry``)."""
+    """One repeat as the child measured it (the runner adds ``index``, ``telemetry`` and
+    ``contention``)."""
 
     status: str
     error: ErrorRecord | None
@@ -91,6 +92,7 @@ class RepeatResult(TypedDict, total=False):
     ended_at: float
     index: int
     telemetry: dict[str, Any]
+    contention: dict[str, Any]  # what else used the machine in the window (bench.contention)
 
 
 def repeat_result(data: Any) -> RepeatResult:

@@ -51,6 +51,52 @@ RULE_NAMES = tuple(f.name for f in dataclasses.fields(RunRules))
 
 
 @dataclass(frozen=True)
+class QuietRules:
+    """When a measurement was disturbed (``bench.contention.judge``; docs/measurement.md).
+
+    An entry is disturbed when, in any repeat's timed window, a figure exceeds its bound, or
+    when its repeats spread more than ``max_cv``. The defaults match the audit's noise bounds
+    (testbed/audit/tolerances.yaml) and pyperf's warning for an unstable benchmark. A suite's
+    ``quiet:`` section or ``--set quiet.NAME=VALUE`` changes them; the result records the
+    thresholds it was judged by. They decide what the result says, never what it measured,
+    so changing them is not an override of the measurement."""
+
+    # The throughput's coefficient of variation over the repeats.
+    max_cv: float = 0.10
+    # How much the benchmark's threads' run-queue wait slowed a window (x).
+    max_slowdown: float = 1.25
+    # CPUs other processes kept busy, as a share of the host's CPUs.
+    max_other_cpu_share: float = 0.25
+    # CPUs a hypervisor gave to other guests (steal), as a share of the host's CPUs.
+    max_steal_share: float = 0.05
+    # Share of a window's telemetry readings in which the device slowed its clocks for one
+    # of ``throttle_reasons``.
+    max_throttled_share: float = 0.05
+    # Processes other than the benchmark's on the devices it used.
+    max_other_device_processes: int = 0
+    # Clock-throttle reasons that disturb (NVML's and CNDev's names): heat and power brakes.
+    # Not the device's own power cap (sw_power_cap, tdp): that is how it works at full load,
+    # and its power figures show it.
+    throttle_reasons: tuple[str, ...] = ("hw_slowdown", "sw_thermal_slowdown",
+                                         "hw_thermal_slowdown", "hw_power_brake_slowdown",
+                                         "thermal_slowdown", "power_brake")
+
+    def merged(self, changes: dict[str, Any] | None) -> QuietRules:
+        changes = dict(changes or {})
+        if "throttle_reasons" in changes:
+            changes["throttle_reasons"] = tuple(changes["throttle_reasons"])
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["throttle_reasons"] = list(self.throttle_reasons)
+        return out
+
+
+QUIET_NAMES = tuple(f.name for f in dataclasses.fields(QuietRules))
+
+
+@dataclass(frozen=True)
 class TelemetrySettings:
     """How often the sampler reads the devices, and how long idle is measured first."""
 

@@ -10,6 +10,12 @@ workload's status; the next workload still runs, and every finished result is al
 The run directory is claimed atomically and keeps room for its last manifest
 (``bench.rundir``); children die with the parent even when it is killed (``bench.watchdog``);
 a write that fails for lack of space ends the run with a manifest true to what is on disk.
+
+Each repeat's timed window also records what else used the machine (``bench.contention``:
+other processes' CPU time, the benchmark threads' run-queue wait and the slowdown it implies,
+steal, clock throttling, other processes on the device), and each result says whether its
+measurement was ``disturbed`` by the suite's quiet thresholds. Before the first entry a
+preflight says when the machine is busy; it never refuses to run.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 from bench import __version__
 from bench.child import partial_path
 from bench.config import Entry, Suite
+from bench.contention import ContentionMonitor, judge, throttle_figures
 from bench.devices import DeviceBackend
 from bench.distributed import Placement
 from bench.events import relay
@@ -66,6 +73,7 @@ from bench.watchdog import PARENT_PID_ENV, Watchdog
 
 STDERR_TAIL_LINES = 40
 TERM_GRACE_S = 5.0
+PREFLIGHT_S = 0.3  # the shortest look at the machine before the first entry
 LOADGEN_DIR = "loadgen"  # LoadGen's summary and detail logs of scenario entries
 
 
@@ -267,7 +275,7 @@ class Runner:
     def __init__(self, suite: Suite, backend: DeviceBackend, out_dir: Path, run_id: str,
                  display: Display, argv: list[str], placement: Placement | None = None,
                  devices: list[int] | None = None, idle_file: Path | None = None,
-                 label: str | None = None) -> None:
+                 label: str | None = None, require_quiet: bool = False) -> None:
         self.suite = suite
         self.backend = backend
         self.vendor = backend.vendor
@@ -284,6 +292,7 @@ class Runner:
         self.device_indices = visible_device_indices(backend, devices)
         self.idle_file = idle_file
         self.label = label
+        self.require_quiet = require_quiet
 
     # -- manifest --------------------------------------------------------------------
     def _write_manifest(self) -> None:
@@ -309,6 +318,7 @@ class Runner:
             "telemetry_note": self.selection.get("note"),
             "telemetry": self.selection,
             "idle": None,
+            "preflight": None,
             "entries": [{"id": e.id, "workload": e.workload, "mode": e.mode,
                          "status": "pending", "file": None, "sha256": None}
                         for e in self.suite.entries],
@@ -325,6 +335,7 @@ class Runner:
         if doc is not None:
             item["file"] = result_file(entry.id)
             item["sha256"] = doc["sha256"]
+            item["disturbed"] = (doc.get("disturbed") or {}).get("value")
         if problems:
             item["schema_problems"] = problems
         self._write_manifest()
@@ -352,8 +363,8 @@ class Runner:
         except (StorageError, OSError) as again:
             said = (f"even the last manifest could not be written ({again}); the results on "
                     f"disk are {', '.join(what_is_on_disk(self.out_dir)) or 'none'}")
-        self.display.note(f"error: the run stopped: {exc}. {said}. Free some space (or choose "
-                          "another --out) and run the remaining entries again with --only.")
+        self.display.error(f"the run stopped: {exc}. {said}. Free some space (or choose "
+                           "another --out) and run the remaining entries again with --only.")
         return 1
 
     # -- running ---------------------------------------------------------------------
@@ -393,6 +404,41 @@ class Runner:
             atomic_write_json(self.idle_file, sanitize(idle))
         return idle
 
+    def _preflight(self, sampler: Sampler) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The idle telemetry, measured while the contention monitor looks at the machine
+        (at least ``PREFLIGHT_S``): the idle record and the preflight's. It says when the
+        machine is busy and never refuses to run."""
+        pid = os.getpid()
+        with ContentionMonitor(lambda: [pid]) as monitor:
+            start = time.monotonic()
+            idle = self._idle(sampler)
+            time.sleep(max(0.0, PREFLIGHT_S - (time.monotonic() - start)))
+            end = time.monotonic()
+        seen = monitor.window(start, end)
+        quiet = self.suite.quiet
+        cpus, other, steal = seen["cpus"], seen["other_cpus"], seen["steal_cpus"]
+        record = {k: seen[k] for k in ("window_s", "cpus", "other_cpus", "steal_cpus",
+                                       "load_avg_1m_max", "cpu_pressure_avg10_max")}
+        if other is None or not cpus:
+            record["busy"] = None
+            self.display.note("preflight: the machine's load could not be read ("
+                              + seen.get("reason", "no reading") + ")")
+            return idle, record
+        busy = other > quiet.max_other_cpu_share * cpus or (
+            steal is not None and steal > quiet.max_steal_share * cpus)
+        record["busy"] = busy
+        load = seen["load_avg_1m_max"]
+        said = f"other processes kept {other:.1f} of {cpus} CPUs busy" + (
+            f", the hypervisor took {steal:.2f} (steal)" if steal else "") + (
+            f", load average {load:.1f}" if load is not None else "")
+        if busy:
+            self.display.note(f"preflight: the machine is busy ({said}): figures measured now "
+                              "may be slowed; each entry says whether it was disturbed. A "
+                              "quiet machine gives representative figures.")
+        else:
+            self.display.note(f"preflight: the machine is quiet ({said})")
+        return idle, record
+
     def _repeat_spec(self, entry: Entry, repeat: int) -> RepeatSpec:
         log_dir = run_dir = None
         if entry.scenario:
@@ -412,9 +458,10 @@ class Runner:
         for r in range(entry.rules.repeats):
             self.display.repeat_started(r, entry.rules.repeats)
             try:
-                child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
-                                  self.display.progress, self.watchdog,
-                                  sampler.adapter.track)
+                with self._monitor(sampler) as monitor:
+                    child = run_child(self._repeat_spec(entry, r), entry.rules.timeout_s,
+                                      self.display.progress, self.watchdog,
+                                      sampler.adapter.track)
             except KeyboardInterrupt:
                 repeats.append(RepeatResult(index=r, status="interrupted", error={
                     "type": "Interrupted", "message": "stopped by the user (Ctrl-C / SIGTERM)"}))
@@ -425,6 +472,8 @@ class Runner:
 
                 tidy_tree(self.out_dir / LOADGEN_DIR / entry.id)
             result = RepeatResult(index=r, **child.result)
+            if "window" in result:
+                result["contention"] = self._contention(monitor, result["window"], sampler)
             problem = implausible_measurement(result)
             if problem:
                 result.pop("throughput_items_per_s", None)  # kept in the message
@@ -440,6 +489,46 @@ class Runner:
         if interrupted:
             raise Interrupted(doc)
         return doc
+
+    def _monitor(self, sampler: Sampler) -> ContentionMonitor:
+        """The contention monitor of one repeat: this process is the harness, its children
+        measure; the device's processes are read where the telemetry can list them."""
+        adapter = sampler.adapter
+        probe = adapter.device_processes if adapter.measures == "device" and \
+            adapter.processes_unavailable is None else None
+        pid = os.getpid()
+        return ContentionMonitor(lambda: [pid], probe=probe)
+
+    def _contention(self, monitor: ContentionMonitor, window: dict[str, Any],
+                    sampler: Sampler) -> dict[str, Any]:
+        record = monitor.window(window["start_mono"], window["end_mono"])
+        adapter = sampler.adapter
+        if adapter.measures == "device" and "device_processes" not in record:
+            record["device_processes"] = {"other": None, "processes": [],
+                                          "reason": adapter.processes_unavailable}
+        return record
+
+    def _judge(self, repeats: list[RepeatResult], tel: TelemetryContext,
+               metrics: dict[str, Any]) -> dict[str, Any]:
+        """The entry's disturbed record: each repeat's throttle readings from the telemetry
+        (the devices the entry used), then the judgment over the repeats."""
+        snap = tel.snapshot
+        throttles = [d["series"].get("throttle") or [] for d in snap["devices"]]
+        reasons = self.suite.quiet.throttle_reasons
+        for r in repeats:
+            if "contention" not in r:
+                continue
+            w = r["window"]
+            figures = throttle_figures(snap["t_mono_s"], throttles, w["start_mono"],
+                                       w["end_mono"], reasons)
+            if not figures["readings"]:
+                figures["reason"] = tel.not_the_device or tel.unavailable.get(
+                    "throttle", "no throttle reading inside the timed window")
+            r["contention"]["throttle"] = figures
+        thr = metrics.get("throughput_items_per_s") or {}
+        cv = thr.get("cv") if (thr.get("n") or 0) >= 2 else None
+        return judge([r["contention"] for r in repeats if "contention" in r], cv,
+                     self.suite.quiet, self.require_quiet)
 
     def build_document(self, entry: Entry, repeats: list[RepeatResult], sampler: Sampler,
                        idle: dict[str, Any], started: float, t_start: float,
@@ -465,6 +554,12 @@ class Runner:
         metrics = build_metrics(repeats, tel, workload.item_unit, self.vendor,
                                 entry.rules.host_bound_util_pct, idle)
         metrics.update(self._work_metrics(entry, workload, repeats, metrics, first))
+        disturbed = self._judge(repeats, tel, metrics)
+        if self.require_quiet and disturbed["value"] and status == "ok":
+            status, error = "error", {
+                "type": "Disturbed",
+                "message": "the measurement was disturbed and --require-quiet asks for a quiet "
+                           "machine: " + "; ".join(r["message"] for r in disturbed["reasons"])}
         origin = t_start - margin
         doc: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -487,6 +582,7 @@ class Runner:
             "status": status,
             "error": error,
             "metrics": metrics,
+            "disturbed": disturbed,
             "repeats": [self._repeat_record(r, origin) for r in repeats],
             "telemetry": {
                 "backend": sampler.adapter.name,
@@ -557,7 +653,7 @@ class Runner:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
                                  "throughput_items_per_s", "latencies_s",
                                  "cold_start", "memory", "series", "metrics", "telemetry",
-                                 "headline", "scenario", "streams") if k in r}
+                                 "headline", "scenario", "streams", "contention") if k in r}
         if "window" in r:
             w = r["window"]
             rec["window"] = {**w, "start_s": w["start_mono"] - origin,
@@ -598,7 +694,8 @@ class Runner:
         sampler = Sampler(adapter, interval_s)
         with sigterm_as_interrupt(), sampler, Watchdog() as self.watchdog:
             try:
-                self.manifest["idle"] = idle = self._idle(sampler)
+                idle, self.manifest["preflight"] = self._preflight(sampler)
+                self.manifest["idle"] = idle
                 self._write_manifest()
                 for i, entry in enumerate(self.suite.entries):
                     try:

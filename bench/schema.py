@@ -175,19 +175,20 @@ def subschema_errors(doc: Any, schema: str, definition: str) -> list[SchemaProbl
             for e in [first, *[e for e in errors if e is not first]]]
 
 
-def read_yaml_file(path: Path, schema: str, what: str) -> Any:
+def read_yaml_file(path: Path, schema: str, what: str, limit: int | None = None) -> Any:
     """A YAML file a user writes (a suite, audit tolerances), checked against
     ``schemas/<schema>.schema.json``: every problem is a ``UserError`` naming the file, the
-    JSON path and the fix."""
+    JSON path and the fix. ``limit``: its most bytes (default: a document's limit)."""
     import yaml
 
     from bench.errors import UserError
-    from bench.jsonio import UnreadableDocument, check_tree, read_document_bytes
+    from bench.jsonio import MAX_DEPTH, UnreadableDocument, check_tree, read_document_bytes
 
     try:
-        data = read_document_bytes(Path(path))
+        data = read_document_bytes(Path(path), limit=limit)
     except UnreadableDocument as exc:
-        raise UserError(f"{what} {path} {exc}.", "Give an existing, readable file.") from exc
+        raise UserError(f"{what} {path} {exc}.", "Give an existing, readable file"
+                        + (" (a few kB of rules)." if exc.rule == "size" else ".")) from exc
     try:
         doc = yaml.safe_load(data.decode("utf-8"))
         check_tree(doc)
@@ -195,10 +196,13 @@ def read_yaml_file(path: Path, schema: str, what: str) -> Any:
         raise UserError(f"{what} {path} {exc}.",
                         f"Fix that value; schemas/{schema}.schema.json lists what each field "
                         "accepts.") from exc
-    except (UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
-        # ValueError: an integer too long to convert; RecursionError: absurd nesting.
-        detail = cut(str(exc)) if not isinstance(exc, RecursionError) else "nested too deeply"
-        raise UserError(f"{what} {path} is not valid YAML: {detail}.",
+    except RecursionError as exc:  # nesting too deep for the YAML parser itself
+        raise UserError(f"{what} {path} nests deeper than {MAX_DEPTH} levels.",
+                        "Flatten the document; no file the bench reads nests that deep.") \
+            from exc
+    except (UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+        # ValueError: an integer too long to convert.
+        raise UserError(f"{what} {path} is not valid YAML: {cut(str(exc))}.",
                         "Fix the syntax at the line shown.") from exc
     errors = validation_errors(doc, schema)
     if errors:

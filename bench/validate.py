@@ -105,10 +105,35 @@ def find_files(paths: Iterable[Path]) -> list[Found]:
                        if f.endswith(".json") and not f.startswith("."))
             if "manifest.json" in files:
                 subdirs.clear()
-            subdirs.sort()
+            # a hidden directory is work in progress (an import being written), not results
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
     return out
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
     """The files ``find_files`` finds."""
     return [f.path for f in find_files(paths)]
+
+
+def listing_problems(manifest: FileReport, reports: dict[Path, FileReport]) -> list[SchemaProblem]:
+    """What a valid manifest lists that is not so: a result file missing from its directory,
+    or one whose own sha256 is not the one listed (``reports``: the files validated with it;
+    a listed file not among them is only checked to be there)."""
+    out = []
+    for i, entry in enumerate(manifest.doc.get("entries") or []):
+        name = entry.get("file")
+        if not name:
+            continue
+        path = manifest.path.parent / name
+        where = f"$.entries[{i}].file"
+        other = reports.get(path)
+        if other is None and not path.is_file():
+            out.append(SchemaProblem(where, "listed_file", f"lists {name}, which is not in "
+                                     f"{manifest.path.parent}: the run is missing a result"))
+        elif other is not None and other.ok and isinstance(other.doc, dict) and \
+                other.doc.get(HASH_FIELD) != entry.get("sha256"):
+            out.append(SchemaProblem(f"$.entries[{i}].sha256", "listed_file",
+                                     f"lists {name} with sha256 {entry.get('sha256')}, the "
+                                     f"file's own is {other.doc.get(HASH_FIELD)}: it was "
+                                     "replaced after the run"))
+    return out

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# System packages for the container, browser, shared-store and cluster tests, and a running
+# System packages for the container, browser, shared-store, signing and cluster tests, and a running
 # Docker engine. Installs only what is missing, only as root (elsewhere it says what to
 # install). The Slurm test cluster (slurm-wlm, munge) is started by the tests themselves
 # (scripts/slurm-cluster.sh).
 set -euo pipefail
 
-packages=(docker.io debootstrap chromium chromium-driver postgresql-15 slurm-wlm munge)
+packages=(docker.io debootstrap chromium chromium-driver postgresql-15 slurm-wlm munge
+          openssh-client)
 missing=()
+# ssh-keygen -Y signs and verifies verdicts and manifests (testbed/signing.py)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v chromium >/dev/null || missing+=(chromium)

@@ -43,7 +43,10 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -67,6 +70,7 @@ HEADERS_FILE = Path(__file__).resolve().parent / "published_headers.yaml"
 GROUPS = ("cv", "nlp", "llm", "rec", "micro")
 # What --assume may assume.
 ASSUMABLE = ("config", "batch_size", "streams")
+MAX_ROWS = 10_000  # rows of one table (a published table has dozens)
 
 
 @functools.cache
@@ -697,6 +701,12 @@ class Imported:
     notes: list[str]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "table"
 
@@ -716,6 +726,9 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
     other_models = parse_other_models(options.pop("other_models", None))
     table = read_table(path)
     where = f"Table {path}"
+    if len(table.rows) > MAX_ROWS:
+        raise UserError(f"{where} has {len(table.rows)} data rows, more than the {MAX_ROWS} "
+                        "one import takes.", "Split the table (a published table has dozens).")
     cite = citation({**table.source, **{k: v for k, v in source.items() if v is not None}},
                     where)
     cols = layout(table.headers, where)
@@ -861,15 +874,26 @@ def import_table(path: Path, out: Path | None, source: dict[str, Any],
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{target} already exists and is not an empty directory.",
                         "Give another --out, or remove the earlier import first.")
-    target.mkdir(parents=True, exist_ok=True)
+    # Written into a hidden directory beside the target, then renamed into place: an import
+    # that is interrupted leaves no half table that a report would read as whole.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     files, statuses = [], {}
-    for doc in docs:
-        name = (f"{doc['import']['row']:03d}-{_slug(doc['device']['name'])}-"
-                f"{doc['workload']['id']}.json")
-        atomic_write_json(target / name, doc)
-        files.append(target / name)
-        for cell in doc["metrics"].values():
-            statuses[cell["status"]] = statuses.get(cell["status"], 0) + 1
+    try:
+        for doc in docs:
+            name = (f"{doc['import']['row']:03d}-{_slug(doc['device']['name'])}-"
+                    f"{doc['workload']['id']}.json")
+            atomic_write_json(staging / name, doc)
+            files.append(target / name)
+            for cell in doc["metrics"].values():
+                statuses[cell["status"]] = statuses.get(cell["status"], 0) + 1
+        os.chmod(staging, 0o777 & ~_umask())
+        if target.exists():
+            target.rmdir()  # empty (checked above)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     notes = []
     unmatched = sorted({d["device"]["name"] for d in docs if d["device"]["spec"] is None})
     if unmatched:

@@ -14,6 +14,14 @@ failure.
   the hash and reaches the analysis.
 - ``audit``: ``testbed.audit.submission.load_submission`` on a run directory with a mutated
   manifest or result: checks, never an exception other than ``UserError``.
+- ``import``: ``testbed.published.import_table`` on a published table (CSV or YAML) with
+  cells and headers replaced, or raw bytes: a ``UserError`` naming the table, or documents
+  that pass the published schema (no negative, no absurd figure).
+- ``ingest``: ``invoke store add``'s ``add_paths`` on a stored run plus a mutated manifest,
+  result or verdict (re-sealed or not, raw bytes): refusals with reasons, never an exception,
+  and never a counted result its run's manifest does not list.
+- ``site``: ``invoke site`` on a store holding a real run and one mutated result that passed
+  the schema (so the leaderboard's analysis and pages see it): pages or a ``UserError``.
 
 ``tests/test_hostile_inputs.py`` runs each with a few dozen examples; ``invoke fuzz`` runs
 thousands and prints what it tried and found (``python -m tests.fuzz_inputs --help``).
@@ -44,6 +52,20 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "tests" / "fixtures" / "results" / "smoke-cpu-1thread"
+# A published table in the wide shape: three devices, inference and training.
+TABLE = [
+    {"device": "NVIDIA A100-SXM4-40GB", "workload": "resnet-infer", "precision": "FP16",
+     "batch size": "64", "throughput [items/s]": "2400", "latency [ms]": "26.7",
+     "power [W]": "300", "efficiency [items/J]": "8.0", "temperature [C]": "60"},
+    {"device": "MLU370-X8", "workload": "resnet-infer", "precision": "FP16",
+     "batch size": "64", "throughput [items/s]": "900", "latency [ms]": "71.1",
+     "power [W]": "150", "efficiency [items/J]": "6.0", "temperature [C]": "50"},
+    {"device": "NVIDIA A100-SXM4-40GB", "workload": "resnet-train", "precision": "FP16",
+     "batch size": "64", "throughput [items/s]": "800", "latency [ms]": "--",
+     "power [W]": "350", "efficiency [items/J]": "", "temperature [C]": "66"},
+]
+CITE = {"title": "Fuzzed table", "url": "https://example.org/t", "table": "Table 1",
+        "page": 1, "publisher": "Fuzz Lab", "role": "independent"}
 SUITE = ROOT / "bench" / "suites" / "smoke.yaml"
 EXAMPLE_TIMEOUT_S = 30  # an answer later than this is a hang
 
@@ -227,6 +249,95 @@ def check_audit(ws: Workspace, data: bytes, name: str = "gemm-infer.json") -> No
         assert len(check.message) < 3000, (check.id, len(check.message))
 
 
+def check_import(ws: Workspace, value: tuple[bytes, str]) -> None:
+    from bench.errors import UserError
+    from bench.validate import validate_file
+    from testbed.published import import_table
+
+    data, suffix = value
+    path = ws.fresh() / f"table{suffix}"
+    path.write_bytes(data)
+    try:
+        done = import_table(path, ws.root / "out", CITE, {})
+    except UserError as exc:
+        assert "Table" in str(exc) or "--" in str(exc) or "citation" in str(exc).lower(), exc
+        assert len(str(exc)) < 3000, len(str(exc))
+        return
+    for file in done.files:
+        report = validate_file(file)
+        assert report.ok, (file.name, [str(p) for p in report.problems[:2]])
+
+
+def _store_template() -> Path:
+    """A store holding the real run (made once per process, copied for each input)."""
+    from testbed.store import open_store
+    from testbed.store.ingest import add_paths
+
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        _TEMPLATE = Path(tempfile.mkdtemp(prefix="fuzz-store-")) / "template.duckdb"
+        with open_store(str(_TEMPLATE), ROOT) as store:
+            add_paths(store, [RUN])
+    return _TEMPLATE
+
+
+_TEMPLATE: Path | None = None
+
+
+def check_ingest(ws: Workspace, value: tuple[bytes, str]) -> None:
+    import sqlalchemy as sa
+
+    from testbed.store import open_store
+    from testbed.store import tables as t
+    from testbed.store.ingest import add_paths
+    from testbed.store.queries import counted
+
+    data, name = value
+    root = ws.fresh()
+    shutil.copy(_store_template(), root / "s.duckdb")
+    where = root / ("audit" if name == "verdict.json" else "run")
+    where.mkdir()
+    (where / name).write_bytes(data)
+    with open_store(str(root / "s.duckdb"), ROOT) as store:
+        summary = add_paths(store, [where], jobs=1)
+        for refused in summary.refused:
+            assert refused.problems and all(len(p) < 3000 for p in refused.problems)
+        with store.begin() as conn:
+            r, me = t.results.c, t.manifest_entries.c
+            # every counted result of a run with a manifest is one the manifest lists
+            strays = conn.execute(
+                sa.select(r.doc_id).join(t.runs, t.runs.c.run_id == r.run_id)
+                .where(t.runs.c.manifest_id.is_not(None), counted(),
+                       ~sa.exists().where(me.manifest_id == t.runs.c.manifest_id,
+                                          sa.or_(me.seal == r.seal,
+                                                 sa.and_(me.entry_id == r.entry_id,
+                                                         me.seal.is_(None),
+                                                         t.runs.c.state == "running"))))
+            ).all()
+            assert not strays, strays
+
+
+def check_site(ws: Workspace, data: bytes) -> None:
+    from bench.errors import UserError
+    from testbed.store import open_store
+    from testbed.store.ingest import add_paths
+    from testbed.store.queries import make_filters
+    from testbed.store.site import write_site
+
+    root = ws.fresh()
+    shutil.copy(_store_template(), root / "s.duckdb")
+    (root / "run").mkdir()
+    (root / "run" / "gemm-infer.json").write_bytes(data)
+    with open_store(str(root / "s.duckdb"), ROOT) as store:
+        add_paths(store, [root / "run"], jobs=1)
+    with open_store(str(root / "s.duckdb"), ROOT, read_only=True) as store:
+        try:
+            write_site(store, root / "site", make_filters(), baseline=None)
+        except UserError:
+            return
+    assert (root / "site" / "index.html").exists()
+
+
 def _suite_inputs() -> st.SearchStrategy[bytes]:
     import yaml
 
@@ -261,6 +372,69 @@ def _audit_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
             | RAW_BYTES.map(lambda b: (b, "manifest.json")))
 
 
+def _table_bytes(rows: Any, as_yaml: bool) -> bytes:
+    import csv
+    import io
+
+    import yaml
+
+    if as_yaml:
+        return yaml.safe_dump({"rows": rows}, allow_unicode=True).encode("utf-8",
+                                                                        "surrogatepass")
+    rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+    headers = list(dict.fromkeys(str(k) for r in rows for k in r))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(headers)
+    for r in rows:
+        writer.writerow(["" if r.get(h) is None else str(r.get(h)) for h in headers])
+    return out.getvalue().encode("utf-8", "surrogatepass")
+
+
+def _import_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
+    edits = ("same-type", "same-type", "replace", "delete")
+    tables = mutated(TABLE, max_edits=3, edits=edits)
+    return (tables.map(lambda rows: (_table_bytes(rows, False), ".csv"))
+            | tables.map(lambda rows: (_table_bytes(rows, True), ".yaml"))
+            | RAW_BYTES.map(lambda b: (b, ".csv"))
+            | st.sampled_from([(b"device,workload,throughput [items/s]\nA100,resnet-infer,"
+                                b"-5\n", ".csv"),
+                               (b"device,workload,precision,throughput [items/s]\nA100,"
+                                b"resnet-infer,fp16,5.2e52\n", ".csv")]))
+
+
+def _verdict_base() -> Any:
+    from datetime import datetime
+
+    from testbed.store.loadtest import _verdict
+
+    manifest = _load(RUN / "manifest.json")
+    return _verdict(RUN, manifest["run_id"], "cpu", manifest["entries"], True,
+                    datetime(2026, 12, 1))
+
+
+def _ingest_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
+    manifest = _load(RUN / "manifest.json")
+    result = _load(RUN / "gemm-infer.json")
+    verdict = _verdict_base()
+    return (mutated(manifest).map(lambda d: (_dump(d), "manifest.json"))
+            | mutated(result).map(_seal_if_possible).map(lambda d: (_dump(d),
+                                                                    "gemm-infer.json"))
+            | mutated(result, edits=("same-type",)).map(_seal_if_possible)
+            .map(lambda d: (_dump(d), "resnet-infer.json"))
+            | mutated(verdict).map(_seal_if_possible).map(lambda d: (_dump(d),
+                                                                     "verdict.json"))
+            | RAW_BYTES.map(lambda b: (b, "gemm-infer.json")))
+
+
+def _site_inputs() -> st.SearchStrategy[bytes]:
+    """Like the report's: type-keeping edits, re-sealed, in a run of its own (a result of the
+    real run's id would be refused as not in its manifest)."""
+    base = {**_load(RUN / "gemm-infer.json"), "run_id": "fuzz-run"}
+    edits = ("same-type", "same-type", "same-type", "replace", "delete")
+    return mutated(base, max_edits=3, edits=edits).map(_seal_if_possible).map(_dump)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -278,6 +452,12 @@ TARGETS = {
                      _report_inputs, check_report),
     "audit": Target("audit", "audit's submission reader (load_submission)", _audit_inputs,
                     lambda ws, pair: check_audit(ws, pair[0], pair[1])),
+    "import": Target("import", "published-table importer (testbed.published.import_table)",
+                     _import_inputs, check_import),
+    "ingest": Target("ingest", "store's ingest (testbed.store.ingest.add_paths)",
+                     _ingest_inputs, check_ingest),
+    "site": Target("site", "leaderboard site (testbed.store.site.write_site)", _site_inputs,
+                   check_site),
 }
 
 

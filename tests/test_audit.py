@@ -32,6 +32,7 @@ from testbed.audit.replay import entry_from_result, overrides_of
 from testbed.audit.submission import Submission, load_submission
 from testbed.audit.tolerances import Rule, compare_value, load_tolerances
 from tests.conftest import FIXTURES, ROOT, bench_env
+from tests.signers import make_signer, trust_file
 
 SUITE = FIXTURES / "audit-suite.yaml"
 SLEEP_SUITE = FIXTURES / "audit-sleep-suite.yaml"
@@ -59,7 +60,8 @@ def test_default_tolerances_are_the_documented_choice():
     assert tol.rule_for("host_util_pct", "cpu").ignore
     assert tol.rule_for("latency_p95_s").rel == 0.10
     assert tol.rule_for("cold_load_s").ignore
-    assert tol.rule_for("cold_first_iter_s").rel == 0.50
+    # The first iteration is lazy initialisation that happens in it or not: 1 ms or 270 ms.
+    assert "happen in it or not" in tol.rule_for("cold_first_iter_s").ignore
     assert tol.max_speedup == 0.25 and tol.input_variants >= 2
 
 
@@ -68,6 +70,8 @@ def test_default_tolerances_are_the_documented_choice():
     ("version: 1\nrules:\n  - match: '*'\n", "$.rules[0]"),
     ("version: 2\nrules:\n  - {match: '*', rel: 0.1}\n", "$.version"),
     ("version: 1\nrules: [{match: '*', rel: 0.1, side: up}]\n", "$.rules[0].side"),
+    # Which way load moves a metric is the catalogue's (bench/metrics.yaml), not a rule's.
+    ("version: 1\nrules: [{match: '*', rel: 0.1, slowdown: lower}]\n", "'slowdown' was unexpected"),
     ("version: 1\nrules: [\n", "not valid YAML"),
 ])
 def test_bad_tolerance_file_names_file_and_field(tmp_path, text, where):
@@ -400,6 +404,38 @@ def test_forged_and_resealed_throughput_fails_on_re_measurement(sleep_copy, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("factor", [0.5, 3.0])
+def test_a_run_resealed_at_half_its_rates_is_not_failed_at_three_times_it_is(
+        sleep_submission, tmp_path, factor):
+    """Every rate of every result times ``factor`` and every time divided by it, re-sealed
+    with the manifest (testbed/audit/study.py's forger). At half (as if measured on a busier
+    machine) the re-run does better than claimed: pass or inconclusive, never fail; at three
+    times, the claim fails, naming each entry's throughput."""
+    from testbed.audit.study import forge_run
+
+    run = forge_run(sleep_submission, tmp_path / "forged", factor)
+    proc, verdict = audit(run, tmp_path)
+    failed = {(m["entry"], m["metric"]) for m in verdict["metrics"] if m["status"] == "fail"}
+    thr = next(m for m in verdict["metrics"] if m["entry"] == "test-sleep-long-infer"
+               and m["metric"] == "throughput_items_per_s" and m["point"] is None)
+    if factor < 1:
+        assert verdict["verdict"] in ("pass", "inconclusive"), proc.stdout
+        assert proc.returncode in (0, 3) and not failed and "FAIL" not in proc.stdout
+        assert thr["status"] == "inconclusive" and "under-claim" in thr["reason"]
+        return
+    assert proc.returncode == 1 and verdict["verdict"] == "fail", proc.stdout
+    assert {("test-sleep-long-infer", "throughput_items_per_s"),
+            ("test-sleep-long-b8", "throughput_items_per_s")} <= failed
+    assert "FAIL metric test-sleep-long-infer throughput_items_per_s" in proc.stdout
+    # The power statement: what this audit could catch, in the verdict and the summary.
+    assert thr["power"]["inflation"] < 3 and thr["power"]["probability"] == 0.9
+    entries = {e["entry"]: e for e in verdict["summary"]["power"]["entries"]}
+    assert entries["test-sleep-long-infer"]["inflation"] == thr["power"]["inflation"]
+    assert "power: a throughput claimed x" in proc.stdout
+    assert "the submission allows: test-sleep-long-infer: 3 repeats" in proc.stdout
+
+
+@pytest.mark.slow
 def test_repeats_that_cannot_decide_give_an_inconclusive_verdict(sleep_copy, tmp_path):
     """Submitted repeats spread -70..+70 % around the claimed figure: no number of re-runs
     can pin the claim down. The verdict is inconclusive (exit 3), never pass, never fail."""
@@ -421,34 +457,31 @@ def test_repeats_that_cannot_decide_give_an_inconclusive_verdict(sleep_copy, tmp
 
 
 @pytest.mark.slow
-def test_an_inconclusive_metric_is_re_run_for_more_evidence(sleep_copy, tmp_path):
-    """Submitted repeats spread +-20 %: against a +-20 % band the first re-run straddles,
-    more repeats can decide. The audit re-runs that entry (only it) and records the re-run."""
-    def spread(doc):
-        metric = doc["metrics"]["throughput_items_per_s"]
-        metric["per_repeat"] = [metric["value"] * f for f in (0.8, 1.0, 1.2)]
-        for r, v in zip(doc["repeats"], metric["per_repeat"], strict=True):
-            r["throughput_items_per_s"] = v
-    reseal(sleep_copy, "test-sleep-long-infer.json", spread)
-    tolerance = tmp_path / "tol.yaml"
-    tolerance.write_text(CI_TOLERANCES.read_text().replace("rel: 0.25", "rel: 0.2"))
-    proc, verdict = audit(sleep_copy, tmp_path, tolerance=tolerance)
-    assert proc.returncode == {"pass": 0, "inconclusive": 3}[verdict["verdict"]], proc.stdout
+def test_an_inconclusive_metric_is_re_run_for_more_evidence(tmp_path):
+    """A submission of one repeat: the first re-run (one repeat too) gives no spread, so
+    every metric is inconclusive and a re-run can decide it. The audit re-runs that entry with
+    the repeats it predicts (2), pools them, and stops once nothing left can be decided."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(SLEEP_SUITE),
+                           "--only", "test-sleep-long-infer", "--set", "rules.repeats=1",
+                           "--out", str(run), "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=bench_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc, verdict = audit(run, tmp_path)
+    assert proc.returncode == {"pass": 0, "inconclusive": 3, "fail": 1}[verdict["verdict"]]
     more = [r for r in verdict["reruns"] if r["name"].startswith("more-evidence")]
-    assert [r["name"] for r in more] == ["more-evidence-1"]
-    assert more[0]["host"] is not None
+    assert more and more[0]["name"] == "more-evidence-1" and more[0]["host"] is not None
+    assert more[0]["rules"]["test-sleep-long-infer"]["repeats"] == 2
+    assert len(more) <= 1  # the CI tolerances allow one
     thr = next(m for m in verdict["metrics"] if m["entry"] == "test-sleep-long-infer"
                and m["metric"] == "throughput_items_per_s")
-    if "test-sleep-long-infer" not in more[0]["results"]:
-        # a loaded host: the slowdown it measured widened the band's lower side enough for
-        # the first re-run to decide (another entry needed more evidence)
-        assert thr["status"] == "pass" and thr["reruns"] == 1, thr
-        return
-    assert more[0]["rules"]["test-sleep-long-infer"]["repeats"] == 3
-    assert thr["reruns"] == 2 and thr["interval"]["n_remeasured"] == 6
+    assert thr["reruns"] == 2 and thr["interval"]["n_remeasured"] == 3
+    assert thr["interval"]["n_submitted"] == 1
+    assert thr["decidable"] in (None, False)  # decided, or no re-run left to decide it
     assert "1 re-run(s) for more evidence" in proc.stdout
+    assert "the submission allows: test-sleep-long-infer: 1 submitted repeat(s)" in proc.stdout
     doc = json.loads((tmp_path / "audit/more-evidence-1/test-sleep-long-infer.json").read_text())
-    assert doc["rules"]["repeats"] == 3
+    assert doc["rules"]["repeats"] == 2
 
 
 @pytest.mark.slow
@@ -458,8 +491,14 @@ def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
     triple_throughput(doc)
     path.write_text(json.dumps(doc))
     store = tmp_path / "store.duckdb"
-    proc, verdict = audit(run_copy, tmp_path, "--store", str(store))
+    auditor = make_signer(tmp_path / "keys", "auditor@lab.example")
+    trusted = invoke("store", "trust", str(trust_file(tmp_path / "allowed", auditor)),
+                     "--store", str(store))
+    assert trusted.returncode == 0, trusted.stderr
+    proc, verdict = audit(run_copy, tmp_path, "--store", str(store), "--sign", str(auditor.key))
     assert proc.returncode == 1  # the verdict's exit code, although the store refused a file
+    assert verdict["signature"]["namespace"] == "accel-testbed-verdict"
+    assert "audited by auditor@lab.example" in proc.stdout
     assert ("sha256", "resnet-infer.json") in failing(verdict)
     assert "changed after it was written" in proc.stdout
     assert verdict["reruns"] == []  # integrity failed: nothing re-measured
@@ -472,8 +511,13 @@ def test_edited_number_breaks_the_document_hash(run_copy, tmp_path):
     with open_store(str(store), ROOT, read_only=True) as st:
         judged = list_results(st, make_filters(run=verdict["submitted"]["run_id"]))
         assert sorted(r.entry_id for r in judged) == verdict["submitted"]["results"] != []
-        assert {r.audit for r in judged} == {"fail"}
+        assert {(r.audit, r.audited_by) for r in judged} == {("fail", "auditor@lab.example")}
         assert [r.audit for r in list_runs(st, make_filters())] == ["fail"]
+
+
+def test_a_signing_key_that_does_not_exist_is_refused_before_the_audit(run_copy, tmp_path):
+    proc, verdict = audit(run_copy, tmp_path, "--sign", str(tmp_path / "no-such-key"))
+    assert proc.returncode == 2 and "Signing key" in proc.stderr and verdict is None
 
 
 @pytest.mark.slow

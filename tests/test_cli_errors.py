@@ -102,3 +102,22 @@ def test_a_directory_that_holds_a_run_is_not_reused(tmp_path):
     assert_usage_error(again, f"Output directory {out} already holds results",
                        "manifest.json", "its own directory")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("text", ["100000", "0", "-2", "four"])
+def test_an_absurd_thread_count_is_refused(tmp_path, text):
+    proc = run_bench("run", "--suite", str(FIXTURES / "suites" / "quick.yaml"), "--threads",
+                     text, "--out", str(tmp_path / "r"))
+    assert_usage_error(proc, "is not a thread count", "4096")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_suite_schema_allows_the_same_most_threads():
+    import json
+
+    from bench.config import MAX_THREADS
+    from tests.conftest import ROOT
+
+    device = json.loads((ROOT / "schemas/suite.schema.json").read_text())["$defs"]["device"]
+    assert {device["properties"][k]["maximum"] for k in ("threads", "interop_threads")} == \
+        {MAX_THREADS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -118,3 +119,100 @@ def test_bench_in_container_without_images_says_what_to_do():
     assert "--native" in proc.stderr
 
 
+
+
+def test_combined_reports_are_named_from_their_inputs(tmp_path):
+    """Two combined reports wrote into one reports/combined and the second overwrote the
+    first: the default directory now comes from the inputs."""
+    from testbed.report.build import report_dir_name
+
+    a, b, c = (tmp_path / n for n in ("run-a", "run-b", "run-c"))
+    one = report_dir_name([a, b])
+    assert one.startswith("combined-run-a+run-b-") and len(one) < 120
+    assert report_dir_name([a, b]) == one  # the same inputs: the same directory again
+    others = {report_dir_name([a, c]), report_dir_name([a, b, c]),
+              report_dir_name([a, b], baseline=[c]), report_dir_name([a, b], references=["x"])}
+    assert one not in others and len(others) == 4
+    assert report_dir_name([a]) == "run-a"  # one run: its own id, as before
+    assert report_dir_name([a], references=["cpu-epyc-2core-smoke"]).startswith("combined-")
+    proc = subprocess.run([*INVOKE, "report", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert "reports/combined-<first two>-<hash of all inputs>" in " ".join(proc.stdout.split())
+
+
+def _wrapped(lines: list[str]) -> dict[str, str]:
+    """``invoke --list``'s tasks and their descriptions, wrapped lines joined."""
+    out: dict[str, str] = {}
+    name = None
+    for line in lines:
+        if line.startswith("  ") and not line.startswith("   ") and line.split():
+            name, _, rest = line.strip().partition(" ")
+            out[name] = rest.strip()
+        elif name and line.strip():
+            out[name] += " " + line.strip()
+    return out
+
+
+def test_invoke_list_descriptions_are_whole_sentences():
+    tasks = _wrapped(invoke("--list").stdout.splitlines()[2:])
+    assert {"audit", "bench-overhead", "function-catalogue"} <= set(tasks)
+    cut = {name: text for name, text in tasks.items() if not text.endswith(".")}
+    assert not cut, f"descriptions cut mid-sentence: {cut}"
+
+
+def test_invoke_bench_help_has_no_guessed_short_flags():
+    text = invoke("bench", "--help").stdout
+    shorts = set(re.findall(r"^\s+(-[a-zA-Z]|--),? ", text, re.M))
+    assert shorts == {"-o", "-s"}, shorts  # -o/--out and -s/--suite, nothing guessed
+    assert "--no-store" in text and "--, --no-store" not in text
+    flat = " ".join(text.split())
+    assert "(default smoke;" in flat and "--set ENTRY.PARAM=VALUE" in flat
+    assert "--require-quiet" in flat
+
+
+def test_the_progress_line_explains_its_figures_once():
+    import io
+
+    from bench.progress import Display
+
+    stream = io.StringIO()
+    display = Display(stream)
+    for done in (1, 2):
+        display.progress({"phase": "timed", "done": done, "min_iters": 5, "elapsed_s": 21.1,
+                          "min_duration_s": 1})
+    text = stream.getvalue()
+    assert text.count("seconds elapsed of a timed window of at least") == 1
+    assert "timed a/b it, c/d s: a iterations done of at least b" in text
+
+
+@pytest.mark.slow
+def test_a_smoke_entry_beside_three_busy_processes_says_it_was_disturbed(tmp_path):
+    """For real, on this machine: three processes spin beside a smoke entry. The entry ends
+    with a warning, its result says disturbed with its reasons, the report says so."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        out, reports = tmp_path / "run", tmp_path / "report"
+        proc = invoke("bench", "--native", "--suite", "smoke", "--only", "gemm-infer", "--out",
+                      str(out), "--report-out", str(reports), "--store",
+                      str(tmp_path / "store.duckdb"))
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0, said  # a warning, not an error (--require-quiet makes one)
+    assert "preflight: the machine is busy" in said
+    assert "warning: gemm-infer was disturbed while it measured: other processes used" in said
+    assert "warning: 1 of 1 entry was disturbed while it measured (gemm-infer)" in said
+    doc = json.loads((out / "gemm-infer.json").read_text())
+    assert validate_file(out / "gemm-infer.json").ok
+    assert doc["disturbed"]["value"] is True
+    host = next(r for r in doc["disturbed"]["reasons"] if r["code"] == "host_cpu")
+    assert host["unit"] == "CPUs" and host["figure"] > host["threshold"]
+    assert all(r["repeats"] for r in [doc]) and all(
+        rep["contention"]["other_cpus"] is not None for rep in doc["repeats"])
+    md = (reports / "report.md").read_text()
+    assert "**1 result(s) were disturbed while they measured ([D])" in md
+    assert "## Disturbed measurements" in md and "other processes used" in md
+    html = (reports / "report.html").read_text()
+    assert "id='disturbed-callout'" in html and "<sup class='mark mark-D'>D</sup>" in html

@@ -126,19 +126,29 @@ def test_the_report_withholds_the_wrong_models_score_and_shows_the_matrix(run, t
     assert "## Function before performance" in md
 
 
-@pytest.mark.browser
-def test_the_function_section_in_a_real_browser(run, tmp_path):
+@pytest.fixture(scope="module")
+def webdriver():
+    """Selenium and the browser, checked before the run the test needs is made: a missing
+    one skips, or fails where the system tests are required (never importorskip)."""
     import shutil
 
-    from testbed.report import write_report
-    from tests.conftest import skip_or_fail
-    from tests.test_report_browser import CHROMEDRIVER, CHROMIUM, OFFLINE_FLAGS, full_page_png
+    from tests.conftest import require_module, skip_or_fail
+    from tests.test_report_browser import CHROMEDRIVER, CHROMIUM
 
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
+    module = require_module("selenium.webdriver",
+                            "`bash scripts/setup.sh --dev` installs selenium")
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         skip_or_fail("chromium/chromedriver not installed (scripts/system-deps.sh installs them)")
+    return module
+
+
+@pytest.mark.browser
+def test_the_function_section_in_a_real_browser(webdriver, run, tmp_path):
+    from selenium.webdriver.chrome.service import Service
+
+    from testbed.report import write_report
+    from tests.test_report_browser import CHROMEDRIVER, CHROMIUM, OFFLINE_FLAGS, full_page_png
+
     files = write_report([run], tmp_path / "report")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

@@ -186,6 +186,66 @@ def test_reading_refuses_what_would_hang_or_exhaust_memory(tmp_path):
         read_json_file(big, limit=100)
 
 
+# The limits as docs/security.md states them, written out here (not imported): a limit raised
+# in the code must fail these tests, not follow it.
+DEPTH_LIMIT, VALUE_LIMIT = 64, 2_000_000
+
+
+def _nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [DEPTH_LIMIT + 1, 100, 600])
+def test_nesting_deeper_than_the_limit_is_refused_at_every_depth(tmp_path, levels):
+    """65 levels is the first one refused; 100 and 600 are refused by the check itself
+    (Python's own recursion limit only stops documents thousands of levels deep)."""
+    from bench.errors import UserError
+    from bench.jsonio import UnreadableDocument, read_json_file
+    from bench.schema import read_yaml_file
+
+    path = tmp_path / "deep.json"
+    path.write_text(_nested(levels))
+    with pytest.raises(UnreadableDocument, match=f"nests deeper than {DEPTH_LIMIT} levels"):
+        read_json_file(path)
+    yaml_path = tmp_path / "deep.yaml"
+    yaml_path.write_text(_nested(levels))
+    with pytest.raises(UserError, match=f"nests deeper than {DEPTH_LIMIT} levels"):
+        read_yaml_file(yaml_path, "tolerances", "Tolerance file")
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path):
+    from bench.jsonio import read_json_file
+
+    path = tmp_path / "deep.json"
+    path.write_text(_nested(DEPTH_LIMIT))
+    doc = read_json_file(path)
+    for _ in range(DEPTH_LIMIT - 1):
+        doc = doc[0]
+    assert doc == []
+
+
+def test_values_just_above_the_cap_are_refused(tmp_path):
+    """Every object, array and scalar counts: an array of 1,999,999 numbers is 2,000,000
+    values (read), one more number is refused; and a YAML alias bomb that expands to just
+    over the cap is refused by name."""
+    from bench.errors import UserError
+    from bench.jsonio import UnreadableDocument, check_tree, read_json_file
+    from bench.schema import read_yaml_file
+
+    check_tree([0] * (VALUE_LIMIT - 1))
+    with pytest.raises(UnreadableDocument, match=f"more than {VALUE_LIMIT} values"):
+        check_tree([0] * VALUE_LIMIT)
+    path = tmp_path / "many.json"
+    path.write_text("[" + "0," * VALUE_LIMIT + "0]")  # 2,000,001 numbers
+    with pytest.raises(UnreadableDocument, match=f"more than {VALUE_LIMIT} values"):
+        read_json_file(path)
+    # 1,000 numbers under an anchor, repeated 2,000 times: 2,000 x 1,001 + 2 values.
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [" + ", ".join(["0"] * 999) + "]\nb: [" +
+                    ", ".join(["*a"] * 1999) + "]\n")
+    with pytest.raises(UserError, match=f"more than {VALUE_LIMIT} values"):
+        read_yaml_file(bomb, "tolerances", "Tolerance file")
+
 def test_a_message_never_quotes_more_than_a_line_of_a_document():
     doc = json.loads((RUN / "gemm-infer.json").read_text())
     doc["workload"]["params"] = {"n": "B" * 1_000_000}
@@ -325,6 +385,63 @@ def test_csv_cells_never_start_a_formula_and_markdown_holds_no_html(tmp_path):
     assert "&lt;img src=x onerror=alert(1)&gt;" in md and "a\\|b" in md
     html = files.html.read_text()
     assert "<img src=x" not in html and "&lt;img src=x" in html
+
+
+ESCAPES = "GPU\x1b[2J\x1b]0;owned\x07\u202eX"  # clears the screen, retitles the terminal
+
+
+def test_terminal_escapes_in_stored_names_are_printed_escaped(tmp_path):
+    """The probe: `invoke store list` printed a device name's escape sequences raw (the
+    terminal ran them); report.md and the CSVs carried them too."""
+    from testbed.report import write_report
+
+    run = _device_run(tmp_path, "esc", ESCAPES)
+    store = str(tmp_path / "s.duckdb")
+    for args in (("store", "add", str(run)), ("store", "list", "results"),
+                 ("store", "list", "runs"), ("store", "query", "SELECT device_name FROM results",
+                                             "--format", "csv")):
+        proc = subprocess.run([sys.executable, "-m", "invoke", *args, "--store", store],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "\x1b" not in proc.stdout + proc.stderr and "\u202e" not in proc.stdout
+    assert "GPU\\x1b[2J" in proc.stdout  # shown, escaped
+    files = write_report([run], tmp_path / "report")
+    for path in (files.markdown, files.csv, files.scores_csv):
+        text = path.read_text()
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text, path.name
+
+
+def test_a_manifest_listing_a_missing_or_replaced_result_is_not_ok(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    (run / "gemm-infer.json").unlink()
+    doc = json.loads((run / "resnet-infer.json").read_text())
+    doc["metrics"]["throughput_items_per_s"]["value"] *= 2
+    (run / "resnet-infer.json").write_text(json.dumps(seal(doc)))
+    proc = subprocess.run([sys.executable, "-m", "bench", "validate", str(run)], cwd=ROOT,
+                          env=bench_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout
+    assert "lists gemm-infer.json, which is not in" in proc.stdout
+    assert "lists resnet-infer.json with sha256" in proc.stdout
+    assert "INVALID  " + str(run / "manifest.json") in proc.stdout
+
+
+def test_a_tolerance_file_that_is_a_fifo_or_huge_is_refused_at_once(tmp_path):
+    import time
+
+    from bench.errors import UserError
+    from testbed.audit.tolerances import load_tolerances
+
+    fifo = tmp_path / "tolerances.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="is a FIFO, not a regular file"):
+        load_tolerances(fifo)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("rules:\n" + "  - {match: x, rel: 0.05}\n" * 1_000_000)
+    start = time.monotonic()
+    with pytest.raises(UserError, match="over the limit"):
+        load_tolerances(huge)
+    assert time.monotonic() - start < 10
 
 
 # -- 11: the audit on a machine without the submitted vendor ------------------------------------

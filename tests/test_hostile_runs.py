@@ -24,7 +24,7 @@ import pytest
 from bench.errors import UserError
 from bench.jsonio import read_json
 from bench.validate import validate_file
-from tests.conftest import ROOT, bench_env, run_bench, skip_or_fail
+from tests.conftest import ROOT, bench_env, require_root, run_bench, skip_or_fail
 
 QUICK_RULES = "rules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.05, repeats: 1}\n" \
               "telemetry: {interval_s: 0.05, idle_s: 0}\n"
@@ -151,8 +151,7 @@ def test_two_runs_into_one_directory_at_the_same_moment(tmp_path):
 # -- 4. the disk fills ----------------------------------------------------------------------------
 
 def _mount_tmpfs(mnt: Path, options: str) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    require_root("mounting a tmpfs")
     mnt.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
                           capture_output=True, text=True)
@@ -168,13 +167,16 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_the_disk_fills_mid_run(tmp_path, small_disk):
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_disk_fills_mid_run(tmp_path, small_disk, quiet):
+    """With --quiet (as every Slurm node runs) too: the failure is said, not swallowed."""
     suite = suite_file(tmp_path, "  - {id: first, workload: test-sleep, mode: infer}\n"
                                  f"  - {{id: filler, workload: test-fill-disk, mode: infer, "
                                  f"params: {{dir: {small_disk}}}}}\n"
                                  "  - {id: never, workload: test-sleep, mode: infer}\n")
     out = small_disk / "run"
-    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(out))
+    proc = run_bench("run", "--suite", str(suite), "--device", "cpu", "--out", str(out),
+                     *(["--quiet"] if quiet else []))
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
     assert "No space left on device" in proc.stderr
@@ -302,9 +304,10 @@ def test_kill_9_of_the_parent_takes_its_children_and_their_scratch(tmp_path):
 
 # -- 6. only chown what the tool created ------------------------------------------------------
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown happens only as root (CI runs as root)")
 def test_an_existing_directory_is_never_chowned(tmp_path):
     from testbed.launch.container import prepare_results_dir
+
+    require_root("chown (it happens only as root)")
 
     home = tmp_path / "home"
     home.mkdir(mode=0o755)

@@ -129,8 +129,15 @@ def test_smoke_suite_in_the_container(built, smoke_run):
             built.labels["org.opencontainers.image.revision"]
         applied = doc["provenance"]["device_settings"]["applied"]
         assert (applied["threads"], applied["interop_threads"], applied["cpus"]) == (1, 1, "0")
+        # the container's /proc answers the contention monitor: the host's CPU time (every
+        # process on the machine) and the benchmark's threads inside the container
+        for rep in doc["repeats"]:
+            c = rep["contention"]
+            assert c["other_cpus"] is not None and c["threads"] >= 1, c
+        assert isinstance(doc["disturbed"]["value"], bool)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["state"] == "finished"
+    assert manifest["preflight"]["busy"] in (True, False)
 
 
 def test_an_invalid_result_is_refused_on_the_host(built, smoke_run, tmp_path):

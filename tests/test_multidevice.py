@@ -131,3 +131,75 @@ def test_a_node_that_wrote_nothing_leaves_the_sums_null_and_named():
     assert "n2" in m["energy_j"]["reason"]
     assert m["idle_power_w"]["value"] is None
     assert m["throughput_items_per_s"]["value"] == 100.0  # the job's figures stay
+
+
+def test_a_multi_node_entry_is_disturbed_when_any_node_was():
+    from bench.contention import judge
+    from bench.rules import QuietRules
+
+    quiet = judge([{"other_cpus": 0.1, "cpus": 8, "slowdown": 1.0}], None, QuietRules())
+    busy = judge([{"other_cpus": 6.0, "cpus": 8, "slowdown": 1.0}], None, QuietRules())
+    first = {**node_doc("n1", 0, 100.0, 40.0, 0.0), "disturbed": quiet}
+    second = {**node_doc("n2", 1, 50.0, 20.0, 1000.0), "disturbed": busy}
+    doc = combine_node_results([first, second], "cuda")
+    assert doc["disturbed"]["value"] is True
+    (reason,) = doc["disturbed"]["reasons"]
+    assert reason["code"] == "host_cpu" and reason["message"].startswith(
+        "node n2: other processes used 6.0 of 8 CPUs")
+    assert combine_node_results([first, {**second, "disturbed": quiet}],
+                                "cuda")["disturbed"]["value"] is False
+    # a node that wrote nothing cannot say: unknown, not quiet
+    lone = combine_node_results([first], "cuda", missing=["n2"])["disturbed"]
+    assert lone["value"] is None and lone["unjudged"] == ["node n2: no record"]
+    # results from before the record stay without one
+    assert "disturbed" not in combine_node_results([node_doc("n1", 0, 1.0, 1.0, 0.0)], "cuda")
+
+
+def test_the_nodes_of_a_gathered_entry_are_in_the_jobs_order_with_their_job_rank():
+    """c10d numbered the second node's ranks first: the record says which node is which in
+    the job instead of "node n1, node_rank 0" beside "n2 holds ranks 0, 1"."""
+    first = node_doc("n1", 0, 100.0, 40.0, 0.0)
+    first["placement"]["nodes"] = [{"node": "n2", "ranks": [0, 1]},
+                                   {"node": "n1", "ranks": [2, 3]}]
+    second = node_doc("n2", 1, 50.0, 20.0, 1000.0)
+    doc = combine_node_results([first, second], "cuda")
+    assert doc["placement"]["nodes"] == [{"node": "n1", "node_rank": 0, "ranks": [2, 3]},
+                                         {"node": "n2", "node_rank": 1, "ranks": [0, 1]}]
+    assert (doc["placement"]["node"], doc["placement"]["node_rank"]) == ("n1", 0)
+
+
+def test_the_report_says_nodes_and_ranks_of_a_multi_rank_result():
+    from testbed.report.views import placement_text
+
+    def doc(nodes, world):
+        return {"placement": {"world_size": world, "nodes": nodes}}
+
+    assert placement_text(doc([{"node": "n1", "ranks": [2, 3]},
+                               {"node": "n2", "ranks": [0, 1]}], 4)) == "2 nodes × 2 ranks"
+    assert placement_text(doc([{"node": "n1", "ranks": [0]},
+                               {"node": "n2", "ranks": [1]}], 2)) == "2 nodes × 1 rank"
+    assert placement_text(doc([{"node": "a", "ranks": [0, 1, 2]},
+                               {"node": "b", "ranks": [3]}], 4)) == "4 ranks on 2 nodes"
+    assert placement_text(doc([{"node": "a", "ranks": [0, 1]}], 2)) == "2 ranks on 1 node"
+    assert placement_text(doc([{"node": "a", "ranks": [0]}], 1)) is None
+    assert placement_text({}) is None
+
+
+def test_a_two_node_result_is_reported_with_its_nodes_and_ranks(tmp_path):
+    """The report called a 2-node x 2-rank collectives result "1 device" and said no more."""
+    import json
+
+    from testbed.report import write_report
+    from tests.conftest import FIXTURES
+    from tests.report_fixtures import write
+
+    doc = json.loads((FIXTURES / "results" / "scorecard-cpu" / "collectives.json").read_text())
+    doc["placement"] = {"launcher": "slurm", "job_id": "7", "world_size": 4, "nnodes": 2,
+                        "node": "n1", "node_rank": 0, "devices": [0],
+                        "nodes": [{"node": "n1", "node_rank": 0, "ranks": [2, 3]},
+                                  {"node": "n2", "node_rank": 1, "ranks": [0, 1]}]}
+    write(doc, tmp_path / "run")
+    files = write_report([tmp_path / "run"], tmp_path / "report")
+    md = files.markdown.read_text(encoding="utf-8")
+    assert f"| {doc['workload']['id']} (2 nodes × 2 ranks) |" in md
+    assert "1 device configuration(s)" in md and "1 device(s)" not in md

@@ -240,10 +240,11 @@ def test_power_unit_error_marks_power_and_throughput_not_the_consistent_efficien
     assert "X" in marks(a, MLU, "resnet-infer", "throughput_items_per_s")
     assert "X" in marks(a, MLU, "resnet-infer", "mfu_pct")
     assert "X" not in marks(a, MLU, "resnet-infer", "items_per_j")
-    # kept out of the scores: no min-max scale over 900 million images/s
+    # kept out of the scores: no min-max scale over 900 million images/s. The MLU, whose
+    # throughput failed its bound, is left out of the composite; the others keep theirs whole
     comp = a.composites["resnet-infer"]
-    assert "throughput_items_per_s" not in comp.used and "power_w_mean" not in comp.used
-    assert "items_per_j" in comp.used
+    assert key(a, MLU) not in comp.scores and len(comp.scores) == 2
+    assert {"throughput_items_per_s", "power_w_mean", "items_per_j"} <= set(comp.used)
 
 
 def bar_rects(svg: str, group_title_part: str) -> list[tuple[str, float, str]]:
@@ -283,7 +284,7 @@ def test_a_column_copied_in_training_only_is_found_in_its_slice(planted):
         # what was computed from the copied throughput goes with it
         assert "X" in marks(a, device, "resnet-train", "flop_per_s")
         assert "X" in marks(a, device, "resnet-train", "items_per_j")
-    assert "throughput_items_per_s" not in a.composites["resnet-train"].used
+    assert "resnet-train" not in a.composites  # no device's throughput is believable
 
 
 # -- 3. a throughput no device could reach -----------------------------------------------------
@@ -296,7 +297,8 @@ def test_an_impossible_throughput_fails_its_own_bound(planted):
     for metric in ("throughput_items_per_s", "flop_per_s", "mfu_pct", "items_per_j"):
         assert "X" in marks(a, A100, "bert-infer", metric), metric
     assert "X" not in marks(a, A100, "bert-infer", "power_w_mean")
-    assert "throughput_items_per_s" not in a.composites["bert-infer"].used
+    comp = a.composites["bert-infer"]
+    assert key(a, A100) not in comp.scores and "throughput_items_per_s" in comp.used
 
 
 # -- 4. a latency that contradicts its throughput ----------------------------------------------
@@ -447,3 +449,59 @@ def test_invoke_import_then_report(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "rep" / "report.html").exists()
+
+
+# -- hostile tables ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("column", "cell"), [(THR, "-2400"), (LAT, "-3"), (POW, "-300")])
+def test_negative_figures_are_refused_naming_the_cell(tmp_path, column, cell):
+    bad = clean_rows()[:1]
+    bad[0][column] = cell
+    with pytest.raises(UserError, match=r"row 1 makes an invalid document.*less than the minimum"):
+        build_documents(write_csv(tmp_path / "neg.csv", bad), CITE, {})
+
+
+def test_one_absurd_figure_leaves_the_other_devices_composite_whole(tmp_path):
+    """The probe: 5.2e52 images/s on one device took throughput out of every device's
+    composite in its workload (a metric is scored only where every device has it)."""
+    rows = [r for r in clean_rows() if r["workload"] == "resnet-infer"]
+    rows[0][THR] = "5.2e52"
+    files = write_report([imported(tmp_path, "absurd", rows)], tmp_path / "report")
+    comp = files.analysis.composites["resnet-infer"]
+    assert "throughput_items_per_s" in comp.used
+    scored = {files.analysis.devices[d].name for d in comp.scores}
+    assert scored == {PCIE, MLU}  # the absurd one is left out, with its X mark
+
+
+def test_a_table_of_too_many_rows_is_refused_before_any_work(tmp_path):
+    from testbed.published import MAX_ROWS
+
+    table = tmp_path / "big.csv"
+    row = clean_rows()[0]
+    table.write_text(",".join(row) + "\n" + (",".join(str(v) for v in row.values()) + "\n")
+                     * (MAX_ROWS + 1))
+    with pytest.raises(UserError, match=f"more than the {MAX_ROWS}"):
+        build_documents(table, CITE, {})
+
+
+def test_an_interrupted_import_leaves_no_half_table(tmp_path, monkeypatch):
+    import testbed.published as published
+
+    written = []
+    real = published.atomic_write_json
+
+    def dies_on_the_third(path, doc):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(path)
+        real(path, doc)
+
+    monkeypatch.setattr(published, "atomic_write_json", dies_on_the_third)
+    table = write_csv(tmp_path / "t.csv", clean_rows())
+    with pytest.raises(KeyboardInterrupt):
+        import_table(table, tmp_path / "published" / "t", CITE, {})
+    assert len(written) == 2
+    assert list((tmp_path / "published").iterdir()) == []  # neither the table nor a half
+    monkeypatch.setattr(published, "atomic_write_json", real)
+    done = import_table(table, tmp_path / "published" / "t", CITE, {})
+    assert sorted(p.name for p in done.out.iterdir()) == sorted(p.name for p in done.files)
+    assert len(done.files) == len(clean_rows())

@@ -24,9 +24,10 @@ from bench.scenarios.search import Budget, search_peak
 from bench.scenarios.sut import Stats
 from bench.timing import StreamStep, concurrent_loop
 from bench.workloads import WorkloadContext, get_workload
-from tests.conftest import run_bench
+from tests.conftest import require_module, run_bench
 
-pytest.importorskip("mlperf_loadgen")
+require_module("mlperf_loadgen", "`pip install mlcommons-loadgen` (a dependency on x86_64)",
+               module_level=True)
 
 FAST = {"min_duration_s": 0.5, "min_query_count": 64, "performance_sample_count": 32,
         "target_latency_percentile": 90}
@@ -76,6 +77,30 @@ def test_every_sample_loadgen_issues_is_answered_exactly_once(tmp_path, scenario
     assert not list(tmp_path.rglob("*.json")), "LoadGen's empty JSON logs must not remain"
     summary = kept["mlperf_log_summary.txt"].read_text()
     assert f"Result is : {'VALID' if sc['valid'] else 'INVALID'}" in summary
+
+
+@pytest.mark.parametrize("scenario", ["single_stream", "multi_stream"])
+def test_loadgen_latencies_are_the_stub_models_service_time(tmp_path, scenario):
+    """Each batch sleeps 20 ms: a sample (single stream) or a query of 8 samples in batches
+    of up to 4 (multi-stream: at least one batch) cannot be answered faster, and on a busy
+    machine a sleep overshoots by milliseconds, not seconds. LoadGen's percentile, its mean
+    and the SUT's own latencies must all say so, in seconds (a unit slip of 1000x, either
+    way, fails here)."""
+    service = 0.02
+    _, m = run_scenario(tmp_path, scenario, {"service_s": service, "batch_size": 4})
+    name = f"{scenario}_latency_s"
+    figure = m["metrics"][name]
+    assert figure["unit"] == "s" and figure["source"] == "loadgen"
+    result = m["scenario"]["result"]
+    # A multi-stream query is 8 samples in two batches of 4: 40 ms at least; its samples'
+    # own latencies (LoadGen's mean, the SUT's) 20 ms for the first batch, 40 for the second.
+    query = service if scenario == "single_stream" else 2 * service
+    for what, value, floor in (
+            (name, figure["value"], query), ("mean", result["mean_latency_s"], service),
+            ("SUT median", sorted(m["latencies_s"])[len(m["latencies_s"]) // 2], service)):
+        assert floor * 0.999 <= value < query + 0.25, (what, value)
+    assert result["latency_s"] == figure["value"]
+    assert figure["percentile"] == FAST["target_latency_percentile"]
 
 
 def test_server_search_converges_on_a_known_service_time(tmp_path):

@@ -116,3 +116,29 @@ def test_a_soak_that_failed_scores_zero_and_says_so():
     (card,) = build_scorecards(run)
     stab = _lines(card)[("training", "stability")]
     assert stab.failed and stab.shown == "0 (failed)" and stab.counted == 0.0
+
+
+def test_a_smoke_run_fills_no_item_and_says_which_suites_do(tmp_path):
+    """A smoke run has nothing the scorecard scores: no "0.0 % of the A100", no "needs a
+    baseline run", but which suites fill the items; its GEMM still gives the FP32 peak."""
+    from testbed.report.references import resolve
+
+    smoke = load_results([resolve("cpu-epyc-2core-smoke")])
+    (card,) = build_scorecards(smoke)
+    assert not card.applies
+    assert card.headline.startswith("No scorecard item applies to the smoke suite's results, "
+                                    "so there is no overall score.")
+    for words in ("the train suite (training, fine-tuning, checkpoint)",
+                  "the llm suite (text generation, text-to-image)",
+                  "the micro suite (communication)"):
+        assert words in card.headline
+    assert not any("need a baseline run" in n for n in card.notes)
+    gemm = next(r for r in smoke.results if r.workload["name"] == "gemm")
+    fp32 = next(r for r in card.specs if r.title.startswith("FP32 peak"))
+    assert fp32.measured == gemm.doc["metrics"]["flop_per_s"]["value"] and not fp32.note
+    files = write_report([resolve("cpu-epyc-2core-smoke")], tmp_path / "rep", scorecard=True)
+    rows = list(csv.DictReader(files.scorecard_csv.open(encoding="utf-8")))
+    overall = next(r for r in rows if r["test_item"] == "overall")
+    assert overall["shown"] == "NA" and overall["score"] == ""
+    md = files.markdown.read_text(encoding="utf-8")
+    assert "No scorecard item applies" in md and "0.0 % of the NVIDIA A100" not in md

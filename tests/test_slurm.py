@@ -478,3 +478,105 @@ def test_bad_slurm_options_are_refused_before_anything_is_written(vendor, option
     with pytest.raises(UserError, match=words):
         plan_job(vendor, "micro", options, "x", tmp_path / "run", image=image)
     assert not (tmp_path / "run").exists()
+
+
+def test_an_entry_stopped_in_its_preflight_did_not_run(tmp_path):
+    """scancel during a step's preflight (before its entry began): the node's manifest says
+    interrupted with the entry still pending; the gathered run says it did not run."""
+    from bench.jsonio import atomic_write_json
+    from testbed.launch.slurm import gather
+
+    run, state = _left_behind(tmp_path, "CANCELLED")
+    (run / "nodes" / "n1" / "c").mkdir(parents=True)
+    atomic_write_json(run / "nodes" / "n1" / "c" / "manifest.json", {
+        "state": "interrupted", "entries": [{"id": "c", "status": "pending"}]})
+    entries = {e["id"]: e for e in gather(run, "1", state)["entries"]}
+    assert entries["c"]["status"] == "interrupted"
+    assert entries["c"]["error"] == "not run: job 1 was cancelled (scancel) before this step"
+# -- no injection into the generated scripts ----------------------------------------------------
+# What the probe fed every option: a newline ends an #SBATCH line (or a comment) and starts a
+# command; $(), backticks, quotes and ; break out of a quoted or unquoted shell word.
+INJECTIONS = ["x\ntouch INJECTED", "x$(touch INJECTED)", "x`touch INJECTED`",
+              "x'; touch INJECTED; '", 'x"; touch INJECTED; "', "x; touch INJECTED"]
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+@pytest.mark.parametrize("option", ["partition", "account", "time", "gres"])
+def test_sbatch_line_options_refuse_shell_and_newlines(option, payload, tmp_path):
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match=f"--{option}"):
+        plan_job("cuda", "micro", SlurmOptions(**{option: payload}), "x", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("payload", INJECTIONS)
+def test_a_run_directory_that_would_break_out_of_sbatch_output_is_refused(payload, tmp_path):
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match="--out"):
+        plan_job("cuda", "micro", SlurmOptions(), "x", tmp_path / payload)
+
+
+@pytest.mark.parametrize("option", ["suite", "label", "set", "only", "image"])
+def test_a_newline_in_any_quoted_value_is_refused(option, tmp_path):
+    from bench.errors import UserError
+
+    value = INJECTIONS[0]
+    kwargs: dict = {}
+    suite = "micro"
+    if option == "suite":
+        suite = str(tmp_path / f"{value}.yaml")
+        Path(suite).write_text((ROOT / "bench/suites/smoke.yaml").read_text())
+    elif option == "set":
+        kwargs["overrides"] = (f"gemm-fp32.n={value}",)
+    elif option == "only":
+        kwargs["only"] = [value]
+    else:
+        kwargs[option] = value
+    with pytest.raises(UserError, match="control character"):
+        plan_job("cuda", suite, SlurmOptions(), "x", tmp_path / "run", **kwargs)
+
+
+@pytest.mark.parametrize("payload", INJECTIONS[1:])
+def test_file_names_with_shell_characters_reach_the_nodes_as_they_are(payload, tmp_path):
+    """A suite file and an apptainer image may legitimately be named so: quoted, they arrive
+    verbatim and run nothing (the scripts are executed here with stub srun and apptainer)."""
+    suite = tmp_path / f"{payload}.yaml"
+    suite.write_text((ROOT / "bench/suites/smoke.yaml").read_text())
+    sif = tmp_path / f"{payload}.sif"
+    sif.write_bytes(b"sif")
+    job = plan_job("cpu", str(suite), SlurmOptions(nodes=2, container="apptainer",
+                                                   partition="debug"),
+                   "20260101T000000Z-cpu-s-abcdef", tmp_path / "run", image=str(sif))
+    text = batch_script(job)
+    assert all(line.startswith("#") or "INJECTED" not in line for line in text.splitlines())
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    _write_stub(stubs / "srun", f'echo "srun $*" >> {tmp_path}/sruns\n')
+    _write_stub(stubs / "scontrol", 'printf "n1\\n"\n')
+    script = tmp_path / "job.sbatch"
+    script.write_text(text)
+    (Path(job.run_dir) / "slurm").mkdir(parents=True)
+    proc = subprocess.run(["bash", str(script)], env={
+        "PATH": f"{stubs}:/usr/bin:/bin", "SLURM_JOB_NODELIST": "n1", "SLURM_JOB_ID": "7"},
+        capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    argv = _run_node(job, tmp_path, "gemm-infer", 1, "single", node_rank=0)
+    assert not (tmp_path / "INJECTED").exists()
+    assert _value(argv, "--suite") == str(suite.resolve())
+    assert str(sif.resolve()) in argv
+
+
+def test_a_tampered_plan_is_refused_when_gathered(tmp_path):
+    from bench.errors import UserError
+    from testbed.launch.slurm import read_job, write_job
+
+    job = _job("cpu", tmp_path)
+    write_job(job, tmp_path / "run")
+    plan = tmp_path / "run" / "slurm" / "plan.json"
+    data = json.loads(plan.read_text())
+    data["partition"] = "debug\ntouch INJECTED"
+    plan.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="not a Slurm run's plan"):
+        read_job(tmp_path / "run")

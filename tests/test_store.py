@@ -22,10 +22,11 @@ import sqlalchemy as sa
 
 from bench.jsonio import atomic_write_json, seal
 from testbed.report.inputs import load_results
+from testbed.signing import sign_document
 from testbed.store import open_store
 from testbed.store import tables as t
 from testbed.store.export import export_documents
-from testbed.store.ingest import add_paths
+from testbed.store.ingest import add_paths, set_trust
 from testbed.store.loadtest import _verdict
 from testbed.store.queries import (
     list_results,
@@ -37,6 +38,7 @@ from testbed.store.rows import hardware_key, number, telemetry_rows, utc
 from testbed.store.store import StoreCorrupt
 from tests.conftest import ROOT
 from tests.report_fixtures import ONE_THREAD, TWO_THREADS, build_lab
+from tests.signers import make_signer, trust_file
 
 INVOKE = [sys.executable, "-m", "invoke"]
 
@@ -173,7 +175,42 @@ def test_invalid_and_edited_documents_are_refused_as_the_report_refuses_them(tmp
     assert "not JSON" in refused["notjson.json"][0]
 
 
-def test_verdicts_link_to_the_results_they_judged(tmp_path):
+def test_values_the_schema_leaves_open_never_crash_the_ingest(tmp_path):
+    """Found by `invoke fuzz` (ingest, site): a verdict whose summary counts were objects,
+    valid by its schema, made the insert fail with a traceback; so did a 31-digit suite seed
+    and a repeat count of 7.8e18."""
+    manifest = json.loads((ONE_THREAD / "manifest.json").read_text())
+    verdict = _verdict(ONE_THREAD, manifest["run_id"], "cpu", manifest["entries"], True,
+                       datetime(2026, 12, 1))
+    verdict["summary"]["metrics"]["pass"] = {}
+    verdict["summary"]["checks"] = {"integrity": {"fail": "many"}}
+    (tmp_path / "audit").mkdir()
+    atomic_write_json(tmp_path / "audit" / "verdict.json",
+                      seal({k: v for k, v in verdict.items() if k != "sha256"}))
+    doc = json.loads((ONE_THREAD / "gemm-infer.json").read_text())
+    doc["suite"]["seed"], doc["run_id"] = 10**30, "odd-seed"
+    (tmp_path / "odd").mkdir()
+    atomic_write_json(tmp_path / "odd" / "gemm-infer.json",
+                      seal({k: v for k, v in doc.items() if k != "sha256"}))
+    doc = json.loads((ONE_THREAD / "gemm-infer.json").read_text())
+    doc["metrics"]["latency_p99_s"]["n"], doc["run_id"] = 7751560234508384256, "odd-n"
+    (tmp_path / "odd-n").mkdir()  # found by the site's fuzzing: an n no column holds
+    atomic_write_json(tmp_path / "odd-n" / "gemm-infer.json",
+                      seal({k: v for k, v in doc.items() if k != "sha256"}))
+    with open_store(str(tmp_path / "s.duckdb"), ROOT) as store:
+        add_paths(store, [ONE_THREAD])
+        summary = add_paths(store, [tmp_path / "audit", tmp_path / "odd", tmp_path / "odd-n"])
+    assert summary.added == {"audit": 1}
+    assert sorted(r.path.parent.name for r in summary.refused) == ["odd", "odd-n"]
+    assert all("the store cannot hold a value of it" in r.problems[0] for r in summary.refused)
+
+
+@pytest.fixture(scope="module")
+def auditor(tmp_path_factory):
+    return make_signer(tmp_path_factory.mktemp("keys"), "auditor@lab.example")
+
+
+def test_verdicts_link_to_the_results_they_judged(tmp_path, auditor):
     run = tmp_path / "run"
     shutil.copytree(TWO_THREADS, run)
     manifest = json.loads((run / "manifest.json").read_text())
@@ -187,13 +224,21 @@ def test_verdicts_link_to_the_results_they_judged(tmp_path):
     old["ended_at"] = "2026-12-03T09:00:00+00:00"
     for name, doc in (("a", passed), ("b", failed), ("c", seal(old))):
         (tmp_path / "audits" / name).mkdir(parents=True)
-        atomic_write_json(tmp_path / "audits" / name / "verdict.json", doc)
+        atomic_write_json(tmp_path / "audits" / name / "verdict.json",
+                          sign_document(doc, auditor.key, "audit"))
     with open_store(str(tmp_path / "s.duckdb"), ROOT) as store:
-        add_paths(store, [tmp_path / "audits"])  # verdicts before their results: linked later
+        set_trust(store, trust_file(tmp_path / "allowed_signers", auditor))
+        # verdicts naming results the store does not hold are refused; one written before
+        # verdicts named them links later, by run and entry
+        early = add_paths(store, [tmp_path / "audits"])
+        assert [r.path.parent.name for r in early.refused] == ["a", "b"]
+        assert "none of them stored here" in early.refused[0].problems[0]
         add_paths(store, [run])
+        assert add_paths(store, [tmp_path / "audits"]).added == {"audit": 2}
         f = make_filters()
         runs = list_runs(store, f)
-        assert [(r.audit, r.audited_at) for r in runs] == [("fail", datetime(2026, 12, 3, 9))]
+        assert [(r.audit, r.audited_at, r.audited_by) for r in runs] == \
+            [("fail", datetime(2026, 12, 3, 9), "auditor@lab.example")]
         by_entry = {r.entry_id: r.audit for r in list_results(store, f)}
         first = entries[0]["id"]
         assert by_entry[first] == "fail"  # its latest verdict (linked by run and entry)
@@ -210,6 +255,7 @@ def test_an_audit_directory_adds_only_its_verdict(tmp_path):
                       _verdict(ONE_THREAD, manifest["run_id"], "cpu", manifest["entries"],
                                True, datetime(2026, 12, 1)))
     with open_store(str(tmp_path / "s.duckdb"), ROOT) as store:
+        add_paths(store, [ONE_THREAD])  # the judged run: a verdict must name stored results
         assert add_paths(store, [tmp_path / "audits"]).added == {"audit": 1}
 
 
@@ -265,10 +311,11 @@ def test_filters(filled, lab):
         doc = json.loads((lab / "made" / "a100" / "resnet-infer.json").read_text())
         assert infer[0].headline == doc["metrics"]["throughput_items_per_s"]["value"]
         assert list_results(store, make_filters(since="2100-01-01")) == []
-        # the fixture MLU results were made from the 1-thread run and keep its run id
         runs = list_runs(store, make_filters(device=["threads=1"]))
         assert len(runs) == 1
-        assert runs[0].devices == ["Intel Xeon Processor · 1 thread", "MLU370-X8"]
+        assert runs[0].devices == ["Intel Xeon Processor · 1 thread"]
+        assert [r.devices for r in list_runs(store, make_filters(run="fixture-mlu"))] == \
+            [["MLU370-X8"]]
         assert list_runs(store, make_filters(suite="no-such-suite")) == []
 
 
@@ -286,6 +333,45 @@ def test_read_only_sql(filled):
                 read_only_query(store, sql)
         assert not (path.parent / "leak.csv").exists()
         assert counts(store)["results"] > 0
+
+
+# Run for ever (in little memory: one row per step). DuckDB's own check for Ctrl-C stops the
+# first, not the recursive one.
+ENDLESS = "SELECT sum(a.range * b.range) FROM range(1000000000) a, range(1000000000) b"
+RECURSIVE = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
+
+
+def test_a_query_is_stopped_at_its_time_limit(filled):
+    import time
+
+    path, _ = filled
+    with open_store(str(path), ROOT, read_only=True) as store:
+        start = time.monotonic()
+        for sql in (ENDLESS, RECURSIVE):
+            with pytest.raises(Exception, match="longer than 1 s and was stopped"):
+                read_only_query(store, sql, timeout_s=1)
+        assert time.monotonic() - start < 30
+        assert read_only_query(store, "SELECT 1").rows == [(1,)]  # the store still answers
+
+
+def test_ctrl_c_stops_a_query(filled):
+    """The probe: a recursive query ran on after SIGINT."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([*INVOKE, "store", "query", RECURSIVE, "--store", str(filled[0])],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # invoke and the store are open; the query is running
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the query went on after Ctrl-C")
+    assert time.monotonic() - sent < 30 and proc.returncode != 0
+    assert "Traceback" not in err
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -322,17 +408,66 @@ def test_store_commands(filled, lab, tmp_path):
     (("store", "list", "runs", "--store", "{tmp}/none.duckdb"), "no store at"),
     (("store", "list", "runs", "--store", "mysql://x@y/z"), "not supported"),
     (("store", "list", "runs", "--since", "last week", "--store", "{filled}"), "not a date"),
-    (("store", "query", "SELEC nothing", "--store", "{filled}"), "query failed"),
+    (("store", "query", "SELEC nothing", "--store", "{filled}"), "invoke store list tables"),
+    (("store", "query", "SELECT 1", "--timeout", "soon", "--store", "{filled}"),
+     "not a number of seconds"),
     (("store", "frobnicate", "x"), "not a store command"),
     (("store", "add", "{tmp}/missing"), "does not exist"),
+    (("store", "list", "runs", "--store", "postgresql://u:secret@localhost:99999/db"),
+     "not a tcp port"),
+    (("store", "list", "runs", "--store", "postgresql://u@localhost:port/db"),
+     "not a database url"),
+    (("site", "--out", "{tmp}/a-file", "--store", "{filled}"), "is not a directory"),
+    (("store", "export", "{tmp}/a-file", "--documents", "--store", "{filled}"),
+     "not writable"),
     (("report", "--from-store", "--device", "no-such-device", "--store", "{filled}"),
      "no result in the store"),
 ])
 def test_bad_input_is_exit_2_with_the_fix(filled, tmp_path, args, words):
     args = [a.format(tmp=tmp_path, filled=filled[0]) for a in args]
+    (tmp_path / "a-file").write_text("x")
     proc = invoke(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert words in proc.stderr.lower() and "Traceback" not in proc.stderr
+    assert "secret" not in proc.stderr
+
+
+def test_export_never_blocks_on_a_fifo_in_its_way(filled, tmp_path):
+    """The probe: `store export` hung for ever when a file it compares with was a FIFO."""
+    import os
+
+    first = tmp_path / "first"
+    assert invoke("store", "export", str(first), "--documents", "--store",
+                  str(filled[0])).returncode == 0
+    target = tmp_path / "again"
+    shutil.copytree(first, target)
+    victim = next((target / "documents").rglob("manifest.json"))
+    victim.unlink()
+    os.mkfifo(victim)
+    proc = invoke("store", "export", str(target), "--documents", "--store", str(filled[0]),
+                  timeout=120)
+    assert proc.returncode == 2 and "is not a regular file" in proc.stderr, proc.stderr
+    (target / "parquet").mkdir()
+    os.mkfifo(target / "parquet" / "runs.parquet")
+    proc = invoke("store", "export", str(target), "--parquet", "--store", str(filled[0]),
+                  timeout=120)
+    assert proc.returncode == 2 and "is not a regular file" in proc.stderr, proc.stderr
+
+
+def test_copied_documents_have_the_mode_of_every_other_file(filled, tmp_path):
+    """The probe: the site's and the export's document copies were 0600, the rest 0644."""
+    import stat
+
+    out, site = tmp_path / "exp", tmp_path / "site"
+    assert invoke("store", "export", str(out), "--documents", "--store",
+                  str(filled[0])).returncode == 0
+    assert invoke("site", "--out", str(site), "--store", str(filled[0])).returncode == 0
+    (tmp_path / "probe").write_text("x")
+    usual = stat.S_IMODE((tmp_path / "probe").stat().st_mode)
+    copies = [*out.rglob("*.json"), *(site / "documents").glob("*.json"),
+              *(site / "audits").glob("*")]
+    assert copies and {stat.S_IMODE(p.stat().st_mode) for p in copies} == {usual}
+    assert stat.S_IMODE((site / "index.html").stat().st_mode) == usual
 
 
 def _scores(path: Path) -> list[dict[str, str]]:

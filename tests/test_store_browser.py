@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from testbed.store import open_store
-from testbed.store.ingest import add_paths
-from testbed.store.loadtest import generate
+from testbed.store.ingest import add_paths, set_trust
+from testbed.store.loadtest import auditor_key, generate
 from testbed.store.queries import make_filters
 from testbed.store.site import write_site
 from tests.conftest import ROOT
@@ -34,9 +34,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("site-lab")
     build_lab(root / "lab")
-    generate(45, root / "generated", seed=3)
+    key, trust = auditor_key(root)
+    generate(45, root / "generated", seed=3, signer=key)
     path = str(root / "store.duckdb")
     with open_store(path, ROOT) as store:
+        set_trust(store, trust)
         add_paths(store, [root / "lab", root / "generated"])
     with open_store(path, ROOT, read_only=True) as store:
         written = write_site(store, root / "site", make_filters(),
@@ -83,7 +85,7 @@ def test_leaderboard_site_from_disk(browser, site):  # noqa: F811
     assert values == sorted(values, reverse=True)  # ranked by throughput
     assert all(re.fullmatch(r"0\.\d{3}", r["composite"].strip()) for r in ranked)
     assert any(r["baseline"].strip() == "1.000" for r in rows)  # the baseline itself
-    assert any("✓ audited" in r["audit"] for r in rows)
+    assert any("✓ audited by auditor@bench-store" in r["audit"] for r in rows)
     assert all(r["docs"] >= 1 for r in rows)
     # non-comparable results are marked as the report marks them: the MLU's precision
     # fallback on resnet-train (P), its overridden GEMM size (O)

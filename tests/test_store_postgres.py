@@ -61,13 +61,15 @@ def test_add_list_and_query_on_a_server(server, lab):
     assert again.returncode == 0 and "nothing new" in again.stdout
     assert f"{len(list(lab.rglob('*.json')))} already stored" in again.stdout
     runs = invoke("store", "list", "runs", "--store", url)
-    assert runs.returncode == 0 and "2 run(s)" in runs.stdout
+    assert runs.returncode == 0 and "5 run(s)" in runs.stdout  # 2 real, 3 fixture devices
     assert "Intel Xeon Processor · 2 threads" in runs.stdout
+    assert invoke("store", "reader", "cli_query", "--store", url).returncode == 0
+    reader = url.replace("testbed@", "cli_query@")
     out = invoke("store", "query", "SELECT vendor, count(*) AS n FROM results GROUP BY vendor "
-                 "ORDER BY vendor", "--store", url, "--format", "json")
+                 "ORDER BY vendor", "--store", reader, "--format", "json")
     assert out.returncode == 0, out.stderr
     assert {r["vendor"]: r["n"] for r in json.loads(out.stdout)}["mlu"] == 5
-    with open_store(url, ROOT, read_only=True) as store:
+    with open_store(reader, ROOT, read_only=True) as store:
         for sql in ("SELECT 1; DROP TABLE results", "DROP TABLE results",
                     "DELETE FROM metrics", "INSERT INTO store_meta VALUES ('x', 'y')"):
             with pytest.raises(Exception, match="query failed"):
@@ -129,3 +131,50 @@ def test_the_leaderboard_is_the_same_on_both_databases(server, lab, tmp_path):
                            for r in b.rows] for w, b in data.boards.items()})
     assert boards[0] == boards[1]
     assert boards[0]["resnet-infer"][0][1] == 1  # someone is ranked
+
+
+def test_queries_run_only_under_a_role_that_can_read_and_nothing_else(server, lab):
+    """The probe: with the superuser's URL, COPY ... TO PROGRAM ran a command on the server and
+    pg_read_file returned /etc/passwd, READ ONLY transaction or not."""
+    import psycopg
+
+    url = server.create_database("roles")
+    assert invoke("store", "add", str(lab), "--store", url).returncode == 0
+    marker = server.directory / "INJECTED"
+    attacks = (f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'",
+               "SELECT pg_read_file('/etc/passwd')", "SELECT lo_import('/etc/passwd')")
+    for sql in (*attacks, "SELECT 1"):
+        refused = invoke("store", "query", sql, "--store", url)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "is a superuser" in refused.stderr and "invoke store reader" in refused.stderr
+        assert "Traceback" not in refused.stderr and "root:" not in refused.stdout
+    assert not marker.exists()
+
+    made = invoke("store", "reader", "testbed_query", "--store", url)
+    assert made.returncode == 0 and "created" in made.stdout, made.stderr
+    reader = url.replace("testbed@", "testbed_query@")
+    ok = invoke("store", "query", "SELECT count(*) AS n FROM results", "--store", reader,
+                "--format", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout) == [{"n": 18}], ok.stderr
+    for sql in (*attacks, "DELETE FROM documents", "CREATE TABLE x (a int)"):
+        denied = invoke("store", "query", sql, "--store", reader)
+        assert denied.returncode == 2 and "The query failed" in denied.stderr, denied.stderr
+        assert "root:" not in denied.stdout
+    assert not marker.exists()
+    slow = invoke("store", "query", "SELECT pg_sleep(30)", "--store", reader, "--timeout", "1")
+    assert slow.returncode == 2 and "longer than 1 s" in slow.stderr, slow.stderr
+
+    # the derived tables dropped and made again (an upgrade) keep the reader's rights
+    with open_store(url, ROOT) as store, store.begin() as conn:
+        conn.execute(t.store_meta.update().where(t.store_meta.c.key == "derived_version")
+                     .values(value="0"))
+    with open_store(url, ROOT):
+        pass
+    again = invoke("store", "query", "SELECT count(*) FROM metrics", "--store", reader)
+    assert again.returncode == 0, again.stderr
+
+    # a role that may also write is refused, naming what it may do
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("GRANT INSERT ON documents TO testbed_query")
+    writer = invoke("store", "query", "SELECT 1", "--store", reader)
+    assert writer.returncode == 2 and "may INSERT documents" in writer.stderr, writer.stderr

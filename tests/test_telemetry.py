@@ -188,6 +188,11 @@ def test_nvml_units_are_si():
     assert nv.calls == ["init", "shutdown"]
 
 
+def test_nvml_without_process_lists_says_so():
+    adapter = NvmlAdapter([0], pynvml=stub_pynvml())  # a library without the process calls
+    assert "running processes are not readable" in adapter.processes_unavailable
+
+
 def test_nvml_unsupported_field_is_null_with_reason():
     adapter = NvmlAdapter([0], pynvml=stub_pynvml(fail_energy=True))
     s = adapter.read()[0]

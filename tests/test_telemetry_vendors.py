@@ -268,6 +268,57 @@ def test_ixml_single_gpu_boards_keep_their_own_power(ixml_stub):
     assert adapter.scope["power_w"] == "GPU board power (nvmlDeviceGetPowerUsage)"
 
 
+@pytest.fixture
+def pynvml_on_stub(stub_libs, monkeypatch):
+    """The real pynvml on the stub NVML library (its nvmlLib set, as its loader would set it
+    to libnvidia-ml.so.1), so the adapter and pynvml above the C calls are the real code."""
+    import pynvml
+
+    lib = ctypes.CDLL(str(stub_libs["ixml"]))
+    lib.stub_reset()
+    lib.stub_set_throttle.argtypes = [ctypes.c_int, ctypes.c_longlong]
+    lib.stub_add_process.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_ulonglong]
+    monkeypatch.setattr(pynvml, "nvmlLib", lib)
+    monkeypatch.setattr(pynvml, "_nvmlGetFunctionPointer_cache", {})
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return pynvml, lib
+
+
+def test_nvml_throttle_reasons_and_device_processes_through_pynvml(pynvml_on_stub):
+    from bench.telemetry.nvml import NvmlAdapter
+
+    pynvml, lib = pynvml_on_stub
+    assert lib.stub_sizeof_process_info() == ctypes.sizeof(pynvml.c_nvmlProcessInfo_v3_t)
+    lib.stub_set_throttle(0, 0x4 | 0x40)  # the power cap and a hardware thermal slowdown
+    lib.stub_add_process(0, 4242, 3 * 2**30)
+    lib.stub_add_process(0, 4243, 2**64 - 1)  # NVML_VALUE_NOT_AVAILABLE
+    lib.stub_add_process(1, 5000, 1024)
+    adapter = NvmlAdapter([0, 1], pynvml=pynvml)
+    first, second = adapter.read()
+    # the driver has no clock-event call: the older throttle-reasons call answers
+    assert first.throttle == "sw_power_cap+hw_thermal_slowdown"
+    assert second.throttle is None and "Not Supported" in adapter.unavailable["throttle"]
+    assert adapter.processes_unavailable is None
+    assert adapter.device_processes() == [
+        {"device": 0, "pid": 4242, "used_memory_bytes": 3.0 * 2**30},
+        {"device": 0, "pid": 4243, "used_memory_bytes": None},
+        {"device": 1, "pid": 5000, "used_memory_bytes": 1024.0}]
+    adapter.close()
+
+
+def test_ixml_lists_device_processes_through_the_nvml_abi(ixml_stub):
+    from bench.telemetry.nvml_abi import NvmlProcessInfo
+
+    assert ixml_stub.stub_sizeof_process_info() == ctypes.sizeof(NvmlProcessInfo)
+    ixml_stub.stub_add_process.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_ulonglong]
+    ixml_stub.stub_add_process(0, 31337, 512 * MIB)
+    adapter = IxmlAdapter([0])
+    assert adapter.processes_unavailable is None
+    assert adapter.device_processes() == [
+        {"device": 0, "pid": 31337, "used_memory_bytes": float(512 * MIB)}]
+    adapter.close()
+
+
 def test_missing_libixml_is_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_IXML_LIBRARY", str(tmp_path / "libixml.so"))
     with pytest.raises(AdapterUnavailable, match=r"libixml\.so not loadable"):

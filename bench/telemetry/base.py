@@ -122,6 +122,15 @@ class TelemetryAdapter(ABC):
         """The runner names the repeat's child process (None when it has ended): an adapter
         whose device is a share of the host measures that process tree's own use."""
 
+    # Why this adapter cannot list the processes on its devices (None: it can).
+    processes_unavailable: str | None = "this telemetry adapter does not list device processes"
+
+    def device_processes(self) -> list[dict[str, Any]]:
+        """The processes using the devices of ``device_indices`` now: ``{"device": index,
+        "pid": pid, "used_memory_bytes": bytes or None}`` each (``bench.contention`` tells
+        the benchmark's own from the others). Raises where the reading fails."""
+        raise NotImplementedError(self.processes_unavailable)
+
     def describe(self) -> dict[str, Any]:
         """Source and device names for the result (called once, after the first read)."""
         return {"backend": self.name}

@@ -4,7 +4,10 @@ Units converted to SI here: power mW -> W, energy mJ -> J, clocks MHz -> Hz. The
 counter (``nvmlDeviceGetTotalEnergyConsumption``, Volta and newer) is cumulative since the
 driver loaded. A field the device does not support is null with NVML's own error as reason.
 
-The adapter only needs an object with pynvml's call style, so NVML-compatible libraries
+Clock-throttle reasons are read with every sample (a mask, as names); the processes on each
+device (compute and graphics, with their memory) when the run asks (``device_processes``:
+``bench.contention`` counts those that are not the benchmark's). The adapter only needs an
+object with pynvml's call style, so NVML-compatible libraries
 (Iluvatar's libixml through :mod:`bench.telemetry.nvml_abi`) reuse it unchanged.
 """
 
@@ -46,6 +49,7 @@ class NvmlAdapter(TelemetryAdapter):
                                   "(nvmlDeviceGetTotalEnergyConsumption)",
                       "util_pct": "percent of time a kernel was running (NVML 'gpu' rate)",
                       "clock_hz": "SM clock"}
+        self.processes_unavailable = self._probe_processes()
 
     def _field(self, name: str, fn: Any) -> Any:
         try:
@@ -83,10 +87,7 @@ class NvmlAdapter(TelemetryAdapter):
                            lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
         clock = self._field("clock_hz", lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM))
         energy_mj = self._field("energy_j", lambda: nv.nvmlDeviceGetTotalEnergyConsumption(h))
-        reasons = self._field(
-            "throttle", lambda: nv.nvmlDeviceGetCurrentClocksEventReasons(h)
-            if hasattr(nv, "nvmlDeviceGetCurrentClocksEventReasons")
-            else nv.nvmlDeviceGetCurrentClocksThrottleReasons(h))
+        reasons = self._field("throttle", lambda: self._throttle(h))
         return Sample(
             util_pct=float(util) if util is not None else None,
             mem_used_bytes=float(mem.used) if mem is not None else None,
@@ -98,8 +99,66 @@ class NvmlAdapter(TelemetryAdapter):
             throttle=throttle_names(reasons) if reasons is not None else None,
         )
 
+    def _throttle(self, h: Any) -> int:
+        """The clock-event reasons (driver 535 and newer), else the older call of the same
+        mask (a library without the new name answers Function Not Found)."""
+        nv = self.nvml
+        if hasattr(nv, "nvmlDeviceGetCurrentClocksEventReasons"):
+            try:
+                return nv.nvmlDeviceGetCurrentClocksEventReasons(h)
+            except nv.NVMLError as exc:
+                if getattr(exc, "value", None) != FUNCTION_NOT_FOUND:
+                    raise
+        return nv.nvmlDeviceGetCurrentClocksThrottleReasons(h)
+
     def read(self) -> list[Sample]:
         return [self._read_one(h) for h in self.handles]
+
+    def _running(self, kind: str, h: Any) -> list[Any]:
+        fn = getattr(self.nvml, f"nvmlDeviceGet{kind}RunningProcesses", None)
+        if fn is None:
+            raise self.nvml.NVMLError(FUNCTION_NOT_FOUND)
+        try:
+            return list(fn(h))
+        except Exception as exc:  # pynvml: NVMLLibraryMismatchError for a driver without _v3
+            if isinstance(exc, self.nvml.NVMLError):
+                raise
+            legacy = getattr(self.nvml, f"nvmlDeviceGet{kind}RunningProcesses_v2", None)
+            if legacy is None:
+                raise
+            return list(legacy(h))
+
+    def device_processes(self) -> list[dict[str, Any]]:
+        """The compute and graphics processes on each device (NVML's running-process lists;
+        a process in both is listed once, with the larger memory)."""
+        out = []
+        for logical, h in zip(self.device_indices, self.handles, strict=True):
+            found: dict[int, float | None] = {}
+            for kind in ("Compute", "Graphics"):
+                try:
+                    procs = self._running(kind, h)
+                except self.nvml.NVMLError:
+                    if kind == "Compute":
+                        raise
+                    continue  # graphics lists are optional (a compute-only board)
+                for p in procs:
+                    mem = getattr(p, "usedGpuMemory", None)
+                    mem = float(mem) if isinstance(mem, int | float) else None
+                    pid = int(p.pid)
+                    if pid not in found or (mem is not None and (found[pid] is None
+                                                                 or mem > found[pid])):
+                        found[pid] = mem
+            out += [{"device": logical, "pid": pid, "used_memory_bytes": mem}
+                    for pid, mem in sorted(found.items())]
+        return out
+
+    def _probe_processes(self) -> str | None:
+        """Why the devices' processes cannot be listed here (None: they can)."""
+        try:
+            self.device_processes()
+        except Exception as exc:
+            return f"{self.name}: the running processes are not readable ({exc})"
+        return None
 
     def device_names(self) -> list[str | None]:
         names: list[str | None] = []
@@ -123,6 +182,7 @@ class NvmlAdapter(TelemetryAdapter):
 # nvml.h: NVML_FI_DEV_POWER_INSTANT (older nvidia-ml-py releases lack the constant) and the
 # member of a field value's union per NVML_VALUE_TYPE_*.
 INSTANT_POWER_FIELD = 186
+FUNCTION_NOT_FOUND = 13  # NVML_ERROR_FUNCTION_NOT_FOUND
 FIELD_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal"}
 
 THROTTLE_BITS = {

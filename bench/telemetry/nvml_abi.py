@@ -8,7 +8,8 @@ lets :class:`bench.telemetry.nvml.NvmlAdapter` run unchanged on top of it.
 
 Signatures follow NVML's public ``nvml.h``: ``nvmlReturn_t`` is an int, ``nvmlDevice_t`` an
 opaque pointer, ``nvmlMemory_t`` three ``unsigned long long`` (total, free, used),
-``nvmlUtilization_t`` two ``unsigned int`` (gpu, memory).
+``nvmlUtilization_t`` two ``unsigned int`` (gpu, memory), ``nvmlProcessInfo_t`` (v2 and v3
+calls) a pid, its used memory in bytes and two instance ids (v1: the first two).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from bench.telemetry.base import c_function, error_string_function
 
 NVML_SUCCESS = 0
 NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_INSUFFICIENT_SIZE = 7
+NVML_VALUE_NOT_AVAILABLE = 2**64 - 1  # an unsigned long long nobody could measure
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_DEVICE_NAME_BUFFER_SIZE = 96
 
@@ -38,6 +41,24 @@ class NvmlMemory(ctypes.Structure):
 
 class NvmlUtilization(ctypes.Structure):
     _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]
+
+
+class NvmlProcessInfoV1(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong)]
+
+
+class NvmlProcessInfo(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong),
+                ("gpuInstanceId", ctypes.c_uint), ("computeInstanceId", ctypes.c_uint)]
+
+
+class ProcessInfo:
+    """One process on a device, as pynvml returns it (``pid``, ``usedGpuMemory`` in bytes
+    or None where the driver cannot say)."""
+
+    def __init__(self, pid: int, used: int) -> None:
+        self.pid = pid
+        self.usedGpuMemory = None if used == NVML_VALUE_NOT_AVAILABLE else used
 
 
 class NVMLError(Exception):
@@ -146,3 +167,32 @@ class NvmlLibrary:
 
     def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: ctypes.c_void_p) -> int:
         return self._ulonglong("nvmlDeviceGetCurrentClocksThrottleReasons", handle)
+
+    def _processes(self, kind: str, handle: ctypes.c_void_p) -> list[ProcessInfo]:
+        """NVML's two calls: the count (``Insufficient Size`` when there are processes), then
+        the array, sized with room for processes that started in between."""
+        base = f"nvmlDeviceGet{kind}RunningProcesses"
+        found = next(((fn, struct) for name, struct in (
+            (f"{base}_v3", NvmlProcessInfo), (f"{base}_v2", NvmlProcessInfo),
+            (base, NvmlProcessInfoV1)) if (fn := self._symbol(name)) is not None), None)
+        if found is None:
+            raise NVMLError(NVML_ERROR_FUNCTION_NOT_FOUND, f"{self.path} exports no {base}")
+        fn, struct = found
+        count = ctypes.c_uint(0)
+        ret = fn(handle, ctypes.byref(count), None)
+        if ret == NVML_SUCCESS:
+            return []
+        if ret != NVML_ERROR_INSUFFICIENT_SIZE:
+            self._check(ret)
+        count.value = count.value * 2 + 5
+        infos = (struct * count.value)()
+        self._check(fn(handle, ctypes.byref(count), infos))
+        return [ProcessInfo(int(infos[i].pid), int(infos[i].usedGpuMemory))
+                for i in range(min(count.value, len(infos)))]
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: ctypes.c_void_p) -> list[ProcessInfo]:
+        return self._processes("Compute", handle)
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: ctypes.c_void_p
+                                              ) -> list[ProcessInfo]:
+        return self._processes("Graphics", handle)

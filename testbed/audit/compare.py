@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
+from bench.metrics import MetricSpec, spec_for
 from bench.stats import percentile
 from testbed.audit.checks import ANTI_GAMING, INTEGRITY, RERUN, Check, failed, passed, skipped
 from testbed.audit.interval import (
@@ -19,6 +21,7 @@ from testbed.audit.interval import (
     judge,
     ratio_interval,
 )
+from testbed.audit.power import power_statement, repeats_to_decide
 from testbed.audit.tolerances import Rule, Tolerances, compare_value
 
 THROUGHPUT = "throughput_items_per_s"
@@ -47,9 +50,22 @@ def _number(value: Any) -> bool:
         and math.isfinite(value)
 
 
+# What the audit assumes of a metric the catalogue (bench/metrics.yaml) does not declare, a
+# submitter's own workload's: no direction (a deviation either way fails), the mean over the
+# repeats, not moved by the host's load. The record says so.
+UNDECLARED = MetricSpec(key="(undeclared)", unit="", direction="neither", aggregation="mean",
+                        host_load="none", description="not in bench/metrics.yaml")
+UNDECLARED_NOTE = ("not in the metric catalogue (bench/metrics.yaml): judged with no direction "
+                   "(either way fails) as the mean over the repeats")
+
+
 def latency_statistic(name: str) -> float | str | None:
     """``latency_p99_s`` -> 99.0, ``latency_mean_s`` -> "mean": the entry-level latency
-    figures, which each repeat's own latencies give per repeat. None for other metrics."""
+    figures the catalogue declares pooled over every repeat's latencies, which each repeat's
+    own latencies give per repeat. None for other metrics."""
+    spec = spec_for(name)
+    if spec is None or spec.aggregation != "pooled":
+        return None
     if name == "latency_mean_s":
         return "mean"
     match = PERCENTILE.fullmatch(name)
@@ -92,21 +108,34 @@ def repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
 
 def pooled_value(name: str, metrics: list[Any], docs: list[dict[str, Any]],
                  point: bool) -> Any:
-    """The re-measured figure over every re-run of the entry: the one document's value, or
-    the statistic over all their repeats (latencies pooled; peaks their maximum)."""
+    """The re-measured figure over every re-run of the entry, made from all their repeats as
+    the catalogue's aggregation makes a result's value from its repeats: latencies pooled, a
+    mean, a peak's maximum, a minimum. A count over the repeats, a figure of the whole run or
+    of the configuration is the first re-run's (it ran the submitted repeats); a derived one
+    the mean of the re-runs'."""
     if len(metrics) == 1:
         return _value(metrics[0])
+    aggregation = (spec_for(name) or UNDECLARED).aggregation
     stat = latency_statistic(name)
     if stat is not None and not point:
         latencies = [x for d in docs for lat in _ok_latencies(d) for x in lat]
         if latencies:
             return _latency_figure(latencies, stat)
+    values = [_value(m) for m in metrics]
+    if aggregation in ("sum", "once", "equal"):
+        return values[0]
     per = [v for m in metrics if isinstance(m, dict)
            for v in (m.get("per_repeat") or ([m.get("value")] if "value" in m else []))
            if _number(v)]
+    if aggregation == "derived":
+        per = [v for v in values if _number(v)]
     if per:
-        return max(per) if name.endswith("_peak") else math.fsum(per) / len(per)
-    return next((_value(m) for m in metrics if _value(m) is not None), None)
+        if aggregation == "max":
+            return max(per)
+        if aggregation == "min":
+            return min(per)
+        return math.fsum(per) / len(per)
+    return next((v for v in values if v is not None), None)
 
 
 def percentile_evidence(name: str, re_docs: list[dict[str, Any]],
@@ -126,27 +155,46 @@ def percentile_evidence(name: str, re_docs: list[dict[str, Any]],
     return None
 
 
+@dataclass
+class Judgement:
+    """One metric's outcome: status and reason, the deviation, the re-measured value, the
+    interval and band it rests on, and for an inconclusive one whether (and after how many
+    more re-run repeats) it could still be decided."""
+
+    status: str
+    reason: str
+    deviation: float | None
+    remeasured: Any
+    interval: Interval | None = None
+    band: Band | None = None
+    decidable: bool | None = None
+    repeats_to_decide: int | None = None
+
+
 def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list[Any],
                  sub_doc: dict[str, Any] | None, re_docs: list[dict[str, Any]],
-                 tol: Tolerances, slowdown: float, point: bool
-                 ) -> tuple[str, str, float | None, Any, Interval | None, bool | None]:
-    """(status, reason, deviation, re-measured value, interval, decidable) of one metric;
-    decidable says whether more re-run repeats could still decide an inconclusive one."""
+                 tol: Tolerances, slowdown: float, point: bool, budget: int = 0
+                 ) -> Judgement:
+    """Judge one metric. Its direction, aggregation and whether the host's load worsens it
+    come from the catalogue (bench/metrics.yaml); ``budget`` is how many more re-run repeats
+    the re-runs for more evidence can still add (an inconclusive metric is decidable when
+    that many would, at the same estimate and spread, give a pass or a fail)."""
+    spec = spec_for(name) or UNDECLARED
     submitted = _value(sub_metric)
     remeasured = pooled_value(name, re_metrics, re_docs, point)
-    status, reason, deviation = compare_value(rule, submitted, remeasured)
-    if status not in ("pass", "fail") or rule is None or rule.equal or \
+    status, reason, deviation = compare_value(rule, submitted, remeasured, spec.direction)
+    if status in ("ignored", "not_measured") or rule is None or rule.equal or \
             not (_number(submitted) and _number(remeasured)):
-        return status, reason, deviation, remeasured, None, None
+        return Judgement(status, reason, deviation, remeasured)
     why_not = None if point else percentile_evidence(name, re_docs, tol)
     if why_not:
-        return "not_judged", why_not, deviation, remeasured, None, None
+        return Judgement("not_judged", why_not, deviation, remeasured)
     if not per_repeat_figures(name, sub_metric, sub_doc, point) and not any(
             per_repeat_figures(name, m, d, point)
             for m, d in zip(re_metrics, re_docs, strict=True)):
         # One figure per run (a peak over the repeats): nothing to take a spread from.
-        return status, f"{reason} (one figure per run, no per-repeat values: compared as " \
-            "two numbers)", deviation, remeasured, None, None
+        return Judgement(status, f"{reason} (one figure per run, no per-repeat values: "
+                         "compared as two numbers)", deviation, remeasured)
     sub_figures = repeat_figures(name, sub_metric, sub_doc, point)
     re_figures = [v for m, d in zip(re_metrics, re_docs, strict=True)
                   for v in repeat_figures(name, m, d, point)]
@@ -157,18 +205,24 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
     interval = ratio_interval(submitted, sub_figures, remeasured, re_figures,
                               tol.statistics.confidence, scale)
     if isinstance(interval, str):
-        return "inconclusive", f"no interval: {interval}", deviation, remeasured, None, True
+        return Judgement("inconclusive", f"no interval: {interval}", deviation, remeasured,
+                         decidable=budget > 0, repeats_to_decide=min(budget, 2) or None)
     band = band_for(scale, rule.rel if scale == RATIO else None, allowed, rule.side,
-                    rule.slowdown, slowdown)
+                    spec.direction, spec.worsened_by_load, slowdown)
     status, reason = judge(interval, band)
     if status != "inconclusive":
-        return status, reason, deviation, remeasured, interval, None
-    decidable = judge(ideal_interval(interval), band)[0] != "inconclusive"
-    if not decidable:
-        reason += (f"; more re-runs cannot decide it: the submission's own "
-                   f"{interval.n_submitted} repeat(s) at this spread keep the interval wider "
-                   "than that")
-    return status, reason, deviation, remeasured, interval, decidable
+        return Judgement(status, reason, deviation, remeasured, interval, band)
+    needed = repeats_to_decide(interval, band, budget)
+    if needed is None:
+        if judge(ideal_interval(interval), band)[0] == "inconclusive":
+            reason += (f"; more re-runs cannot decide it: the submission's own "
+                       f"{interval.n_submitted} repeat(s) at this spread keep the interval "
+                       "wider than that")
+        elif budget:
+            reason += (f"; the {budget} more re-run repeat(s) the tolerances allow would not "
+                       "decide it at this spread")
+    return Judgement(status, reason, deviation, remeasured, interval, band,
+                     decidable=needed is not None, repeats_to_decide=needed)
 
 
 def metric_records(entry_id: str, submitted: dict[str, Any],
@@ -176,29 +230,36 @@ def metric_records(entry_id: str, submitted: dict[str, Any],
                    tol: Tolerances, vendor: str | None,
                    point: dict[str, Any] | None = None, sub_doc: dict[str, Any] | None = None,
                    re_docs: list[dict[str, Any]] | None = None,
-                   slowdown: float = 1.0) -> list[dict[str, Any]]:
+                   slowdown: float = 1.0, budget: int = 0) -> list[dict[str, Any]]:
     """One record per metric either side has: submitted, re-measured (over every re-run of
-    the entry), the interval of their ratio, the tolerance and the outcome."""
+    the entry), the interval of their ratio, the tolerance, what the catalogue declares of
+    the metric, the outcome and the power statement (the smallest inflation it could catch)."""
     rounds = remeasured if isinstance(remeasured, list) else [remeasured]
     docs = re_docs if re_docs is not None else [{} for _ in rounds]
     records = []
     for name in sorted(set(submitted).union(*rounds)):
         rule = tol.rule_for(name, vendor)
         re_metrics = [r.get(name) for r in rounds]
-        status, reason, deviation, value, interval, decidable = judge_metric(
-            name, rule, submitted.get(name), re_metrics, sub_doc, docs, tol, slowdown,
-            point is not None)
+        spec = spec_for(name)
+        j = judge_metric(name, rule, submitted.get(name), re_metrics, sub_doc, docs, tol,
+                         slowdown, point is not None, budget)
+        reason = j.reason if spec is not None or j.status in ("ignored", "not_measured") \
+            else f"{j.reason} ({UNDECLARED_NOTE})"
         records.append({
             "entry": entry_id, "point": point, "metric": name,
             "unit": _unit(submitted.get(name), *re_metrics),
             "submitted": _value(submitted.get(name)),
-            "remeasured": value,
-            "deviation": deviation,
-            "interval": interval.as_dict() if interval else None,
+            "remeasured": j.remeasured,
+            "deviation": j.deviation,
+            "interval": j.interval.as_dict() if j.interval else None,
             "reruns": len(rounds),
-            "decidable": decidable,
+            "decidable": j.decidable,
+            "repeats_to_decide": j.repeats_to_decide,
+            "declared": spec.as_dict() if spec is not None else None,
+            "power": power_statement(j.interval, j.band, (spec or UNDECLARED).direction)
+            if j.interval is not None and j.band is not None else None,
             "tolerance": rule.as_dict() if rule else None,
-            "status": status, "reason": reason,
+            "status": j.status, "reason": reason,
         })
     return records
 
@@ -211,12 +272,13 @@ def _as_rounds(re_doc: dict[str, Any] | list[dict[str, Any]] | None) -> list[dic
 
 def compare_entry(entry_id: str, sub_doc: dict[str, Any],
                   re_doc: dict[str, Any] | list[dict[str, Any]] | None,
-                  tol: Tolerances, rerun_error: str | None, slowdown: float = 1.0
-                  ) -> tuple[list[Check], list[dict[str, Any]]]:
+                  tol: Tolerances, rerun_error: str | None, slowdown: float = 1.0,
+                  budget: int = 0) -> tuple[list[Check], list[dict[str, Any]]]:
     """Status, configuration, metrics and grid points of one entry. ``re_doc`` is the
     as-submitted re-run's document, or a list of it and the documents of the re-runs made
     for more evidence (same configuration, more repeats, maybe a longer window), whose
-    repeats are pooled with it; ``slowdown`` is the most the host's load slowed any of them."""
+    repeats are pooled with it; ``slowdown`` is the most the host's load slowed any of them;
+    ``budget`` how many more re-run repeats the re-runs for more evidence can still add."""
     rounds = _as_rounds(re_doc)
     if not rounds:
         why = rerun_error or "the re-run wrote no result for it"
@@ -245,7 +307,8 @@ def compare_entry(entry_id: str, sub_doc: dict[str, Any],
     vendor = first["provenance"]["vendor"]
     records = metric_records(entry_id, sub_doc.get("metrics") or {},
                              [r.get("metrics") or {} for r in rounds], tol, vendor,
-                             sub_doc=sub_doc, re_docs=rounds, slowdown=slowdown)
+                             sub_doc=sub_doc, re_docs=rounds, slowdown=slowdown,
+                             budget=budget)
     moved = next((m for m in (headline_moved(sub_doc, r) for r in rounds) if m), None)
     if moved:
         problem = headline_problem(sub_doc)
@@ -274,7 +337,8 @@ def compare_entry(entry_id: str, sub_doc: dict[str, Any],
         records += metric_records(entry_id, point.get("metrics") or {},
                                   [p.get("metrics") or {} for p, _ in same], tol, vendor,
                                   point=point["params"], sub_doc=sub_doc,
-                                  re_docs=[r for _, r in same], slowdown=slowdown)
+                                  re_docs=[r for _, r in same], slowdown=slowdown,
+                                  budget=budget)
     for key, other in re_points[0].items():
         if key not in sub_keys:
             checks.append(failed("rerun_point", RERUN, f"{entry_id} {other['params']}",

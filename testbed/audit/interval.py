@@ -185,13 +185,14 @@ class Band:
     """The tolerance band on the interval's scale, and how far host load may move a figure:
     ``low``/``high`` are the band; ``load_low``/``load_high`` the band widened on the side
     a slowed-down host moves the metric to (equal to the band when the load explains
-    nothing); ``slowdown`` that side ("lower", "higher"; None: load does not move it)."""
+    nothing); ``better`` the side a figure better than claimed lies on ("above" for a metric
+    whose higher values are better, "below" for lower; None: the metric has no direction)."""
 
     low: float
     high: float
     load_low: float
     load_high: float
-    slowdown: str | None = None
+    better: str | None = None
 
     def describe(self, scale: str) -> str:
         def edge(v: float) -> str:
@@ -199,11 +200,17 @@ class Band:
         return f"{edge(self.low)} .. {edge(self.high)}"
 
 
+BETTER = {"higher": "above", "lower": "below"}
+
+
 def band_for(scale: str, rel: float | None, abs_: float | None, side: str,
-             slowdown: str | None = None, factor: float = 1.0) -> Band:
+             direction: str | None = None, worsened_by_load: bool = False,
+             factor: float = 1.0) -> Band:
     """The band of a ``rel`` rule as a ratio (1 - rel .. 1 + rel), of an ``abs`` rule as a
-    difference (-abs .. +abs); one-sided rules leave the other side unbounded. ``factor`` >= 1
-    is the slowdown the host's load could explain, applied on the ``slowdown`` side."""
+    difference (-abs .. +abs); one-sided rules leave the other side unbounded. ``direction``
+    (bench/metrics.yaml: higher, lower or neither is better) says which side is better than
+    claimed; for a metric a loaded host makes worse (``worsened_by_load``), ``factor`` >= 1,
+    the slowdown the host's load could explain, widens the worse side."""
     if scale == RATIO:
         low, high = 1 - (rel or 0.0), 1 + (rel or 0.0)
     else:
@@ -213,39 +220,42 @@ def band_for(scale: str, rel: float | None, abs_: float | None, side: str,
     elif side == "higher":
         low = -INF if scale == DIFFERENCE else 0.0
     load_low, load_high = low, high
-    if scale == RATIO and factor > 1.0:
-        if slowdown == "lower":
+    if scale == RATIO and factor > 1.0 and worsened_by_load:
+        if direction == "higher":
             load_low = low / factor
-        elif slowdown == "higher":
+        elif direction == "lower":
             load_high = high * factor
-    return Band(low, high, load_low, load_high, slowdown)
+    return Band(low, high, load_low, load_high, BETTER.get(direction or ""))
 
 
 def judge(interval: Interval, band: Band) -> tuple[str, str]:
     """pass when the interval lies inside the band, fail when it lies wholly outside the band
     widened by the host's load, inconclusive otherwise (with which edge it straddles, or that
-    only the load separates it from a fail). For a metric that load moves (``slowdown``), a
-    re-run wholly better than claimed is inconclusive too: an inflated claim shows the other
-    way, and a submission measured on a busier machine this way."""
+    only the load separates it from a fail). For a metric with a direction, a re-run wholly
+    better than claimed is inconclusive, never a fail: an inflated claim shows the other way,
+    and a submission measured on a busier machine this way."""
     text = interval.describe()
     scale = interval.scale
     if band.low <= interval.low and interval.high <= band.high:
         return "pass", f"{text} inside the band {band.describe(scale)}"
-    better = {"lower": "above", "higher": "below"}.get(band.slowdown or "")
     if interval.high < band.load_low or interval.low > band.load_high:
         where = "below" if interval.high < band.load_low else "above"
-        if where == better:
+        if where == band.better:
             # Better than claimed: what an inflated claim never shows, and what a submission
             # measured on a busier machine than this re-run does. Not reproduced; not a fail.
             return "inconclusive", (f"{text} wholly {where} the band {band.describe(scale)}: "
-                                    "the re-run did better than claimed, which a submission "
-                                    "measured on a busier machine shows, never an inflated "
-                                    "claim")
+                                    "the re-run did better than claimed (an under-claim), "
+                                    "which a submission measured on a busier machine shows, "
+                                    "never an inflated claim")
         widened = (band.load_low, band.load_high) != (band.low, band.high)
         extra = (f" (and outside {band.load_low:.3f} .. {band.load_high:.3f}, the band widened "
                  "by the host's load)") if widened else ""
         return "fail", f"{text} wholly {where} the band {band.describe(scale)}{extra}"
     if interval.high < band.low or interval.low > band.high:
+        where = "below" if interval.high < band.low else "above"
+        if where == band.better:
+            return "inconclusive", (f"{text} wholly {where} the band {band.describe(scale)}: "
+                                    "the re-run did better than claimed (an under-claim)")
         return "inconclusive", (f"{text} outside the band {band.describe(scale)}, but the "
                                 "host's load during the re-run could explain it (too noisy)")
     edge = band.low if interval.low < band.low else band.high

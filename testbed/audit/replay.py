@@ -25,6 +25,12 @@ from testbed.audit.submission import Submission
 from testbed.launch.base import Launcher, RunRequest
 
 SUITE_FILE = "audit-suite.yaml"
+# How much slower than its run-queue waits explain a CPU-bound re-run can be made by other
+# processes sharing the machine's caches and memory bandwidth, at most, when they keep every
+# other CPU busy (docs/audit.md, "Noise"): ResNet inference took 14-17 % more CPU time per
+# iteration beside one or two memory-bound processes on the project's 2-core VM, already
+# beside other tests; 0.5 leaves room.
+CONTENTION = 0.5
 
 
 @dataclass
@@ -48,12 +54,34 @@ class Rerun:
         value = (host.get("entry_slowdown") or {}).get(entry) if entry else host.get("slowdown")
         return float(value or 1.0)
 
+    def contention(self, entry: str | None = None) -> float:
+        """The slowdown the run-queue waits do not show: other processes sharing caches and
+        memory bandwidth, 1 + CONTENTION x the CPUs the entry's timed windows wanted (at most
+        1) x the share of the CPUs other processes kept busy; 1.0 when not measured. A loop
+        whose step is a sleep wants no CPU and gets about 1."""
+        host = self.host or {}
+        other, cpus = host.get("other_cpus_mean"), host.get("cpus")
+        demand = host.get("entry_cpu_demand") or {}
+        wanted = demand.get(entry) if entry else max(
+            (v for v in demand.values() if v is not None), default=None)
+        if other is None or not cpus or wanted is None:
+            return 1.0
+        return 1.0 + CONTENTION * min(1.0, wanted) * min(1.0, other / cpus)
+
+    def load_factor(self, entry: str | None = None) -> float:
+        """How much the host's load could have slowed the entry's timed windows (or all of
+        them): the measured slowdown times the contention it does not show."""
+        return self.slowdown(entry) * self.contention(entry)
+
     def as_dict(self) -> dict[str, Any]:
         cv = {e: ((d.get("metrics") or {}).get("throughput_items_per_s") or {}).get("cv")
               for e, d in self.results.items()}
+        host = None if self.host is None else {
+            **self.host, "entry_load_factor": {e: self.load_factor(e) for e in self.results},
+            "contention_per_cpu_share": CONTENTION}
         return {"name": self.name, "dir": str(self.out_dir), "exit_code": self.exit_code,
                 "error": self.error, "results": sorted(self.results), "rules": self.rules,
-                "throughput_cv": cv, "host": self.host}
+                "throughput_cv": cv, "host": host}
 
 
 def entry_from_result(doc: dict[str, Any],

@@ -33,6 +33,7 @@ from testbed.audit.compare import (
     workload_identity_check,
 )
 from testbed.audit.hostload import HostMonitor, container_of, own_children, timed_windows
+from testbed.audit.power import describe_allows, headline, power_summary, submission_allows
 from testbed.audit.replay import (
     SUITE_FILE,
     Rerun,
@@ -118,9 +119,15 @@ def default_out(sub: Submission, root: Path) -> Path:
 
 def audit(run_path: Path, out_root: Path, image: str | None = None,
           tolerance: Path | None = None, native: bool = False,
-          out: Path | None = None) -> AuditResult:
-    """Audit a run directory (or one result file of it); writes ``verdict.json``."""
+          out: Path | None = None, sign: Path | None = None) -> AuditResult:
+    """Audit a run directory (or one result file of it); writes ``verdict.json``, signed
+    with the SSH key ``sign`` when given (testbed.signing: the results store counts only a
+    verdict signed by a key of its trust file as an audit)."""
     started = time.time()
+    if sign is not None:
+        from testbed.signing import check_key
+
+        sign = check_key(sign)  # before the work: a typo must not cost a re-run
     if native and image:
         raise UserError("--image and --native exclude each other: --native re-runs in this "
                         "Python environment, not in an image.",
@@ -150,6 +157,10 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
     unavailable = None
     if sub.results and not any_failed(checks):
         unavailable = rerun_unavailable(sub.vendor or "cpu", native)
+    allows = _allows(sub, tol)
+    if sub.results and not any_failed(checks) and not unavailable:
+        for line in map(describe_allows, allows):  # up front: what the submission allows
+            print(f"the submission allows: {line}", flush=True)
     _prepare(out_dir)
     reruns: list[Rerun] = []
     records: list[dict[str, Any]] = []
@@ -167,14 +178,36 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
     if client is not None:
         client.close()
     verdict = _verdict(sub, checks, records, reruns, tol, native, choice, image, started,
-                       out_dir, unavailable)
+                       out_dir, unavailable, allows)
     path = out_dir / "verdict.json"
+    unsigned = None
+    if sign is not None:
+        from testbed.signing import sign_document
+
+        try:
+            verdict = sign_document(verdict, sign, "audit")
+        except UserError as exc:  # the verdict is still written: nothing measured is lost
+            unsigned = exc
     try:
         atomic_write_json(path, verdict)
     except OSError as exc:
         raise UserError(f"Cannot write the verdict {path}: {exc.strerror or exc}.",
                         "Choose another audit directory with --out DIR.") from exc
+    if unsigned is not None:
+        raise UserError(f"{unsigned.what} The verdict {path} was written unsigned.",
+                        f"Sign it when the key works: `invoke sign {path} --key KEY`.")
     return AuditResult(verdict, path)
+
+
+def _allows(sub: Submission, tol: Tolerances) -> list[dict[str, Any]]:
+    """What each submitted entry's repeats let the audit detect, before re-running."""
+    out = []
+    for entry_id, doc in sub.results.items():
+        rule = tol.rule_for("throughput_items_per_s", sub.vendor)
+        most = int(doc["rules"]["repeats"]) + tol.reruns.max * rerun_repeats(doc, tol.reruns)
+        out.append(submission_allows(entry_id, doc, rule.rel if rule else None,
+                                     tol.statistics.confidence, most))
+    return out
 
 
 def _refuse_used(out_dir: Path) -> None:
@@ -193,12 +226,21 @@ def _prepare(out_dir: Path) -> None:
     make_writable_dir(out_dir, "Audit directory", "Choose another with --out DIR.")
 
 
-def more_evidence_rules(doc: dict[str, Any], settings: Reruns) -> dict[str, Any]:
-    """The rules of a re-run for more evidence: more repeats (at least the submitted number)
-    and, where the timed window is a duration, a longer one (and a timeout to match). A
-    window of a fixed number of iterations (``min_duration_s: 0``) is a protocol: kept."""
+def rerun_repeats(doc: dict[str, Any], settings: Reruns) -> int:
+    """The most repeats one re-run for more evidence of this entry may have: the tolerance
+    file's ``reruns.repeats``, at least the submitted number."""
+    return max(settings.repeats, int(doc["rules"]["repeats"]))
+
+
+def more_evidence_rules(doc: dict[str, Any], settings: Reruns,
+                        needed: int | None = None) -> dict[str, Any]:
+    """The rules of a re-run for more evidence: the repeats that can decide what is left
+    (``needed``, at least 2, at most ``rerun_repeats``) and, where the timed window is a
+    duration, a longer one (and a timeout to match). A window of a fixed number of
+    iterations (``min_duration_s: 0``) is a protocol: kept."""
     rules = doc["rules"]
-    out: dict[str, Any] = {"repeats": max(settings.repeats, int(rules["repeats"]))}
+    most = rerun_repeats(doc, settings)
+    out: dict[str, Any] = {"repeats": most if needed is None else max(2, min(needed, most))}
     if rules.get("min_duration_s", 0) > 0 and settings.window_factor > 1:
         out["min_duration_s"] = rules["min_duration_s"] * settings.window_factor
         out["timeout_s"] = rules["timeout_s"] * settings.window_factor
@@ -206,9 +248,17 @@ def more_evidence_rules(doc: dict[str, Any], settings: Reruns) -> dict[str, Any]
 
 
 def wants_more_evidence(records: list[dict[str, Any]]) -> bool:
-    """An entry is re-run again while one of its metrics is inconclusive and more re-run
-    repeats could still decide it."""
-    return any(r["status"] == "inconclusive" and r.get("decidable", True) for r in records)
+    """An entry is re-run again while one of its metrics is inconclusive and the re-run
+    repeats the tolerances still allow could decide it (a pass or a fail at the same
+    estimate and spread): as soon as nothing left can be decided, re-running stops."""
+    return any(r["status"] == "inconclusive" and r.get("decidable") for r in records)
+
+
+def repeats_wanted(records: list[dict[str, Any]]) -> int | None:
+    """How many more repeats the entry's undecided metrics need (the most any needs)."""
+    wanted = [r.get("repeats_to_decide") or 0 for r in records
+              if r["status"] == "inconclusive" and r.get("decidable")]
+    return max(wanted) if wanted else None
 
 
 def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: bool,
@@ -250,25 +300,30 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
                                           for e in varied})
         reruns.append(distinct)
     rounds = {e: [same.results[e]] if e in same.results else [] for e in entries}
-    slowdown = {e: same.slowdown(e) for e in entries}
+    slowdown = {e: same.load_factor(e) for e in entries}
+
+    def budget(e: str, done: int) -> int:
+        return (tol.reruns.max - done) * rerun_repeats(sub.results[e], tol.reruns)
+
     compared = {e: compare_entry(e, sub.results[e], rounds[e] or None, tol, same.error,
-                                 slowdown[e]) for e in entries}
+                                 slowdown[e], budget(e, 0)) for e in entries}
     for n in range(1, tol.reruns.max + 1):
         pending = [e for e in entries if rounds[e] and wants_more_evidence(compared[e][1])]
         if not pending:
             break
-        print(f"more evidence ({n} of at most {tol.reruns.max}): inconclusive metrics in "
-              f"{', '.join(pending)}", flush=True)
+        print(f"more evidence ({n} of at most {tol.reruns.max}): inconclusive metrics that "
+              f"more repeats can decide in {', '.join(pending)}", flush=True)
         more = run(f"{MORE}-{n}", pending,
-                   {e: more_evidence_rules(sub.results[e], tol.reruns) for e in pending})
+                   {e: more_evidence_rules(sub.results[e], tol.reruns,
+                                           repeats_wanted(compared[e][1])) for e in pending})
         reruns.append(more)
         for e in pending:
             doc = more.results.get(e)
             if doc is not None and doc["status"] == rounds[e][0]["status"]:
                 rounds[e].append(doc)
-                slowdown[e] = max(slowdown[e], more.slowdown(e))
+                slowdown[e] = max(slowdown[e], more.load_factor(e))
             compared[e] = compare_entry(e, sub.results[e], rounds[e], tol, same.error,
-                                        slowdown[e])
+                                        slowdown[e], budget(e, n))
             if doc is None or doc["status"] != rounds[e][0]["status"]:
                 compared[e][0].append(skipped(
                     "rerun_status", "rerun", f"{e} ({more.name})",
@@ -288,7 +343,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
         checks.append(caching_check(entry_id, re_doc,
                                     distinct.results.get(entry_id) if distinct else None,
                                     tol, why_not[entry_id],
-                                    distinct.slowdown(entry_id) if distinct else 1.0))
+                                    distinct.load_factor(entry_id) if distinct else 1.0))
     return reruns, checks, records
 
 
@@ -301,12 +356,13 @@ def noise_summary(records: list[dict[str, Any]], reruns: list[Rerun],
     slowed: set[str] = set()
     for r in reruns:
         host = r.host or {}
-        if r.slowdown() > tol.noise.max_slowdown:
-            slowed.update(e for e in r.results if r.slowdown(e) > tol.noise.max_slowdown)
+        if r.load_factor() > tol.noise.max_slowdown:
+            slowed.update(e for e in r.results if r.load_factor(e) > tol.noise.max_slowdown)
             other = host.get("other_cpus_mean")
             load = (host.get("load_avg_1m") or {}).get("max")
             why.append(f"re-run {r.name}: the host's load slowed its timed windows "
-                       f"x{r.slowdown():.2f} (bound "
+                       f"x{r.slowdown():.2f}, up to x{r.load_factor():.2f} with the caches "
+                       f"and memory other processes shared (bound "
                        f"x{tol.noise.max_slowdown:g})"
                        + (f"; other processes kept {other:.1f} of {host['cpus']} CPUs busy"
                           if other is not None else "")
@@ -325,6 +381,24 @@ def noise_summary(records: list[dict[str, Any]], reruns: list[Rerun],
             "max_cv": tol.noise.max_cv, "max_slowdown": tol.noise.max_slowdown}
 
 
+DISTURBED_NOTE = ("the submission was disturbed: weak evidence. Its own record says other "
+                  "processes, steal, throttling or a repeat spread disturbed its measurement, "
+                  "so its figures are not the device's: a pass confirms less than usual, and a "
+                  "re-run that does better than it claims is expected")
+
+
+def submission_disturbed(sub: Submission) -> dict[str, Any] | None:
+    """The submitted results that say they were disturbed while they measured (their
+    ``disturbed`` record; a result without one says nothing either way)."""
+    entries = []
+    for entry_id, doc in sorted(sub.results.items()):
+        record = doc.get("disturbed")
+        if isinstance(record, dict) and record.get("value") is True:
+            entries.append({"entry": entry_id, "reasons": [
+                str(r.get("message")) for r in record.get("reasons") or [] if isinstance(r, dict)]})
+    return {"entries": entries, "note": DISTURBED_NOTE} if entries else None
+
+
 def _where(m: dict[str, Any]) -> str:
     return f"{m['entry']}{' ' + str(m['point']) if m['point'] else ''} {m['metric']}"
 
@@ -332,7 +406,8 @@ def _where(m: dict[str, Any]) -> str:
 def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]],
              reruns: list[Rerun], tol: Tolerances, native: bool, choice: Any,
              image_arg: str | None, started: float, out_dir: Path,
-             unavailable: str | None = None) -> dict[str, Any]:
+             unavailable: str | None = None,
+             allows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     failed_checks = [c for c in checks if c.status == "fail"]
     reasons = [f"{c.category}/{c.id} {c.subject}: {c.message}" for c in failed_checks]
     reasons += [f"metric {_where(r)}: {r['reason']}" for r in records if r["status"] == "fail"]
@@ -377,6 +452,9 @@ def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]]
             "reasons": reasons,
             "inconclusive": undecided,
             "noise": noise_summary(records, reruns, tol),
+            **({"submission_disturbed": disturbed} if (disturbed := submission_disturbed(sub))
+               else {}),
+            "power": power_summary(records, allows or []),
         },
         "verdict": verdict,
         "out_dir": str(out_dir),
@@ -427,6 +505,9 @@ def print_summary(result: AuditResult, stream: Any = None) -> None:
             print(f"  {label} {line}", file=out)
         if len(lines) > 20:
             print(f"  ... {len(lines) - 20} more in the verdict", file=out)
+    power = headline(v["summary"]["power"])
+    if power:
+        print(f"  {power}", file=out)
     noise = v["summary"]["noise"]
     if noise["too_noisy"]:
         print("  too noisy to judge: " + "; ".join(noise["reasons"][:6])
@@ -435,4 +516,9 @@ def print_summary(result: AuditResult, stream: Any = None) -> None:
         if noise["affected"]:
             print(f"    metrics left undecided by the noise: {', '.join(noise['affected'])}",
                   file=out)
+    disturbed = v["summary"].get("submission_disturbed")
+    if disturbed:
+        print(f"  NOTE {disturbed['note']}: "
+              + "; ".join(f"{d['entry']} ({'; '.join(d['reasons']) or 'no reason recorded'})"
+                          for d in disturbed["entries"]), file=out)
     print(f"verdict: {v['verdict'].upper()}  ({result.path})", file=out)

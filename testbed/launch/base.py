@@ -36,6 +36,8 @@ class RunRequest:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     # a name for progress lines (the audit's re-runs: "as-submitted", "distinct-inputs")
     name: str = ""
+    # a disturbed entry is an error, not a warning (--require-quiet)
+    require_quiet: bool = False
 
     def suite_stem(self) -> str:
         return Path(self.suite).stem
@@ -52,6 +54,8 @@ class RunRequest:
             args += ["--set", item]
         if self.label is not None:
             args += ["--label", self.label]
+        if self.require_quiet:
+            args.append("--require-quiet")
         return [*args, *self.device.cli_args(), *extra]
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,7 +64,7 @@ class RunRequest:
                 "overrides": list(self.overrides), "label": self.label,
                 "devices": list(self.devices) if self.devices is not None else None,
                 "image": self.image, "run_id": self.run_id, "name": self.name,
-                "device": self.device.as_dict()}
+                "device": self.device.as_dict(), "require_quiet": self.require_quiet}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRequest:
@@ -71,7 +75,8 @@ class RunRequest:
                    devices=tuple(data["devices"]) if data.get("devices") is not None else None,
                    image=data.get("image"), run_id=data.get("run_id"),
                    name=data.get("name", ""),
-                   device=DeviceSettings.from_dict(data.get("device")))
+                   device=DeviceSettings.from_dict(data.get("device")),
+                   require_quiet=bool(data.get("require_quiet", False)))
 
 
 @dataclass

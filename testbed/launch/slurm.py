@@ -130,10 +130,14 @@ def read_job(run_dir: Path) -> SlurmJob:
     except (OSError, ValueError) as exc:
         raise UserError(f"{path} is missing or unreadable: {exc}.",
                         "Name the run directory of an `invoke bench --slurm` run.") from exc
-    data["steps"] = tuple(StepPlan(**s) for s in data["steps"])
-    for key in ("container_options", "overrides", "extra_sbatch"):
-        data[key] = tuple(data.get(key) or ())
-    return SlurmJob(**data)
+    try:
+        data["steps"] = tuple(StepPlan(**s) for s in data["steps"])
+        for key in ("container_options", "overrides", "extra_sbatch"):
+            data[key] = tuple(data.get(key) or ())
+        return SlurmJob(**data)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise UserError(f"{path} is not a Slurm run's plan: {exc}.",
+                        "Name the run directory of an `invoke bench --slurm` run.") from exc
 
 
 # -- the scheduler -----------------------------------------------------------------------------
@@ -307,6 +311,9 @@ def _entry_outcome(run_dir: Path, job_id: str, step: StepPlan, node: str,
             return "killed", (f"node {node} stopped while running it (job {job_id} "
                               f"{state.state if state else 'ended'}): the node failed or its "
                               "step was killed")
+        if manifest.get("state") == "interrupted" and item.get("status") == "pending":
+            # stopped before the entry began (during the step's preflight): it did not run
+            return "interrupted", _not_run_reason(job_id, state)
         return item.get("status", "error"), item.get("error") or "no result written"
     if step.entry in exits:
         return "error", (f"the job step on {node} exited with code {exits[step.entry]} before "
@@ -358,7 +365,8 @@ def gather(run_dir: Path, job_id: str, state: JobState | None,
             atomic_write_json(run_dir / f"{name}.json", doc)
             item = {"id": name, "workload": entry.workload, "mode": entry.mode,
                     "status": doc["status"], "file": f"{name}.json", "sha256": doc["sha256"],
-                    "nodes": where, "placement": step.placement}
+                    "nodes": where, "placement": step.placement,
+                    "disturbed": (doc.get("disturbed") or {}).get("value")}
             if problems:
                 item["schema_problems"] = problems
             items.append(item)
@@ -502,18 +510,38 @@ class SlurmOptions:
 def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, run_dir: Path,
              only: list[str] | None = None, overrides: tuple[str, ...] = (),
              label: str | None = None, image: str | None = None,
-             root: Path | None = None) -> SlurmJob:
+             root: Path | None = None, require_quiet: bool = False) -> SlurmJob:
     """The job for this run: every fact from the command line, the suite and the vendor spec.
     Bad input is a ``UserError`` here, before anything is written or submitted."""
     import sys
 
     from bench.config import load_suite, suite_path
     from testbed.images.spec import REPO_DIR, VENDORS, load_spec, unknown_vendor
-    from testbed.launch.slurm_script import CONTAINERS
+    from testbed.launch.slurm_script import (
+        CONTAINERS,
+        SBATCH_VALUES,
+        run_dir_problem,
+        sbatch_problem,
+        text_problem,
+    )
 
     root = root or REPO_DIR
     if vendor not in VENDORS:
         raise unknown_vendor(vendor)
+    # Everything below ends up in job.sbatch or node.sh: refuse what could break out of it.
+    for key in SBATCH_VALUES:
+        value = getattr(options, key)
+        if value is not None and (problem := text_problem(f"--{key}", value)
+                                  or sbatch_problem(key, value)):
+            raise UserError(f"{problem}.", "Give the name or time Slurm expects (`sinfo` lists "
+                            "the partitions); nothing was written or submitted.")
+    for what, value in (("the suite", suite_arg), ("--label", label), ("--image", image),
+                        *(("--set", o) for o in overrides), *(("--only", o) for o in only or ())):
+        if value is not None and (problem := text_problem(what, value)):
+            raise UserError(f"{problem}.", f"Give {what} without control characters.")
+    if problem := run_dir_problem(str(Path(run_dir).resolve())):
+        raise UserError(f"--out: {problem}.", "Choose a run directory whose path has no "
+                        "spaces, quotes or shell characters (every node must reach it).")
     if options.nodes < 1:
         raise UserError(f"--nodes {options.nodes}: a job needs at least one node.",
                         "Give --nodes 1 or more.")
@@ -548,7 +576,8 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
             gres=gres, partition=options.partition, account=options.account,
             time=options.time, container=options.container, python=sys.executable,
             repo_dir=str(root), image=image, container_options=container_options,
-            label=label, overrides=tuple(overrides), rdzv_port=options.rdzv_port)
+            label=label, overrides=tuple(overrides), rdzv_port=options.rdzv_port,
+            require_quiet=require_quiet)
     except ValueError as exc:
         raise UserError(f"Slurm job: {exc}.", "Fix the option named.") from exc
 
@@ -644,7 +673,7 @@ class SlurmLauncher(Launcher):
         run_id, run_dir = self.run_dir(request, request.vendor)
         job = plan_job(request.vendor, request.suite, self.options, run_id, run_dir,
                        list(request.only) or None, request.overrides, request.label,
-                       request.image)
+                       request.image, require_quiet=request.require_quiet)
         prepare_out_dir(run_dir)
         display = Display()
         display.line(f"run {run_id}: suite {request.suite} on {self.options.nodes} Slurm "

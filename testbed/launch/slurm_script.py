@@ -7,10 +7,16 @@ separately. ``node.sh`` is what each task of a step runs: the same ``python -m b
 natively or in the vendor's image, writing into ``nodes/<node>/<entry>/`` of the shared run
 directory. Both are written into the run directory before submission and kept, so an auditor
 reads exactly what ran.
+
+Every value that reaches a script is checked first (``script_problems``): no control
+character anywhere (a newline would end a ``#SBATCH`` line or a comment and start a command),
+strict patterns for what stands unquoted on an ``#SBATCH`` line (sbatch reads those itself),
+and everything else shell-quoted.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -24,6 +30,23 @@ STEPS_LOG = "steps.tsv"
 # node do not collide (--rdzv-port fixes it).
 RDZV_PORT_BASE = 29400
 RDZV_PORT_SPREAD = 1000
+
+# What may stand on an #SBATCH line, where nothing is quoted (Slurm's own names and formats).
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+SBATCH_VALUES: dict[str, tuple[re.Pattern[str], str]] = {
+    "partition": (re.compile(r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,15}"),
+                  "a partition name, or several separated by commas (letters, digits, _.-)"),
+    "account": (SLURM_NAME, "an account name (letters, digits, _.-)"),
+    "time": (re.compile(r"\d{1,6}(-\d{1,2})?(:\d{1,2}){0,2}|UNLIMITED|INFINITE"),
+             "Slurm's time format: MINUTES, H:MM:SS, D-HH or D-HH:MM:SS"),
+    "gres": (re.compile(r"[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64}){0,2}"),
+             "a generic resource: NAME or NAME:TYPE (letters, digits, _.-)"),
+}
+# The run directory appears unquoted in --output: a plain absolute path (no '%', which Slurm
+# expands, no space, no quote or shell character).
+RUN_DIR = re.compile(r"/[A-Za-z0-9_./+@=,~-]{0,4000}")
+EXTRA_SBATCH = re.compile(r"--[a-z][a-z-]{0,40}(=[A-Za-z0-9_.:,/=+-]{1,200})?")
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -66,6 +89,7 @@ class SlurmJob:
     overrides: tuple[str, ...] = ()
     rdzv_port: int | None = None
     extra_sbatch: tuple[str, ...] = field(default_factory=tuple)
+    require_quiet: bool = False  # --require-quiet on every node
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -76,10 +100,67 @@ class SlurmJob:
             raise ValueError(f"a {self.container} run needs an image")
         if self.devices_per_node is not None and self.devices_per_node < 1:
             raise ValueError(f"devices per node must be at least 1, got {self.devices_per_node}")
+        problems = script_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def text_problem(what: str, value: str) -> str | None:
+    """Why ``value`` cannot go into a script at all (a control character), or None."""
+    found = CONTROL.search(value)
+    if found:
+        return (f"{what} {value!r} holds a control character ({found.group()!r}): it would "
+                "end a line of the batch script")
+    return None
+
+
+def sbatch_problem(key: str, value: str) -> str | None:
+    """Why ``value`` cannot be the ``--key`` of an ``#SBATCH`` line, or None."""
+    pattern, what = SBATCH_VALUES[key]
+    if not pattern.fullmatch(value):
+        return f"--{key} {value!r} is not {what}"
+    return None
+
+
+def run_dir_problem(value: str) -> str | None:
+    if not RUN_DIR.fullmatch(value):
+        return (f"the run directory {value!r} is not a plain absolute path (letters, digits "
+                "and _./+@=,~- only: it is written unquoted into #SBATCH --output)")
+    return None
+
+
+def script_problems(job: SlurmJob) -> list[str]:
+    """Every value of ``job`` that cannot go into the scripts safely (empty: all can)."""
+    out: list[str] = []
+    texts = [("run id", job.run_id), ("suite", job.suite), ("vendor", job.vendor),
+             ("bench device", job.bench_device), ("python", job.python),
+             ("checkout", job.repo_dir), ("image", job.image or ""), ("label", job.label or ""),
+             *(("--set", o) for o in job.overrides),
+             *(("container option", o) for o in job.container_options),
+             *(("step", s.entry) for s in job.steps)]
+    out += [p for what, value in texts if (p := text_problem(what, value))]
+    for key in SBATCH_VALUES:
+        value = getattr(job, key)
+        if value is not None and (p := sbatch_problem(key, value)):
+            out.append(p)
+    if p := run_dir_problem(job.run_dir):
+        out.append(p)
+    out += [f"extra #SBATCH line {x!r} is not --option[=plain value]" for x in job.extra_sbatch
+            if not EXTRA_SBATCH.fullmatch(x)]
+    if not SLURM_NAME.fullmatch(job.run_id[:64]) or not all(
+            SLURM_NAME.fullmatch(s.entry[:64]) for s in job.steps):
+        out.append("run and entry ids must be letters, digits and _.- (they name the job)")
+    return out
 
 
 def _q(text: str) -> str:
     return shlex.quote(text)
+
+
+def _comment(text: str) -> str:
+    """Text for a ``#`` comment: one line whatever it holds (the values are checked before,
+    this keeps a comment a comment even so)."""
+    return CONTROL.sub("?", text)
 
 
 def sbatch_directives(job: SlurmJob) -> list[str]:
@@ -127,7 +208,7 @@ def batch_script(job: SlurmJob) -> str:
                else f"every {job.vendor} device")
     lines = [
         "#!/bin/bash",
-        f"# accel-testbed run {job.run_id}: suite {job.suite} on {job.nodes} node(s) x "
+        f"# accel-testbed run {job.run_id}: suite {_comment(job.suite)} on {job.nodes} node(s) x "
         f"{devices} per node ({'natively' if job.container == 'none' else job.container}).",
         "# Written by `invoke bench --slurm` and kept in the run directory: this is what ran.",
         *sbatch_directives(job),
@@ -158,7 +239,8 @@ def bench_args(job: SlurmJob) -> list[str]:
         # The devices are the job's (Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu; the job
         # owns whole nodes): the ranks of a multi-rank entry are G per node.
         extra += ["--nproc-per-node", str(job.devices_per_node)]
-    request = RunRequest(suite=job.suite, overrides=job.overrides, label=job.label)
+    request = RunRequest(suite=job.suite, overrides=job.overrides, label=job.label,
+                         require_quiet=job.require_quiet)
     return request.bench_args(job.bench_device, job.run_id, extra=tuple(extra))
 
 

@@ -1,7 +1,8 @@
 """From validated result documents to the numbers a report shows.
 
 1. Every result is checked for plausibility (``checks``) and marked where it is not
-   comparable (precision fallback, overridden parameters, host-bound, CPU fallback).
+   comparable (precision fallback, overridden parameters, host-bound, CPU fallback, a
+   measurement its run found disturbed).
 2. One long table (pandas) holds every scalar metric of every result with its marks; it is
    aggregated per (device, workload, metric) over runs: the mean, the number of results and
    their spread. Aggregated tables are checked once more, across metrics (a table that is a
@@ -53,11 +54,14 @@ MARKS: dict[str, str] = {
     "P": "precision fell back from the one requested",
     "O": "a workload parameter, run rule or compile choice was overridden (--set)",
     "H": "host-bound: device utilisation stayed low",
+    "D": "disturbed while it measured: other processes, CPU steal, clock throttling, other "
+         "processes on the device or a repeat spread beyond the run's quiet thresholds (the "
+         "figures are not representative; re-run on a quiet machine)",
     "C": "some operators fell back to the CPU",
     "W": "far beyond what the spec sheets predict against the other devices (kept out of "
          "the others' score scales and chart scales)",
 }
-NON_COMPARABLE = "POHC"
+NON_COMPARABLE = "POHDC"
 # Marks a score cell carries when one of the metrics it used carries them.
 METRIC_WARNINGS = "W"
 WITHHELD = "XF"  # values left out of every score
@@ -88,7 +92,7 @@ class Review:
     result: Result
     workload: str
     outcomes: list[checks.CheckOutcome]
-    marks: dict[str, str]  # code -> why (result-wide: P, O, H, C)
+    marks: dict[str, str]  # code -> why (result-wide: P, O, H, D, C)
 
     @property
     def findings(self) -> list[checks.Finding]:
@@ -178,6 +182,11 @@ def result_marks(doc: dict[str, Any]) -> dict[str, str]:
         marks["H"] = ("device utilisation below "
                       f"{host_bound.get('threshold_util_pct', '?')} %: the host limits the "
                       "measurement")
+    disturbed = doc.get("disturbed")
+    if isinstance(disturbed, dict) and disturbed.get("value") is True:
+        said = "; ".join(str(r.get("message")) for r in disturbed.get("reasons") or []
+                         if isinstance(r, dict))
+        marks["D"] = f"disturbed: {said or 'no reason recorded'}"
     fallback = (wl.get("info") or {}).get("cpu_fallback")
     points_fallback = [p for p in doc.get("points") or [] if p.get("cpu_fallback")]
     if fallback or points_fallback:
@@ -428,17 +437,28 @@ def usable(row: pd.Series | None) -> tuple[float | None, str]:
     return float(row["value"]), ""
 
 
+HEADLINE_METRIC = "throughput_items_per_s"
+
+
+def _implausible_headline(row: pd.Series | None) -> bool:
+    return row is not None and "X" in row["marks"]
+
+
 def composites(analysis: Analysis) -> dict[str, CompositeResult]:
     out = {}
     for key in analysis.workload_order():
         wl = analysis.workloads[key]
         if wl.group in UNSCORED_GROUPS:
             continue
-        # A device whose model computes wrong results is not scored for it (mark F).
+        # A device whose model computes wrong results is not scored for it (mark F), nor one
+        # whose throughput no device could reach (X on the headline): left in, that figure
+        # would take the throughput out of every other device's composite (a metric is
+        # scored only where every device has it).
         devices = [d for d in analysis.device_order()
                    if (d, key) in analysis.status.index
                    and analysis.status.loc[(d, key), "status"] == "ok"
-                   and "F" not in analysis.status.loc[(d, key), "marks"]]
+                   and "F" not in analysis.status.loc[(d, key), "marks"]
+                   and not _implausible_headline(analysis.cell(d, key, HEADLINE_METRIC))]
         if not devices:
             continue
         weights = {m: k for m, k in analysis.settings.weights_for(wl.mode, wl.group).items()

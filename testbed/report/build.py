@@ -19,13 +19,15 @@ written as numbers.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from bench.errors import UserError
-from bench.ids import inside
+from bench.errors import UserError, printable
+from bench.ids import inside, slug
 from bench.jsonio import atomic_write_text
 from bench.paths import make_writable_dir
 from testbed.report import render_html, render_md
@@ -57,6 +59,23 @@ class ReportFiles:
         return self.analysis.inputs
 
 
+def report_dir_name(paths: list[Path], baseline: list[Path] | None = None,
+                    references: list[str] | None = None) -> str:
+    """The default directory name of a report (under reports/): one run's own id; several
+    inputs are named from them (the first two and a hash of them all, the baseline and the
+    references included), so two combined reports never overwrite each other and the same
+    inputs write the same directory again."""
+    if len(paths) == 1 and not baseline and not references:
+        return paths[0].resolve().name
+    inputs = [str(Path(p).resolve()) for p in paths]
+    inputs += [f"baseline:{Path(p).resolve()}" for p in baseline or []]
+    inputs += [f"reference:{r}" for r in references or []]
+    digest = hashlib.sha256("\n".join(sorted(inputs)).encode()).hexdigest()[:8]
+    names = "+".join(slug(Path(p).resolve().name)[:40] for p in paths[:2])
+    more = f"+{len(paths) - 2}" if len(paths) > 2 else ""
+    return f"combined-{names}{more}-{digest}"
+
+
 def _require(paths: list[Path], what: str) -> None:
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -71,7 +90,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def csv_cell(value: object) -> object:
     """A CSV cell no spreadsheet runs as a formula (OWASP's CSV injection advice): text
     starting with = + - @ tab or CR gets a leading ' (text that is a plain number, like
-    -3.5, stays as it is)."""
+    -3.5, stays as it is). Control characters (a terminal escape sequence) are written
+    escaped (``\x1b``)."""
+    if isinstance(value, str):
+        value = printable(value, newlines=True)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         try:
             float(value)
@@ -134,7 +156,7 @@ def _sources(paths: list[Path]) -> str:
 def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = None,
                  settings: ScoreSettings | None = None,
                  check_settings: CheckSettings | None = None,
-                 scorecard: bool = False) -> ReportFiles:
+                 scorecard: bool = False, sections: list[Any] | None = None) -> ReportFiles:
     """Validate, check, aggregate and score the results under ``paths``; write the report."""
     paths = [Path(p) for p in paths]
     _require(paths, "Results")
@@ -161,6 +183,7 @@ def write_report(paths: list[Path], out: Path, baseline: list[Path] | None = Non
 
         cards = sc_build.build_scorecards(inputs, base_inputs)
         views.scorecard = sc_render.section(cards)
+    views.sections = list(sections or [])
     meta: dict[str, str | int] = {
         "title": TITLE,
         "generated": datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -17,7 +17,7 @@ from testbed.report import charts
 from testbed.report.analysis import NON_COMPARABLE, Analysis
 from testbed.report.fmt import format_value
 from testbed.report.metrics import GROUP_TITLES, MODE_TITLES
-from testbed.report.views import Cell, Figure, Table, Views, value_cell
+from testbed.report.views import Cell, Figure, Table, Views, placement_text, value_cell
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,10 @@ def figures_table(analysis: Analysis, device: str, index: int = 0) -> Table:
         marks = "".join(c for c in status["marks"] if c in NON_COMPARABLE)
         cells = [make(analysis, device, wl) for _title, make in COLUMNS]
         cells = [c if c.kind != "missing" else Cell("—", kind="na") for c in cells]
-        rows.append([wl, Cell(status["status"], marks, tuple(
+        where = sorted({w for r in analysis.results_for(device, wl)
+                        if (w := placement_text(r.doc))})
+        name = f"{wl} ({'; '.join(where)})" if where else wl
+        rows.append([name, Cell(status["status"], marks, tuple(
             [f"{status['status']}: {status['error']}"] if status["error"] else []),
             kind="status"), *cells])
     keep = [i for i in range(len(COLUMNS))

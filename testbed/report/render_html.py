@@ -201,14 +201,18 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
         nav.append(("inference", "Inference"))
     if views.scorecard is not None:
         nav.insert(1, (views.scorecard.anchor, "Scorecard"))
+    for sec in views.sections:
+        nav.insert(1, (sec.anchor, sec.title.split(":")[0]))
     nav.append(("appendix", "Appendix"))
     failed = len(views.findings.rows)
-    chips = [("devices", meta["devices"], ""), ("workloads", meta["workloads"], ""),
+    chips = [("device configurations", meta["devices"], ""), ("workloads", meta["workloads"], ""),
              ("valid results", meta["results"], ""),
              ("invalid files", meta["invalid"], "bad" if meta["invalid"] else "good"),
              ("failed checks", failed, "bad" if failed else "good")]
     if views.incomplete is not None:
         chips.append(("incomplete runs", len(views.incomplete.rows), "bad"))
+    if views.disturbed is not None and views.disturbed.rows:
+        chips.append(("disturbed results", len(views.disturbed.rows), "bad"))
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -231,11 +235,21 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                    "shown (each is a complete, sealed document), but the run is not: entries "
                    "may be missing, and a killed run may have stopped mid-measurement.</div>")
         out.append(table_html(views.incomplete))
+    if views.disturbed is not None:
+        rows = len(views.disturbed.rows)
+        if rows:
+            out.append(f"<div class='callout' id='disturbed-callout'><b>{rows} result(s) were "
+                       "disturbed while they measured (D).</b> Their figures are not "
+                       "representative of the device; the reasons are below.</div>")
+            out.append(table_html(views.disturbed))
+        else:  # none disturbed, some unknown
+            out.append(f"<p class='lead' id='disturbed'>{e(views.disturbed.caption)}</p>")
     out.append("<h3>Marks</h3><dl class='marks'>" + "".join(
         f"<dt>{_marks(c)}</dt><dd>{e(text)}</dd>" for c, text in views.marks.items())
         + "</dl><p class='lead'>Hover a marked value for the reason.</p></section>")
     if views.scorecard is not None:
         out.append(scorecard_html(views.scorecard))
+    out += [scorecard_html(sec) for sec in views.sections]
 
     checks = ["<section class='card' id='checks'><h2>Plausibility checks</h2><p class='lead'>"
               "Run on every result before any score. A failed check marks the values it "

@@ -10,6 +10,7 @@ import html
 import re
 from typing import Any
 
+from bench.errors import printable
 from testbed.report.charts import MARK_TEXT
 from testbed.report.render_html import compare_hint, numeric_columns
 from testbed.report.training import LOSS_LEAD
@@ -26,7 +27,7 @@ def md_escape(text: str, code_spans: bool = False) -> str:
 
     With ``code_spans`` (our own captions), text between pairs of backticks stays a code span:
     nothing inside one is rendered. An odd number of backticks escapes them all."""
-    text = str(text).replace("\r", " ").replace("\n", " ")
+    text = printable(str(text).replace("\r", " ").replace("\n", " "))
     parts = text.split("`")
     if not code_spans or len(parts) % 2 == 0:
         parts = [text]
@@ -77,7 +78,8 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
              f"Generated {meta['generated']} from {meta['files']} file(s) in "
              f"{md_escape(str(meta['sources']))}: "
              f"{meta['results']} valid result(s), {meta['invalid']} invalid; "
-             f"{meta['devices']} device(s), {meta['workloads']} workload(s).", ""]
+             f"{meta['devices']} device configuration(s), {meta['workloads']} workload(s).",
+             ""]
     lines += table_md(views.devices, "##")
     if views.invalid.rows:
         lines += table_md(views.invalid, "##")
@@ -86,10 +88,20 @@ def render(views: Views, meta: dict[str, str | int]) -> str:
                   "These runs did not finish: their results are shown, but entries may be "
                   "missing.", ""]
         lines += table_md(views.incomplete, "")
+    if views.disturbed is not None:
+        if views.disturbed.rows:
+            lines += [f"**{len(views.disturbed.rows)} result(s) were disturbed while they "
+                      "measured ([D]): their figures are not representative of the device.**",
+                      ""]
+            lines += table_md(views.disturbed, "##")
+        else:  # none disturbed, some unknown
+            lines += [md_escape(views.disturbed.caption), ""]
     lines += ["Marks: " + "; ".join(f"[{MARK_TEXT.get(c, c)}] {t}"
                                     for c, t in views.marks.items()) + ".", ""]
     if views.scorecard is not None:
         lines += scorecard_md(views.scorecard)
+    for sec in views.sections:
+        lines += scorecard_md(sec)
     checks = ["## Plausibility checks", "", *table_md(views.checks, "")]
     if views.findings.rows:
         checks += table_md(views.findings)

@@ -255,7 +255,7 @@ def findings_table(analysis: Analysis) -> Table:
 # -- scores --------------------------------------------------------------------------------------
 def status_marks(analysis: Analysis, device: str, workload: str,
                  metrics: Iterable[str] = ()) -> str:
-    """The non-comparable marks (P, O, H, C) of a device's results for a workload, and the
+    """The non-comparable marks (P, O, H, D, C) of a device's results for a workload, and the
     warnings (W) of the ``metrics`` a score used."""
     if (device, workload) not in analysis.status.index:
         return ""
@@ -485,6 +485,55 @@ def incomplete_table(analysis: Analysis) -> Table | None:
         [f"{r.path}{tag}", r.run_id, Cell(r.state, kind="status"), r.why()] for r, tag in runs]
     return Table("Incomplete runs", ["run directory", "run id", "state", "what it means"],
                  rows, anchor="incomplete")
+
+
+def placement_text(doc: dict[str, Any]) -> str | None:
+    """Where a multi-rank result ran, in words ("2 nodes × 2 ranks"); None for one process
+    on one device (the report's "device" is a device configuration, not a rank count)."""
+    placement = doc.get("placement") or {}
+    nodes = [n for n in placement.get("nodes") or [] if isinstance(n, dict)]
+    world = placement.get("world_size")
+    per_node = {len(n.get("ranks") or []) for n in nodes}
+    if len(nodes) > 1:
+        if len(per_node) == 1:
+            n = per_node.pop()
+            return f"{len(nodes)} nodes × {n} rank{'s' if n != 1 else ''}"
+        return f"{world} ranks on {len(nodes)} nodes"
+    if isinstance(world, int) and world > 1:
+        return f"{world} ranks on 1 node"
+    return None
+
+
+def disturbed_table(analysis: Analysis) -> Table | None:
+    """The results their run found disturbed (the D mark), each with its reasons; the caption
+    also says how many results cannot say (documents from before the record)."""
+    rows: list[list[Cell | str]] = []
+    unknown = 0
+    for rev in analysis.reviews:
+        record = rev.result.doc.get("disturbed")
+        if not isinstance(record, dict) or record.get("value") is None:
+            unknown += 1
+            continue
+        if record.get("value") is not True:
+            continue
+        reasons = [r for r in record.get("reasons") or [] if isinstance(r, dict)]
+        rows.append([analysis.devices[rev.result.device_key].label, rev.workload,
+                     str(rev.result.doc.get("run_id")),
+                     Cell("; ".join(str(r.get("message")) for r in reasons)
+                          or "no reason recorded", "D", kind="text")])
+    if not rows and not unknown:
+        return None
+    caption = (f"{len(rows)} of {len(analysis.reviews)} result(s), marked D: while they "
+               "measured, their run saw other processes, CPU steal, clock throttling, other "
+               "processes on the device or a repeat spread beyond its quiet thresholds, so "
+               "their figures are not representative of the device. Re-run them on a quiet "
+               "machine.") if rows else ""
+    if unknown:
+        caption += (" " if caption else "") + (
+            f"{unknown} result(s) do not say whether they were disturbed (written before "
+            "runs recorded it, or nothing could be measured): unknown, not quiet.")
+    return Table("Disturbed measurements", ["device", "workload", "run", "why"], rows,
+                 anchor="disturbed", caption=caption)
 
 
 def points_tables(analysis: Analysis, limit_metrics: int = 6) -> list[Table]:
@@ -814,6 +863,7 @@ class Views:
     points: list[Table]
     marks: dict[str, str] = field(default_factory=lambda: dict(MARKS))
     incomplete: Table | None = None
+    disturbed: Table | None = None
     # What one device can show on its own (testbed.report.figures fills them).
     figures: list[Table] = field(default_factory=list)
     peak: Figure | None = None
@@ -828,6 +878,9 @@ class Views:
     loss_curves: list[Figure] = field(default_factory=list)
     # the scorecard section (testbed.scorecard.render.ScorecardSection), with --scorecard
     scorecard: Any = None
+    # more sections of the same shape (anchor, title, blocks) a caller adds: the changes in
+    # the range of a report from the store (testbed.store.changes)
+    sections: list[Any] = field(default_factory=list)
 
 
 def build_views(analysis: Analysis) -> Views:
@@ -843,7 +896,8 @@ def build_views(analysis: Analysis) -> Views:
         bars=metric_figures(analysis), timelines=timeline_figures(analysis),
         roofline=roofline_figure(analysis), appendix=appendix,
         unmeasured=unmeasured_table(analysis), points=points_tables(analysis),
-        incomplete=incomplete_table(analysis), inference=_inference(analysis))
+        incomplete=incomplete_table(analysis), disturbed=disturbed_table(analysis),
+        inference=_inference(analysis))
 
 
 def _inference(analysis: Analysis) -> Any:

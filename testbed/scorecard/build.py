@@ -107,6 +107,8 @@ class Scorecard:
     tgs: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     soaks: list[Soak] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # False: none of the results is one the scorecard reads (a smoke run): no overall score
+    applies: bool = True
 
 
 # -- reading result documents ----------------------------------------------------------------
@@ -359,13 +361,78 @@ def _specs(docs: list[dict[str, Any]], settings: Settings) -> list[SpecRow]:
         else:
             vals = [value(d, m["metric"]) for d in docs
                     if d["workload"]["name"] == m["workload"] and _ok(d)
-                    and ("precision" not in m or d["workload"].get("precision")
+                    and ("precision" not in m or d["workload"].get("precision_used")
                          == m["precision"])]
         vals = [float(x) for x in vals if isinstance(x, int | float) and x]
         rows.append(SpecRow(v["title"], v["unit"], float(v["value"]),
                             max(vals) if vals else None,
                             "" if vals else "not measured"))
     return rows
+
+
+# -- what the scorecard reads -------------------------------------------------------------------
+ITEM_WORDS = {"training": "training", "finetune": "fine-tuning",
+              "inference_text": "text generation", "inference_image": "text-to-image",
+              "communication": "communication", "checkpoint": "checkpoint"}
+
+
+def items_of(entry_id: str, workload: str, group: str, mode: str, settings: Settings,
+             soak: bool = False, scenario: bool = False) -> set[str]:
+    """The scorecard items an entry's results fill (by the settings' entries and workloads)."""
+    items = {item for item in ("training", "finetune") if entry_id in settings.models(item)}
+    if soak:
+        items.add("training")
+    if entry_id == settings.section("checkpoint")["entry"]:
+        items.add("checkpoint")
+    if workload == settings.section("communication")["workload"]:
+        items.add("communication")
+    if workload == settings.section("inference_image")["workload"]:
+        items.add("inference_image")
+    elif group == "llm" and mode == "infer" and not scenario:  # LoadGen has no TTFT tiers
+        items.add("inference_text")
+    return items
+
+
+def filled_items(docs: Iterable[dict[str, Any]], settings: Settings) -> set[str]:
+    out: set[str] = set()
+    for d in docs:
+        wl = d.get("workload") or {}
+        out |= items_of(str(wl.get("id")), str(wl.get("name")), str(wl.get("group")),
+                        str(wl.get("mode")), settings, soak=soak_s(d) > 0,
+                        scenario=bool(d.get("scenario")))
+    return out
+
+
+def suites_filling(settings: Settings) -> dict[str, list[str]]:
+    """Each item and the bundled suites (their small form) whose entries fill it."""
+    from bench.config import available_suites, load_suite
+    from bench.workloads import get_workload
+
+    out: dict[str, list[str]] = {}
+    for name in available_suites():
+        if name.endswith("-full") or name == "all":
+            continue
+        for e in load_suite(name).entries:
+            group = get_workload(e.workload).group
+            for item in items_of(e.id, e.workload, group, e.mode, settings,
+                                 e.rules.soak_s > 0, bool(e.scenario)):
+                if name not in out.setdefault(item, []):
+                    out[item].append(name)
+    return out
+
+
+def nothing_applies(suites: list[str], settings: Settings) -> str:
+    """The headline of a scorecard none of whose items the results fill."""
+    filling = suites_filling(settings)
+    by_suite: dict[str, list[str]] = {}
+    for item in ITEMS:
+        for suite in filling.get(item, []):
+            by_suite.setdefault(suite, []).append(ITEM_WORDS[item])
+    parts = [f"the {s} suite ({', '.join(items)})" for s, items in by_suite.items()]
+    which = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
+    whose = f"the {', '.join(suites)} suite's results" if suites else "these results"
+    return (f"No scorecard item applies to {whose}, so there is no overall score. The items "
+            f"are filled by {which}, each also in its -full form.")
 
 
 # -- the scorecard ---------------------------------------------------------------------------
@@ -409,7 +476,12 @@ def build_scorecard(results: list[Result], label: str, baseline: ResultSet | Non
     card.overall = sf.weighted_mean(card.item_scores, settings.item_weights)
     card.headline = sf.headline(card.overall, card.baseline)
     card.specs = _specs(list(test.values()), settings)
-    if card.baseline_kind == "template":
+    if not filled_items(test.values(), settings):
+        card.applies = False
+        suites = sorted({str((d.get("suite") or {}).get("name")) for d in test.values()
+                         if (d.get("suite") or {}).get("name")})
+        card.headline = nothing_applies(suites, settings)
+    elif card.baseline_kind == "template":
         card.notes.append(f"No baseline run: scored against the template's published "
                           f"{settings.baseline_device} values (communication; basic "
                           f"specifications shown). Training, inference and checkpoint items "

@@ -60,7 +60,8 @@ def summary_table(card: Scorecard) -> Table:
             rows.append([ITEM_TITLES[item], "item score",
                          _score_cell(percent_of_baseline(card.item_scores[item])), ""])
     rows.append(["Overall", "weighted mean of the items",
-                 _score_cell(percent_of_baseline(card.overall)), card.headline])
+                 _score_cell(percent_of_baseline(card.overall) if card.applies else "NA"),
+                 card.headline])
     return Table(f"Scorecard: {card.device} against {card.baseline}",
                  ["test item", "sub-item", "score", "how"], rows,
                  anchor=f"scorecard-summary-{_slug(card.device)}", caption=NA_NOTE)
@@ -299,6 +300,11 @@ def scorecard_csv(cards: list[Scorecard]) -> str:
             s = card.item_scores[item]
             writer.writerow([card.device, card.baseline, item, "item score", repr(s),
                              percent_of_baseline(s), repr(s), ""])
-        writer.writerow([card.device, card.baseline, "overall", "", repr(card.overall),
-                         percent_of_baseline(card.overall), repr(card.overall), card.headline])
+        if card.applies:
+            writer.writerow([card.device, card.baseline, "overall", "", repr(card.overall),
+                             percent_of_baseline(card.overall), repr(card.overall),
+                             card.headline])
+        else:  # nothing to score: no 0 % that reads like a measurement
+            writer.writerow([card.device, card.baseline, "overall", "", "", "NA", "",
+                             card.headline])
     return buf.getvalue()

@@ -11,11 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.errors import UserError
+from bench.errors import UserError, printable
 from testbed.report.fmt import format_value
 from testbed.store import tables as t
 from testbed.store.ingest import AddSummary, add_paths
 from testbed.store.queries import (
+    QUERY_TIMEOUT_S,
     Filters,
     QueryResult,
     list_results,
@@ -45,7 +46,7 @@ def _text(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return printable(str(value))  # stored text is someone else's: no escape sequences
 
 
 def add(store: Store, paths: list[Path], out: TextIO = sys.stdout,
@@ -69,10 +70,21 @@ def print_summary(store: Store, summary: AddSummary, out: TextIO = sys.stdout) -
     print(f"store: {added} added to {store.location.shown}"
           + (f"; {len(summary.present)} already stored" if summary.present else "")
           + (f"; {len(summary.refused)} refused" if summary.refused else ""), file=out)
+    for path, schema, principal in summary.signed:
+        what = "audited" if schema == "audit" else "submitted"
+        print(f"  {what} by {printable(principal)}: {printable(str(path))} (signature "
+              "verified)", file=out)
+    for path, schema, why in summary.claims:
+        what = "verdict" if schema == "audit" else "manifest"
+        print(f"  UNSIGNED CLAIM {printable(str(path))}: this {what} counts for nothing "
+              f"({printable(why)})", file=out)
+    if summary.apart:
+        print(f"  {len(summary.apart)} stored result(s) set apart: their run's manifest, "
+              "added now, lists other results in their place (never counted)", file=out)
     for refused in summary.refused:
-        print(f"  REFUSED {refused.path}:", file=out)
+        print(f"  REFUSED {printable(str(refused.path))}:", file=out)
         for problem in refused.problems[:5]:
-            print(f"    {problem}", file=out)
+            print(f"    {printable(problem)}", file=out)
         if len(refused.problems) > 5:
             print(f"    ... and {len(refused.problems) - 5} more", file=out)
 
@@ -90,10 +102,11 @@ def print_runs(store: Store, f: Filters, limit: int | None, out: TextIO = sys.st
     runs = runs[:limit] if limit else runs
     rows = [[r.run_id, r.started_at, r.suite, r.vendor, "; ".join(r.devices) or "—",
              f"{r.ok}/{r.results}", r.state or "no manifest",
-             f"{r.audit} {r.audited_at:%Y-%m-%d}" if r.audit and r.audited_at else r.audit]
+             f"{r.audit} {r.audited_at:%Y-%m-%d}" if r.audit and r.audited_at else r.audit,
+             r.submitted_by or "unsigned"]
             for r in runs]
     print(table_text(["run", "started (UTC)", "suite", "vendor", "device", "ok", "state",
-                      "audit"], rows), file=out)
+                      "audit", "submitted by"], rows), file=out)
     print(_shown("run", total, limit, store), file=out)
     return len(runs)
 
@@ -105,9 +118,11 @@ def print_results(store: Store, f: Filters, limit: int | None,
     results = results[:limit] if limit else results
     rows = [[r.started_at, r.entry_id if r.config == "small" else f"{r.entry_id} ({r.config})",
              r.device, format_value(r.headline, r.unit or "") if r.status == "ok" else r.status,
-             r.audit, r.run_id, r.doc_id[:12]] for r in results]
-    print(table_text(["started (UTC)", "workload", "device", "throughput", "audit", "run",
-                      "document"], rows), file=out)
+             {True: "yes", False: "no"}.get(r.disturbed, "unknown"),
+             f"{r.audit} ({r.audited_by})" if r.audit else None, r.run_id,
+             r.doc_id[:12]] for r in results]
+    print(table_text(["started (UTC)", "workload", "device", "throughput", "disturbed", "audit",
+                      "run", "document"], rows), file=out)
     print(_shown("result", total, limit, store), file=out)
     return len(results)
 
@@ -151,8 +166,9 @@ def schema_markdown() -> str:
 def print_query(result: QueryResult, fmt: str, out: TextIO = sys.stdout) -> None:
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
+        writer.writerow([printable(c) for c in result.columns])
+        writer.writerows([printable(v, newlines=True) if isinstance(v, str) else v for v in row]
+                         for row in result.rows)
     elif fmt == "json":
         json.dump([dict(zip(result.columns, row, strict=True)) for row in result.rows], out,
                   default=str, indent=1)
@@ -166,21 +182,29 @@ def print_query(result: QueryResult, fmt: str, out: TextIO = sys.stdout) -> None
 
 
 def query(store_arg: str | None, root: Path, sql: str, fmt: str = "table",
-          limit: int = 10_000, out: TextIO = sys.stdout) -> None:
+          limit: int = 10_000, out: TextIO = sys.stdout,
+          timeout_s: float = QUERY_TIMEOUT_S) -> None:
     if fmt not in ("table", "csv", "json"):
         raise UserError(f"--format {fmt!r} is not table, csv or json.", "Pick one of them.")
     with open_store(store_arg, root, read_only=True) as store:
-        print_query(read_only_query(store, sql, limit), fmt, out)
+        print_query(read_only_query(store, sql, limit, timeout_s), fmt, out)
 
 
 def export(store: Store, out: Path, f: Filters, parquet: bool, documents: bool,
            stream: TextIO = sys.stdout) -> None:
+    from bench.paths import make_writable_dir
     from testbed.store.export import export_documents, export_parquet, select_documents
 
-    if documents:
-        ids = select_documents(store, f) if f != Filters() else None
-        written = export_documents(store, out / "documents", ids)
-        print(f"export: {len(written)} document(s) into {out / 'documents'}", file=stream)
-    if parquet:
-        tables = export_parquet(store, out / "parquet")
-        print(f"export: {len(tables)} Parquet table(s) into {out / 'parquet'}", file=stream)
+    make_writable_dir(out, "Export directory", "Name a directory with `invoke store export DIR`.")
+    try:
+        if documents:
+            ids = select_documents(store, f) if f != Filters() else None
+            written = export_documents(store, out / "documents", ids)
+            print(f"export: {len(written)} document(s) into {out / 'documents'}", file=stream)
+        if parquet:
+            tables = export_parquet(store, out / "parquet")
+            print(f"export: {len(tables)} Parquet table(s) into {out / 'parquet'}",
+                  file=stream)
+    except OSError as exc:
+        raise UserError(f"Cannot export into {out}: {exc.strerror or exc} "
+                        f"({exc.filename or out}).", "Choose another directory.") from exc

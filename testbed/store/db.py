@@ -8,6 +8,7 @@ beside ``results/``, ``psycopg`` for a lab's shared server. ``--store`` takes a 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +44,11 @@ def locate(store: str | None, root: Path) -> Location:
     if "://" in text:
         try:
             url = sa.engine.make_url(text)
-        except sa.exc.ArgumentError as exc:
-            raise UserError(f"--store {text!r} is not a database URL: {exc}.",
+            if url.port is not None and not 0 < url.port < 65536:
+                raise ValueError(f"port {url.port} is not a TCP port")
+        except (sa.exc.ArgumentError, ValueError) as exc:
+            shown = re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", text)  # no password
+            raise UserError(f"--store {shown!r} is not a database URL: {exc}.",
                             "Give a file path (a DuckDB store) or "
                             "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE.") from exc
         backend = url.get_backend_name()

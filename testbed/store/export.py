@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -24,12 +25,21 @@ from testbed.store.store import Store, verified
 PARQUET_TABLES = (*(tbl.name for tbl in t.DERIVED), "documents", *t.VIEWS)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
-    """``data`` into ``path``: readers see the old file or the whole new one. ``durable``
-    also waits for the disk (exported documents; a site's copies are rewritten whole)."""
+    """``data`` into ``path``: readers see the old file or the whole new one, with the mode
+    any new file gets (mkstemp's 0600 made the copies unreadable to the site's readers).
+    ``durable`` also waits for the disk (exported documents; a site's copies are rewritten
+    whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if durable:
@@ -99,20 +109,36 @@ def export_documents(store: Store, out: Path, doc_ids: Iterable[str] | None = No
             data = verified(row.doc_id, bodies[row.doc_id])
             rel = relative_path(row.doc_schema, row.run_id, row.name, row.source)
             if taken.get(rel, row.doc_id) != row.doc_id or (
-                    (out / rel).exists() and (out / rel).read_bytes() != data):
+                    (old := existing_bytes(out / rel)) is not None and old != data):
                 # Another document already has this name (e.g. a manifest rewritten while
                 # its run went on): keep both, this one under its hash.
                 rel = rel.with_name(f"{rel.stem}.{row.doc_id[:12]}{rel.suffix}")
             taken[rel] = row.doc_id
             target = out / rel
             try:
-                if not (target.exists() and target.read_bytes() == data):
+                if existing_bytes(target) != data:
                     write_bytes_atomic(target, data)
             except OSError as exc:
                 raise UserError(f"Cannot write {target}: {exc.strerror or exc}.",
                                 "Choose another directory with --out.") from exc
             written.append(target)
     return written
+
+
+def existing_bytes(path: Path) -> bytes | None:
+    """The bytes of the file at ``path`` (None: nothing there). Something else there (a FIFO
+    would block the read for ever, a directory) is a ``UserError``."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror or exc}.",
+                        "Choose another directory.") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path} exists and is not a regular file (a FIFO, a directory or a "
+                        "link): nothing is written over it.", "Choose another directory.")
+    return path.read_bytes()
 
 
 def export_parquet(store: Store, out: Path) -> list[Path]:
@@ -131,6 +157,7 @@ def export_parquet(store: Store, out: Path) -> list[Path]:
             else:
                 frame = pd.read_sql(sa.text(f"SELECT * FROM {name}"), conn)
             target = out / f"{name}.parquet"
+            existing_bytes(target)  # a FIFO or a directory there: refused, not written into
             local = duckdb.connect()
             try:
                 local.register("frame", frame)

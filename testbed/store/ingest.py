@@ -5,6 +5,13 @@ no-op) and validated (``bench.validate.validate_bytes``: schema, then the docume
 sha256). An invalid or edited file is refused with the problems the report lists for it. A
 result whose seal is already stored (the same result, re-formatted) is not stored twice.
 
+Nothing is taken on a document's own word (docs/store.md, "Trust"): a result joins a run whose
+manifest is stored only if the manifest lists it with its sha256; a second manifest of a run
+must list the same results; a verdict must name a stored result; and a verdict counts as an
+audit, a manifest as submitted by someone, only when its SSH signature verifies against the
+store's trust file (``testbed.signing``). Manifests are added first and verdicts last, so a
+run directory and its audit go in whole in one command.
+
 Files are added in batches, each batch in one transaction; when another process added one of
 them meanwhile (a shared PostgreSQL store), the batch is retried one document at a time.
 """
@@ -25,16 +32,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.errors import UserError
+from bench.errors import UserError, cut
+from bench.ids import MANIFEST_FILE
 from bench.jsonio import UnreadableDocument, read_document_bytes
 from bench.validate import FileReport, expand, validate_bytes
+from testbed import signing
 from testbed.store import tables as t
-from testbed.store.rows import Extracted, Row, extract
+from testbed.store.rows import Extracted, Row, extract, unique_entries
 from testbed.store.store import Store, compress, verified
 
 BATCH_FILES = 200
 PARALLEL_FROM = 100  # files per validating process (fewer: validated in this process)
 VERDICT = "verdict.json"
+TRUST_KEY = "allowed_signers"  # store_meta: the text of the store's trust file
 
 
 @dataclass
@@ -52,6 +62,9 @@ class AddSummary:
     refused: list[Refused] = field(default_factory=list)
     runs: set[str] = field(default_factory=set)  # runs that got a document
     audits: list[str] = field(default_factory=list)  # doc ids of added verdicts
+    signed: list[tuple[Path, str, str]] = field(default_factory=list)  # path, schema, principal
+    claims: list[tuple[Path, str, str]] = field(default_factory=list)  # path, schema, why
+    apart: list[str] = field(default_factory=list)  # stored results their manifest does not list
 
     @property
     def files(self) -> int:
@@ -82,8 +95,12 @@ def candidate_files(paths: Iterable[Path]) -> list[Path]:
                         "document files.")
     files = expand(paths)
     audit_dirs = {f.parent for f in files if f.name == VERDICT}
-    return [f for f in files
-            if f.name == VERDICT or not any(parent in audit_dirs for parent in f.parents)]
+    files = [f for f in files
+             if f.name == VERDICT or not any(parent in audit_dirs for parent in f.parents)]
+    # Manifests first (a result is checked against its run's), verdicts last (they must name
+    # stored results).
+    return sorted(files, key=lambda f: 0 if f.name == MANIFEST_FILE else
+                  2 if f.name == VERDICT else 1)
 
 
 def add_paths(store: Store, paths: Iterable[Path],
@@ -145,8 +162,9 @@ def _add_batch(store: Store, batch: list[_Doc], summary: AddSummary,
     try:
         with store.begin() as conn:
             outcome = _insert(conn, batch, validate)
-    except sa.exc.IntegrityError:
-        # Another writer stored some of these meanwhile: one transaction per document.
+    except (sa.exc.IntegrityError, sa.exc.DataError, sa.exc.ProgrammingError):
+        # Another writer stored some of these meanwhile (or one holds a value the database
+        # cannot take): one transaction per document.
         outcome = _Outcome()
         for doc in batch:
             try:
@@ -154,6 +172,11 @@ def _add_batch(store: Store, batch: list[_Doc], summary: AddSummary,
                     one = _insert(conn, [doc], validate)
             except sa.exc.IntegrityError:
                 one = _Outcome(present=[doc.path])
+            except (sa.exc.DataError, sa.exc.ProgrammingError) as exc:
+                # valid by its schema, but a value the table cannot hold: refused, not a crash
+                first = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]
+                one = _Outcome(refused=[Refused(doc.path, [
+                    f"$: the store cannot hold a value of it: {cut(first, 200)} (rule: store)"])])
             outcome.merge(one)
     outcome.into(summary)
 
@@ -163,11 +186,13 @@ class _Outcome:
     added: list[_Doc] = field(default_factory=list)
     present: list[Path] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    apart: list[str] = field(default_factory=list)
 
     def merge(self, other: _Outcome) -> None:
         self.added += other.added
         self.present += other.present
         self.refused += other.refused
+        self.apart += other.apart
 
     def into(self, summary: AddSummary) -> None:
         for doc in self.added:
@@ -176,8 +201,14 @@ class _Outcome:
                 summary.runs.add(doc.rows.run["run_id"])
             if doc.schema == "audit":
                 summary.audits.append(doc.doc_id)
+            sig = next(iter(doc.rows.rows.get("signatures", [])), None) if doc.rows else None
+            if sig and sig["status"] == signing.VERIFIED:
+                summary.signed.append((doc.path, doc.schema, sig["principal"]))
+            elif sig and (doc.schema == "audit" or sig["status"] == signing.UNVERIFIED):
+                summary.claims.append((doc.path, doc.schema, sig["reason"]))
         summary.present += self.present
         summary.refused += self.refused
+        summary.apart += self.apart
 
 
 def _insert(conn: sa.Connection, batch: list[_Doc],
@@ -203,15 +234,132 @@ def _insert(conn: sa.Connection, batch: list[_Doc],
         doc.rows = extract(doc.schema, doc.doc_id, doc.doc)
         fresh.append(doc)
     fresh = _drop_known_seals(conn, fresh, out)
+    fresh = cross_check(conn, fresh, out)
+    trust = store_trust(conn)
+    for doc in fresh:
+        row = signature_row(doc.doc_id, doc.schema, doc.doc, trust)
+        if row and doc.rows:
+            doc.rows.add("signatures", row)
     now = datetime.now(tz=timezone.utc).replace(tzinfo=None)
     _insert_rows(conn, t.documents, [{
         "doc_id": d.doc_id, "kind": d.doc.get("kind") or d.schema, "doc_schema": d.schema,
         "run_id": _run_of(d), "name": d.path.name, "source": str(d.path),
         "size_bytes": len(d.data), "body": compress(d.data), "added_at": now}
         for d in fresh])
-    write_derived(conn, [d.rows for d in fresh if d.rows])
+    out.apart += write_derived(conn, [d.rows for d in fresh if d.rows])
     out.added += fresh
     return out
+
+
+def store_trust(conn: sa.Connection) -> str | None:
+    """The text of the store's trust file (an OpenSSH allowed_signers file), if it has one."""
+    return conn.execute(sa.select(t.store_meta.c.value)
+                        .where(t.store_meta.c.key == TRUST_KEY)).scalar()
+
+
+def signature_row(doc_id: str, schema: str, doc: Any, trust: str | None) -> Row | None:
+    """Who signed a verdict or manifest, verified against ``trust`` (None: not signable)."""
+    if schema not in signing.NAMESPACES or not isinstance(doc, dict):
+        return None
+    v = signing.verify_document(doc, schema, trust)
+    return {"doc_id": doc_id, "status": v.status, "principal": v.principal,
+            "reason": v.reason}
+
+
+# -- cross-checks -------------------------------------------------------------------------------
+def _refuse(out: _Outcome, doc: _Doc, where: str, why: str, rule: str) -> None:
+    out.refused.append(Refused(doc.path, [f"{where}: {why} (rule: {rule})"]))
+
+
+def membership(listed: dict[str, str | None], state: str | None, entry: str, seal: str) -> str:
+    """Whether a manifest (``listed``: entry id -> the sha256 it lists) holds a result:
+    ``listed`` (by its sha256, under any entry: a cluster's per-node results are entries
+    ``<entry>.<node>``), ``pending`` (its entry has no result yet in a manifest written while
+    the run went on) or ``not listed``."""
+    if seal in listed.values():
+        return "listed"
+    if state == "running" and entry in listed and listed[entry] is None:
+        return "pending"
+    return "not listed"
+
+
+def _compatible(a: dict[str, str | None], b: dict[str, str | None]) -> str | None:
+    """Why two manifests of one run cannot both be its manifest (None: they agree: the same
+    entries, and no entry with two different results)."""
+    if set(a) != set(b):
+        return (f"entries {sorted(set(a) ^ set(b))[:5]} are in one and not the other")
+    clash = [e for e in a if a[e] and b[e] and a[e] != b[e]]
+    if clash:
+        return f"entry {clash[0]!r} lists result {a[clash[0]]} in one, {b[clash[0]]} in the other"
+    return None
+
+
+def cross_check(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> list[_Doc]:
+    """The documents that agree with what is stored (and with each other); the rest refused
+    with the reason: a second manifest that lists other results, a result its run's manifest
+    does not list with its sha256, a verdict that names no stored result."""
+    def entries(doc: Any) -> dict[str, str | None]:
+        return {e["id"]: e.get("sha256") for e in unique_entries(doc)}
+
+    runs = {d.doc["run_id"] for d in docs if d.schema in ("manifest", "result")}
+    known: dict[str, dict[str, dict[str, str | None]]] = {}  # run -> manifest -> entries
+    reference: dict[str, tuple[dict[str, str | None], str | None, str]] = {}
+    if runs:
+        me = t.manifest_entries.c
+        for row in conn.execute(sa.select(me.run_id, me.manifest_id, me.entry_id, me.seal)
+                                .where(me.run_id.in_(runs))):
+            known.setdefault(row.run_id, {}).setdefault(row.manifest_id, {})[row.entry_id] = \
+                row.seal
+        for row in conn.execute(sa.select(t.runs.c.run_id, t.runs.c.manifest_id,
+                                          t.runs.c.state)
+                                .where(t.runs.c.run_id.in_(runs),
+                                       t.runs.c.manifest_id.is_not(None))):
+            reference[row.run_id] = (known.get(row.run_id, {}).get(row.manifest_id, {}),
+                                     row.state, row.manifest_id)
+    keep: list[_Doc] = []
+    for doc in (d for d in docs if d.schema == "manifest"):
+        run, mine = doc.doc["run_id"], entries(doc.doc)
+        clash = next(((mid, why) for mid, other in known.get(run, {}).items()
+                      if (why := _compatible(mine, other))), None)
+        if clash:
+            _refuse(out, doc, "$.entries", f"run {run} has a stored manifest ({clash[0][:12]}) "
+                    f"that lists other results: {clash[1]}; a run has one set of results",
+                    "one_manifest")
+            continue
+        known.setdefault(run, {})[doc.doc_id] = mine
+        old = reference.get(run)
+        if old is None or (old[1] == "running" and doc.doc.get("state") != "running"):
+            reference[run] = (mine, doc.doc.get("state"), doc.doc_id)
+        keep.append(doc)
+    seals: set[str] = set()
+    for doc in (d for d in docs if d.schema == "result"):
+        run, entry, seal = doc.doc["run_id"], doc.doc["workload"]["id"], doc.doc["sha256"]
+        if run in reference:
+            listed, state, mid = reference[run]
+            if membership(listed, state, entry, seal) == "not listed":
+                said = (f"lists {entry!r} with "
+                        f"{'no result' if listed[entry] is None else 'sha256 ' + listed[entry]}"
+                        if entry in listed else f"has no entry {entry!r} with that sha256")
+                _refuse(out, doc, "$.sha256", f"not in its run's manifest: manifest "
+                        f"{mid[:12]} of run {run} {said}; this result's sha256 is {seal}",
+                        "manifest")
+                continue
+        seals.add(seal)
+        keep.append(doc)
+    for doc in (d for d in docs if d.schema == "audit"):
+        named = {v for v in ((doc.doc.get("submitted") or {}).get("result_sha256") or {})
+                 .values() if v}
+        if named and not named & seals:
+            stored = set(conn.execute(sa.select(t.results.c.seal)
+                                      .where(t.results.c.seal.in_(named))).scalars())
+            if not stored:
+                _refuse(out, doc, "$.submitted.result_sha256", f"names {len(named)} result(s), "
+                        "none of them stored here: add the judged run first (a verdict links "
+                        "only to results the store holds)", "judged_results")
+                continue
+        keep.append(doc)
+    keep += [d for d in docs if d.schema not in ("manifest", "result", "audit")]
+    return keep
 
 
 def _run_of(doc: _Doc) -> str | None:
@@ -245,8 +393,10 @@ def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
         conn.execute(table.insert(), rows)
 
 
-def write_derived(conn: sa.Connection, extracted: list[Extracted]) -> None:
-    """Insert the derived rows of newly stored documents, and create or update their runs."""
+def write_derived(conn: sa.Connection, extracted: list[Extracted]) -> list[str]:
+    """Insert the derived rows of newly stored documents, create or update their runs, and
+    check their runs' results against the runs' manifests; returns the results set apart
+    (a manifest that arrived after them does not list them)."""
     by_table: dict[str, list[Row]] = {}
     for ex in extracted:
         for name, rows in ex.rows.items():
@@ -254,40 +404,84 @@ def write_derived(conn: sa.Connection, extracted: list[Extracted]) -> None:
     for table in t.DERIVED:
         if table is not t.runs:
             _insert_rows(conn, table, by_table.get(table.name, []))
-    _merge_runs(conn, [ex for ex in extracted if ex.run])
+    with_run = [ex for ex in extracted if ex.run]
+    _merge_runs(conn, with_run)
+    return recheck_members(conn, {ex.run["run_id"] for ex in with_run if ex.run})
+
+
+def recheck_members(conn: sa.Connection, run_ids: set[str]) -> list[str]:
+    """Set each result's ``in_manifest`` from its run's manifest (the one ``runs`` names);
+    returns the results newly set apart."""
+    if not run_ids:
+        return []
+    ids = list(run_ids)
+    winners = {r.run_id: (r.manifest_id, r.state) for r in conn.execute(
+        sa.select(t.runs.c.run_id, t.runs.c.manifest_id, t.runs.c.state)
+        .where(t.runs.c.run_id.in_(ids)))}
+    me = t.manifest_entries.c
+    listed: dict[str, dict[str, str | None]] = {}
+    mids = [m for m, _ in winners.values() if m]
+    if mids:
+        for row in conn.execute(sa.select(me.manifest_id, me.entry_id, me.seal)
+                                .where(me.manifest_id.in_(mids))):
+            listed.setdefault(row.manifest_id, {})[row.entry_id] = row.seal
+    r = t.results.c
+    changes: dict[str, list[str]] = {}
+    for row in conn.execute(sa.select(r.doc_id, r.run_id, r.entry_id, r.seal, r.in_manifest)
+                            .where(r.run_id.in_(ids))):
+        mid, state = winners.get(row.run_id, (None, None))
+        now = "no manifest" if mid is None else \
+            membership(listed.get(mid, {}), state, row.entry_id, row.seal)
+        if now != row.in_manifest:
+            changes.setdefault(now, []).append(row.doc_id)
+    for value, doc_ids in changes.items():
+        for start in range(0, len(doc_ids), 500):
+            conn.execute(t.results.update().where(r.doc_id.in_(doc_ids[start:start + 500]))
+                         .values(in_manifest=value))
+    return changes.get("not listed", [])
 
 
 def _merge_runs(conn: sa.Connection, extracted: list[Extracted]) -> None:
     """One row per run: a manifest's facts win over those read from a result; of two
-    manifests, a finished or interrupted one wins over one written while the run went on."""
+    manifests, a finished or interrupted one wins over one written while the run went on,
+    then a signed one (verified) over one that is not."""
     wanted: dict[str, tuple[Row, bool]] = {}
+    if not extracted:
+        return
+    existing = {r.run_id: r._asdict() for r in conn.execute(
+        sa.select(t.runs).where(t.runs.c.run_id.in_(
+            list({ex.run["run_id"] for ex in extracted if ex.run}))))}
+    mids = [m for m in [*(ex.run.get("manifest_id") for ex in extracted if ex.run),
+                        *(o["manifest_id"] for o in existing.values())] if m]
+    signed = set(conn.execute(sa.select(t.signatures.c.doc_id).where(
+        t.signatures.c.doc_id.in_(mids), t.signatures.c.status == signing.VERIFIED))
+                 .scalars()) if mids else set()
     for ex in extracted:
         assert ex.run is not None
         rid = ex.run["run_id"]
-        if rid not in wanted or _better(ex.run, ex.manifest, *wanted[rid]):
+        if rid not in wanted or _better(ex.run, ex.manifest, *wanted[rid], signed):
             wanted[rid] = (ex.run, ex.manifest)
-    if not wanted:
-        return
-    existing = {r.run_id: r._asdict() for r in conn.execute(
-        sa.select(t.runs).where(t.runs.c.run_id.in_(list(wanted))))}
     new = []
     for rid, (row, from_manifest) in wanted.items():
         old = existing.get(rid)
         if old is None:
             new.append(row)
-        elif _better(row, from_manifest, old, old["manifest_id"] is not None):
+        elif _better(row, from_manifest, old, old["manifest_id"] is not None, signed):
             conn.execute(t.runs.update().where(t.runs.c.run_id == rid)
                          .values({k: v for k, v in row.items() if k != "run_id"}))
     _insert_rows(conn, t.runs, new)
 
 
-def _better(row: Row, manifest: bool, old: Row, old_manifest: bool) -> bool:
+def _better(row: Row, manifest: bool, old: Row, old_manifest: bool,
+            signed: set[str] | frozenset[str] = frozenset()) -> bool:
     if manifest != old_manifest:
         return manifest
     if not manifest:
         return False
     if (old.get("state") == "running") != (row.get("state") == "running"):
         return old.get("state") == "running"
+    if (row["manifest_id"] in signed) != (old["manifest_id"] in signed):
+        return row["manifest_id"] in signed
     return (row.get("ended_at") or datetime.min) > (old.get("ended_at") or datetime.min)
 
 
@@ -296,13 +490,18 @@ def rebuild(conn: sa.Connection) -> int:
 
     This is how the store upgrades: the documents are the source of truth, the rest is an
     index over them."""
-    for view in t.VIEWS:
+    for view in reversed(t.VIEWS):  # a later view may read an earlier one (PostgreSQL checks)
         conn.execute(sa.text(f"DROP VIEW IF EXISTS {view}"))
     t.metadata.drop_all(conn, tables=list(t.DERIVED))
     t.metadata.create_all(conn, tables=list(t.DERIVED))
     for view, (_, sql) in t.VIEWS.items():
         conn.execute(sa.text(f"CREATE VIEW {view} AS {sql}"))
+    if conn.dialect.name == "postgresql":
+        from testbed.store.roles import regrant
+
+        regrant(conn)  # the query role read the tables just dropped
     count = 0
+    trust = store_trust(conn)
     query = sa.select(t.documents.c.doc_id, t.documents.c.doc_schema, t.documents.c.body)
     ids = list(conn.execute(sa.select(t.documents.c.doc_id)
                             .order_by(t.documents.c.added_at, t.documents.c.doc_id)).scalars())
@@ -310,11 +509,31 @@ def rebuild(conn: sa.Connection) -> int:
         chunk = ids[start:start + BATCH_FILES]
         rows = conn.execute(query.where(t.documents.c.doc_id.in_(chunk))).all()
         order = {doc_id: i for i, doc_id in enumerate(chunk)}
-        extracted = [extract(schema, doc_id, json.loads(verified(doc_id, body)))
-                     for doc_id, schema, body in sorted(rows, key=lambda r: order[r[0]])]
+        extracted = []
+        for doc_id, schema, body in sorted(rows, key=lambda r: order[r[0]]):
+            doc = json.loads(verified(doc_id, body))
+            ex = extract(schema, doc_id, doc)
+            sig = signature_row(doc_id, schema, doc, trust)
+            if sig:
+                ex.add("signatures", sig)
+            extracted.append(ex)
         write_derived(conn, extracted)
         count += len(rows)
     conn.execute(t.store_meta.delete().where(t.store_meta.c.key == "derived_version"))
     conn.execute(t.store_meta.insert().values(key="derived_version",
                                               value=str(t.DERIVED_VERSION)))
     return count
+
+
+def set_trust(store: Store, path: Path) -> tuple[list[signing.Signer], dict[str, int]]:
+    """Make the allowed_signers file at ``path`` the store's trust file and check every stored
+    signature against it again (the derived tables are made again: a manifest's signature
+    decides which manifest is its run's). Returns its signers and the signatures by status."""
+    text, signers = signing.read_trust_file(path)
+    with store.begin() as conn:
+        conn.execute(t.store_meta.delete().where(t.store_meta.c.key == TRUST_KEY))
+        conn.execute(t.store_meta.insert().values(key=TRUST_KEY, value=text))
+        rebuild(conn)
+        counts = dict(conn.execute(sa.select(t.signatures.c.status, sa.func.count())
+                                   .group_by(t.signatures.c.status)).all())
+    return signers, counts

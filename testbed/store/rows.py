@@ -101,6 +101,13 @@ def telemetry_rows(doc_id: str, telemetry: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _disturbed(doc: dict[str, Any]) -> bool | None:
+    """The result's own disturbed verdict; None where it has none (unknown, not quiet)."""
+    record = doc.get("disturbed")
+    value = record.get("value") if isinstance(record, dict) else None
+    return value if isinstance(value, bool) else None
+
+
 def result_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
     prov = doc["provenance"]
     dev = prov.get("device") or {}
@@ -136,6 +143,8 @@ def result_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
         "telemetry_errors": (tel.get("errors") or {}).get("count"),
         "overrides": json_text(wl.get("overrides") or {}),
         "params": json_text(wl.get("params") or {}),
+        "disturbed": _disturbed(doc),
+        "in_manifest": "no manifest",  # ingest.recheck_members decides against the run's
     })
     out.add("metrics", *(_metric_row(doc_id, name, entry)
                          for name, entry in (doc.get("metrics") or {}).items()))
@@ -160,7 +169,25 @@ def manifest_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
                "vendor": doc.get("vendor"), "state": doc.get("state"),
                "started_at": utc(doc.get("started_at")), "ended_at": utc(doc.get("ended_at")),
                "bench_version": doc.get("bench_version"), "manifest_id": doc_id}
+    out.add("manifest_entries", *({"manifest_id": doc_id, "entry_id": e["id"],
+                                   "run_id": doc["run_id"], "status": e.get("status"),
+                                   "seal": e.get("sha256")}
+                                  for e in unique_entries(doc)))
     return out
+
+
+def unique_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """A manifest's entries, the first of each id (the schema does not forbid a repeat)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for entry in manifest.get("entries") or []:
+        seen.setdefault(entry["id"], entry)
+    return list(seen.values())
+
+
+def count(value: Any) -> int | None:
+    """A count from a document whose schema leaves its type open: an integer or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and \
+        abs(value) < 2**63 else None
 
 
 def audit_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
@@ -175,9 +202,10 @@ def audit_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
         "audit_version": doc.get("audit_version"),
         "image_digest": (doc.get("image") or {}).get("digest"),
         "submitted_path": sub.get("path"), "only_file": sub.get("only"),
-        "checks_failed": sum(int(c.get("fail", 0)) for c in checks.values()
+        "checks_failed": sum(count(c.get("fail")) or 0 for c in checks.values()
                              if isinstance(c, dict)),
-        "metrics_passed": metrics.get("pass"), "metrics_failed": metrics.get("fail"),
+        "metrics_passed": count(metrics.get("pass")),
+        "metrics_failed": count(metrics.get("fail")),
         "reasons": json_text(summary.get("reasons") or []),
         "started_at": utc(doc.get("started_at")), "ended_at": utc(doc["ended_at"]),
     })

@@ -7,7 +7,7 @@ shape changes, ``DERIVED_VERSION`` goes up and the store rebuilds them from ``do
 next time it is opened for writing, so an upgrade never needs a hand-written migration and
 never loses a measurement.
 
-Every column has a comment; ``invoke store schema`` prints them and docs/store.md lists them.
+Every column has a comment; ``invoke store list tables`` prints them and docs/store.md lists them.
 Times are UTC without a time zone (the documents' own ISO strings stay in the documents).
 JSON-valued columns are text: ``json_extract(params, '$.n')`` in DuckDB, ``params::jsonb``
 in PostgreSQL.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # Bump when a derived table or view changes: the store then rebuilds them from `documents`.
-DERIVED_VERSION = 1
+DERIVED_VERSION = 3
 
 metadata = sa.MetaData()
 H = sa.String(64)  # a sha256 in hex
@@ -113,6 +113,13 @@ results = sa.Table(
     _c("telemetry_errors", sa.Integer, "failed telemetry readings"),
     _c("overrides", sa.Text, "JSON: parameters overridden with --set (non-comparable)"),
     _c("params", sa.Text, "JSON: the workload's parameters"),
+    _c("disturbed", sa.Boolean, "the run found the measurement disturbed (other processes, "
+                                "steal, throttling, a repeat spread: docs/measurement.md); "
+                                "null: the result does not say"),
+    _c("in_manifest", sa.String(16), "listed: its run's stored manifest lists it with this "
+                                     "sha256; pending: a manifest written while the run went "
+                                     "on; no manifest: none stored; not listed: the manifest "
+                                     "lists another, so it is set apart (never counted)"),
     sa.Index("ix_results_run", "run_id"),
     sa.Index("ix_results_workload", "entry_id", "config"),
     sa.Index("ix_results_device", "device_key"),
@@ -200,24 +207,48 @@ audit_results = sa.Table(
     comment="which results an audit judged",
 )
 
-DERIVED = (runs, results, metrics, points, point_metrics, telemetry, audits, audit_results)
+manifest_entries = sa.Table(
+    "manifest_entries", metadata,
+    _c("manifest_id", H, "documents.doc_id of the manifest", primary_key=True),
+    _c("entry_id", sa.String(200), "entry id", primary_key=True),
+    _c("run_id", sa.String(200), "its run"),
+    _c("status", sa.String(16), "the entry's status in the manifest"),
+    _c("seal", H, "the sha256 of the result the manifest lists (null: none, or pending)"),
+    comment="the results each stored manifest lists, by their sha256",
+)
+
+signatures = sa.Table(
+    "signatures", metadata,
+    _c("doc_id", H, "documents.doc_id of a verdict or manifest", primary_key=True),
+    _c("status", sa.String(16), "verified: signed by a key of the store's trust file; "
+                                "unverified: signed, but not by a trusted key (or broken); "
+                                "unsigned", nullable=False),
+    _c("principal", sa.String(255), "who signed it, as the trust file names the key"),
+    _c("reason", sa.Text, "why it is not verified"),
+    comment="who signed each verdict and manifest (checked again when the trust file changes)",
+)
+
+DERIVED = (runs, results, metrics, points, point_metrics, telemetry, audits, audit_results,
+           manifest_entries, signatures)
 
 # Views: plain SQL that DuckDB and PostgreSQL both run.
 VIEWS = {
     "result_audits": (
-        "one row per (result, audit that judged it)",
+        "one row per (result, audit that judged it): verdicts signed by a trusted key only",
         """
-        SELECT r.doc_id AS result_id, a.doc_id AS audit_id, a.verdict, a.ended_at AS audited_at
+        SELECT r.doc_id AS result_id, a.doc_id AS audit_id, a.verdict, a.ended_at AS audited_at,
+               s.principal AS audited_by
         FROM results r
         JOIN audit_results l ON l.seal = r.seal
             OR (l.seal IS NULL AND l.run_id = r.run_id AND l.entry_id = r.entry_id)
         JOIN audits a ON a.doc_id = l.audit_id
+        JOIN signatures s ON s.doc_id = a.doc_id AND s.status = 'verified'
         """,
     ),
     "result_latest_audit": (
         "the latest audit of each audited result",
         """
-        SELECT result_id, audit_id, verdict, audited_at FROM (
+        SELECT result_id, audit_id, verdict, audited_at, audited_by FROM (
             SELECT ra.*, ROW_NUMBER() OVER (PARTITION BY result_id
                                             ORDER BY audited_at DESC, audit_id) AS k
             FROM result_audits ra) t

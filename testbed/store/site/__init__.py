@@ -23,6 +23,7 @@ from testbed.store.export import write_bytes_atomic
 from testbed.store.queries import Filters, list_runs
 from testbed.store.rows import VERSION_FACTS
 from testbed.store.site import render
+from testbed.store.site.changes import change_badges, changes_page, site_changes
 from testbed.store.site.data import (
     SiteData,
     StoredResult,
@@ -33,7 +34,7 @@ from testbed.store.site.data import (
 from testbed.store.store import Store
 
 MARKER = ".leaderboard-site"
-OWN = ("workloads", "devices", "documents", "audits")
+OWN = ("workloads", "devices", "documents", "audits", "changes")
 
 
 @dataclass
@@ -43,11 +44,15 @@ class WrittenSite:
     devices: int
     documents: int
     audits: int
+    changes: int = 0  # changes found (testbed.store.changes)
 
 
 def _prepare(out: Path) -> None:
     """A new directory, or one this command wrote before (its pages are replaced whole, so no
     page of an earlier, differently filtered site stays behind)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory.",
+                        "Name a new directory with --out (or one `invoke site` wrote).")
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise UserError(f"{out} is not empty and holds no leaderboard site.",
                         "Name a new directory with --out (or one `invoke site` wrote).")
@@ -86,12 +91,19 @@ def write_site(store: Store, out: Path, f: Filters, baseline: str | None = None
     hardware_pages = {h: render.slug(h) + ".html" for h in hardware}
     device_pages = {k: hardware_pages[h] for h, members in data.hardware.items()
                     for k in members}
+    found = site_changes(store, f)
     for w, board in data.boards.items():
         atomic_write_text(out / "workloads" / workload_pages[w],
-                          render.leaderboard(board, data, device_pages))
+                          render.leaderboard(board, data, device_pages,
+                                             change_badges(found, board.workload, data,
+                                                           hardware_pages)))
     for h, label in hardware.items():
         atomic_write_text(out / "devices" / hardware_pages[h],
-                          render.device_page(h, label, data, workload_pages))
+                          render.device_page(h, label, data, workload_pages,
+                                             f"../changes/{hardware_pages[h]}"))
+        atomic_write_text(out / "changes" / hardware_pages[h],
+                          changes_page(label, found, h, set(data.results),
+                                       f"../devices/{hardware_pages[h]}"))
     judged: dict[str, list[StoredResult]] = {}
     for res in data.results.values():
         if res.audit_id:
@@ -107,4 +119,5 @@ def write_site(store: Store, out: Path, f: Filters, baseline: str | None = None
     index = out / "index.html"
     atomic_write_text(index, render.index_page(data, workload_pages, hardware, hardware_pages,
                                                generated, store.location.shown))
-    return WrittenSite(index, len(data.boards), len(hardware), len(data.results), len(judged))
+    return WrittenSite(index, len(data.boards), len(hardware), len(data.results), len(judged),
+                       len(found.changes))

@@ -27,7 +27,7 @@ from testbed.report.analysis import Analysis, Workload, analyse, usable, workloa
 from testbed.report.inputs import Device, Result, ResultSet, collect, label_devices
 from testbed.report.views import Cell, status_marks, value_cell
 from testbed.store import tables as t
-from testbed.store.queries import Filters, latest_audit, result_conditions
+from testbed.store.queries import Filters, latest_audit, result_conditions, submitted_by
 from testbed.store.rows import VERSION_FACTS
 from testbed.store.store import Store, verified
 
@@ -51,6 +51,8 @@ class StoredResult:
     versions: dict[str, str]  # driver, torch, image facts
     audit: str | None
     audit_id: str | None
+    audited_by: str | None = None  # the principal whose signed verdict it is
+    submitted_by: str | None = None  # the principal who signed its run's manifest
     value: float | None = None  # the headline, when measured
     unit: str = ""
     marks: str = ""
@@ -66,7 +68,7 @@ class Row:
     headline: Cell
     value: float | None  # usable for ranking (None: not measured or failed a check)
     why_unranked: str
-    marks: str  # non-comparable marks (P, O, H, C) of its results
+    marks: str  # non-comparable marks (P, O, H, D, C) of its results
     composite: float | None
     composite_parts: tuple[str, ...]
     baseline: float | None
@@ -93,6 +95,8 @@ class Board:
     composite_metrics: list[str]
     baseline: Device | None
     findings: list[tuple[str, str, str]]  # (device label, check, what failed) as the report
+    # what was measured: configuration, precision, batch size, parameters (as the results say)
+    facts: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -120,7 +124,8 @@ def gather(store: Store, f: Filters, baseline: str | None = None,
     la = latest_audit()
     query = (sa.select(r.doc_id, r.run_id, r.entry_id, r.config, r.workload, r.mode,
                        r.workload_group, r.item_unit, r.device_key, r.hardware_key,
-                       r.device_facts, r.started_at, r.status, la.c.verdict, la.c.audit_id)
+                       r.device_facts, r.started_at, r.status, la.c.verdict, la.c.audit_id,
+                       la.c.audited_by, submitted_by().label("submitted_by"))
              .select_from(t.results.outerjoin(la, la.c.result_id == r.doc_id))
              .where(*result_conditions(f)).order_by(r.started_at, r.doc_id))
     with store.begin() as conn:
@@ -138,7 +143,7 @@ def gather(store: Store, f: Filters, baseline: str | None = None,
         data.results[row.doc_id] = StoredResult(
             row.doc_id, row.run_id, key, row.device_key, row.hardware_key, row.started_at,
             row.status, {k: v for k, v in facts[row.device_key].items() if k in VERSION_FACTS},
-            row.verdict, row.audit_id)
+            row.verdict, row.audit_id, row.audited_by, row.submitted_by)
         members = data.hardware.setdefault(row.hardware_key, [])
         if row.device_key not in members:
             members.append(row.device_key)
@@ -222,9 +227,43 @@ def _result_set(documents: Iterable[tuple[str, bytes]], devices: dict[str, Devic
     return rs
 
 
+def _values(values: Iterable[Any]) -> str:
+    """One value, or every distinct one ("varies: ...") where the results differ."""
+    seen = list(dict.fromkeys(json.dumps(v, sort_keys=True) if not isinstance(v, str) else v
+                              for v in values if v is not None))
+    if not seen:
+        return "—"
+    return seen[0] if len(seen) == 1 else "varies: " + ", ".join(seen)
+
+
+BATCH_PARAMS = ("batch_size", "batch", "batch_sizes")
+
+
+def workload_facts(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What the board's results measured, as they record it: the named configuration, the
+    precision used (and requested where it differs), the batch size and every parameter."""
+    wls = [d.get("workload") or {} for d in docs]
+    params = [w.get("params") or {} for w in wls]
+    facts = [("configuration", _values(w.get("config") for w in wls)),
+             ("precision", _values(w.get("precision_used") for w in wls))]
+    requested = _values(w.get("precision_requested") for w in wls)
+    if requested != facts[1][1]:
+        facts.append(("precision requested", requested))
+    batch = next((k for k in BATCH_PARAMS if any(k in p for p in params)), None)
+    if batch is not None:
+        facts.append(("batch size", _values(p.get(batch) for p in params)))
+    names = sorted({k for p in params for k in p})
+    facts.append(("parameters", "; ".join(f"{k} = {_values(p.get(k) for p in params)}"
+                                          for k in names) or "none"))
+    return facts
+
+
 def board(analysis: Analysis, key: str, data: SiteData) -> Board:
     wl = analysis.workloads[key]
-    comp = analysis.composites.get(key)
+    compared = [d for d in analysis.device_order() if (d, key) in analysis.status.index]
+    # A composite score is min-max over the devices compared: with one device it says
+    # nothing (0.5), so it is left out, as the report leaves it out.
+    comp = analysis.composites.get(key) if len(compared) > 1 else None
     cells = analysis.cells
     head = cells[(cells["metric"] == HEADLINE)] if len(cells) else cells
     for _, cell in head.iterrows():
@@ -255,5 +294,7 @@ def board(analysis: Analysis, key: str, data: SiteData) -> Board:
     findings = [(analysis.devices[rv.result.device_key].label, f.check, f.message)
                 for rv in analysis.reviews for f in rv.findings]
     findings += [("several", "identical_columns", c.message) for c in analysis.copies]
+    docs = [rv.result.doc for rv in analysis.reviews if rv.workload == key]
     return Board(wl, ranked + rest, list(comp.used) if comp else [],
-                 analysis.baseline.device if analysis.baseline else None, findings)
+                 analysis.baseline.device if analysis.baseline else None, findings,
+                 workload_facts(docs))

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from testbed.report.analysis import MARKS, NON_COMPARABLE
+from testbed.report.charts import MARK_TEXT
 from testbed.report.fmt import format_ratio, format_score, format_value
 from testbed.report.metrics import GROUP_TITLES, MODE_TITLES
 from testbed.report.render_html import CSS, e
@@ -74,13 +75,23 @@ def td(html_text: str, cls: str = "", title: str = "") -> str:
     return f"<td{c}{t}>{html_text}</td>"
 
 
-def badge(state: str, href: str | None = None) -> str:
-    text = f"<span class='badge {e(state)}'>{e(AUDIT_TEXT.get(state, state))}</span>"
+def badge(state: str, href: str | None = None, by: str | None = None) -> str:
+    """An audit badge; ``by``: the principal whose signed verdict it is (only signed verdicts
+    by a key of the store's trust file are audits: an unsigned claim has no badge)."""
+    words = AUDIT_TEXT.get(state, state) + (f" by {by}" if by else "")
+    text = f"<span class='badge {e(state)}'>{e(words)}</span>"
     return f"<a href='{e(href)}'>{text}</a>" if href else text
 
 
+def submitter(res: StoredResult) -> str:
+    return (f"submitted by {e(res.submitted_by)}" if res.submitted_by
+            else "<span class='unsigned' title='its run&#39;s manifest is not signed by a key "
+                 "of the store&#39;s trust file'>unsigned</span>")
+
+
 def marks_html(marks: str) -> str:
-    return "".join(f"<sup class='mark mark-{c}'>{'✗' if c == 'X' else c}</sup>" for c in marks)
+    """Marks as the report shows them (✗ for a failed check, ! for far beyond the sheets)."""
+    return "".join(f"<sup class='mark mark-{c}'>{MARK_TEXT.get(c, c)}</sup>" for c in marks)
 
 
 def marks_legend() -> str:
@@ -98,18 +109,22 @@ def audit_href(res: StoredResult, root: str) -> str | None:
 
 def result_item(res: StoredResult, root: str, label: str = "") -> str:
     value = (format_value(res.value, res.unit) if res.value is not None else res.status)
-    audit = badge(res.audit or "none", audit_href(res, root))
+    audit = badge(res.audit or "none", audit_href(res, root), res.audited_by)
     who = f"{e(label)} · " if label else ""
     return (f"<li>{who}{e(when(res.started_at))} · <a href='{root}{doc_path(res.doc_id)}'>"
             f"{e(value)}</a>{marks_html(res.marks)} · run <code>{e(res.run_id)}</code> · "
-            f"{audit}</li>")
+            f"{submitter(res)} · {audit}</li>")
 
 
 # -- workload leaderboard ---------------------------------------------------------------------
-def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> str:
+def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str],
+                badges: dict[str, str] | None = None) -> str:
+    """``badges``: device key -> the change badge of its row (testbed.store.site.changes)."""
     wl = board.workload
     base = board.baseline
-    header = ["#", "device", f"throughput ({wl.item_unit}/s)", "composite score",
+    several = len(board.rows) > 1  # a composite score compares devices
+    header = ["#", "device", f"throughput ({wl.item_unit}/s)",
+              *(["composite score"] if several else []),
               *(["baseline score"] if base else []), "audit", "results"]
     rows = []
     for row in board.rows:
@@ -125,14 +140,16 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
         cells = [
             td(str(row.rank) if row.rank else "–", "rank" + ("" if row.rank else " unranked"),
                "" if row.rank else f"not ranked: {row.why_unranked}"),
-            td(f"<a href='../devices/{device_pages[row.device.key]}'>{e(row.device.label)}</a>",
+            td(f"<a href='../devices/{device_pages[row.device.key]}'>{e(row.device.label)}</a>"
+               + (f" {badges[row.device.key]}" if badges and row.device.key in badges else ""),
                "device"),
             head,
-            td(e(format_score(row.composite)) + marks_html(row.marks), "score",
-               "\n".join(row.composite_parts)),
+            *([td(e(format_score(row.composite)) + marks_html(row.marks), "score",
+                  "\n".join(row.composite_parts))] if several else []),
             *([td(e(format_ratio(row.baseline)) if row.baseline is not None else "—",
                   "score")] if base else []),
-            td(badge(row.audit, audit_href(audited, "../") if audited else None), "text"),
+            td(badge(row.audit, audit_href(audited, "../") if audited else None,
+                     _auditors(row.results)), "text"),
             td(f"<details><summary>{len(row.results)} result(s)</summary><ul class='results'>"
                + "".join(result_item(r, "../") for r in row.results) + "</ul></details>",
                "text"),
@@ -140,17 +157,26 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
         rows.append(cells)
     title = f"{wl.key}: {wl.name}, {MODE_TITLES.get(wl.mode, wl.mode)} · " \
             f"{GROUP_TITLES.get(wl.group, wl.group)}"
-    used = ", ".join(board.composite_metrics) or "none (a single device, or no metric every "\
-                                                "device measured)"
     lead = (f"Devices ranked by <code>{HEADLINE}</code> (the mean over their results; values "
-            "that failed a plausibility check are not ranked). The composite score is the "
-            "report's, over the devices on this page; it used: " + e(used) + ".")
+            "that failed a plausibility check are not ranked). ")
+    if len(board.rows) < 2:
+        lead += ("One device: no composite score (it compares devices, min-max over them, "
+                 "and would say 0.5 of any lone device).")
+    else:
+        used = ", ".join(board.composite_metrics) or "none (no metric every device measured)"
+        lead += ("The composite score is the report's, over the devices on this page; it "
+                 "used: " + e(used) + ".")
     if base:
         lead += f" Baseline-relative scores against {e(base.label)} (1.0 = the baseline)."
     else:
         lead += (" No baseline named: <code>invoke site --baseline DEVICE</code> adds scores "
                  "relative to a reference device.")
-    body = [card("Leaderboard", f"<p class='lead'>{lead}</p>",
+    facts = "".join(f"<tr><td>{e(k)}</td><td class='text'>{e(v)}</td></tr>"
+                    for k, v in board.facts)
+    body = [card("What was measured", f"<table class='data' id='workload-facts'>{facts}</table>",
+                 "<p class='lead'>As the results record it; where they differ, every value is "
+                 "listed.</p>", anchor="facts"),
+            card("Leaderboard", f"<p class='lead'>{lead}</p>",
                  table(header, rows, attrs=f" id='leaderboard' data-rows='{len(rows)}'"),
                  anchor="board"),
             card("Marks", marks_legend(),
@@ -172,6 +198,11 @@ def leaderboard(board: Board, data: SiteData, device_pages: dict[str, str]) -> s
     return page(title, sub, body, "../")
 
 
+def _auditors(results: list[StoredResult]) -> str | None:
+    names = sorted({r.audited_by for r in results if r.audited_by})
+    return ", ".join(names) if names else None
+
+
 # -- device history ----------------------------------------------------------------------------
 def differing(members: list[str], data: SiteData) -> list[str]:
     """The version facts that tell this hardware's configurations apart."""
@@ -188,8 +219,8 @@ def config_label(key: str, shown: list[str], data: SiteData) -> str:
                       for k in shown) or data.devices[key].label
 
 
-def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[str, str]
-                ) -> str:
+def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[str, str],
+                changes_href: str | None = None) -> str:
     members = data.hardware[hardware]
     shown = differing(members, data)
     results = [r for r in data.results.values() if r.hardware_key == hardware]
@@ -250,8 +281,9 @@ def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[
                  f"what differs ({e(', '.join(shown) or 'one configuration')}). Red crosses "
                  "failed a check; hollow dots are not comparable. Hover for values.</p>",
                  *charts, anchor="history")]
+    changes = f"<a href='{e(changes_href)}'>What changed</a> · " if changes_href else ""
     return page(label, f"{len(order)} configuration(s), {len(results)} result(s). "
-                       "<a href='../index.html'>All workloads</a>", body, "../")
+                       f"{changes}<a href='../index.html'>All workloads</a>", body, "../")
 
 
 # -- audits ---------------------------------------------------------------------------------------
@@ -260,7 +292,10 @@ def audit_page(audit_id: str, verdict: dict[str, Any], judged: list[StoredResult
     sub = verdict.get("submitted") or {}
     summary = verdict.get("summary") or {}
     state = verdict.get("verdict", "?")
+    by = next((r.audited_by for r in judged if r.audit_id == audit_id and r.audited_by), None)
     facts = [("verdict", badge(state if state in AUDIT_TEXT else "other")),
+             ("audited by", f"{e(by)} (SSH signature verified against the store's trust "
+                            "file)" if by else "—"),
              ("run judged", f"<code>{e(sub.get('run_id'))}</code>"),
              ("re-run", e(verdict.get("mode"))),
              ("image", e((verdict.get("image") or {}).get("ref") or "native")),
@@ -328,9 +363,10 @@ def runs_page(runs: list[Any]) -> str:
     rows = [[td(f"<code>{e(r.run_id)}</code>", "text"), td(e(when(r.started_at))),
              td(e(r.suite or "—"), "text"), td(e("; ".join(r.devices) or "—"), "text"),
              td(f"{r.ok}/{r.results}"), td(e(r.state or "no manifest"), "text"),
-             td(badge(r.audit if r.audit in AUDIT_TEXT else ("other" if r.audit else "none")),
-                "text")] for r in runs]
+             td(badge(r.audit if r.audit in AUDIT_TEXT else ("other" if r.audit else "none"),
+                      by=r.audited_by), "text"),
+             td(e(r.submitted_by) if r.submitted_by else "unsigned", "text")] for r in runs]
     return page("Runs", f"{len(runs)} run(s). <a href='index.html'>Leaderboard</a>",
                 [card("Runs", table(["run", "started (UTC)", "suite", "devices", "ok",
-                                     "state", "audit"], rows, attrs=" id='runs'",
-                                    left=(0, 2, 3, 5, 6)))], "")
+                                     "state", "audit", "submitted by"], rows,
+                                    attrs=" id='runs'", left=(0, 2, 3, 5, 6, 7)))], "")
