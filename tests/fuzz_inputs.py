@@ -203,8 +203,12 @@ def check_validate(ws: Workspace, data: bytes) -> None:
     for problem in report.problems:
         assert problem.path.startswith("$") and problem.rule, problem
         assert len(problem.message) < 1000, len(problem.message)
+    engines_agree(report)
+
+
+def engines_agree(report: Any) -> None:
+    """The compiled validator accepts only what the reference accepts (bench.schema)."""
     if report.schema is not None:
-        # the compiled validator accepts only what the reference accepts (bench.schema)
         from bench.schema import fast_verdict, reference_errors
 
         fast = fast_verdict(report.doc, report.schema)
@@ -266,6 +270,7 @@ def check_import(ws: Workspace, value: tuple[bytes, str]) -> None:
     for file in done.files:
         report = validate_file(file)
         assert report.ok, (file.name, [str(p) for p in report.problems[:2]])
+        engines_agree(report)
 
 
 def _store_template() -> Path:

@@ -132,7 +132,12 @@ def _parsed(data: bytes, name: str, suite: bool) -> tuple[Any, str] | None:
     return doc, schema_for(doc, Path(name))
 
 
-@pytest.mark.parametrize("target", list(TARGETS))
+# The importer's inputs are tables (CSV, YAML rows), not documents: the documents it builds
+# from them are validated by the importer, and `invoke fuzz` checks both engines agree there.
+DOCUMENT_TARGETS = [t for t in TARGETS if t != "import"]
+
+
+@pytest.mark.parametrize("target", DOCUMENT_TARGETS)
 def test_every_fuzz_input_is_judged_alike(target):
     docs = []
     for value in _draw(TARGETS[target].inputs(), 80):
