@@ -488,8 +488,9 @@ def audit(c, run, image=None, tolerance=None, native=False, out=None, no_store=F
     "out": "study directory (default audits/study-<time>)"})
 def audit_study(c, suite="smoke", honest=10, factors="1.05,1.1,1.2,1.5,3", per_factor=10,
                 busy=False, tolerance=None, only=None, out=None):
-    """The audit's power: honest submissions and consistent forgeries audited, with the load
-    recorded; prints the table docs/audit.md holds (docs/audit.md, "The power study")."""
+    """Measure the audit's power: honest and forged submissions audited, load recorded.
+
+    Prints the table docs/audit.md holds (docs/audit.md, "The power study")."""
     import time as _time
 
     from bench.errors import UserError
@@ -515,8 +516,9 @@ def audit_study(c, suite="smoke", honest=10, factors="1.05,1.1,1.2,1.5,3", per_f
             "key": "the SSH key to sign with (a private key, or the .pub of one ssh-agent "
                    "holds)"})
 def sign(c, path, key):
-    """Sign a verdict or a run's manifest with an SSH key (docs/security.md): a store whose
-    trust file lists the key shows who audited or submitted it."""
+    """Sign a verdict or a run's manifest with an SSH key (docs/security.md).
+
+    A store whose trust file lists the key shows who audited or submitted it."""
     from bench.errors import UserError
     from testbed.signing import sign_file
 
@@ -700,8 +702,9 @@ def function_catalogue(c, out=None, check=False):
       help={"check": "only regenerate and list where bench/specs/model_facts.json differs "
                      "from the models (writes nothing; exit 1 if anything differs)"})
 def model_facts(c, check=False):
-    """Regenerate the model facts (FLOPs per item, parameters, configs of every workload,
-    counted on the meta device) that import and the report read without building models."""
+    """Regenerate the model facts (FLOPs per item, parameters, configs) of every workload.
+
+    Counted on the meta device; import and the report read them without building models."""
     c.run(f"{PY} -m bench.model_facts " + ("--check" if check else "--write"),
           pty=sys.stdout.isatty())
 
