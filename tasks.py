@@ -693,7 +693,7 @@ def function_catalogue(c, out=None, check=False):
     Traces every model workload and the long tail on the CPU and probes each call
     (docs/function.md)."""
     args = ["--check"] if check else ["--write", *(["--out", out] if out else [])]
-    c.run(f"{PY} -m bench.function.catalogue " + shlex.join(args), pty=sys.stdout.isatty())
+    c.run(f"{PY} -m bench.tools.function_catalogue " + shlex.join(args), pty=sys.stdout.isatty())
 
 
 @task(name="model-facts",
@@ -702,7 +702,7 @@ def function_catalogue(c, out=None, check=False):
 def model_facts(c, check=False):
     """Regenerate the model facts (FLOPs per item, parameters, configs of every workload,
     counted on the meta device) that import and the report read without building models."""
-    c.run(f"{PY} -m bench.model_facts " + ("--check" if check else "--write"),
+    c.run(f"{PY} -m bench.tools.model_facts " + ("--check" if check else "--write"),
           pty=sys.stdout.isatty())
 
 
@@ -732,7 +732,7 @@ def bench_telemetry(c, vendor="cpu", workload="resnet", rounds=60, round_s=0.3, 
             str(round_s), "--rates", rates]
     if out:
         args += ["--out", out]
-    c.run(f"{PY} -m bench.telemetry.overhead " + shlex.join(args), pty=sys.stdout.isatty())
+    c.run(f"{PY} -m bench.tools.telemetry_overhead " + shlex.join(args), pty=sys.stdout.isatty())
 
 
 @task(help={"examples": "inputs in all, shared by the seven readers (default 10000)",

@@ -401,7 +401,7 @@ def test_host_fallback_is_not_reported_as_the_accelerator():
 
 # -- the overhead benchmark's statistics (the figure itself is printed, never asserted) -------
 def test_ratio_summary_and_verdict():
-    from bench.telemetry.overhead import ratio_summary, verdict
+    from bench.tools.telemetry_overhead import ratio_summary, verdict
 
     s = ratio_summary([0.98, 1.0, 0.99, 1.01, 0.97])
     assert s["median"] == 0.99 and s["q1"] == 0.98 and s["q3"] == 1.0
@@ -429,8 +429,8 @@ def test_overhead_command_runs_the_real_arrangement(tmp_path):
     from tests.conftest import ROOT
 
     out = tmp_path / "overhead.json"
-    proc = subprocess.run([sys.executable, "-m", "bench.telemetry.overhead", "--rounds", "2",
-                           "--round-s", "0.05", "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "bench.tools.telemetry_overhead",
+                           "--rounds", "2", "--round-s", "0.05", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "10 Hz: median throughput loss" in proc.stdout
