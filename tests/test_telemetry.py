@@ -254,6 +254,24 @@ def test_fallback_chain_is_recorded_step_by_step(tmp_path, monkeypatch):
     assert "cnmon not found" in selection["attempts"][1]["reason"]
 
 
+def test_every_adapter_of_the_table_resolves_to_its_class():
+    """ADAPTERS names each adapter by module and class, imported only when a chain reaches it:
+    each must resolve to a TelemetryAdapter whose constructor takes what ``open`` passes it,
+    and every name of every chain (and only those) has an adapter and a fallback chain."""
+    import importlib
+    import inspect
+
+    from bench.telemetry import ADAPTERS, CHAINS, FALLBACKS
+
+    named = {"host", *(name for chain in CHAINS for name in chain)}
+    assert set(ADAPTERS) == set(FALLBACKS) == named
+    for name, ref in ADAPTERS.items():
+        cls = getattr(importlib.import_module(f"bench.telemetry.{ref.module}"), ref.cls)
+        assert issubclass(cls, TelemetryAdapter), name
+        inspect.signature(cls).bind([0], *((0.1,) if ref.takes_interval else ()))
+        assert FALLBACKS[name][0] == name and FALLBACKS[name][-1] == "host"
+
+
 def test_environment_override_and_unknown_backend(monkeypatch):
     monkeypatch.setenv("BENCH_TELEMETRY", "host")
     adapter, selection = open_adapter("nvml", [0])
