@@ -765,8 +765,18 @@ def test(c, k=None, fast=False):
 
 @task
 def lint(c):
-    """ruff on the code, hadolint on every Dockerfile."""
+    """ruff on the code, the import rules (lint-imports), hadolint on every Dockerfile."""
     c.run(f"{PY} -m ruff check .")
+    # The layers of docs/architecture.md, as contracts in pyproject.toml; import-linter needs
+    # Python 3.11 (tests/test_imports.py checks the same layers on any Python).
+    if sys.version_info >= (3, 11):
+        lint_imports = Path(sys.executable).with_name("lint-imports")
+        if not lint_imports.exists():
+            raise Exit("error: lint-imports is not installed. Install the dev tools: "
+                       "`bash scripts/setup.sh --dev`.", code=2)
+        c.run(shlex.quote(str(lint_imports)), pty=sys.stdout.isatty())
+    else:
+        print("lint-imports: skipped (import-linter needs Python 3.11 or later)")
     hadolint = Path(sys.executable).with_name("hadolint")
     if not hadolint.exists():
         raise Exit("error: hadolint is not installed. Install the dev tools: "
