@@ -695,7 +695,7 @@ def function_catalogue(c, out=None, check=False):
     Traces every model workload and the long tail on the CPU and probes each call
     (docs/function.md)."""
     args = ["--check"] if check else ["--write", *(["--out", out] if out else [])]
-    c.run(f"{PY} -m bench.function.catalogue " + shlex.join(args), pty=sys.stdout.isatty())
+    c.run(f"{PY} -m bench.tools.function_catalogue " + shlex.join(args), pty=sys.stdout.isatty())
 
 
 @task(name="model-facts",
@@ -705,7 +705,7 @@ def model_facts(c, check=False):
     """Regenerate the model facts (FLOPs per item, parameters, configs) of every workload.
 
     Counted on the meta device; import and the report read them without building models."""
-    c.run(f"{PY} -m bench.model_facts " + ("--check" if check else "--write"),
+    c.run(f"{PY} -m bench.tools.model_facts " + ("--check" if check else "--write"),
           pty=sys.stdout.isatty())
 
 
@@ -735,7 +735,7 @@ def bench_telemetry(c, vendor="cpu", workload="resnet", rounds=60, round_s=0.3, 
             str(round_s), "--rates", rates]
     if out:
         args += ["--out", out]
-    c.run(f"{PY} -m bench.telemetry.overhead " + shlex.join(args), pty=sys.stdout.isatty())
+    c.run(f"{PY} -m bench.tools.telemetry_overhead " + shlex.join(args), pty=sys.stdout.isatty())
 
 
 @task(help={"examples": "inputs in all, shared by the seven readers (default 10000)",
@@ -768,8 +768,18 @@ def test(c, k=None, fast=False):
 
 @task
 def lint(c):
-    """ruff on the code, hadolint on every Dockerfile."""
+    """ruff on the code, the import rules (lint-imports), hadolint on every Dockerfile."""
     c.run(f"{PY} -m ruff check .")
+    # The layers of docs/architecture.md, as contracts in pyproject.toml; import-linter needs
+    # Python 3.11 (tests/test_imports.py checks the same layers on any Python).
+    if sys.version_info >= (3, 11):
+        lint_imports = Path(sys.executable).with_name("lint-imports")
+        if not lint_imports.exists():
+            raise Exit("error: lint-imports is not installed. Install the dev tools: "
+                       "`bash scripts/setup.sh --dev`.", code=2)
+        c.run(shlex.quote(str(lint_imports)), pty=sys.stdout.isatty())
+    else:
+        print("lint-imports: skipped (import-linter needs Python 3.11 or later)")
     hadolint = Path(sys.executable).with_name("hadolint")
     if not hadolint.exists():
         raise Exit("error: hadolint is not installed. Install the dev tools: "

@@ -9,7 +9,6 @@ its failure) to OUT atomically and reports progress on stdout as JSON lines pref
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 import traceback
@@ -25,23 +24,6 @@ from bench.records import RepeatResult, RepeatSpec, repeat_result
 from bench.timing import first_step
 
 TRACEBACK_LINES = 30
-MAX_FALLBACK_MESSAGES = 10
-# Operators a device cannot run and that its PyTorch build runs on the host instead announce it
-# as a Python warning (PyTorch's TORCH_WARN, e.g. "... will fall back to run on the CPU").
-CPU_FALLBACK = re.compile(r"fall(s|ing)?[ -]?back.*\bcpu\b|\bcpu\b.*fall(s|ing)?[ -]?back",
-                          re.IGNORECASE | re.DOTALL)
-
-
-def cpu_fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
-    """The distinct warnings that say an operator ran on the CPU instead of the device."""
-    found: list[str] = []
-    for w in caught:
-        text = str(w.message).strip()
-        if CPU_FALLBACK.search(text) and text not in found:
-            found.append(text)
-    return found[:MAX_FALLBACK_MESSAGES]
-
-
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -100,6 +82,10 @@ class Measured:
 
 
 def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
+    # here, not at the top: bench.devices loads torch, which must wait for
+    # apply_device_settings
+    from bench.devices.base import cpu_fallbacks
+
     started = time.time()
     entry = spec.entry
 
@@ -197,7 +183,7 @@ def _measure(spec: RepeatSpec,
              save_points: Callable[[list[dict[str, Any]]], None]) -> Measured:
     from bench.devices import get_backend
     from bench.errors import Unsupported
-    from bench.workloads import WorkloadContext, get_workload
+    from bench.workload import WorkloadContext, get_workload
 
     entry = spec.entry
     backend = None

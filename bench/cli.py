@@ -112,7 +112,7 @@ def _select_devices(device: str, text: str | None) -> list[int] | None:
 
 def refuse_single_device_on_nodes(suite: Any, placement: Any) -> None:
     """An entry that runs once on one device cannot be placed on several nodes."""
-    from bench.workloads import get_workload
+    from bench.workload import get_workload
 
     if placement.nnodes == 1:
         return

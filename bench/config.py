@@ -382,7 +382,7 @@ def _read_suite(path: Path) -> dict[str, Any]:
 
 
 def _check_substitutions(options: dict[str, Any], path: Path) -> None:
-    from bench.workloads import get_workload
+    from bench.workload import get_workload
 
     for j, sub in enumerate(options.get("substitutions", [])):
         for key in ("workload", "use"):
@@ -401,7 +401,7 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
     options and device settings), then its own. Consumes the overrides that name an entry
     (``ALL_ENTRIES``' apply to every entry and stay); collects the telemetry intervals the
     included suites ask for. ``device``: the command line's device settings, which win."""
-    from bench.workloads import get_workload  # workloads import torch: only when needed
+    from bench.workload import get_workload  # workloads import torch: only when needed
 
     entries: list[Entry] = []
     for k, name in enumerate(doc.get("include", [])):

@@ -128,7 +128,7 @@ def run_bare(model: str, seconds: float, threads: int | None) -> dict[str, float
         torch.set_num_interop_threads(threads)
     from bench.config import RunRules
     from bench.devices import get_backend
-    from bench.workloads import WorkloadContext, get_workload
+    from bench.workload import WorkloadContext, get_workload
 
     cls = get_workload(model)
     backend = get_backend("cpu")

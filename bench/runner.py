@@ -533,7 +533,7 @@ class Runner:
     def build_document(self, entry: Entry, repeats: list[RepeatResult], sampler: Sampler,
                        idle: dict[str, Any], started: float, t_start: float,
                        t_end: float) -> dict[str, Any]:
-        from bench.workloads import get_workload
+        from bench.workload import get_workload
 
         workload = get_workload(entry.workload)
         sampler.wait_past(t_end)  # the last window's end must be bracketed by a sample

@@ -9,8 +9,7 @@ import os
 import signal
 import time
 
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 from bench.workloads.llm_train import PretrainWorkload
 
 SMALL = {"small": {"batch_size": 4}}

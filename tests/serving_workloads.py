@@ -8,8 +8,7 @@ import time
 
 import torch
 
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 
 @register

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from bench.function import args as argspec
 from bench.function import catalogue, replay
 from bench.function.trace import OpRecorder, recording
+from bench.tools import function_catalogue
 
 
 class Tiny(torch.nn.Module):
@@ -131,7 +132,7 @@ def test_every_workload_operator_is_in_the_checked_in_catalogue():
     """Traces every model workload (small configurations) as the generator does; an operator
     the catalogue lacks fails here with the command that regenerates it."""
     checked_in = catalogue.load()
-    recorder, _targets = catalogue.trace_all(longtail=False, log=lambda *_: None)
+    recorder, _targets = function_catalogue.trace_all(longtail=False, log=lambda *_: None)
     missing = catalogue.missing_from(checked_in, recorder)
     assert not missing, (f"operators the catalogue lacks (and where they ran): {missing}; "
                          f"regenerate it with `{catalogue.REGENERATE}` and commit "

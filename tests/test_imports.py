@@ -1,8 +1,12 @@
-"""No import circles in bench/ (the package every image and node runs), lazy imports included.
+"""No import circles in bench/ (the package every image and node runs), lazy imports included,
+and the layers of docs/architecture.md hold.
 
 A circle that only works because one side imports inside a function (the suite loader and the
-workloads once did) breaks the day someone moves that import to the top; the run rules and the
-progress events have modules of their own so that no such circle is needed.
+workloads once did) breaks the day someone moves that import to the top. So every import
+counts here: at module level, inside functions, under ``TYPE_CHECKING``, and
+``importlib.import_module`` with a literal name. The graph is checked between modules and
+between bench's units (a top-level module or a subpackage: ``bench/llm/`` is ``llm``), against
+the layers that pyproject.toml gives ``lint-imports`` and docs/architecture.md draws.
 """
 
 from __future__ import annotations
@@ -10,11 +14,20 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the layers are read by the 3.11 runs
+    tomllib = None  # type: ignore[assignment]
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
@@ -27,31 +40,49 @@ def module_names(root: Path, package: str) -> dict[str, Path]:
     return out
 
 
-def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The project modules ``name`` imports anywhere in its file (a package it lives in is
-    already imported when it runs, so that is no edge)."""
-    targets: set[str] = set()
-    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+def imported_names(path: Path, package: list[str]) -> list[tuple[str, int]]:
+    """Every module name ``path`` imports, anywhere in the file, with its line: both
+    ``from a import b`` readings (a, a.b), relative imports resolved against ``package``, and
+    ``importlib.import_module("literal")``."""
+    found: list[tuple[str, int]] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            wanted = [a.name for a in node.names]
+            found += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
-            wanted = [base, *(f"{base}.{a.name}" for a in node.names)]
-        else:
-            continue
-        for target in wanted:
-            while target and target not in known:
-                target = target.rpartition(".")[0]
-            if target and target != name and not name.startswith(target + "."):
-                targets.add(target)
-    return targets
+            found += [(base, node.lineno), *((f"{base}.{a.name}", node.lineno)
+                                             for a in node.names)]
+        elif isinstance(node, ast.Call) and node.args and \
+                isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name == "import_module":
+                found.append((node.args[0].value, node.lineno))
+    return found
+
+
+def import_sites(name: str, path: Path, known: dict[str, Path]) -> dict[str, list[int]]:
+    """The project modules ``name`` imports, with the lines that do (a package it lives in is
+    already imported when it runs, so that is no edge)."""
+    targets: dict[str, list[int]] = defaultdict(list)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    for target, line in imported_names(path, package):
+        while target and target not in known:
+            target = target.rpartition(".")[0]
+        if target and target != name and not name.startswith(target + ".") and \
+                line not in targets[target]:
+            targets[target].append(line)
+    return dict(targets)
+
+
+def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    return set(import_sites(name, path, known))
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
+    """Strongly connected components of more than one node (Tarjan)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -60,7 +91,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     def visit(v: str) -> None:
         index[v] = low[v] = len(index)
         stack.append(v)
-        for w in graph.get(v, ()):
+        for w in sorted(graph.get(v, ())):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -82,9 +113,52 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def unit_of(module: str) -> str:
+    """bench.llm.grid -> llm, bench.config -> config, bench -> bench."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def unit_graph(package: str) -> dict[str, dict[str, list[str]]]:
+    """unit -> unit it imports -> the import sites (``path:line``), every import counted."""
+    known = module_names(ROOT, package)
+    graph: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for name, path in sorted(known.items()):
+        for target, lines in sorted(import_sites(name, path, known).items()):
+            a, b = unit_of(name), unit_of(target)
+            if a != b:
+                where = path.relative_to(ROOT).as_posix()
+                sites = graph[a][b]
+                sites += [site for line in lines
+                          if (site := f"{where}:{line}") not in sites]
+    # every unit is a node, importing or not
+    return {unit: dict(graph.get(unit, {})) for unit in sorted({unit_of(n) for n in known})}
+
+
+def explain(found: list[list[str]], graph: dict[str, dict[str, list[str]]]) -> str:
+    lines = []
+    for circle in found:
+        lines.append(f"circle: {' '.join(circle)}")
+        lines += [f"  {a} -> {b}: {', '.join(graph[a][b])}" for a in circle
+                  for b in sorted(graph[a]) if b in circle]
+    return "\n".join(lines)
+
+
 def test_the_checker_finds_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_graph_counts_imports_inside_functions_and_literal_import_module(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "sub/__init__.py", "sub/b.py", "c.py"):
+        (pkg / name).write_text("", encoding="utf-8")
+    (pkg / "a.py").write_text("import importlib\n\ndef f():\n    from pkg.sub import b\n"
+                              "    return importlib.import_module('pkg.c')\n", encoding="utf-8")
+    known = module_names(tmp_path, "pkg")
+    assert import_sites("pkg.a", pkg / "a.py", known) == {"pkg.sub": [4], "pkg.sub.b": [4],
+                                                          "pkg.c": [5]}
 
 
 def test_bench_has_no_import_circle():
@@ -92,8 +166,59 @@ def test_bench_has_no_import_circle():
     graph = {name: imports_of(name, path, known) for name, path in known.items()}
     assert circles(graph) == []
     # the one this test was written for: workloads import the run rules, not the suite loader
-    assert "bench.config" not in graph["bench.workloads.base"]
+    assert "bench.config" not in graph["bench.workload"]
     assert "bench.config" not in graph["bench.timing"]
+
+
+def test_bench_units_have_no_import_circle():
+    """Between bench's units (``llm``, ``workloads``, ``config``, ...) too: eleven of them once
+    formed one circle through imports inside functions (the suite loader, the LLM trainer's
+    borrowed helpers, the telemetry overhead tool, the function catalogue's tracer)."""
+    graph = unit_graph("bench")
+    found = circles({a: set(targets) for a, targets in graph.items()})
+    assert found == [], explain(found, graph)
+
+
+def layer_contract(container: str) -> list[tuple[list[str], bool]]:
+    """The layers contract for ``container`` in pyproject.toml, top first: each layer's units
+    and whether they are independent (``|``: they do not import each other) or not (``:``)."""
+    if tomllib is None:
+        pytest.skip("reading pyproject.toml needs Python 3.11 (tomllib)")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    [contract] = [c for c in config["tool"]["importlinter"]["contracts"]
+                  if c["type"] == "layers" and c.get("containers") == [container]]
+    assert contract.get("exhaustive") is True  # a new unit must be given its place
+    return [([u.strip() for u in re.split(r"[|:]", layer)], ":" not in layer)
+            for layer in contract["layers"]]
+
+
+@pytest.mark.parametrize("package", ["bench", "testbed"])
+def test_every_import_goes_down_the_layers(package):
+    """What ``lint-imports`` checks (grimp), from the source, literal ``import_module`` calls
+    included: a unit imports only units in lower layers, never an independent sibling."""
+    layers = layer_contract(package)
+    rank = {unit: i for i, (units, _) in enumerate(layers) for unit in units}
+    independent = {unit: alone for units, alone in layers for unit in units}
+    graph = unit_graph(package)
+    assert sorted(set(graph) - {package}) == sorted(rank), "pyproject.toml's layers must " \
+        f"name every unit of {package} once"
+    wrong = [f"{a} -> {b}: {', '.join(sites)}" for a, targets in sorted(graph.items())
+             for b, sites in sorted(targets.items()) if package not in (a, b) and
+             (rank[a] > rank[b] or (rank[a] == rank[b] and independent[a]))]
+    assert wrong == [], "imports against the layers of pyproject.toml:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("package", ["bench", "testbed"])
+def test_the_architecture_page_draws_the_layers_of_the_contract(package):
+    """docs/architecture.md draws each package's layers as pyproject.toml's contract has them
+    (one line per layer, top first, a ``#`` comment after it)."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = re.search(rf"```\n{package}/ layers, top first\n(.*?)```", text, re.DOTALL)
+    assert block, f"docs/architecture.md has no block starting '{package}/ layers, top first'"
+    drawn = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    contract = [(" : " if not alone else " | ").join(units)
+                for units, alone in layer_contract(package)]
+    assert [line for line in drawn if line] == contract
 
 
 # -- commands that need no model load no torch ----------------------------------------------------

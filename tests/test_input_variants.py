@@ -15,8 +15,7 @@ from bench.devices import get_backend
 from bench.errors import UserError
 from bench.rules import RunRules
 from bench.schema import validation_errors
-from bench.workloads import WorkloadContext, get_workload
-from bench.workloads.base import Workload
+from bench.workload import Workload, WorkloadContext, get_workload
 from tests.conftest import run_bench
 
 
@@ -159,7 +158,7 @@ def test_variants_that_do_not_fit_in_memory_leave_the_run_on_one_batch(monkeypat
     def no_room(value, count, seed):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
 
-    monkeypatch.setattr("bench.workloads.base.make_variants", no_room)
+    monkeypatch.setattr("bench.workload.make_variants", no_room)
     wl = Recorder(context(8))
     wl.setup()
     assert wl.measure()["iterations"] == 5

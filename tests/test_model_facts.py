@@ -18,6 +18,7 @@ import pytest
 from bench import model_facts
 from bench.errors import UserError
 from bench.flops import count_work
+from bench.tools import model_facts as generator
 from bench.workloads import get_workload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +30,8 @@ def checked_in() -> dict:
 
 
 def test_the_checked_in_facts_are_what_the_models_count(checked_in):
-    fresh = model_facts.generate()
-    diff = model_facts.differences(checked_in, fresh)
+    fresh = generator.generate()
+    diff = generator.differences(checked_in, fresh)
     assert diff == [], ("bench/specs/model_facts.json disagrees with the models; run "
                         "`invoke model-facts`:\n" + "\n".join(diff[:20]))
 
@@ -88,7 +89,7 @@ def test_a_file_that_disagrees_or_is_broken_names_the_fix(tmp_path, checked_in):
     edited = copy.deepcopy(checked_in)
     edited["workloads"]["resnet"]["configs"]["full"]["work"]["infer"]["flop_per_item"] = 1.0
     del edited["workloads"]["bert"]
-    diff = model_facts.differences(edited, checked_in)
+    diff = generator.differences(edited, checked_in)
     assert "workloads.resnet.configs.full.work.infer.flop_per_item: file 1.0, models " \
            "7326601216.0" in diff
     assert "workloads.bert: missing from the file" in diff

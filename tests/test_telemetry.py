@@ -254,6 +254,24 @@ def test_fallback_chain_is_recorded_step_by_step(tmp_path, monkeypatch):
     assert "cnmon not found" in selection["attempts"][1]["reason"]
 
 
+def test_every_adapter_of_the_table_resolves_to_its_class():
+    """ADAPTERS names each adapter by module and class, imported only when a chain reaches it:
+    each must resolve to a TelemetryAdapter whose constructor takes what ``open`` passes it,
+    and every name of every chain (and only those) has an adapter and a fallback chain."""
+    import importlib
+    import inspect
+
+    from bench.telemetry import ADAPTERS, CHAINS, FALLBACKS
+
+    named = {"host", *(name for chain in CHAINS for name in chain)}
+    assert set(ADAPTERS) == set(FALLBACKS) == named
+    for name, ref in ADAPTERS.items():
+        cls = getattr(importlib.import_module(f"bench.telemetry.{ref.module}"), ref.cls)
+        assert issubclass(cls, TelemetryAdapter), name
+        inspect.signature(cls).bind([0], *((0.1,) if ref.takes_interval else ()))
+        assert FALLBACKS[name][0] == name and FALLBACKS[name][-1] == "host"
+
+
 def test_environment_override_and_unknown_backend(monkeypatch):
     monkeypatch.setenv("BENCH_TELEMETRY", "host")
     adapter, selection = open_adapter("nvml", [0])
@@ -401,7 +419,7 @@ def test_host_fallback_is_not_reported_as_the_accelerator():
 
 # -- the overhead benchmark's statistics (the figure itself is printed, never asserted) -------
 def test_ratio_summary_and_verdict():
-    from bench.telemetry.overhead import ratio_summary, verdict
+    from bench.tools.telemetry_overhead import ratio_summary, verdict
 
     s = ratio_summary([0.98, 1.0, 0.99, 1.01, 0.97])
     assert s["median"] == 0.99 and s["q1"] == 0.98 and s["q3"] == 1.0
@@ -429,8 +447,8 @@ def test_overhead_command_runs_the_real_arrangement(tmp_path):
     from tests.conftest import ROOT
 
     out = tmp_path / "overhead.json"
-    proc = subprocess.run([sys.executable, "-m", "bench.telemetry.overhead", "--rounds", "2",
-                           "--round-s", "0.05", "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "bench.tools.telemetry_overhead",
+                           "--rounds", "2", "--round-s", "0.05", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "10 Hz: median throughput loss" in proc.stdout

@@ -11,8 +11,7 @@ from bench.devices import get_backend
 from bench.errors import UserError
 from bench.rules import RunRules
 from bench.validate import validate_file
-from bench.workloads import get_workload
-from bench.workloads.base import WorkloadContext
+from bench.workload import WorkloadContext, get_workload
 from tests.conftest import FIXTURES, run_bench
 
 

@@ -10,11 +10,38 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
+
+# Operators a device cannot run and that its PyTorch build runs on the host instead announce it
+# as a Python warning (PyTorch's TORCH_WARN, e.g. "... will fall back to run on the CPU"); a
+# repeat (bench.child) and the operator-function test (bench.function.worker) record them.
+MAX_FALLBACK_MESSAGES = 10
+CPU_FALLBACK = re.compile(r"fall(s|ing)?[ -]?back.*\bcpu\b|\bcpu\b.*fall(s|ing)?[ -]?back",
+                          re.IGNORECASE | re.DOTALL)
+
+
+def cpu_fallbacks(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The distinct warnings that say an operator ran on the CPU instead of the device."""
+    found: list[str] = []
+    for w in caught:
+        text = str(w.message).strip()
+        if CPU_FALLBACK.search(text) and text not in found:
+            found.append(text)
+    return found[:MAX_FALLBACK_MESSAGES]
+
+
+def grad_scaler(device_type: str, enabled: bool) -> Any:
+    """A loss scaler for fp16 training (a no-op when disabled); old torch builds keep it
+    under ``torch.<device>.amp`` instead of ``torch.amp``."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device_type, enabled=enabled)
+    return getattr(torch, device_type).amp.GradScaler(enabled=enabled)  # pragma: no cover
 
 
 @dataclass(frozen=True)

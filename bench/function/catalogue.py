@@ -1,9 +1,10 @@
 """The operator catalogue: the ATen operators the suite's models execute, plus a curated long
 tail, as generated data (``bench/function/catalogue.yaml``).
 
-Regenerate it with ``invoke function-catalogue`` (``python -m bench.function.catalogue
---write``): every model workload is traced once on the CPU at its small configuration
-(``bench.function.trace``), and so is every long-tail operator (``bench.function.longtail``).
+Regenerate it with ``invoke function-catalogue`` (``python -m bench.tools.function_catalogue
+--write``, which needs the workloads and the suites, so it is not here): every model workload
+is traced once on the CPU at its small configuration (``bench.function.trace``), and so is
+every long-tail operator (``bench.function.longtail``).
 Each operator overload seen becomes an entry: where it was seen, in which phase, whether
 training differentiates it, the argument forms seen, and up to ``trace.KEEP`` replayable calls.
 Each call is probed on the CPU once, here, to write down what the operator-function test may
@@ -20,10 +21,8 @@ coverage test can tell "excluded on purpose" from "never seen".
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -261,34 +260,11 @@ def trace_longtail(recorder: Any, seed: int = 0) -> None:
                                     allow_unused=True)
 
 
-def trace_all(targets: list[Any] | None = None, longtail: bool = True,
-              log: Any = print) -> tuple[Any, list[Any]]:
-    """Trace every target (default: every model workload) and the long tail."""
-    from bench.function.trace import OpRecorder, default_targets, trace_workload
-
-    targets = default_targets() if targets is None else targets
-    recorder = OpRecorder()
-    for target in targets:
-        seconds = trace_workload(target, recorder)
-        log(f"traced {target.source}: {seconds:.1f} s, {len(recorder.uses)} operators so far")
-    if longtail:
-        trace_longtail(recorder)
-        log(f"traced the long tail: {len(recorder.uses)} operators")
-    return recorder, targets
-
-
 def missing_from(cat: Catalogue, recorder: Any) -> dict[str, list[str]]:
     """Operators the recorder saw that ``cat`` neither lists nor excludes, with where."""
     seen = set(recorder.uses) | set(recorder.translated)
     return {op: sorted(recorder.uses[op].sources) if op in recorder.uses else []
             for op in sorted(seen) if not cat.covers(op)}
-
-
-def generate(targets: list[Any] | None = None, longtail: bool = True,
-             log: Any = print) -> Catalogue:
-    """Trace, probe and assemble a catalogue (not written: see ``write``)."""
-    recorder, targets = trace_all(targets, longtail, log)
-    return assemble(recorder, [t.as_dict() for t in targets], log)
 
 
 def assemble(recorder: Any, targets: list[dict[str, str]], log: Any = print) -> Catalogue:
@@ -333,7 +309,7 @@ def assemble(recorder: Any, targets: list[dict[str, str]], log: Any = print) -> 
 
 def to_yaml(cat: Catalogue) -> str:
     header = ("# The operator catalogue: generated data, do not edit by hand.\n"
-              f"# Regenerate: `{REGENERATE}` (python -m bench.function.catalogue --write).\n"
+              f"# Regenerate: `{REGENERATE}` (python -m bench.tools.function_catalogue --write).\n"
               "# docs/function.md explains every field.\n")
     doc = {"version": VERSION, "generated_with": cat.generated_with, "targets": cat.targets,
            "excluded": cat.excluded,
@@ -347,38 +323,3 @@ def write(cat: Catalogue, path: Path = CATALOGUE_PATH) -> Path:
 
     atomic_write_text(path, to_yaml(cat))
     return path
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.function.catalogue",
-                                     description="Regenerate the operator catalogue.")
-    parser.add_argument("--write", action="store_true", help=f"write {CATALOGUE_PATH.name}")
-    parser.add_argument("--out", type=Path, default=CATALOGUE_PATH, help="where to write it")
-    parser.add_argument("--check", action="store_true",
-                        help="only trace and list what the checked-in catalogue lacks")
-    args = parser.parse_args(argv)
-    start = time.monotonic()
-    if args.check:
-        try:
-            checked_in = load(args.out)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        recorder, _targets = trace_all()
-        missing = missing_from(checked_in, recorder)
-        for op, where in missing.items():
-            print(f"missing: {op} (seen in {', '.join(where) or 'a translated kernel'})")
-        print(f"{len(missing)} operator(s) missing from {args.out}"
-              + (f"; regenerate it with `{REGENERATE}`" if missing else ""))
-        return 1 if missing else 0
-    cat = generate()
-    variants = {v: sum(v in e.variants for e in cat.entries) for v in VARIANTS}
-    print(f"{len(cat.entries)} operators ({', '.join(f'{v} {n}' for v, n in variants.items())}),"
-          f" {len(cat.excluded)} excluded, {time.monotonic() - start:.0f} s")
-    if args.write:
-        print(f"wrote {write(cat, args.out)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

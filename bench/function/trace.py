@@ -8,15 +8,16 @@ backward is then part of training), where it was seen (``resnet/train``), the di
 argument forms seen (shapes and dtypes, capped) and the ``KEEP`` smallest calls with their
 arguments (``bench.function.args``), which the operator-function test replays.
 
-``trace_workload`` runs a workload once, at its small configuration, on the CPU, inside the
-recorder: setup untimed and unrecorded, then one iteration of its own measurement (grids cut
-to their first point).
+``bench.tools.function_catalogue.trace_workload`` runs a workload once, at its small
+configuration (``first_point_params``), on the CPU, inside the recorder: setup untimed and
+unrecorded, then one iteration of its own measurement (grids cut to their first point). That
+part needs the workload registry and the suites, so it is not here: this package is imported
+by the workloads.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -238,49 +239,3 @@ def first_point_params(params: dict[str, Any]) -> dict[str, Any]:
         p["resolutions"] = p["resolutions"][:1]
         p["reference_point"] = {"batch": p["batch_sizes"][0], "resolution": p["resolutions"][0]}
     return p
-
-
-# Autocast's casts and the loss scaler's operators are the same whichever model runs them:
-# reduced precisions are traced on the cheapest model that the suites train under autocast.
-AUTOCAST_WORKLOAD = "resnet"
-
-
-def default_targets() -> list[Target]:
-    """Every mode of every model workload at fp32, plus each (mode, reduced precision) that a
-    bundled suite runs a model in under autocast, traced on ``AUTOCAST_WORKLOAD``."""
-    from bench.config import available_suites, load_suite
-    from bench.workloads import all_workloads
-
-    workloads = all_workloads()
-    # the product's workloads only: a test session also registers its own (tests/)
-    targets = {Target(name, mode) for name, cls in workloads.items()
-               if cls.group in MODEL_GROUPS and not cls.__module__.startswith("tests.")
-               for mode in cls.modes}
-    for suite in available_suites():
-        for entry in load_suite(suite).entries:
-            cls = workloads[entry.workload]
-            if cls.group in MODEL_GROUPS and entry.precision in ("fp16", "bf16") and \
-                    cls.default_precision == "fp32" and \
-                    entry.mode in workloads[AUTOCAST_WORKLOAD].modes:
-                targets.add(Target(AUTOCAST_WORKLOAD, entry.mode, entry.precision))
-    return sorted(targets, key=lambda t: (t.workload, t.mode, t.precision))
-
-
-def trace_workload(target: Target, recorder: OpRecorder, seed: int = 0) -> float:
-    """Run ``target`` once inside ``recorder``; returns the seconds it took."""
-    from bench.config import RunRules
-    from bench.devices import get_backend
-    from bench.workloads import WorkloadContext, get_workload
-
-    cls = get_workload(target.workload)
-    rules = RunRules(warmup_iters=0, min_iters=1, min_duration_s=0.0, repeats=1)
-    ctx = WorkloadContext(backend=get_backend("cpu"), mode=target.mode,
-                          params=first_point_params(cls.configs["small"]),
-                          precision=target.precision, seed=seed, rules=rules)
-    workload = cls(ctx)
-    torch.manual_seed(seed)
-    start = time.monotonic()
-    workload.setup()
-    with recording(recorder, target.source):
-        workload.measure()
-    return time.monotonic() - start

@@ -112,7 +112,7 @@ class CaseRunner:
         return True
 
     def _device_call(self, fn: Any, side: Any, clone: bool) -> tuple[Any, list[str]]:
-        from bench.child import cpu_fallbacks
+        from bench.devices.base import cpu_fallbacks
         from bench.function import replay
 
         with warnings.catch_warnings(record=True) as caught:
@@ -181,6 +181,7 @@ class CaseRunner:
     def backward(self, case: Case, entry: Any, call: Any) -> tuple[dict[str, Any], bool]:
         import torch
 
+        from bench.devices.base import cpu_fallbacks
         from bench.function import compare, replay
 
         started = time.monotonic()
@@ -200,8 +201,6 @@ class CaseRunner:
                 grads = replay.output_gradients(outs, seed + 1, self.device)
                 dev_grads = replay.backward(out, dev_side.leaves, grads)
                 self.backend.synchronize()
-            from bench.child import cpu_fallbacks
-
             fallbacks = cpu_fallbacks(caught)
         except Exception as exc:
             return self._failed(case, "backward", started, exc)
@@ -229,12 +228,12 @@ class CaseRunner:
 def main(argv: list[str]) -> int:
     from bench.devices import get_backend
     from bench.function.catalogue import load
-    from bench.workloads import all_workloads
+    from bench.plugins import import_workload_modules
 
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     # Extension modules (BENCH_WORKLOAD_MODULES) may register kernels for the device, as its
     # vendor's plugins do: this process must see what the measuring process sees.
-    all_workloads()
+    import_workload_modules()
     backend = get_backend(spec["vendor"])
     catalogue = load(Path(spec["catalogue"]))
     with open(argv[1], "a", encoding="utf-8") as out:

@@ -164,3 +164,11 @@ def decoder_parameter_count(s: DecoderShape) -> int:
     embedding = s.vocab * s.hidden
     head = 0 if s.tied_embeddings else s.vocab * s.hidden
     return s.layers * per_layer + embedding + head + s.hidden
+
+
+def dtype_kwargs(dtype: Any) -> dict[str, Any]:
+    """The ``from_pretrained`` / ``from_config`` argument that sets the weights' dtype:
+    transformers 5 names it ``dtype``; 4.x (older vendor images) ``torch_dtype``."""
+    transformers = importlib.import_module("transformers")
+    return {"dtype": dtype} if int(transformers.__version__.split(".")[0]) >= 5 \
+        else {"torch_dtype": dtype}

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.devices import DeviceBackend
 from bench.timing import ProgressFn, timed_loop
-from bench.workloads.base import WorkloadContext
+from bench.workload import WorkloadContext
 
 
 @dataclass

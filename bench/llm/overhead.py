@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from bench.devices import detect, get_backend
-    from bench.workloads import WorkloadContext, get_workload
+    from bench.workload import WorkloadContext, get_workload
 
     vendor = detect() if args.device == "auto" else args.device
     backend = get_backend(vendor)

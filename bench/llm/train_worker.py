@@ -27,8 +27,8 @@ RECORD_FILE = "record.json"
 
 
 def main(argv: list[str], session_class: Any = None) -> int:
-    from bench.child import emit_progress
     from bench.devices import get_backend
+    from bench.events import emit_progress
     from bench.jsonio import atomic_write_json, sanitize
     from bench.llm.trainer import RankEnv, TrainSession, TrainSpec, init_process_group
     from bench.rules import RunRules

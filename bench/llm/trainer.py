@@ -32,6 +32,7 @@ import numpy as np
 from bench.distributed import this_node
 from bench.errors import UserError
 from bench.llm import train_data as td
+from bench.llm.architectures import dtype_kwargs
 from bench.llm.train_formulas import LrSchedule
 from bench.llm.train_models import (
     TRAIN_MODELS,
@@ -292,7 +293,7 @@ class TrainSession:
                                            eps=spec.eps, weight_decay=spec.weight_decay)
         self.schedule = LrSchedule(spec.lr, spec.warmup_steps, spec.decay_steps,
                                    spec.min_lr_ratio)
-        from bench.workloads._common import grad_scaler
+        from bench.devices.base import grad_scaler
 
         self.scaler = grad_scaler(self.device.type, spec.precision == "fp16")
         self.source, self.data_info = self._make_source()
@@ -318,10 +319,8 @@ class TrainSession:
         if self.env.rank == 0:
             from transformers import AutoModelForCausalLM
 
-            from bench.workloads.llm import _dtype_kwargs
-
             loaded = AutoModelForCausalLM.from_pretrained(
-                self.spec.weights, local_files_only=True, **_dtype_kwargs(torch.float32))
+                self.spec.weights, local_files_only=True, **dtype_kwargs(torch.float32))
             by_name = {_canonical(k): k for k in model.state_dict()}
             full = {by_name[k]: v for k, v in loaded.state_dict().items() if k in by_name}
         set_model_state_dict(model, full, options=StateDictOptions(

@@ -9,8 +9,9 @@ document carries that chain, so a run that ended on a fallback says so.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import UserError
@@ -22,124 +23,68 @@ from bench.telemetry.base import (
 )
 from bench.telemetry.sampler import Sampler
 
-Factory = Callable[[list[int], float], TelemetryAdapter]
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """Where an adapter class lives, imported only when the adapter is opened: a chain never
+    loads the library or module of a step it does not reach."""
+
+    module: str  # bench.telemetry.<module>
+    cls: str
+    takes_interval: bool = False  # the tool streams at its own period (jtop, tegrastats)
+
+    def open(self, device_indices: list[int], interval_s: float) -> TelemetryAdapter:
+        adapter = getattr(importlib.import_module(f"{__name__}.{self.module}"), self.cls)
+        if self.takes_interval:
+            return adapter(device_indices, interval_s)
+        return adapter(device_indices)
 
 
-def _host(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.host import HostAdapter
-
-    return HostAdapter(indices)
-
-
-def _nvml(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.nvml import NvmlAdapter
-
-    return NvmlAdapter(indices)
-
-
-def _cndev(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.cndev import CndevAdapter
-
-    return CndevAdapter(indices)
-
-
-def _cnmon(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.cndev import CnmonAdapter
-
-    return CnmonAdapter(indices)
-
-
-def _ixml(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.ixml import IxmlAdapter
-
-    return IxmlAdapter(indices)
-
-
-def _ixsmi(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.ixml import IxsmiAdapter
-
-    return IxsmiAdapter(indices)
-
-
-def _jtop(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.jetson import JtopAdapter
-
-    return JtopAdapter(indices, interval_s)
-
-
-def _tegrastats(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.jetson import TegrastatsAdapter
-
-    return TegrastatsAdapter(indices, interval_s)
-
-
-def _dcmi(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.ascend import DcmiAdapter
-
-    return DcmiAdapter(indices)
-
-
-def _npu_smi(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.ascend import NpuSmiAdapter
-
-    return NpuSmiAdapter(indices)
-
-
-def _amdsmi(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.rocm import AmdsmiAdapter
-
-    return AmdsmiAdapter(indices)
-
-
-def _rocm_smi(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.rocm import RocmSmiAdapter
-
-    return RocmSmiAdapter(indices)
-
-
-def _hy_smi(indices: list[int], interval_s: float) -> TelemetryAdapter:
-    from bench.telemetry.rocm import HySmiAdapter
-
-    return HySmiAdapter(indices)
-
-
-ADAPTERS: dict[str, Factory] = {
-    "host": _host,
-    "nvml": _nvml,
-    "cndev": _cndev,
-    "cnmon": _cnmon,
-    "ixml": _ixml,
-    "ixsmi": _ixsmi,
-    "jtop": _jtop,
-    "tegrastats": _tegrastats,
-    "dcmi": _dcmi,
-    "npu-smi": _npu_smi,
-    "amdsmi": _amdsmi,
-    "rocm-smi": _rocm_smi,
-    "hy-smi": _hy_smi,
+ADAPTERS: dict[str, AdapterRef] = {
+    "host": AdapterRef("host", "HostAdapter"),
+    "nvml": AdapterRef("nvml", "NvmlAdapter"),
+    "cndev": AdapterRef("cndev", "CndevAdapter"),
+    "cnmon": AdapterRef("cndev", "CnmonAdapter"),
+    "ixml": AdapterRef("ixml", "IxmlAdapter"),
+    "ixsmi": AdapterRef("ixml", "IxsmiAdapter"),
+    "jtop": AdapterRef("jetson", "JtopAdapter", takes_interval=True),
+    "tegrastats": AdapterRef("jetson", "TegrastatsAdapter", takes_interval=True),
+    "dcmi": AdapterRef("ascend", "DcmiAdapter"),
+    "npu-smi": AdapterRef("ascend", "NpuSmiAdapter"),
+    "amdsmi": AdapterRef("rocm", "AmdsmiAdapter"),
+    "rocm-smi": AdapterRef("rocm", "RocmSmiAdapter"),
+    "hy-smi": AdapterRef("rocm", "HySmiAdapter"),
 }
 
-# What each backend falls back to, in order (host always last).
-FALLBACKS: dict[str, tuple[str, ...]] = {
-    "host": ("host",),
-    "nvml": ("nvml", "host"),
-    "cndev": ("cndev", "cnmon", "host"),
-    "cnmon": ("cnmon", "host"),
-    "ixml": ("ixml", "ixsmi", "host"),
-    "ixsmi": ("ixsmi", "host"),
-    "jtop": ("jtop", "tegrastats", "host"),
-    "tegrastats": ("tegrastats", "host"),
-    "dcmi": ("dcmi", "npu-smi", "host"),
-    "npu-smi": ("npu-smi", "host"),
-    "amdsmi": ("amdsmi", "rocm-smi", "hy-smi", "host"),
-    "rocm-smi": ("rocm-smi", "host"),
-    "hy-smi": ("hy-smi", "host"),
-}
+# Each management API's chain: its library first, then its command-line tool(s). The only
+# list written by hand; FALLBACKS follows from it.
+CHAINS: tuple[tuple[str, ...], ...] = (
+    ("nvml",),
+    ("cndev", "cnmon"),
+    ("ixml", "ixsmi"),
+    ("jtop", "tegrastats"),
+    ("dcmi", "npu-smi"),
+    ("amdsmi", "rocm-smi", "hy-smi"),
+)
+
+
+def _fallbacks(chains: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, ...]]:
+    """What each name falls back to, in order, host always last: a chain's head the rest of
+    its chain, any other member (asked for by itself, e.g. ``BENCH_TELEMETRY=cnmon``) only
+    the host."""
+    out: dict[str, tuple[str, ...]] = {"host": ("host",)}
+    for head, *rest in chains:
+        out[head] = (head, *rest, "host")
+        out.update({member: (member, "host") for member in rest})
+    return out
+
+
+FALLBACKS: dict[str, tuple[str, ...]] = _fallbacks(CHAINS)
 
 OVERRIDE_ENV = "BENCH_TELEMETRY"
 
-__all__ = ["ADAPTERS", "FALLBACKS", "SAMPLE_FIELDS", "AdapterUnavailable", "Sample", "Sampler",
-           "TelemetryAdapter", "open_adapter"]
+__all__ = ["ADAPTERS", "CHAINS", "FALLBACKS", "SAMPLE_FIELDS", "AdapterRef", "AdapterUnavailable",
+           "Sample", "Sampler", "TelemetryAdapter", "open_adapter"]
 
 
 def open_adapter(name: str, device_indices: list[int],
@@ -158,7 +103,7 @@ def open_adapter(name: str, device_indices: list[int],
     attempts: list[dict[str, str]] = []
     for step in FALLBACKS[requested]:
         try:
-            adapter = ADAPTERS[step](device_indices, interval_s)
+            adapter = ADAPTERS[step].open(device_indices, interval_s)
         except Exception as exc:
             if step == "host":
                 raise

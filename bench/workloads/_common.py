@@ -13,19 +13,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from bench.data import DataInfo, DeviceBatches, existing_path, make_loader
-from bench.workloads.base import Workload
+from bench.devices.base import grad_scaler
+from bench.workload import Workload
 
 # Host-side synthetic data sets (loader mode without data_path) hold this many batches, so
 # an epoch boundary (and its shuffle) falls inside longer runs as with real data.
 SYNTHETIC_LOADER_BATCHES = 16
-
-
-def grad_scaler(device_type: str, enabled: bool) -> Any:
-    """A loss scaler for fp16 training (a no-op when disabled); old torch builds keep it
-    under ``torch.<device>.amp`` instead of ``torch.amp``."""
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler(device_type, enabled=enabled)
-    return getattr(torch, device_type).amp.GradScaler(enabled=enabled)  # pragma: no cover
 
 
 class Trainer:

@@ -22,9 +22,8 @@ from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice
 from bench.models.bert import BERT_CONFIGS, LOWERCASE, bert_for_qa
 from bench.quantize import agreement_metrics
-from bench.workloads import register
+from bench.workload import Workload, count_parameters, register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
-from bench.workloads.base import Workload, count_parameters
 
 # A typical SQuAD question is ~11 words: the synthetic features' question segment.
 SYNTHETIC_QUESTION_TOKENS = 16

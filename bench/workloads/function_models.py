@@ -15,13 +15,12 @@ import gc
 import time
 from typing import Any
 
-from bench.config import RunRules
 from bench.errors import Unsupported, UserError
 from bench.function.model import NORM_TOLERANCE, workload_check
 from bench.function.trace import MODEL_GROUPS, first_point_params
 from bench.results import metric
-from bench.workloads import WorkloadContext, all_workloads, register
-from bench.workloads.base import Workload
+from bench.rules import RunRules
+from bench.workload import Workload, WorkloadContext, all_workloads, register
 
 STATUSES = ("pass", "fail", "not_checked", "error")
 

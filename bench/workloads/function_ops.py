@@ -23,8 +23,7 @@ from bench.function.compare import CLASSES, tolerances_info
 from bench.function.isolate import run_isolated
 from bench.function.worker import Case
 from bench.results import metric
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 # Worst first: an operator's class in a dtype is the worst class of its passes.
 SEVERITY = ("crash", "unsupported", "wrong", "cpu_fallback", "pass", "skipped")

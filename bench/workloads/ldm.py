@@ -26,8 +26,7 @@ from bench.llm import diffusion, prompts
 from bench.llm.architectures import SCALES
 from bench.llm.grid import PointResult, pick_reference, progress_note, run_point
 from bench.stats import LATENCY_PERCENTILES, percentile
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 _COMMON = {"weights": None, "prompts": None, "tokenizer": None}

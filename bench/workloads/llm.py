@@ -25,7 +25,13 @@ from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
 from bench.function.model import CHECK_BATCH, ModelProbe, greedy_decode
 from bench.llm import prompts
-from bench.llm.architectures import ARCHITECTURES, SCALES, Architecture, DecoderShape
+from bench.llm.architectures import (
+    ARCHITECTURES,
+    SCALES,
+    Architecture,
+    DecoderShape,
+    dtype_kwargs,
+)
 from bench.llm.generation import (
     GenerationSettings,
     generate_timed,
@@ -39,8 +45,7 @@ from bench.llm.memory import (
     fits,
 )
 from bench.model_facts import decode_bytes_per_item
-from bench.workloads import register
-from bench.workloads.base import Workload, count_parameters
+from bench.workload import Workload, count_parameters, register
 
 # docs/llm.md: concurrency 1..64 x (input, output) tokens of the chip evaluation template.
 FULL_BATCH_SIZES = [1, 8, 16, 32, 64]
@@ -113,14 +118,6 @@ def validate_llm_params(params: dict[str, Any]) -> None:
         raise UserError(f"weights {params['weights']!r} is not a directory.",
                         "Point `weights` at a local directory with config.json and the "
                         "weights (safetensors); nothing is ever downloaded.")
-
-
-def _dtype_kwargs(dtype: Any) -> dict[str, Any]:
-    """transformers 5 names the argument ``dtype``; 4.x (older vendor images) ``torch_dtype``."""
-    import transformers
-
-    return {"dtype": dtype} if int(transformers.__version__.split(".")[0]) >= 5 \
-        else {"torch_dtype": dtype}
 
 
 class LlmWorkload(Workload):
@@ -262,11 +259,11 @@ class LlmWorkload(Workload):
         if weights is None:
             with torch.device(device):
                 model = AutoModelForCausalLM.from_config(self.config,
-                                                         **_dtype_kwargs(self.dtype))
+                                                         **dtype_kwargs(self.dtype))
         else:
             prompts.offline()
             model = AutoModelForCausalLM.from_pretrained(
-                weights, local_files_only=True, **_dtype_kwargs(self.dtype)).to(device)
+                weights, local_files_only=True, **dtype_kwargs(self.dtype)).to(device)
         return model.eval()
 
     def make_prompts(self, lengths: list[int] | None = None,

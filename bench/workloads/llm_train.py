@@ -44,8 +44,7 @@ from bench.llm.train_models import FINETUNE_MODELS, TRAIN_MODELS
 from bench.micro.peaks import device_peaks
 from bench.results import metric
 from bench.rules import RunRules
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 # Run rule of the chip evaluation template: fewer than 50 warm-up iterations.
 MAX_WARMUP_ITERS = 49

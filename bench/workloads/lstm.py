@@ -30,9 +30,8 @@ from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice, greedy_decode
 from bench.models.char_lstm import CharLSTM, generate
 from bench.quantize import agreement_metrics
-from bench.workloads import register
+from bench.workload import Workload, count_parameters, register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
-from bench.workloads.base import Workload, count_parameters
 
 PARAMETERS = 3_313_261
 VOCAB_SIZE = 4845

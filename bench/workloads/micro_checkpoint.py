@@ -23,8 +23,7 @@ from bench.micro import formulas
 from bench.micro.precision import DTYPES, elem_bytes
 from bench.micro.sweep import Point, run_point, sweep_measurement, timed_series
 from bench.results import metric
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 MiB, GiB = 2**20, 2**30
 FREE_SPACE_MARGIN = 1.2

@@ -32,8 +32,7 @@ from bench.micro.peaks import device_peaks, pct_metric
 from bench.micro.precision import DTYPES
 from bench.micro.sweep import Point, PointTiming, best_point, sweep_measurement
 from bench.results import metric
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 KiB, MiB = 2**10, 2**20
 CPU_RANKS = 2  # gloo processes on the cpu reference, which has one "device"

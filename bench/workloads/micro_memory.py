@@ -30,8 +30,7 @@ from bench.micro.sweep import (
     time_calls,
 )
 from bench.results import metric
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 KiB, MiB, GiB = 2**10, 2**20, 2**30
 

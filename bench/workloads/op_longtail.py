@@ -31,8 +31,7 @@ from bench.micro.sweep import (
     time_calls,
 )
 from bench.results import metric
-from bench.workloads import register
-from bench.workloads.base import Workload
+from bench.workload import Workload, register
 
 TIMED = [op.name for op in LONG_TAIL if op.timed]
 

@@ -20,14 +20,13 @@ from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice
 from bench.models.resnet import resnet34
 from bench.quantize import agreement_metrics
-from bench.workloads import register
+from bench.workload import Workload, count_parameters, register
 from bench.workloads._common import (
     Trainer,
     data_root,
     loader_batches,
     synthetic_length,
 )
-from bench.workloads.base import Workload, count_parameters
 
 PARAMETERS = 21_335_972
 

@@ -22,7 +22,7 @@ from torch import nn
 from bench.errors import UserError
 from bench.llm.architectures import ARCHITECTURES, SCALES, DecoderShape
 from bench.micro import formulas
-from bench.workloads import register
+from bench.workload import register
 from bench.workloads.micro_ops import PASSES, Built, OperatorSweep
 
 RMS_EPS = 1e-6

@@ -19,9 +19,8 @@ from bench.data.carvana import CarvanaDataset, SyntheticSegmentation
 from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice
 from bench.models.unet import UNet, dice_loss
-from bench.workloads import register
+from bench.workload import Workload, count_parameters, register
 from bench.workloads._common import Trainer, data_root, loader_batches, synthetic_length
-from bench.workloads.base import Workload, count_parameters
 
 PARAMETERS = 31_037_698
 CLASSES = 2

@@ -32,8 +32,7 @@ from bench.flops import WorkProbe
 from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.models.yolov10 import YOLOv10, yolov10n
 from bench.models.yolov10_loss import V10DetectLoss
-from bench.workloads import register
-from bench.workloads.base import Workload, count_parameters
+from bench.workload import Workload, count_parameters, register
 
 PARAMETERS = 2_775_520
 MAX_STRIDE = 32  # the P5 level: input sides must be multiples of it

@@ -18,7 +18,6 @@ written as numbers.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError, printable
+from bench.errors import UserError
 from bench.ids import inside, slug
 from bench.jsonio import atomic_write_text
 from bench.paths import make_writable_dir
@@ -34,6 +33,7 @@ from testbed.report import render_html, render_md
 from testbed.report.analysis import Analysis, analyse
 from testbed.report.checks import CheckSettings
 from testbed.report.figures import add_device_views
+from testbed.report.fmt import SafeCsvWriter
 from testbed.report.function_views import build_function_views
 from testbed.report.inputs import ResultSet, load_results
 from testbed.report.metrics import ScoreSettings
@@ -82,34 +82,6 @@ def _require(paths: list[Path], what: str) -> None:
         raise UserError(f"{what} path {missing[0]} does not exist.",
                         "Give a run directory (results/<run-id>/) or result files; run "
                         "`invoke bench --native --suite smoke` to make some.")
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: object) -> object:
-    """A CSV cell no spreadsheet runs as a formula (OWASP's CSV injection advice): text
-    starting with = + - @ tab or CR gets a leading ' (text that is a plain number, like
-    -3.5, stays as it is). Control characters (a terminal escape sequence) are written
-    escaped (``\x1b``)."""
-    if isinstance(value, str):
-        value = printable(value, newlines=True)
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        try:
-            float(value)
-        except ValueError:
-            return "'" + value
-    return value
-
-
-class SafeCsvWriter:
-    """``csv.writer`` whose every cell goes through ``csv_cell``."""
-
-    def __init__(self, buf: io.StringIO) -> None:
-        self._writer = csv.writer(buf, lineterminator="\n")
-
-    def writerow(self, row: list[object]) -> None:
-        self._writer.writerow([csv_cell(c) for c in row])
 
 
 def aggregated_csv(analysis: Analysis) -> str:

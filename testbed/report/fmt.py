@@ -1,8 +1,13 @@
-"""Numbers for people: SI values with their units, shortened the way the field writes them."""
+"""Numbers for people: SI values with their units, shortened the way the field writes them;
+and CSV cells no spreadsheet runs as a formula (every CSV the report and the scorecard write)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+
+from bench.errors import printable
 
 SI_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -45,3 +50,31 @@ def format_ratio(value: float | None) -> str:
 
 def format_score(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell no spreadsheet runs as a formula (OWASP's CSV injection advice): text
+    starting with = + - @ tab or CR gets a leading ' (text that is a plain number, like
+    -3.5, stays as it is). Control characters (a terminal escape sequence) are written
+    escaped (``\x1b``)."""
+    if isinstance(value, str):
+        value = printable(value, newlines=True)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """``csv.writer`` whose every cell goes through ``csv_cell``."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self._writer = csv.writer(buf, lineterminator="\n")
+
+    def writerow(self, row: list[object]) -> None:
+        self._writer.writerow([csv_cell(c) for c in row])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from bench.micro.formulas import size_label
 from testbed.report import charts
+from testbed.report.fmt import SafeCsvWriter
 from testbed.report.training import Curve, line_chart
 from testbed.report.views import Cell, Figure, Table
 from testbed.scorecard.build import Scorecard, Soak
@@ -285,8 +286,6 @@ def section(cards: list[Scorecard]) -> ScorecardSection:
 def scorecard_csv(cards: list[Scorecard]) -> str:
     """The scorecards as CSV; device labels are someone else's text, so every cell is made
     safe for spreadsheets as the report's other CSV files are."""
-    from testbed.report.build import SafeCsvWriter
-
     buf = io.StringIO()
     writer = SafeCsvWriter(buf)
     writer.writerow(["device", "baseline", "test_item", "sub_item", "score", "shown",

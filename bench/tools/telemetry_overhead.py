@@ -35,7 +35,7 @@ def child_main(spec: dict[str, Any]) -> int:
 
     from bench.devices import get_backend
     from bench.rules import RunRules
-    from bench.workloads import WorkloadContext, get_workload
+    from bench.workload import WorkloadContext, get_workload
 
     backend = get_backend(spec["vendor"])
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ class Child:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.telemetry.overhead", "--child", json.dumps(spec)],
+            [sys.executable, "-m", "bench.tools.telemetry_overhead", "--child", json.dumps(spec)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -225,7 +225,7 @@ def verdict(result: dict[str, Any], target_pct: float = 1.0) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.telemetry.overhead",
+    parser = argparse.ArgumentParser(prog="python -m bench.tools.telemetry_overhead",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu")

@@ -1,4 +1,4 @@
-"""The workload interface.
+"""The workload interface and the registry of workloads by name.
 
 A workload builds its model and synthetic on-device data in ``setup`` and does one iteration
 in ``step`` (returning the items it processed). The harness owns the timing (``bench.timing``),
@@ -9,6 +9,12 @@ With the run rule ``input_variants`` K > 1 (the audit's caching check) the defau
 ``measure`` cycles the synthetic inputs named in ``input_attrs`` through K permuted copies
 (``bench.data.variants``); a workload that cannot vary its inputs runs as usual and says why
 in its info.
+
+The workloads themselves (``bench/workloads/``, and the modules ``BENCH_WORKLOAD_MODULES``
+names) register their classes here with ``@register``; ``get_workload`` imports them by name
+(``bench.plugins``). So this module sits low in the layers: the suite loader, the runner, the
+LLM helpers and the tools find a workload through it and never import ``bench.workloads``,
+which sits above everything a workload uses (docs/architecture.md, "The layers").
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.distributed import Placement
-from bench.errors import Unsupported
+from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
+from bench.plugins import import_workload_modules
 from bench.rules import RunRules
 from bench.timing import ProgressFn, StreamStep, concurrent_loop, timed_loop
 
@@ -272,7 +279,6 @@ class Workload(ABC):
         """One runner per stream that serves any set of the scenario's sample library as a
         batch (``bench.scenarios``). The default gathers rows of the synthetic inputs named
         in ``input_attrs``; a workload without a fixed synthetic batch cannot be served."""
-        from bench.errors import Unsupported
         from bench.scenarios.samples import WorkloadRunner, sample_library
 
         reason = self.fixed_inputs_reason()
@@ -374,3 +380,29 @@ class Workload(ABC):
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# -- the registry ---------------------------------------------------------------------------
+_REGISTRY: dict[str, type[Workload]] = {}
+
+
+def register(cls: type[Workload]) -> type[Workload]:
+    """Class decorator: make ``cls`` a workload found by its ``name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"two workloads are named {cls.name!r}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def all_workloads() -> dict[str, type[Workload]]:
+    """Every workload (built-in and ``BENCH_WORKLOAD_MODULES``), by name, A-Z."""
+    import_workload_modules()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_workload(name: str) -> type[Workload]:
+    workloads = all_workloads()
+    if name not in workloads:
+        raise UserError(f"Unknown workload {name!r}.",
+                        f"Choose one of: {', '.join(workloads)} (see `python -m bench list`).")
+    return workloads[name]
