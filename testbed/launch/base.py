@@ -102,7 +102,6 @@ class RunRequest:
                    launcher=data.get("launcher", "container"))
 
 
-
 @dataclass
 class RunOutcome:
     """How a run ended: its directory, the exit code (0 ok, 1 a workload failed or a result
