@@ -143,44 +143,19 @@ def bench(c, suite="smoke", vendor="auto", native=False, out=None, only=None, se
           nodes=None, devices_per_node=None, partition=None, account=None, time=None,
           container="none", gres=None, rdzv_port=None, require_quiet=False):
     """Run a benchmark suite and write one validated JSON result per workload."""
-    from bench.config import DeviceSettings
-    from bench.distributed import parse_devices
     from bench.errors import UserError
-    from testbed.launch.base import RunRequest
+    from testbed.launch import launcher_for
+    from testbed.launch.cli import BenchFlags
 
+    flags = BenchFlags.pick(locals())  # what to run and where (testbed/launch/cli.py)
     try:
-        request = RunRequest(suite=suite, vendor=vendor, out=Path(out) if out else None,
-                             only=tuple(_split(only) or ()), overrides=tuple(set_ or ()),
-                             label=label, devices=_tuple(parse_devices(devices)), image=image,
-                             device=DeviceSettings.from_cli(threads, interop_threads, cpus),
-                             require_quiet=bool(require_quiet))
+        request, options = flags.request(), flags.options()
         if sign:
             from testbed.signing import check_key
 
             check_key(Path(sign))
-        if memory is not None and (slurm or native):
-            raise UserError("--memory limits a container's memory; this run starts none.",
-                            "Drop --memory, or run in the vendor's image (without --native "
-                            "and --slurm).")
-        if slurm:
-            from testbed.launch.slurm import SlurmLauncher, SlurmOptions
-
-            launcher = SlurmLauncher(RESULTS, SlurmOptions(
-                nodes=_count(nodes or 1, "--nodes", 1, 65536),
-                devices_per_node=_count(devices_per_node, "--devices-per-node", 1, 1024)
-                if devices_per_node else None, partition=partition, account=account,
-                time=time, container=container, gres=gres,
-                rdzv_port=_count(rdzv_port, "--rdzv-port", 1, 65535) if rdzv_port else None))
-        elif native:
-            from testbed.launch.native import NativeLauncher
-
-            launcher = NativeLauncher(RESULTS)
-        else:
-            from testbed.launch.container import ContainerLauncher
-
-            launcher = ContainerLauncher(RESULTS, memory=memory)
-        outcome = launcher.launch(request)
-        if outcome.exit_code == 2:
+        outcome = launcher_for(request, options, RESULTS).launch(request)
+        if outcome.exit_code == 2:  # refused before it started: nothing to report or store
             raise Exit(f"error: {outcome.error}" if outcome.error else "", code=2)
         if sign:
             from testbed.signing import sign_file
@@ -210,20 +185,6 @@ def _seconds(text: object, option: str) -> float:
         raise UserError(f"{option} {text!r} is not a number of seconds.",
                         "Give a positive number, e.g. 60.")
     return value
-
-
-def _count(text: object, option: str, low: int, high: int) -> int:
-    """A whole number in [low, high] from the command line (a clear error otherwise)."""
-    from bench.errors import UserError
-
-    if not str(text).isdigit() or not low <= int(str(text)) <= high:
-        raise UserError(f"{option} {text!r} is not a whole number from {low} to {high}.",
-                        f"Give {option} between {low} and {high}.")
-    return int(str(text))
-
-
-def _tuple(items: list[int] | None) -> tuple[int, ...] | None:
-    return tuple(items) if items is not None else None
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -57,31 +57,45 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either the old file or the whole new one.
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True,
+                       mkdir: bool = False) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one,
+    with the mode any new file gets (the umask's; mkstemp alone would make it 0600).
 
     The temporary file lives in the same directory (same file system) and is removed if
-    anything fails, so no partial file is ever left behind.
+    anything fails, so no partial file is ever left behind. ``durable``: the file and its
+    directory entry are on the disk when this returns (results, manifests, exported
+    documents; not a site's pages, which are rewritten whole); ``mkdir``: the missing parent
+    directories are made first.
     """
     path = Path(path)
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    if durable:
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """``text`` (UTF-8) into ``path``, atomically and durably (``atomic_write_bytes``)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, doc: Any) -> None:

@@ -51,6 +51,17 @@ class LongSleeper(Sleeper):
 
 
 @register
+class UnnamedItems(Sleeper):
+    """Runs like test-sleep, but names its items with an empty string, which the result schema
+    refuses: the bench writes the result (noting the problems in its manifest) and the
+    launcher's acceptance on the host sets it aside (testbed.launch.base.accept_results)."""
+
+    name = "test-invalid-result"
+    description = "sleeps 10 ms per step; its result fails validation (empty item unit)"
+    item_unit = ""
+
+
+@register
 class Raiser(_Base):
     name = "test-raise"
     description = "raises in its third step"

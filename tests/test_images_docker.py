@@ -21,9 +21,10 @@ import pytest
 from bench.validate import validate_file
 from testbed.images.base import local_base_ref
 from testbed.images.build import INPUTS_LABEL, build_image, git_revision, plan_build
-from testbed.images.containers import find_bench_image, reject_invalid
+from testbed.images.containers import find_bench_image
 from testbed.images.lock import WHEELHOUSE, sha256_file
 from testbed.images.spec import REPO_DIR, load_spec
+from testbed.launch.base import accept_results
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -148,16 +149,72 @@ def test_an_invalid_result_is_refused_on_the_host(built, smoke_run, tmp_path):
     tampered["metrics"]["throughput_items_per_s"]["value"] *= 2
     (tmp_path / "gemm-infer.json").write_text(json.dumps(tampered))
     other = json.loads((tmp_path / "resnet-infer.json").read_text())
-    assert reject_invalid(tmp_path, built.tag, built.digest) == [
+    assert accept_results(tmp_path, (built.tag, built.digest)) == [
         f"{tmp_path / 'gemm-infer.json'}: $.sha256: sha256 "
         f"{tampered['sha256']!r} does not match the body's "
         f"{_body_hash(tampered)!r}: the document was changed after it was written "
         "(rule: integrity) -> renamed gemm-infer.json.rejected"]
     assert (tmp_path / "gemm-infer.json.rejected").exists()
     assert not (tmp_path / "gemm-infer.json").exists()
-    messages = reject_invalid(tmp_path, built.tag, "sha256:" + "0" * 64)
+    messages = accept_results(tmp_path, (built.tag, "sha256:" + "0" * 64))
     assert len(messages) == 1 and "resnet-infer.json" in messages[0]
     assert f"names {other['provenance']['image']['tag']!r}" in messages[0]
+
+
+TWO_GEMMS = """\
+name: two-gemms
+description: two quick entries, one of which the image edits after the run
+seed: 0
+rules: {warmup_iters: 1, min_iters: 3, min_duration_s: 0.1, repeats: 1, timeout_s: 300}
+telemetry: {interval_s: 0.1, idle_s: 0.2}
+entries:
+  - {id: first, workload: gemm, mode: infer, config: small, precision: fp32}
+  - {id: second, workload: gemm, mode: infer, config: small, precision: fp32}
+"""
+# An image that runs the bench as the real one does, then edits one of the results it wrote.
+EDITS_A_RESULT = (
+    "import json, pathlib, subprocess, sys\n"
+    "code = subprocess.call([sys.executable, '-m', 'bench', *sys.argv[1:]])\n"
+    "path = pathlib.Path('/results/first.json')\n"
+    "doc = json.loads(path.read_text())\n"
+    "doc['metrics']['throughput_items_per_s']['value'] *= 2\n"
+    "path.write_text(json.dumps(doc))\n"
+    "sys.exit(code)\n")
+
+
+def test_a_result_rejected_on_the_host_leaves_the_rest_reported_and_stored(client, built,
+                                                                           tmp_path):
+    """Was: the result renamed and the command exited 2, with no report and nothing stored.
+    Now the launchers' one policy: renamed, its manifest entry an error naming it, exit 1,
+    and the report and the store get the valid rest."""
+    import io
+
+    tag = "accel-testbed-test/edits-a-result:1"
+    dockerfile = f"FROM {built.tag}\nENTRYPOINT {json.dumps(['python', '-c', EDITS_A_RESULT])}\n"
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True,
+                        network_mode="none")
+    try:
+        suite = tmp_path / "two-gemms.yaml"
+        suite.write_text(TWO_GEMMS)
+        out, reports = tmp_path / "run", tmp_path / "report"
+        proc = invoke("bench", "--vendor", "cpu", "--image", tag, "--suite", str(suite),
+                      "--out", str(out), "--report-out", str(reports), "--store",
+                      str(tmp_path / "store.duckdb"))
+    finally:
+        client.images.remove(tag)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 1, said
+    assert "Traceback" not in said
+    assert "first.json: $.sha256" in said and "-> renamed first.json.rejected" in said
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "first.json.rejected", "manifest.json", "second.json"]
+    assert validate_file(out / "second.json").ok and validate_file(out / "manifest.json").ok
+    entries = {e["id"]: e for e in json.loads((out / "manifest.json").read_text())["entries"]}
+    assert entries["second"]["status"] == "ok"
+    assert entries["first"]["status"] == "error" and entries["first"]["file"] is None
+    assert entries["first"]["rejected"] == "first.json.rejected"
+    assert (reports / "report.md").is_file()
+    assert "store: 1 manifest, 1 result added" in said
 
 
 def _body_hash(doc):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -114,6 +116,22 @@ def test_settings_file_is_valid_and_bad_settings_are_named(tmp_path):
     bad.write_text(yaml.safe_dump(doc))
     with pytest.raises(UserError, match="checkpoint"):
         load_settings(bad)
+
+
+@pytest.mark.timeout(60)
+def test_settings_are_read_as_every_user_yaml_is(tmp_path):
+    """The suite loader's reader (bench.schema.read_yaml_file): a FIFO is refused by name (it
+    blocked forever), and so is nesting deeper than the limit."""
+    import os
+
+    fifo = tmp_path / "settings.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match=re.escape(f"Scorecard settings {fifo} is a FIFO")):
+        load_settings(fifo)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 100 + "]" * 100 + "\n")
+    with pytest.raises(UserError, match=re.escape(f"Scorecard settings {deep} nests deeper than")):
+        load_settings(deep)
 
 
 def _fixed_devices(params: dict) -> int | None:

@@ -23,6 +23,7 @@ import pytest
 
 from bench.validate import validate_file
 from testbed.images.spec import VENDORS, load_spec
+from testbed.launch.base import RunRequest
 from testbed.launch.slurm import (
     SlurmOptions,
     docker_node_options,
@@ -36,6 +37,15 @@ from tests.test_vendor_specs import ASCEND_HOST, make_host, make_kfd_host
 INVOKE = [sys.executable, "-m", "invoke"]
 
 
+def _plan(vendor: str, suite: str, options: SlurmOptions, run_id: str, run_dir: Path,
+          **request):
+    """``plan_job`` for a request of ``vendor`` and ``suite`` with this run id and directory
+    (``request``: more of its fields; lists become tuples)."""
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in request.items()}
+    return plan_job(RunRequest(suite=suite, vendor=vendor, run_id=run_id, out=run_dir,
+                               launcher="slurm", **fields), options)
+
+
 # -- the scripts, for every vendor, at 4 nodes x 8 devices --------------------------------------
 def _per_node(vendor: str) -> int | None:
     """8 devices per node, except a Jetson board: one integrated GPU."""
@@ -43,10 +53,9 @@ def _per_node(vendor: str) -> int | None:
 
 
 def _job(vendor: str, tmp_path: Path, **changes):
-    job = plan_job(vendor, "micro", SlurmOptions(nodes=4, devices_per_node=_per_node(vendor),
-                                                 partition="gpu", account="lab",
-                                                 time="2:00:00"),
-                   f"20260101T000000Z-{vendor}-micro-abcdef", tmp_path / "run")
+    job = _plan(vendor, "micro", SlurmOptions(nodes=4, devices_per_node=_per_node(vendor),
+                                              partition="gpu", account="lab", time="2:00:00"),
+                f"20260101T000000Z-{vendor}-micro-abcdef", tmp_path / "run")
     return dataclasses.replace(job, **changes)
 
 
@@ -382,6 +391,62 @@ def test_scancel_keeps_finished_results_and_marks_the_rest(cluster, tmp_path):
     assert "never: not run: job" in output
 
 
+def test_a_gathered_result_that_fails_validation_is_set_aside(cluster, tmp_path):
+    """Was: written under its name anyway, with schema_problems in the manifest, and exit 130
+    (the job FAILED because a step exited 1). Now the launchers' one policy: renamed
+    bad.json.rejected, its manifest entry an error naming it, exit 1; the node's own file is
+    left as it came, and `invoke gather` accepts the same."""
+    suite = tmp_path / "invalid.yaml"
+    suite.write_text("name: invalid\n" + RULES + "entries:\n"
+                     "  - {id: good, workload: test-sleep, mode: infer}\n"
+                     "  - {id: bad, workload: test-invalid-result, mode: infer}\n")
+    out = tmp_path / "run"
+    proc = _invoke_slurm(suite, out, cluster)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 1, said[-3000:]
+    assert "-> renamed bad.json.rejected" in said and "Traceback" not in said
+    node_file = out / "nodes" / "n1" / "bad" / "bad.json"
+    assert node_file.is_file() and not (out / "bad.json").exists()
+    assert (out / "bad.json.rejected").read_bytes() == node_file.read_bytes()
+    assert validate_file(out / "good.json").ok and validate_file(out / "manifest.json").ok
+    manifest = json.loads((out / "manifest.json").read_text())
+    # the job FAILED (a step exited 1), yet every entry ran: the run finished (was:
+    # interrupted, exit 130, as if it had been cancelled)
+    assert manifest["slurm"]["state"] == "FAILED" and manifest["state"] == "finished"
+    entries = {e["id"]: e for e in manifest["entries"]}
+    assert entries["good"]["status"] == "ok"
+    assert entries["bad"]["status"] == "error" and entries["bad"]["file"] is None
+    assert entries["bad"]["rejected"] == "bad.json.rejected"
+    assert "$.workload.item_unit" in entries["bad"]["schema_problems"][0]
+
+    again = subprocess.run([*INVOKE, "gather", str(out), "--no-report"], cwd=ROOT,
+                           env=bench_env(**cluster), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
+    assert not (out / "bad.json").exists() and (out / "bad.json.rejected").is_file()
+    assert json.loads((out / "manifest.json").read_text())["entries"][1]["rejected"] == \
+        "bad.json.rejected"
+
+
+def test_a_run_planned_before_the_job_held_its_request_is_still_read(tmp_path):
+    """plan.json of runs planned before (the request's fields at its top level): `invoke
+    gather` still reads them, as the same job."""
+    from testbed.launch.slurm import read_job, write_job
+
+    job = _job("cpu", tmp_path, extra_sbatch=("--qos=high",))
+    job = dataclasses.replace(job, request=dataclasses.replace(
+        job.request, label="lab-a", overrides=("gemm-fp32.n=64",), require_quiet=True))
+    write_job(job, tmp_path / "run")
+    plan = tmp_path / "run" / "slurm" / "plan.json"
+    data = json.loads(plan.read_text())
+    request = data.pop("request")
+    data.update(run_id=request["run_id"], run_dir=request["out"], suite=request["suite"],
+                vendor=request["vendor"], label=request["label"],
+                overrides=request["overrides"], require_quiet=request["require_quiet"])
+    plan.write_text(json.dumps(data))
+    assert read_job(tmp_path / "run") == job
+
+
 def test_missing_sbatch_or_unreachable_controller_names_the_fix(cluster, tmp_path):
     suite = "smoke"
     proc = subprocess.run([*INVOKE, "bench", "--slurm", "--vendor", "cpu", "--suite", suite,
@@ -423,8 +488,7 @@ def _left_behind(tmp_path: Path, scheduler_state: str):
                      "  - {id: b, workload: test-sleep, mode: infer, per_node: true}\n"
                      "  - {id: c, workload: test-sleep, mode: infer}\n")
     run = tmp_path / "run"
-    job = plan_job("cpu", str(suite), SlurmOptions(nodes=2), "20260101T000000Z-cpu-left-0",
-                   run)
+    job = _plan("cpu", str(suite), SlurmOptions(nodes=2), "20260101T000000Z-cpu-left-0", run)
     write_job(job, run)
     node = run / "nodes"
     for entry in ("a", "b"):
@@ -476,7 +540,7 @@ def test_bad_slurm_options_are_refused_before_anything_is_written(vendor, option
     from bench.errors import UserError
 
     with pytest.raises(UserError, match=words):
-        plan_job(vendor, "micro", options, "x", tmp_path / "run", image=image)
+        _plan(vendor, "micro", options, "x", tmp_path / "run", image=image)
     assert not (tmp_path / "run").exists()
 
 
@@ -506,7 +570,7 @@ def test_sbatch_line_options_refuse_shell_and_newlines(option, payload, tmp_path
     from bench.errors import UserError
 
     with pytest.raises(UserError, match=f"--{option}"):
-        plan_job("cuda", "micro", SlurmOptions(**{option: payload}), "x", tmp_path / "run")
+        _plan("cuda", "micro", SlurmOptions(**{option: payload}), "x", tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -515,7 +579,7 @@ def test_a_run_directory_that_would_break_out_of_sbatch_output_is_refused(payloa
     from bench.errors import UserError
 
     with pytest.raises(UserError, match="--out"):
-        plan_job("cuda", "micro", SlurmOptions(), "x", tmp_path / payload)
+        _plan("cuda", "micro", SlurmOptions(), "x", tmp_path / payload)
 
 
 @pytest.mark.parametrize("option", ["suite", "label", "set", "only", "image"])
@@ -535,7 +599,7 @@ def test_a_newline_in_any_quoted_value_is_refused(option, tmp_path):
     else:
         kwargs[option] = value
     with pytest.raises(UserError, match="control character"):
-        plan_job("cuda", suite, SlurmOptions(), "x", tmp_path / "run", **kwargs)
+        _plan("cuda", suite, SlurmOptions(), "x", tmp_path / "run", **kwargs)
 
 
 @pytest.mark.parametrize("payload", INJECTIONS[1:])
@@ -546,9 +610,9 @@ def test_file_names_with_shell_characters_reach_the_nodes_as_they_are(payload, t
     suite.write_text((ROOT / "bench/suites/smoke.yaml").read_text())
     sif = tmp_path / f"{payload}.sif"
     sif.write_bytes(b"sif")
-    job = plan_job("cpu", str(suite), SlurmOptions(nodes=2, container="apptainer",
-                                                   partition="debug"),
-                   "20260101T000000Z-cpu-s-abcdef", tmp_path / "run", image=str(sif))
+    job = _plan("cpu", str(suite), SlurmOptions(nodes=2, container="apptainer",
+                                                partition="debug"),
+                "20260101T000000Z-cpu-s-abcdef", tmp_path / "run", image=str(sif))
     text = batch_script(job)
     assert all(line.startswith("#") or "INJECTED" not in line for line in text.splitlines())
     stubs = tmp_path / "stubs"

@@ -103,6 +103,27 @@ def test_help_texts_and_docs_name_every_vendor():
         assert f"| `{vendor}` |" in vendors_md, f"docs/vendors.md has no row for {vendor}"
 
 
+def test_the_package_description_names_every_accelerator_vendor_or_none():
+    """pyproject.toml's description named NVIDIA, Cambricon, Iluvatar and Jetson: 4 of the
+    backends. A list there is one more copy to keep, so it names all of them or none; each
+    vendor is known by its backend name and the maker its docs/vendors.md row names first."""
+    import tomllib
+
+    description = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "project"]["description"].lower()
+    rows = {}
+    for line in (ROOT / "docs" / "vendors.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) > 2 and cells[0].strip("`") in VENDORS:
+            rows.setdefault(cells[0].strip("`"), cells[1])
+    makers = {v: rows[v].split()[0].lower() for v in VENDORS if v != "cpu"}
+    assert len(set(makers.values())) == len(makers), makers
+    named = [v for v, maker in makers.items() if v in description or maker in description]
+    assert named in ([], list(makers)), (
+        f"pyproject.toml's description names {named} of {list(makers)}: name every vendor "
+        "or none (none: nothing to keep in step)")
+
+
 def test_detection_that_does_not_answer_in_time_is_unknown_and_stopped():
     """`list` asks a child process (it imports torch); one that has not answered within the
     timeout is stopped, and every vendor is listed as unknown with the reason."""

@@ -391,6 +391,14 @@ def test_unknown_vendor_and_bad_spec(tmp_path):
     (tmp_path / "images" / "cpu" / "Dockerfile").write_text("FROM x\n")
     with pytest.raises(UserError, match=r"\$\.user\.uid"):
         load_spec("cpu", tmp_path)
+    # read as every user YAML is (bench.schema.read_yaml_file): limits, the file named
+    spec = tmp_path / "images" / "cpu" / "vendor.yaml"
+    spec.write_text("vendor: " + "[" * 100 + "]" * 100 + "\n")
+    with pytest.raises(UserError, match=re.escape(f"Vendor spec {spec} nests deeper than")):
+        load_spec("cpu", tmp_path)
+    spec.unlink()
+    with pytest.raises(UserError, match=r"Restore images/cpu/vendor\.yaml"):
+        load_spec("cpu", tmp_path)
 
 
 @pytest.mark.parametrize("vendor", VENDORS)

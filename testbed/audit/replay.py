@@ -22,7 +22,7 @@ from bench.errors import UserError
 from bench.ids import MANIFEST_FILE
 from bench.jsonio import atomic_write_text
 from testbed.audit.submission import Submission
-from testbed.launch.base import Launcher, RunRequest
+from testbed.launch.base import RunRequest
 
 SUITE_FILE = "audit-suite.yaml"
 # How much slower than its run-queue waits explain a CPU-bound re-run can be made by other
@@ -224,19 +224,25 @@ def rerun_unavailable(vendor: str, native: bool) -> str | None:
     return None
 
 
-def rerun(launcher: Launcher, suite_file: Path, out_dir: Path, vendor: str,
+def rerun(launcher: str, suite_file: Path, out_dir: Path, vendor: str,
           overrides: list[str], label: str | None, name: str,
           image_ref: str | None = None) -> Rerun:
-    """One re-run through the launcher ``invoke bench`` uses for such a run (natively, or in
-    the submitted image); a refusal or failure is the re-run's error, never the audit's end."""
+    """One re-run through the launcher ``invoke bench`` chooses for such a run
+    (``launcher_for``: ``native``, or ``container`` in the submitted image); a refusal is the
+    re-run's error (exit code None) and a failure or a rejected result its exit code and error,
+    never the audit's end."""
     from bench.runner import new_run_id
+    from testbed.launch import launcher_for
 
     request = RunRequest(suite=str(suite_file), vendor=vendor, out=out_dir,
                          overrides=tuple(overrides), label=label, image=image_ref,
-                         run_id=new_run_id(vendor, f"audit-{name}"), name=name)
+                         run_id=new_run_id(vendor, f"audit-{name}"), name=name,
+                         launcher=launcher)
     try:
-        outcome = launcher.launch(request)
+        outcome = launcher_for(request, results_root=out_dir.parent).launch(request)
         code, error = outcome.exit_code, outcome.error
+        if outcome.rejected:
+            error = "; ".join([*([error] if error else []), *outcome.rejected])
     except UserError as exc:
         code, error = None, str(exc)
     return Rerun(name, out_dir, code, error, read_results(out_dir))

@@ -45,8 +45,6 @@ from testbed.audit.replay import (
 )
 from testbed.audit.submission import Submission, load_submission
 from testbed.audit.tolerances import Reruns, Tolerances, load_tolerances
-from testbed.launch.container import ContainerLauncher
-from testbed.launch.native import NativeLauncher
 
 AUDIT_SCHEMA_VERSION = "1.0"
 SAME, DISTINCT, MORE = "as-submitted", "distinct-inputs", "more-evidence"
@@ -277,7 +275,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
     why_not = {e: caching_not_applicable(sub.results[e]) for e in entries}
     varied = [e for e in entries if why_not[e] is None]
 
-    launcher = NativeLauncher(out_dir) if native else ContainerLauncher(out_dir)
+    launcher = "native" if native else "container"  # testbed.launch.launcher_for
 
     def run(name: str, ids: list[str], extra: dict[str, dict[str, Any]] | None = None
             ) -> Rerun:

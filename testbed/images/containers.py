@@ -5,8 +5,9 @@ devices asked for into one ``RunOptions``; that object gives both the Docker SDK
 run uses and the equivalent ``docker run`` command line (printed, documented, unit-tested for
 every vendor). ``find_bench_image`` finds the image built from the current sources,
 ``stream_container`` streams the container's progress and stops it on Ctrl-C (SIGTERM, which
-the bench treats as Ctrl-C and keeps what finished), ``reject_invalid`` validates every result
-on the host. The container launcher (``testbed/launch/container.py``) puts them together.
+the bench treats as Ctrl-C and keeps what finished). The container launcher
+(``testbed/launch/container.py``) puts them together; its results are accepted on the host by
+the launchers' one policy (``testbed.launch.base.accept_results``).
 
 Least privilege (docs/security.md): no network, all capabilities dropped, no new privileges,
 a non-root user that joins only the groups of the device nodes it is given, a read-only root
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import os
 import re
 import shlex
 import sys
@@ -409,32 +409,6 @@ def _cannot_start(exc: Exception) -> UserError:
                      "Check the vendor's container runtime is installed on this host (the "
                      "NVIDIA container toolkit for --gpus and --runtime nvidia), and the "
                      "devices and mounts the spec names.")
-
-
-def reject_invalid(out_dir: Path, tag: str, digest: str) -> list[str]:
-    """Validate every result on the host; an invalid one is renamed ``*.json.rejected`` (so no
-    report or aggregate reads it) and described. A result that names another image is invalid
-    too. Returns one message per rejected file."""
-    from bench.schema import SchemaProblem
-    from bench.validate import validate_file
-
-    messages = []
-    for path in sorted(out_dir.glob("*.json")):  # this run's directory only
-        report = validate_file(path)
-        if report.ok and report.schema == "result":
-            image = (report.doc.get("provenance") or {}).get("image") or {}
-            if image.get("digest") != digest or image.get("tag") != tag:
-                report.problems.append(SchemaProblem(
-                    "$.provenance.image", "image",
-                    f"names {image.get('tag')!r} / {image.get('digest')!r}, but the run used "
-                    f"{tag} / {digest}"))
-        if report.ok:
-            continue
-        rejected = path.with_name(path.name + ".rejected")
-        os.replace(path, rejected)
-        problems = "; ".join(str(p) for p in report.problems[:3])
-        messages.append(f"{path}: {problems} -> renamed {rejected.name}")
-    return messages
 
 
 def write_stream(text: str) -> None:

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.errors import UserError
-from bench.schema import validation_errors
+from bench.schema import read_yaml_file
 from bench.vendors import VENDORS, vendor_list
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -76,18 +74,10 @@ def load_spec(vendor: str, root: Path = REPO_DIR) -> VendorSpec:
         raise unknown_vendor(vendor)
     directory = images_dir(root) / vendor
     path = directory / SPEC_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"Cannot read the vendor spec {path}: {exc.strerror or exc}.",
-                        f"Restore images/{vendor}/{SPEC_FILE} (see docs/containers.md).") from exc
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}.", "Fix the syntax.") from exc
-    problems = validation_errors(data, "vendor")
-    if problems:
-        listed = "; ".join(str(p) for p in problems[:5])
-        raise UserError(f"{path} does not match schemas/vendor.schema.json: {listed}.",
-                        "Fix the fields named (the schema describes each).")
+    if not path.exists():
+        raise UserError(f"The vendor spec {path} is missing.",
+                        f"Restore images/{vendor}/{SPEC_FILE} (see docs/containers.md).")
+    data = read_yaml_file(path, "vendor", "Vendor spec")
     if data["vendor"] != vendor:
         raise UserError(f"{path}: $.vendor is {data['vendor']!r} but the directory is {vendor!r}.",
                         "Make them the same.")

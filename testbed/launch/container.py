@@ -4,7 +4,8 @@
 The image must hold this checkout's bench (``find_bench_image`` checks the build inputs'
 hash), so the request is checked here first: a bad suite, ``--only``, ``--set`` or label
 never starts a container. Results are written to the run directory mounted at /results and
-validated again on the host; a result that fails, or names another image, is set aside.
+accepted on the host by the launchers' one policy (``base.accept_results``), which also
+sets aside a result that names another image.
 """
 
 from __future__ import annotations
@@ -13,15 +14,29 @@ import os
 import re
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.errors import EXIT_USAGE, UserError
 from bench.paths import REPO_DIR
-from testbed.launch.base import Launcher, RunOutcome, RunRequest
+from testbed.launch.base import Launcher, Plan, Ran, RunRequest
+
+
+@dataclass
+class ContainerPlan:
+    """The image a container run uses and how it is started."""
+
+    client: Any  # docker.DockerClient
+    tag: str
+    digest: str
+    options: Any  # testbed.images.containers.RunOptions
 
 
 class ContainerLauncher(Launcher):
     name = "container"
+    needs_vendor = ("Container runs need --vendor (the image to use).",
+                    "Give one of {}, or run natively with --native.")
 
     def __init__(self, results_root: Path, root: Path = REPO_DIR,
                  memory: str | None = None) -> None:
@@ -30,74 +45,66 @@ class ContainerLauncher(Launcher):
         self.root = root
         self.memory = memory
 
-    def launch(self, request: RunRequest) -> RunOutcome:
-        from bench.config import load_suite
-        from bench.ids import check_label
-        from testbed.images.containers import (
-            RESULTS_MOUNT,
-            find_bench_image,
-            reject_invalid,
-            run_options,
-            shell_line,
-            stream_container,
-            suite_mount,
-            write_stream,
-        )
-        from testbed.images.engine import connect, engine_runtimes, image_digest
-        from testbed.images.spec import VENDORS, load_spec, unknown_vendor
+    def check_own(self, request: RunRequest, vendor: str) -> None:
+        from testbed.images.spec import load_spec
 
-        vendor = request.vendor
-        if vendor == "auto":
-            raise UserError("Container runs need --vendor (the image to use).",
-                            f"Give one of {', '.join(VENDORS)}, or run natively with --native.")
-        if vendor not in VENDORS:
-            raise unknown_vendor(vendor)
-        spec = load_spec(vendor, self.root)
+        load_spec(vendor, self.root)
         if self.memory is not None and not re.fullmatch(r"[0-9]+[kmg]", self.memory):
             raise UserError(f"--memory {self.memory!r} is not a size.",
                             "Give a number with k, m or g, e.g. --memory 32g.")
-        load_suite(request.suite, overrides=list(request.overrides),
-                   only=list(request.only) or None, device=request.device)
-        if request.label is not None:
-            check_label(request.label)
+
+    def prepare(self, plan: Plan) -> ContainerPlan:
+        from testbed.images.containers import (
+            RESULTS_MOUNT,
+            find_bench_image,
+            run_options,
+            suite_mount,
+        )
+        from testbed.images.engine import connect, engine_runtimes, image_digest
+        from testbed.images.spec import load_spec
+
+        request = plan.request
+        spec = load_spec(plan.vendor, self.root)
         suite_arg, mount = suite_mount(request.suite)
         client = connect()
         img = find_bench_image(client, spec, request.image, self.root)
         tag = request.image or (img.tags[0] if img.tags else img.id)
         digest = image_digest(img)
-        run_id, out_dir = self.run_dir(request, vendor)
-        command = request.bench_args(spec.data["bench_device"], run_id, suite=suite_arg,
+        command = request.bench_args(spec.data["bench_device"], plan.run_id, suite=suite_arg,
                                      extra=("--out", RESULTS_MOUNT))
         revision = img.labels.get("org.opencontainers.image.revision", "unknown")
-        options = run_options(spec, tag, digest, revision, command, out_dir,
+        options = run_options(spec, tag, digest, revision, command, plan.out_dir,
                               list(request.devices) if request.devices is not None else None,
                               [mount] if mount else [], os.getuid(), os.getgid(),
-                              name=f"accel-testbed-{run_id}", memory=self.memory,
+                              name=f"accel-testbed-{plan.run_id}", memory=self.memory,
                               runtimes=engine_runtimes(client))
-        prepare_results_dir(out_dir, options.user, [int(g) for g in options.group_add])
-        if request.name:
-            print(f"run ({request.name}) in {tag}", flush=True)
-        print(f"image {tag} ({digest})")
+        return ContainerPlan(client, tag, digest, options)
+
+    def execute(self, plan: Plan) -> Ran:
+        from testbed.images.containers import shell_line, stream_container, write_stream
+
+        own: ContainerPlan = plan.own
+        options = own.options
+        prepare_results_dir(plan.out_dir, options.user, [int(g) for g in options.group_add])
+        if plan.request.name:
+            print(f"run ({plan.request.name}) in {own.tag}", flush=True)
+        print(f"image {own.tag} ({own.digest})")
         print("running: " + shell_line(options.docker_cli()), flush=True)
-        outcome = stream_container(client, options, write_stream)
-        rejected = reject_invalid(out_dir, tag, digest)
-        if rejected:
-            raise UserError(
-                f"{len(rejected)} result(s) from the container failed validation on the host "
-                "and were not accepted:\n  " + "\n  ".join(rejected) + "\n",
-                "Nothing else was changed; rerun those workloads (the problems above say why).")
-        print(f"validated: every result in {out_dir} matches schemas/result.schema.json and "
-              f"names image {digest}")
+        outcome = stream_container(own.client, options, write_stream)
+        details = {"image": own.tag, "digest": own.digest}
         if outcome.interrupted:
-            print(f"interrupted: the finished results are in {out_dir}")
-            return RunOutcome(out_dir, 130, interrupted=True)
+            print(f"interrupted: the finished results are in {plan.out_dir}")
+            return Ran(130, interrupted=True, details=details)
         code = outcome.exit_code or 0
         if code == EXIT_USAGE:
-            raise UserError("The bench in the container refused the run (message above).",
-                            "Fix the suite, --only or --set arguments named there.")
-        return RunOutcome(out_dir, code, error=None if code == 0 else
-                          f"the bench in the container exited with code {code}",
-                          details={"image": tag, "digest": digest})
+            return Ran(code, error="the bench in the container refused the run (message "
+                                   "above): fix the suite, --only or --set arguments named "
+                                   "there", details=details)
+        return Ran(code, error=None if code == 0 else
+                   f"the bench in the container exited with code {code}", details=details)
+
+    def expected_image(self, plan: Plan) -> tuple[str, str]:
+        return plan.own.tag, plan.own.digest
 
 
 def prepare_results_dir(out_dir: Path, user: str | None, groups: Iterable[int] = ()) -> None:

@@ -1,7 +1,8 @@
 """The native launcher: ``python -m bench run`` in this Python environment, in a child process.
 
 The bench writes its progress straight to this terminal (the child inherits it, so the
-display rewrites its line in place), and every result is validated here when it ends.
+display rewrites its line in place); the results are accepted by the launchers' one policy
+when it ends (``base.accept_results``).
 """
 
 from __future__ import annotations
@@ -12,35 +13,25 @@ import sys
 
 from bench.errors import EXIT_USAGE
 from bench.paths import REPO_DIR
-from testbed.launch.base import Launcher, RunOutcome, RunRequest
+from testbed.launch.base import Launcher, Plan, Ran
 
 
 class NativeLauncher(Launcher):
     name = "native"
+    detects = True  # vendor "auto": what this machine has
 
-    def launch(self, request: RunRequest) -> RunOutcome:
-        from bench.devices import detect
-        from bench.validate import expand, validate_file
-
-        vendor = detect() if request.vendor == "auto" else request.vendor
-        run_id, out = self.run_dir(request, vendor)
-        extra: tuple[str, ...] = ("--out", str(out))
+    def execute(self, plan: Plan) -> Ran:
+        request = plan.request
+        extra: tuple[str, ...] = ("--out", str(plan.out_dir))
         if request.devices is not None:
             extra += ("--devices", ",".join(str(d) for d in request.devices))
-        argv = request.bench_args(vendor, run_id, extra=extra)
+        argv = request.bench_args(plan.vendor, plan.run_id, extra=extra)
         if request.name:
             print(f"run ({request.name}): python -m bench {' '.join(argv)}", flush=True)
         proc = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO_DIR,
                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
         code = proc.returncode
         if code == EXIT_USAGE:
-            return RunOutcome(out, code, error="`python -m bench run` refused the run "
-                                               "(message above)")
-        invalid = [f"{path}: {'; '.join(str(p) for p in report.problems[:3])}"
-                   for path in expand([out]) if not (report := validate_file(path)).ok]
-        if invalid:
-            return RunOutcome(out, EXIT_USAGE, error="results failed validation: "
-                              + " | ".join(invalid))
-        print(f"validated: every result in {out} matches schemas/result.schema.json")
-        error = None if code == 0 else f"`python -m bench run` exited with code {code}"
-        return RunOutcome(out, code, interrupted=code == 130, error=error)
+            return Ran(code, error="`python -m bench run` refused the run (message above)")
+        return Ran(code, interrupted=code == 130, error=None if code == 0 else
+                   f"`python -m bench run` exited with code {code}")

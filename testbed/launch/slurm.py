@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from bench import __version__
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, atomic_write_text
 from bench.progress import Display, headline
-from testbed.launch.base import Launcher, RunOutcome, RunRequest
+from testbed.launch.base import Launcher, Plan, Ran, RunRequest, accept_results, settle
 from testbed.launch.slurm_script import (
     BATCH_SCRIPT,
     NODE_SCRIPT,
@@ -119,7 +119,7 @@ def write_job(job: SlurmJob, run_dir: Path) -> Path:
     script = slurm / BATCH_SCRIPT
     atomic_write_text(script, batch_script(job))
     atomic_write_text(slurm / NODE_SCRIPT, node_script(job))
-    atomic_write_json(slurm / PLAN_FILE, asdict(job))
+    atomic_write_json(slurm / PLAN_FILE, job.to_dict())
     return script
 
 
@@ -131,10 +131,7 @@ def read_job(run_dir: Path) -> SlurmJob:
         raise UserError(f"{path} is missing or unreadable: {exc}.",
                         "Name the run directory of an `invoke bench --slurm` run.") from exc
     try:
-        data["steps"] = tuple(StepPlan(**s) for s in data["steps"])
-        for key in ("container_options", "overrides", "extra_sbatch"):
-            data[key] = tuple(data.get(key) or ())
-        return SlurmJob(**data)
+        return SlurmJob.from_dict(data)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise UserError(f"{path} is not a Slurm run's plan: {exc}.",
                         "Name the run directory of an `invoke bench --slurm` run.") from exc
@@ -326,13 +323,10 @@ def _entry_outcome(run_dir: Path, job_id: str, step: StepPlan, node: str,
 def gather(run_dir: Path, job_id: str, state: JobState | None,
            finished: bool = True) -> dict[str, Any]:
     """Write the run's results and manifest from what the nodes wrote; returns the manifest."""
-    from bench.config import load_suite
     from bench.multinode import combine_node_results
-    from bench.schema import validation_errors
 
     job = read_job(run_dir)
-    suite = load_suite(job.suite, overrides=list(job.overrides),
-                       only=[s.entry for s in job.steps], vendor=job.vendor)
+    suite = _suite_of(job)
     entries = {e.id: e for e in suite.entries}
     nodes = state.nodes if state and state.nodes else _nodes_on_disk(run_dir)
     exits = steps_log(run_dir)
@@ -361,14 +355,13 @@ def gather(run_dir: Path, job_id: str, state: JobState | None,
             outputs = [(step.entry, found[0][1], targets)]
         for name, doc, where in outputs:
             assert doc is not None
-            problems = [str(p) for p in validation_errors(doc, "result")]
+            # written as the nodes made it; accepting it (or setting it aside) is the
+            # launchers' one policy, after the gathering (base.accept_results)
             atomic_write_json(run_dir / f"{name}.json", doc)
             item = {"id": name, "workload": entry.workload, "mode": entry.mode,
                     "status": doc["status"], "file": f"{name}.json", "sha256": doc["sha256"],
                     "nodes": where, "placement": step.placement,
                     "disturbed": (doc.get("disturbed") or {}).get("value")}
-            if problems:
-                item["schema_problems"] = problems
             items.append(item)
         absent = [n for n in targets if n not in {nd[0] for nd in found}]
         if not outputs or (step.placement == "per_node" and absent):
@@ -397,8 +390,11 @@ def _manifest(run_dir: Path, job: SlurmJob, job_id: str, state: JobState | None,
     with contextlib.suppress(OSError, ValueError):
         previous = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
     unfinished = any(i["status"] in ("pending", "interrupted", "killed") for i in items)
+    # A job FAILED when a step exited non-zero (the batch script's exit status): with every
+    # entry done, that is a workload that failed, which its status says; the run finished.
     run_state = "running" if not finished else (
-        "interrupted" if unfinished or (state and state.state.split()[0] != "COMPLETED")
+        "interrupted" if unfinished or (
+            state and state.state.split()[0] not in ("COMPLETED", "FAILED"))
         else "finished")
     first = (state.nodes[:1] if state and state.nodes else _nodes_on_disk(run_dir)[:1])
     idle = None
@@ -451,7 +447,7 @@ def run_job(job: SlurmJob, run_dir: Path, display: Display, poll_s: float = 2.0)
 def _suite_of(job: SlurmJob) -> Any:
     from bench.config import load_suite
 
-    return load_suite(job.suite, overrides=list(job.overrides),
+    return load_suite(job.suite, overrides=list(job.request.overrides),
                       only=[s.entry for s in job.steps], vendor=job.vendor)
 
 
@@ -471,14 +467,14 @@ def finish(run_dir: Path, job_id: str, state: JobState | None, display: Display,
             if item.get("error") and item["status"] in ("interrupted", "killed"):
                 display.note(f"{item['id']}: {item['error']}")
         return 130
-    failed = [i for i in manifest["entries"]
-              if i["status"] not in ("ok", *expected) or i.get("schema_problems")]
+    failed = [i for i in manifest["entries"] if i["status"] not in ("ok", *expected)]
     return 1 if failed else 0
 
 
 def regather(run_dir: Path, display: Display, poll_s: float = 2.0) -> int:
-    """``invoke gather RUN_DIR``: follow a submitted job to its end (if it still runs) and
-    gather its results again (after the follower was stopped, or to refresh)."""
+    """``invoke gather RUN_DIR``: follow a submitted job to its end (if it still runs),
+    gather its results again (after the follower was stopped, or to refresh) and accept them
+    as every launcher does."""
     from bench.results import EXPECTED_FAILURES
 
     try:
@@ -489,7 +485,8 @@ def regather(run_dir: Path, display: Display, poll_s: float = 2.0) -> int:
                         "Name the run directory of an `invoke bench --slurm` run.") from exc
     job = read_job(run_dir)
     state = follow(job, job_id, run_dir, display, poll_s)
-    return finish(run_dir, job_id, state, display, EXPECTED_FAILURES)
+    code = finish(run_dir, job_id, state, display, EXPECTED_FAILURES)
+    return settle(run_dir, Ran(code, interrupted=code == 130), accept_results(run_dir)).exit_code
 
 
 # -- from the command line ---------------------------------------------------------------------
@@ -507,12 +504,11 @@ class SlurmOptions:
     rdzv_port: int | None = None
 
 
-def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, run_dir: Path,
-             only: list[str] | None = None, overrides: tuple[str, ...] = (),
-             label: str | None = None, image: str | None = None,
-             root: Path | None = None, require_quiet: bool = False) -> SlurmJob:
-    """The job for this run: every fact from the command line, the suite and the vendor spec.
-    Bad input is a ``UserError`` here, before anything is written or submitted."""
+def plan_job(request: RunRequest, options: SlurmOptions, root: Path | None = None,
+             suite: Any = None) -> SlurmJob:
+    """The job for this run: the request (with its run id and run directory), the scheduler's
+    options and the vendor spec. Bad input is a ``UserError`` here, before anything is written
+    or submitted. ``suite``: the request's suite, where the caller has loaded it already."""
     import sys
 
     from bench.config import load_suite, suite_path
@@ -526,6 +522,9 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
     )
 
     root = root or REPO_DIR
+    vendor, suite_arg, image = request.vendor, request.suite, request.image
+    if request.run_id is None or request.out is None:
+        raise ValueError("plan_job needs the request's run id and run directory")
     if vendor not in VENDORS:
         raise unknown_vendor(vendor)
     # Everything below ends up in job.sbatch or node.sh: refuse what could break out of it.
@@ -535,11 +534,13 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
                                   or sbatch_problem(key, value)):
             raise UserError(f"{problem}.", "Give the name or time Slurm expects (`sinfo` lists "
                             "the partitions); nothing was written or submitted.")
-    for what, value in (("the suite", suite_arg), ("--label", label), ("--image", image),
-                        *(("--set", o) for o in overrides), *(("--only", o) for o in only or ())):
+    for what, value in (("the suite", suite_arg), ("--label", request.label),
+                        ("--image", image), *(("--set", o) for o in request.overrides),
+                        *(("--only", o) for o in request.only)):
         if value is not None and (problem := text_problem(what, value)):
             raise UserError(f"{problem}.", f"Give {what} without control characters.")
-    if problem := run_dir_problem(str(Path(run_dir).resolve())):
+    run_dir = Path(request.out).resolve()
+    if problem := run_dir_problem(str(run_dir)):
         raise UserError(f"--out: {problem}.", "Choose a run directory whose path has no "
                         "spaces, quotes or shell characters (every node must reach it).")
     if options.nodes < 1:
@@ -555,8 +556,9 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
     if spec.run["select_by"] == "single" and (options.devices_per_node or 1) > 1:
         raise UserError(f"--devices-per-node {options.devices_per_node}: a {vendor} node has "
                         "one device.", "Leave out --devices-per-node.")
-    suite = load_suite(suite_arg, overrides=list(overrides), only=only,
-                       vendor=spec.data["bench_device"])
+    if suite is None:
+        suite = load_suite(suite_arg, overrides=list(request.overrides),
+                           only=list(request.only) or None, vendor=spec.data["bench_device"])
     path = suite_path(suite_arg)
     # A bundled suite is named (the nodes' checkout or image has it); a file is given by its
     # absolute path, which every node must see (the shared filesystem).
@@ -570,14 +572,13 @@ def plan_job(vendor: str, suite_arg: str, options: SlurmOptions, run_id: str, ru
         image, container_options = _apptainer(spec, image)
     try:
         return SlurmJob(
-            run_id=run_id, run_dir=str(run_dir.resolve()), suite=suite_ref, vendor=vendor,
+            request=replace(request, suite=suite_ref, out=run_dir, launcher="slurm"),
             bench_device=spec.data["bench_device"], nodes=options.nodes,
             steps=plan_steps(suite), devices_per_node=options.devices_per_node,
             gres=gres, partition=options.partition, account=options.account,
             time=options.time, container=options.container, python=sys.executable,
             repo_dir=str(root), image=image, container_options=container_options,
-            label=label, overrides=tuple(overrides), rdzv_port=options.rdzv_port,
-            require_quiet=require_quiet)
+            rdzv_port=options.rdzv_port)
     except ValueError as exc:
         raise UserError(f"Slurm job: {exc}.", "Fix the option named.") from exc
 
@@ -641,6 +642,7 @@ class SlurmLauncher(Launcher):
     """``invoke bench --slurm``: plan, submit, follow and gather one run."""
 
     name = "slurm"
+    needs_vendor = ("A Slurm run needs --vendor (the nodes' devices).", "Give one of {}.")
 
     def __init__(self, results_root: Path, options: SlurmOptions,
                  poll_s: float = 2.0) -> None:
@@ -648,12 +650,7 @@ class SlurmLauncher(Launcher):
         self.options = options
         self.poll_s = poll_s
 
-    def launch(self, request: RunRequest) -> RunOutcome:
-        from testbed.images.spec import VENDORS
-
-        if request.vendor == "auto":
-            raise UserError("A Slurm run needs --vendor (the nodes' devices).",
-                            f"Give one of {', '.join(VENDORS)}.")
+    def check_own(self, request: RunRequest, vendor: str) -> None:
         if request.devices is not None:
             raise UserError("--devices selects devices of this machine; a Slurm job gets its "
                             "nodes' devices from the scheduler.",
@@ -663,25 +660,23 @@ class SlurmLauncher(Launcher):
                             "job's nodes.",
                             "Set them in the suite (an entry's device: threads, cpus; applied "
                             "on every node), or drop them.")
-        require_scheduler()  # first: a machine that cannot submit is told so at once
+        require_scheduler()  # before the suite: a machine that cannot submit is told so at once
 
-        from bench.ids import check_label
+    def prepare(self, plan: Plan) -> SlurmJob:
+        return plan_job(plan.request, self.options, suite=plan.suite)
+
+    def execute(self, plan: Plan) -> Ran:
         from bench.rundir import prepare_out_dir
 
-        if request.label is not None:
-            check_label(request.label)
-        run_id, run_dir = self.run_dir(request, request.vendor)
-        job = plan_job(request.vendor, request.suite, self.options, run_id, run_dir,
-                       list(request.only) or None, request.overrides, request.label,
-                       request.image, require_quiet=request.require_quiet)
-        prepare_out_dir(run_dir)
+        job: SlurmJob = plan.own
+        prepare_out_dir(plan.out_dir)
         display = Display()
-        display.line(f"run {run_id}: suite {request.suite} on {self.options.nodes} Slurm "
-                     f"node(s) -> {run_dir}")
+        display.line(f"run {plan.run_id}: suite {plan.request.suite} on {self.options.nodes} "
+                     f"Slurm node(s) -> {plan.out_dir}")
         try:
-            code = run_job(job, run_dir, display, self.poll_s)
+            code = run_job(job, Path(job.run_dir), display, self.poll_s)
         except KeyboardInterrupt:
             display.note(f"stopped following; the job may still be ending: `invoke gather "
-                         f"{run_dir}` gathers it")
+                         f"{plan.out_dir}` gathers it")
             code = 130
-        return RunOutcome(run_dir, code, interrupted=code == 130)
+        return Ran(code, interrupted=code == 130)

@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from testbed.launch.base import RunRequest
 
 CONTAINERS = ("none", "docker", "apptainer")
 PLACEMENTS = ("single", "multi", "per_node")
@@ -63,12 +67,13 @@ class StepPlan:
 
 @dataclass(frozen=True)
 class SlurmJob:
-    """Everything the two scripts say, derived from the command line and the vendor spec."""
+    """Everything the two scripts say: the run's request, and what the command line and the
+    vendor spec add for the scheduler."""
 
-    run_id: str
-    run_dir: str  # absolute, on a filesystem every node shares
-    suite: str  # a suite name, or the absolute path of a suite file
-    vendor: str
+    # What to run, as every launcher gets it, with the run id, the run directory (absolute,
+    # on a filesystem every node shares) and the suite as every node names it (a bundled
+    # suite's name, or the absolute path of a suite file).
+    request: RunRequest
     bench_device: str
     nodes: int
     steps: tuple[StepPlan, ...]
@@ -85,13 +90,12 @@ class SlurmJob:
     # container is started (docker run options from the vendor spec, or apptainer flags)
     image: str | None = None
     container_options: tuple[str, ...] = ()
-    label: str | None = None
-    overrides: tuple[str, ...] = ()
     rdzv_port: int | None = None
     extra_sbatch: tuple[str, ...] = field(default_factory=tuple)
-    require_quiet: bool = False  # --require-quiet on every node
 
     def __post_init__(self) -> None:
+        if self.request.run_id is None or self.request.out is None:
+            raise ValueError("the request needs its run id and run directory")
         if self.nodes < 1:
             raise ValueError(f"nodes must be at least 1, got {self.nodes}")
         if self.container not in CONTAINERS:
@@ -103,6 +107,47 @@ class SlurmJob:
         problems = script_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def run_id(self) -> str:
+        return str(self.request.run_id)
+
+    @property
+    def run_dir(self) -> str:
+        return str(self.request.out)
+
+    @property
+    def suite(self) -> str:
+        return self.request.suite
+
+    @property
+    def vendor(self) -> str:
+        return self.request.vendor
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as ``slurm/plan.json`` keeps it (``from_dict`` reads it back)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["request"] = self.request.to_dict()
+        out["steps"] = [{"entry": s.entry, "placement": s.placement} for s in self.steps]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SlurmJob:
+        """A plan as ``to_dict`` wrote it, or as runs planned before the job held its request
+        wrote it (the request's fields at the top level), so ``invoke gather`` reads both."""
+        data = dict(data)
+        if "request" in data:
+            request = RunRequest.from_dict(data.pop("request"))
+        else:
+            request = RunRequest(
+                suite=data.pop("suite"), vendor=data.pop("vendor"),
+                out=Path(data.pop("run_dir")), run_id=data.pop("run_id"),
+                label=data.pop("label", None), overrides=tuple(data.pop("overrides", ()) or ()),
+                require_quiet=bool(data.pop("require_quiet", False)), launcher="slurm")
+        data["steps"] = tuple(StepPlan(**s) for s in data["steps"])
+        for key in ("container_options", "extra_sbatch"):
+            data[key] = tuple(data.get(key) or ())
+        return cls(request=request, **data)
 
 
 def text_problem(what: str, value: str) -> str | None:
@@ -132,10 +177,12 @@ def run_dir_problem(value: str) -> str | None:
 def script_problems(job: SlurmJob) -> list[str]:
     """Every value of ``job`` that cannot go into the scripts safely (empty: all can)."""
     out: list[str] = []
+    request = job.request
     texts = [("run id", job.run_id), ("suite", job.suite), ("vendor", job.vendor),
              ("bench device", job.bench_device), ("python", job.python),
-             ("checkout", job.repo_dir), ("image", job.image or ""), ("label", job.label or ""),
-             *(("--set", o) for o in job.overrides),
+             ("checkout", job.repo_dir), ("image", job.image or ""),
+             ("label", request.label or ""), *(("--set", o) for o in request.overrides),
+             *(("--only", o) for o in request.only),
              *(("container option", o) for o in job.container_options),
              *(("step", s.entry) for s in job.steps)]
     out += [p for what, value in texts if (p := text_problem(what, value))]
@@ -229,19 +276,17 @@ def batch_script(job: SlurmJob) -> str:
 
 
 def bench_args(job: SlurmJob) -> list[str]:
-    """The fixed part of ``python -m bench run`` on every node, as every launcher builds it
-    (``RunRequest.bench_args``); the node script adds the entry, the node's paths and its
-    placement."""
-    from testbed.launch.base import RunRequest
-
+    """The fixed part of ``python -m bench run`` on every node: the job's request's arguments
+    (``RunRequest.bench_args``, as every launcher builds them); the node script adds the
+    entry (each step runs one, so the request's ``--only`` is its steps), the node's paths
+    and its placement."""
     extra = ["--launcher", "slurm", "--quiet"]
     if job.devices_per_node:
         # The devices are the job's (Slurm sets CUDA_VISIBLE_DEVICES for gres/gpu; the job
         # owns whole nodes): the ranks of a multi-rank entry are G per node.
         extra += ["--nproc-per-node", str(job.devices_per_node)]
-    request = RunRequest(suite=job.suite, overrides=job.overrides, label=job.label,
-                         require_quiet=job.require_quiet)
-    return request.bench_args(job.bench_device, job.run_id, extra=tuple(extra))
+    return replace(job.request, only=()).bench_args(job.bench_device, job.run_id,
+                                                    extra=tuple(extra))
 
 
 def _launch_line(job: SlurmJob) -> list[str]:

@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.errors import UserError
-from bench.schema import validation_errors
+from bench.schema import read_yaml_file
 
 SETTINGS_FILE = Path(__file__).resolve().parents[2] / "bench" / "specs" / "scorecard.yaml"
 ITEMS = ("training", "finetune", "inference_text", "inference_image", "communication",
@@ -100,14 +98,6 @@ def _check_sums(doc: dict[str, Any], path: Path) -> None:
 def load_settings(path: Path | None = None) -> Settings:
     """The settings file, validated; a broken one is a UserError naming the field."""
     path = Path(path) if path else SETTINGS_FILE
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"Cannot read scorecard settings {path}: {exc}.",
-                        "Give a YAML file shaped as bench/specs/scorecard.yaml.") from exc
-    problems = validation_errors(doc, "scorecard")
-    if problems:
-        raise UserError(f"Scorecard settings {path} break schemas/scorecard.schema.json at "
-                        f"{problems[0]}.", "Fix that field (docs/scorecard.md).")
+    doc = read_yaml_file(path, "scorecard", "Scorecard settings")
     _check_sums(doc, path)
     return Settings(doc, path)

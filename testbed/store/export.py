@@ -8,48 +8,20 @@ checked against its address before they are written.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import sqlalchemy as sa
 
 from bench.errors import UserError
+from bench.jsonio import atomic_write_bytes
 from testbed.store import tables as t
 from testbed.store.queries import Filters, result_conditions
 from testbed.store.store import Store, verified
 
 PARQUET_TABLES = (*(tbl.name for tbl in t.DERIVED), "documents", *t.VIEWS)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
-    """``data`` into ``path``: readers see the old file or the whole new one, with the mode
-    any new file gets (mkstemp's 0600 made the copies unreadable to the site's readers).
-    ``durable`` also waits for the disk (exported documents; a site's copies are rewritten
-    whole)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _safe(part: str | None, fallback: str) -> str:
@@ -117,7 +89,7 @@ def export_documents(store: Store, out: Path, doc_ids: Iterable[str] | None = No
             target = out / rel
             try:
                 if existing_bytes(target) != data:
-                    write_bytes_atomic(target, data)
+                    atomic_write_bytes(target, data, mkdir=True)
             except OSError as exc:
                 raise UserError(f"Cannot write {target}: {exc.strerror or exc}.",
                                 "Choose another directory with --out.") from exc

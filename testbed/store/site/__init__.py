@@ -17,9 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.jsonio import atomic_write_text
+from bench.jsonio import atomic_write_bytes, atomic_write_text
 from testbed.report.inputs import Device, label_devices
-from testbed.store.export import write_bytes_atomic
 from testbed.store.queries import Filters, list_runs
 from testbed.store.rows import VERSION_FACTS
 from testbed.store.site import render
@@ -83,7 +82,7 @@ def write_site(store: Store, out: Path, f: Filters, baseline: str | None = None
     _prepare(out)
 
     def keep(doc_id: str, data: bytes) -> None:
-        write_bytes_atomic(out / doc_path(doc_id), data, durable=False)
+        atomic_write_bytes(out / doc_path(doc_id), data, durable=False, mkdir=True)
 
     data = gather(store, f, baseline, keep)
     workload_pages = {w: render.slug(w) + ".html" for w in data.boards}
@@ -110,7 +109,8 @@ def write_site(store: Store, out: Path, f: Filters, baseline: str | None = None
             judged.setdefault(res.audit_id, []).append(res)
     labels = {k: d.label for k, d in data.devices.items()}
     for audit_id, body in audit_documents(store, f):
-        write_bytes_atomic(out / "audits" / f"{audit_id}.json", body, durable=False)
+        atomic_write_bytes(out / "audits" / f"{audit_id}.json", body, durable=False,
+                           mkdir=True)
         atomic_write_text(out / "audits" / f"{audit_id}.html",
                           render.audit_page(audit_id, json.loads(body), judged[audit_id],
                                             labels))
