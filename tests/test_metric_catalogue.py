@@ -337,3 +337,21 @@ def test_the_audit_holds_each_metric_to_its_catalogue_band_and_direction():
     assert spec_for("soak_failure_free_s").load_side is None
     assert tol.rule_for("device_util_pct", "cpu").ignore == catalogue().reasons[
         "cpu_utilisation"]
+
+
+def test_the_runner_aggregates_repeats_as_the_catalogue_says():
+    """A grid point's metrics over its repeats: a count's minimum, a peak's maximum, else the
+    mean (bench/results.py reads the aggregation from the catalogue)."""
+    from bench.results import build_points
+
+    names = {"output_tokens_generated": [5, 3, 4], "framework_mem_peak_bytes": [10, 30, 20],
+             "ttft_s": [1.0, 2.0, 3.0]}
+    repeats = [{"points": [{"params": {"batch": 1}, "status": "ok", "metrics": {
+        n: {"value": v[i], "unit": spec_for(n).unit} for n, v in names.items()}}]}
+        for i in range(3)]
+    point = build_points(repeats, None, "tokens", 0.0)[0]
+    expected = {"min": min, "max": max, "mean": lambda v: sum(v) / len(v)}
+    for name, values in names.items():
+        assert point["metrics"][name]["value"] == expected[spec_for(name).aggregation](
+            values), name
+    assert {spec_for(n).aggregation for n in names} == {"min", "max", "mean"}
