@@ -355,3 +355,46 @@ def test_the_runner_aggregates_repeats_as_the_catalogue_says():
         assert point["metrics"][name]["value"] == expected[spec_for(name).aggregation](
             values), name
     assert {spec_for(n).aggregation for n in names} == {"min", "max", "mean"}
+
+
+def test_the_report_takes_titles_directions_units_and_scoring_from_the_catalogue():
+    from testbed.report import analysis, checks
+    from testbed.report.metrics import (
+        PUBLISHED_COMPOSITE,
+        ScoreSettings,
+        direction,
+        info,
+    )
+    from testbed.report.scores import LLM_TIERS
+
+    cat = catalogue()
+    for name in every_name():
+        spec = spec_for(name)
+        assert direction(name) == spec.better, name
+        assert info(name).title == title(name), name
+        assert info(name).ratio_scale == spec.ratio_scale, name
+        ok, text = checks.expected_unit(name, "images")
+        unit = spec.unit.replace("{item}", "images")
+        assert ok(unit) and not ok(unit + "x"), (name, text)
+    # Units a name's suffix does not give: a share, a count, a ratio, the throughput's item.
+    assert checks.expected_unit("pct_of_peak")[0]("%")
+    assert checks.expected_unit("iteration_time_cv")[0]("1")
+    assert not checks.expected_unit("throughput_items_per_s", "images")[0]("tokens/s")
+    assert checks.expected_unit("throughput_items_per_s")[0]("tokens/s")
+    assert set(ScoreSettings().weights) == {
+        n for n, s in cat.names.items() if s.report and "default" in s.report.composites}
+    assert set(PUBLISHED_COMPOSITE) == {"throughput_items_per_s", "items_per_j",
+                                        "power_w_mean", "latency_mean_s"}
+    assert checks.TELEMETRY_METRICS == cat.with_source("telemetry")
+    assert checks.DERIVED_FROM == {n: s.derived_from for n, s in cat.names.items()
+                                   if s.derived_from}
+    assert set(checks.ALWAYS_DERIVED) == {"tokens_per_s", "sequences_per_s"}
+    assert set(analysis.OUTLIER_METRICS) == {
+        n for n, s in cat.names.items() if "device_speed" in s.depends_on}
+    # The TTFT tiers' titles are the generation protocol's tiers.
+    for name, tier in LLM_TIERS:
+        assert title(name) == f"Max throughput, {tier}"
+    # Every scenario's headline figure has a better side (the cpu speed-up divides by it).
+    from bench.scenarios.measure import HEADLINE
+
+    assert all(spec_for(h) and direction(h) for h in HEADLINE.values()), HEADLINE
