@@ -398,3 +398,16 @@ def test_the_report_takes_titles_directions_units_and_scoring_from_the_catalogue
     from bench.scenarios.measure import HEADLINE
 
     assert all(spec_for(h) and direction(h) for h in HEADLINE.values()), HEADLINE
+
+
+def test_the_store_and_the_site_rank_by_the_catalogue_headline():
+    from testbed.store import changes, loadtest
+    from testbed.store.site import data
+
+    assert data.HEADLINE == changes.DEFAULT_METRIC == catalogue().headline()
+    for name in every_name():
+        spec = spec_for(name)
+        want = spec.better if "device_speed" in spec.depends_on else 0
+        assert loadtest.speed_exponent(name) == want, name
+    assert loadtest.speed_exponent("throughput_items_per_s") == 1
+    assert loadtest.speed_exponent("latency_p50_s") == -1
