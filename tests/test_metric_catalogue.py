@@ -411,3 +411,36 @@ def test_the_store_and_the_site_rank_by_the_catalogue_headline():
         assert loadtest.speed_exponent(name) == want, name
     assert loadtest.speed_exponent("throughput_items_per_s") == 1
     assert loadtest.speed_exponent("latency_p50_s") == -1
+
+
+def _scorecard_reads() -> set[str]:
+    """The metric names the scorecard's code reads by name (``value(doc, NAME)``,
+    ``metric_ratio(NAME, ...)``)."""
+    import ast
+
+    out = set()
+    for path in (ROOT / "testbed" / "scorecard").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(
+                    node.func, "attr", None)) in ("value", "metric_ratio"):
+                out |= {a.value for a in node.args if isinstance(a, ast.Constant)
+                        and isinstance(a.value, str)}
+    return out
+
+
+def test_the_scorecard_reads_the_metrics_the_catalogue_says_feed_it():
+    from testbed.scorecard.settings import ITEMS, load_settings
+
+    cat = catalogue()
+    fed = {n for n, s in cat.names.items() if s.scorecard}
+    reads = _scorecard_reads()
+    assert reads and reads <= fed, reads - fed
+    assert all(set(s.scorecard) <= set(ITEMS) for s in cat.names.values())
+    assert all(cat.feeding(item) for item in ITEMS), ITEMS
+    weights = load_settings().section("inference_image")["metric_weights"]
+    assert set(weights) == set(cat.feeding("inference_image"))
+    # What the template's text-generation item reads: the load time and the TTFT tiers.
+    from bench.llm.generation import TTFT_TIERS
+
+    assert set(cat.feeding("inference_text")) == {"model_load_s", *(t for t, *_ in TTFT_TIERS)}
+    assert spec_for("checkpoint_save_s").better == spec_for("checkpoint_load_s").better == -1
