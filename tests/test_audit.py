@@ -65,6 +65,16 @@ def test_default_tolerances_are_the_documented_choice():
     assert tol.max_speedup == 0.25 and tol.input_variants >= 2
 
 
+def test_checkpoint_load_time_is_judged_like_the_save_time():
+    """Bug: version 1's pattern *_load_s, meant for model and cold-start load times (page
+    cache and disk), also caught checkpoint_load_s: the audit ignored the checkpoint load
+    time the scorecard scores, while it judged the save time beside it."""
+    tol = load_tolerances()
+    assert not tol.rule_for("checkpoint_load_s").ignore
+    assert tol.rule_for("checkpoint_load_s") == tol.rule_for("checkpoint_save_s")
+    assert tol.rule_for("model_load_s").ignore and tol.rule_for("cold_load_s").ignore
+
+
 @pytest.mark.parametrize(("text", "where"), [
     ("version: 2\nbands: {rate: {rel: -0.1}}\n", "$.bands.rate"),
     ("version: 2\nbands: {rate: {}}\n", "$.bands.rate"),
