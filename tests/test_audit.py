@@ -75,6 +75,19 @@ def test_checkpoint_load_time_is_judged_like_the_save_time():
     assert tol.rule_for("model_load_s").ignore and tol.rule_for("cold_load_s").ignore
 
 
+def test_time_over_the_memory_bound_is_no_memory_figure(tmp_path):
+    """Bug: version 1's pattern *mem* put time_over_memory_bound and its median (an
+    operator's time over its roofline time, a ratio of times) in the memory band, so a band
+    set for memory in use moved them."""
+    path = tmp_path / "tol.yaml"
+    path.write_text("version: 2\nbands: {memory: {rel: 0.5}}\n")
+    tol = load_tolerances(path)
+    for name in ("time_over_memory_bound", "time_over_memory_bound_median"):
+        assert tol.rule_for(name).band != "memory", name
+        assert tol.rule_for(name).rel == 0.10, name
+    assert tol.rule_for("device_mem_used_bytes_peak").rel == 0.5
+
+
 @pytest.mark.parametrize(("text", "where"), [
     ("version: 2\nbands: {rate: {rel: -0.1}}\n", "$.bands.rate"),
     ("version: 2\nbands: {rate: {}}\n", "$.bands.rate"),

@@ -272,6 +272,8 @@ V1_CLASSES = {  # the v1 rule's first pattern -> the band class that replaced it
 # with its own test below).
 V1_FIXED: dict[str, str] = {
     "checkpoint_load_s": "judged like checkpoint_save_s, not ignored as a model load time",
+    "time_over_memory_bound": "a ratio of times, not memory: not in the memory band",
+    "time_over_memory_bound_median": "a ratio of times, not memory: not in the memory band",
 }
 
 
