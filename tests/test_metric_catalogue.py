@@ -448,3 +448,28 @@ def test_the_scorecard_reads_the_metrics_the_catalogue_says_feed_it():
 
     assert set(cat.feeding("inference_text")) == {"model_load_s", *(t for t, *_ in TTFT_TIERS)}
     assert spec_for("checkpoint_save_s").better == spec_for("checkpoint_load_s").better == -1
+
+
+def test_a_peak_allocation_over_the_repeats_is_the_largest():
+    """Bug: peak_mem_bytes (the framework's peak allocation at an LLM grid point, and per
+    rank in training) was the mean of the repeats' peaks, in the runner and in the audit's
+    pooling, while framework_mem_peak_bytes, the same figure of a whole entry, is their
+    largest: a mean of peaks is no peak."""
+    from bench.results import build_metrics, build_points
+    from testbed.audit.compare import pooled_value
+
+    def peak(v: float) -> dict[str, Any]:
+        return {"peak_mem_bytes": {"value": v, "unit": "B"}}
+
+    points = [{"points": [{"params": {"batch": 1}, "status": "ok", "metrics": peak(v)}]}
+              for v in (1e9, 3e9)]
+    got = build_points(points, None, "tokens", 0.0)[0]["metrics"]["peak_mem_bytes"]
+    assert got["value"] == 3e9 and got["per_repeat"] == [1e9, 3e9]
+    repeats = [{"status": "ok", "window": {"duration_s": 1.0}, "throughput_items_per_s": 10.0,
+                "latencies_s": [0.1], "items": 10, "metrics": peak(v)} for v in (2e9, 1e9)]
+    entry = build_metrics(repeats, None, "tokens", "cpu", 50.0, None)["peak_mem_bytes"]
+    assert entry["value"] == 2e9 and entry["per_repeat"] == [2e9, 1e9]
+    assert spec_for("peak_mem_bytes").aggregation == spec_for(
+        "framework_mem_peak_bytes").aggregation == "max"
+    reruns = [{"value": 2e9, "per_repeat": [2e9, 1e9]}, {"value": 4e9, "per_repeat": [4e9]}]
+    assert pooled_value("peak_mem_bytes", reruns, [{}, {}], point=True) == 4e9
