@@ -88,6 +88,19 @@ def test_time_over_the_memory_bound_is_no_memory_figure(tmp_path):
     assert tol.rule_for("device_mem_used_bytes_peak").rel == 0.5
 
 
+def test_the_ttft_tiers_max_throughput_is_judged_as_a_rate():
+    """Bug: version 1's pattern *_per_s did not match tier_max_tokens_per_s_0_500ms (the
+    rate's suffix is mid-name), so the TTFT tiers' highest token rates, which the
+    text-generation scorecard item scores, got the 10 % band of other figures instead of
+    the 5 % of every other rate."""
+    from bench.llm.generation import TTFT_TIERS
+
+    tol = load_tolerances()
+    for name, *_ in TTFT_TIERS:
+        assert tol.rule_for(name) == tol.rule_for("output_tokens_per_s"), name
+        assert tol.rule_for(name).rel == 0.05
+
+
 @pytest.mark.parametrize(("text", "where"), [
     ("version: 2\nbands: {rate: {rel: -0.1}}\n", "$.bands.rate"),
     ("version: 2\nbands: {rate: {}}\n", "$.bands.rate"),

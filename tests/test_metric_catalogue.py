@@ -274,6 +274,9 @@ V1_FIXED: dict[str, str] = {
     "checkpoint_load_s": "judged like checkpoint_save_s, not ignored as a model load time",
     "time_over_memory_bound": "a ratio of times, not memory: not in the memory band",
     "time_over_memory_bound_median": "a ratio of times, not memory: not in the memory band",
+    **{name: "a rate (its _per_s is mid-name): the rate band" for name in (
+        "tier_max_tokens_per_s_0_500ms", "tier_max_tokens_per_s_500_1000ms",
+        "tier_max_tokens_per_s_1000_3000ms", "tier_max_tokens_per_s_3000ms_inf")},
 }
 
 
