@@ -583,6 +583,41 @@ def test_a_latency_lower_than_claimed_is_an_under_claim_and_compared_as_two_numb
     assert record["status"] == "inconclusive" and "under-claim" in record["reason"]
 
 
+def test_the_clock_has_no_better_side_but_load_lowers_it():
+    """The catalogue gives the clock no direction (the report never scores it) and says a
+    loaded host lowers it: a re-run clock above the claim is a busier submitter's machine
+    (inconclusive), one below it beyond what the load explains fails."""
+    tol = load_tolerances()
+    sub = _with(_doc([1.0, 1.0]), "clock_hz_mean", [2.0e9, 2.01e9], "Hz")
+    higher = _with(_doc([1.0, 1.0]), "clock_hz_mean", [2.6e9, 2.61e9], "Hz")
+    record = _record(compare_entry("e", sub, higher, tol, None)[1], "clock_hz_mean")
+    assert record["status"] == "inconclusive" and "under-claim" in record["reason"]
+    assert (record["declared"]["direction"], record["declared"]["host_load"]) == (
+        "neither", "lowers")
+    lower = _with(_doc([1.0, 1.0]), "clock_hz_mean", [1.5e9, 1.51e9], "Hz")
+    assert _record(compare_entry("e", sub, lower, tol, None)[1],
+                   "clock_hz_mean")["status"] == "fail"
+    # the load explains a lower clock: the low side is widened
+    record = _record(compare_entry("e", sub, lower, tol, None, slowdown=1.5)[1],
+                     "clock_hz_mean")
+    assert record["status"] == "inconclusive" and "load" in record["reason"]
+
+
+def test_a_soak_failure_free_stretch_is_longer_better_and_not_moved_by_load():
+    """soak_failure_free_s is a time but longer is better, and a loaded host does not make
+    a device crash: a shorter stretch than claimed fails whatever the slowdown, a longer one
+    is an under-claim (version 1 widened it on the high side like a latency)."""
+    tol = load_tolerances()
+    sub = _with(_doc([1.0, 1.0]), "soak_failure_free_s", [3600.0, 3601.0], "s")
+    short = _with(_doc([1.0, 1.0]), "soak_failure_free_s", [3000.0, 3001.0], "s")
+    record = _record(compare_entry("e", sub, short, tol, None, slowdown=1.5)[1],
+                     "soak_failure_free_s")
+    assert record["status"] == "fail"
+    long = _with(_doc([1.0, 1.0]), "soak_failure_free_s", [4400.0, 4401.0], "s")
+    record = _record(compare_entry("e", sub, long, tol, None)[1], "soak_failure_free_s")
+    assert record["status"] == "inconclusive" and "under-claim" in record["reason"]
+
+
 def test_a_metric_the_catalogue_does_not_declare_is_judged_both_ways_and_says_so():
     tol = load_tolerances()
     sub = _with(_doc([1.0, 1.0]), "vendor_special_score", [10.0, 10.1], "1")
