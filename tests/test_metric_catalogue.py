@@ -392,9 +392,9 @@ def test_the_report_takes_titles_directions_units_and_scoring_from_the_catalogue
         n for n, s in cat.names.items() if s.report and "default" in s.report.composites}
     assert set(PUBLISHED_COMPOSITE) == {"throughput_items_per_s", "items_per_j",
                                         "power_w_mean", "latency_mean_s"}
-    assert checks.TELEMETRY_METRICS == cat.with_source("telemetry")
-    assert checks.DERIVED_FROM == {n: s.derived_from for n, s in cat.names.items()
-                                   if s.derived_from}
+    telemetry, derived = checks.TELEMETRY_METRICS, checks.DERIVED_FROM
+    assert telemetry == cat.with_source("telemetry")
+    assert derived == {n: s.derived_from for n, s in cat.names.items() if s.derived_from}
     assert set(checks.ALWAYS_DERIVED) == {"tokens_per_s", "sequences_per_s"}
     assert set(analysis.OUTLIER_METRICS) == {
         n for n, s in cat.names.items() if "device_speed" in s.depends_on}

@@ -195,7 +195,7 @@ def compare_value(rule: Rule | None, submitted: Any, remeasured: Any,
     metric with a ``direction`` (bench/metrics.yaml), a re-measurement better than claimed
     beyond the band is inconclusive (an under-claim), never a fail."""
     if rule is None:
-        return "ignored", "no tolerance rule matches this metric", None
+        return "ignored", "the tolerance file sizes no band for this metric", None
     if rule.ignore:
         return "ignored", rule.ignore, None
     if submitted is None:
