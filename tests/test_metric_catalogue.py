@@ -476,3 +476,18 @@ def test_a_peak_allocation_over_the_repeats_is_the_largest():
         "framework_mem_peak_bytes").aggregation == "max"
     reruns = [{"value": 2e9, "per_repeat": [2e9, 1e9]}, {"value": 4e9, "per_repeat": [4e9]}]
     assert pooled_value("peak_mem_bytes", reruns, [{}, {}], point=True) == 4e9
+
+
+def test_the_published_tables_vocabulary_agrees_with_the_catalogue_units():
+    """A published table's column becomes a catalogue metric in the unit the catalogue
+    declares (testbed/published_headers.yaml names the kind of unit a column is read in)."""
+    from testbed.published import METRICS
+
+    kinds = {"time": "s", "power": "W", "bytes": "B", "percent": "%", "temperature": "degC",
+             "rate": "{item}/s", "efficiency": "{item}/J", "flop": "FLOP/{item}"}
+    checked = 0
+    for metric, kind in METRICS.values():
+        if kind in kinds:
+            assert spec_for(metric) is not None and spec_for(metric).unit == kinds[kind], metric
+            checked += 1
+    assert checked >= 10
