@@ -11,11 +11,12 @@ integral, and says which in ``source``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.jsonio import finite_or_none
+from bench.metrics import aggregation, unit_of
 from bench.stats import latency_summary, summarize, window_max, window_mean
 from bench.telemetry.combine import combine_figures
 from bench.telemetry.energy import counter_energy_j, integrated_energy_j, window_coverage
@@ -48,14 +49,10 @@ def summary_metric(values: Sequence[float], unit: str) -> Metric:
                   per_repeat=list(values))
 
 
-# Point metrics whose repeats are aggregated by their minimum, not the mean: counts that must
-# reach a requested figure (an LLM point's output tokens per sequence), where the shortest
-# repeat is the fact to show and a mean would hide it.
-MIN_OVER_REPEATS = frozenset({"output_tokens_generated"})
-
-
 def minimum_metric(entries: Sequence[Metric]) -> Metric:
-    """The repeats' entries of a ``MIN_OVER_REPEATS`` metric as one: the minimum value, the
+    """The repeats' entries of a metric the catalogue aggregates by its minimum (a count that
+    must reach a requested figure, an LLM point's output tokens per sequence, where the
+    shortest repeat is the fact to show and a mean would hide it) as one: the minimum value, the
     largest ``max`` (or value), n and the per-repeat values; other keys (``requested``) as
     the first repeat has them. Null with the first reason if no repeat has a value; a note
     says how many repeats had none."""
@@ -176,25 +173,44 @@ def _reason(tel: TelemetryContext | None, field_name: str, fallback: str) -> str
 
 NO_SAMPLES = "no telemetry samples inside the timed window (window shorter than the interval?)"
 
-# metric name, window key, unit, Sample field (for the reason), aggregate over repeats
-TELEMETRY_METRICS: tuple[tuple[str, str, str, str], ...] = (
-    ("device_util_pct", "util_pct", "%", "util_pct"),
-    ("device_mem_used_bytes_mean", "mem_used_bytes_mean", "B", "mem_used_bytes"),
-    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "B", "mem_used_bytes"),
-    ("device_mem_used_pct_mean", "mem_used_pct_mean", "%", "mem_used_bytes"),
-    ("device_mem_used_pct_peak", "mem_used_pct_peak", "%", "mem_used_bytes"),
-    ("power_w_mean", "power_w", "W", "power_w"),
-    ("temp_c_mean", "temp_c", "degC", "temp_c"),
-    ("clock_hz_mean", "clock_hz", "Hz", "clock_hz"),
+# metric name, window key, Sample field (for the reason); the unit and how the repeats
+# aggregate are the catalogue's (bench/metrics.yaml)
+TELEMETRY_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("device_util_pct", "util_pct", "util_pct"),
+    ("device_mem_used_bytes_mean", "mem_used_bytes_mean", "mem_used_bytes"),
+    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "mem_used_bytes"),
+    ("device_mem_used_pct_mean", "mem_used_pct_mean", "mem_used_bytes"),
+    ("device_mem_used_pct_peak", "mem_used_pct_peak", "mem_used_bytes"),
+    ("power_w_mean", "power_w", "power_w"),
+    ("temp_c_mean", "temp_c", "temp_c"),
+    ("clock_hz_mean", "clock_hz", "clock_hz"),
 )
 # Whole-host figures, where the adapter reads them beside the device's own (the cpu
 # reference): host readings are the host's whatever the device is, so they are kept even
 # when the telemetry is not the device's.
-HOST_METRICS: tuple[tuple[str, str, str, str], ...] = (
-    ("host_util_pct", "host_util_pct", "%", "host_util_pct"),
-    ("host_mem_used_bytes_mean", "host_mem_used_bytes_mean", "B", "host_mem_used_bytes"),
-    ("host_mem_used_bytes_peak", "host_mem_used_bytes_peak", "B", "host_mem_used_bytes"),
+HOST_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("host_util_pct", "host_util_pct", "host_util_pct"),
+    ("host_mem_used_bytes_mean", "host_mem_used_bytes_mean", "host_mem_used_bytes"),
+    ("host_mem_used_bytes_peak", "host_mem_used_bytes_peak", "host_mem_used_bytes"),
 )
+
+
+def unit(name: str) -> str:
+    """The catalogue's unit of a harness metric (one without the item unit in it)."""
+    declared = unit_of(name)
+    if declared is None:
+        raise KeyError(f"{name} has no unit in bench/metrics.yaml")
+    return declared
+
+
+def over_repeats(name: str, metric: Metric) -> Metric:
+    """``metric`` made from the repeats as the catalogue aggregates ``name``: a peak over the
+    run is the largest repeat's figure, not their mean (the mean is what repeat_metric and
+    summary_metric made)."""
+    per_repeat = [v for v in metric.get("per_repeat") or [] if v is not None]
+    if per_repeat and aggregation(name) == "max":
+        return {**metric, "value": max(per_repeat)}
+    return metric
 
 
 def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations: list[float],
@@ -211,22 +227,23 @@ def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations:
         return _reason(tel, field_name, "; ".join(sorted(reasons)) or NO_SAMPLES)
 
     out["energy_integrated_j"] = repeat_metric(
-        integrated, "J", why("energy_integrated_reason", "power_w"),
+        integrated, unit("energy_integrated_j"), why("energy_integrated_reason", "power_w"),
         method="trapezoidal integral of power over the timed window", **scope)
     out["energy_counter_j"] = repeat_metric(
-        counter, "J", why("energy_counter_reason", "energy_j"),
+        counter, unit("energy_counter_j"), why("energy_counter_reason", "energy_j"),
         method="difference of the device's cumulative energy counter across the window")
     if windows and all(v is not None for v in counter):
         primary, source = counter, "counter"
     else:
         primary, source = integrated, "power_integral"
-    out["energy_j"] = repeat_metric(primary, "J", out["energy_integrated_j"].get("reason",
-                                                                                  NO_SAMPLES),
+    out["energy_j"] = repeat_metric(primary, unit("energy_j"),
+                                    out["energy_integrated_j"].get("reason", NO_SAMPLES),
                                     source=source, **scope)
     per_item = [e / n if e is not None and n else None for e, n in zip(primary, items,
                                                                        strict=True)]
     out["energy_per_item_j"] = repeat_metric(
-        per_item, f"J/{item_unit}", out["energy_j"].get("reason", NO_SAMPLES), source=source)
+        per_item, unit_of("energy_per_item_j", item_unit),
+        out["energy_j"].get("reason", NO_SAMPLES), source=source)
     if idle_power_w is None:
         above = [None] * len(primary)
         reason = f"no idle power ({idle_reason})"
@@ -235,7 +252,8 @@ def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations:
                  for e, d in zip(primary, durations, strict=True)]
         reason = out["energy_j"].get("reason", NO_SAMPLES)
     out["energy_above_idle_j"] = repeat_metric(
-        above, "J", reason, definition="energy_j minus idle_power_w x window duration")
+        above, unit("energy_above_idle_j"), reason,
+        definition="energy_j minus idle_power_w x window duration")
     return out
 
 
@@ -261,11 +279,12 @@ def cold_start_metrics(ok: list[dict[str, Any]]) -> dict[str, Metric]:
     cold = [r.get("cold_start") or {} for r in ok]
     return {
         "cold_load_s": repeat_metric(
-            [c.get("load_s") for c in cold], "s", "the repeat recorded no load time",
+            [c.get("load_s") for c in cold], unit("cold_load_s"),
+            "the repeat recorded no load time",
             definition="workload setup in a fresh process: model built or weights read and "
                        "moved to the device, inputs made"),
         "cold_first_iter_s": repeat_metric(
-            [c.get("first_iter_s") for c in cold], "s",
+            [c.get("first_iter_s") for c in cold], unit("cold_first_iter_s"),
             "the repeat's own process timed no loop (a LoadGen scenario, or workers that "
             "time themselves)",
             definition="latency of the repeat's first iteration, before warm-up "
@@ -280,35 +299,29 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     ok = [r for r in repeats if r["status"] == "ok" and "window" in r]
     if not ok:
         return {}
-    per_s = f"{item_unit}/s"
     metrics: dict[str, Metric] = {
         "throughput_items_per_s": summary_metric([r["throughput_items_per_s"] for r in ok],
-                                                 per_s),
+                                                 unit_of("throughput_items_per_s", item_unit)),
     }
     latencies = [x for r in ok for x in r["latencies_s"]]
     lat = latency_summary(latencies)
     for key, value in lat.items():
-        metrics[f"latency_{key}"] = metric(value, "s", n=len(latencies))
+        metrics[f"latency_{key}"] = metric(value, unit(f"latency_{key}"), n=len(latencies))
 
     metrics.update(cold_start_metrics(ok))
 
     windows = [r.get("telemetry") or {} for r in ok]
     usable = tel is not None and tel.not_the_device is None
-    for name, key, unit, field_name in TELEMETRY_METRICS:
+    for name, key, field_name in TELEMETRY_METRICS:
         values = [w.get(key) for w in windows] if usable else [None] * len(ok)
         extra = {"scope": tel.scope[field_name]} if usable and field_name in tel.scope else {}
-        metrics[name] = repeat_metric(values, unit, _reason(tel, field_name, NO_SAMPLES),
-                                      **extra)
+        metrics[name] = over_repeats(name, repeat_metric(
+            values, unit(name), _reason(tel, field_name, NO_SAMPLES), **extra))
     if tel is not None and "host_util_pct" in tel.scope:
-        for name, key, unit, field_name in HOST_METRICS:
-            metrics[name] = repeat_metric([w.get(key) for w in windows], unit,
-                                          tel.unavailable.get(field_name) or NO_SAMPLES,
-                                          scope=tel.scope[field_name])
-    for name in ("device_mem_used_bytes_peak", "device_mem_used_pct_peak",
-                 "host_mem_used_bytes_peak"):
-        per_repeat = metrics.get(name, {}).get("per_repeat")
-        if per_repeat:  # a peak over repeats is their maximum, not their mean
-            metrics[name]["value"] = max(v for v in per_repeat if v is not None)
+        for name, key, field_name in HOST_METRICS:
+            metrics[name] = over_repeats(name, repeat_metric(
+                [w.get(key) for w in windows], unit(name),
+                tel.unavailable.get(field_name) or NO_SAMPLES, scope=tel.scope[field_name]))
 
     idle_power = idle.get("power_w") if idle else None
     idle_reason = (idle or {}).get("reason", "idle power not measured")
@@ -319,7 +332,7 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     throughput = metrics["throughput_items_per_s"]["value"]
     power = metrics["power_w_mean"]["value"]
     metrics["items_per_j"] = metric(
-        throughput / power if power else None, f"{item_unit}/J",
+        throughput / power if power else None, unit_of("items_per_j", item_unit),
         f"no average power ({metrics['power_w_mean'].get('reason', 'zero')})",
         definition="throughput_items_per_s / power_w_mean (docs/telemetry.md)")
 
@@ -327,13 +340,14 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
              if r.get("memory", {}).get("peak_allocated_bytes") is not None]
     note = next((r["memory"].get("note") for r in ok if r.get("memory", {}).get("note")), None)
     metrics["framework_mem_peak_bytes"] = metric(
-        max(peaks) if peaks else None, "B", "the framework reports no peak allocation",
+        max(peaks) if peaks else None, unit("framework_mem_peak_bytes"),
+        "the framework reports no peak allocation",
         **({"note": note} if note else {}))
 
-    metrics["idle_power_w"] = metric(idle_power, "W", idle_reason)
+    metrics["idle_power_w"] = metric(idle_power, unit("idle_power_w"), idle_reason)
 
     metrics["telemetry_errors"] = metric(
-        sum(w.get("errors", 0) for w in windows), "count",
+        sum(w.get("errors", 0) for w in windows), unit("telemetry_errors"),
         definition="failed telemetry readings inside the timed windows",
         per_repeat=[w.get("errors", 0) for w in windows])
 
@@ -344,19 +358,22 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
         host_bound, reason = None, "no device utilisation reading"
     else:
         host_bound, reason = util < host_bound_util_pct, None
-    metrics["host_bound"] = {"value": host_bound, "unit": "bool",
+    metrics["host_bound"] = {"value": host_bound, "unit": unit("host_bound"),
                              "threshold_util_pct": host_bound_util_pct,
                              **({"reason": reason} if reason else {})}
 
     extra_names = {name for r in ok for name in r.get("metrics", {})}
     for name in sorted(extra_names):
         entries = [r.get("metrics", {}).get(name) or {} for r in ok]
+        if aggregation(name) == "min":
+            metrics[name] = minimum_metric(entries)
+            continue
         values = [e.get("value") if isinstance(e.get("value"), int | float)
                   and not isinstance(e.get("value"), bool) else None for e in entries]
-        unit = next(e["unit"] for e in entries if "unit" in e)
         reason = next((e["reason"] for e in entries if e.get("reason")),
                       "the workload reported no value")
-        metrics[name] = repeat_metric(values, unit, reason)
+        metrics[name] = over_repeats(name, repeat_metric(
+            values, next(e["unit"] for e in entries if "unit" in e), reason))
     return metrics
 
 
@@ -397,13 +414,15 @@ def _max_of(windows: list[dict[str, Any]], key: str) -> float | None:
     return max(values) if values else None
 
 
-POINT_TELEMETRY: tuple[tuple[str, str, str, str, Callable[..., Any]], ...] = (
-    ("device_util_pct", "util_pct", "%", "util_pct", _mean_of),
-    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "B", "mem_used_bytes", _max_of),
-    ("power_w_mean", "power_w", "W", "power_w", _mean_of),
-    ("temp_c_mean", "temp_c", "degC", "temp_c", _mean_of),
-    ("energy_integrated_j", "energy_integrated_j", "J", "power_w", _mean_of),
-    ("energy_counter_j", "energy_counter_j", "J", "energy_j", _mean_of),
+# metric name, window key, Sample field (for the reason); over the point's windows (one per
+# repeat) as the catalogue aggregates it: a peak's maximum, else the mean
+POINT_TELEMETRY: tuple[tuple[str, str, str], ...] = (
+    ("device_util_pct", "util_pct", "util_pct"),
+    ("device_mem_used_bytes_peak", "mem_used_bytes_peak", "mem_used_bytes"),
+    ("power_w_mean", "power_w", "power_w"),
+    ("temp_c_mean", "temp_c", "temp_c"),
+    ("energy_integrated_j", "energy_integrated_j", "power_w"),
+    ("energy_counter_j", "energy_counter_j", "energy_j"),
 )
 
 
@@ -435,11 +454,11 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
             entries = [p["metrics"][name] for p in same if name in p.get("metrics", {})]
             values = [e["value"] for e in entries if isinstance(e.get("value"), int | float)
                       and not isinstance(e.get("value"), bool)]
-            unit = entries[0]["unit"]
-            if name in MIN_OVER_REPEATS:
+            if aggregation(name) == "min":
                 point["metrics"][name] = minimum_metric(entries)
             elif values and len(entries) > 1:
-                point["metrics"][name] = summary_metric(values, unit)
+                point["metrics"][name] = over_repeats(
+                    name, summary_metric(values, entries[0]["unit"]))
             else:
                 point["metrics"][name] = {**entries[0]}
         windows = [p["window"] for p in good if p.get("window")]
@@ -467,20 +486,23 @@ def point_telemetry_metrics(point: dict[str, Any], figures: list[dict[str, Any]]
                             tel: TelemetryContext, item_unit: str) -> None:
     """A grid point's telemetry metrics from its windows' figures (one per repeat); a metric
     the workload reported itself is kept."""
-    for name, key, unit, field_name, agg in POINT_TELEMETRY:
+    for name, key, field_name in POINT_TELEMETRY:
         if name in point["metrics"]:
             continue
+        agg = _max_of if aggregation(name) == "max" else _mean_of
         value = agg(figures, key) if tel.not_the_device is None else None
-        point["metrics"][name] = metric(value, unit,
+        point["metrics"][name] = metric(value, unit(name),
                                         _reason(tel, field_name, NO_SAMPLES))
     counter = point["metrics"]["energy_counter_j"]["value"]
     point["metrics"].setdefault("energy_j", {
         **(point["metrics"]["energy_counter_j"] if counter is not None
            else point["metrics"]["energy_integrated_j"]),
         "source": "counter" if counter is not None else "power_integral"})
-    point["metrics"]["telemetry_errors"] = metric(sum(f["errors"] for f in figures), "count")
+    point["metrics"]["telemetry_errors"] = metric(sum(f["errors"] for f in figures),
+                                                  unit("telemetry_errors"))
     thr = point["metrics"].get("throughput_items_per_s", {}).get("value")
     power = point["metrics"]["power_w_mean"]["value"]
     if thr is not None and "items_per_j" not in point["metrics"]:
         point["metrics"]["items_per_j"] = metric(
-            thr / power if power else None, f"{item_unit}/J", "no average power in the window")
+            thr / power if power else None, unit_of("items_per_j", item_unit),
+            "no average power in the window")

@@ -21,7 +21,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,10 +175,13 @@ def subschema_errors(doc: Any, schema: str, definition: str) -> list[SchemaProbl
             for e in [first, *[e for e in errors if e is not first]]]
 
 
-def read_yaml_file(path: Path, schema: str, what: str, limit: int | None = None) -> Any:
+def read_yaml_file(path: Path, schema: str, what: str, limit: int | None = None,
+                   before_check: Callable[[Any], None] | None = None) -> Any:
     """A YAML file a user writes (a suite, audit tolerances), checked against
     ``schemas/<schema>.schema.json``: every problem is a ``UserError`` naming the file, the
-    JSON path and the fix. ``limit``: its most bytes (default: a document's limit)."""
+    JSON path and the fix. ``limit``: its most bytes (default: a document's limit).
+    ``before_check`` sees the parsed document before the schema does (to refuse an older
+    format with its own message)."""
     import yaml
 
     from bench.errors import UserError
@@ -204,6 +207,8 @@ def read_yaml_file(path: Path, schema: str, what: str, limit: int | None = None)
         # ValueError: an integer too long to convert.
         raise UserError(f"{what} {path} is not valid YAML: {cut(str(exc))}.",
                         "Fix the syntax at the line shown.") from exc
+    if before_check is not None:
+        before_check(doc)
     errors = validation_errors(doc, schema)
     if errors:
         first = errors[0]

@@ -58,6 +58,7 @@ import yaml
 from bench import __version__
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
+from bench.metrics import unit_of
 from bench.model_facts import Work, WorkloadFacts
 from bench.model_facts import load as load_model_facts
 from bench.schema import validation_errors
@@ -596,7 +597,7 @@ def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precisio
     efficiency of its own. Nothing is derived from a fact the table does not print unless
     the user assumed it, and then the cell says so."""
     thr = metrics.get("throughput_items_per_s", {}).get("value")
-    unit = f"FLOP/{wl.item_unit}"
+    unit = unit_of("flop_per_item", wl.item_unit)
     fpi = metrics.get("flop_per_item", {}).get("value")
     work = wl.work
     if fpi is None and work is not None and work.flop_per_item is not None:
@@ -611,7 +612,7 @@ def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precisio
         metrics["flop_per_item"] = cell
     bpi = work.bytes_per_item(precision, wl.batch) if work is not None else None
     if bpi is not None:
-        cell = {"value": bpi, "unit": f"B/{wl.item_unit}", "status": "derived",
+        cell = {"value": bpi, "unit": unit_of("bytes_per_item", wl.item_unit), "status": "derived",
                 "method": f"least memory traffic: the {work.weights_per_step} weights a "  # type: ignore[union-attr]
                           f"decode step reads, in {precision}, once for the batch of "
                           f"{wl.batch}"}
@@ -619,11 +620,13 @@ def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precisio
             cell["assumed"] = wl.assumed("bytes_per_item")
         metrics["bytes_per_item"] = cell
     if fpi is not None and thr is not None:
-        metrics["flop_per_s"] = {"value": thr * fpi, "unit": "FLOP/s", "status": "derived",
+        metrics["flop_per_s"] = {"value": thr * fpi, "unit": unit_of("flop_per_s"),
+                                 "status": "derived",
                                  "definition": "throughput_items_per_s x flop_per_item"}
         peak, which = peak_for(spec, precision)
         if peak:
-            metrics["mfu_pct"] = {"value": 100 * thr * fpi / (peak * count), "unit": "%",
+            metrics["mfu_pct"] = {"value": 100 * thr * fpi / (peak * count),
+                                  "unit": unit_of("mfu_pct"),
                                   "status": "derived",
                                   "definition": f"flop_per_s / ({which} x {count})"}
         if "assumed" in metrics.get("flop_per_item", {}):
@@ -633,7 +636,8 @@ def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precisio
     power = metrics.get("power_w_mean", {}).get("value")
     if thr is not None and power and metrics.get("items_per_j", {}).get("status") in (
             None, "empty"):
-        metrics["items_per_j"] = {"value": thr / power, "unit": f"{wl.item_unit}/J",
+        metrics["items_per_j"] = {"value": thr / power,
+                                  "unit": unit_of("items_per_j", wl.item_unit),
                                   "status": "derived",
                                   "definition": "throughput_items_per_s / power_w_mean"}
 

@@ -50,7 +50,7 @@ def test_worked_example_of_the_docs():
     assert iv.estimate == pytest.approx(0.9118, abs=1e-4)
     assert iv.df == 3 and iv.spread == pytest.approx(0.0308, abs=1e-4)
     assert (iv.low, iv.high) == (pytest.approx(0.834, abs=1e-3), pytest.approx(0.997, abs=1e-3))
-    band = band_for("ratio", 0.05, None, "both", "higher", True, 1.0)
+    band = band_for("ratio", 0.05, None, "higher", True, 1.0)
     status, reason = judge(iv, band)
     assert status == "inconclusive" and "straddles the band's edge 0.950" in reason
     more = ratio_interval(102.0, [100.0, 104.0], 93.0,
@@ -72,9 +72,9 @@ def test_interval_by_hand_on_the_difference_scale():
     iv = ratio_interval(51.0, [50.0, 52.0], 62.0, [61.0, 63.0], 0.95, "difference")
     assert iv.estimate == 11.0
     assert (iv.low, iv.high) == (pytest.approx(4.915, abs=1e-3), pytest.approx(17.085, abs=1e-3))
-    assert judge(iv, band_for("difference", None, 10.0, "both"))[0] == "inconclusive"
-    assert judge(iv, band_for("difference", None, 3.0, "both"))[0] == "fail"
-    assert judge(iv, band_for("difference", None, 20.0, "both"))[0] == "pass"
+    assert judge(iv, band_for("difference", None, 10.0))[0] == "inconclusive"
+    assert judge(iv, band_for("difference", None, 3.0))[0] == "fail"
+    assert judge(iv, band_for("difference", None, 20.0))[0] == "pass"
 
 
 def test_no_interval_without_spread_or_with_non_positive_figures():
@@ -92,31 +92,31 @@ def test_a_higher_confidence_gives_a_wider_interval():
 
 def test_host_load_widens_the_band_on_the_slow_side_only():
     iv = ratio_interval(100.0, [99.0, 101.0], 80.0, [79.0, 80.0, 81.0])  # ~0.80, tight
-    assert judge(iv, band_for("ratio", 0.05, None, "both", "higher", True, 1.0))[0] == "fail"
-    status, reason = judge(iv, band_for("ratio", 0.05, None, "both", "higher", True, 1.5))
+    assert judge(iv, band_for("ratio", 0.05, None, "higher", True, 1.0))[0] == "fail"
+    status, reason = judge(iv, band_for("ratio", 0.05, None, "higher", True, 1.5))
     assert status == "inconclusive" and "too noisy" in reason
     # A latency 25 % lower than claimed (faster): no inflated claim does that; a submission
     # measured on a busier machine does. Not reproduced, inconclusive, never a fail.
     fast = ratio_interval(100.0, [99.0, 101.0], 75.0, [74.0, 75.0, 76.0])
-    status, reason = judge(fast, band_for("ratio", 0.10, None, "both", "lower", True, 3.0))
+    status, reason = judge(fast, band_for("ratio", 0.10, None, "lower", True, 3.0))
     assert status == "inconclusive" and "did better than claimed" in reason
     # A metric load does not move (power) fails either way.
-    assert judge(fast, band_for("ratio", 0.10, None, "both", None, False, 3.0))[0] == "fail"
+    assert judge(fast, band_for("ratio", 0.10, None, None, False, 3.0))[0] == "fail"
     # A 3x forgery is outside anything a 1.5x slowdown explains.
     forged = ratio_interval(300.0, [297.0, 303.0], 100.0, [99.0, 100.0, 101.0])
-    assert judge(forged, band_for("ratio", 0.05, None, "both", "higher", True, 1.5))[0] == "fail"
+    assert judge(forged, band_for("ratio", 0.05, None, "higher", True, 1.5))[0] == "fail"
 
 
-def test_one_sided_bands():
-    low = ratio_interval(100.0, [99.0, 101.0], 150.0, [149.0, 150.0, 151.0])
-    assert judge(low, band_for("ratio", 0.05, None, "lower"))[0] == "pass"
-    assert judge(low, band_for("ratio", 0.05, None, "higher"))[0] == "fail"
-    assert judge(low, band_for("ratio", 0.05, None, "both", "higher"))[0] == "inconclusive"
+def test_a_band_has_two_sides_and_the_direction_says_which_is_better():
+    high = ratio_interval(100.0, [99.0, 101.0], 150.0, [149.0, 150.0, 151.0])
+    assert judge(high, band_for("ratio", 0.05, None))[0] == "fail"
+    assert judge(high, band_for("ratio", 0.05, None, "lower"))[0] == "fail"
+    assert judge(high, band_for("ratio", 0.05, None, "higher"))[0] == "inconclusive"
 
 
 def test_ideal_interval_says_whether_more_repeats_could_decide():
     iv = ratio_interval(100.0, [80.0, 120.0], 96.0, [95.0, 96.0, 97.0])
-    band = band_for("ratio", 0.05, None, "both")
+    band = band_for("ratio", 0.05, None)
     assert judge(iv, band)[0] == "inconclusive"
     # The submission's own two repeats spread ~20 %: even endless re-runs straddle.
     assert judge(ideal_interval(iv), band)[0] == "inconclusive"
@@ -408,8 +408,7 @@ def test_statistics_settings_and_their_defaults(tmp_path):
     assert not hasattr(tol.rule_for(THR), "slowdown")
     assert tol.rule_for("device_util_pct", "cpu").ignore
     path = tmp_path / "tol.yaml"
-    path.write_text("version: 1\nstatistics: {confidence: 0.99}\nrules: [{match: '*', "
-                    "rel: 0.2}]\n")
+    path.write_text("version: 2\nstatistics: {confidence: 0.99}\nbands: {rate: {rel: 0.2}}\n")
     mine = load_tolerances(path)
     assert mine.statistics.confidence == 0.99 and mine.reruns == tol.reruns
     assert mine.as_dict()["statistics"]["confidence"] == 0.99
@@ -425,7 +424,7 @@ def test_bad_statistics_settings_name_the_field(tmp_path, text, where):
     from bench.errors import UserError
 
     path = tmp_path / "tol.yaml"
-    path.write_text(f"version: 1\n{text}\nrules: [{{match: '*', rel: 0.2}}]\n")
+    path.write_text(f"version: 2\n{text}\nbands: {{rate: {{rel: 0.2}}}}\n")
     with pytest.raises(UserError) as err:
         load_tolerances(path)
     assert where in str(err.value)
@@ -584,6 +583,41 @@ def test_a_latency_lower_than_claimed_is_an_under_claim_and_compared_as_two_numb
     assert record["status"] == "inconclusive" and "under-claim" in record["reason"]
 
 
+def test_the_clock_has_no_better_side_but_load_lowers_it():
+    """The catalogue gives the clock no direction (the report never scores it) and says a
+    loaded host lowers it: a re-run clock above the claim is a busier submitter's machine
+    (inconclusive), one below it beyond what the load explains fails."""
+    tol = load_tolerances()
+    sub = _with(_doc([1.0, 1.0]), "clock_hz_mean", [2.0e9, 2.01e9], "Hz")
+    higher = _with(_doc([1.0, 1.0]), "clock_hz_mean", [2.6e9, 2.61e9], "Hz")
+    record = _record(compare_entry("e", sub, higher, tol, None)[1], "clock_hz_mean")
+    assert record["status"] == "inconclusive" and "under-claim" in record["reason"]
+    assert (record["declared"]["direction"], record["declared"]["host_load"]) == (
+        "neither", "lowers")
+    lower = _with(_doc([1.0, 1.0]), "clock_hz_mean", [1.5e9, 1.51e9], "Hz")
+    assert _record(compare_entry("e", sub, lower, tol, None)[1],
+                   "clock_hz_mean")["status"] == "fail"
+    # the load explains a lower clock: the low side is widened
+    record = _record(compare_entry("e", sub, lower, tol, None, slowdown=1.5)[1],
+                     "clock_hz_mean")
+    assert record["status"] == "inconclusive" and "load" in record["reason"]
+
+
+def test_a_soak_failure_free_stretch_is_longer_better_and_not_moved_by_load():
+    """soak_failure_free_s is a time but longer is better, and a loaded host does not make
+    a device crash: a shorter stretch than claimed fails whatever the slowdown, a longer one
+    is an under-claim (version 1 widened it on the high side like a latency)."""
+    tol = load_tolerances()
+    sub = _with(_doc([1.0, 1.0]), "soak_failure_free_s", [3600.0, 3601.0], "s")
+    short = _with(_doc([1.0, 1.0]), "soak_failure_free_s", [3000.0, 3001.0], "s")
+    record = _record(compare_entry("e", sub, short, tol, None, slowdown=1.5)[1],
+                     "soak_failure_free_s")
+    assert record["status"] == "fail"
+    long = _with(_doc([1.0, 1.0]), "soak_failure_free_s", [4400.0, 4401.0], "s")
+    record = _record(compare_entry("e", sub, long, tol, None)[1], "soak_failure_free_s")
+    assert record["status"] == "inconclusive" and "under-claim" in record["reason"]
+
+
 def test_a_metric_the_catalogue_does_not_declare_is_judged_both_ways_and_says_so():
     tol = load_tolerances()
     sub = _with(_doc([1.0, 1.0]), "vendor_special_score", [10.0, 10.1], "1")
@@ -622,18 +656,18 @@ def test_power_statement_by_hand():
     s = math.sqrt((ss([100.0, 102.0]) + ss([99.0, 101.0, 100.0])) / 3)
     assert iv.spread == pytest.approx(s) and s == pytest.approx(0.01149, abs=1e-5)
     expected = math.exp((3.1824 + 1.28155) * s * math.sqrt(1 / 2 + 1 / 3)) / 0.95
-    band = band_for("ratio", 0.05, None, "both", "higher", True, 1.0)
+    band = band_for("ratio", 0.05, None, "higher", True, 1.0)
     power = power_statement(iv, band, "higher")
     assert power["inflation"] == pytest.approx(expected, rel=1e-3)
     assert power["inflation"] == pytest.approx(1.1031, abs=2e-4)
     assert power["probability"] == 0.9 and power["n_remeasured"] == 3
     # The host's load widens the edge an inflated claim must cross: less is detectable.
-    slow = power_statement(iv, band_for("ratio", 0.05, None, "both", "higher", True, 1.5),
+    slow = power_statement(iv, band_for("ratio", 0.05, None, "higher", True, 1.5),
                            "higher")
     assert slow["inflation"] == pytest.approx(expected * 1.5, rel=1e-3)
     assert "widened" in slow["basis"]
     # A latency: a claim this factor too low.
-    lat = power_statement(iv, band_for("ratio", 0.10, None, "both", "lower", True, 1.0),
+    lat = power_statement(iv, band_for("ratio", 0.10, None, "lower", True, 1.0),
                           "lower")
     assert lat["inflation"] == pytest.approx(1.10 * expected * 0.95, rel=1e-3)
     # Two repeats at a CV of 31 % on each side: no inflation below several-fold.
@@ -651,7 +685,7 @@ def test_the_simulated_audit_catches_what_the_statement_says():
     m = k = 3
     sigma = 0.02
     f = detectable_inflation(sigma, m, k, 0.95, 0.95, "higher")
-    band = band_for("ratio", 0.05, None, "both", "higher", True, 1.0)
+    band = band_for("ratio", 0.05, None, "higher", True, 1.0)
 
     def caught(factor, trials=2000):
         hits = 0
@@ -673,14 +707,14 @@ def test_repeats_that_decide_are_predicted_and_nothing_is_re_run_when_none_would
     # Re-measured 97 and 98 against 99 and 101: [0.929, 1.023] straddles 0.95; at the same
     # estimate and spread, three more repeats give [0.951, 0.999]: a pass.
     iv = ratio_interval(100.0, [99.0, 101.0], 97.5, [97.0, 98.0])
-    band = band_for("ratio", 0.05, None, "both", "higher", True, 1.0)
+    band = band_for("ratio", 0.05, None, "higher", True, 1.0)
     assert judge(iv, band)[0] == "inconclusive"
     assert repeats_to_decide(iv, band, 10) == 3
     assert repeats_to_decide(iv, band, 2) is None  # the budget left would not decide it
     # Between the band and the band the load widened: more repeats at the same load only
     # narrow the interval around an estimate the load explains. Nothing is re-run.
     slow = ratio_interval(100.0, [99.0, 101.0], 80.0, [79.0, 80.0, 81.0])
-    widened = band_for("ratio", 0.05, None, "both", "higher", True, 1.5)
+    widened = band_for("ratio", 0.05, None, "higher", True, 1.5)
     assert judge(slow, widened)[0] == "inconclusive"
     assert repeats_to_decide(slow, widened, 100) is None
     # Better than claimed: more repeats cannot make it a pass or a fail.

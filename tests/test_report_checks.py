@@ -175,8 +175,7 @@ def test_window_coverage_by_hand():
     assert window_coverage([], 5, 5, 1.0) == 0.0
 
 
-def test_telemetry_that_stops_inside_the_timed_window():
-    doc = a100()
+def without_samples_in_repeat_1(doc: dict) -> dict:
     window = doc["repeats"][1]["window"]
     tel = doc["telemetry"]
     keep = [i for i, t in enumerate(tel["t_s"]) if not window["start_s"] < t < window["end_s"]]
@@ -184,11 +183,28 @@ def test_telemetry_that_stops_inside_the_timed_window():
     tel["t_wall"] = [tel["t_wall"][i] for i in keep]
     for name, values in tel["devices"][0]["series"].items():
         tel["devices"][0]["series"][name] = [values[i] for i in keep]
+    return doc
+
+
+def test_telemetry_that_stops_inside_the_timed_window():
+    doc = without_samples_in_repeat_1(a100())
     assert schema_valid(doc)
     found = failures(doc)["telemetry_coverage"][0]
     # no sample in a 1 s window; the first 2 x 0.1 s of each gap count as covered
     assert found.message.startswith("repeat 1: telemetry covers 20% of the 1 s timed window")
     assert "power_w_mean" in found.metrics and "throughput_items_per_s" not in found.metrics
+
+
+def test_a_telemetry_gap_marks_every_figure_made_from_the_window_samples():
+    """Bug: a gap in a timed window's telemetry marked power_w_mean, energy_j and
+    energy_counter_j, but not energy_integrated_j (the integral of those very samples),
+    energy_per_item_j and energy_above_idle_j (made from energy_j) or the whole host's
+    figures of the window: they stayed unmarked, and in scores."""
+    found = failures(without_samples_in_repeat_1(a100()))["telemetry_coverage"][0]
+    for name in ("energy_integrated_j", "energy_per_item_j", "energy_above_idle_j",
+                 "host_util_pct", "host_mem_used_bytes_mean", "host_mem_used_bytes_peak"):
+        assert name in found.metrics, name
+    assert "idle_power_w" not in found.metrics  # measured before the run, not in a window
 
 
 def test_units_that_contradict_the_metric_name():

@@ -204,3 +204,14 @@ def test_spec_outliers_by_hand():
     assert set(spec_outliers({"a100": 0.0267, "mlu": 0.0001}, peaks, 10.0, -1)) == {"mlu"}
     # a device without a peak takes no part; one device alone has nothing to compare with
     assert spec_outliers({"a100": 2400, "cpu": 1e9}, {"a100": 312e12}, 10.0, +1) == {}
+
+
+def test_every_latency_percentile_is_checked_against_the_spec_sheets():
+    """Bug: the report's list of metrics a device's speed predicts (its outlier check
+    against the spec sheets' peaks) held the p50, p90 and p99 latencies but not p95: an
+    impossible p95 beside plausible others went unflagged. The catalogue's depends_on:
+    device_speed decides now."""
+    from bench.stats import LATENCY_PERCENTILES
+    from testbed.report.analysis import OUTLIER_METRICS
+
+    assert {f"latency_p{p}_s" for p in LATENCY_PERCENTILES} <= set(OUTLIER_METRICS)

@@ -35,7 +35,7 @@ OWN_SCHEMA = {
     "images/*/vendor.yaml": "vendor", "bench/specs/devices/*.json": "device-spec",
     "bench/specs/model_facts.json": "model-facts", "bench/specs/scorecard.yaml": "scorecard",
     "testbed/audit/tolerances.yaml": "tolerances",
-    "tests/fixtures/audit-tolerances-ci.yaml": "tolerances",
+    "tests/fixtures/audit-tolerances-ci.yaml": "tolerances", "bench/metrics.yaml": "metrics",
 }
 RUN_DIRS = ("tests/fixtures/results/*/*.json", "testbed/report/references/*/*.json",
             "results/reference/h100/*/*.json")

@@ -182,7 +182,8 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
     spec = spec_for(name) or UNDECLARED
     submitted = _value(sub_metric)
     remeasured = pooled_value(name, re_metrics, re_docs, point)
-    status, reason, deviation = compare_value(rule, submitted, remeasured, spec.direction)
+    status, reason, deviation = compare_value(rule, submitted, remeasured,
+                                               spec.audit_direction)
     if status in ("ignored", "not_measured") or rule is None or rule.equal or \
             not (_number(submitted) and _number(remeasured)):
         return Judgement(status, reason, deviation, remeasured)
@@ -207,8 +208,8 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
     if isinstance(interval, str):
         return Judgement("inconclusive", f"no interval: {interval}", deviation, remeasured,
                          decidable=budget > 0, repeats_to_decide=min(budget, 2) or None)
-    band = band_for(scale, rule.rel if scale == RATIO else None, allowed, rule.side,
-                    spec.direction, spec.worsened_by_load, slowdown)
+    band = band_for(scale, rule.rel if scale == RATIO else None, allowed,
+                    spec.audit_direction, spec.worsened_by_load, slowdown)
     status, reason = judge(interval, band)
     if status != "inconclusive":
         return Judgement(status, reason, deviation, remeasured, interval, band)
@@ -256,7 +257,7 @@ def metric_records(entry_id: str, submitted: dict[str, Any],
             "decidable": j.decidable,
             "repeats_to_decide": j.repeats_to_decide,
             "declared": spec.as_dict() if spec is not None else None,
-            "power": power_statement(j.interval, j.band, (spec or UNDECLARED).direction)
+            "power": power_statement(j.interval, j.band, (spec or UNDECLARED).audit_direction)
             if j.interval is not None and j.band is not None else None,
             "tolerance": rule.as_dict() if rule else None,
             "status": j.status, "reason": reason,

@@ -203,11 +203,11 @@ class Band:
 BETTER = {"higher": "above", "lower": "below"}
 
 
-def band_for(scale: str, rel: float | None, abs_: float | None, side: str,
+def band_for(scale: str, rel: float | None, abs_: float | None,
              direction: str | None = None, worsened_by_load: bool = False,
              factor: float = 1.0) -> Band:
     """The band of a ``rel`` rule as a ratio (1 - rel .. 1 + rel), of an ``abs`` rule as a
-    difference (-abs .. +abs); one-sided rules leave the other side unbounded. ``direction``
+    difference (-abs .. +abs). ``direction``
     (bench/metrics.yaml: higher, lower or neither is better) says which side is better than
     claimed; for a metric a loaded host makes worse (``worsened_by_load``), ``factor`` >= 1,
     the slowdown the host's load could explain, widens the worse side."""
@@ -215,10 +215,6 @@ def band_for(scale: str, rel: float | None, abs_: float | None, side: str,
         low, high = 1 - (rel or 0.0), 1 + (rel or 0.0)
     else:
         low, high = -(abs_ or 0.0), abs_ or 0.0
-    if side == "lower":
-        high = INF
-    elif side == "higher":
-        low = -INF if scale == DIFFERENCE else 0.0
     load_low, load_high = low, high
     if scale == RATIO and factor > 1.0 and worsened_by_load:
         if direction == "higher":

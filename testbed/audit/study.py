@@ -40,8 +40,9 @@ SPIN = "while True:\n    pass\n"
 
 
 # -- the forgery -------------------------------------------------------------------------------
-# The catalogue's shares of a peak (a forged rate raises them by the same factor).
-SHARES_OF_PEAK = ("mfu_pct", "pct_of_peak", "(h2d|d2h)_(pinned|pageable)_pct_of_peak")
+# The catalogue's shares of a peak (a forged rate raises them by the same factor): a name of
+# each declaration.
+SHARES_OF_PEAK = ("mfu_pct", "pct_of_peak", "h2d_pinned_pct_of_peak")
 
 
 def forged_scale(name: str, factor: float) -> float | None:
@@ -54,7 +55,7 @@ def forged_scale(name: str, factor: float) -> float | None:
         return None
     if spec.direction == "higher":
         rate = "/s" in spec.unit or "/J" in spec.unit
-        return factor if rate or spec.key in SHARES_OF_PEAK else None
+        return factor if rate or any(spec is spec_for(n) for n in SHARES_OF_PEAK) else None
     return 1 / factor if spec.unit == "s" else None
 
 

@@ -1,42 +1,62 @@
-"""Per-metric tolerances of the audit: a data file (defaults in ``tolerances.yaml`` next to this
-module), schema-checked, and the comparison of one submitted value with its re-measurement."""
+"""Per-metric tolerances of the audit: the band each metric is held to, and the comparison of
+one submitted value with its re-measurement.
+
+Which band a metric gets is the metric catalogue's (``bench/metrics.yaml``: its band class,
+or ignored with the reason); how wide each class is, the tolerance file's (defaults in
+``tolerances.yaml`` next to this module, schema-checked), which may also leave metrics out
+by name or pattern."""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bench.errors import UserError
+from bench.metrics import EXACT, IGNORED, catalogue, spec_for
 from bench.schema import read_yaml_file
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "tolerances.yaml"
+# The band class of a metric the catalogue does not declare (a submitter's own workload's).
+UNDECLARED_BAND = "other"
+
+
+@dataclass(frozen=True)
+class Size:
+    """How wide a band class is: ``rel`` (a fraction of the submitted value), ``abs`` (an
+    amount in the metric's unit), or ``ignore`` (the class is left out, for this reason)."""
+
+    rel: float | None = None
+    abs: float | None = None
+    ignore: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
 class Rule:
-    patterns: tuple[str, ...]
+    """The band one metric is held to: its class and that class's size, ``equal`` (the class
+    ``exact``) or ``ignore`` (the reason it is left out)."""
+
+    band: str
     rel: float | None = None
     abs: float | None = None
     equal: bool = False
     ignore: str | None = None
-    side: str = "both"
-    vendors: tuple[str, ...] | None = None  # None: every vendor
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"match": list(self.patterns), "side": self.side}
+        out: dict[str, Any] = {"band": self.band}
         for key in ("rel", "abs", "ignore"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.equal:
             out["equal"] = True
-        if self.vendors:
-            out["vendors"] = list(self.vendors)
         return out
 
     def describe(self) -> str:
@@ -44,8 +64,7 @@ class Rule:
             return "ignored"
         if self.equal:
             return "equal"
-        band = f"±{self.rel:.0%}" if self.rel is not None else f"±{self.abs:g}"
-        return band if self.side == "both" else f"{band} ({self.side} side only)"
+        return f"±{self.rel:.0%}" if self.rel is not None else f"±{self.abs:g}"
 
 
 @dataclass(frozen=True)
@@ -84,20 +103,30 @@ class Noise:
 class Tolerances:
     path: Path
     sha256: str
-    rules: tuple[Rule, ...]
+    bands: dict[str, Size]
     max_speedup: float
     input_variants: int
     statistics: Statistics = Statistics()
     reruns: Reruns = Reruns()
     noise: Noise = Noise()
+    ignore: dict[str, str] = field(default_factory=dict)  # name or pattern -> reason
 
     def rule_for(self, metric: str, vendor: str | None = None) -> Rule | None:
-        for rule in self.rules:
-            if rule.vendors and vendor not in rule.vendors:
-                continue
-            if any(fnmatch.fnmatchcase(metric, p) for p in rule.patterns):
-                return rule
-        return None
+        """The band ``metric`` is held to on ``vendor``'s results: a user's ignore, else the
+        catalogue's class (an undeclared metric's: ``other``) at this file's size."""
+        for pattern, reason in self.ignore.items():
+            if metric == pattern or fnmatch.fnmatchcase(metric, pattern):
+                return Rule(band=IGNORED, ignore=reason)
+        spec = spec_for(metric)
+        band, reason = spec.band_for(vendor) if spec is not None else (UNDECLARED_BAND, None)
+        if band == IGNORED:
+            return Rule(band=band, ignore=catalogue().reason(reason))
+        if band == EXACT:
+            return Rule(band=band, equal=True)
+        size = self.bands.get(band)
+        if size is None:
+            return None
+        return Rule(band=band, rel=size.rel, abs=size.abs, ignore=size.ignore)
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "sha256": self.sha256,
@@ -105,7 +134,8 @@ class Tolerances:
                             "input_variants": self.input_variants},
                 "statistics": asdict(self.statistics), "reruns": asdict(self.reruns),
                 "noise": asdict(self.noise),
-                "rules": [r.as_dict() for r in self.rules]}
+                "bands": {k: v.as_dict() for k, v in self.bands.items()},
+                "ignore": dict(self.ignore)}
 
 
 MAX_TOLERANCE_BYTES = 1 << 20
@@ -120,16 +150,19 @@ def load_tolerances(path: Path | None = None) -> Tolerances:
                         f"{DEFAULT_FILE}).")
     # The shipped file is 5 kB: a limit keeps a file of a million rules from parsing for
     # minutes in gigabytes before the schema could refuse it.
-    doc = read_yaml_file(path, "tolerances", "Tolerance file", limit=MAX_TOLERANCE_BYTES)
+
+    def refuse_version_1(doc: Any) -> None:
+        if isinstance(doc, dict) and doc.get("version") == 1:
+            raise UserError(
+                f"Tolerance file {path} is version 1: its rules classify metrics by name "
+                "patterns, which the metric catalogue (bench/metrics.yaml) does now.",
+                "Write version: 2 with bands: (the size of each band class: rate, latency, "
+                "power, ...) and ignore: (metric or pattern: reason); docs/audit.md shows the "
+                f"format, {DEFAULT_FILE} the defaults.")
+
+    doc = read_yaml_file(path, "tolerances", "Tolerance file", limit=MAX_TOLERANCE_BYTES,
+                         before_check=refuse_version_1)
     raw = path.read_bytes()
-    rules = []
-    for item in doc["rules"]:
-        match = item["match"]
-        rules.append(Rule(patterns=tuple([match] if isinstance(match, str) else match),
-                          rel=item.get("rel"), abs=item.get("abs"),
-                          equal=bool(item.get("equal")), ignore=item.get("ignore"),
-                          side=item.get("side", "both"),
-                          vendors=tuple(item["vendors"]) if "vendors" in item else None))
     # A file without its own settings gets the default file's (not a second copy).
     defaults = _defaults() if path != DEFAULT_FILE else {}
 
@@ -137,11 +170,13 @@ def load_tolerances(path: Path | None = None) -> Tolerances:
         return {**defaults.get(name, {}), **doc.get(name, {})}
 
     caching = section("caching")
-    return Tolerances(path=path, sha256=hashlib.sha256(raw).hexdigest(), rules=tuple(rules),
+    return Tolerances(path=path, sha256=hashlib.sha256(raw).hexdigest(),
+                      bands={k: Size(**v) for k, v in section("bands").items()},
                       max_speedup=caching["max_speedup"],
                       input_variants=caching["input_variants"],
                       statistics=Statistics(**section("statistics")),
-                      reruns=Reruns(**section("reruns")), noise=Noise(**section("noise")))
+                      reruns=Reruns(**section("reruns")), noise=Noise(**section("noise")),
+                      ignore=dict(doc.get("ignore") or {}))
 
 
 def _defaults() -> dict[str, Any]:
@@ -160,7 +195,7 @@ def compare_value(rule: Rule | None, submitted: Any, remeasured: Any,
     metric with a ``direction`` (bench/metrics.yaml), a re-measurement better than claimed
     beyond the band is inconclusive (an under-claim), never a fail."""
     if rule is None:
-        return "ignored", "no tolerance rule matches this metric", None
+        return "ignored", "the tolerance file sizes no band for this metric", None
     if rule.ignore:
         return "ignored", rule.ignore, None
     if submitted is None:
@@ -180,7 +215,7 @@ def compare_value(rule: Rule | None, submitted: Any, remeasured: Any,
     diff = remeasured - submitted
     allowed = rule.abs if rule.abs is not None else abs(submitted) * (rule.rel or 0.0)
     low, high = diff < -allowed, diff > allowed
-    if (low and rule.side in ("both", "lower")) or (high and rule.side in ("both", "higher")):
+    if low or high:
         where = "below" if low else "above"
         amount = f"{deviation:+.1%}" if deviation is not None else f"{diff:+g}"
         text = f"re-measured {amount} {where} the submitted value (allowed {rule.describe()})"

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import UserError
+from bench.metrics import catalogue
 from testbed.report import checks
 from testbed.report.claims import find_claims
 from testbed.report.inputs import Device, Result, ResultSet
@@ -351,9 +352,10 @@ def apply_column_copies(table: pd.DataFrame, copies: list[checks.ColumnCopy],
     return table
 
 
-# Metrics whose value scales with a device's speed, so its spec sheet's peak predicts them.
-OUTLIER_METRICS = ("throughput_items_per_s", "flop_per_s", "latency_mean_s", "latency_p50_s",
-                   "latency_p90_s", "latency_p99_s", "tokens_per_s", *(m for m, _ in LLM_TIERS))
+# Metrics whose value scales with a device's speed, so its spec sheet's peak predicts them
+# (the catalogue's depends_on: device_speed).
+OUTLIER_METRICS = tuple(name for name, spec in catalogue().names.items()
+                        if "device_speed" in spec.depends_on)
 
 
 def find_outliers(analysis: Analysis) -> list[Outlier]:

@@ -28,29 +28,20 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from bench.metrics import catalogue, spec_for
 from bench.specs import peak_for, per_device
 
 ALL_METRICS = "*"
 
-# Metrics computed from telemetry samples inside the timed window (results.py).
-TELEMETRY_METRICS = (
-    "device_util_pct", "device_mem_used_bytes_mean", "device_mem_used_bytes_peak",
-    "device_mem_used_pct_mean", "device_mem_used_pct_peak", "power_w_mean", "temp_c_mean",
-    "clock_hz_mean", "energy_j", "energy_counter_j", "items_per_j", "host_bound",
-)
+# Metrics computed from telemetry samples inside the timed window, what a metric is computed
+# from (where the document says it was computed: a ``definition``, or the published cell's
+# status ``derived``), and which are always the throughput in other units (tokens/s,
+# sequences/s): the catalogue's source, derived_from and always_derived (bench/metrics.yaml).
+TELEMETRY_METRICS = catalogue().with_source("telemetry")
 THROUGHPUT = "throughput_items_per_s"
-
-# metric -> the metrics it is computed from, where the document says it was computed (a
-# ``definition``, or the published cell's status ``derived``); tokens/s and sequences/s are
-# always the throughput in other units.
 DERIVED_FROM: dict[str, tuple[str, ...]] = {
-    "items_per_j": (THROUGHPUT, "power_w_mean"),
-    "flop_per_s": (THROUGHPUT,),
-    "mfu_pct": ("flop_per_s", THROUGHPUT),
-    "tokens_per_s": (THROUGHPUT,),
-    "sequences_per_s": (THROUGHPUT,),
-}
-ALWAYS_DERIVED = ("tokens_per_s", "sequences_per_s")
+    name: spec.derived_from for name, spec in catalogue().names.items() if spec.derived_from}
+ALWAYS_DERIVED = tuple(name for name, spec in catalogue().names.items() if spec.always_derived)
 PUBLISHED_KIND = "bench.published"
 
 
@@ -679,7 +670,9 @@ def check_telemetry_coverage(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- units ---------------------------------------------------------------------------------
-UNIT_RULES: tuple[tuple[str, Callable[[str], bool], str], ...] = (
+# A metric the catalogue does not declare (a submitter's own) is held to the naming convention
+# that names carry units (CONVENTIONS.md): what its suffix promises.
+UNDECLARED_UNIT_RULES: tuple[tuple[str, Callable[[str], bool], str], ...] = (
     (r"_per_s(_|$)", lambda u: u.endswith("/s"), "a rate (unit ending in /s)"),
     (r"_per_j$", lambda u: u.endswith("/J"), "per joule (unit ending in /J)"),
     (r"_pct(_|$)", lambda u: u == "%", "%"),
@@ -694,15 +687,20 @@ UNIT_RULES: tuple[tuple[str, Callable[[str], bool], str], ...] = (
 
 def expected_unit(name: str, item_unit: str | None = None) -> tuple[Callable[[str], bool],
                                                                        str] | None:
-    """What unit a metric's name promises (names carry units, CONVENTIONS.md)."""
-    if name == "throughput_items_per_s" and item_unit:
-        return (lambda u: u == f"{item_unit}/s"), f"{item_unit}/s"
-    if name == "items_per_j" and item_unit:
-        return (lambda u: u == f"{item_unit}/J"), f"{item_unit}/J"
-    if name.endswith("_per_item_j"):
-        unit = f"J/{item_unit}" if item_unit else "J/<item>"
-        return (lambda u: u == unit if item_unit else u.startswith("J/")), unit
-    for pattern, ok, text in UNIT_RULES:
+    """The unit a metric must have: the catalogue's (bench/metrics.yaml; its ``{item}`` is the
+    workload's item unit, any item where that is not known), else what an undeclared name's
+    suffix promises."""
+    spec = spec_for(name)
+    if spec is not None:
+        declared = spec.unit
+        if "{item}" not in declared:
+            return (lambda u: u == declared), declared
+        if item_unit:
+            unit = declared.replace("{item}", item_unit)
+            return (lambda u: u == unit), unit
+        shape = re.compile(re.escape(declared).replace(re.escape("{item}"), "[^/]+"))
+        return (lambda u: shape.fullmatch(u) is not None), declared.replace("{item}", "<item>")
+    for pattern, ok, text in UNDECLARED_UNIT_RULES:
         if re.search(pattern, name):
             return ok, text
     return None
@@ -711,7 +709,7 @@ def expected_unit(name: str, item_unit: str | None = None) -> tuple[Callable[[st
 def check_units(doc: dict[str, Any], spec: dict[str, Any] | None,
                 s: CheckSettings) -> CheckOutcome:
     item_unit = (doc.get("workload") or {}).get("item_unit")
-    out = CheckOutcome("units", False, basis="unit agrees with the metric's name")
+    out = CheckOutcome("units", False, basis="unit is the catalogue's (bench/metrics.yaml)")
     for point, metrics in _metric_sets(doc):
         for name, entry in metrics.items():
             if not isinstance(entry, dict) or "unit" not in entry:
@@ -724,7 +722,7 @@ def check_units(doc: dict[str, Any], spec: dict[str, Any] | None,
             if not ok(str(entry["unit"])):
                 out.findings.append(Finding(
                     "units", (name,),
-                    f"{name}{_where(point)} has unit {entry['unit']!r}; its name says {text}",
+                    f"{name}{_where(point)} has unit {entry['unit']!r}; its unit is {text}",
                     point))
     return out
 

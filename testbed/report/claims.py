@@ -4,8 +4,8 @@ A published row (``invoke import``) claims a figure for a device model, a worklo
 shape and a precision. Where the report also holds a measurement of the same device model
 (the same spec sheet), the same workload and config, the same precision, batch size and
 concurrent streams, each published cell is put next to the measured value: their ratio and
-a verdict under the audit's tolerance bands (``testbed/audit/tolerances.yaml``, the band of
-the first rule matching the metric): the same bands an auditor holds a re-run to.
+a verdict under the audit's tolerance bands (the metric's band class in bench/metrics.yaml,
+sized by ``testbed/audit/tolerances.yaml``): the same bands an auditor holds a re-run to.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def claim_verdict(claimed: float, measured: float, better: int, rule: Rule | Non
     (for a metric without a better direction, any difference beyond the band falls short).
     """
     if rule is None or rule.ignore:
-        return "not compared", "—", rule.ignore if rule else "no tolerance rule matches"
+        return "not compared", "—", rule.ignore if rule else "no tolerance band for it"
     band = rule.describe()
     if rule.equal:
         same = measured == claimed

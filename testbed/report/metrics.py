@@ -1,8 +1,10 @@
 """What the report knows about each metric: title, which direction is better, scoring use.
 
-Metric names and units come from the result documents (docs/telemetry.md, the large-model
-protocol of section 6, the operator sweeps of section 7). A metric not listed here still
-appears in the appendix tables under its own name; it is only left out of scores and charts.
+Every fact here is the metric catalogue's (bench/metrics.yaml): its title, its direction,
+whether test / baseline of it means anything (its unit), and its ``report`` use (the
+composite sets it is in, the modes where it is scored, the groups where it restates the
+throughput, whether it gets a chart). A metric the catalogue does not declare still appears
+in the appendix tables under its own name; it is only left out of scores and charts.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import math
 from dataclasses import dataclass, field
 
 from bench.errors import UserError
-from testbed.report.scores import DEFAULT_A, LLM_TIERS, LOAD_METRIC
+from bench.metrics import MetricSpec, ReportUse, catalogue, spec_for
+from testbed.report.scores import DEFAULT_A
 
 MODES = ("train", "infer")
 # rec: recommendation models, which only published tables bring (invoke import)
@@ -32,64 +35,33 @@ class MetricInfo:
     not_in_groups: tuple[str, ...] = ()
     ratio_scale: bool = True  # test / baseline means something (not for degC or %)
     chart: bool = True  # gets a normalised bar chart
+    composites: tuple[str, ...] = ()  # the composite sets it is in (default, published)
 
 
-CATALOGUE: tuple[MetricInfo, ...] = (
-    MetricInfo("throughput_items_per_s", "Throughput", +1, composite=True),
-    # In micro-benchmarks throughput is the headline point's FLOP/s or B/s and latency that
-    # point's time per call: scoring them again would count one measurement several times.
-    MetricInfo("latency_mean_s", "Forward latency per batch, mean", -1, composite=True,
-               modes=("infer",), not_in_groups=("micro",)),
-    MetricInfo("latency_p50_s", "Latency per batch, p50", -1, chart=False),
-    MetricInfo("latency_p90_s", "Latency per batch, p90", -1, chart=False),
-    MetricInfo("latency_p95_s", "Latency per batch, p95", -1, chart=False),
-    MetricInfo("latency_p99_s", "Latency per batch, p99", -1),
-    MetricInfo("cold_load_s", "Cold start: load time", -1, chart=False),
-    MetricInfo("cold_first_iter_s", "Cold start: first iteration", -1, chart=False),
-    MetricInfo("device_util_pct", "Device utilisation", +1, composite=True, ratio_scale=False),
-    MetricInfo("host_util_pct", "Host CPU utilisation, whole host", 0, ratio_scale=False,
-               chart=False),
-    MetricInfo("device_mem_used_bytes_peak", "Device memory used, peak", -1, composite=True),
-    MetricInfo("device_mem_used_bytes_mean", "Device memory used, mean", -1, chart=False),
-    MetricInfo("device_mem_used_pct_peak", "Device memory used, peak % of total", -1,
-               ratio_scale=False, chart=False),
-    MetricInfo("device_mem_used_pct_mean", "Device memory used, mean % of total", -1,
-               ratio_scale=False),
-    MetricInfo("framework_mem_peak_bytes", "Framework peak memory", -1),
-    MetricInfo("power_w_mean", "Average power", -1, composite=True),
-    MetricInfo("items_per_j", "Energy efficiency", +1, composite=True),
-    MetricInfo("energy_j", "Energy in the timed windows", -1, chart=False),
-    MetricInfo("temp_c_mean", "Average temperature", -1, composite=True, ratio_scale=False),
-    MetricInfo("clock_hz_mean", "Clock, mean", 0, chart=False),
-    MetricInfo("idle_power_w", "Idle power before the run", -1, chart=False),
-    MetricInfo("flop_per_s", "Achieved FLOP/s", +1, composite=True, not_in_groups=("micro",)),
-    MetricInfo("flop_per_item", "FLOPs per item", 0, chart=False),
-    MetricInfo("bytes_per_item", "Least memory traffic per item", 0, chart=False),
-    MetricInfo(LOAD_METRIC, "Model load time", -1, composite=True),
-    # TGS restates the throughput per device (docs/training.md) and MFU the FLOP/s against
-    # each device's own peak (every model workload, inference too), so neither is scored
-    # again; the loss is no "better" across devices.
-    MetricInfo("tgs_tokens_per_s", "TGS: tokens per device per second", +1),
-    MetricInfo("mfu_pct", "MFU: model FLOPs utilisation", +1, ratio_scale=False),
-    MetricInfo("iteration_time_mean_s", "Training iteration time, mean", -1, chart=False),
-    MetricInfo("loss_final", "Loss after the last step", 0, chart=False),
-    MetricInfo("checkpoint_save_s", "Checkpoint save time", -1),
-    MetricInfo("checkpoint_save_blocking_s", "Checkpoint save, blocking part", -1,
-               chart=False),
-    MetricInfo("checkpoint_load_s", "Checkpoint load time", -1),
-    *(MetricInfo(name, f"Max throughput, {title}", +1, composite=True)
-      for name, title in LLM_TIERS),
-)
+def _info(name: str, spec: MetricSpec) -> MetricInfo:
+    use = spec.report or ReportUse()
+    return MetricInfo(name, spec.title_of(name), spec.better,
+                      composite="default" in use.composites, modes=use.modes,
+                      not_in_groups=use.not_in_groups, ratio_scale=spec.ratio_scale,
+                      chart=use.chart, composites=use.composites)
+
+
+# Every metric the catalogue declares by name, in its order (the report's order).
+CATALOGUE: tuple[MetricInfo, ...] = tuple(
+    _info(name, spec) for name, spec in catalogue().names.items())
 BY_NAME = {m.name: m for m in CATALOGUE}
 
 # The composite of the published evaluation: exactly these four metrics, equal weights.
-PUBLISHED_COMPOSITE = ("throughput_items_per_s", "items_per_j", "power_w_mean",
-                       "latency_mean_s")
+PUBLISHED_COMPOSITE = tuple(m.name for m in CATALOGUE if "published" in m.composites)
 COMPOSITES = ("default", "published")
 
 
 def info(name: str) -> MetricInfo:
-    return BY_NAME.get(name) or MetricInfo(name, name, 0, chart=False)
+    known = BY_NAME.get(name)
+    if known is not None:
+        return known
+    spec = spec_for(name)  # a family's member
+    return _info(name, spec) if spec is not None else MetricInfo(name, name, 0, chart=False)
 
 
 def direction(name: str) -> int:

@@ -19,6 +19,7 @@ from testbed.report import charts
 from testbed.report.analysis import Analysis
 from testbed.report.fmt import format_value
 from testbed.report.inputs import Result
+from testbed.report.metrics import direction
 from testbed.report.views import Cell, Figure, Table
 
 SCENARIO_TITLES = {"single_stream": "SingleStream", "multi_stream": "MultiStream",
@@ -337,7 +338,7 @@ def speedup_table(analysis: Analysis) -> Table | None:
             mine = _value(result.doc, metric)
             theirs = [v for v in (_value(r.doc, metric) for r in refs) if v is not None]
             ref = sum(theirs) / len(theirs) if theirs else None
-            ratio = speedup(mine, ref, not metric.endswith("_s"))
+            ratio = speedup(mine, ref, direction(metric) >= 0)
             rows.append([workload, Cell(analysis.devices[device].label), metric,
                          Cell("n/a" if ratio is None else f"×{ratio:.3g}",
                               notes=(f"{mine} vs cpu {ref} (mean of {len(theirs)})",),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bench.llm.generation import TTFT_TIERS
+from bench.metrics import spec_for
 
 K = TypeVar("K", bound=Hashable)
 
@@ -170,7 +171,8 @@ def llm_tier_scores(test: Mapping[str, float | None], baseline: Mapping[str, flo
     A tier the baseline never reached is not scored. A tier the baseline reached and the
     test device did not scores 0 for its throughput part (it cannot serve at that latency).
     """
-    load = relative_score(test.get(LOAD_METRIC), baseline.get(LOAD_METRIC), -1)
+    load = relative_score(test.get(LOAD_METRIC), baseline.get(LOAD_METRIC),
+                          spec_for(LOAD_METRIC).better)
     out = []
     for metric, _title in LLM_TIERS:
         base, mine = baseline.get(metric), test.get(metric)

@@ -458,8 +458,9 @@ def claims_table(analysis: Analysis) -> Table | None:
                   "measured / claimed", "band", "verdict"], rows, anchor="claims",
                  caption="Each published figure next to the measurement of the same device "
                          "model (spec sheet), workload, config, precision, batch size and "
-                         "streams, under the band of the audit's tolerance rule for the "
-                         "metric (testbed/audit/tolerances.yaml). holds: within the band; "
+                         "streams, under the band the audit holds the metric to (its "
+                         "class in bench/metrics.yaml, sized by "
+                         "testbed/audit/tolerances.yaml). holds: within the band; "
                          "exceeded: measured better than claimed; falls short: worse. Hover "
                          "a verdict for the deviation.")
 

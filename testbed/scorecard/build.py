@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.metrics import catalogue
 from bench.micro import formulas as mf
 from testbed.report.inputs import Result, ResultSet
-from testbed.report.scores import LLM_TIERS, LOAD_METRIC, llm_tier_scores
+from testbed.report.scores import LLM_TIERS, llm_tier_scores
 from testbed.scorecard import formulas as sf
 from testbed.scorecard.settings import ITEM_TITLES, ITEMS, Settings, load_settings
 
@@ -231,7 +232,7 @@ def _stability_line(item: str, test: dict[str, dict], base: dict[str, dict] | No
 
 
 def _text_line(test: dict[str, dict], base: dict[str, dict] | None) -> Line:
-    names = [LOAD_METRIC, *(t for t, _ in LLM_TIERS)]
+    names = catalogue().feeding("inference_text")  # the load time and the TTFT tiers
     entries = [e for e, d in test.items() if any(value(d, t) is not None for t, _ in LLM_TIERS)]
     if not entries:
         return Line("inference_text", "TTFT tiers", None, "no text-generation result")
@@ -260,6 +261,7 @@ def _image_line(test: dict[str, dict], base: dict[str, dict] | None,
                 settings: Settings) -> Line:
     sec = settings.section("inference_image")
     weights = sec["metric_weights"]
+    metrics = catalogue().feeding("inference_image")  # images/s, latency, load time
     entries = [e for e, d in test.items() if d["workload"]["name"] == sec["workload"]]
     if not entries:
         return Line("inference_image", "images/s, latency, load", None,
@@ -270,22 +272,24 @@ def _image_line(test: dict[str, dict], base: dict[str, dict] | None,
         if not (_ok(doc) and _ok(bdoc)):
             continue
         bpoints = {_point_key(p["params"]): p for p in bdoc.get("points") or []}
-        ips, lat = [], []
+        # a grid point's figures (images/s, latency) per point both ran; a figure of the
+        # whole entry (the model's load time) once
+        per_point = [m for m in metrics if any(m in (p.get("metrics") or {}) for p in [
+            *(doc.get("points") or []), *(bdoc.get("points") or [])])]
+        ratios: dict[str, list[float | None]] = {m: [] for m in per_point}
         for p in doc.get("points") or []:
             bp = bpoints.get(_point_key(p["params"]))
             if bp is None:
                 continue
-            ips.append(sf.ratio(value(p, "images_per_s"), value(bp, "images_per_s")))
-            lat.append(sf.ratio(value(p, "image_latency_mean_s"),
-                                value(bp, "image_latency_mean_s"), higher_is_better=False))
+            for m in per_point:
+                ratios[m].append(sf.metric_ratio(m, value(p, m), value(bp, m)))
 
         def mean(xs: list[float | None]) -> float | None:
             return sum(sf.na_zero(x) for x in xs) / len(xs) if xs else None
 
         scores.append(sf.weighted_sum({
-            "images_per_s": mean(ips), "image_latency_mean_s": mean(lat),
-            "model_load_s": sf.ratio(value(doc, LOAD_METRIC), value(bdoc, LOAD_METRIC),
-                                     higher_is_better=False)}, weights))
+            m: mean(ratios[m]) if m in ratios else
+            sf.metric_ratio(m, value(doc, m), value(bdoc, m)) for m in metrics}, weights))
     if not scores:
         return Line("inference_image", "images/s, latency, load", None,
                     "no baseline run of these entries (the template publishes no values)")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from bench.llm.soak import longest_failure_free_s
 from bench.llm.train_formulas import loss_difference_variance
+from bench.metrics import spec_for
 
 __all__ = ["longest_failure_free_s"]  # one definition: the soak records h with it
 
@@ -43,6 +44,15 @@ def ratio(test: float | None, baseline: float | None, higher_is_better: bool = T
     if test is None or baseline is None or test <= 0 or baseline <= 0:
         return None
     return test / baseline if higher_is_better else baseline / test
+
+
+def metric_ratio(metric: str, test: float | None, baseline: float | None) -> float | None:
+    """``ratio`` of a metric the way the catalogue says is better (bench/metrics.yaml:
+    test / baseline for a rate, baseline / test for a time)."""
+    spec = spec_for(metric)
+    if spec is None or not spec.better:
+        raise ValueError(f"{metric} has no better direction in bench/metrics.yaml")
+    return ratio(test, baseline, higher_is_better=spec.better > 0)
 
 
 # -- training and fine-tuning ------------------------------------------------------------
@@ -96,8 +106,8 @@ def checkpoint_score(save_s: float | None, load_s: float | None, base_save_s: fl
                      load_weight: float = 0.3) -> float | None:
     """save_weight x base save / save + load_weight x base load / load (shorter is better);
     NA when neither time can be compared, a missing one counts 0."""
-    save = ratio(save_s, base_save_s, higher_is_better=False)
-    load = ratio(load_s, base_load_s, higher_is_better=False)
+    save = metric_ratio("checkpoint_save_s", save_s, base_save_s)
+    load = metric_ratio("checkpoint_load_s", load_s, base_load_s)
     if save is None and load is None:
         return None
     return save_weight * na_zero(save) + load_weight * na_zero(load)

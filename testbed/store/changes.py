@@ -43,6 +43,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from bench.errors import UserError
+from bench.metrics import headline_metric
 from bench.specs import find_spec
 from testbed.audit.interval import Interval, ratio_interval
 from testbed.report.checks import DERIVED_FROM, run_checks
@@ -53,7 +54,7 @@ from testbed.store.queries import Filters, latest_audit, result_conditions
 from testbed.store.rows import VERSION_FACTS
 from testbed.store.store import Store, verified
 
-DEFAULT_METRIC = "throughput_items_per_s"
+DEFAULT_METRIC = headline_metric()  # the catalogue's headline (bench/metrics.yaml)
 LOAD_CHUNK = 200
 MIN_RUNS = 4  # fewer runs in a series: nothing to split
 MIN_SIDE = 2  # runs a level needs: one run off the level is an outlier, not a change

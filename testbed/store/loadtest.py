@@ -29,6 +29,7 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, body_sha256, sanitize, seal
+from bench.metrics import spec_for
 from testbed.report.inputs import identity_facts
 from testbed.signing import sign_document
 from testbed.store import open_store
@@ -81,18 +82,23 @@ GROUP BY r.entry_id, r.device_name ORDER BY r.entry_id, best DESC
 """
 
 
+def speed_exponent(name: str) -> int:
+    """How a metric moves on a device ``factor`` times faster: x factor (+1: a rate), / factor
+    (-1: a time), not at all (0). The catalogue says which metrics scale with the device's
+    speed (depends_on: device_speed) and which way is better (bench/metrics.yaml)."""
+    spec = spec_for(name)
+    return spec.better if spec is not None and "device_speed" in spec.depends_on else 0
+
+
 def _scale(doc: dict[str, Any], factor: float) -> None:
     """Figures of a faster (or slower) device: rates up, times down."""
     for name, entry in doc["metrics"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("value"), int | float) \
                 or isinstance(entry.get("value"), bool):
             continue
-        if name.endswith("_per_s") or name == "items_per_j":
-            mult = factor
-        elif name.startswith("latency_") and name.endswith("_s"):
-            mult = 1 / factor
-        else:
+        if not speed_exponent(name):
             continue
+        mult = factor ** speed_exponent(name)
         entry["value"] *= mult
         if isinstance(entry.get("per_repeat"), list):
             entry["per_repeat"] = [v * mult if isinstance(v, int | float) else v
@@ -598,11 +604,9 @@ def generate_history(out: Path, runs: int, plants: list[Plant], seed: int = 0,
                     or [])
             deviations = [rng.gauss(0, REPEAT_NOISE) for _ in range(n)]
             for name, entry in doc["metrics"].items():
-                if isinstance(entry, dict) and isinstance(entry.get("value"), int | float):
-                    if name.endswith("_per_s") or name == "items_per_j":
-                        _repeats(entry, deviations, inverse=False)
-                    elif name.startswith("latency_") and name.endswith("_s"):
-                        _repeats(entry, deviations, inverse=True)
+                if isinstance(entry, dict) and isinstance(entry.get("value"), int | float) \
+                        and speed_exponent(name):
+                    _repeats(entry, deviations, inverse=speed_exponent(name) < 0)
             _shift(doc, when - datetime.fromisoformat(doc["started_at"]))
             if disturbed:
                 doc["disturbed"] = {"value": True, "reasons": [{

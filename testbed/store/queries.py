@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.errors import UserError
+from bench.metrics import headline_metric
 from testbed.report.inputs import Device, label_devices
 from testbed.store import tables as t
 from testbed.store.store import Store
@@ -184,7 +185,7 @@ def list_results(store: Store, f: Filters, limit: int | None = None) -> list[Res
                        submitted_by().label("submitted_by"))
              .select_from(t.results
                           .outerjoin(head, sa.and_(head.c.doc_id == r.doc_id,
-                                                   head.c.metric == "throughput_items_per_s"))
+                                                   head.c.metric == headline_metric()))
                           .outerjoin(la, la.c.result_id == r.doc_id))
              .where(*result_conditions(f))
              .order_by(r.started_at.desc(), r.run_id, r.entry_id))
