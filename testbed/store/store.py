@@ -7,6 +7,7 @@ read-only a store of another version upgrades it first (that one time needs a wr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import zlib
 from collections.abc import Iterator
@@ -56,6 +57,10 @@ class Store:
         """A connection in a transaction (committed when the block ends without error)."""
         with connection(self.engine, self.location) as conn:
             yield conn
+
+    def connect(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A connection for several transactions (``conn.begin()`` each)."""
+        return connection(self.engine, self.location, begin=False)
 
     def document(self, doc_id: str) -> bytes:
         with self.begin() as conn:
