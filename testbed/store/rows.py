@@ -31,6 +31,9 @@ class Extracted:
     rows: dict[str, list[Row]] = field(default_factory=dict)
     run: Row | None = None
     manifest: bool = False  # the run row comes from a manifest (it wins over a result's)
+    # more rows by table, column by column (column -> values): the form ingest's worker
+    # processes hand them over in (lists of values travel between processes faster)
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def add(self, table: str, *rows: Row) -> None:
         self.rows.setdefault(table, []).extend(rows)
