@@ -26,6 +26,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -39,6 +40,7 @@ import sqlalchemy as sa
 from bench.errors import UserError, cut
 from bench.ids import MANIFEST_FILE
 from bench.jsonio import UnreadableDocument, read_document_bytes
+from bench.schema import fast_validator
 from bench.validate import expand, validate_bytes
 from testbed import signing
 from testbed.store import tables as t
@@ -107,13 +109,22 @@ def candidate_files(paths: Iterable[Path]) -> list[Path]:
                         "Give run directories (results/<run-id>/), audit directories or "
                         "document files.")
     files = expand(paths)
-    audit_dirs = {f.parent for f in files if f.name == VERDICT}
-    files = [f for f in files
-             if f.name == VERDICT or not any(parent in audit_dirs for parent in f.parents)]
+    audit_dirs = {os.path.dirname(f) for f in files if f.name == VERDICT}
+    files = [f for f in files if f.name == VERDICT or not _below(str(f), audit_dirs)]
     # Manifests first (a result is checked against its run's), verdicts last (they must name
     # stored results).
     return sorted(files, key=lambda f: 0 if f.name == MANIFEST_FILE else
                   2 if f.name == VERDICT else 1)
+
+
+def _below(path: str, directories: set[str]) -> bool:
+    """Whether ``path`` lies in (or below) one of ``directories`` (paths as ``expand`` gives
+    them, compared as text: a thousand files' ``Path.parents`` cost a tenth of a second)."""
+    while (parent := os.path.dirname(path)) != path:
+        if parent in directories:
+            return True
+        path = parent
+    return False
 
 
 def add_paths(store: Store, paths: Iterable[Path],
@@ -122,8 +133,9 @@ def add_paths(store: Store, paths: Iterable[Path],
     """Add every document under ``paths`` (see the module docstring).
 
     Many files are prepared by ``jobs`` processes (default: one per CPU) while this one reads
-    the next files and writes the batch before to the database; each batch is one
-    transaction, in the order of ``candidate_files``."""
+    the next files and writes the batch before to the database; until those processes have
+    started, this one prepares the batches itself. Each batch is one transaction, in the
+    order of ``candidate_files``."""
     if store.read_only:
         raise RuntimeError("add_paths needs a store opened for writing")
     paths = [Path(p) for p in paths]
@@ -132,11 +144,12 @@ def add_paths(store: Store, paths: Iterable[Path],
     summary = AddSummary()
     jobs = min(jobs or os.cpu_count() or 1, len(files) // PARALLEL_FROM + 1)
     with contextlib.ExitStack() as stack:
+        workers = _Workers(jobs) if jobs > 1 else None
+        if workers:
+            stack.callback(workers.close)
         conn = stack.enter_context(store.connect())
         with conn.begin():
             trust = store_trust(conn)
-        pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=_workers())) \
-            if jobs > 1 else None
         ahead: deque[tuple[int, list[Future[list[_Doc]]]]] = deque()
 
         def write_oldest() -> None:
@@ -149,9 +162,11 @@ def add_paths(store: Store, paths: Iterable[Path],
             batch = [d for d in (_read(p, summary, roots)
                                  for p in files[start:start + BATCH_FILES]) if d]
             batch = _not_stored(conn, batch, summary)
-            tasks = [_submit(pool, batch[i:i + CHUNK_FILES], trust)
-                     for i in range(0, len(batch), CHUNK_FILES)]
-            ahead.append((min(start + BATCH_FILES, len(files)), tasks))
+            pool = workers.pool if workers else None
+            ahead.append((min(start + BATCH_FILES, len(files)),
+                          [_submit(pool, batch[i:i + CHUNK_FILES], trust)
+                           for i in range(0, len(batch), CHUNK_FILES)]))
+            # with the workers, one batch is prepared while the one before is written
             while len(ahead) > (1 if pool else 0):
                 write_oldest()
         while ahead:
@@ -159,14 +174,53 @@ def add_paths(store: Store, paths: Iterable[Path],
     return summary
 
 
+class _Workers:
+    """``jobs`` worker processes, started in a thread: ``pool`` is None until they run."""
+
+    def __init__(self, jobs: int) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        self._started = threading.Event()
+        threading.Thread(target=self._start, args=(jobs,), daemon=True,
+                         name="ingest-workers").start()
+
+    def _start(self, jobs: int) -> None:
+        pool = None
+        try:
+            pool = ProcessPoolExecutor(jobs, mp_context=_workers(), initializer=_adopt,
+                                       initargs=(dict(os.environ),))
+            for task in [pool.submit(int) for _ in range(jobs)]:  # each starts a process
+                task.result()
+            self.pool = pool
+        except Exception:  # no workers: this process prepares every batch
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        finally:
+            self._started.set()
+
+    def close(self) -> None:
+        self._started.wait()
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
 def _workers() -> multiprocessing.context.BaseContext:
-    """Fresh processes (never a fork of one holding a database connection); a fork server
-    started once imports this module once, so each worker starts in milliseconds."""
+    """Fresh processes (never a fork of one holding a database connection): a fork server
+    loads this module and the schema validators once (``preload``) and forks each worker
+    from it in milliseconds."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload([__name__, "testbed.store.preload"])
     return ctx
+
+
+def _adopt(environment: dict[str, str]) -> None:
+    """A worker runs in this process's environment, not in the one the fork server started
+    with (``$BENCH_SCHEMA_ENGINE`` picks the validator: built again if it changed)."""
+    if environment != dict(os.environ):
+        os.environ.clear()
+        os.environ.update(environment)
+        fast_validator.cache_clear()
 
 
 def _submit(pool: ProcessPoolExecutor | None, docs: list[_Doc], trust: str | None
@@ -239,7 +293,8 @@ def prepare(path: Path, data: bytes, doc_id: str, trust: str | None) -> _Doc:
         out.entry = doc["workload"]["id"]
     if out.schema in ("manifest", "audit"):
         out.doc = doc
-    out.rows = extract(out.schema, doc_id, doc)
+    ex = extract(out.schema, doc_id, doc)
+    out.rows = Extracted(run=ex.run, manifest=ex.manifest, columns=columnar(ex.rows))
     out.signature = signature_row(doc_id, out.schema, doc, trust)
     out.trust = trust
     out.body = compress(data)
@@ -322,8 +377,8 @@ def _insert(conn: sa.Connection, batch: list[_Doc]) -> _Outcome:
             doc.signature = signature_row(doc.doc_id, doc.schema, doc.doc, trust)
             doc.trust = trust
         if doc.rows:
-            extracted.append(Extracted({**doc.rows.rows, "signatures": [doc.signature]},
-                                       doc.rows.run, doc.rows.manifest)
+            extracted.append(Extracted({"signatures": [doc.signature]}, doc.rows.run,
+                                       doc.rows.manifest, doc.rows.columns)
                              if doc.signature else doc.rows)
     now = datetime.now(tz=timezone.utc).replace(tzinfo=None)
     insert_rows(conn, t.documents, [{
@@ -475,32 +530,49 @@ def _drop_known_seals(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> l
     return keep
 
 
+Columns = dict[str, list[Any]]  # a table's rows column by column: column -> values
+
+
+def columnar(rows: dict[str, list[Row]]) -> dict[str, Columns]:
+    """Rows by table name as columns (a key a row lacks is null)."""
+    return {name: {c.name: [row.get(c.name) for row in table_rows]
+                   for c in t.metadata.tables[name].columns}
+            for name, table_rows in rows.items() if table_rows}
+
+
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
-    """Insert ``rows`` (a missing key is null). On DuckDB in one statement from a typed
-    column frame (a statement per row costs ~1 ms there); a value of another type than its
-    column's goes the general way, SQLAlchemy's executemany, which is PostgreSQL's batched
-    insert (psycopg)."""
-    if not rows:
+    """Insert ``rows`` (a missing key is null); see ``insert_columns``."""
+    if rows:
+        insert_columns(conn, table, columnar({table.name: rows})[table.name])
+
+
+def insert_columns(conn: sa.Connection, table: sa.Table, columns: Columns) -> None:
+    """Insert rows given column by column (every column of ``table``, equally long). On
+    DuckDB in one statement from a typed frame (a statement per row costs ~1 ms there); a
+    value of another type than its column's goes the general way, SQLAlchemy's executemany,
+    which is PostgreSQL's batched insert (psycopg)."""
+    names = [c.name for c in table.columns]
+    if not columns or not columns[names[0]]:
         return
-    frame = _frame(table, rows) if conn.dialect.name == "duckdb" else None
+    frame = _frame(table, columns) if conn.dialect.name == "duckdb" else None
     if frame is not None:
         import duckdb
 
         raw = conn.connection.driver_connection
         view = f"_adding_{table.name}"
-        columns = ", ".join(f'"{c.name}"' for c in table.columns)
+        listed = ", ".join(f'"{name}"' for name in names)
         # DuckDB registers nothing while a result is unfinished (a ``.scalar()`` before)
         conn.exec_driver_sql("SELECT 1").all()
         raw.register(view, frame)  # type: ignore[union-attr]
         try:
-            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) '
-                                 f'SELECT {columns} FROM "{view}"')
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({listed}) '
+                                 f'SELECT {listed} FROM "{view}"')
         finally:
             with contextlib.suppress(duckdb.Error):  # a failed insert aborted the transaction
                 raw.unregister(view)  # type: ignore[union-attr]
         return
-    names = [c.name for c in table.columns]
-    conn.execute(table.insert(), [{n: row.get(n) for n in names} for row in rows])
+    conn.execute(table.insert(), [dict(zip(names, values, strict=True))
+                                  for values in zip(*(columns[n] for n in names), strict=True)])
 
 
 # A column's SQL type, the Python types its values may have, and the frame column type.
@@ -514,35 +586,38 @@ _FRAME_TYPES: tuple[tuple[type, frozenset[type], str], ...] = (
 )
 
 
-def _frame(table: sa.Table, rows: list[Row]) -> Any:
-    """``rows`` as a pandas frame with nullable column types (None: a value that is not of its
-    column's type, or that the frame type cannot hold, such as an integer beyond 64 bits)."""
+def _frame(table: sa.Table, columns: Columns) -> Any:
+    """The rows as a pandas frame with nullable column types (None: a value that is not of
+    its column's type, or that the frame type cannot hold, such as an integer beyond 64
+    bits)."""
     import pandas as pd
 
-    columns = {}
+    typed = {}
     for column in table.columns:
-        values = [row.get(column.name) for row in rows]
+        values = columns[column.name]
         kind = next((k for k in _FRAME_TYPES if isinstance(column.type, k[0])), None)
         if kind is None or not set(map(type, values)) - {type(None)} <= kind[1]:
             return None
         try:
-            columns[column.name] = pd.array(values, dtype=kind[2])
+            typed[column.name] = pd.array(values, dtype=kind[2])
         except (TypeError, ValueError, OverflowError):
             return None
-    return pd.DataFrame(columns, copy=False)
+    return pd.DataFrame(typed, copy=False)
 
 
 def write_derived(conn: sa.Connection, extracted: list[Extracted]) -> list[str]:
     """Insert the derived rows of newly stored documents, create or update their runs, and
     check their runs' results against the runs' manifests; returns the results set apart
     (a manifest that arrived after them does not list them)."""
-    by_table: dict[str, list[Row]] = {}
+    by_table: dict[str, Columns] = {}
     for ex in extracted:
-        for name, rows in ex.rows.items():
-            by_table.setdefault(name, []).extend(rows)
+        for name, columns in [*ex.columns.items(), *columnar(ex.rows).items()]:
+            merged = by_table.setdefault(name, {})
+            for column, values in columns.items():
+                merged.setdefault(column, []).extend(values)
     for table in t.DERIVED:
-        if table is not t.runs:
-            insert_rows(conn, table, by_table.get(table.name, []))
+        if table is not t.runs and table.name in by_table:
+            insert_columns(conn, table, by_table[table.name])
     with_run = [ex for ex in extracted if ex.run]
     _merge_runs(conn, with_run)
     return recheck_members(conn, {ex.run["run_id"] for ex in with_run if ex.run})
