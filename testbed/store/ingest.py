@@ -47,7 +47,8 @@ from testbed.store import tables as t
 from testbed.store.rows import Extracted, Row, extract, unique_entries
 from testbed.store.store import Store, compress, verified
 
-BATCH_FILES = 200  # files per transaction
+BATCH_FILES = 500  # files per transaction (each costs ~20 statements and a commit)
+AHEAD = 2  # batches handed to the workers before this process writes the oldest
 PARALLEL_FROM = 100  # files per preparing process (fewer: prepared in this process)
 CHUNK_FILES = 10  # files per task handed to a preparing process
 VERDICT = "verdict.json"
@@ -166,8 +167,8 @@ def add_paths(store: Store, paths: Iterable[Path],
             ahead.append((min(start + BATCH_FILES, len(files)),
                           [_submit(pool, batch[i:i + CHUNK_FILES], trust)
                            for i in range(0, len(batch), CHUNK_FILES)]))
-            # with the workers, one batch is prepared while the one before is written
-            while len(ahead) > (1 if pool else 0):
+            # with the workers, the next batches are prepared while the oldest is written
+            while len(ahead) > (AHEAD if pool else 0):
                 write_oldest()
         while ahead:
             write_oldest()
@@ -535,9 +536,17 @@ Columns = dict[str, list[Any]]  # a table's rows column by column: column -> val
 
 def columnar(rows: dict[str, list[Row]]) -> dict[str, Columns]:
     """Rows by table name as columns (a key a row lacks is null)."""
-    return {name: {c.name: [row.get(c.name) for row in table_rows]
-                   for c in t.metadata.tables[name].columns}
+    return {name: _columns(t.metadata.tables[name], table_rows)
             for name, table_rows in rows.items() if table_rows}
+
+
+def _columns(table: sa.Table, rows: list[Row]) -> Columns:
+    keys = tuple(rows[0])
+    if all(tuple(row) == keys for row in rows):  # an extractor's rows: one transpose
+        given = dict(zip(keys, map(list, zip(*map(dict.values, rows), strict=True)),
+                         strict=True))
+        return {c.name: given.get(c.name) or [None] * len(rows) for c in table.columns}
+    return {c.name: [row.get(c.name) for row in rows] for c in table.columns}
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:

@@ -276,12 +276,11 @@ def _timed_query(store_path: Path, sql: str, rounds: int = 5) -> tuple[float, fl
 
 
 @dataclass(frozen=True)
-class IngestRatio:
-    """`invoke store add` of a directory against the time to parse its files, in one run."""
+class Round:
+    """One round: the files parsed, then added by the command, back to back."""
 
-    files: int
-    parse_s: float  # read + json.loads of every file, best of 3
-    reader_s: float  # read and parsed as the store reads them (bench.jsonio), best of 3
+    parse_s: float  # read + json.loads of every file
+    reader_s: float  # read and parsed as the store reads them (bench.jsonio)
     ingest_s: float  # `invoke store add DIR --store NEW` as a command, start to exit
 
     @property
@@ -289,33 +288,48 @@ class IngestRatio:
         return self.ingest_s / self.parse_s
 
 
-def _best(rounds: int, fn: Any) -> float:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+@dataclass(frozen=True)
+class IngestRatio:
+    """`invoke store add` of a directory against the time to parse its files: the median
+    round by ratio (a busy machine slows either side of one round)."""
+
+    files: int
+    rounds: list[Round]
+
+    @property
+    def median(self) -> Round:
+        return sorted(self.rounds, key=lambda r: r.ratio)[len(self.rounds) // 2]
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def ingest_against_parsing(docs: Path, store: Path, rounds: int = 3) -> IngestRatio:
-    """Parse every file `invoke store add` would read under ``docs`` (read + json.loads, and
-    as the store reads them), then time the command adding them to a new store ``store``."""
+    """Rounds of: parse every file `invoke store add` reads under ``docs`` (read +
+    json.loads, then as the store reads them), then time the command adding them to a new
+    store ``store``."""
     files = candidate_files([docs])
     for f in files:  # the page cache holds them for every measurement alike
         f.read_bytes()
-    parse_s = _best(rounds, lambda: [json.loads(f.read_bytes()) for f in files])
-    reader_s = _best(rounds, lambda: [parse_json_document(read_document_bytes(f, docs))
-                                      for f in files])
-    for old in store.parent.glob(store.name + "*"):
-        old.unlink()
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "invoke", "store", "add", str(docs),
-                           "--store", str(store)], cwd=ROOT, capture_output=True, text=True)
-    ingest_s = time.perf_counter() - t0
-    if proc.returncode:
-        raise RuntimeError(f"invoke store add failed: {proc.stderr or proc.stdout}")
-    return IngestRatio(len(files), parse_s, reader_s, ingest_s)
+    out = []
+    for _ in range(rounds):
+        parse_s = _timed(lambda: [json.loads(f.read_bytes()) for f in files])
+        reader_s = _timed(lambda: [parse_json_document(read_document_bytes(f, docs))
+                                   for f in files])
+        for old in store.parent.glob(store.name + "*"):
+            old.unlink()
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "invoke", "store", "add", str(docs),
+                               "--store", str(store)], cwd=ROOT, capture_output=True,
+                              text=True)
+        ingest_s = time.perf_counter() - t0
+        if proc.returncode:
+            raise RuntimeError(f"invoke store add failed: {proc.stderr or proc.stdout}")
+        out.append(Round(parse_s, reader_s, ingest_s))
+    return IngestRatio(len(files), out)
 
 
 def main(sizes: list[int], work: Path | None, site: bool) -> None:
@@ -336,14 +350,18 @@ def main(sizes: list[int], work: Path | None, site: bool) -> None:
             gen_s = time.perf_counter() - t0
             json_bytes = _tree_size(docs)
             load = os.getloadavg()[0]
-            r = ingest_against_parsing(docs, base / f"cli-{n}.duckdb")
+            ratio = ingest_against_parsing(docs, base / f"cli-{n}.duckdb")
+            r = ratio.median
             print(f"\n{n} result documents ({files} files with manifests and verdicts, "
                   f"{json_bytes / 1e6:.0f} MB of JSON; generated in {gen_s:.0f} s)")
-            print(f"  parse (read + json.loads)   {r.parse_s:8.2f} s   best of 3 (as the store "
-                  f"reads them, bench.jsonio: {r.reader_s:.2f} s)")
+            print(f"  parse (read + json.loads)   {r.parse_s:8.2f} s   (as the store reads "
+                  f"them, bench.jsonio: {r.reader_s:.2f} s)")
             print(f"  invoke store add            {r.ingest_s:8.2f} s   {r.ratio:.1f}x parsing "
-                  f"({r.ingest_s / r.reader_s:.1f}x the store's reading); a new store, no "
-                  f"trust file; load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
+                  f"({r.ingest_s / r.reader_s:.1f}x the store's reading): the median of "
+                  f"{len(ratio.rounds)} rounds ("
+                  + ", ".join(f"{x.ratio:.1f}x" for x in ratio.rounds)
+                  + f"), each a new store without a trust file; load average {load:.2f} "
+                  f"before, {os.getloadavg()[0]:.2f} after")
             t0 = time.perf_counter()
             with open_store(str(store), ROOT) as st:
                 set_trust(st, trust)
