@@ -488,17 +488,17 @@ def cross_check(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> list[_D
                 continue
         seals.add(seal)
         keep.append(doc)
-    for doc in (d for d in docs if d.schema == "audit"):
-        named = {v for v in ((doc.doc.get("submitted") or {}).get("result_sha256") or {})
-                 .values() if v}
-        if named and not named & seals:
-            stored = set(conn.execute(sa.select(t.results.c.seal)
-                                      .where(t.results.c.seal.in_(named))).scalars())
-            if not stored:
-                _refuse(out, doc, "$.submitted.result_sha256", f"names {len(named)} result(s), "
-                        "none of them stored here: add the judged run first (a verdict links "
-                        "only to results the store holds)", "judged_results")
-                continue
+    verdicts = [(d, {v for v in ((d.doc.get("submitted") or {}).get("result_sha256") or {})
+                     .values() if v}) for d in docs if d.schema == "audit"]
+    asked = list(set().union(*(named for _, named in verdicts if not named & seals)))
+    stored = set(conn.execute(sa.select(t.results.c.seal).where(t.results.c.seal.in_(asked)))
+                 .scalars()) if asked else set()
+    for doc, named in verdicts:
+        if named and not named & (seals | stored):
+            _refuse(out, doc, "$.submitted.result_sha256", f"names {len(named)} result(s), "
+                    "none of them stored here: add the judged run first (a verdict links "
+                    "only to results the store holds)", "judged_results")
+            continue
         keep.append(doc)
     keep += [d for d in docs if d.schema not in ("manifest", "result", "audit")]
     return keep
