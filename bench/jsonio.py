@@ -207,6 +207,14 @@ def parse_json_document(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise UnreadableDocument("json", f"is not UTF-8 text ({exc.reason} at byte "
                                  f"{exc.start})") from exc
+    # First with floats parsed by json's own C code (the values ``_parse_float`` gives): a
+    # document with nothing to refuse is then read without a Python call per number. Anything
+    # else (NaN, a number out of range, read as an infinity; any error) is read again as
+    # below, which says what it refuses.
+    with contextlib.suppress(ValueError, RecursionError):
+        doc = json.loads(text, parse_int=_parse_int)
+        if _plainly_within(doc, MAX_DEPTH, MAX_NODES):
+            return doc
     try:
         doc = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int,
                          parse_float=_parse_float)
@@ -226,12 +234,50 @@ def json_path(parts: Any) -> str:
     return out
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+_CONTAINERS = frozenset({dict, list, tuple})
+
+
+def _plainly_within(doc: Any, max_depth: int, max_nodes: int) -> bool:
+    """True when ``check_tree`` has nothing to refuse, found without a Python step per value
+    (a document's hundred thousand telemetry samples): level by level over the containers,
+    each one's values looked at by their types, its floats by their sum (finite only when
+    every one is). False when anything is out of bounds or not plainly within them (a type
+    other than JSON's): ``check_tree`` then looks value by value and says what."""
+    if type(doc) not in _CONTAINERS:
+        return type(doc) in _SCALARS or (type(doc) is float and math.isfinite(doc))
+    level, depth, nodes = [doc], 0, 1  # depth: the levels above ``level``'s containers
+    while level:
+        if depth >= max_depth:
+            return False
+        below = []
+        for container in level:
+            values = list(container.values()) if type(container) is dict else container
+            nodes += len(values)
+            if nodes > max_nodes:
+                return False
+            kinds = set(map(type, values))
+            if kinds <= _SCALARS:
+                continue
+            if float in kinds and not math.isfinite(
+                    sum(values if len(kinds) == 1 else [v for v in values if type(v) is float])):
+                return False
+            if kinds & _CONTAINERS:
+                below += [v for v in values if type(v) in _CONTAINERS]
+            if not kinds <= _SCALARS | _CONTAINERS | {float}:
+                return False
+        level, depth = below, depth + 1
+    return True
+
+
 def check_tree(doc: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
     """Refuse a parsed document that nests too deeply (more than ``max_depth`` levels of
     objects and arrays: ``[]`` is one level, ``[[]]`` two), holds more than ``max_nodes``
     values (every object, array and scalar counts; YAML aliases can repeat a subtree a
     billion times) or a number that is not finite (YAML's .inf, .nan). Iterative, so the
     check itself never runs out of stack."""
+    if _plainly_within(doc, max_depth, max_nodes):
+        return
     stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
     nodes = 0
     while stack:

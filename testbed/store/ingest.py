@@ -14,6 +14,9 @@ run directory and its audit go in whole in one command.
 
 Files are added in batches, each batch in one transaction; when another process added one of
 them meanwhile (a shared PostgreSQL store), the batch is retried one document at a time.
+What each file needs on its own (parsing, validation, its rows, its signature, compression:
+``prepare``) runs in one process per CPU when there are many, a batch ahead of the database;
+the rows go in with one statement per table and batch (``insert_rows``).
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,14 +40,17 @@ import sqlalchemy as sa
 from bench.errors import UserError, cut
 from bench.ids import MANIFEST_FILE
 from bench.jsonio import UnreadableDocument, read_document_bytes
-from bench.validate import FileReport, expand, validate_bytes
+from bench.schema import fast_validator
+from bench.validate import expand, validate_bytes
 from testbed import signing
 from testbed.store import tables as t
 from testbed.store.rows import Extracted, Row, extract, unique_entries
 from testbed.store.store import Store, compress, verified
 
-BATCH_FILES = 200
-PARALLEL_FROM = 100  # files per validating process (fewer: validated in this process)
+BATCH_FILES = 500  # files per transaction (each costs ~20 statements and a commit)
+AHEAD = 2  # batches handed to the workers before this process writes the oldest
+PARALLEL_FROM = 100  # files per preparing process (fewer: prepared in this process)
+CHUNK_FILES = 10  # files per task handed to a preparing process
 VERDICT = "verdict.json"
 TRUST_KEY = "allowed_signers"  # store_meta: the text of the store's trust file
 
@@ -73,15 +81,23 @@ class AddSummary:
 
 @dataclass
 class _Doc:
+    """A file to add: what it is (read), then what the store needs of it (``prepare``)."""
+
     path: Path
-    data: bytes
-    doc_id: str
+    doc_id: str  # sha256 of its bytes
+    size: int
+    data: bytes | None = None  # the bytes, until prepared
+    problems: list[str] | None = None  # prepared and refused: why
     schema: str = ""
-    doc: Any = None
+    kind: str = ""
+    run_id: str | None = None  # documents.run_id
+    seal: str | None = None  # a result's or verdict's own sha256
+    entry: str | None = None  # a result's entry id
+    doc: Any = None  # a manifest or verdict (small): the cross-checks and signatures read it
     rows: Extracted | None = None
-
-
-Validate = Callable[[list[_Doc]], list[FileReport]]
+    signature: Row | None = None
+    trust: str | None = None  # the trust file ``signature`` was checked against
+    body: bytes = b""  # the bytes, compressed
 
 
 def candidate_files(paths: Iterable[Path]) -> list[Path]:
@@ -94,13 +110,22 @@ def candidate_files(paths: Iterable[Path]) -> list[Path]:
                         "Give run directories (results/<run-id>/), audit directories or "
                         "document files.")
     files = expand(paths)
-    audit_dirs = {f.parent for f in files if f.name == VERDICT}
-    files = [f for f in files
-             if f.name == VERDICT or not any(parent in audit_dirs for parent in f.parents)]
+    audit_dirs = {os.path.dirname(f) for f in files if f.name == VERDICT}
+    files = [f for f in files if f.name == VERDICT or not _below(str(f), audit_dirs)]
     # Manifests first (a result is checked against its run's), verdicts last (they must name
     # stored results).
     return sorted(files, key=lambda f: 0 if f.name == MANIFEST_FILE else
                   2 if f.name == VERDICT else 1)
+
+
+def _below(path: str, directories: set[str]) -> bool:
+    """Whether ``path`` lies in (or below) one of ``directories`` (paths as ``expand`` gives
+    them, compared as text: a thousand files' ``Path.parents`` cost a tenth of a second)."""
+    while (parent := os.path.dirname(path)) != path:
+        if parent in directories:
+            return True
+        path = parent
+    return False
 
 
 def add_paths(store: Store, paths: Iterable[Path],
@@ -108,8 +133,10 @@ def add_paths(store: Store, paths: Iterable[Path],
               jobs: int | None = None) -> AddSummary:
     """Add every document under ``paths`` (see the module docstring).
 
-    Schema validation is most of the work (the database part is a few ms per document), so
-    many files are validated by ``jobs`` processes (default: one per CPU)."""
+    Many files are prepared by ``jobs`` processes (default: one per CPU) while this one reads
+    the next files and writes the batch before to the database; until those processes have
+    started, this one prepares the batches itself. Each batch is one transaction, in the
+    order of ``candidate_files``."""
     if store.read_only:
         raise RuntimeError("add_paths needs a store opened for writing")
     paths = [Path(p) for p in paths]
@@ -118,29 +145,95 @@ def add_paths(store: Store, paths: Iterable[Path],
     summary = AddSummary()
     jobs = min(jobs or os.cpu_count() or 1, len(files) // PARALLEL_FROM + 1)
     with contextlib.ExitStack() as stack:
-        validate: Validate = _validate_here
-        if jobs > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(
-                jobs, mp_context=multiprocessing.get_context("spawn")))
+        workers = _Workers(jobs) if jobs > 1 else None
+        if workers:
+            stack.callback(workers.close)
+        conn = stack.enter_context(store.connect())
+        with conn.begin():
+            trust = store_trust(conn)
+        ahead: deque[tuple[int, list[Future[list[_Doc]]]]] = deque()
 
-            def validate(docs: list[_Doc]) -> list[FileReport]:
-                return list(pool.map(validate_bytes, [d.data for d in docs],
-                                     [d.path for d in docs], chunksize=4))
+        def write_oldest() -> None:
+            done, tasks = ahead.popleft()
+            _add_batch(conn, [d for task in tasks for d in task.result()], summary)
+            if progress:
+                progress(done, len(files))
 
         for start in range(0, len(files), BATCH_FILES):
-            batch = []
-            for path in files[start:start + BATCH_FILES]:
-                doc = _read(path, summary, roots)
-                if doc is not None:
-                    batch.append(doc)
-            _add_batch(store, batch, summary, validate)
-            if progress:
-                progress(min(start + BATCH_FILES, len(files)), len(files))
+            batch = [d for d in (_read(p, summary, roots)
+                                 for p in files[start:start + BATCH_FILES]) if d]
+            batch = _not_stored(conn, batch, summary)
+            pool = workers.pool if workers else None
+            ahead.append((min(start + BATCH_FILES, len(files)),
+                          [_submit(pool, batch[i:i + CHUNK_FILES], trust)
+                           for i in range(0, len(batch), CHUNK_FILES)]))
+            # with the workers, the next batches are prepared while the oldest is written
+            while len(ahead) > (AHEAD if pool else 0):
+                write_oldest()
+        while ahead:
+            write_oldest()
     return summary
 
 
-def _validate_here(docs: list[_Doc]) -> list[FileReport]:
-    return [validate_bytes(d.data, d.path) for d in docs]
+class _Workers:
+    """``jobs`` worker processes, started in a thread: ``pool`` is None until they run."""
+
+    def __init__(self, jobs: int) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        self._started = threading.Event()
+        threading.Thread(target=self._start, args=(jobs,), daemon=True,
+                         name="ingest-workers").start()
+
+    def _start(self, jobs: int) -> None:
+        pool = None
+        try:
+            pool = ProcessPoolExecutor(jobs, mp_context=_workers(), initializer=_adopt,
+                                       initargs=(dict(os.environ),))
+            for task in [pool.submit(int) for _ in range(jobs)]:  # each starts a process
+                task.result()
+            self.pool = pool
+        except Exception:  # no workers: this process prepares every batch
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        finally:
+            self._started.set()
+
+    def close(self) -> None:
+        self._started.wait()
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _workers() -> multiprocessing.context.BaseContext:
+    """Fresh processes (never a fork of one holding a database connection): a fork server
+    loads this module and the schema validators once (``preload``) and forks each worker
+    from it in milliseconds."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__, "testbed.store.preload"])
+    return ctx
+
+
+def _adopt(environment: dict[str, str]) -> None:
+    """A worker runs in this process's environment, not in the one the fork server started
+    with (``$BENCH_SCHEMA_ENGINE`` picks the validator: built again if it changed)."""
+    if environment != dict(os.environ):
+        os.environ.clear()
+        os.environ.update(environment)
+        fast_validator.cache_clear()
+
+
+def _submit(pool: ProcessPoolExecutor | None, docs: list[_Doc], trust: str | None
+            ) -> Future[list[_Doc]]:
+    items = [(d.path, d.data or b"", d.doc_id) for d in docs]
+    for d in docs:
+        d.data = None  # the worker has its copy
+    if pool is not None:
+        return pool.submit(prepare_all, items, trust)
+    done: Future[list[_Doc]] = Future()
+    done.set_result(prepare_all(items, trust))
+    return done
 
 
 def _read(path: Path, summary: AddSummary, roots: list[Path] | None = None) -> _Doc | None:
@@ -152,24 +245,77 @@ def _read(path: Path, summary: AddSummary, roots: list[Path] | None = None) -> _
     except UnreadableDocument as exc:
         summary.refused.append(Refused(path, [f"$: {exc} (rule: {exc.rule})"]))
         return None
-    return _Doc(path, data, hashlib.sha256(data).hexdigest())
+    return _Doc(path, hashlib.sha256(data).hexdigest(), len(data), data)
 
 
-def _add_batch(store: Store, batch: list[_Doc], summary: AddSummary,
-               validate: Validate = _validate_here) -> None:
+def _not_stored(conn: sa.Connection, batch: list[_Doc], summary: AddSummary) -> list[_Doc]:
+    """The batch without the documents stored already (or twice in it): those are not
+    prepared again. (The batch's transaction checks again: another writer may add some.)"""
+    if not batch:
+        return batch
+    with conn.begin():
+        stored = _stored(conn, [d.doc_id for d in batch])
+    keep = []
+    for doc in batch:
+        if doc.doc_id in stored:
+            summary.present.append(doc.path)
+        else:
+            stored.add(doc.doc_id)
+            keep.append(doc)
+    return keep
+
+
+def _stored(conn: sa.Connection, ids: list[str]) -> set[str]:
+    return set(conn.execute(sa.select(t.documents.c.doc_id)
+                            .where(t.documents.c.doc_id.in_(ids))).scalars())
+
+
+def prepare_all(items: list[tuple[Path, bytes, str]], trust: str | None) -> list[_Doc]:
+    """``prepare`` each (path, bytes, sha256): the work a worker process does."""
+    return [prepare(path, data, doc_id, trust) for path, data, doc_id in items]
+
+
+def prepare(path: Path, data: bytes, doc_id: str, trust: str | None) -> _Doc:
+    """What the store needs of one file's bytes, with no database: validated as the report
+    validates them, its rows, its signature checked against ``trust``, the bytes compressed;
+    or refused with the problems the report lists."""
+    out = _Doc(path, doc_id, len(data))
+    report = validate_bytes(data, path)
+    if not report.ok:
+        out.problems = [str(p) for p in report.problems]
+        return out
+    doc = report.doc
+    out.schema = report.schema or ""
+    out.kind = doc.get("kind") or out.schema
+    out.run_id = _run_of(out.schema, doc)
+    if out.schema in ("result", "audit"):
+        out.seal = doc["sha256"]
+    if out.schema == "result":
+        out.entry = doc["workload"]["id"]
+    if out.schema in ("manifest", "audit"):
+        out.doc = doc
+    ex = extract(out.schema, doc_id, doc)
+    out.rows = Extracted(run=ex.run, manifest=ex.manifest, columns=columnar(ex.rows))
+    out.signature = signature_row(doc_id, out.schema, doc, trust)
+    out.trust = trust
+    out.body = compress(data)
+    return out
+
+
+def _add_batch(conn: sa.Connection, batch: list[_Doc], summary: AddSummary) -> None:
     if not batch:
         return
     try:
-        with store.begin() as conn:
-            outcome = _insert(conn, batch, validate)
+        with conn.begin():
+            outcome = _insert(conn, batch)
     except (sa.exc.IntegrityError, sa.exc.DataError, sa.exc.ProgrammingError):
         # Another writer stored some of these meanwhile (or one holds a value the database
         # cannot take): one transaction per document.
         outcome = _Outcome()
         for doc in batch:
             try:
-                with store.begin() as conn:
-                    one = _insert(conn, [doc], validate)
+                with conn.begin():
+                    one = _insert(conn, [doc])
             except sa.exc.IntegrityError:
                 one = _Outcome(present=[doc.path])
             except (sa.exc.DataError, sa.exc.ProgrammingError) as exc:
@@ -201,7 +347,7 @@ class _Outcome:
                 summary.runs.add(doc.rows.run["run_id"])
             if doc.schema == "audit":
                 summary.audits.append(doc.doc_id)
-            sig = next(iter(doc.rows.rows.get("signatures", [])), None) if doc.rows else None
+            sig = doc.signature
             if sig and sig["status"] == signing.VERIFIED:
                 summary.signed.append((doc.path, doc.schema, sig["principal"]))
             elif sig and (doc.schema == "audit" or sig["status"] == signing.UNVERIFIED):
@@ -211,42 +357,36 @@ class _Outcome:
         summary.apart += self.apart
 
 
-def _insert(conn: sa.Connection, batch: list[_Doc],
-            validate: Validate = _validate_here) -> _Outcome:
+def _insert(conn: sa.Connection, batch: list[_Doc]) -> _Outcome:
     out = _Outcome()
-    ids = [d.doc_id for d in batch]
-    stored = set(conn.execute(sa.select(t.documents.c.doc_id)
-                              .where(t.documents.c.doc_id.in_(ids))).scalars())
-    todo: list[_Doc] = []
-    seen: set[str] = set()
-    for doc in batch:
-        if doc.doc_id in stored or doc.doc_id in seen:
-            out.present.append(doc.path)
-        else:
-            seen.add(doc.doc_id)
-            todo.append(doc)
+    stored = _stored(conn, [d.doc_id for d in batch])
     fresh: list[_Doc] = []
-    for doc, report in zip(todo, validate(todo), strict=True):
-        if not report.ok:
-            out.refused.append(Refused(doc.path, [str(p) for p in report.problems]))
-            continue
-        doc.schema, doc.doc = report.schema or "", report.doc
-        doc.rows = extract(doc.schema, doc.doc_id, doc.doc)
-        fresh.append(doc)
+    for doc in batch:
+        if doc.doc_id in stored:
+            out.present.append(doc.path)
+        elif doc.problems is not None:
+            out.refused.append(Refused(doc.path, doc.problems))
+        else:
+            stored.add(doc.doc_id)
+            fresh.append(doc)
     fresh = _drop_known_seals(conn, fresh, out)
     fresh = cross_check(conn, fresh, out)
     trust = store_trust(conn)
+    extracted = []
     for doc in fresh:
-        row = signature_row(doc.doc_id, doc.schema, doc.doc, trust)
-        if row and doc.rows:
-            doc.rows.add("signatures", row)
+        if doc.trust != trust:  # the trust file changed since the workers checked
+            doc.signature = signature_row(doc.doc_id, doc.schema, doc.doc, trust)
+            doc.trust = trust
+        if doc.rows:
+            extracted.append(Extracted({"signatures": [doc.signature]}, doc.rows.run,
+                                       doc.rows.manifest, doc.rows.columns)
+                             if doc.signature else doc.rows)
     now = datetime.now(tz=timezone.utc).replace(tzinfo=None)
-    _insert_rows(conn, t.documents, [{
-        "doc_id": d.doc_id, "kind": d.doc.get("kind") or d.schema, "doc_schema": d.schema,
-        "run_id": _run_of(d), "name": d.path.name, "source": str(d.path),
-        "size_bytes": len(d.data), "body": compress(d.data), "added_at": now}
-        for d in fresh])
-    out.apart += write_derived(conn, [d.rows for d in fresh if d.rows])
+    insert_rows(conn, t.documents, [{
+        "doc_id": d.doc_id, "kind": d.kind, "doc_schema": d.schema, "run_id": d.run_id,
+        "name": d.path.name, "source": str(d.path), "size_bytes": d.size, "body": d.body,
+        "added_at": now} for d in fresh])
+    out.apart += write_derived(conn, extracted)
     out.added += fresh
     return out
 
@@ -301,7 +441,8 @@ def cross_check(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> list[_D
     def entries(doc: Any) -> dict[str, str | None]:
         return {e["id"]: e.get("sha256") for e in unique_entries(doc)}
 
-    runs = {d.doc["run_id"] for d in docs if d.schema in ("manifest", "result")}
+    runs = {d.doc["run_id"] for d in docs if d.schema == "manifest"} | \
+        {d.run_id for d in docs if d.schema == "result"}
     known: dict[str, dict[str, dict[str, str | None]]] = {}  # run -> manifest -> entries
     reference: dict[str, tuple[dict[str, str | None], str | None, str]] = {}
     if runs:
@@ -333,7 +474,8 @@ def cross_check(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> list[_D
         keep.append(doc)
     seals: set[str] = set()
     for doc in (d for d in docs if d.schema == "result"):
-        run, entry, seal = doc.doc["run_id"], doc.doc["workload"]["id"], doc.doc["sha256"]
+        run, entry, seal = doc.run_id, doc.entry, doc.seal
+        assert run is not None and entry is not None and seal is not None
         if run in reference:
             listed, state, mid = reference[run]
             if membership(listed, state, entry, seal) == "not listed":
@@ -346,26 +488,27 @@ def cross_check(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> list[_D
                 continue
         seals.add(seal)
         keep.append(doc)
-    for doc in (d for d in docs if d.schema == "audit"):
-        named = {v for v in ((doc.doc.get("submitted") or {}).get("result_sha256") or {})
-                 .values() if v}
-        if named and not named & seals:
-            stored = set(conn.execute(sa.select(t.results.c.seal)
-                                      .where(t.results.c.seal.in_(named))).scalars())
-            if not stored:
-                _refuse(out, doc, "$.submitted.result_sha256", f"names {len(named)} result(s), "
-                        "none of them stored here: add the judged run first (a verdict links "
-                        "only to results the store holds)", "judged_results")
-                continue
+    verdicts = [(d, {v for v in ((d.doc.get("submitted") or {}).get("result_sha256") or {})
+                     .values() if v}) for d in docs if d.schema == "audit"]
+    asked = list(set().union(*(named for _, named in verdicts if not named & seals)))
+    stored = set(conn.execute(sa.select(t.results.c.seal).where(t.results.c.seal.in_(asked)))
+                 .scalars()) if asked else set()
+    for doc, named in verdicts:
+        if named and not named & (seals | stored):
+            _refuse(out, doc, "$.submitted.result_sha256", f"names {len(named)} result(s), "
+                    "none of them stored here: add the judged run first (a verdict links "
+                    "only to results the store holds)", "judged_results")
+            continue
         keep.append(doc)
     keep += [d for d in docs if d.schema not in ("manifest", "result", "audit")]
     return keep
 
 
-def _run_of(doc: _Doc) -> str | None:
-    if doc.schema == "audit":
-        return (doc.doc.get("submitted") or {}).get("run_id")
-    run_id = doc.doc.get("run_id") if isinstance(doc.doc, dict) else None
+def _run_of(schema: str, doc: Any) -> str | None:
+    """documents.run_id: the run a document belongs to (a verdict's: the run it judged)."""
+    if schema == "audit":
+        return (doc.get("submitted") or {}).get("run_id")
+    run_id = doc.get("run_id") if isinstance(doc, dict) else None
     return run_id if isinstance(run_id, str) else None
 
 
@@ -375,35 +518,115 @@ def _drop_known_seals(conn: sa.Connection, docs: list[_Doc], out: _Outcome) -> l
     keep = []
     for table, schema in ((t.results, "result"), (t.audits, "audit")):
         mine = [d for d in docs if d.schema == schema]
-        seals = [d.doc["sha256"] for d in mine]
+        seals = [d.seal for d in mine]
         known = set(conn.execute(sa.select(table.c.seal).where(table.c.seal.in_(seals)))
                     .scalars()) if seals else set()
         for d in mine:
-            if d.doc["sha256"] in known:
+            if d.seal in known:
                 out.present.append(d.path)
             else:
-                known.add(d.doc["sha256"])
+                known.add(d.seal)
                 keep.append(d)
     keep += [d for d in docs if d.schema not in ("result", "audit")]
     return keep
 
 
-def _insert_rows(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
+Columns = dict[str, list[Any]]  # a table's rows column by column: column -> values
+
+
+def columnar(rows: dict[str, list[Row]]) -> dict[str, Columns]:
+    """Rows by table name as columns (a key a row lacks is null)."""
+    return {name: _columns(t.metadata.tables[name], table_rows)
+            for name, table_rows in rows.items() if table_rows}
+
+
+def _columns(table: sa.Table, rows: list[Row]) -> Columns:
+    keys = tuple(rows[0])
+    if all(tuple(row) == keys for row in rows):  # an extractor's rows: one transpose
+        given = dict(zip(keys, map(list, zip(*map(dict.values, rows), strict=True)),
+                         strict=True))
+        return {c.name: given.get(c.name) or [None] * len(rows) for c in table.columns}
+    return {c.name: [row.get(c.name) for row in rows] for c in table.columns}
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[Row]) -> None:
+    """Insert ``rows`` (a missing key is null); see ``insert_columns``."""
     if rows:
-        conn.execute(table.insert(), rows)
+        insert_columns(conn, table, columnar({table.name: rows})[table.name])
+
+
+def insert_columns(conn: sa.Connection, table: sa.Table, columns: Columns) -> None:
+    """Insert rows given column by column (every column of ``table``, equally long). On
+    DuckDB in one statement from a typed frame (a statement per row costs ~1 ms there); a
+    value of another type than its column's goes the general way, SQLAlchemy's executemany,
+    which is PostgreSQL's batched insert (psycopg)."""
+    names = [c.name for c in table.columns]
+    if not columns or not columns[names[0]]:
+        return
+    frame = _frame(table, columns) if conn.dialect.name == "duckdb" else None
+    if frame is not None:
+        import duckdb
+
+        raw = conn.connection.driver_connection
+        view = f"_adding_{table.name}"
+        listed = ", ".join(f'"{name}"' for name in names)
+        # DuckDB registers nothing while a result is unfinished (a ``.scalar()`` before)
+        conn.exec_driver_sql("SELECT 1").all()
+        raw.register(view, frame)  # type: ignore[union-attr]
+        try:
+            conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({listed}) '
+                                 f'SELECT {listed} FROM "{view}"')
+        finally:
+            with contextlib.suppress(duckdb.Error):  # a failed insert aborted the transaction
+                raw.unregister(view)  # type: ignore[union-attr]
+        return
+    conn.execute(table.insert(), [dict(zip(names, values, strict=True))
+                                  for values in zip(*(columns[n] for n in names), strict=True)])
+
+
+# A column's SQL type, the Python types its values may have, and the frame column type.
+_FRAME_TYPES: tuple[tuple[type, frozenset[type], str], ...] = (
+    (sa.Boolean, frozenset({bool}), "boolean"),
+    (sa.Integer, frozenset({int}), "Int64"),
+    (sa.Float, frozenset({float, int}), "Float64"),
+    (sa.DateTime, frozenset({datetime}), "datetime64[us]"),
+    (sa.LargeBinary, frozenset({bytes}), "object"),
+    (sa.String, frozenset({str}), "object"),
+)
+
+
+def _frame(table: sa.Table, columns: Columns) -> Any:
+    """The rows as a pandas frame with nullable column types (None: a value that is not of
+    its column's type, or that the frame type cannot hold, such as an integer beyond 64
+    bits)."""
+    import pandas as pd
+
+    typed = {}
+    for column in table.columns:
+        values = columns[column.name]
+        kind = next((k for k in _FRAME_TYPES if isinstance(column.type, k[0])), None)
+        if kind is None or not set(map(type, values)) - {type(None)} <= kind[1]:
+            return None
+        try:
+            typed[column.name] = pd.array(values, dtype=kind[2])
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return pd.DataFrame(typed, copy=False)
 
 
 def write_derived(conn: sa.Connection, extracted: list[Extracted]) -> list[str]:
     """Insert the derived rows of newly stored documents, create or update their runs, and
     check their runs' results against the runs' manifests; returns the results set apart
     (a manifest that arrived after them does not list them)."""
-    by_table: dict[str, list[Row]] = {}
+    by_table: dict[str, Columns] = {}
     for ex in extracted:
-        for name, rows in ex.rows.items():
-            by_table.setdefault(name, []).extend(rows)
+        for name, columns in [*ex.columns.items(), *columnar(ex.rows).items()]:
+            merged = by_table.setdefault(name, {})
+            for column, values in columns.items():
+                merged.setdefault(column, []).extend(values)
     for table in t.DERIVED:
-        if table is not t.runs:
-            _insert_rows(conn, table, by_table.get(table.name, []))
+        if table is not t.runs and table.name in by_table:
+            insert_columns(conn, table, by_table[table.name])
     with_run = [ex for ex in extracted if ex.run]
     _merge_runs(conn, with_run)
     return recheck_members(conn, {ex.run["run_id"] for ex in with_run if ex.run})
@@ -469,7 +692,7 @@ def _merge_runs(conn: sa.Connection, extracted: list[Extracted]) -> None:
         elif _better(row, from_manifest, old, old["manifest_id"] is not None, signed):
             conn.execute(t.runs.update().where(t.runs.c.run_id == rid)
                          .values({k: v for k, v in row.items() if k != "run_id"}))
-    _insert_rows(conn, t.runs, new)
+    insert_rows(conn, t.runs, new)
 
 
 def _better(row: Row, manifest: bool, old: Row, old_manifest: bool,

@@ -28,12 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UserError
-from bench.jsonio import atomic_write_json, body_sha256, sanitize, seal
+from bench.jsonio import (
+    atomic_write_json,
+    body_sha256,
+    parse_json_document,
+    read_document_bytes,
+    sanitize,
+    seal,
+)
 from bench.metrics import spec_for
 from testbed.report.inputs import identity_facts
 from testbed.signing import sign_document
 from testbed.store import open_store
-from testbed.store.ingest import add_paths, set_trust
+from testbed.store.ingest import add_paths, candidate_files, set_trust
 from testbed.store.queries import read_only_query
 from testbed.store.rows import hardware_key
 
@@ -274,6 +281,63 @@ def _timed_query(store_path: Path, sql: str, rounds: int = 5) -> tuple[float, fl
     return statistics.median(whole), statistics.median(bare), rows
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round: the files parsed, then added by the command, back to back."""
+
+    parse_s: float  # read + json.loads of every file
+    reader_s: float  # read and parsed as the store reads them (bench.jsonio)
+    ingest_s: float  # `invoke store add DIR --store NEW` as a command, start to exit
+
+    @property
+    def ratio(self) -> float:
+        return self.ingest_s / self.parse_s
+
+
+@dataclass(frozen=True)
+class IngestRatio:
+    """`invoke store add` of a directory against the time to parse its files: the median
+    round by ratio (a busy machine slows either side of one round)."""
+
+    files: int
+    rounds: list[Round]
+
+    @property
+    def median(self) -> Round:
+        return sorted(self.rounds, key=lambda r: r.ratio)[len(self.rounds) // 2]
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def ingest_against_parsing(docs: Path, store: Path, rounds: int = 3) -> IngestRatio:
+    """Rounds of: parse every file `invoke store add` reads under ``docs`` (read +
+    json.loads, then as the store reads them), then time the command adding them to a new
+    store ``store``."""
+    files = candidate_files([docs])
+    for f in files:  # the page cache holds them for every measurement alike
+        f.read_bytes()
+    out = []
+    for _ in range(rounds):
+        parse_s = _timed(lambda: [json.loads(f.read_bytes()) for f in files])
+        reader_s = _timed(lambda: [parse_json_document(read_document_bytes(f, docs))
+                                   for f in files])
+        for old in store.parent.glob(store.name + "*"):
+            old.unlink()
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "invoke", "store", "add", str(docs),
+                               "--store", str(store)], cwd=ROOT, capture_output=True,
+                              text=True)
+        ingest_s = time.perf_counter() - t0
+        if proc.returncode:
+            raise RuntimeError(f"invoke store add failed: {proc.stderr or proc.stdout}")
+        out.append(Round(parse_s, reader_s, ingest_s))
+    return IngestRatio(len(files), out)
+
+
 def main(sizes: list[int], work: Path | None, site: bool) -> None:
     own = work is None
     base = Path(tempfile.mkdtemp(prefix="bench-store-")) if own else work
@@ -291,6 +355,19 @@ def main(sizes: list[int], work: Path | None, site: bool) -> None:
             files = generate(n, docs, signer=key)
             gen_s = time.perf_counter() - t0
             json_bytes = _tree_size(docs)
+            load = os.getloadavg()[0]
+            ratio = ingest_against_parsing(docs, base / f"cli-{n}.duckdb")
+            r = ratio.median
+            print(f"\n{n} result documents ({files} files with manifests and verdicts, "
+                  f"{json_bytes / 1e6:.0f} MB of JSON; generated in {gen_s:.0f} s)")
+            print(f"  parse (read + json.loads)   {r.parse_s:8.2f} s   (as the store reads "
+                  f"them, bench.jsonio: {r.reader_s:.2f} s)")
+            print(f"  invoke store add            {r.ingest_s:8.2f} s   {r.ratio:.1f}x parsing "
+                  f"({r.ingest_s / r.reader_s:.1f}x the store's reading): the median of "
+                  f"{len(ratio.rounds)} rounds ("
+                  + ", ".join(f"{x.ratio:.1f}x" for x in ratio.rounds)
+                  + f"), each a new store without a trust file; load average {load:.2f} "
+                  f"before, {os.getloadavg()[0]:.2f} after")
             t0 = time.perf_counter()
             with open_store(str(store), ROOT) as st:
                 set_trust(st, trust)
@@ -305,10 +382,9 @@ def main(sizes: list[int], work: Path | None, site: bool) -> None:
             with open_store(str(store), ROOT) as st:
                 again = add_paths(st, [docs])
             re_s = time.perf_counter() - t0
-            print(f"\n{n} result documents ({files} files with manifests and verdicts, "
-                  f"{json_bytes / 1e6:.0f} MB of JSON; generated in {gen_s:.0f} s)")
-            print(f"  ingest (validate + store)   {ingest_s:8.1f} s   "
-                  f"{files / ingest_s:6.1f} files/s")
+            print(f"  ingest with signatures      {ingest_s:8.1f} s   "
+                  f"{files / ingest_s:6.1f} files/s (in this process, into a store with a "
+                  "trust file: each verdict's signature checked by ssh-keygen)")
             print(f"  store size                  {size / 1e6:8.1f} MB   "
                   f"({size / json_bytes * 100:.0f} % of the JSON)")
             print(f"  adding them again           {re_s:8.1f} s   "

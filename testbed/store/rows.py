@@ -7,6 +7,7 @@ re-exported; giving it rows later is one more function here and a ``DERIVED_VERS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -30,6 +31,9 @@ class Extracted:
     rows: dict[str, list[Row]] = field(default_factory=dict)
     run: Row | None = None
     manifest: bool = False  # the run row comes from a manifest (it wins over a result's)
+    # more rows by table, column by column (column -> values): the form ingest's worker
+    # processes hand them over in (lists of values travel between processes faster)
+    columns: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     def add(self, table: str, *rows: Row) -> None:
         self.rows.setdefault(table, []).extend(rows)
@@ -79,6 +83,20 @@ def _metric_row(doc_id: str, name: str, entry: Any) -> Row:
             "std": number(entry.get("std")), "cv": number(entry.get("cv"))}
 
 
+def _samples(values: Any) -> tuple[list[float], int]:
+    """A series' numeric samples (``number``, booleans left out) and how many are not null.
+    A list of finite numbers and nulls, the usual series, takes a path without a call per
+    sample (the same values: the sum is finite only when every sample is)."""
+    if isinstance(values, list):
+        with contextlib.suppress(OverflowError):  # an integer beyond a float: the slow path
+            nums = [float(x) for x in values if type(x) is float or type(x) is int]
+            if math.isfinite(sum(nums)):
+                return nums, len(values) - values.count(None)
+    nums = [v for v in (number(x) if not isinstance(x, bool) else None for x in values)
+            if v is not None]
+    return nums, sum(1 for v in values if v is not None)
+
+
 def telemetry_rows(doc_id: str, telemetry: dict[str, Any]) -> list[Row]:
     """Per device and field: samples with a value, mean, min, max; or why it is unavailable."""
     units = telemetry.get("fields") or {}
@@ -88,9 +106,7 @@ def telemetry_rows(doc_id: str, telemetry: dict[str, Any]) -> list[Row]:
         series = dev.get("series") or {}
         for name in sorted(set(series) | set(unavailable)):
             values = series.get(name) or []
-            nums = [v for v in (number(x) if not isinstance(x, bool) else None for x in values)
-                    if v is not None]
-            present = sum(1 for v in values if v is not None)
+            nums, present = _samples(values)
             rows.append({
                 "doc_id": doc_id, "device_index": dev.get("index", 0), "field": name,
                 "unit": units.get(name), "samples": present,

@@ -7,6 +7,7 @@ read-only a store of another version upgrades it first (that one time needs a wr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import zlib
 from collections.abc import Iterator
@@ -26,7 +27,9 @@ class StoreCorrupt(UserError):
 
 
 def compress(data: bytes) -> bytes:
-    return zlib.compress(data, 6)
+    """zlib at level 1: a third of level 6's time for bodies about 14 % larger (the 1,420
+    files of 1,000 generated results: 21 % of their JSON instead of 19 %)."""
+    return zlib.compress(data, 1)
 
 
 def verified(doc_id: str, body: bytes) -> bytes:
@@ -56,6 +59,10 @@ class Store:
         """A connection in a transaction (committed when the block ends without error)."""
         with connection(self.engine, self.location) as conn:
             yield conn
+
+    def connect(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A connection for several transactions (``conn.begin()`` each)."""
+        return connection(self.engine, self.location, begin=False)
 
     def document(self, doc_id: str) -> bytes:
         with self.begin() as conn:
