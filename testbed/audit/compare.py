@@ -138,6 +138,21 @@ def pooled_value(name: str, metrics: list[Any], docs: list[dict[str, Any]],
     return next((v for v in values if v is not None), None)
 
 
+def load_factor_for(name: str, slowdown: float) -> float:
+    """How much the host's measured load could worsen this metric. A mean figure (a rate, the
+    mean latency) is worsened by the measured slowdown itself. A latency percentile above the
+    median is not: the extra time the load cost (slowdown - 1 of the window) may all have
+    fallen on the slowest iterations, and p95 is the figure of the slowest 5 %, so it may be
+    worse by (slowdown - 1) / 0.05, twenty times as much. A stall of one scheduler time
+    slice in a few iterations of a short window does that on a machine whose load is light
+    (an honest smoke audit failed its p95 at x1.51 with a measured slowdown of x1.14)."""
+    stat = latency_statistic(name)
+    if slowdown <= 1.0 or not isinstance(stat, float) or stat <= 50:
+        return slowdown
+    tail = max(1 - stat / 100, 0.01)
+    return 1 + (slowdown - 1) / tail
+
+
 def percentile_evidence(name: str, re_docs: list[dict[str, Any]],
                         tol: Tolerances) -> str | None:
     """Why a latency percentile cannot be judged (too few latencies per repeat), or None.
@@ -209,7 +224,8 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
         return Judgement("inconclusive", f"no interval: {interval}", deviation, remeasured,
                          decidable=budget > 0, repeats_to_decide=min(budget, 2) or None)
     band = band_for(scale, rule.rel if scale == RATIO else None, allowed,
-                    spec.audit_direction, spec.worsened_by_load, slowdown)
+                    spec.audit_direction, spec.worsened_by_load,
+                    load_factor_for(name, slowdown))
     status, reason = judge(interval, band)
     if status != "inconclusive":
         return Judgement(status, reason, deviation, remeasured, interval, band)
