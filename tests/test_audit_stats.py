@@ -27,7 +27,13 @@ from testbed.audit.interval import (
     ratio_interval,
     student_t_quantile,
 )
-from testbed.audit.run import caching_not_applicable, more_evidence_rules, wants_more_evidence
+from testbed.audit.run import (
+    caching_not_applicable,
+    more_evidence_rules,
+    repeats_wanted,
+    verdict_held,
+    wants_more_evidence,
+)
 from testbed.audit.tolerances import Rule, compare_value, load_tolerances
 
 THR = "throughput_items_per_s"
@@ -398,6 +404,37 @@ def test_more_evidence_rules():
     assert wants_more_evidence([{"status": "inconclusive", "decidable": True}])
     assert not wants_more_evidence([{"status": "inconclusive", "decidable": False}])
     assert not wants_more_evidence([{"status": "pass"}, {"status": "not_judged"}])
+
+
+def test_more_evidence_stops_when_it_cannot_change_the_verdict():
+    """A metric nothing can decide holds the verdict at inconclusive: re-running for a
+    predicted pass elsewhere would cost minutes and leave the verdict as it is; a predicted
+    fail could still change it, so it is still re-run for."""
+    undecidable = {"status": "inconclusive", "decidable": False, "predicted": None}
+    to_pass = {"status": "inconclusive", "decidable": True, "predicted": "pass",
+               "repeats_to_decide": 3}
+    to_fail = {"status": "inconclusive", "decidable": True, "predicted": "fail",
+               "repeats_to_decide": 2}
+    assert not verdict_held([to_pass, to_fail], [])
+    assert verdict_held([undecidable, to_pass], [])
+    assert wants_more_evidence([to_pass]) and repeats_wanted([to_pass, to_fail]) == 3
+    assert not wants_more_evidence([to_pass], held=True)
+    assert wants_more_evidence([to_pass, to_fail], held=True)
+    assert repeats_wanted([to_pass, to_fail], held=True) == 2
+    # The judgement says which way the repeats point: a forged throughput whose interval
+    # straddles the band is predicted to fail, an honest one to pass.
+    tol = load_tolerances()
+    budget = 10
+    _, records = compare_entry("e", _doc([110.0, 100.0]), _doc([78.0, 84.0]), tol, None,
+                               budget=budget)
+    forged = _record(records, THR)
+    assert forged["status"] == "inconclusive" and forged["predicted"] == "fail", forged
+    _, records = compare_entry("e", _doc([100.0, 104.0]), _doc([99.0, 103.0]), tol, None,
+                               budget=budget)
+    honest = _record(records, THR)
+    assert honest["status"] in ("pass", "inconclusive")
+    if honest["status"] == "inconclusive":
+        assert honest["predicted"] in ("pass", None)
 
 
 # -- settings --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from testbed.audit.interval import (
     judge,
     ratio_interval,
 )
-from testbed.audit.power import power_statement, repeats_to_decide
+from testbed.audit.power import power_statement, predicted, repeats_to_decide
 from testbed.audit.tolerances import Rule, Tolerances, compare_value
 
 THROUGHPUT = "throughput_items_per_s"
@@ -184,6 +184,7 @@ class Judgement:
     band: Band | None = None
     decidable: bool | None = None
     repeats_to_decide: int | None = None
+    predicted: str | None = None  # what those repeats are predicted to give: pass or fail
 
 
 def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list[Any],
@@ -239,7 +240,8 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
             reason += (f"; the {budget} more re-run repeat(s) the tolerances allow would not "
                        "decide it at this spread")
     return Judgement(status, reason, deviation, remeasured, interval, band,
-                     decidable=needed is not None, repeats_to_decide=needed)
+                     decidable=needed is not None, repeats_to_decide=needed,
+                     predicted=predicted(interval, band, needed) if needed else None)
 
 
 def metric_records(entry_id: str, submitted: dict[str, Any],
@@ -272,6 +274,7 @@ def metric_records(entry_id: str, submitted: dict[str, Any],
             "reruns": len(rounds),
             "decidable": j.decidable,
             "repeats_to_decide": j.repeats_to_decide,
+            "predicted": j.predicted,
             "declared": spec.as_dict() if spec is not None else None,
             "power": power_statement(j.interval, j.band, (spec or UNDECLARED).audit_direction)
             if j.interval is not None and j.band is not None else None,

@@ -245,17 +245,31 @@ def more_evidence_rules(doc: dict[str, Any], settings: Reruns,
     return out
 
 
-def wants_more_evidence(records: list[dict[str, Any]]) -> bool:
+def _worth_deciding(record: dict[str, Any], held: bool) -> bool:
+    return record["status"] == "inconclusive" and bool(record.get("decidable")) and (
+        not held or record.get("predicted") == "fail")
+
+
+def verdict_held(records: list[dict[str, Any]], checks: list[Check]) -> bool:
+    """Whether the verdict is already at least inconclusive whatever more evidence gives: a
+    metric or check is inconclusive and nothing left can decide it. Then only a predicted
+    fail can still change the verdict; a predicted pass would leave it inconclusive."""
+    return any(r["status"] == "inconclusive" and not r.get("decidable") for r in records) \
+        or any(c.status == "inconclusive" for c in checks)
+
+
+def wants_more_evidence(records: list[dict[str, Any]], held: bool = False) -> bool:
     """An entry is re-run again while one of its metrics is inconclusive and the re-run
     repeats the tolerances still allow could decide it (a pass or a fail at the same
-    estimate and spread): as soon as nothing left can be decided, re-running stops."""
-    return any(r["status"] == "inconclusive" and r.get("decidable") for r in records)
+    estimate and spread), and while that decision could change the verdict (``held``: the
+    verdict stays inconclusive anyway, so only a predicted fail counts): as soon as nothing
+    left can change it, re-running stops."""
+    return any(_worth_deciding(r, held) for r in records)
 
 
-def repeats_wanted(records: list[dict[str, Any]]) -> int | None:
+def repeats_wanted(records: list[dict[str, Any]], held: bool = False) -> int | None:
     """How many more repeats the entry's undecided metrics need (the most any needs)."""
-    wanted = [r.get("repeats_to_decide") or 0 for r in records
-              if r["status"] == "inconclusive" and r.get("decidable")]
+    wanted = [r.get("repeats_to_decide") or 0 for r in records if _worth_deciding(r, held)]
     return max(wanted) if wanted else None
 
 
@@ -306,14 +320,19 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
     compared = {e: compare_entry(e, sub.results[e], rounds[e] or None, tol, same.error,
                                  slowdown[e], budget(e, 0)) for e in entries}
     for n in range(1, tol.reruns.max + 1):
-        pending = [e for e in entries if rounds[e] and wants_more_evidence(compared[e][1])]
+        held = any(verdict_held(compared[e][1], compared[e][0]) for e in entries)
+        pending = [e for e in entries
+                   if rounds[e] and wants_more_evidence(compared[e][1], held)]
         if not pending:
             break
         print(f"more evidence ({n} of at most {tol.reruns.max}): inconclusive metrics that "
-              f"more repeats can decide in {', '.join(pending)}", flush=True)
+              f"more repeats can decide in {', '.join(pending)}"
+              + (" (only those predicted to fail: the verdict stays inconclusive anyway)"
+                 if held else ""), flush=True)
         more = run(f"{MORE}-{n}", pending,
                    {e: more_evidence_rules(sub.results[e], tol.reruns,
-                                           repeats_wanted(compared[e][1])) for e in pending})
+                                           repeats_wanted(compared[e][1], held))
+                    for e in pending})
         reruns.append(more)
         for e in pending:
             doc = more.results.get(e)
