@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bench.documents import Params
 from bench.errors import UserError, cut
 from bench.ids import entry_id_problem
 from bench.paths import SUITES_DIR
@@ -150,9 +151,9 @@ class Entry:
     mode: str
     config: str
     precision: str
-    params: dict[str, Any]
+    params: Params
     rules: RunRules
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: Params = field(default_factory=dict)
     substitution: dict[str, Any] | None = None  # see substitution_for()
     # A cluster run places this single-device entry on every node (a per-node sweep).
     per_node: bool = False
@@ -310,7 +311,7 @@ def quiet_with(quiet: QuietRules, texts: list[str]) -> QuietRules:
     return quiet.merged(changes)
 
 
-def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+def split_overrides(overrides: Params) -> tuple[dict[str, Any], dict[str, Any],
                                                         bool | None]:
     """An entry's overrides as (parameters, run rules without the prefix, compile or None)."""
     params = {k: v for k, v in overrides.items()
@@ -358,7 +359,7 @@ def _type_name(value: Any) -> str:
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
-def param_type_problem(configs: dict[str, dict[str, Any]], params: dict[str, Any]) -> str | None:
+def param_type_problem(configs: dict[str, dict[str, Any]], params: Params) -> str | None:
     """Why a parameter's value has the wrong type for its workload, judged by the types its
     configurations use (None there: any type); an integer is accepted where a number is.
     A batch size must be at least 1: a batch of nothing would be measured as 0 items/s."""
@@ -514,7 +515,7 @@ def expand_sweeps(raw_entries: list[dict[str, Any]]) -> list[tuple[int, dict[str
     return out
 
 
-def check_streams(params: dict[str, Any], mode: str, where: str) -> None:
+def check_streams(params: Params, mode: str, where: str) -> None:
     """``streams`` N > 1 runs N host threads of inference on synthetic on-device batches."""
     streams = params.get("streams", 1)
     if streams is None or streams == 1:

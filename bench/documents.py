@@ -1161,7 +1161,7 @@ class RepeatResult(TypedDict, total=False):
     started_at: float
     ended_at: float
     index: int
-    telemetry: RepeatTelemetry
+    telemetry: WindowFigures  # the window's figures (the runner's ``window_telemetry``)
     contention: Contention  # what else used the machine in the window (bench.contention)
 
 

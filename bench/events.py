@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bench.documents import ProgressEvent
+
 PROGRESS_PREFIX = "@@bench-progress "
 
 
@@ -33,7 +35,7 @@ def parse_progress(line: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
-def relay(lines: Iterable[str], on_progress: Callable[[dict[str, Any]], None],
+def relay(lines: Iterable[str], on_progress: Callable[[ProgressEvent], None],
           keep: Callable[[str], None]) -> None:
     """Pass a process's events on and hand every other line (without its newline) to
     ``keep``, until its output ends."""

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.documents import Info
+
 KINDS = ("static", "dynamic")
 CALIBRATION_BATCHES = 4
 
@@ -113,7 +115,7 @@ def compare(fp32_model: Callable[..., Any], int8_model: Callable[..., Any],
     return agreement(a, b)
 
 
-def agreement_metrics(info: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def agreement_metrics(info: Info | None) -> dict[str, dict[str, Any]]:
     """The agreement as metrics of the result (so reports and audits show it)."""
     if not info or "agreement" not in info:
         return {}

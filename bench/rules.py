@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from bench.documents import Params
+
 
 @dataclass(frozen=True)
 class RunRules:
@@ -33,7 +35,7 @@ class RunRules:
     # Training workloads: a stability soak of this many seconds (docs/scorecard.md); 0: none.
     soak_s: float = 0.0
 
-    def merged(self, overrides: dict[str, Any] | None) -> RunRules:
+    def merged(self, overrides: Params | None) -> RunRules:
         return dataclasses.replace(self, **(overrides or {}))
 
     def to_dict(self) -> dict[str, Any]:

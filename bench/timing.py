@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import ProgressEvent
 from bench.rules import RunRules
 
-ProgressFn = Callable[[dict[str, Any]], None]
+ProgressFn = Callable[[ProgressEvent], None]
 PROGRESS_EVERY_S = 0.5
 
 

@@ -33,6 +33,7 @@ from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.distributed import Placement
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
 from bench.plugins import import_workload_modules
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 class WorkloadContext:
     backend: DeviceBackend
     mode: str
-    params: dict[str, Any]
+    params: Params
     precision: str
     seed: int
     rules: RunRules
@@ -105,13 +106,13 @@ class Workload(ABC):
         raise NotImplementedError(f"{self.name} defines neither step() nor measure()")
 
     @classmethod
-    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+    def places_on_every_node(cls, params: Params) -> bool:
         """Whether an entry with these parameters runs on every node of a multi-node run
         together (its ranks joined by one rendezvous), rather than once, on the first node."""
         return cls.distributed
 
     @classmethod  # noqa: B027 - an optional hook: most workloads accept any known param
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         """Refuse parameter values that make the measurement meaningless (``UserError``).
 
         Called when the suite is loaded, so a bad value stops the run before anything starts.
@@ -126,13 +127,13 @@ class Workload(ABC):
         the work (ranks started by a launcher); None: the backend's figures of this process."""
         return None
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""
         return {}
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe | None:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe | None:
         """One batch at the configured shape, for counting the FLOPs of an item.
 
         Called by the runner once per result (and by ``invoke import`` for a published
@@ -207,7 +208,7 @@ class Workload(ABC):
     def record(self, name: str, value: float) -> None:
         self.series.setdefault(name, []).append(float(value))
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         """Time ``step`` under the run rules; returns the repeat's measurement.
 
         With the parameter ``streams`` N > 1, N host threads each run their own copy of the
@@ -367,7 +368,7 @@ class Workload(ABC):
         slice of its inputs, its outputs or loss. None: the workload has no model to check."""
         return None
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         """Facts about the built workload for the result (e.g. parameter count)."""
         out = dict(self.extra)
         k = self.input_variants

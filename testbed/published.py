@@ -56,6 +56,7 @@ from typing import Any
 import yaml
 
 from bench import __version__
+from bench.documents import DeviceSpec, Info, Params
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.metrics import unit_of
@@ -390,9 +391,9 @@ class WorkloadSpec:
     mode: str
     group: str
     config: str  # the report's label: the config and what the row changes in it
-    params: dict[str, Any]
+    params: Params
     item_unit: str
-    overrides: dict[str, Any]
+    overrides: Params
     registered: bool
     config_name: str | None = None  # this test-bed's config the row ran at, if known
     work: Work | None = None  # its model facts
@@ -442,7 +443,7 @@ def _fact(printed: Any, assume: dict[str, tuple[Any, str]], name: str) -> Fact:
     return Fact(None, "")
 
 
-def _set_batch(params: dict[str, Any], key: str | None, batch: int) -> dict[str, Any]:
+def _set_batch(params: Params, key: str | None, batch: int) -> dict[str, Any]:
     """``params`` with the batch at ``key`` (``reference_point.batch``: nested); what changed."""
     if key is None:
         return {}
@@ -496,7 +497,7 @@ def resolve_workload(row: dict[str, Any], defaults: dict[str, Any],
     config = _fact(row.get("config") or defaults.get("config"), assume, "config") \
         if facts is not None else Fact(None, "")
     unknowns: dict[str, str] = {}
-    overrides: dict[str, Any] = {}
+    overrides: Params = {}
     work = None
     if facts is not None:
         if mode not in facts.modes:
@@ -591,7 +592,7 @@ def _int(text: Any, where: str) -> int | None:
 
 # -- FLOPs per item --------------------------------------------------------------------------
 def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precision: str,
-                  spec: dict[str, Any] | None, count: int) -> None:
+                  spec: DeviceSpec | None, count: int) -> None:
     """FLOPs per item (from the model facts at the row's config), FLOP/s and MFU from the
     published throughput; items/J from throughput and power where the table gives no
     efficiency of its own. Nothing is derived from a fact the table does not print unless
@@ -827,7 +828,7 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
         statuses = {m["status"] for m in metrics.values()}
         status = "ok" if statuses & {"published"} else next(
             (s for s in ("oom", "unsupported") if s in statuses), "not_run")
-        info: dict[str, Any] = {"model": (row.get("workload") or row.get("model") or ""),
+        info: Info = {"model": (row.get("workload") or row.get("model") or ""),
                                 "registered": wl.registered}
         if row.get("framework"):
             info["framework"] = row["framework"]

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bench.documents import Params, RepeatResult
 from bench.errors import UserError
 
 DATA_MODES = ("synthetic", "loader")
@@ -34,7 +35,7 @@ DATA_MODES = ("synthetic", "loader")
 Batch = Any  # a tensor, or a tuple / dict of tensors, as the dataset's collation makes it
 
 
-def data_mode(params: dict[str, Any], workload: str) -> str:
+def data_mode(params: Params, workload: str) -> str:
     """The effective data mode: ``loader`` whenever a ``data_path`` is given."""
     mode = params.get("data", "synthetic")
     if mode not in DATA_MODES:
@@ -136,7 +137,7 @@ def synthetic_info(shapes: dict[str, list[int]]) -> DataInfo:
 
 
 def input_wait_metrics(batches: DeviceBatches | None,
-                       loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+                       loop: RepeatResult) -> dict[str, dict[str, Any]]:
     """Share of the timed window spent waiting for input (loader mode only)."""
     if batches is None or not loop.get("iterations"):
         return {}

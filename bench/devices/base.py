@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from bench.documents import Info
+
 # Operators a device cannot run and that its PyTorch build runs on the host instead announce it
 # as a Python warning (PyTorch's TORCH_WARN, e.g. "... will fall back to run on the CPU"); a
 # repeat (bench.child) and the operator-function test (bench.function.worker) record them.
@@ -242,7 +244,7 @@ class DeviceBackend(ABC):
 
         return find_spec(self.device_name(index), self.vendor)
 
-    def info(self, index: int = 0) -> dict[str, Any]:
+    def info(self, index: int = 0) -> Info:
         """Device facts for the result's provenance."""
         stats = self.memory_stats(index)
         return {

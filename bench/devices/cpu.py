@@ -10,6 +10,7 @@ import psutil
 import torch
 
 from bench.devices.base import Detection, DeviceBackend, MemoryStats
+from bench.documents import Info
 
 
 def cpu_model_name() -> str:
@@ -137,7 +138,7 @@ class CpuBackend(DeviceBackend):
 
         return super().spec_sheet(index) or estimate_spec(host_facts(torch.get_num_threads()))
 
-    def info(self, index: int = 0) -> dict[str, Any]:
+    def info(self, index: int = 0) -> Info:
         doc = super().info(index)
         doc["threads"] = torch.get_num_threads()
         doc["logical_cores"] = psutil.cpu_count(logical=True)

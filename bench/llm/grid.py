@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.devices import DeviceBackend
+from bench.documents import Params, RepeatResult
 from bench.timing import ProgressFn, timed_loop
 from bench.workload import WorkloadContext
 
@@ -28,11 +29,11 @@ from bench.workload import WorkloadContext
 class PointResult:
     """One grid point of one repeat, in the runner's ``points`` format."""
 
-    params: dict[str, Any]
+    params: Params
     status: str = "ok"
     error: dict[str, str] | None = None
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    loop: dict[str, Any] | None = None  # the timed loop (window, latencies) of a point that ran
+    loop: RepeatResult | None = None  # the timed loop (window, latencies) of a point that ran
 
     def as_point(self) -> dict[str, Any]:
         out: dict[str, Any] = {"params": self.params, "status": self.status,
@@ -51,7 +52,7 @@ def free_device_memory(backend: DeviceBackend) -> None:
             empty()
 
 
-def run_point(ctx: WorkloadContext, params: dict[str, Any], step: Callable[[], int],
+def run_point(ctx: WorkloadContext, params: Params, step: Callable[[], int],
               metrics: Callable[[dict[str, Any]], dict[str, dict[str, Any]]],
               extra: dict[str, dict[str, Any]] | None = None,
               item_unit: str = "items") -> PointResult:
@@ -89,7 +90,7 @@ def _quiet(_event: dict[str, Any]) -> None:
     pass
 
 
-def skipped_point(params: dict[str, Any], message: str,
+def skipped_point(params: Params, message: str,
                   extra: dict[str, dict[str, Any]]) -> PointResult:
     """A point the memory estimate rules out: recorded ``oom``, never attempted."""
     return PointResult(params, "oom", {"type": "MemoryEstimate", "message": message}, extra)
@@ -110,6 +111,6 @@ def pick_reference(points: Sequence[PointResult], reference: dict[str, Any]
                    f"throughput and latency are those of {first.params}")
 
 
-def progress_note(progress: ProgressFn, index: int, total: int, params: dict[str, Any]) -> None:
+def progress_note(progress: ProgressFn, index: int, total: int, params: Params) -> None:
     text = " ".join(f"{k}={v}" for k, v in params.items())
     progress({"phase": "point", "message": f"point {index + 1}/{total} {text}"})

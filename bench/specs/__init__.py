@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bench.documents import DeviceSpec
 from bench.errors import UserError
 from bench.schema import validation_errors
 
@@ -62,7 +63,7 @@ def recorded_spec(vendor: str, device: dict[str, Any] | None) -> dict[str, Any] 
 SHARED_PER_DEVICE = ("memory_bytes", "memory_bandwidth_bytes_per_s")
 
 
-def per_device(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+def per_device(spec: DeviceSpec | None) -> dict[str, Any] | None:
     """The sheet as one framework device sees it.
 
     A card that the framework shows as several devices (``devices_per_card``: BI-V150,
@@ -82,7 +83,7 @@ def per_device(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def peak_for(spec: dict[str, Any] | None, precision: str | None
+def peak_for(spec: DeviceSpec | None, precision: str | None
              ) -> tuple[float | None, str]:
     """The per-device peak at ``precision``, else the sheet's highest peak (a throughput
     beyond every peak of the device is impossible at any precision); with what it is."""

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
+from bench.documents import Info
+
 # Field name -> unit. The names carry their units (units in names).
 SAMPLE_FIELDS: dict[str, str] = {
     "util_pct": "%",
@@ -131,7 +133,7 @@ class TelemetryAdapter(ABC):
         the benchmark's own from the others). Raises where the reading fails."""
         raise NotImplementedError(self.processes_unavailable)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         """Source and device names for the result (called once, after the first read)."""
         return {"backend": self.name}
 

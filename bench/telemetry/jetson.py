@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import Info
 from bench.telemetry.base import MIB, AdapterUnavailable, Sample, TelemetryAdapter
 
 BOARD_RAILS = ("VDD_IN", "POM_5V_IN")
@@ -142,7 +143,7 @@ class TegrastatsAdapter(TelemetryAdapter):
             self.scope["power_w"] = reading.power_scope
         return [Sample(**reading.values) for _ in self.device_indices]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": " ".join(self.argv),
                 "example_line": self.last_line, "field_scope": self.scope}
 
@@ -228,7 +229,7 @@ class JtopAdapter(TelemetryAdapter):
         self.missing("throttle", "jtop reports no throttle state")
         return [sample for _ in self.device_indices]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": "jetson-stats (jtop client)",
                 "service_interval_s": getattr(self.client, "interval", None),
                 "field_scope": self.scope}

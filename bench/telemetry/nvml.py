@@ -17,6 +17,7 @@ import contextlib
 import os
 from typing import Any, ClassVar
 
+from bench.documents import Info
 from bench.telemetry.base import Sample, TelemetryAdapter, physical_indices
 
 __all__ = ["THROTTLE_BITS", "NvmlAdapter", "physical_indices", "throttle_names"]
@@ -170,7 +171,7 @@ class NvmlAdapter(TelemetryAdapter):
             names.append(name.decode() if isinstance(name, bytes) else name)
         return names
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": self.source, "devices": self.device_names(),
                 "physical_indices": self.physical, "field_scope": self.scope}
 

@@ -15,6 +15,7 @@ import gc
 import time
 from typing import Any
 
+from bench.documents import Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.model import NORM_TOLERANCE, workload_check
 from bench.function.trace import MODEL_GROUPS, first_point_params
@@ -45,7 +46,7 @@ class ModelFunction(Workload):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         known = model_workloads()
         names = params["workloads"]
         if names is not None and (not isinstance(names, list) or
@@ -95,7 +96,7 @@ class ModelFunction(Workload):
             check = {**base, "status": "not_checked", "reason": "the workload has no model"}
         return check
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         start_wall, start = time.time(), time.monotonic()
         checks = []
         for i, (name, mode) in enumerate(self.targets):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench.documents import Params, RepeatResult
 from bench.errors import UserError
 from bench.function.catalogue import CATALOGUE_PATH, VARIANTS, load
 from bench.function.compare import CLASSES, tolerances_info
@@ -85,7 +86,7 @@ class OperatorFunction(Workload):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         if params["calls"] not in ("smallest", "all"):
             raise UserError(f"calls is {params['calls']!r}.", "Use smallest or all.")
         bad = [v for v in params["variants"] if v not in VARIANTS]
@@ -112,7 +113,7 @@ class OperatorFunction(Workload):
                                   self.params["calls"], self.params["ops"])
         self.extra.update(catalogue=self.catalogue.summary(), cases=len(self.cases))
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         ctx = self.ctx
 
         def progress(done: int, total: int, case: dict[str, Any]) -> None:

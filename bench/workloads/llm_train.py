@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench import launch
+from bench.documents import Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.launch import process_group_timeout_s
@@ -83,7 +84,7 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def validate_train_params(params: dict[str, Any], task: str) -> None:
+def validate_train_params(params: Params, task: str) -> None:
     """Refuse parameters that make the measurement meaningless, before anything runs."""
     models = FINETUNE_MODELS if task == "finetune" else tuple(TRAIN_MODELS)
     if params["model"] not in models:
@@ -182,12 +183,12 @@ class TrainWorkload(Workload):
     distributed = True
 
     @classmethod
-    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+    def places_on_every_node(cls, params: Params) -> bool:
         # The entry says how many nodes it trains on; one node's ranks start there alone.
         return int(params.get("nnodes", 1)) > 1
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         validate_train_params(params, cls.task)
 
     @classmethod
@@ -400,7 +401,7 @@ class TrainWorkload(Workload):
             self.extra["parameters_note"] = tm.arch.note
 
     # -- measurement ---------------------------------------------------------------------
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         try:
             record = self._run()
         finally:
@@ -502,7 +503,7 @@ class TrainWorkload(Workload):
             "soak_steps": metric(rec.last_step, "steps"),
         }
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         rec, spec = self.record, self.spec
         it = iteration_stats(loop["latencies_s"])
         tgs = tf.tgs(spec.seq_len, spec.global_batch, it["mean"], self.world)

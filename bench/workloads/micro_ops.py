@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from bench.documents import RepeatResult
 from bench.errors import Unsupported
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
@@ -126,7 +127,7 @@ class OperatorSweep(Workload):
             "throughput_items_per_s": metric(achieved, "FLOP/s"),
         })
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         backend = self.ctx.backend
         grid = self.combos()
         points: list[Point] = []

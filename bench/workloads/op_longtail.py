@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from bench.documents import Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.longtail import BY_NAME, LONG_TAIL, case_bytes, nominal_flop
 from bench.micro import formulas
@@ -50,7 +51,7 @@ class LongTailOps(Workload):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         unknown = [o for o in params["ops"] if o not in BY_NAME]
         if unknown or not params["ops"]:
             raise UserError(f"ops {unknown or params['ops']} are not long-tail operators.",
@@ -102,7 +103,7 @@ class LongTailOps(Workload):
                                formulas.arithmetic_intensity(flop, nbytes), "FLOP/B"))
         return Point(params={"op": op_name, "elements": n}, timing=timing, metrics=metrics)
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         grid = [(o, n) for n in self.params["elements"] for o in self.params["ops"]]
         points = []
         for i, (o, n) in enumerate(grid):

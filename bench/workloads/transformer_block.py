@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.documents import Params
 from bench.errors import UserError
 from bench.llm.architectures import ARCHITECTURES, SCALES, DecoderShape
 from bench.micro import formulas
@@ -80,7 +81,7 @@ class TransformerBlock(OperatorSweep):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         if params["architecture"] not in SCALES:
             raise UserError(f"architecture is {params['architecture']!r}.",
                             f"Use one of: {', '.join(SCALES)}.")

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bench.documents import Params
 from bench.metrics import MetricSpec, spec_for
 from bench.stats import percentile
 from testbed.audit.checks import ANTI_GAMING, INTEGRITY, RERUN, Check, failed, passed, skipped
@@ -399,7 +400,7 @@ def _close_lists(a: list[Any], b: list[Any]) -> bool:
     return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _key(params: dict[str, Any]) -> str:
+def _key(params: Params) -> str:
     return repr(sorted(params.items()))
 
 

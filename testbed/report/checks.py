@@ -28,6 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from bench.documents import DeviceSpec
 from bench.metrics import catalogue, spec_for
 from bench.specs import peak_for, per_device
 
@@ -222,7 +223,7 @@ def precision_of(doc: dict[str, Any], point: int | None) -> str | None:
         (doc.get("workload") or {}).get("precision_used")
 
 
-def _flop_hint(spec: dict[str, Any] | None, precision: str | None, needed: float) -> str:
+def _flop_hint(spec: DeviceSpec | None, precision: str | None, needed: float) -> str:
     """Why an fp32 figure above the fp32 peak may still be a real (but not fp32) run."""
     tf32 = ((per_device(spec) or {}).get("peak_flops") or {}).get("tf32")
     if precision == "fp32" and tf32 and needed <= tf32:
@@ -242,7 +243,7 @@ class Bound:
 
 
 def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
-                     spec: dict[str, Any] | None, s: CheckSettings,
+                     spec: DeviceSpec | None, s: CheckSettings,
                      point: int | None = None) -> Bound:
     """throughput x FLOPs per item against the peak, and x bytes per item against the memory
     bandwidth, both x the devices the throughput was measured on."""
@@ -298,7 +299,7 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
     return verdict
 
 
-def power_bound(value: float | None, doc: dict[str, Any], spec: dict[str, Any] | None,
+def power_bound(value: float | None, doc: dict[str, Any], spec: DeviceSpec | None,
                 s: CheckSettings) -> bool | None:
     """Whether an average power is physically possible (None: no reading)."""
     if value is None:
@@ -309,7 +310,7 @@ def power_bound(value: float | None, doc: dict[str, Any], spec: dict[str, Any] |
 
 
 # -- physical bound of the throughput --------------------------------------------------------
-def check_throughput_bound(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_throughput_bound(doc: dict[str, Any], spec: DeviceSpec | None,
                            s: CheckSettings) -> CheckOutcome:
     estimated = bool((spec or {}).get("estimate"))
     basis = (f"{spec['name']} peak FLOP/s and memory bandwidth ("
@@ -353,7 +354,7 @@ def _efficiency_culprit(eff: float, thr: float, power: float, thr_ok: bool | Non
         if thr_ok and power_ok else "items/J is the value computed from the other two")
 
 
-def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_efficiency(doc: dict[str, Any], spec: DeviceSpec | None,
                      s: CheckSettings) -> CheckOutcome:
     out = CheckOutcome("efficiency", False, basis=f"relative tolerance {s.efficiency_rel_tol:.0%}")
     for point, metrics in _metric_sets(doc):
@@ -408,7 +409,7 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- power ---------------------------------------------------------------------------------
-def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_power_limit(doc: dict[str, Any], spec: DeviceSpec | None,
                       s: CheckSettings) -> CheckOutcome:
     limit = (spec or {}).get("power_limit_w")
     n = devices_of(doc)
@@ -459,7 +460,7 @@ def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- utilisation ---------------------------------------------------------------------------
-def check_utilisation_range(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_utilisation_range(doc: dict[str, Any], spec: DeviceSpec | None,
                             s: CheckSettings) -> CheckOutcome:
     out = CheckOutcome("utilisation_range", False, basis="0 <= util <= 100 %")
     for point, metrics in _metric_sets(doc):
@@ -484,7 +485,7 @@ def check_utilisation_range(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 # -- memory --------------------------------------------------------------------------------
 def memory_capacity_bytes(doc: dict[str, Any],
-                          spec: dict[str, Any] | None) -> tuple[float | None, str]:
+                          spec: DeviceSpec | None) -> tuple[float | None, str]:
     """The device's memory: spec sheet (per framework device), else what the backend reported,
     else telemetry."""
     spec = per_device(spec)
@@ -499,7 +500,7 @@ def memory_capacity_bytes(doc: dict[str, Any],
     return None, "no memory capacity known"
 
 
-def check_memory_capacity(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_memory_capacity(doc: dict[str, Any], spec: DeviceSpec | None,
                           s: CheckSettings) -> CheckOutcome:
     capacity, source = memory_capacity_bytes(doc, spec)
     out = CheckOutcome("memory_capacity", False,
@@ -542,7 +543,7 @@ def check_memory_capacity(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- temperature ---------------------------------------------------------------------------
-def check_temperature_range(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_temperature_range(doc: dict[str, Any], spec: DeviceSpec | None,
                             s: CheckSettings) -> CheckOutcome:
     low, high = s.temp_range_c
     out = CheckOutcome("temperature_range", False, basis=f"{low:g} .. {high:g} degC")
@@ -576,7 +577,7 @@ def _epoch(text: Any) -> float | None:
         return None
 
 
-def check_timestamps(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_timestamps(doc: dict[str, Any], spec: DeviceSpec | None,
                      s: CheckSettings) -> CheckOutcome:
     out = CheckOutcome("timestamps", True,
                        basis="start <= end; telemetry and windows in order, inside the run")
@@ -639,7 +640,7 @@ def window_coverage(t_s: Iterable[float], start_s: float, end_s: float,
     return max(0.0, 1.0 - lost / duration)
 
 
-def check_telemetry_coverage(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_telemetry_coverage(doc: dict[str, Any], spec: DeviceSpec | None,
                              s: CheckSettings) -> CheckOutcome:
     tel = doc.get("telemetry") or {}
     interval = _num((tel.get("interval") or {}).get("requested_s"))
@@ -706,7 +707,7 @@ def expected_unit(name: str, item_unit: str | None = None) -> tuple[Callable[[st
     return None
 
 
-def check_units(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_units(doc: dict[str, Any], spec: DeviceSpec | None,
                 s: CheckSettings) -> CheckOutcome:
     item_unit = (doc.get("workload") or {}).get("item_unit")
     out = CheckOutcome("units", False, basis="unit is the catalogue's (bench/metrics.yaml)")
@@ -728,7 +729,7 @@ def check_units(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- peak FLOP/s ---------------------------------------------------------------------------
-def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_peak_flops(doc: dict[str, Any], spec: DeviceSpec | None,
                      s: CheckSettings) -> CheckOutcome:
     spec = per_device(spec)
     peaks = (spec or {}).get("peak_flops") or {}
@@ -794,7 +795,7 @@ def batch_items(doc: dict[str, Any]) -> tuple[float | None, str]:
     return None, "no batch size"
 
 
-def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_latency_throughput(doc: dict[str, Any], spec: DeviceSpec | None,
                              s: CheckSettings) -> CheckOutcome:
     """Inference: throughput = batch x concurrent streams / mean latency per batch.
 
@@ -888,7 +889,7 @@ def _with_derived(finding: Finding, doc: dict[str, Any]) -> Finding:
         Finding(finding.check, metrics, finding.message, finding.point)
 
 
-def run_checks(doc: dict[str, Any], spec: dict[str, Any] | None,
+def run_checks(doc: dict[str, Any], spec: DeviceSpec | None,
                settings: CheckSettings | None = None) -> list[CheckOutcome]:
     """Every per-result check on one result document; findings also mark the values
     derived from the values they mark."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.documents import DeviceSpec
 from bench.specs import recorded_spec
 from bench.validate import FileReport, find_files, validate_file
 
@@ -47,7 +48,7 @@ class Device:
     key: str
     facts: dict[str, str]
     label: str = ""
-    spec: dict[str, Any] | None = None
+    spec: DeviceSpec | None = None
 
     @property
     def vendor(self) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import Params
 from bench.metrics import catalogue
 from bench.micro import formulas as mf
 from testbed.report.inputs import Result, ResultSet
@@ -253,7 +254,7 @@ def _text_line(test: dict[str, dict], base: dict[str, dict] | None) -> Line:
                 f"mean over {len(scores)} entries of the mean over TTFT tiers")
 
 
-def _point_key(params: dict[str, Any]) -> tuple:
+def _point_key(params: Params) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in params.items()))
 
 

@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 
+from bench.documents import DeviceSpec
 from bench.errors import UserError
 from bench.metrics import headline_metric
 from bench.specs import find_spec
@@ -404,7 +405,7 @@ def computed_from(metric: str) -> set[str]:
     return out
 
 
-def _facts(doc: dict[str, Any], metrics: Sequence[str], spec: dict[str, Any] | None
+def _facts(doc: dict[str, Any], metrics: Sequence[str], spec: DeviceSpec | None
            ) -> _DocFacts:
     entries = doc.get("metrics") or {}
     findings: dict[str, list[str]] = {}
