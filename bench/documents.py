@@ -1090,6 +1090,10 @@ class SpecEstimate(TypedDict):
 Metrics = Dict[str, Metric]  # noqa: UP006
 # What the report and the store read as one result: measured here, or published.
 AnyResultDoc = Union[ResultDoc, PublishedDoc]  # noqa: UP007
+# The metric map of either: measured metrics or published cells.
+AnyMetrics = Dict[str, Union[Metric, Cell]]  # noqa: UP006, UP007
+# Any document the store ingests and a signature covers.
+Document = Union[ResultDoc, ManifestDoc, VerdictDoc, PublishedDoc]  # noqa: UP007
 
 
 class Window(TypedDict, total=False):
@@ -1246,6 +1250,16 @@ class Band(_Band, total=False):
     abs: float
     equal: bool
     ignore: str
+
+
+class RuleChanges(TypedDict, total=False):
+    """The run rules an audit's re-run changes (``testbed.audit.run``): more repeats and a
+    longer window for more evidence, input variants for the caching check."""
+
+    repeats: int
+    min_duration_s: float
+    timeout_s: float
+    input_variants: int
 
 
 class ProgressEvent(TypedDict, total=False):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.documents import DeviceSpec, Params
+from bench.documents import AnyResultDoc, DeviceSpec, Params
 from bench.specs import per_device
 from testbed.report import charts
 from testbed.report.analysis import MARKS, METRIC_WARNINGS, NON_COMPARABLE, WITHHELD, Analysis
@@ -489,7 +489,7 @@ def incomplete_table(analysis: Analysis) -> Table | None:
                  rows, anchor="incomplete")
 
 
-def placement_text(doc: dict[str, Any]) -> str | None:
+def placement_text(doc: AnyResultDoc) -> str | None:
     """Where a multi-rank result ran, in words ("2 nodes × 2 ranks"); None for one process
     on one device (the report's "device" is a device configuration, not a rank count)."""
     placement = doc.get("placement") or {}
@@ -774,7 +774,7 @@ def timeline_figures(analysis: Analysis) -> list[Figure]:
     return figures
 
 
-def _precision_of(doc: dict[str, Any], params: Params) -> str:
+def _precision_of(doc: AnyResultDoc, params: Params) -> str:
     return str(params.get("precision") or params.get("dtype") or
                doc["workload"].get("precision_used"))
 
