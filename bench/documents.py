@@ -156,7 +156,7 @@ class _Disturbed(TypedDict):
 
 class Disturbed(_Disturbed, total=False):
     reasons: list[DisturbedReason]
-    thresholds: dict[str, float | None]
+    thresholds: QuietThresholds
     require_quiet: bool
     unjudged: list[str]
 
@@ -1250,6 +1250,18 @@ class Band(_Band, total=False):
     abs: float
     equal: bool
     ignore: str
+
+
+class QuietThresholds(TypedDict, total=False):
+    """The quiet thresholds a result was judged by (``bench.rules.QuietRules``)."""
+
+    max_cv: float
+    max_slowdown: float
+    max_other_cpu_share: float
+    max_steal_share: float
+    max_throttled_share: float
+    max_other_device_processes: int
+    throttle_reasons: list[str]
 
 
 class RuleChanges(TypedDict, total=False):

@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from bench.documents import ProgressEvent
 
 PROGRESS_PREFIX = "@@bench-progress "
 
 
-def emit_progress(event: dict[str, Any]) -> None:
+def emit_progress(event: ProgressEvent) -> None:
     sys.stdout.write(PROGRESS_PREFIX + json.dumps(event) + "\n")
     sys.stdout.flush()
 
 
-def parse_progress(line: str) -> dict[str, Any] | None:
+def parse_progress(line: str) -> ProgressEvent | None:
     """The event a line carries, or None for an ordinary output line."""
     at = line.find(PROGRESS_PREFIX)
     if at < 0:

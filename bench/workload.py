@@ -33,7 +33,7 @@ from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.distributed import Placement
-from bench.documents import Info, Metrics, Params, RepeatResult
+from bench.documents import Info, Metrics, Params, PointDoc, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
 from bench.plugins import import_workload_modules
@@ -55,7 +55,7 @@ class WorkloadContext:
     progress: ProgressFn = field(default=lambda _event: None)
     # Grid workloads hand over the points measured so far after each point: if the repeat
     # then times out or is killed, those points are kept in the result.
-    save_points: Callable[[list[dict[str, Any]]], None] = field(
+    save_points: Callable[[list[PointDoc]], None] = field(
         default=lambda _points: None)
     # Where the launcher placed this part of the entry (nodes, ranks per node, rendezvous).
     placement: Placement = field(default_factory=Placement)
@@ -71,7 +71,7 @@ class Workload(ABC):
     group: ClassVar[str]  # report grouping: cv, nlp, llm, micro
     modes: ClassVar[tuple[str, ...]]
     item_unit: ClassVar[str]  # what one item is: images, sequences, tokens, GEMMs
-    configs: ClassVar[dict[str, dict[str, Any]]]  # named parameter sets: small, full
+    configs: ClassVar[dict[str, Params]]  # named parameter sets: small, full
     default_precision: ClassVar[str] = "fp32"
     # Attributes holding the on-device synthetic inputs that step() reads every iteration,
     # set in synthetic mode only: the default measure() varies them (run rule input_variants).
@@ -92,7 +92,7 @@ class Workload(ABC):
         self.precision_used = ctx.precision
         self.precision_reason: str | None = None
         self.series: dict[str, list[float]] = {}
-        self.extra: dict[str, Any] = {}
+        self.extra: Info = {}
         # Local indices of the devices this node's ranks use: telemetry reports these.
         self.devices_used: list[int] = [0]
 
@@ -122,7 +122,7 @@ class Workload(ABC):
     def validate_rules(cls, rules: RunRules) -> None:
         """Refuse run rules the workload's protocol forbids (``UserError``), at suite load."""
 
-    def memory_stats(self) -> dict[str, Any] | None:
+    def memory_stats(self) -> Info | None:
         """The device memory of the measurement where the harness's own process did not do
         the work (ranks started by a launcher); None: the backend's figures of this process."""
         return None

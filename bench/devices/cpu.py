@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import platform
 import resource
-from typing import Any
 
 import psutil
 import torch
 
 from bench.devices.base import Detection, DeviceBackend, MemoryStats
-from bench.documents import Info
+from bench.documents import DeviceSpec, Info
 
 
 def cpu_model_name() -> str:
@@ -131,7 +130,7 @@ class CpuBackend(DeviceBackend):
     def sdk_version(self) -> str | None:
         return f"torch {torch.__version__}"
 
-    def spec_sheet(self, index: int = 0) -> dict[str, Any] | None:
+    def spec_sheet(self, index: int = 0) -> DeviceSpec | None:
         """A published sheet if one matches, else the estimate from the host's flags, cores
         (as many as the run's threads may use) and clock (``bench.specs.host_cpu``)."""
         from bench.specs.host_cpu import estimate_spec, host_facts

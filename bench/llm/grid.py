@@ -17,10 +17,9 @@ import contextlib
 import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from bench.devices import DeviceBackend
-from bench.documents import Params, RepeatResult
+from bench.documents import Metrics, Params, PointDoc, ProgressEvent, RepeatResult
 from bench.timing import ProgressFn, timed_loop
 from bench.workload import WorkloadContext
 
@@ -32,11 +31,11 @@ class PointResult:
     params: Params
     status: str = "ok"
     error: dict[str, str] | None = None
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=dict)
     loop: RepeatResult | None = None  # the timed loop (window, latencies) of a point that ran
 
-    def as_point(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"params": self.params, "status": self.status,
+    def as_point(self) -> PointDoc:
+        out: PointDoc = {"params": self.params, "status": self.status,
                                "error": self.error, "metrics": self.metrics}
         if self.loop is not None:
             out["window"] = self.loop["window"]
@@ -53,8 +52,8 @@ def free_device_memory(backend: DeviceBackend) -> None:
 
 
 def run_point(ctx: WorkloadContext, params: Params, step: Callable[[], int],
-              metrics: Callable[[dict[str, Any]], dict[str, dict[str, Any]]],
-              extra: dict[str, dict[str, Any]] | None = None,
+              metrics: Callable[[RepeatResult], Metrics],
+              extra: Metrics | None = None,
               item_unit: str = "items") -> PointResult:
     """Time ``step`` for one point; an out-of-memory error makes the point ``oom``.
 
@@ -86,17 +85,17 @@ def run_point(ctx: WorkloadContext, params: Params, step: Callable[[], int],
     return PointResult(params, "ok", None, point_metrics, loop)
 
 
-def _quiet(_event: dict[str, Any]) -> None:
+def _quiet(_event: ProgressEvent) -> None:
     pass
 
 
 def skipped_point(params: Params, message: str,
-                  extra: dict[str, dict[str, Any]]) -> PointResult:
+                  extra: Metrics) -> PointResult:
     """A point the memory estimate rules out: recorded ``oom``, never attempted."""
     return PointResult(params, "oom", {"type": "MemoryEstimate", "message": message}, extra)
 
 
-def pick_reference(points: Sequence[PointResult], reference: dict[str, Any]
+def pick_reference(points: Sequence[PointResult], reference: Params
                    ) -> tuple[PointResult | None, str | None]:
     """The reference point if it ran, else the first point that ran (with the reason)."""
     for p in points:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.documents import Params, RepeatResult
+from bench.documents import Params, PointDoc, RepeatResult
 from bench.errors import Unsupported
 from bench.results import Metric
 from bench.rules import RunRules
@@ -94,8 +94,8 @@ class Point:
     metrics: dict[str, Metric] = field(default_factory=dict)
     exception: BaseException | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"params": self.params, "status": self.status,
+    def as_dict(self) -> PointDoc:
+        out: PointDoc = {"params": self.params, "status": self.status,
                                "error": self.error, "metrics": self.metrics}
         if self.timing is not None:
             out["window"] = self.timing.loop["window"]
@@ -141,7 +141,7 @@ def run_point(params: Params, body: Callable[[], Point], backend: Any) -> Point:
 
 
 def sweep_measurement(points: Sequence[Point], headline: Point | None,
-                      metrics: dict[str, Metric]) -> dict[str, Any]:
+                      metrics: dict[str, Metric]) -> RepeatResult:
     """The repeat's measurement: the headline point's loop, entry metrics, every point.
 
     The harness's entry-level figures (throughput, latency, power over the window) describe

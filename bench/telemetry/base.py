@@ -89,7 +89,7 @@ class Sample:
     host_util_pct: float | None = None
     host_mem_used_bytes: float | None = None
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[str, float | str | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -127,7 +127,7 @@ class TelemetryAdapter(ABC):
     # Why this adapter cannot list the processes on its devices (None: it can).
     processes_unavailable: str | None = "this telemetry adapter does not list device processes"
 
-    def device_processes(self) -> list[dict[str, Any]]:
+    def device_processes(self) -> list[Info]:
         """The processes using the devices of ``device_indices`` now: ``{"device": index,
         "pid": pid, "used_memory_bytes": bytes or None}`` each (``bench.contention`` tells
         the benchmark's own from the others). Raises where the reading fails."""

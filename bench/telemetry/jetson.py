@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.documents import Info
+from bench.documents import Info, JsonObject
 from bench.telemetry.base import MIB, AdapterUnavailable, Sample, TelemetryAdapter
 
 BOARD_RAILS = ("VDD_IN", "POM_5V_IN")
@@ -181,7 +181,7 @@ class JtopAdapter(TelemetryAdapter):
             raise AdapterUnavailable(f"jtop: {exc}") from exc
         self.scope = {"mem_used_bytes": "shared CPU+GPU RAM", "util_pct": "GPU load"}
 
-    def _gpu(self) -> dict[str, Any] | None:
+    def _gpu(self) -> JsonObject | None:
         gpus = list(dict(self.client.gpu).values())
         return gpus[0] if gpus else None
 

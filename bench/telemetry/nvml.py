@@ -129,7 +129,7 @@ class NvmlAdapter(TelemetryAdapter):
                 raise
             return list(legacy(h))
 
-    def device_processes(self) -> list[dict[str, Any]]:
+    def device_processes(self) -> list[Info]:
         """The compute and graphics processes on each device (NVML's running-process lists;
         a process in both is listed once, with the larger memory)."""
         out = []

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.documents import Info
+from bench.documents import Info, JsonObject
 from bench.telemetry.base import (
     MIB,
     AdapterUnavailable,
@@ -350,7 +350,7 @@ class SmiCard:
             self.reasons[key] = why
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def _json_object(text: str) -> JsonObject | None:
     """The JSON object in ``text``, skipping the warning lines rocm-smi may print first."""
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
@@ -362,7 +362,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _first(card: dict[str, Any], keys: tuple[str, ...], what: str
+def _first(card: JsonObject, keys: tuple[str, ...], what: str
            ) -> tuple[float | None, str | None]:
     why = None
     for key in keys:

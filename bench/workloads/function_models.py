@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
 
-from bench.documents import Params, RepeatResult
+from bench.documents import ModelCheck, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.model import NORM_TOLERANCE, workload_check
 from bench.function.trace import MODEL_GROUPS, first_point_params
@@ -66,7 +65,7 @@ class ModelFunction(Workload):
                         if m in known[n].modes]
         self.extra["checked"] = [f"{n}/{m}" for n, m in self.targets]
 
-    def _check(self, name: str, mode: str) -> dict[str, Any]:
+    def _check(self, name: str, mode: str) -> ModelCheck:
         cls = model_workloads()[name]
         params = first_point_params(cls.configs[self.params["config"]])
         precision = self.params["precision"] or cls.default_precision

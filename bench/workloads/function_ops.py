@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.documents import Params, RepeatResult
+from bench.documents import CaseRow, JsonObject, Params, RepeatResult, SupportRate
 from bench.errors import UserError
 from bench.function.catalogue import CATALOGUE_PATH, VARIANTS, load
 from bench.function.compare import CLASSES, tolerances_info
@@ -38,7 +38,7 @@ def operator_class(classes: list[str]) -> str:
     return "skipped"
 
 
-def support(matrix: dict[str, dict[str, str]], variants: list[str]) -> dict[str, Any]:
+def support(matrix: dict[str, dict[str, str]], variants: list[str]) -> dict[str, SupportRate]:
     """Per dtype: operators tested, count per class, and the support rate (% pass).
 
     Skipped operators (no reference here) are left out of the rate's denominator."""
@@ -116,7 +116,7 @@ class OperatorFunction(Workload):
     def measure(self) -> RepeatResult:
         ctx = self.ctx
 
-        def progress(done: int, total: int, case: dict[str, Any]) -> None:
+        def progress(done: int, total: int, case: JsonObject) -> None:
             ctx.progress({"phase": "point", "message":
                           f"case {done + 1}/{total}: {case['op']} {case['variant']}"})
 
@@ -157,7 +157,7 @@ class OperatorFunction(Workload):
                          "support": rates, "matrix": matrix, "cases": rows},
         }
 
-    def _rows(self, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _rows(self, raw: list[JsonObject]) -> list[CaseRow]:
         """Rows without the worker's bookkeeping; a placeholder backward row only where the
         call has a backward pass."""
         out = []

@@ -39,7 +39,7 @@ def image_grid(params: Params) -> list[dict[str, int]]:
 
 
 def image_metrics(timings: list[diffusion.ImageTiming], batch: int, steps: int,
-                  duration_s: float) -> dict[str, dict[str, Any]]:
+                  duration_s: float) -> Metrics:
     """Per-point metrics: whole-generation latency (mean, nearest-rank percentiles), its
     stages, and images/s over the timed window."""
     lat = [t.latency_s for t in timings]
@@ -49,7 +49,7 @@ def image_metrics(timings: list[diffusion.ImageTiming], batch: int, steps: int,
         return math.fsum(values) / len(values)
 
     images_per_s = batch * n / duration_s
-    out: dict[str, dict[str, Any]] = {
+    out: Metrics = {
         "image_latency_mean_s": {"value": mean(lat), "unit": "s", "n": n},
         "text_encoder_s": {"value": mean([t.encoded_s - t.start_s for t in timings]),
                            "unit": "s"},

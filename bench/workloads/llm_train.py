@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench import launch
-from bench.documents import Metrics, Params, RepeatResult
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.launch import process_group_timeout_s
@@ -421,7 +421,7 @@ class TrainWorkload(Workload):
         loop["metrics"] = self.metrics(loop)
         return loop
 
-    def _run(self) -> dict[str, Any]:
+    def _run(self) -> RepeatResult:
         if self.soak:
             return self._soak()
         if self.session is not None:
@@ -447,7 +447,7 @@ class TrainWorkload(Workload):
             return json.loads(record_path.read_text(encoding="utf-8"))
         raise job_failure(result, out)
 
-    def _soak(self) -> dict[str, Any]:
+    def _soak(self) -> RepeatResult:
         """The stability soak (bench.llm.soak): a supervised training process, restarted
         from its last checkpoint after every crash, for soak_s seconds."""
         import torch
@@ -488,7 +488,7 @@ class TrainWorkload(Workload):
             "peak_mem_bytes": [None], "checkpoint": None, "data": rec.data,
         }
 
-    def _soak_metrics(self) -> dict[str, dict[str, Any]]:
+    def _soak_metrics(self) -> Metrics:
         rec = self.soak_record
         rts = rec.recovery_times
         return {
@@ -563,7 +563,7 @@ class TrainWorkload(Workload):
                           notes=[f"the first {len(arrays['input_ids'])} rows of the first "
                                  f"batch ({session.source.kind} objective, mean loss)"])
 
-    def memory_stats(self) -> dict[str, Any] | None:
+    def memory_stats(self) -> Info | None:
         rec = getattr(self, "record", None)
         if rec is None or self.world == 1:
             return None

@@ -13,11 +13,10 @@ FLOP count (longtail.py) and so a point on the roofline.
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
 import torch
 
-from bench.documents import Params, RepeatResult
+from bench.documents import Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.longtail import BY_NAME, LONG_TAIL, case_bytes, nominal_flop
 from bench.micro import formulas
@@ -111,7 +110,7 @@ class LongTailOps(Workload):
             points.append(run_point({"op": o, "elements": n},
                                     lambda o=o, n=n: self._point(o, n), self.ctx.backend))
         best = best_point(points, "bytes_per_s")
-        metrics: dict[str, Any] = {
+        metrics: Metrics = {
             "peak_memory_bandwidth_bytes_per_s": metric(self.bandwidth, "B/s",
                                                         self.bandwidth_reason)}
         for status in ("ok", "oom", "unsupported", "error"):

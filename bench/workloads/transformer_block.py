@@ -13,8 +13,6 @@ forward, and in ``train`` mode the backward pass alone; FLOP/s, % of the precisi
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -97,7 +95,7 @@ class TransformerBlock(OperatorSweep):
         self.extra["flop_convention"] = ("projections, causal attention (half of QK^T and PV) "
                                          "and MLP matrix products; backward = 2 x forward")
 
-    def build(self, combo: dict[str, Any]) -> Built:
+    def build(self, combo: Params) -> Built:
         s = block_shape(combo["model"], self.params["architecture"])
         b, t = combo["batch"], combo["seq_len"]
         dev, train = self.ctx.device, self.ctx.mode == "train"
