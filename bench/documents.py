@@ -1286,6 +1286,27 @@ class ProgressEvent(TypedDict, total=False):
     min_duration_s: float
 
 
+class CaseItem(TypedDict):
+    """One operator call in one dtype variant, as the function suite hands it to a worker
+    (``bench.function.worker.Case``)."""
+
+    id: int
+    op: str
+    call: int
+    variant: str
+
+
+# A row as a function-suite worker or probe writes it (``bench.function``): the result's
+# ``CaseRow`` plus the worker's bookkeeping (case id, seconds, stderr, placeholder marks),
+# or a probe's verdict on one call (note, reference, ok).
+WorkerRow = TypedDict("WorkerRow", {
+    "case": "int", "op": "str", "call": "int", "variant": "str", "pass": "str",
+    "class": "str", "seconds": "float | None", "message": "str", "stderr": "list[str]",
+    "error_type": "str", "tolerance": "str", "max_abs_err": "float | None",
+    "max_rel_err": "float | None", "err_over_tol": "float | None", "fallback": "list[str]",
+    "only_if_backward": "bool", "note": "str", "reference": "Info | None", "ok": "bool",
+}, total=False)
+
 # A function-suite worker's line (``bench.function``): a case starts, or a row is done.
-WorkerEvent = TypedDict("WorkerEvent", {"event": "str", "case": "str", "pass": "str",
-                                        "row": "CaseRow"}, total=False)
+WorkerEvent = TypedDict("WorkerEvent", {"event": "str", "case": "int", "pass": "str",
+                                        "row": "WorkerRow"}, total=False)

@@ -17,7 +17,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.documents import CaseRow, JsonObject, Params, RepeatResult, SupportRate
+from bench.documents import (
+    CaseItem,
+    CaseRow,
+    Params,
+    RepeatResult,
+    SupportRate,
+    WorkerRow,
+)
 from bench.errors import UserError
 from bench.function.catalogue import CATALOGUE_PATH, VARIANTS, load
 from bench.function.compare import CLASSES, tolerances_info
@@ -116,7 +123,7 @@ class OperatorFunction(Workload):
     def measure(self) -> RepeatResult:
         ctx = self.ctx
 
-        def progress(done: int, total: int, case: JsonObject) -> None:
+        def progress(done: int, total: int, case: CaseItem) -> None:
             ctx.progress({"phase": "point", "message":
                           f"case {done + 1}/{total}: {case['op']} {case['variant']}"})
 
@@ -157,7 +164,7 @@ class OperatorFunction(Workload):
                          "support": rates, "matrix": matrix, "cases": rows},
         }
 
-    def _rows(self, raw: list[JsonObject]) -> list[CaseRow]:
+    def _rows(self, raw: list[WorkerRow]) -> list[CaseRow]:
         """Rows without the worker's bookkeeping; a placeholder backward row only where the
         call has a backward pass."""
         out = []
