@@ -32,7 +32,7 @@ MAX_NODES = 2_000_000  # values in one document (YAML aliases can multiply them)
 MAX_INT_DIGITS = 40  # byte counts and FLOP counts have at most 20 digits
 
 # a document that seal() returns with its own type (a ResultDoc stays a ResultDoc)
-DocT = TypeVar("DocT", bound=Mapping[str, Any])
+DocT = TypeVar("DocT", bound="Mapping[str, Any]")  # a string: Python 3.8 (jetson)
 
 
 def canonical_bytes(doc: Mapping[str, Any]) -> bytes:
