@@ -56,7 +56,7 @@ class _ResultDoc(TypedDict):
 class ResultDoc(_ResultDoc, total=False):
     disturbed: Disturbed
     points: list[PointDoc]
-    function: ModelCheck | FunctionChecks | FunctionCases
+    function: FunctionCases | FunctionChecks | ModelCheck
     scenario: ScenarioRecord
     placement: PlacementRecord
 
@@ -1092,6 +1092,8 @@ Metrics = Dict[str, Metric]  # noqa: UP006
 AnyResultDoc = Union[ResultDoc, PublishedDoc]  # noqa: UP007
 # The metric map of either: measured metrics or published cells.
 AnyMetrics = Dict[str, Union[Metric, Cell]]  # noqa: UP006, UP007
+# A result's ``function`` section: an operator suite's cases, a model check or several.
+FunctionRecord = Union[FunctionCases, FunctionChecks, ModelCheck]  # noqa: UP007
 # Any document the store ingests and a signature covers.
 Document = Union[ResultDoc, ManifestDoc, VerdictDoc, PublishedDoc]  # noqa: UP007
 
