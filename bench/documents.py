@@ -21,7 +21,7 @@ Three open maps have a name, each for a shape nobody fixes; every other value is
 
 from __future__ import annotations
 
-from typing import Any, Dict, TypedDict, Union  # noqa: UP035 (Python 3.8: see above)
+from typing import Any, Dict, Mapping, TypedDict, Union  # noqa: UP035 (Python 3.8: see above)
 
 # A JSON object whose keys the producer chooses (LoadGen's summary, a vendor tool's own
 # record, a suite's raw YAML before it is checked).
@@ -872,8 +872,8 @@ class RerunHost(TypedDict, total=False):
 
 # audit.schema.json /summary
 class _VerdictSummary(TypedDict):
-    checks: dict[str, int]
-    metrics: dict[str, int]
+    checks: dict[str, dict[str, int]]  # category -> status -> count
+    metrics: dict[str, int]  # status -> count
     reasons: list[str]
     inconclusive: list[str]
     noise: NoiseSummary
@@ -1090,8 +1090,8 @@ class SpecEstimate(TypedDict):
 Metrics = Dict[str, Metric]  # noqa: UP006
 # What the report and the store read as one result: measured here, or published.
 AnyResultDoc = Union[ResultDoc, PublishedDoc]  # noqa: UP007
-# The metric map of either: measured metrics or published cells.
-AnyMetrics = Dict[str, Union[Metric, Cell]]  # noqa: UP006, UP007
+# The metric map of either, as read: measured metrics or published cells.
+AnyMetrics = Mapping[str, Union[Metric, Cell]]  # noqa: UP007
 # A result's ``function`` section: an operator suite's cases, a model check or several.
 FunctionRecord = Union[FunctionCases, FunctionChecks, ModelCheck]  # noqa: UP007
 # Any document the store ingests and a signature covers.

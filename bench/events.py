@@ -31,7 +31,7 @@ def parse_progress(line: str) -> ProgressEvent | None:
         event = json.loads(line[at + len(PROGRESS_PREFIX):])
     except ValueError:
         return None
-    return event if isinstance(event, dict) else None
+    return event if isinstance(event, dict) else None  # type: ignore[return-value]  # JSON
 
 
 def relay(lines: Iterable[str], on_progress: Callable[[ProgressEvent], None],

@@ -51,7 +51,7 @@ def seal(doc: DocT) -> DocT:
     """Return ``doc`` with its ``sha256`` set over the canonical body."""
     sealed = dict(doc)
     sealed[HASH_FIELD] = body_sha256(doc)
-    return sealed
+    return sealed  # type: ignore[return-value]  # doc's own keys and its seal: doc's type
 
 
 def finite_or_none(value: Any) -> Any:

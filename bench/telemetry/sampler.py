@@ -19,6 +19,7 @@ from itertools import pairwise
 from typing import Any
 
 from bench.documents import (
+    DeviceSeries,
     Info,
     IntervalStats,
     SamplerOverhead,
@@ -172,12 +173,13 @@ class Sampler:
             window = self._between(self.t_mono, start, end)
             t_mono = self.t_mono[window]
             origin = start if math.isfinite(start) else (t_mono[0] if t_mono else 0.0)
-            devices = []
+            devices: list[DeviceSeries] = []
             for dev_index, series in zip(self.adapter.device_indices, self.per_device,
                                          strict=True):
                 devices.append({
                     "index": dev_index,
-                    "series": {name: series[name][window] for name in SAMPLE_FIELDS},
+                    "series": {name: series[name][window]  # type: ignore[typeddict-item]
+                               for name in SAMPLE_FIELDS},  # SAMPLE_FIELDS: the Series keys
                 })
             return {
                 "t_mono_s": t_mono,

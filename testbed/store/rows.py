@@ -19,6 +19,7 @@ from bench.documents import (
     Document,
     ManifestDoc,
     ManifestEntry,
+    PointDoc,
     ResultDoc,
     TelemetrySection,
     VerdictDoc,
@@ -78,7 +79,7 @@ def hardware_key(facts: dict[str, str]) -> str:
     return device_key({k: v for k, v in facts.items() if k not in VERSION_FACTS})
 
 
-def _error(doc: ResultDoc) -> str | None:
+def _error(doc: ResultDoc | PointDoc) -> str | None:
     err = doc.get("error")
     return str(err.get("message")) if isinstance(err, dict) else None
 
