@@ -729,8 +729,7 @@ def test(c, k=None, fast=False):
 
 @task
 def lint(c):
-    """ruff on the code, the import rules (lint-imports), mypy on the typed documents
-    ([tool.mypy] in pyproject.toml), hadolint on every Dockerfile."""
+    """ruff, import rules (lint-imports), mypy on the document types, hadolint on Dockerfiles."""
     c.run(f"{PY} -m ruff check .")
     # The layers of docs/architecture.md, as contracts in pyproject.toml; import-linter needs
     # Python 3.11 (tests/test_imports.py checks the same layers on any Python).
