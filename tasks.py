@@ -729,7 +729,7 @@ def test(c, k=None, fast=False):
 
 @task
 def lint(c):
-    """ruff on the code, the import rules (lint-imports), hadolint on every Dockerfile."""
+    """ruff, import rules (lint-imports), mypy on the document types, hadolint on Dockerfiles."""
     c.run(f"{PY} -m ruff check .")
     # The layers of docs/architecture.md, as contracts in pyproject.toml; import-linter needs
     # Python 3.11 (tests/test_imports.py checks the same layers on any Python).
@@ -741,6 +741,10 @@ def lint(c):
         c.run(shlex.quote(str(lint_imports)), pty=sys.stdout.isatty())
     else:
         print("lint-imports: skipped (import-linter needs Python 3.11 or later)")
+    if not Path(sys.executable).with_name("mypy").exists():
+        raise Exit("error: mypy is not installed. Install the dev tools: "
+                   "`bash scripts/setup.sh --dev`.", code=2)
+    c.run(f"{PY} -m mypy")
     hadolint = Path(sys.executable).with_name("hadolint")
     if not hadolint.exists():
         raise Exit("error: hadolint is not installed. Install the dev tools: "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Entry
+from bench.documents import CompileRecord, HostThreads, PointDoc, ThreadsRequested
 from bench.events import emit_progress
 from bench.records import RepeatResult, RepeatSpec, repeat_result
 from bench.timing import first_step
@@ -27,7 +28,7 @@ TRACEBACK_LINES = 30
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def apply_device_settings(settings: dict[str, Any]) -> None:
+def apply_device_settings(settings: ThreadsRequested) -> None:
     """Pin this process and size its thread pools, before torch is imported.
 
     Called first in a child's ``main``: the OpenMP runtime reads its thread count when torch
@@ -52,7 +53,7 @@ def apply_device_settings(settings: dict[str, Any]) -> None:
         torch.set_num_interop_threads(wanted.interop_threads)
 
 
-def host_threads() -> dict[str, Any]:
+def host_threads() -> HostThreads:
     """The thread pools and CPUs this repeat actually ran with (provenance)."""
     import os
 
@@ -76,7 +77,7 @@ def partial_path(out_path: Path) -> Path:
 class Measured:
     """The repeat's result and the live objects that made it (they stay in this process)."""
 
-    result: dict[str, Any]
+    result: RepeatResult
     backend: Any = None
     workload: Any = None
 
@@ -89,7 +90,7 @@ def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
     started = time.time()
     entry = spec.entry
 
-    def save_points(points: list[dict[str, Any]]) -> None:
+    def save_points(points: list[PointDoc]) -> None:
         if out_path is not None:
             from bench.jsonio import atomic_write_json, sanitize
 
@@ -133,7 +134,7 @@ def run_repeat(spec: RepeatSpec, out_path: Path | None = None) -> RepeatResult:
     return repeat_result(result)
 
 
-def compile_workload(workload: Any, backend: Any, requested: bool) -> dict[str, Any]:
+def compile_workload(workload: Any, backend: Any, requested: bool) -> CompileRecord:
     """``torch.compile`` the workload's model in place when asked; what was done, for the
     result. Compiling is lazy: the first iteration pays for it (the cold start shows it)."""
     if not requested:
@@ -151,7 +152,7 @@ def compile_workload(workload: Any, backend: Any, requested: bool) -> dict[str, 
             "modules": modules}
 
 
-def check_compiled(record: dict[str, Any]) -> None:
+def check_compiled(record: CompileRecord) -> None:
     """After the measurement: how many graphs TorchDynamo compiled. None means the model ran
     eager after all (a call path Dynamo skipped), and the record says so rather than claim a
     compiled figure."""
@@ -180,7 +181,7 @@ def compile_failure(exc: BaseException, entry: Entry) -> bool:
 
 
 def _measure(spec: RepeatSpec,
-             save_points: Callable[[list[dict[str, Any]]], None]) -> Measured:
+             save_points: Callable[[list[PointDoc]], None]) -> Measured:
     from bench.devices import get_backend
     from bench.errors import Unsupported
     from bench.workload import WorkloadContext, get_workload
@@ -214,7 +215,7 @@ def _measure(spec: RepeatSpec,
                            else workload.measure())
         backend.synchronize()
         check_compiled(workload.extra["compile"])
-        result: dict[str, Any] = {"status": "ok", **measurement,
+        result: RepeatResult = {"status": "ok", **measurement,
                                   "cold_start": {"load_s": setup_s,
                                                  "first_iter_s": first.latency_s}}
         if entry.rules.function_check and spec.repeat == 0:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bench.documents import JsonObject, Params, Substitution, ThreadsRequested
 from bench.errors import UserError, cut
 from bench.ids import entry_id_problem
 from bench.paths import SUITES_DIR
@@ -81,7 +82,7 @@ class DeviceSettings:
     cpus: tuple[int, ...] | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> DeviceSettings:
+    def from_dict(cls, data: ThreadsRequested | None) -> DeviceSettings:
         data = data or {}
         cpus = data.get("cpus")
         return cls(threads=data.get("threads"), interop_threads=data.get("interop_threads"),
@@ -107,7 +108,7 @@ class DeviceSettings:
     def empty(self) -> bool:
         return self.threads is None and self.interop_threads is None and self.cpus is None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ThreadsRequested:
         return {"threads": self.threads, "interop_threads": self.interop_threads,
                 "cpus": None if self.cpus is None else list(self.cpus)}
 
@@ -150,19 +151,19 @@ class Entry:
     mode: str
     config: str
     precision: str
-    params: dict[str, Any]
+    params: Params
     rules: RunRules
-    overrides: dict[str, Any] = field(default_factory=dict)
-    substitution: dict[str, Any] | None = None  # see substitution_for()
+    overrides: Params = field(default_factory=dict)
+    substitution: Substitution | None = None  # see substitution_for()
     # A cluster run places this single-device entry on every node (a per-node sweep).
     per_node: bool = False
     compile: bool = False  # torch.compile the workload's model (default backend)
     device: DeviceSettings = field(default_factory=DeviceSettings)
     # An MLPerf scenario entry (bench.scenarios): its name and its resolved rules.
     scenario: str | None = None
-    scenario_rules: dict[str, Any] | None = None
+    scenario_rules: JsonObject | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "id": self.id,
             "workload": self.workload,
@@ -181,7 +182,7 @@ class Entry:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Entry:
+    def from_dict(cls, data: JsonObject) -> Entry:
         return cls(id=data["id"], workload=data["workload"], mode=data["mode"],
                    config=data["config"], precision=data["precision"],
                    params=dict(data["params"]), rules=RunRules.from_dict(data["rules"]),
@@ -201,7 +202,7 @@ class Suite:
     seed: int
     telemetry: TelemetrySettings
     entries: tuple[Entry, ...]
-    options: dict[str, Any] = field(default_factory=dict)
+    options: JsonObject = field(default_factory=dict)
     quiet: QuietRules = field(default_factory=QuietRules)
 
 
@@ -281,7 +282,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 def quiet_with(quiet: QuietRules, texts: list[str]) -> QuietRules:
     """The suite's quiet thresholds with ``--set quiet.NAME=VALUE`` applied, checked as the
     suite schema checks its ``quiet:`` section."""
-    changes: dict[str, Any] = {}
+    changes: JsonObject = {}
     for text in texts:
         target, _, raw = text.partition("=")
         name = target[len(QUIET_PREFIX):]
@@ -310,7 +311,7 @@ def quiet_with(quiet: QuietRules, texts: list[str]) -> QuietRules:
     return quiet.merged(changes)
 
 
-def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
+def split_overrides(overrides: Params) -> tuple[Params, JsonObject,
                                                         bool | None]:
     """An entry's overrides as (parameters, run rules without the prefix, compile or None)."""
     params = {k: v for k, v in overrides.items()
@@ -319,7 +320,7 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     return params, rules, overrides.get(COMPILE_KEY)
 
 
-def rules_with(rules: RunRules, changes: dict[str, Any], entry_id: str) -> RunRules:
+def rules_with(rules: RunRules, changes: JsonObject, entry_id: str) -> RunRules:
     """``rules`` with ``changes`` from the command line, checked as the suite schema checks
     a suite's rules (a UserError names the rule, the value and what it accepts)."""
     if not changes:
@@ -335,8 +336,8 @@ def rules_with(rules: RunRules, changes: dict[str, Any], entry_id: str) -> RunRu
     return rules.merged(changes)
 
 
-def substitution_for(options: dict[str, Any], workload: str,
-                     vendor: str | None) -> dict[str, Any] | None:
+def substitution_for(options: JsonObject, workload: str,
+                     vendor: str | None) -> Substitution | None:
     """The suite's declared replacement of ``workload`` on ``vendor``, if any.
 
     ``options.substitutions`` lets a suite say, as data, that a device class runs another
@@ -358,7 +359,7 @@ def _type_name(value: Any) -> str:
             list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
-def param_type_problem(configs: dict[str, dict[str, Any]], params: dict[str, Any]) -> str | None:
+def param_type_problem(configs: dict[str, Params], params: Params) -> str | None:
     """Why a parameter's value has the wrong type for its workload, judged by the types its
     configurations use (None there: any type); an integer is accepted where a number is.
     A batch size must be at least 1: a batch of nothing would be measured as 0 items/s."""
@@ -377,11 +378,11 @@ def param_type_problem(configs: dict[str, dict[str, Any]], params: dict[str, Any
     return None
 
 
-def _read_suite(path: Path) -> dict[str, Any]:
+def _read_suite(path: Path) -> JsonObject:
     return read_yaml_file(path, "suite", "Suite file")
 
 
-def _check_substitutions(options: dict[str, Any], path: Path) -> None:
+def _check_substitutions(options: JsonObject, path: Path) -> None:
     from bench.workload import get_workload
 
     for j, sub in enumerate(options.get("substitutions", [])):
@@ -393,8 +394,8 @@ def _check_substitutions(options: dict[str, Any], path: Path) -> None:
                                 f"{exc.what}", exc.fix) from exc
 
 
-def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
-             overrides: dict[str, dict[str, Any]], seen: set[str],
+def _entries(doc: JsonObject, path: Path, vendor: str | None,
+             overrides: dict[str, Params], seen: set[str],
              stack: tuple[Path, ...], intervals: list[float],
              device: DeviceSettings | None = None) -> list[Entry]:
     """The suite's entries: those of its ``include``d suites (each under its own rules,
@@ -495,11 +496,11 @@ def _entries(doc: dict[str, Any], path: Path, vendor: str | None,
     return entries
 
 
-def expand_sweeps(raw_entries: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+def expand_sweeps(raw_entries: list[JsonObject]) -> list[tuple[int, JsonObject]]:
     """Entries with their index in the file; an entry with ``sweep: {streams: [1, 2, 4]}``
     becomes one entry per value (id ``<id>-streams-<N>``, the value in its params), so each
     point is a result of its own that the report lines up into a sweep."""
-    out: list[tuple[int, dict[str, Any]]] = []
+    out: list[tuple[int, JsonObject]] = []
     for i, raw in enumerate(raw_entries):
         sweep = raw.get("sweep")
         if not sweep:
@@ -514,7 +515,7 @@ def expand_sweeps(raw_entries: list[dict[str, Any]]) -> list[tuple[int, dict[str
     return out
 
 
-def check_streams(params: dict[str, Any], mode: str, where: str) -> None:
+def check_streams(params: Params, mode: str, where: str) -> None:
     """``streams`` N > 1 runs N host threads of inference on synthetic on-device batches."""
     streams = params.get("streams", 1)
     if streams is None or streams == 1:
@@ -531,8 +532,8 @@ def check_streams(params: dict[str, Any], mode: str, where: str) -> None:
                         "Use data: synthetic (each stream gets its own batch on the device).")
 
 
-def scenario_rules_for(workload: Any, mode: str, scenario: str, doc: dict[str, Any],
-                       raw: dict[str, Any], where: str) -> dict[str, Any]:
+def scenario_rules_for(workload: Any, mode: str, scenario: str, doc: JsonObject,
+                       raw: JsonObject, where: str) -> JsonObject:
     """The resolved rules of a scenario entry: MLPerf's, then the suite's, then the entry's."""
     from bench.scenarios.rules import resolve
 
@@ -581,7 +582,7 @@ def load_suite(name_or_path: str, overrides: list[str] | None = None,
     quiet_texts = [t for t in overrides or [] if t.partition("=")[0].startswith(QUIET_PREFIX)
                    and t.partition("=")[0].count(".") == 1]
     quiet = quiet_with(QuietRules().merged(doc.get("quiet")), quiet_texts)
-    parsed_overrides: dict[str, dict[str, Any]] = {}
+    parsed_overrides: dict[str, Params] = {}
     for text in overrides or []:
         if text in quiet_texts:
             continue

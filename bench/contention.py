@@ -43,6 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.documents import (
+    Contention,
+    DeviceProcesses,
+    Disturbed,
+    DisturbedReason,
+    Info,
+    RerunHost,
+    ThrottleRecord,
+)
 from bench.rules import QuietRules
 
 PROC_ENV = "BENCH_PROC_ROOT"
@@ -223,7 +232,7 @@ def window_demand(series: dict[Any, list[Point]], windows: list[tuple[float, flo
 
 
 def throttle_figures(t: Sequence[float], throttles: Sequence[Sequence[str | None]],
-                     start: float, end: float, disturbing: Sequence[str]) -> dict[str, Any]:
+                     start: float, end: float, disturbing: Sequence[str]) -> ThrottleRecord:
     """Clock-throttle reasons the telemetry saw in a window, over the devices the entry used
     (``throttles``: each device's series of '+'-joined reason names, 'none' or null): the
     share of readings that named each reason, and the share that named one of
@@ -282,7 +291,7 @@ class ContentionMonitor:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _t0: float = 0.0
-    _result: dict[str, Any] | None = None
+    _result: RerunHost | None = None
 
     def __enter__(self) -> ContentionMonitor:
         self._t0 = time.monotonic()
@@ -338,7 +347,7 @@ class ContentionMonitor:
                 self.probes.append((now, {"error": f"{type(exc).__name__}: {exc}"}))
 
     # -- figures ---------------------------------------------------------------------------
-    def window(self, start: float, end: float) -> dict[str, Any]:
+    def window(self, start: float, end: float) -> Contention:
         """The contention during one timed window (monotonic seconds)."""
         margin = self.period_s
         measuring = window_threads(self.series, start, end, margin)
@@ -346,7 +355,7 @@ class ContentionMonitor:
         run = sum(r for _, r, _ in measuring)
         wait = sum(w for _, _, w in measuring)
         own = run + sum(r for _, r, _ in harness)
-        out: dict[str, Any] = {
+        out: Contention = {
             "window_s": end - start, "cpus": self.cpus, "threads": len(measuring),
             "slowdown": thread_slowdown(measuring),
             "cpu_wait_fraction": wait / (run + wait) if run + wait > 0 else None,
@@ -377,7 +386,7 @@ class ContentionMonitor:
         out["method"] = METHOD
         return out
 
-    def _device_processes(self, start: float, end: float) -> dict[str, Any]:
+    def _device_processes(self, start: float, end: float) -> DeviceProcesses:
         """Other processes on the device during the window: the probe's readings inside it
         and the nearest on each side. A process is another's when its pid is none of the
         benchmark's; where the device lists pids of another pid namespace (a container) and
@@ -392,7 +401,7 @@ class ContentionMonitor:
             return {"other": None, "processes": [],
                     "reason": errors[0] if errors else "no reading of the device's processes "
                                                       "near the window"}
-        seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+        seen: dict[tuple[Any, Any], Info] = {}
         for listing in lists:
             for p in listing:
                 key = (p.get("device"), p.get("pid"))
@@ -414,7 +423,7 @@ class ContentionMonitor:
                 "other_memory_bytes": sum(m for m in memory if m is not None)
                 if others and all(m is not None for m in memory) else None}
 
-    def _summarise(self, wall_s: float) -> dict[str, Any]:
+    def _summarise(self, wall_s: float) -> RerunHost:
         """The host over the monitor's whole life (the audit's record of a re-run)."""
         whole = [(p[-1][0] - p[0][0], p[-1][1] - p[0][1], p[-1][2] - p[0][2])
                  for p in (*self.series.values(), *self.root_series.values())]
@@ -440,7 +449,7 @@ class ContentionMonitor:
             **({} if whole else {"reason": "no thread of the re-run could be read"}),
         }
 
-    def report(self, windows: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+    def report(self, windows: dict[str, list[tuple[float, float]]]) -> RerunHost:
         """The host's load over the monitor's life, and the slowdown during each entry's timed
         windows (``entry id -> [(start, end)]`` in monotonic seconds) and over all of them."""
         assert self._result is not None, "report() after the with block"
@@ -455,12 +464,12 @@ class ContentionMonitor:
 
 # -- the judgment -----------------------------------------------------------------------------
 def _reason(code: str, figure: float | None, threshold: float | None, unit: str | None,
-            message: str) -> dict[str, Any]:
+            message: str) -> DisturbedReason:
     return {"code": code, "figure": figure, "threshold": threshold, "unit": unit,
             "message": message}
 
 
-def _worst(records: Sequence[dict[str, Any]], key: str) -> tuple[float | None, int | None]:
+def _worst(records: Sequence[Contention], key: str) -> tuple[float | None, int | None]:
     """The highest figure over the repeats and the repeat (1-based) it came from."""
     best: tuple[float | None, int | None] = (None, None)
     for i, rec in enumerate(records, 1):
@@ -474,8 +483,8 @@ def _of(i: int | None, n: int) -> str:
     return f" (repeat {i} of {n})" if n > 1 and i else ""
 
 
-def judge(records: Sequence[dict[str, Any] | None], cv: float | None, rules: QuietRules,
-          require_quiet: bool = False) -> dict[str, Any]:
+def judge(records: Sequence[Contention | None], cv: float | None, rules: QuietRules,
+          require_quiet: bool = False) -> Disturbed:
     """An entry's ``disturbed`` record from its repeats' contention figures (``records``,
     None for a repeat without a timed window) and its throughput's repeat CV: false, true with
     every reason (its figure, the threshold, the unit and the fix in one sentence), or null
@@ -540,7 +549,7 @@ def judge(records: Sequence[dict[str, Any] | None], cv: float | None, rules: Qui
             f"the repeats' throughput spread CV {cv:.1%}, above {rules.max_cv:.0%}: the result "
             "may be unstable; re-run on a quiet machine, or with longer timed windows "
             "(rules.min_duration_s) and more repeats"))
-    out: dict[str, Any] = {"value": bool(reasons), "thresholds": rules.to_dict(),
+    out: Disturbed = {"value": bool(reasons), "thresholds": rules.to_dict(),
                            "require_quiet": require_quiet}
     if reasons:
         out["reasons"] = reasons
@@ -551,8 +560,8 @@ def judge(records: Sequence[dict[str, Any] | None], cv: float | None, rules: Qui
     return out
 
 
-def combine_disturbed(records: Sequence[tuple[str, dict[str, Any] | None]]
-                      ) -> dict[str, Any] | None:
+def combine_disturbed(records: Sequence[tuple[str, Disturbed | None]]
+                      ) -> Disturbed | None:
     """One multi-node entry's record from each node's (``(node name, record)``): disturbed
     when any node was, with every node's reasons named by node; unknown when a node cannot
     say and none was disturbed; None when no node recorded one (results before the record)."""
@@ -576,7 +585,7 @@ def combine_disturbed(records: Sequence[tuple[str, dict[str, Any] | None]]
     return out
 
 
-def warning_text(entry_id: str, disturbed: dict[str, Any]) -> str:
+def warning_text(entry_id: str, disturbed: Disturbed) -> str:
     """The terminal's line for a disturbed entry."""
     reasons = disturbed.get("reasons") or []
     return f"{entry_id} was disturbed while it measured: " + "; ".join(

@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+
+from bench.documents import ProgressEvent
 
 PROGRESS_PREFIX = "@@bench-progress "
 
 
-def emit_progress(event: dict[str, Any]) -> None:
+def emit_progress(event: ProgressEvent) -> None:
     sys.stdout.write(PROGRESS_PREFIX + json.dumps(event) + "\n")
     sys.stdout.flush()
 
 
-def parse_progress(line: str) -> dict[str, Any] | None:
+def parse_progress(line: str) -> ProgressEvent | None:
     """The event a line carries, or None for an ordinary output line."""
     at = line.find(PROGRESS_PREFIX)
     if at < 0:
@@ -30,10 +31,10 @@ def parse_progress(line: str) -> dict[str, Any] | None:
         event = json.loads(line[at + len(PROGRESS_PREFIX):])
     except ValueError:
         return None
-    return event if isinstance(event, dict) else None
+    return event if isinstance(event, dict) else None  # type: ignore[return-value]  # JSON
 
 
-def relay(lines: Iterable[str], on_progress: Callable[[dict[str, Any]], None],
+def relay(lines: Iterable[str], on_progress: Callable[[ProgressEvent], None],
           keep: Callable[[str], None]) -> None:
     """Pass a process's events on and hand every other line (without its newline) to
     ``keep``, until its output ends."""

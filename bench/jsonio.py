@@ -19,8 +19,9 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HASH_FIELD = "sha256"
 MAX_DOCUMENT_BYTES_ENV = "BENCH_MAX_DOCUMENT_BYTES"
@@ -30,8 +31,11 @@ MAX_DEPTH = 64  # levels of nesting (``[]`` is one, ``[[]]`` two); a result nest
 MAX_NODES = 2_000_000  # values in one document (YAML aliases can multiply them)
 MAX_INT_DIGITS = 40  # byte counts and FLOP counts have at most 20 digits
 
+# a document that seal() returns with its own type (a ResultDoc stays a ResultDoc)
+DocT = TypeVar("DocT", bound="Mapping[str, Any]")  # a string: Python 3.8 (jetson)
 
-def canonical_bytes(doc: dict[str, Any]) -> bytes:
+
+def canonical_bytes(doc: Mapping[str, Any]) -> bytes:
     """Canonical JSON of ``doc`` without its hash field: sorted keys, no whitespace, UTF-8."""
     body = {k: v for k, v in doc.items() if k != HASH_FIELD}
     return json.dumps(
@@ -39,15 +43,15 @@ def canonical_bytes(doc: dict[str, Any]) -> bytes:
     ).encode("utf-8")
 
 
-def body_sha256(doc: dict[str, Any]) -> str:
+def body_sha256(doc: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(doc)).hexdigest()
 
 
-def seal(doc: dict[str, Any]) -> dict[str, Any]:
+def seal(doc: DocT) -> DocT:
     """Return ``doc`` with its ``sha256`` set over the canonical body."""
     sealed = dict(doc)
     sealed[HASH_FIELD] = body_sha256(doc)
-    return sealed
+    return sealed  # type: ignore[return-value]  # doc's own keys and its seal: doc's type
 
 
 def finite_or_none(value: Any) -> Any:

@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from bench.distributed import Placement, rdzv_host_port
+from bench.documents import ProgressEvent
 from bench.events import relay
 
 OUTPUT_TAIL_LINES = 40
@@ -117,7 +117,7 @@ def root_cause(output: str) -> RankFailure | None:
     return RankFailure(int(m.group(1)), int(m.group(2)), int(m.group(3)), detail)
 
 
-def run_ranks(cmd: Sequence[str], progress: Callable[[dict[str, Any]], None],
+def run_ranks(cmd: Sequence[str], progress: Callable[[ProgressEvent], None],
               env: dict[str, str] | None = None) -> LaunchResult:
     """Run the launcher command to its end, forwarding the ranks' progress events."""
     tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
@@ -178,7 +178,7 @@ def rendezvous_store(placement: Placement, timeout_s: float) -> Iterator[Callabl
 
 
 def launch_ranks(placement: Placement, nproc: int, module: str, args: Sequence[str],
-                 progress: Callable[[dict[str, Any]], None], store_timeout_s: float = 300.0,
+                 progress: Callable[[ProgressEvent], None], store_timeout_s: float = 300.0,
                  env: dict[str, str] | None = None) -> LaunchResult:
     """Run ``nproc`` ranks of ``module`` on this node under torchrun, joining the other nodes
     of ``placement`` (the first node hosts their rendezvous store)."""

@@ -22,6 +22,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from bench.documents import Declared, JsonObject
+
 CATALOGUE_FILE = Path(__file__).resolve().parent / "metrics.yaml"
 
 HIGHER, LOWER, NEITHER = "higher", "lower", "neither"
@@ -142,7 +144,7 @@ class MetricSpec:
                 return IGNORED, reason
         return self.band, self.ignore
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Declared:
         out = {"direction": self.direction, "aggregation": self.aggregation,
                "host_load": self.host_load, "unit": self.unit, "band": self.band}
         if self.family is not None:
@@ -187,7 +189,7 @@ def _tuple(value: Any) -> tuple[str, ...]:
     return tuple(value or ())
 
 
-def _spec(item: dict[str, Any]) -> MetricSpec:
+def _spec(item: JsonObject) -> MetricSpec:
     key = item.get("name", item.get("pattern"))
     report = item.get("report")
     use = None if report is None else ReportUse(

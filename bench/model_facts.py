@@ -30,8 +30,8 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from bench.documents import JsonObject, Params
 from bench.errors import UserError
 
 FACTS_PATH = Path(__file__).resolve().parent / "specs" / "model_facts.json"
@@ -79,7 +79,7 @@ class WorkloadFacts:
     item_unit: str
     modes: tuple[str, ...]
     default_precision: str
-    configs: dict[str, dict[str, Any]]  # config -> parameters
+    configs: dict[str, Params]  # config -> parameters
     work: dict[tuple[str, str], Work]  # (config, mode) -> work
 
     def work_at(self, config: str, mode: str) -> Work | None:
@@ -91,12 +91,12 @@ class WorkloadFacts:
                      if m == mode and w.batch_key), None)
 
 
-def _work(entry: dict[str, Any]) -> Work:
+def _work(entry: JsonObject) -> Work:
     return Work(entry["flop_per_item"], entry["parameters"], entry["weights_per_step"],
                 entry["batch_key"], entry["batch"], entry["method"], entry["reason"])
 
 
-def parse(doc: dict[str, Any], where: str) -> dict[str, WorkloadFacts]:
+def parse(doc: JsonObject, where: str) -> dict[str, WorkloadFacts]:
     from bench.schema import validation_errors
 
     problems = validation_errors(doc, "model-facts")

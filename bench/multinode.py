@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 from bench.contention import combine_disturbed
+from bench.documents import IdleRecord, NodeRanks, ResultDoc, WindowFigures
 from bench.jsonio import sanitize, seal
 from bench.results import (
     POINT_TELEMETRY_NAMES,
@@ -36,7 +37,7 @@ from bench.results import (
 from bench.telemetry.combine import combine_figures
 
 
-def node_context(doc: dict[str, Any]) -> TelemetryContext:
+def node_context(doc: ResultDoc) -> TelemetryContext:
     """A node's telemetry as recorded in its result, on that node's clock relative to its
     own origin (windows use ``start_s``/``end_s``, the same origin)."""
     tel = doc["telemetry"]
@@ -50,19 +51,19 @@ def node_context(doc: dict[str, Any]) -> TelemetryContext:
                             devices=tuple(devices) if devices else None)
 
 
-def _node_name(doc: dict[str, Any]) -> str:
+def _node_name(doc: ResultDoc) -> str:
     return str((doc.get("placement") or {}).get("node") or "?")
 
 
-def _missing_figures(missing: list[str]) -> dict[str, Any]:
+def _missing_figures(missing: list[str]) -> WindowFigures:
     why = f"no telemetry from node(s) {', '.join(missing)} (no result written there)"
     return {"samples": 0, "errors": 0, "interval": {}, "power_w": None,
             "energy_integrated_j": None, "energy_integrated_reason": why,
             "energy_counter_j": None, "energy_counter_reason": why}
 
 
-def combined_window(docs: list[dict[str, Any]], contexts: list[TelemetryContext],
-                    windows: list[dict[str, Any] | None], missing: list[str]) -> dict[str, Any]:
+def combined_window(docs: list[ResultDoc], contexts: list[TelemetryContext],
+                    windows: list[WindowFigures | None], missing: list[str]) -> WindowFigures:
     """One window's figures over every node (``windows[i]`` is node i's record of it)."""
     figures = [window_telemetry(ctx, w["start_s"], w["end_s"])
                for ctx, w in zip(contexts, windows, strict=True) if w is not None]
@@ -79,7 +80,7 @@ def combined_window(docs: list[dict[str, Any]], contexts: list[TelemetryContext]
     return out
 
 
-def _idle_sum(docs: list[dict[str, Any]], missing: list[str]) -> dict[str, Any] | None:
+def _idle_sum(docs: list[ResultDoc], missing: list[str]) -> IdleRecord | None:
     idles = [d["telemetry"].get("idle") for d in docs]
     if not idles[0]:
         return None
@@ -99,8 +100,8 @@ def _nth(items: list[dict[str, Any]], index: int, key: str) -> dict[str, Any] | 
     return items[index].get(key) if index < len(items) else None
 
 
-def nodes_in_job_order(nodes: list[dict[str, Any]], docs: list[dict[str, Any]]
-                       ) -> list[dict[str, Any]]:
+def nodes_in_job_order(nodes: list[NodeRanks], docs: list[ResultDoc]
+                       ) -> list[NodeRanks]:
     """The ranks on each node, in the job's node order, each with its node rank in the job.
 
     torchrun's c10d rendezvous numbers the ranks in the order the nodes arrive, so the first
@@ -112,8 +113,8 @@ def nodes_in_job_order(nodes: list[dict[str, Any]], docs: list[dict[str, Any]]
     return sorted(out, key=lambda n: (n.get("node_rank") is None, n.get("node_rank") or 0))
 
 
-def combine_node_results(docs: list[dict[str, Any]], vendor: str,
-                         missing: list[str] | None = None) -> dict[str, Any]:
+def combine_node_results(docs: list[ResultDoc], vendor: str,
+                         missing: list[str] | None = None) -> ResultDoc:
     """The entry's result from its nodes' results (``docs[0]`` the first node's); ``missing``
     names nodes that took part but wrote nothing."""
     missing = list(missing or [])

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from bench.documents import JsonObject, Params
 from bench.llm.overhead import summary
 
 MODELS = ("resnet", "bert", "qwen2-0.5b")
@@ -45,7 +46,7 @@ WARMUP = 3
 LLM_POINT = {"batch": 1, "input_tokens": 32, "output_tokens": 32}
 
 
-def entry_params(model: str) -> dict[str, Any]:
+def entry_params(model: str) -> Params:
     """Parameters beyond the small config: the LLM's grid cut to one point."""
     if model.startswith(("qwen2", "llama3", "glm4")):
         return {"batch_sizes": [LLM_POINT["batch"]],
@@ -54,7 +55,7 @@ def entry_params(model: str) -> dict[str, Any]:
     return {}
 
 
-def suite_doc(model: str, seconds: float) -> dict[str, Any]:
+def suite_doc(model: str, seconds: float) -> JsonObject:
     return {"name": "overhead", "seed": 0,
             "rules": {"warmup_iters": WARMUP, "min_iters": 3, "min_duration_s": seconds,
                       "repeats": 1, "timeout_s": 600},

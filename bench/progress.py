@@ -8,15 +8,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from bench.config import Entry
 from bench.contention import warning_text
+from bench.documents import Disturbed, DisturbedReason, ManifestDoc, ProgressEvent, ResultDoc
 
 PLAIN_EVERY_S = 2.0
 
 
-def headline(doc: dict[str, Any]) -> str:
+def headline(doc: ResultDoc) -> str:
     m = doc.get("metrics", {})
     if doc["status"] != "ok":
         err = doc.get("error") or {}
@@ -43,7 +44,7 @@ class Display:
         self._lock = threading.Lock()
         self._live = False
         self._explained = False
-        self.disturbed: list[tuple[str, dict[str, Any]]] = []  # (entry id, its record)
+        self.disturbed: list[tuple[str, Disturbed]] = []  # (entry id, its record)
 
     def _line(self, text: str, transient: bool = False) -> None:
         if self.quiet:
@@ -90,7 +91,7 @@ class Display:
         self.repeat = f"repeat {repeat + 1}/{total}"
         self._line(f"{self.prefix}  {self.repeat}  starting process", True)
 
-    def progress(self, event: dict[str, Any]) -> None:
+    def progress(self, event: ProgressEvent) -> None:
         phase = event.get("phase")
         if phase == "setup":
             detail = "setting up"
@@ -107,7 +108,7 @@ class Display:
             detail = str(event.get("message", phase))
         self._line(f"{self.prefix}  {self.repeat}  {detail}", True)
 
-    def entry_finished(self, entry: Entry, doc: dict[str, Any], path: Path,
+    def entry_finished(self, entry: Entry, doc: ResultDoc, path: Path,
                        problems: list[str]) -> None:
         mark = "ok" if doc["status"] == "ok" else doc["status"]
         self._line(f"{self.prefix}  {mark:<7} {headline(doc)}")
@@ -120,7 +121,7 @@ class Display:
                 return  # the status line above says it, as an error
             self._line(f"warning: {warning_text(entry.id, disturbed)}")
 
-    def run_finished(self, manifest: dict[str, Any], out: Path) -> None:
+    def run_finished(self, manifest: ManifestDoc, out: Path) -> None:
         counts: dict[str, int] = {}
         for item in manifest["entries"]:
             counts[item["status"]] = counts.get(item["status"], 0) + 1
@@ -131,10 +132,10 @@ class Display:
                        + disturbed_summary(self.disturbed, len(manifest["entries"])))
 
 
-def disturbed_summary(disturbed: list[tuple[str, dict[str, Any]]], total: int) -> str:
+def disturbed_summary(disturbed: list[tuple[str, Disturbed]], total: int) -> str:
     """One sentence for the end of a run: which entries were disturbed, and the fix of the
     reason most of them share (with its figure)."""
-    codes: dict[str, list[dict[str, Any]]] = {}
+    codes: dict[str, list[DisturbedReason]] = {}
     for _, record in disturbed:
         for reason in record.get("reasons") or []:
             codes.setdefault(reason["code"], []).append(reason)

@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from bench import __version__
 from bench.devices.cpu import cpu_model_name
+from bench.documents import DeviceInfo, GitState, HostInfo, ImageInfo, Provenance, Seeds, TorchInfo
 from bench.paths import PACKAGE_DIR, REPO_DIR, schemas_dir
 
 # Set by `invoke bench` (and baked into images as labels/env) so results name their image.
@@ -52,7 +52,7 @@ def tree_sha256(root: Path, package_dir: Path, schemas: Path) -> str:
 
 
 @functools.cache
-def git_state() -> dict[str, Any]:
+def git_state() -> GitState:
     commit = os.environ.get(GIT_COMMIT_ENV)
     if commit:
         return {"commit": commit, "dirty": None, "source": f"${GIT_COMMIT_ENV}"}
@@ -68,7 +68,7 @@ def git_state() -> dict[str, Any]:
         return {"commit": None, "dirty": None, "source": "unknown (no git, no $TESTBED_GIT_COMMIT)"}
 
 
-def host_info() -> dict[str, Any]:
+def host_info() -> HostInfo:
     uname = platform.uname()
     return {
         "hostname": socket.gethostname(),
@@ -94,7 +94,7 @@ def _os_release() -> str | None:
     return None
 
 
-def torch_info() -> dict[str, Any]:
+def torch_info() -> TorchInfo:
     import torch
 
     return {
@@ -107,13 +107,13 @@ def torch_info() -> dict[str, Any]:
     }
 
 
-def image_info() -> dict[str, Any]:
+def image_info() -> ImageInfo:
     tag = os.environ.get(IMAGE_ENV)
     return {"tag": tag, "digest": os.environ.get(IMAGE_DIGEST_ENV), "native": tag is None}
 
 
-def provenance(vendor: str, device: dict[str, Any] | None, seeds: dict[str, Any],
-               argv: list[str], label: str | None = None) -> dict[str, Any]:
+def provenance(vendor: str, device: DeviceInfo | None, seeds: Seeds,
+               argv: list[str], label: str | None = None) -> Provenance:
     """``label`` (``bench run --label NAME``) names a run configuration the provenance cannot
     tell apart (a power cap, a BIOS setting), so the report shows it as its own device."""
     return {

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.documents import Info, Metrics
+
 KINDS = ("static", "dynamic")
 CALIBRATION_BATCHES = 4
 
@@ -36,7 +38,7 @@ class Agreement:
     max_abs_logit_error: float
     max_abs_fp32_logit: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Info:
         return asdict(self)
 
 
@@ -64,7 +66,7 @@ def engine() -> str:
 def quantize(model: nn.Module, kind: str, example: tuple[Any, ...],
              calibration: Iterable[tuple[Any, ...]] = (),
              dynamic_types: tuple[type[nn.Module], ...] = (nn.Linear,)
-             ) -> tuple[nn.Module, dict[str, Any]]:
+             ) -> tuple[nn.Module, Info]:
     """An int8 copy of ``model`` (the fp32 model is left as it is) and how it was made."""
     if kind not in KINDS:
         raise ValueError(f"int8 kind {kind!r} is not one of {KINDS}")
@@ -113,7 +115,7 @@ def compare(fp32_model: Callable[..., Any], int8_model: Callable[..., Any],
     return agreement(a, b)
 
 
-def agreement_metrics(info: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def agreement_metrics(info: Info | None) -> Metrics:
     """The agreement as metrics of the result (so reports and audits show it)."""
     if not info or "agreement" not in info:
         return {}

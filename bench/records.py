@@ -4,17 +4,21 @@ The runner asks a child process to measure one repeat with a ``RepeatSpec`` (a J
 the child answers with a ``RepeatResult`` (a JSON file, written atomically). Nothing else
 crosses: the child's backend and workload objects stay in the child. ``repeat_result`` is
 the reading side: what a child wrote is checked and cut to the known fields before the runner
-builds a result document from it.
+builds a result document from it. The records themselves are in ``bench.documents``
+(``RepeatResult``, ``Window``, ``ErrorRecord``), re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from bench.config import Entry
 from bench.distributed import Placement
+from bench.documents import ErrorRecord, JsonObject, RepeatResult, Window
 from bench.results import STATUSES
+
+__all__ = ["ErrorRecord", "RepeatResult", "RepeatSpec", "Window", "repeat_result"]
 
 
 @dataclass(frozen=True)
@@ -31,68 +35,17 @@ class RepeatSpec:
     log_dir: str | None = None
     run_dir: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"vendor": self.vendor, "entry": self.entry.to_dict(), "seed": self.seed,
                 "repeat": self.repeat, "placement": self.placement.to_dict(),
                 "log_dir": self.log_dir, "run_dir": self.run_dir}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RepeatSpec:
+    def from_dict(cls, data: JsonObject) -> RepeatSpec:
         return cls(vendor=data["vendor"], entry=Entry.from_dict(data["entry"]),
                    seed=int(data["seed"]), repeat=int(data["repeat"]),
                    placement=Placement.from_dict(data.get("placement") or {}),
                    log_dir=data.get("log_dir"), run_dir=data.get("run_dir"))
-
-
-class ErrorRecord(TypedDict, total=False):
-    type: str
-    message: str
-    traceback: list[str]
-    signal: str
-
-
-class Window(TypedDict, total=False):
-    """A timed window: monotonic seconds (the telemetry's clock) and wall-clock time."""
-
-    start_mono: float
-    end_mono: float
-    start_wall: float
-    end_wall: float
-    duration_s: float
-
-
-class RepeatResult(TypedDict, total=False):
-    """One repeat as the child measured it (the runner adds ``index``, ``telemetry`` and
-    ``contention``)."""
-
-    status: str
-    error: ErrorRecord | None
-    window: Window
-    iterations: int
-    items: float
-    latencies_s: list[float]
-    throughput_items_per_s: float
-    streams: list[dict[str, Any]]  # one record per concurrent stream (a streams entry)
-    scenario: dict[str, Any]  # LoadGen's record of an MLPerf scenario entry (bench.scenarios)
-    metrics: dict[str, dict[str, Any]]
-    points: list[dict[str, Any]]
-    headline: dict[str, Any]
-    setup_s: float  # results older than cold_start
-    cold_start: dict[str, Any]  # load_s (setup) and first_iter_s, in this fresh process
-    host_threads: dict[str, Any]  # the thread pools and CPUs the repeat ran with
-    function: dict[str, Any]  # the model function check's verdict (first repeat)
-    memory: dict[str, Any]
-    device: dict[str, Any]
-    precision_used: str
-    precision_reason: str | None
-    info: dict[str, Any]
-    series: dict[str, list[float]]
-    devices_used: list[int]
-    started_at: float
-    ended_at: float
-    index: int
-    telemetry: dict[str, Any]
-    contention: dict[str, Any]  # what else used the machine in the window (bench.contention)
 
 
 def repeat_result(data: Any) -> RepeatResult:

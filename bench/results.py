@@ -15,6 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import (
+    ErrorRecord,
+    IdleRecord,
+    Metric,
+    Metrics,
+    PointDoc,
+    RepeatResult,
+    Snapshot,
+    WindowFigures,
+)
 from bench.jsonio import finite_or_none
 from bench.metrics import aggregation, unit_of
 from bench.stats import latency_summary, summarize, window_max, window_mean
@@ -27,7 +37,6 @@ STATUSES = ("ok", "oom", "unsupported", "timeout", "error", "killed", "interrupt
 # Statuses that are legitimate measurements of a device (the run itself did not fail).
 EXPECTED_FAILURES = ("oom", "unsupported")
 
-Metric = dict[str, Any]
 
 
 def metric(value: float | None, unit: str, reason: str | None = None, **extra: Any) -> Metric:
@@ -92,7 +101,7 @@ def repeat_metric(values: Sequence[float | None], unit: str, reason: str,
 class TelemetryContext:
     """What the metric builders need from the sampler for one result document."""
 
-    snapshot: dict[str, Any]
+    snapshot: Snapshot
     interval_s: float
     unavailable: dict[str, str] = field(default_factory=dict)
     scope: dict[str, str] = field(default_factory=dict)
@@ -107,7 +116,7 @@ class TelemetryContext:
 
 
 def device_window(t: Sequence[float], series: dict[str, list[Any]], start: float, end: float,
-                  interval_s: float) -> dict[str, Any]:
+                  interval_s: float) -> WindowFigures:
     """Telemetry figures of one device over one timed window (monotonic seconds)."""
     def get(name: str) -> list[Any]:  # a series an adapter does not sample reads as empty
         return series.get(name) or [None] * len(t)
@@ -140,7 +149,7 @@ def device_window(t: Sequence[float], series: dict[str, list[Any]], start: float
     }
 
 
-def window_telemetry(tel: TelemetryContext, start: float, end: float) -> dict[str, Any]:
+def window_telemetry(tel: TelemetryContext, start: float, end: float) -> WindowFigures:
     """Telemetry figures of one timed window (monotonic seconds) over the devices the entry
     used (``tel.devices``), combined as ``bench.telemetry.combine`` says; with several
     devices each one's figures are kept in ``devices``."""
@@ -148,7 +157,7 @@ def window_telemetry(tel: TelemetryContext, start: float, end: float) -> dict[st
     t = snap["t_mono_s"]
     errors = sum(1 for e in snap.get("error_t_mono_s", []) if start <= e <= end)
     inside = [ti for ti in t if start <= ti <= end]
-    base: dict[str, Any] = {"samples": len(inside), "errors": errors,
+    base: WindowFigures = {"samples": len(inside), "errors": errors,
                             "interval": interval_stats(inside, tel.interval_s)}
     chosen = [d for d in snap["devices"] if tel.devices is None or d["index"] in tel.devices]
     if not chosen:
@@ -213,7 +222,7 @@ def over_repeats(name: str, metric: Metric) -> Metric:
     return metric
 
 
-def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations: list[float],
+def energy_metrics(windows: list[WindowFigures], items: list[float], durations: list[float],
                    item_unit: str, idle_power_w: float | None, tel: TelemetryContext | None,
                    idle_reason: str) -> dict[str, Metric]:
     """Energy of each window both ways, the primary figure, per item and above idle."""
@@ -257,7 +266,7 @@ def energy_metrics(windows: list[dict[str, Any]], items: list[float], durations:
     return out
 
 
-def entry_idle(idle: dict[str, Any] | None, devices: Sequence[int]) -> dict[str, Any] | None:
+def entry_idle(idle: IdleRecord | None, devices: Sequence[int]) -> IdleRecord | None:
     """The idle baseline of the devices an entry used: with per-device idle figures (the run
     samples several devices), their power summed over ``devices``; otherwise as measured."""
     if not idle or not idle.get("devices"):
@@ -273,7 +282,7 @@ def entry_idle(idle: dict[str, Any] | None, devices: Sequence[int]) -> dict[str,
     return out
 
 
-def cold_start_metrics(ok: list[dict[str, Any]]) -> dict[str, Metric]:
+def cold_start_metrics(ok: list[RepeatResult]) -> Metrics:
     """Load time and first-iteration latency of every repeat (each a fresh process), apart
     from the steady state: what a compiling backend or a lazy vendor runtime costs once."""
     cold = [r.get("cold_start") or {} for r in ok]
@@ -292,9 +301,9 @@ def cold_start_metrics(ok: list[dict[str, Any]]) -> dict[str, Metric]:
     }
 
 
-def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, item_unit: str,
+def build_metrics(repeats: list[RepeatResult], tel: TelemetryContext | None, item_unit: str,
                   vendor: str, host_bound_util_pct: float,
-                  idle: dict[str, Any] | None) -> dict[str, Metric]:
+                  idle: IdleRecord | None) -> Metrics:
     """All metrics of a workload from its successful repeats (empty if none succeeded)."""
     ok = [r for r in repeats if r["status"] == "ok" and "window" in r]
     if not ok:
@@ -377,7 +386,7 @@ def build_metrics(repeats: list[dict[str, Any]], tel: TelemetryContext | None, i
     return metrics
 
 
-def implausible_measurement(repeat: dict[str, Any]) -> str | None:
+def implausible_measurement(repeat: RepeatResult) -> str | None:
     """Why an ``ok`` repeat's throughput is no measurement (None when it is one).
 
     A figure no device could produce must not reach a score: no items (a batch of 0), or a
@@ -396,7 +405,7 @@ def implausible_measurement(repeat: dict[str, Any]) -> str | None:
     return None
 
 
-def workload_status(repeats: list[dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
+def workload_status(repeats: list[RepeatResult]) -> tuple[str, ErrorRecord | None]:
     """The workload's status is its first failed repeat's (or ok), with that error."""
     for r in repeats:
         if r["status"] != "ok":
@@ -404,12 +413,12 @@ def workload_status(repeats: list[dict[str, Any]]) -> tuple[str, dict[str, Any] 
     return "ok", None
 
 
-def _mean_of(windows: list[dict[str, Any]], key: str) -> float | None:
+def _mean_of(windows: list[WindowFigures], key: str) -> float | None:
     values = [w[key] for w in windows if w.get(key) is not None]
     return math.fsum(values) / len(values) if values else None
 
 
-def _max_of(windows: list[dict[str, Any]], key: str) -> float | None:
+def _max_of(windows: list[WindowFigures], key: str) -> float | None:
     values = [w[key] for w in windows if w.get(key) is not None]
     return max(values) if values else None
 
@@ -426,8 +435,8 @@ POINT_TELEMETRY: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, item_unit: str,
-                 origin: float) -> list[dict[str, Any]] | None:
+def build_points(repeats: list[RepeatResult], tel: TelemetryContext | None, item_unit: str,
+                 origin: float) -> list[PointDoc] | None:
     """Grid points (LLM grid, operator sweeps) aggregated over the successful repeats.
 
     A workload's measurement may carry ``points``: ``{params, status, error?, window?,
@@ -445,7 +454,7 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
         same = [r["points"][i] for r in ok if i < len(r["points"])]
         good = [p for p in same if p["status"] == "ok"]
         failed = next((p for p in same if p["status"] != "ok"), None)
-        point: dict[str, Any] = {"params": first["params"],
+        point: PointDoc = {"params": first["params"],
                                  "status": failed["status"] if failed else "ok",
                                  "error": failed.get("error") if failed else None,
                                  "metrics": {}}
@@ -471,7 +480,7 @@ def build_points(repeats: list[dict[str, Any]], tel: TelemetryContext | None, it
     return out
 
 
-def _point_telemetry(point: dict[str, Any], windows: list[dict[str, Any]],
+def _point_telemetry(point: PointDoc, windows: list[WindowFigures],
                      tel: TelemetryContext, item_unit: str) -> None:
     figures = [window_telemetry(tel, w["start_mono"], w["end_mono"]) for w in windows]
     point_telemetry_metrics(point, figures, tel, item_unit)
@@ -482,7 +491,7 @@ POINT_TELEMETRY_NAMES = frozenset({name for name, *_ in POINT_TELEMETRY}
                                   | {"energy_j", "telemetry_errors", "items_per_j"})
 
 
-def point_telemetry_metrics(point: dict[str, Any], figures: list[dict[str, Any]],
+def point_telemetry_metrics(point: PointDoc, figures: list[WindowFigures],
                             tel: TelemetryContext, item_unit: str) -> None:
     """A grid point's telemetry metrics from its windows' figures (one per repeat); a metric
     the workload reported itself is kept."""

@@ -1,4 +1,5 @@
-"""Run rules and telemetry settings: plain data, with no behaviour and no imports of bench.
+"""Run rules and telemetry settings: plain data, with no behaviour; of bench it imports only the
+document types (``bench.documents``).
 
 When a measurement is complete (``RunRules``) and how telemetry is sampled
 (``TelemetrySettings``) are read by the suite loader (``bench.config``), the harness
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+
+from bench.documents import JsonObject, QuietThresholds, RulesRecord
 
 
 @dataclass(frozen=True)
@@ -33,17 +35,17 @@ class RunRules:
     # Training workloads: a stability soak of this many seconds (docs/scorecard.md); 0: none.
     soak_s: float = 0.0
 
-    def merged(self, overrides: dict[str, Any] | None) -> RunRules:
+    def merged(self, overrides: JsonObject | None) -> RunRules:
         return dataclasses.replace(self, **(overrides or {}))
 
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+    def to_dict(self) -> RulesRecord:
+        out: RulesRecord = dataclasses.asdict(self)  # type: ignore[assignment]
         if not out["soak_s"]:
             del out["soak_s"]  # absent: no soak (results from before the rule read the same)
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunRules:
+    def from_dict(cls, data: RulesRecord) -> RunRules:
         return cls(**data)
 
 
@@ -81,14 +83,14 @@ class QuietRules:
                                          "hw_thermal_slowdown", "hw_power_brake_slowdown",
                                          "thermal_slowdown", "power_brake")
 
-    def merged(self, changes: dict[str, Any] | None) -> QuietRules:
+    def merged(self, changes: JsonObject | None) -> QuietRules:
         changes = dict(changes or {})
         if "throttle_reasons" in changes:
             changes["throttle_reasons"] = tuple(changes["throttle_reasons"])
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+    def to_dict(self) -> QuietThresholds:
+        out: QuietThresholds = dataclasses.asdict(self)  # type: ignore[assignment]
         out["throttle_reasons"] = list(self.throttle_reasons)
         return out
 
@@ -103,5 +105,5 @@ class TelemetrySettings:
     interval_s: float = 0.1
     idle_s: float = 2.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)

@@ -43,13 +43,34 @@ from bench.config import Entry, Suite
 from bench.contention import ContentionMonitor, judge, throttle_figures
 from bench.devices import DeviceBackend
 from bench.distributed import Placement
+from bench.documents import (
+    CompileRecord,
+    Contention,
+    DeviceInfo,
+    Disturbed,
+    IdleRecord,
+    Info,
+    ManifestDoc,
+    ManifestEntry,
+    Metrics,
+    PlacementRecord,
+    Preflight,
+    ProgressEvent,
+    RepeatDoc,
+    RepeatResult,
+    ResultDoc,
+    Snapshot,
+    TelemetrySelection,
+    Window,
+    WindowFigures,
+)
 from bench.events import relay
 from bench.flops import count_work, work_metrics
 from bench.ids import MANIFEST_FILE, result_file, slug
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.progress import Display
 from bench.provenance import provenance
-from bench.records import RepeatResult, RepeatSpec, repeat_result
+from bench.records import RepeatSpec, repeat_result
 from bench.results import (
     EXPECTED_FAILURES,
     SCHEMA_VERSION,
@@ -131,7 +152,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def run_child(spec: RepeatSpec, timeout_s: float,
-              on_progress: Callable[[dict[str, Any]], None],
+              on_progress: Callable[[ProgressEvent], None],
               watchdog: Watchdog | None = None,
               on_start: Callable[[int | None], None] = lambda _pid: None) -> ChildRun:
     """One repeat in ``python -m bench.child``, in its own process group; with a
@@ -196,7 +217,7 @@ def run_child(spec: RepeatSpec, timeout_s: float,
             "result", "traceback": tail}}), code, tail)
 
 
-def compile_record(entry: Entry, first: dict[str, Any]) -> dict[str, Any]:
+def compile_record(entry: Entry, first: RepeatResult) -> CompileRecord:
     """Whether the figures are compiled (``torch.compile``) or eager, as the child did it;
     a compiled run that could not compile says why."""
     done = (first.get("info") or {}).get("compile")
@@ -209,7 +230,7 @@ def compile_record(entry: Entry, first: dict[str, Any]) -> dict[str, Any]:
 
 
 def no_device_telemetry(vendor: str, adapter: TelemetryAdapter,
-                        selection: dict[str, Any]) -> str | None:
+                        selection: TelemetrySelection) -> str | None:
     """Why the telemetry does not measure the device the workloads run on (None if it does).
 
     An accelerator run whose vendor telemetry failed falls back to host telemetry; the host's
@@ -231,8 +252,8 @@ def visible_device_indices(backend: DeviceBackend, devices: list[int] | None) ->
         return [0]
 
 
-def placement_record(placement: Placement, info: dict[str, Any],
-                     devices_used: list[int]) -> dict[str, Any]:
+def placement_record(placement: Placement, info: Info,
+                     devices_used: list[int]) -> PlacementRecord:
     """Where the entry ran, for the result: the launcher, world size and each node's ranks.
 
     A multi-rank workload says which node each rank ran on (``info.rank_nodes``); anything
@@ -250,10 +271,10 @@ def placement_record(placement: Placement, info: dict[str, Any],
             "per_node": placement.per_node}
 
 
-def idle_record(figures: dict[str, Any], duration_s: float, not_the_device: str | None,
-                adapter: TelemetryAdapter) -> dict[str, Any]:
+def idle_record(figures: WindowFigures, duration_s: float, not_the_device: str | None,
+                adapter: TelemetryAdapter) -> IdleRecord:
     """The idle baseline from the idle window's figures, per device where there are several."""
-    idle: dict[str, Any] = {"duration_s": duration_s, "samples": figures["samples"],
+    idle: IdleRecord = {"duration_s": duration_s, "samples": figures["samples"],
                             "errors": figures["errors"]}
     if not_the_device:
         idle.update(power_w=None, util_pct=None, temp_c=None, energy_j=None,
@@ -283,9 +304,9 @@ class Runner:
         self.run_id = run_id
         self.display = display
         self.argv = argv
-        self.manifest: dict[str, Any] = {}
-        self.device_info: dict[str, Any] | None = None
-        self.selection: dict[str, Any] = {}
+        self.manifest: ManifestDoc = {}  # type: ignore[typeddict-item]  # set by _start_manifest
+        self.device_info: DeviceInfo | None = None
+        self.selection: TelemetrySelection = {}  # type: ignore[typeddict-item]  # set by run
         self.not_the_device: str | None = None
         self.watchdog: Watchdog | None = None
         self.placement = placement or Placement()
@@ -325,10 +346,10 @@ class Runner:
         }
         self._write_manifest()
 
-    def _item(self, entry: Entry) -> dict[str, Any]:
+    def _item(self, entry: Entry) -> ManifestEntry:
         return next(item for item in self.manifest["entries"] if item["id"] == entry.id)
 
-    def _record_entry(self, entry: Entry, status: str, doc: dict[str, Any] | None,
+    def _record_entry(self, entry: Entry, status: str, doc: ResultDoc | None,
                       problems: list[str]) -> None:
         item = self._item(entry)
         item["status"] = status
@@ -368,7 +389,7 @@ class Runner:
         return 1
 
     # -- running ---------------------------------------------------------------------
-    def _context(self, sampler: Sampler, snap: dict[str, Any],
+    def _context(self, sampler: Sampler, snap: Snapshot,
                  devices: list[int] | None = None) -> TelemetryContext:
         return TelemetryContext(snapshot=snap, interval_s=sampler.interval_s,
                                 unavailable=dict(sampler.adapter.unavailable),
@@ -378,7 +399,7 @@ class Runner:
                                     sampler.adapter.power_counted_elsewhere()),
                                 devices=tuple(devices) if devices is not None else None)
 
-    def _idle(self, sampler: Sampler) -> dict[str, Any]:
+    def _idle(self, sampler: Sampler) -> IdleRecord:
         """Idle telemetry before the first workload: the baseline for energy above idle.
 
         With ``idle_file`` (a Slurm job runs one step per entry on each node) the node's first
@@ -404,7 +425,7 @@ class Runner:
             atomic_write_json(self.idle_file, sanitize(idle))
         return idle
 
-    def _preflight(self, sampler: Sampler) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _preflight(self, sampler: Sampler) -> tuple[IdleRecord, Preflight]:
         """The idle telemetry, measured while the contention monitor looks at the machine
         (at least ``PREFLIGHT_S``): the idle record and the preflight's. It says when the
         machine is busy and never refuses to run."""
@@ -449,7 +470,7 @@ class Runner:
                           log_dir=log_dir, run_dir=run_dir)
 
     def run_entry(self, entry: Entry, index: int, sampler: Sampler,
-                  idle: dict[str, Any]) -> dict[str, Any]:
+                  idle: IdleRecord) -> ResultDoc:
         repeats: list[RepeatResult] = []
         started = time.time()
         t_start = time.monotonic()
@@ -499,8 +520,8 @@ class Runner:
         pid = os.getpid()
         return ContentionMonitor(lambda: [pid], probe=probe)
 
-    def _contention(self, monitor: ContentionMonitor, window: dict[str, Any],
-                    sampler: Sampler) -> dict[str, Any]:
+    def _contention(self, monitor: ContentionMonitor, window: Window,
+                    sampler: Sampler) -> Contention:
         record = monitor.window(window["start_mono"], window["end_mono"])
         adapter = sampler.adapter
         if adapter.measures == "device" and "device_processes" not in record:
@@ -509,7 +530,7 @@ class Runner:
         return record
 
     def _judge(self, repeats: list[RepeatResult], tel: TelemetryContext,
-               metrics: dict[str, Any]) -> dict[str, Any]:
+               metrics: Metrics) -> Disturbed:
         """The entry's disturbed record: each repeat's throttle readings from the telemetry
         (the devices the entry used), then the judgment over the repeats."""
         snap = tel.snapshot
@@ -531,8 +552,8 @@ class Runner:
                      self.suite.quiet, self.require_quiet)
 
     def build_document(self, entry: Entry, repeats: list[RepeatResult], sampler: Sampler,
-                       idle: dict[str, Any], started: float, t_start: float,
-                       t_end: float) -> dict[str, Any]:
+                       idle: IdleRecord, started: float, t_start: float,
+                       t_end: float) -> ResultDoc:
         from bench.workload import get_workload
 
         workload = get_workload(entry.workload)
@@ -561,7 +582,7 @@ class Runner:
                 "message": "the measurement was disturbed and --require-quiet asks for a quiet "
                            "machine: " + "; ".join(r["message"] for r in disturbed["reasons"])}
         origin = t_start - margin
-        doc: dict[str, Any] = {
+        doc: ResultDoc = {
             "schema_version": SCHEMA_VERSION,
             "kind": "bench.result",
             "run_id": self.run_id,
@@ -626,8 +647,8 @@ class Runner:
                                                 repeats)
         return seal(sanitize(doc))
 
-    def _work_metrics(self, entry: Entry, workload: Any, repeats: list[dict[str, Any]],
-                      metrics: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    def _work_metrics(self, entry: Entry, workload: Any, repeats: list[RepeatResult],
+                      metrics: Metrics, first: RepeatResult) -> Metrics:
         """FLOPs per item (counted once here, on the meta device, unless the workload
         reported its own), achieved FLOP/s and MFU against the device's spec sheet (the
         report's reference for it: a published sheet, else the cpu's labelled estimate)."""
@@ -649,7 +670,7 @@ class Runner:
                             workload.item_unit, peaks, precision)
 
     @staticmethod
-    def _repeat_record(r: dict[str, Any], origin: float) -> dict[str, Any]:
+    def _repeat_record(r: RepeatResult, origin: float) -> RepeatDoc:
         rec = {k: r[k] for k in ("index", "status", "error", "iterations", "items",
                                  "throughput_items_per_s", "latencies_s",
                                  "cold_start", "memory", "series", "metrics", "telemetry",
@@ -660,7 +681,7 @@ class Runner:
                              "end_s": w["end_mono"] - origin}
         return rec
 
-    def write(self, entry: Entry, doc: dict[str, Any]) -> list[str]:
+    def write(self, entry: Entry, doc: ResultDoc) -> list[str]:
         problems = [str(p) for p in validation_errors(doc, "result")]
         path = self.out_dir / result_file(entry.id)
         try:

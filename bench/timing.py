@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from bench.documents import ProgressEvent, RepeatResult
 from bench.rules import RunRules
 
-ProgressFn = Callable[[dict[str, Any]], None]
+ProgressFn = Callable[[ProgressEvent], None]
 PROGRESS_EVERY_S = 0.5
 
 
@@ -47,7 +47,7 @@ class LoopResult:
     def throughput(self) -> float:
         return self.items / self.duration_s
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RepeatResult:
         return {
             "window": {"start_mono": self.start_mono, "end_mono": self.end_mono,
                        "start_wall": self.start_wall, "end_wall": self.end_wall,

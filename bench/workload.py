@@ -33,6 +33,7 @@ from bench.data.variants import make_variants, variants_info
 from bench.devices import DeviceBackend
 from bench.devices.base import PRECISION_DTYPES
 from bench.distributed import Placement
+from bench.documents import Info, Metrics, Params, PointDoc, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
 from bench.plugins import import_workload_modules
@@ -47,14 +48,14 @@ if TYPE_CHECKING:
 class WorkloadContext:
     backend: DeviceBackend
     mode: str
-    params: dict[str, Any]
+    params: Params
     precision: str
     seed: int
     rules: RunRules
     progress: ProgressFn = field(default=lambda _event: None)
     # Grid workloads hand over the points measured so far after each point: if the repeat
     # then times out or is killed, those points are kept in the result.
-    save_points: Callable[[list[dict[str, Any]]], None] = field(
+    save_points: Callable[[list[PointDoc]], None] = field(
         default=lambda _points: None)
     # Where the launcher placed this part of the entry (nodes, ranks per node, rendezvous).
     placement: Placement = field(default_factory=Placement)
@@ -70,7 +71,7 @@ class Workload(ABC):
     group: ClassVar[str]  # report grouping: cv, nlp, llm, micro
     modes: ClassVar[tuple[str, ...]]
     item_unit: ClassVar[str]  # what one item is: images, sequences, tokens, GEMMs
-    configs: ClassVar[dict[str, dict[str, Any]]]  # named parameter sets: small, full
+    configs: ClassVar[dict[str, Params]]  # named parameter sets: small, full
     default_precision: ClassVar[str] = "fp32"
     # Attributes holding the on-device synthetic inputs that step() reads every iteration,
     # set in synthetic mode only: the default measure() varies them (run rule input_variants).
@@ -91,7 +92,7 @@ class Workload(ABC):
         self.precision_used = ctx.precision
         self.precision_reason: str | None = None
         self.series: dict[str, list[float]] = {}
-        self.extra: dict[str, Any] = {}
+        self.extra: Info = {}
         # Local indices of the devices this node's ranks use: telemetry reports these.
         self.devices_used: list[int] = [0]
 
@@ -105,13 +106,13 @@ class Workload(ABC):
         raise NotImplementedError(f"{self.name} defines neither step() nor measure()")
 
     @classmethod
-    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+    def places_on_every_node(cls, params: Params) -> bool:
         """Whether an entry with these parameters runs on every node of a multi-node run
         together (its ranks joined by one rendezvous), rather than once, on the first node."""
         return cls.distributed
 
     @classmethod  # noqa: B027 - an optional hook: most workloads accept any known param
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         """Refuse parameter values that make the measurement meaningless (``UserError``).
 
         Called when the suite is loaded, so a bad value stops the run before anything starts.
@@ -121,18 +122,18 @@ class Workload(ABC):
     def validate_rules(cls, rules: RunRules) -> None:
         """Refuse run rules the workload's protocol forbids (``UserError``), at suite load."""
 
-    def memory_stats(self) -> dict[str, Any] | None:
+    def memory_stats(self) -> Info | None:
         """The device memory of the measurement where the harness's own process did not do
         the work (ranks started by a launcher); None: the backend's figures of this process."""
         return None
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         """Workload-specific metrics derived from the timed loop (e.g. FLOP/s)."""
         return {}
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe | None:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe | None:
         """One batch at the configured shape, for counting the FLOPs of an item.
 
         Called by the runner once per result (and by ``invoke import`` for a published
@@ -207,7 +208,7 @@ class Workload(ABC):
     def record(self, name: str, value: float) -> None:
         self.series.setdefault(name, []).append(float(value))
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         """Time ``step`` under the run rules; returns the repeat's measurement.
 
         With the parameter ``streams`` N > 1, N host threads each run their own copy of the
@@ -367,7 +368,7 @@ class Workload(ABC):
         slice of its inputs, its outputs or loss. None: the workload has no model to check."""
         return None
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         """Facts about the built workload for the result (e.g. parameter count)."""
         out = dict(self.extra)
         k = self.input_variants

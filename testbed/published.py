@@ -56,6 +56,17 @@ from typing import Any
 import yaml
 
 from bench import __version__
+from bench.documents import (
+    Assumption,
+    Cell,
+    DeviceSpec,
+    Info,
+    JsonObject,
+    Params,
+    PublishedDevice,
+    PublishedDoc,
+    PublishedSource,
+)
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, sanitize, seal
 from bench.metrics import unit_of
@@ -75,7 +86,7 @@ MAX_ROWS = 10_000  # rows of one table (a published table has dozens)
 
 
 @functools.cache
-def vocabulary(path: Path = HEADERS_FILE) -> dict[str, Any]:
+def vocabulary(path: Path = HEADERS_FILE) -> JsonObject:
     """The headers, units and words of published tables (``published_headers.yaml``)."""
     doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     for key in ("columns", "metrics", "units", "rates", "items", "generic_items", "not_run",
@@ -262,7 +273,7 @@ def layout(headers: list[str], where: str) -> Layout:
 NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 
-def parse_cell(text: Any, unit: Unit | None, where: str) -> dict[str, Any]:
+def parse_cell(text: Any, unit: Unit | None, where: str) -> Cell:
     """A cell as the document records it: value in SI units and the cell's status."""
     raw = "" if text is None else str(text).strip()
     low = raw.lower()
@@ -304,8 +315,8 @@ class Citation:
     date: str | None = None
     notes: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"title": self.title, "table": self.table, "page": self.page,
+    def as_dict(self) -> PublishedSource:
+        out: PublishedSource = {"title": self.title, "table": self.table, "page": self.page,
                                "publisher": self.publisher, "role": self.role}
         for key in ("url", "doi", "date", "notes"):
             if getattr(self, key) is not None:
@@ -313,7 +324,7 @@ class Citation:
         return out
 
 
-def citation(given: dict[str, Any], where: str) -> Citation:
+def citation(given: JsonObject, where: str) -> Citation:
     missing = [k for k in ("title", "table", "publisher", "role") if not given.get(k)]
     if not given.get("url") and not given.get("doi"):
         missing.append("url or doi")
@@ -390,15 +401,15 @@ class WorkloadSpec:
     mode: str
     group: str
     config: str  # the report's label: the config and what the row changes in it
-    params: dict[str, Any]
+    params: Params
     item_unit: str
-    overrides: dict[str, Any]
+    overrides: Params
     registered: bool
     config_name: str | None = None  # this test-bed's config the row ran at, if known
     work: Work | None = None  # its model facts
     batch: int | None = None
     unknowns: dict[str, str] = field(default_factory=dict)
-    assumptions: tuple[dict[str, Any], ...] = ()
+    assumptions: tuple[Assumption, ...] = ()
 
     def assumed(self, fact: str) -> str:
         """The assumptions a fact rests on, for a cell's note ("" when none)."""
@@ -442,7 +453,7 @@ def _fact(printed: Any, assume: dict[str, tuple[Any, str]], name: str) -> Fact:
     return Fact(None, "")
 
 
-def _set_batch(params: dict[str, Any], key: str | None, batch: int) -> dict[str, Any]:
+def _set_batch(params: Params, key: str | None, batch: int) -> Params:
     """``params`` with the batch at ``key`` (``reference_point.batch``: nested); what changed."""
     if key is None:
         return {}
@@ -457,7 +468,7 @@ def _set_batch(params: dict[str, Any], key: str | None, batch: int) -> dict[str,
     return {key: batch}
 
 
-def resolve_workload(row: dict[str, Any], defaults: dict[str, Any],
+def resolve_workload(row: JsonObject, defaults: JsonObject,
                      assume: dict[str, tuple[Any, str]],
                      other_models: tuple[tuple[str, str], ...], where: str,
                      item_from_unit: str | None, precision: str) -> WorkloadSpec:
@@ -496,7 +507,7 @@ def resolve_workload(row: dict[str, Any], defaults: dict[str, Any],
     config = _fact(row.get("config") or defaults.get("config"), assume, "config") \
         if facts is not None else Fact(None, "")
     unknowns: dict[str, str] = {}
-    overrides: dict[str, Any] = {}
+    overrides: Params = {}
     work = None
     if facts is not None:
         if mode not in facts.modes:
@@ -590,8 +601,8 @@ def _int(text: Any, where: str) -> int | None:
 
 
 # -- FLOPs per item --------------------------------------------------------------------------
-def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precision: str,
-                  spec: dict[str, Any] | None, count: int) -> None:
+def derived_cells(metrics: dict[str, Cell], wl: WorkloadSpec, precision: str,
+                  spec: DeviceSpec | None, count: int) -> None:
     """FLOPs per item (from the model facts at the row's config), FLOP/s and MFU from the
     published throughput; items/J from throughput and power where the table gives no
     efficiency of its own. Nothing is derived from a fact the table does not print unless
@@ -645,10 +656,10 @@ def derived_cells(metrics: dict[str, dict[str, Any]], wl: WorkloadSpec, precisio
 # -- reading tables --------------------------------------------------------------------------
 @dataclass
 class Table:
-    rows: list[dict[str, Any]]  # header -> cell text
+    rows: list[JsonObject]  # header -> cell text
     headers: list[str]
-    source: dict[str, Any] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)
+    source: JsonObject = field(default_factory=dict)
+    defaults: JsonObject = field(default_factory=dict)
 
 
 def read_table(path: Path) -> Table:
@@ -715,9 +726,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "table"
 
 
-def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
+def build_documents(path: Path, source: JsonObject, options: JsonObject,
                     now: datetime | None = None,
-                    progress: Callable[[str], None] = lambda _m: None) -> list[dict[str, Any]]:
+                    progress: Callable[[str], None] = lambda _m: None) -> list[PublishedDoc]:
     """The documents of every row of the table at ``path`` (not written); ``progress`` hears
     of each row.
 
@@ -782,7 +793,7 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
                             f"{', '.join(sorted(set(PRECISIONS.values())))}).")
         precision = PRECISIONS[precision_text]
         wl = resolve_workload(row, defaults, assume, other_models, at, item, precision)
-        metrics: dict[str, dict[str, Any]] = {}
+        metrics: dict[str, Cell] = {}
         for col in cols.metrics:
             unit = units.get(col.header)
             cell = parse_cell(raw.get(col.header), unit, f"{at}, column {col.header!r}")
@@ -827,14 +838,14 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
         statuses = {m["status"] for m in metrics.values()}
         status = "ok" if statuses & {"published"} else next(
             (s for s in ("oom", "unsupported") if s in statuses), "not_run")
-        info: dict[str, Any] = {"model": (row.get("workload") or row.get("model") or ""),
+        info: Info = {"model": (row.get("workload") or row.get("model") or ""),
                                 "registered": wl.registered}
         if row.get("framework"):
             info["framework"] = row["framework"]
         extra = {h: str(raw.get(h)) for h in cols.extra if raw.get(h) not in (None, "")}
         if extra:
             info["columns"] = extra
-        device: dict[str, Any] = {"name": device_name, "vendor": spec["vendor"] if spec else None,
+        device: PublishedDevice = {"name": device_name, "vendor": spec["vendor"] if spec else None,
                                   "count": count, "spec": spec["id"] if spec else None}
         if row.get("system"):
             device["system"] = row["system"]
@@ -867,8 +878,8 @@ def build_documents(path: Path, source: dict[str, Any], options: dict[str, Any],
     return docs
 
 
-def import_table(path: Path, out: Path | None, source: dict[str, Any],
-                 options: dict[str, Any], root: Path = Path("published"),
+def import_table(path: Path, out: Path | None, source: JsonObject,
+                 options: JsonObject, root: Path = Path("published"),
                  progress: Callable[[str], None] = lambda _m: None) -> Imported:
     """Import the table at ``path`` into ``out`` (default published/<publisher>-<table>/)."""
     path = Path(path)

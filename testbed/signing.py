@@ -21,8 +21,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from bench.documents import Document
 from bench.errors import UserError, cut
 from bench.jsonio import HASH_FIELD, seal
 
@@ -40,7 +40,7 @@ SSH_KEYGEN_FIX = ("Install OpenSSH's client tools (8.2 or later: `apt-get instal
 VERIFIED, UNVERIFIED, UNSIGNED = "verified", "unverified", "unsigned"
 
 
-def signed_bytes(doc: dict[str, Any]) -> bytes:
+def signed_bytes(doc: Document) -> bytes:
     """What a signature covers: canonical JSON without the seal and the signature."""
     body = {k: v for k, v in doc.items() if k not in (HASH_FIELD, FIELD)}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -85,7 +85,7 @@ def check_key(key: Path) -> Path:
     return key
 
 
-def sign_document(doc: dict[str, Any], key: Path, kind: str) -> dict[str, Any]:
+def sign_document(doc: Document, key: Path, kind: str) -> Document:
     """``doc`` with its ``signature`` (made with ``key``) and, when it carries one, its seal
     made again over the signed document."""
     namespace = NAMESPACES[kind]
@@ -205,7 +205,7 @@ class Verification:
         return self.status == VERIFIED
 
 
-def verify_document(doc: dict[str, Any], kind: str, trust: str | None) -> Verification:
+def verify_document(doc: Document, kind: str, trust: str | None) -> Verification:
     """Whether ``doc`` carries a signature of ``kind``'s namespace by a key ``trust`` (the text
     of an allowed_signers file) lists, and whose. Never raises for a bad signature: it is an
     unverified claim with the reason."""

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.errors import UserError
 
 DATA_MODES = ("synthetic", "loader")
@@ -34,7 +35,7 @@ DATA_MODES = ("synthetic", "loader")
 Batch = Any  # a tensor, or a tuple / dict of tensors, as the dataset's collation makes it
 
 
-def data_mode(params: dict[str, Any], workload: str) -> str:
+def data_mode(params: Params, workload: str) -> str:
     """The effective data mode: ``loader`` whenever a ``data_path`` is given."""
     mode = params.get("data", "synthetic")
     if mode not in DATA_MODES:
@@ -118,9 +119,9 @@ class DataInfo:
     path: str | None = None
     samples: int | None = None
     num_workers: int | None = None
-    details: dict[str, Any] | None = None
+    details: Info | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Info:
         out = {"mode": self.mode, "source": self.source, "path": self.path,
                "samples": self.samples, "num_workers": self.num_workers}
         if self.details:
@@ -136,7 +137,7 @@ def synthetic_info(shapes: dict[str, list[int]]) -> DataInfo:
 
 
 def input_wait_metrics(batches: DeviceBatches | None,
-                       loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+                       loop: RepeatResult) -> Metrics:
     """Share of the timed window spent waiting for input (loader mode only)."""
     if batches is None or not loop.get("iterations"):
         return {}

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from bench.documents import Info
 from bench.errors import UserError
 
 SPECIALS = ("<pad>", "<unk>", "<start>", "<eop>")
@@ -118,7 +119,7 @@ class PoemWindows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         chunk = self.stream[index * self.seq_len: index * self.seq_len + self.seq_len + 1]
         return chunk[:-1], chunk[1:]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"format": "poem-tang-json", "poems": self.poems,
                 "characters": int(self.stream.numel()), "distinct_chars": self.distinct_chars,
                 "vocab_used": len(self.vocab.chars), "unknown_chars": self.unknown}

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
 from bench.data.tokenizer import Offsets, QATokenizer
+from bench.documents import Info
 from bench.errors import UserError
 
 
@@ -165,7 +165,7 @@ class SquadDataset(Dataset[dict[str, torch.Tensor]]):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {k: v[index] for k, v in self.tensors.items()}
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"format": "+".join(sorted(self.formats)), "examples": self.examples,
                 "features": len(self), "answerable_features": self.answerable}
 

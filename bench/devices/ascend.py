@@ -12,11 +12,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from typing import Any
 
 import torch
 
 from bench.devices.base import Detection, DeviceBackend
+from bench.documents import Info
 
 ASCEND_HOME = "/usr/local/Ascend"
 
@@ -56,7 +56,7 @@ class AscendBackend(DeviceBackend):
     def supports_tf32(self) -> bool:
         return False  # HF32 is another format: a "tf32" result would not be comparable
 
-    def set_tf32(self, enabled: bool) -> dict[str, Any]:
+    def set_tf32(self, enabled: bool) -> Info:
         state = super().set_tf32(enabled)
         npu = self.module
         for part in ("matmul", "conv"):

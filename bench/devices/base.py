@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from bench.documents import DeviceSpec, Info
+
 # Operators a device cannot run and that its PyTorch build runs on the host instead announce it
 # as a Python warning (PyTorch's TORCH_WARN, e.g. "... will fall back to run on the CPU"); a
 # repeat (bench.child) and the operator-function test (bench.function.worker) record them.
@@ -61,7 +63,7 @@ class MemoryStats:
     total_bytes: int | None = None
     note: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Info:
         return asdict(self)
 
 
@@ -169,7 +171,7 @@ class DeviceBackend(ABC):
     def supports_tf32(self) -> bool:
         return False
 
-    def set_tf32(self, enabled: bool) -> dict[str, Any]:
+    def set_tf32(self, enabled: bool) -> Info:
         """Allow (or forbid) TF32 for float32 matrix products and convolutions; returns the
         state for the result.
 
@@ -177,7 +179,7 @@ class DeviceBackend(ABC):
         by default on Ampere and later, matmuls do not): ``fp32`` must mean fp32 everywhere.
         """
         torch.set_float32_matmul_precision("high" if enabled else "highest")
-        state: dict[str, Any] = {"float32_matmul_precision":
+        state: Info = {"float32_matmul_precision":
                                  torch.get_float32_matmul_precision()}
         if self.device_type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = enabled
@@ -236,13 +238,13 @@ class DeviceBackend(ABC):
     def visible_devices(self) -> str | None:
         return os.environ.get(self.visible_devices_env) if self.visible_devices_env else None
 
-    def spec_sheet(self, index: int = 0) -> dict[str, Any] | None:
+    def spec_sheet(self, index: int = 0) -> DeviceSpec | None:
         """The device's spec sheet (``bench/specs/devices``), matched by the name it reports."""
         from bench.specs import find_spec
 
         return find_spec(self.device_name(index), self.vendor)
 
-    def info(self, index: int = 0) -> dict[str, Any]:
+    def info(self, index: int = 0) -> Info:
         """Device facts for the result's provenance."""
         stats = self.memory_stats(index)
         return {

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import platform
 import resource
-from typing import Any
 
 import psutil
 import torch
 
 from bench.devices.base import Detection, DeviceBackend, MemoryStats
+from bench.documents import DeviceSpec, Info
 
 
 def cpu_model_name() -> str:
@@ -130,14 +130,14 @@ class CpuBackend(DeviceBackend):
     def sdk_version(self) -> str | None:
         return f"torch {torch.__version__}"
 
-    def spec_sheet(self, index: int = 0) -> dict[str, Any] | None:
+    def spec_sheet(self, index: int = 0) -> DeviceSpec | None:
         """A published sheet if one matches, else the estimate from the host's flags, cores
         (as many as the run's threads may use) and clock (``bench.specs.host_cpu``)."""
         from bench.specs.host_cpu import estimate_spec, host_facts
 
         return super().spec_sheet(index) or estimate_spec(host_facts(torch.get_num_threads()))
 
-    def info(self, index: int = 0) -> dict[str, Any]:
+    def info(self, index: int = 0) -> Info:
         doc = super().info(index)
         doc["threads"] = torch.get_num_threads()
         doc["logical_cores"] = psutil.cpu_count(logical=True)

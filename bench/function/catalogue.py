@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from bench.documents import JsonObject, WorkerRow
 from bench.errors import UserError
 
 CATALOGUE_PATH = Path(__file__).resolve().parent / "catalogue.yaml"
@@ -156,7 +157,7 @@ def _has_float32_dtype_arg(value: Any) -> bool:
     return False
 
 
-def probe_items(uses: dict[str, Any]) -> list[dict[str, Any]]:
+def probe_items(uses: JsonObject) -> list[JsonObject]:
     """One probe item per kept call, with what may be asked of it: its floating-point
     variants when its floating inputs are float32 (or it creates float32), else ``native``;
     a backward when training differentiated it; int8 in place of its float32 inputs."""
@@ -184,13 +185,13 @@ def probe_items(uses: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def probe_calls(items: list[dict[str, Any]], log: Any = print) -> dict[int, CatalogueCall]:
+def probe_calls(items: list[JsonObject], log: Any = print) -> dict[int, CatalogueCall]:
     """Run the probes in isolated processes (bench.function.probe); a call per item."""
     from bench.function.isolate import run_isolated
 
-    def crashed(item: dict[str, Any], step: str, message: str, stderr: list[str]
-                ) -> list[dict[str, Any]]:
-        row: dict[str, Any] = {"case": item["id"], "pass": step,
+    def crashed(item: JsonObject, step: str, message: str, stderr: list[str]
+                ) -> list[WorkerRow]:
+        row: WorkerRow = {"case": item["id"], "pass": step,
                                "note": f"the CPU process crashed: {message}"}
         if step == "reference":
             row["reference"] = None
@@ -201,7 +202,7 @@ def probe_calls(items: list[dict[str, Any]], log: Any = print) -> dict[int, Cata
     run = run_isolated(items, "bench.function.probe", {}, PROBE_TIMEOUT_S, crashed)
     if run.crashes:
         log(f"{run.crashes} probe(s) crashed the CPU process (recorded in the calls' notes)")
-    rows: dict[int, dict[str, dict[str, Any]]] = {}
+    rows: dict[int, dict[str, WorkerRow]] = {}
     for row in run.rows:
         rows.setdefault(row["case"], {})[row["pass"]] = row
     out = {}

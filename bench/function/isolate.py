@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.documents import CaseItem, JsonObject, WorkerRow
+
 # The worker's exit code when the device stopped answering (bench.function.worker): the rest
 # of the cases run in a fresh process. Defined here, where it is read, so the worker imports
 # this module and not the other way round.
@@ -35,7 +37,7 @@ STDERR_LINES = 8
 class IsolatedRun:
     """Every pass's row, and how the workers fared."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[WorkerRow] = field(default_factory=list)
     workers: int = 0
     crashes: int = 0
 
@@ -62,8 +64,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def case_crash_rows(case: dict[str, Any], which: str, message: str, stderr: list[str]
-                    ) -> list[dict[str, Any]]:
+def case_crash_rows(case: CaseItem, which: str, message: str, stderr: list[str]
+                    ) -> list[WorkerRow]:
     """The rows of an operator-function pass that crashed (and its backward, not run)."""
     base = {"case": case["id"], "op": case["op"], "call": case["call"],
             "variant": case["variant"], "seconds": None}
@@ -74,11 +76,11 @@ def case_crash_rows(case: dict[str, Any], which: str, message: str, stderr: list
     return rows
 
 
-def run_isolated(items: Sequence[dict[str, Any]], worker: str, spec: dict[str, Any],
+def run_isolated(items: Sequence[JsonObject], worker: str, spec: JsonObject,
                  timeout_s: float,
-                 crash_rows: Callable[[dict[str, Any], str, str, list[str]],
-                                      list[dict[str, Any]]] = case_crash_rows,
-                 progress: Callable[[int, int, dict[str, Any]], None]
+                 crash_rows: Callable[[Any, str, str, list[str]],
+                                      list[WorkerRow]] = case_crash_rows,
+                 progress: Callable[[int, int, JsonObject], None]
                  = lambda done, total, item: None) -> IsolatedRun:
     """Run ``items`` (dicts with an ``id``) through ``python -m <worker> SPEC OUT`` (see the
     module docstring); ``spec`` is passed on with the items still to run. Every item gets its

@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.documents import ModelCheck, OutputAgreement, TokenAgreement
+
 # ||device - reference|| / ||reference|| allowed per precision the workload ran in.
 NORM_TOLERANCE: dict[str, float] = {"fp32": 1e-3, "tf32": 1e-2, "fp16": 3e-2, "bf16": 1e-1,
                                     "int8": 1e-1}
@@ -97,7 +99,7 @@ def norm_rel_err(dev: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def decisions(dev: torch.Tensor, ref: torch.Tensor, dim: int, threshold: float
-              ) -> dict[str, Any]:
+              ) -> dict[str, float]:
     """Top-1 agreement over ``dim``: all positions, decisive ones (reference margin above
     ``threshold``) and the decisive ones that disagree."""
     d, r = dev.double(), ref.double()
@@ -115,7 +117,7 @@ def decisions(dev: torch.Tensor, ref: torch.Tensor, dim: int, threshold: float
 
 
 def greedy_agreement(dev_tokens: torch.Tensor, ref_tokens: torch.Tensor,
-                     ref_margins: torch.Tensor, threshold: float) -> dict[str, Any]:
+                     ref_margins: torch.Tensor, threshold: float) -> TokenAgreement:
     """Tokens equal in every row before the first divergence; a divergence at a step where
     the reference's top-1 margin (relative to the logits' RMS, ``greedy_decode``) is at most
     ``threshold`` is a near tie (excused)."""
@@ -226,11 +228,11 @@ def _stateless(module: nn.Module, state: dict[str, torch.Tensor]) -> Any:
 
 def check_model(probe: ModelProbe, workload: str, mode: str, precision: str,
                 synchronize: Callable[[], None] = lambda: None,
-                is_oom: Callable[[BaseException], bool] = lambda e: False) -> dict[str, Any]:
+                is_oom: Callable[[BaseException], bool] = lambda e: False) -> ModelCheck:
     """The model-function record (``function`` of a result): verdict, numbers, reference."""
     started = time.monotonic()
     tol = NORM_TOLERANCE.get(precision, NORM_TOLERANCE["fp32"])
-    record: dict[str, Any] = {"kind": "model", "workload": workload, "mode": mode,
+    record: ModelCheck = {"kind": "model", "workload": workload, "mode": mode,
                               "precision": precision, "tolerance": {"norm_rel": tol},
                               "inputs": {k: list(v.shape) for k, v in probe.inputs.items()
                                          if isinstance(v, torch.Tensor)}}
@@ -262,7 +264,7 @@ def check_model(probe: ModelProbe, workload: str, mode: str, precision: str,
     return record
 
 
-def workload_check(workload: Any) -> dict[str, Any] | None:
+def workload_check(workload: Any) -> ModelCheck | None:
     """The check of a built (and measured) workload, or None if it has no model."""
     backend = workload.ctx.backend
     try:
@@ -280,7 +282,8 @@ def workload_check(workload: Any) -> dict[str, Any] | None:
 
 
 def _outputs_record(dev: dict[str, torch.Tensor], ref: dict[str, torch.Tensor],
-                    probe: ModelProbe, tol: float, problems: list[str]) -> dict[str, Any]:
+                    probe: ModelProbe, tol: float, problems: list[str]
+                    ) -> dict[str, OutputAgreement]:
     out = {}
     for name, r in ref.items():
         d = dev[name].detach().to("cpu").double()
@@ -290,7 +293,7 @@ def _outputs_record(dev: dict[str, torch.Tensor], ref: dict[str, torch.Tensor],
             continue
         finite = torch.isfinite(d) & torch.isfinite(r)
         err = (d - r).abs()
-        entry: dict[str, Any] = {
+        entry: OutputAgreement = {
             "norm_rel_err": norm_rel_err(torch.where(finite, d, 0.0), torch.where(finite, r, 0.0)),
             "max_abs_err": float(err[finite].max()) if finite.any() else None,
             "nonfinite_mismatch": int((torch.isfinite(d) != torch.isfinite(r)).sum()),
@@ -311,7 +314,7 @@ def _outputs_record(dev: dict[str, torch.Tensor], ref: dict[str, torch.Tensor],
     return out
 
 
-def _check_infer(probe: ModelProbe, dtype: torch.dtype, tol: float, record: dict[str, Any],
+def _check_infer(probe: ModelProbe, dtype: torch.dtype, tol: float, record: ModelCheck,
                  problems: list[str], synchronize: Callable[[], None]) -> None:
     module = probe.module
     state = _state(module, dtype, grad=False)
@@ -353,7 +356,7 @@ def greedy_decode(logits_of: Callable[[torch.Tensor], torch.Tensor], ids: torch.
     return torch.stack(tokens, 1), torch.stack(margins, 1)
 
 
-def _check_train(probe: ModelProbe, dtype: torch.dtype, tol: float, record: dict[str, Any],
+def _check_train(probe: ModelProbe, dtype: torch.dtype, tol: float, record: ModelCheck,
                  problems: list[str], synchronize: Callable[[], None]) -> None:
     assert probe.loss is not None
     module = probe.module

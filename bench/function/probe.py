@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.documents import JsonObject, WorkerEvent
+
 STEPS = ("reference", "fp16", "bf16", "backward", "int8")
 
 
@@ -25,7 +27,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def _run(op: str, call: dict[str, Any], variant: str, reference: str, grad: bool,
+def _run(op: str, call: JsonObject, variant: str, reference: str, grad: bool,
          creation: bool, device_side: bool = False) -> None:
     import torch
 
@@ -43,7 +45,7 @@ def _run(op: str, call: dict[str, Any], variant: str, reference: str, grad: bool
         replay.backward(out, side.leaves, replay.output_gradients(outs, 0, torch.device("cpu")))
 
 
-def probe(item: dict[str, Any], emit: Any) -> None:
+def probe(item: JsonObject, emit: Any) -> None:
     """The steps of one call: ``reference`` (float64, else float32, else not replayable),
     ``backward`` (float64 backward runs) and ``int8`` (the CPU takes int8 for its float32
     inputs), each announced before it runs."""
@@ -86,7 +88,7 @@ def probe(item: dict[str, Any], emit: Any) -> None:
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     with open(argv[1], "a", encoding="utf-8") as out:
-        def emit(event: dict[str, Any]) -> None:
+        def emit(event: WorkerEvent) -> None:
             out.write(json.dumps(event) + "\n")
             out.flush()
 

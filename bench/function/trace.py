@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from bench.documents import Params
 from bench.function import args as argspec
 
 KEEP = 3  # replayable calls kept per operator: the smallest (by storage elements)
@@ -225,7 +226,7 @@ class Target:
 MODEL_GROUPS = ("cv", "nlp", "llm")
 
 
-def first_point_params(params: dict[str, Any]) -> dict[str, Any]:
+def first_point_params(params: Params) -> dict[str, Any]:
     """A grid workload's parameters cut to its first point (one generation is enough)."""
     p = dict(params)
     if "io_tokens" in p:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from bench.documents import CaseItem, WorkerEvent, WorkerRow
 from bench.function.isolate import EXIT_DEVICE_LOST
 
 
@@ -34,11 +35,11 @@ class Case:
     call: int
     variant: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> CaseItem:
         return {"id": self.id, "op": self.op, "call": self.call, "variant": self.variant}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Case:
+    def from_dict(cls, raw: CaseItem) -> Case:
         return cls(raw["id"], raw["op"], raw["call"], raw["variant"])
 
 
@@ -70,7 +71,7 @@ class CaseRunner:
         self.seed = seed
         self.out = out
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: WorkerEvent) -> None:
         self.out.write(json.dumps(event) + "\n")
         self.out.flush()
 
@@ -85,7 +86,7 @@ class CaseRunner:
         except Exception as exc:
             return _first_line(exc)
 
-    def row(self, case: Case, which: str, cls: str, started: float, **extra: Any) -> dict:
+    def row(self, case: Case, which: str, cls: str, started: float, **extra: Any) -> WorkerRow:
         return {"case": case.id, "op": case.op, "call": case.call, "variant": case.variant,
                 "pass": which, "class": cls, "seconds": time.monotonic() - started, **extra}
 
@@ -122,7 +123,7 @@ class CaseRunner:
         return out, cpu_fallbacks(caught)
 
     def _failed(self, case: Case, which: str, started: float, exc: BaseException
-                ) -> tuple[dict[str, Any], bool]:
+                ) -> tuple[WorkerRow, bool]:
         why = self.healthy()
         if why is not None:
             return self.row(case, which, "crash", started, message=(
@@ -131,11 +132,11 @@ class CaseRunner:
                         error_type=type(exc).__name__), False
 
     def _verdict(self, case: Case, which: str, started: float, comparison: Any,
-                 fallbacks: list[str], key: str) -> dict[str, Any]:
+                 fallbacks: list[str], key: str) -> WorkerRow:
         cls = "pass" if comparison.ok else "wrong"
         if comparison.ok and fallbacks:
             cls = "cpu_fallback"
-        extra: dict[str, Any] = {"tolerance": key, "max_abs_err": comparison.max_abs_err,
+        extra: WorkerRow = {"tolerance": key, "max_abs_err": comparison.max_abs_err,
                                  "max_rel_err": comparison.max_rel_err,
                                  "err_over_tol": comparison.err_over_tol}
         if comparison.problems:
@@ -144,7 +145,7 @@ class CaseRunner:
             extra["fallback"] = fallbacks[:3]
         return self.row(case, which, cls, started, **extra)
 
-    def forward(self, case: Case, entry: Any, call: Any) -> tuple[dict[str, Any], bool]:
+    def forward(self, case: Case, entry: Any, call: Any) -> tuple[WorkerRow, bool]:
         from bench.function import compare, replay
 
         started = time.monotonic()
@@ -178,7 +179,7 @@ class CaseRunner:
                                                      factor=compare.widening(case.op))
         return self._verdict(case, "forward", started, comparison, fallbacks, key), False
 
-    def backward(self, case: Case, entry: Any, call: Any) -> tuple[dict[str, Any], bool]:
+    def backward(self, case: Case, entry: Any, call: Any) -> tuple[WorkerRow, bool]:
         import torch
 
         from bench.devices.base import cpu_fallbacks

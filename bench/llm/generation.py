@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import Metric, Metrics, Params
 from bench.errors import UserError
 from bench.stats import LATENCY_PERCENTILES, percentile
 
@@ -150,7 +151,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def generation_metrics(timings: Sequence[GenerationTiming], batch: int, input_tokens: int,
-                       output_tokens: int, duration_s: float) -> dict[str, dict[str, Any]]:
+                       output_tokens: int, duration_s: float) -> Metrics:
     """Per-point metrics from the timed generations of one grid point.
 
     TTFT: mean and nearest-rank percentiles over the generations. Time per output token: over
@@ -165,7 +166,7 @@ def generation_metrics(timings: Sequence[GenerationTiming], batch: int, input_to
     ttfts = [t.ttft_s for t in timings]
     gaps = [g for t in timings for g in t.intervals_s]
     ttft_mean = _mean(ttfts)
-    out: dict[str, dict[str, Any]] = {
+    out: Metrics = {
         "ttft_s": {"value": ttft_mean, "unit": "s", "n": len(ttfts)},
     }
     for p in LATENCY_PERCENTILES:
@@ -188,7 +189,7 @@ def generation_metrics(timings: Sequence[GenerationTiming], batch: int, input_to
 
 
 def output_length_metric(timings: Sequence[GenerationTiming],
-                         requested: int) -> dict[str, Any]:
+                         requested: int) -> Metric:
     """``output_tokens_generated``: the minimum over the generations of the new tokens per
     sequence (the figure a short generation would lower), the maximum, and the request."""
     counts = [t.new_tokens for t in timings if t.new_tokens is not None]
@@ -217,14 +218,14 @@ def tier_of(ttft_s: float) -> str:
     raise ValueError(f"TTFT must be positive, got {ttft_s}")
 
 
-def tier_metrics(points: Sequence[tuple[float, float, dict[str, Any]]]
-                 ) -> dict[str, dict[str, Any]]:
+def tier_metrics(points: Sequence[tuple[float, float, Params]]
+                 ) -> Metrics:
     """Maximum output tokens/s among the points whose TTFT falls in each tier.
 
     ``points`` are (ttft_s, output_tokens_per_s, point params) of the points that ran.
     A tier with no point is null with the reason, never zero.
     """
-    best: dict[str, tuple[float, dict[str, Any]]] = {}
+    best: dict[str, tuple[float, Params]] = {}
     for ttft, tps, params in points:
         name = tier_of(ttft)
         if name not in best or tps > best[name][0]:

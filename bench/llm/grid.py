@@ -17,9 +17,9 @@ import contextlib
 import gc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from bench.devices import DeviceBackend
+from bench.documents import Metrics, Params, PointDoc, ProgressEvent, RepeatResult
 from bench.timing import ProgressFn, timed_loop
 from bench.workload import WorkloadContext
 
@@ -28,14 +28,14 @@ from bench.workload import WorkloadContext
 class PointResult:
     """One grid point of one repeat, in the runner's ``points`` format."""
 
-    params: dict[str, Any]
+    params: Params
     status: str = "ok"
     error: dict[str, str] | None = None
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    loop: dict[str, Any] | None = None  # the timed loop (window, latencies) of a point that ran
+    metrics: Metrics = field(default_factory=dict)
+    loop: RepeatResult | None = None  # the timed loop (window, latencies) of a point that ran
 
-    def as_point(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"params": self.params, "status": self.status,
+    def as_point(self) -> PointDoc:
+        out: PointDoc = {"params": self.params, "status": self.status,
                                "error": self.error, "metrics": self.metrics}
         if self.loop is not None:
             out["window"] = self.loop["window"]
@@ -51,9 +51,9 @@ def free_device_memory(backend: DeviceBackend) -> None:
             empty()
 
 
-def run_point(ctx: WorkloadContext, params: dict[str, Any], step: Callable[[], int],
-              metrics: Callable[[dict[str, Any]], dict[str, dict[str, Any]]],
-              extra: dict[str, dict[str, Any]] | None = None,
+def run_point(ctx: WorkloadContext, params: Params, step: Callable[[], int],
+              metrics: Callable[[RepeatResult], Metrics],
+              extra: Metrics | None = None,
               item_unit: str = "items") -> PointResult:
     """Time ``step`` for one point; an out-of-memory error makes the point ``oom``.
 
@@ -85,17 +85,17 @@ def run_point(ctx: WorkloadContext, params: dict[str, Any], step: Callable[[], i
     return PointResult(params, "ok", None, point_metrics, loop)
 
 
-def _quiet(_event: dict[str, Any]) -> None:
+def _quiet(_event: ProgressEvent) -> None:
     pass
 
 
-def skipped_point(params: dict[str, Any], message: str,
-                  extra: dict[str, dict[str, Any]]) -> PointResult:
+def skipped_point(params: Params, message: str,
+                  extra: Metrics) -> PointResult:
     """A point the memory estimate rules out: recorded ``oom``, never attempted."""
     return PointResult(params, "oom", {"type": "MemoryEstimate", "message": message}, extra)
 
 
-def pick_reference(points: Sequence[PointResult], reference: dict[str, Any]
+def pick_reference(points: Sequence[PointResult], reference: Params
                    ) -> tuple[PointResult | None, str | None]:
     """The reference point if it ran, else the first point that ran (with the reason)."""
     for p in points:
@@ -110,6 +110,6 @@ def pick_reference(points: Sequence[PointResult], reference: dict[str, Any]
                    f"throughput and latency are those of {first.params}")
 
 
-def progress_note(progress: ProgressFn, index: int, total: int, params: dict[str, Any]) -> None:
+def progress_note(progress: ProgressFn, index: int, total: int, params: Params) -> None:
     text = " ".join(f"{k}={v}" for k, v in params.items())
     progress({"phase": "point", "message": f"point {index + 1}/{total} {text}"})

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.documents import ProgressEvent
+
 STEPS_FILE = "steps.jsonl"
 CRASH_FILE = "crash.json"
 LATEST_FILE = "latest.json"
@@ -153,7 +155,7 @@ def _tail(path: Path, lines: int = 8) -> str:
 
 
 def run_soak(spec_path: Path, out: Path, settings: SoakSettings, worker_module: str,
-             progress: Callable[[dict[str, Any]], None] | None = None) -> SoakRecord:
+             progress: Callable[[ProgressEvent], None] | None = None) -> SoakRecord:
     """Supervise the training process until ``soak_s`` (or ``max_steps``); see the module."""
     report = progress or (lambda _e: None)
     out.mkdir(parents=True, exist_ok=True)

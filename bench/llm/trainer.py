@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.distributed import this_node
+from bench.documents import Info, ProgressEvent
 from bench.errors import UserError
 from bench.llm import train_data as td
 from bench.llm.architectures import dtype_kwargs
@@ -234,7 +235,7 @@ class TrainSession:
     timed steps under the run rules and the checkpoint round trip."""
 
     def __init__(self, spec: TrainSpec, backend: Any, env: RankEnv = RankEnv(),
-                 progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 progress: Callable[[ProgressEvent], None] | None = None) -> None:
         self.spec, self.backend, self.env = spec, backend, env
         self.progress = progress or (lambda _event: None)
         if spec.global_batch % env.world:
@@ -335,7 +336,7 @@ class TrainSession:
                           else td.HashTokenizer(low, vocab))
         eos = getattr(config, "eos_token_id", None)
         eos = eos[0] if isinstance(eos, list) else eos
-        info: dict[str, Any] = {"objective": objective, "tokenizer": tokenizer.name}
+        info: Info = {"objective": objective, "tokenizer": tokenizer.name}
         chain = td.MarkovChain(spec.seed, low, vocab)
         if objective == "alpaca":
             if spec.data_path:

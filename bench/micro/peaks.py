@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import DeviceSpec, Info
 from bench.micro.formulas import pct_of
 from bench.results import Metric, metric
 from bench.specs import per_device
@@ -32,7 +33,7 @@ class DevicePeaks:
     missing_reason: str | None = None
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any] | None, device_name: str,
+    def from_spec(cls, spec: DeviceSpec | None, device_name: str,
                   vendor: str) -> DevicePeaks:
         if spec is None:
             return cls(None, device_name, vendor, missing_reason=(
@@ -63,7 +64,7 @@ class DevicePeaks:
         value = getattr(self, name)
         return value, None if value else self._reason(name)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         """What the result records about its reference (so % of peak can be re-derived)."""
         return {"spec": self.spec_id, "device_name": self.device_name,
                 "devices_per_card": self.devices_per_card,

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from bench.documents import Info
 from bench.errors import Unsupported
 
 DTYPES: dict[str, torch.dtype] = {
@@ -27,7 +28,7 @@ def elem_bytes(precision: str) -> int:
     return torch.empty((), dtype=DTYPES[precision]).element_size()
 
 
-def set_tf32(backend: Any, enabled: bool) -> dict[str, Any]:
+def set_tf32(backend: Any, enabled: bool) -> Info:
     """The backend's TF32 switch (see ``DeviceBackend.set_tf32``); returns the state."""
     return backend.set_tf32(enabled)
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import Params, PointDoc, RepeatResult
 from bench.errors import Unsupported
 from bench.results import Metric
 from bench.rules import RunRules
@@ -36,7 +37,7 @@ UNSUPPORTED_MARKERS = ("not implemented for", "not supported", "does not support
 class PointTiming:
     """One point's timed loop (the harness's loop fields) and its per-call time."""
 
-    loop: dict[str, Any]
+    loop: RepeatResult
     calls: int
 
     @property
@@ -86,15 +87,15 @@ def failure_class(exc: BaseException, is_oom: Callable[[BaseException], bool]) -
 
 @dataclass
 class Point:
-    params: dict[str, Any]
+    params: Params
     status: str = "ok"
     error: dict[str, str] | None = None
     timing: PointTiming | None = None
     metrics: dict[str, Metric] = field(default_factory=dict)
     exception: BaseException | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"params": self.params, "status": self.status,
+    def as_dict(self) -> PointDoc:
+        out: PointDoc = {"params": self.params, "status": self.status,
                                "error": self.error, "metrics": self.metrics}
         if self.timing is not None:
             out["window"] = self.timing.loop["window"]
@@ -116,7 +117,7 @@ def release_memory(backend: Any, collect: bool = False) -> None:
             empty()
 
 
-def failed_point(params: dict[str, Any], exc: BaseException, backend: Any) -> Point:
+def failed_point(params: Params, exc: BaseException, backend: Any) -> Point:
     """A point that did not run, with its failure class and the error.
 
     The traceback is dropped: its frames would keep the failed point's tensors (an
@@ -129,7 +130,7 @@ def failed_point(params: dict[str, Any], exc: BaseException, backend: Any) -> Po
                  exception=exc)
 
 
-def run_point(params: dict[str, Any], body: Callable[[], Point], backend: Any) -> Point:
+def run_point(params: Params, body: Callable[[], Point], backend: Any) -> Point:
     """Run one point; an exception becomes the point's status instead of ending the sweep."""
     try:
         point = body()
@@ -140,7 +141,7 @@ def run_point(params: dict[str, Any], body: Callable[[], Point], backend: Any) -
 
 
 def sweep_measurement(points: Sequence[Point], headline: Point | None,
-                      metrics: dict[str, Metric]) -> dict[str, Any]:
+                      metrics: dict[str, Metric]) -> RepeatResult:
     """The repeat's measurement: the headline point's loop, entry metrics, every point.
 
     The harness's entry-level figures (throughput, latency, power over the window) describe

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.documents import JsonObject, Metrics, RepeatResult, ScenarioRecord, ScenarioRun
 from bench.scenarios import loadgen
 from bench.scenarios.loadgen import Hints, TestRun
 from bench.scenarios.rules import ScenarioRules, scaled
@@ -190,11 +191,11 @@ def check_answers(stats: Stats, record: dict[str, Any]) -> None:
 
 
 def scenario_metrics(rules: ScenarioRules, record: dict[str, Any],
-                     best_qps: float | None, search_reason: str) -> dict[str, dict[str, Any]]:
+                     best_qps: float | None, search_reason: str) -> Metrics:
     """The scenario's figures (LoadGen's), as workload metrics of the repeat."""
     pct = record["latency_percentile"]
     valid = 1.0 if record["valid"] and (rules.scenario != "server" or best_qps) else 0.0
-    out: dict[str, dict[str, Any]] = {
+    out: Metrics = {
         "loadgen_valid_fraction": {"value": valid, "unit": "fraction",
                                    "definition": "share of repeats LoadGen found VALID"}}
 
@@ -321,7 +322,7 @@ def measure_scenario(workload: Any, rules: ScenarioRules, log_dir: Path,
     run, stats, record = chosen
     items_per_sample = workload.items_per_sample()
     items = stats.tokens if rules.token_latencies else len(stats.issued) * items_per_sample
-    scenario: dict[str, Any] = {
+    scenario: ScenarioRun = {
         "name": rules.scenario, "valid": record["valid"], "verdict": record["verdict"],
         "loadgen_version": run.detail.get("loadgen_version"),
         "result": {k: v for k, v in record.items() if k not in ("logs", "verdict", "valid")},
@@ -357,8 +358,8 @@ def measure_scenario(workload: Any, rules: ScenarioRules, log_dir: Path,
     }
 
 
-def scenario_document(workload: str, rules: dict[str, Any],
-                      repeats: list[dict[str, Any]]) -> dict[str, Any]:
+def scenario_document(workload: str, rules: JsonObject,
+                      repeats: list[RepeatResult]) -> ScenarioRecord:
     """The result's ``scenario`` section: the rules, what they scale of MLPerf's, LoadGen's
     version and its verdict over the repeats (VALID only if every measured repeat was)."""
     resolved = ScenarioRules(**rules)

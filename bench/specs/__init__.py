@@ -10,8 +10,8 @@ import functools
 import json
 import re
 from pathlib import Path
-from typing import Any
 
+from bench.documents import DeviceInfo, DeviceSpec
 from bench.errors import UserError
 from bench.schema import validation_errors
 
@@ -19,7 +19,7 @@ SPECS_DIR = Path(__file__).resolve().parent / "devices"
 
 
 @functools.cache
-def load_specs(directory: Path = SPECS_DIR) -> tuple[dict[str, Any], ...]:
+def load_specs(directory: Path = SPECS_DIR) -> tuple[DeviceSpec, ...]:
     specs = []
     for path in sorted(directory.glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -34,7 +34,7 @@ def load_specs(directory: Path = SPECS_DIR) -> tuple[dict[str, Any], ...]:
     return tuple(specs)
 
 
-def find_spec(device_name: str | None, vendor: str | None = None) -> dict[str, Any] | None:
+def find_spec(device_name: str | None, vendor: str | None = None) -> DeviceSpec | None:
     """The spec sheet whose ``match`` patterns match ``device_name`` (first match wins)."""
     if not device_name:
         return None
@@ -46,7 +46,7 @@ def find_spec(device_name: str | None, vendor: str | None = None) -> dict[str, A
     return None
 
 
-def recorded_spec(vendor: str, device: dict[str, Any] | None) -> dict[str, Any] | None:
+def recorded_spec(vendor: str, device: DeviceInfo | None) -> DeviceSpec | None:
     """The spec sheet of a device as a result's provenance describes it: a published sheet
     matched by its name, else the estimate its backend recorded (the cpu reference's,
     ``bench.specs.host_cpu``), if that estimate is a valid sheet."""
@@ -62,7 +62,7 @@ def recorded_spec(vendor: str, device: dict[str, Any] | None) -> dict[str, Any] 
 SHARED_PER_DEVICE = ("memory_bytes", "memory_bandwidth_bytes_per_s")
 
 
-def per_device(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+def per_device(spec: DeviceSpec | None) -> DeviceSpec | None:
     """The sheet as one framework device sees it.
 
     A card that the framework shows as several devices (``devices_per_card``: BI-V150,
@@ -82,7 +82,7 @@ def per_device(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def peak_for(spec: dict[str, Any] | None, precision: str | None
+def peak_for(spec: DeviceSpec | None, precision: str | None
              ) -> tuple[float | None, str]:
     """The per-device peak at ``precision``, else the sheet's highest peak (a throughput
     beyond every peak of the device is impossible at any precision); with what it is."""

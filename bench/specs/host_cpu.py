@@ -29,7 +29,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from bench.documents import DeviceSpec
 
 FMA_UNITS = 2
 ESTIMATE_ID = "host-cpu-estimate"
@@ -101,7 +102,7 @@ def flop_per_cycle(facts: HostFacts) -> dict[str, float | None]:
             "int8": int8}
 
 
-def estimate_spec(facts: HostFacts) -> dict[str, Any] | None:
+def estimate_spec(facts: HostFacts) -> DeviceSpec | None:
     """A device-spec document (schemas/device-spec.schema.json) for the host CPU, or None
     where the clock is unknown (then there is nothing to multiply)."""
     if not facts.clock_hz:

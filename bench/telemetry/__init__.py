@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from typing import Any
 
+from bench.documents import TelemetrySelection
 from bench.errors import UserError
 from bench.telemetry.base import (
     SAMPLE_FIELDS,
@@ -88,7 +88,7 @@ __all__ = ["ADAPTERS", "CHAINS", "FALLBACKS", "SAMPLE_FIELDS", "AdapterRef", "Ad
 
 
 def open_adapter(name: str, device_indices: list[int],
-                 interval_s: float = 0.1) -> tuple[TelemetryAdapter, dict[str, Any]]:
+                 interval_s: float = 0.1) -> tuple[TelemetryAdapter, TelemetrySelection]:
     """Open the first adapter of ``name``'s fallback chain that works here.
 
     ``BENCH_TELEMETRY`` overrides the backend's own name (e.g. to force ``cnmon``). Returns the

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import Info
 from bench.telemetry.base import (
     MIB,
     AdapterUnavailable,
@@ -262,7 +263,7 @@ class DcmiAdapter(TelemetryAdapter):
         self.missing("throttle", "DCMI's calls used here report no throttle state")
         return samples
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": f"libdcmi ({self.dcmi.path}) through ctypes",
                 "devices": self.names, "physical_indices": self.physical,
                 "chips": [{"card": c.card, "device": c.device, "logic_id": c.logic_id}
@@ -501,7 +502,7 @@ class NpuSmiAdapter(TelemetryAdapter):
         self.missing("throttle", "npu-smi's summary table has no throttle state")
         return samples
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": "npu-smi info (summary table)",
                 "tool_version": self.version,
                 "devices": self.names, "physical_indices": self.physical,

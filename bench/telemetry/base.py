@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
+from bench.documents import Info
+
 # Field name -> unit. The names carry their units (units in names).
 SAMPLE_FIELDS: dict[str, str] = {
     "util_pct": "%",
@@ -87,7 +89,7 @@ class Sample:
     host_util_pct: float | None = None
     host_mem_used_bytes: float | None = None
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[str, float | str | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -125,13 +127,13 @@ class TelemetryAdapter(ABC):
     # Why this adapter cannot list the processes on its devices (None: it can).
     processes_unavailable: str | None = "this telemetry adapter does not list device processes"
 
-    def device_processes(self) -> list[dict[str, Any]]:
+    def device_processes(self) -> list[Info]:
         """The processes using the devices of ``device_indices`` now: ``{"device": index,
         "pid": pid, "used_memory_bytes": bytes or None}`` each (``bench.contention`` tells
         the benchmark's own from the others). Raises where the reading fails."""
         raise NotImplementedError(self.processes_unavailable)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         """Source and device names for the result (called once, after the first read)."""
         return {"backend": self.name}
 

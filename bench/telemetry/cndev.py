@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bench.documents import Info
 from bench.telemetry.base import (
     MIB,
     AdapterUnavailable,
@@ -300,7 +301,7 @@ class CndevAdapter(TelemetryAdapter):
     def read(self) -> list[Sample]:
         return [self._read_one(h) for h in self.handles]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": f"libcndev ({self.cndev.path}) through ctypes",
                 "devices": [self.cndev.name(h) for h in self.handles],
                 "physical_indices": self.physical,
@@ -460,7 +461,7 @@ class CnmonAdapter(TelemetryAdapter):
         self.missing("throttle", "cnmon's summary table has no throttle state")
         return samples
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": "cnmon summary table (text)",
                 "devices": [self.names.get(i) for i in self.physical],
                 "physical_indices": self.physical, "field_scope": self.scope}

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
-Figures = dict[str, Any]
+from bench.documents import WindowCoverage, WindowFigures
+
+Figures = WindowFigures  # one device's (or one node's) figures of a window
 
 
 def _sum(values: list[float]) -> float:
@@ -51,7 +52,7 @@ REASONS = {"energy_integrated_j": "energy_integrated_reason",
            "energy_counter_j": "energy_counter_reason"}
 
 
-def combine_coverage(coverages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def combine_coverage(coverages: Sequence[WindowCoverage]) -> WindowCoverage:
     """The weakest coverage of one field over the devices (fewest samples, widest gap)."""
     ratios = [c["ratio"] for c in coverages if c.get("ratio") is not None]
     return {

@@ -21,10 +21,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 
+from bench.documents import Info
 from bench.telemetry.base import Sample, TelemetryAdapter
 
 RAPL_ROOT = Path(os.environ.get("BENCH_RAPL_ROOT", "/sys/class/powercap"))
@@ -225,7 +225,7 @@ class HostAdapter(TelemetryAdapter):
         self.missing("throttle", "the host API reports no throttle state")
         return [sample for _ in self.device_indices]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {
             "backend": self.name,
             "source": "psutil" + (" + RAPL" if self.domains else ""),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.documents import Info
 from bench.telemetry.base import (
     MIB,
     AdapterUnavailable,
@@ -118,7 +119,7 @@ class IxmlAdapter(NvmlAdapter):
         self.scope["power_w"] = self.attribution.scope[self.physical[0]]
         return samples
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         out = super().describe()
         if self.attribution is not None:
             out["power_attribution"] = {str(i): s for i, s in self.attribution.scope.items()}
@@ -287,7 +288,7 @@ class IxsmiAdapter(TelemetryAdapter):
     def _two_gpu_card(self, index: int) -> bool:
         return bool(TWO_GPU_CARD.search(self.names.get(index) or ""))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         out = {"backend": self.name, "source": "ixsmi --query-gpu (CSV)",
                "power_field": self.power_field, "physical_indices": self.physical,
                "devices": [self.names.get(i) for i in self.physical], "field_scope": self.scope}

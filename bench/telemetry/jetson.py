@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import Info, JsonObject
 from bench.telemetry.base import MIB, AdapterUnavailable, Sample, TelemetryAdapter
 
 BOARD_RAILS = ("VDD_IN", "POM_5V_IN")
@@ -142,7 +143,7 @@ class TegrastatsAdapter(TelemetryAdapter):
             self.scope["power_w"] = reading.power_scope
         return [Sample(**reading.values) for _ in self.device_indices]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": " ".join(self.argv),
                 "example_line": self.last_line, "field_scope": self.scope}
 
@@ -180,7 +181,7 @@ class JtopAdapter(TelemetryAdapter):
             raise AdapterUnavailable(f"jtop: {exc}") from exc
         self.scope = {"mem_used_bytes": "shared CPU+GPU RAM", "util_pct": "GPU load"}
 
-    def _gpu(self) -> dict[str, Any] | None:
+    def _gpu(self) -> JsonObject | None:
         gpus = list(dict(self.client.gpu).values())
         return gpus[0] if gpus else None
 
@@ -228,7 +229,7 @@ class JtopAdapter(TelemetryAdapter):
         self.missing("throttle", "jtop reports no throttle state")
         return [sample for _ in self.device_indices]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": "jetson-stats (jtop client)",
                 "service_interval_s": getattr(self.client, "interval", None),
                 "field_scope": self.scope}

@@ -17,6 +17,7 @@ import contextlib
 import os
 from typing import Any, ClassVar
 
+from bench.documents import Info
 from bench.telemetry.base import Sample, TelemetryAdapter, physical_indices
 
 __all__ = ["THROTTLE_BITS", "NvmlAdapter", "physical_indices", "throttle_names"]
@@ -128,7 +129,7 @@ class NvmlAdapter(TelemetryAdapter):
                 raise
             return list(legacy(h))
 
-    def device_processes(self) -> list[dict[str, Any]]:
+    def device_processes(self) -> list[Info]:
         """The compute and graphics processes on each device (NVML's running-process lists;
         a process in both is listed once, with the larger memory)."""
         out = []
@@ -170,7 +171,7 @@ class NvmlAdapter(TelemetryAdapter):
             names.append(name.decode() if isinstance(name, bytes) else name)
         return names
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": self.source, "devices": self.device_names(),
                 "physical_indices": self.physical, "field_scope": self.scope}
 

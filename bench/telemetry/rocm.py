@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.documents import Info, JsonObject
 from bench.telemetry.base import (
     MIB,
     AdapterUnavailable,
@@ -309,7 +310,7 @@ class AmdsmiAdapter(TelemetryAdapter):
         self.missing("throttle", "amdsmi's throttle status is not read")
         return samples
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         out = {"backend": self.name, "source": "amdsmi (libamd_smi) Python binding",
                "devices": [self.names.get(i) for i in self.physical],
                "physical_indices": self.physical, "hip_indices": self.hip_indices,
@@ -349,7 +350,7 @@ class SmiCard:
             self.reasons[key] = why
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
+def _json_object(text: str) -> JsonObject | None:
     """The JSON object in ``text``, skipping the warning lines rocm-smi may print first."""
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
@@ -361,7 +362,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _first(card: dict[str, Any], keys: tuple[str, ...], what: str
+def _first(card: JsonObject, keys: tuple[str, ...], what: str
            ) -> tuple[float | None, str | None]:
     why = None
     for key in keys:
@@ -459,7 +460,7 @@ class RocmSmiAdapter(TelemetryAdapter):
         self.missing("throttle", "the rocm-smi query used reports no throttle state")
         return samples
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         out = {"backend": self.name, "source": "rocm-smi --json (" + " ".join(ROCM_SMI_ARGV[1:-1])
                + ")", "devices": [self.names.get(i) for i in self.physical],
                "physical_indices": self.physical, "hip_indices": self.hip_indices,
@@ -558,6 +559,6 @@ class HySmiAdapter(TelemetryAdapter):
         self.missing("throttle", "hy-smi's table has no throttle state")
         return samples
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> Info:
         return {"backend": self.name, "source": f"{self.tool} (table)",
                 "physical_indices": self.physical, "field_scope": self.scope}

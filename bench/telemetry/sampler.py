@@ -18,13 +18,21 @@ from collections import Counter
 from itertools import pairwise
 from typing import Any
 
+from bench.documents import (
+    DeviceSeries,
+    Info,
+    IntervalStats,
+    SamplerOverhead,
+    Snapshot,
+    TelemetryErrors,
+)
 from bench.stats import percentile
 from bench.telemetry.base import SAMPLE_FIELDS, TelemetryAdapter
 
 MAX_ERROR_MESSAGES = 10
 
 
-def interval_stats(t_mono: list[float], requested_s: float) -> dict[str, Any]:
+def interval_stats(t_mono: list[float], requested_s: float) -> IntervalStats:
     """Achieved sampling interval of sorted timestamps: mean gap, p99 |gap - requested|, max gap.
 
     Pure, so it is tested on hand-made timestamps; ``None`` where fewer than two samples.
@@ -59,7 +67,7 @@ class Sampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.description: dict[str, Any] = {"backend": adapter.name}
+        self.description: Info = {"backend": adapter.name}
 
     def sample_once(self) -> None:
         t0 = time.monotonic()
@@ -142,7 +150,7 @@ class Sampler:
     def _between(self, ts: list[float], start: float, end: float) -> slice:
         return slice(bisect_left(ts, start), bisect_right(ts, end))
 
-    def achieved_interval(self, start: float = -math.inf, end: float = math.inf) -> dict[str, Any]:
+    def achieved_interval(self, start: float = -math.inf, end: float = math.inf) -> IntervalStats:
         """Interval statistics of the samples in ``[start, end]``, plus reading durations."""
         with self._lock:
             window = self._between(self.t_mono, start, end)
@@ -153,24 +161,25 @@ class Sampler:
         out["read_max_s"] = max(reads) if reads else None
         return out
 
-    def overhead(self) -> dict[str, Any]:
+    def overhead(self) -> SamplerOverhead:
         """CPU time the sampler thread used per second of sampling (its own cost on the host)."""
         wall = self.thread_wall_s
         return {"thread_cpu_s": self.thread_cpu_s, "thread_wall_s": wall,
                 "cpu_fraction": self.thread_cpu_s / wall if wall > 0 else None}
 
-    def snapshot(self, start: float = -math.inf, end: float = math.inf) -> dict[str, Any]:
+    def snapshot(self, start: float = -math.inf, end: float = math.inf) -> Snapshot:
         """Samples with ``start <= t_mono <= end``, columnar, times relative to ``start``."""
         with self._lock:
             window = self._between(self.t_mono, start, end)
             t_mono = self.t_mono[window]
             origin = start if math.isfinite(start) else (t_mono[0] if t_mono else 0.0)
-            devices = []
+            devices: list[DeviceSeries] = []
             for dev_index, series in zip(self.adapter.device_indices, self.per_device,
                                          strict=True):
                 devices.append({
                     "index": dev_index,
-                    "series": {name: series[name][window] for name in SAMPLE_FIELDS},
+                    "series": {name: series[name][window]  # type: ignore[typeddict-item]
+                               for name in SAMPLE_FIELDS},  # SAMPLE_FIELDS: the Series keys
                 })
             return {
                 "t_mono_s": t_mono,
@@ -196,7 +205,7 @@ class Sampler:
             del self.error_t_mono[:bisect_left(self.error_t_mono, t_mono)]
             return n
 
-    def error_report(self, start: float = -math.inf, end: float = math.inf) -> dict[str, Any]:
+    def error_report(self, start: float = -math.inf, end: float = math.inf) -> TelemetryErrors:
         """Failed readings (all, and inside ``[start, end]``) and per-field misses."""
         with self._lock:
             inside = len(self.error_t_mono[self._between(self.error_t_mono, start, end)])

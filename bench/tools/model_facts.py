@@ -19,13 +19,14 @@ from typing import Any
 import torch
 
 from bench import model_facts as facts
+from bench.documents import Params
 from bench.flops import count_work
 from bench.jsonio import atomic_write_text
 from bench.plugins import builtin_workload_modules
 from bench.workload import all_workloads
 
 
-def _batch(params: dict[str, Any], mode: str) -> tuple[str | None, int | None]:
+def _batch(params: Params, mode: str) -> tuple[str | None, int | None]:
     for key in ("batch_size", f"{mode}_batch_size"):
         if isinstance(params.get(key), int):
             return key, params[key]
@@ -35,7 +36,7 @@ def _batch(params: dict[str, Any], mode: str) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _count(cls: Any, mode: str, params: dict[str, Any]) -> dict[str, Any]:
+def _count(cls: Any, mode: str, params: Params) -> dict[str, Any]:
     key, batch = _batch(params, mode)
     counted = count_work(lambda: cls.work_probe(mode, params, cls.default_precision, {}))
     if counted is None:

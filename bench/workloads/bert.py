@@ -18,6 +18,7 @@ import torch
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.squad import SquadDataset, SyntheticQA, synthetic_qa_batch
 from bench.data.tokenizer import load_tokenizer
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice
 from bench.models.bert import BERT_CONFIGS, LOWERCASE, bert_for_qa
@@ -98,8 +99,8 @@ class BertQAWorkload(Workload):
                                    lambda out: [out.start_logits, out.end_logits])
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe:
         """Without the attention mask: masking changes no matrix product, and transformers
         reads the mask's values to pick its attention path (a meta tensor has none)."""
         model = bert_for_qa(cls.model_config).train(mode == "train")
@@ -125,7 +126,7 @@ class BertQAWorkload(Workload):
                 out.end_logits.argmax(dim=-1)
         return self.params["batch_size"]
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         return {
             "tokens_per_s": {"value": loop["throughput_items_per_s"] * self.params["seq_len"],
                              "unit": "tokens/s"},
@@ -146,7 +147,7 @@ class BertQAWorkload(Workload):
                           decisions={"start_logits": -1, "end_logits": -1},
                           autocast=self.autocast)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         return {**super().info(), "reference_parameters": self.reference_parameters}
 
 

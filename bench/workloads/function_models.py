@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
 
+from bench.documents import ModelCheck, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.model import NORM_TOLERANCE, workload_check
 from bench.function.trace import MODEL_GROUPS, first_point_params
@@ -45,7 +45,7 @@ class ModelFunction(Workload):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         known = model_workloads()
         names = params["workloads"]
         if names is not None and (not isinstance(names, list) or
@@ -65,7 +65,7 @@ class ModelFunction(Workload):
                         if m in known[n].modes]
         self.extra["checked"] = [f"{n}/{m}" for n, m in self.targets]
 
-    def _check(self, name: str, mode: str) -> dict[str, Any]:
+    def _check(self, name: str, mode: str) -> ModelCheck:
         cls = model_workloads()[name]
         params = first_point_params(cls.configs[self.params["config"]])
         precision = self.params["precision"] or cls.default_precision
@@ -95,7 +95,7 @@ class ModelFunction(Workload):
             check = {**base, "status": "not_checked", "reason": "the workload has no model"}
         return check
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         start_wall, start = time.time(), time.monotonic()
         checks = []
         for i, (name, mode) in enumerate(self.targets):

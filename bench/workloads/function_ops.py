@@ -17,6 +17,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench.documents import (
+    CaseItem,
+    CaseRow,
+    Params,
+    RepeatResult,
+    SupportRate,
+    WorkerRow,
+)
 from bench.errors import UserError
 from bench.function.catalogue import CATALOGUE_PATH, VARIANTS, load
 from bench.function.compare import CLASSES, tolerances_info
@@ -37,7 +45,7 @@ def operator_class(classes: list[str]) -> str:
     return "skipped"
 
 
-def support(matrix: dict[str, dict[str, str]], variants: list[str]) -> dict[str, Any]:
+def support(matrix: dict[str, dict[str, str]], variants: list[str]) -> dict[str, SupportRate]:
     """Per dtype: operators tested, count per class, and the support rate (% pass).
 
     Skipped operators (no reference here) are left out of the rate's denominator."""
@@ -85,7 +93,7 @@ class OperatorFunction(Workload):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         if params["calls"] not in ("smallest", "all"):
             raise UserError(f"calls is {params['calls']!r}.", "Use smallest or all.")
         bad = [v for v in params["variants"] if v not in VARIANTS]
@@ -112,10 +120,10 @@ class OperatorFunction(Workload):
                                   self.params["calls"], self.params["ops"])
         self.extra.update(catalogue=self.catalogue.summary(), cases=len(self.cases))
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         ctx = self.ctx
 
-        def progress(done: int, total: int, case: dict[str, Any]) -> None:
+        def progress(done: int, total: int, case: CaseItem) -> None:
             ctx.progress({"phase": "point", "message":
                           f"case {done + 1}/{total}: {case['op']} {case['variant']}"})
 
@@ -156,7 +164,7 @@ class OperatorFunction(Workload):
                          "support": rates, "matrix": matrix, "cases": rows},
         }
 
-    def _rows(self, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _rows(self, raw: list[WorkerRow]) -> list[CaseRow]:
         """Rows without the worker's bookkeeping; a placeholder backward row only where the
         call has a backward pass."""
         out = []

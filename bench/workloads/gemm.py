@@ -14,10 +14,10 @@ two operands (bench.data.variants), which holds K times their memory on the devi
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import torch
 
+from bench.documents import RepeatResult
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
 from bench.micro.precision import DTYPES, check_precision, elem_bytes, set_tf32
@@ -104,7 +104,7 @@ class GemmWorkload(Workload):
             "throughput_items_per_s": metric(achieved, "FLOP/s"),
         })
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         sizes = self.params["sizes"]
         self.record_input_variants(["a", "b"])
         points = []

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
 from bench.function.model import ModelProbe
@@ -32,13 +33,13 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 _COMMON = {"weights": None, "prompts": None, "tokenizer": None}
 
 
-def image_grid(params: dict[str, Any]) -> list[dict[str, int]]:
+def image_grid(params: Params) -> list[dict[str, int]]:
     return [{"batch": b, "resolution": r}
             for r in params["resolutions"] for b in params["batch_sizes"]]
 
 
 def image_metrics(timings: list[diffusion.ImageTiming], batch: int, steps: int,
-                  duration_s: float) -> dict[str, dict[str, Any]]:
+                  duration_s: float) -> Metrics:
     """Per-point metrics: whole-generation latency (mean, nearest-rank percentiles), its
     stages, and images/s over the timed window."""
     lat = [t.latency_s for t in timings]
@@ -48,7 +49,7 @@ def image_metrics(timings: list[diffusion.ImageTiming], batch: int, steps: int,
         return math.fsum(values) / len(values)
 
     images_per_s = batch * n / duration_s
-    out: dict[str, dict[str, Any]] = {
+    out: Metrics = {
         "image_latency_mean_s": {"value": mean(lat), "unit": "s", "n": n},
         "text_encoder_s": {"value": mean([t.encoded_s - t.start_s for t in timings]),
                            "unit": "s"},
@@ -66,7 +67,7 @@ def image_metrics(timings: list[diffusion.ImageTiming], batch: int, steps: int,
     return out
 
 
-def validate_ldm_params(params: dict[str, Any]) -> None:
+def validate_ldm_params(params: Params) -> None:
     scale = params["architecture"]
     if scale not in SCALES:
         raise UserError(f"architecture is {scale!r}.", f"Use one of: {', '.join(SCALES)}.")
@@ -121,7 +122,7 @@ class LdmWorkload(Workload):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         validate_ldm_params(params)
 
     def setup(self) -> None:
@@ -166,8 +167,8 @@ class LdmWorkload(Workload):
         self.prompt_rows = self.make_prompts()
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe:
         """The reference point's generation, per image: the text encoder (twice with
         guidance), the denoiser once per step (on the doubled batch with guidance) and the
         VAE decoder, as ``diffusion.generate_images`` runs them."""
@@ -277,7 +278,7 @@ class LdmWorkload(Workload):
             timings.append(timing)
             return b
 
-        def metrics(loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        def metrics(loop: RepeatResult) -> Metrics:
             return image_metrics(timings[-loop["iterations"]:], b, steps,
                                  loop["window"]["duration_s"])
 
@@ -291,7 +292,7 @@ class LdmWorkload(Workload):
         self.pipe.unet = torch.compile(self.pipe.unet)
         return [name]
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         grid = image_grid(self.params)
         self.record_input_variants(["prompt_ids"])
         results = []

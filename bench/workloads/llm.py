@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.flops import WorkProbe
 from bench.function.model import CHECK_BATCH, ModelProbe, greedy_decode
@@ -68,7 +69,7 @@ LLM_CONFIGS = {
 }
 
 
-def grid_points(params: dict[str, Any]) -> list[dict[str, int]]:
+def grid_points(params: Params) -> list[dict[str, int]]:
     """The grid in the template's order: each (input, output) pair over the batch sizes."""
     return [{"batch": b, "input_tokens": i, "output_tokens": o}
             for i, o in params["io_tokens"] for b in params["batch_sizes"]]
@@ -79,7 +80,7 @@ def _positive_ints(value: Any) -> bool:
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
 
 
-def validate_llm_params(params: dict[str, Any]) -> None:
+def validate_llm_params(params: Params) -> None:
     """Refuse parameters that make the measurement meaningless, before anything runs."""
     if params["architecture"] not in SCALES:
         raise UserError(f"architecture is {params['architecture']!r}.",
@@ -132,7 +133,7 @@ class LlmWorkload(Workload):
     arch: ClassVar[Architecture]
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         validate_llm_params(params)
 
     # -- setup ---------------------------------------------------------------------------
@@ -210,8 +211,8 @@ class LlmWorkload(Workload):
         self.prompt_rows = self.make_prompts()
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe:
         """The reference point's generation per output token (the result-level throughput's
         item), and the least traffic of one: a decode step reads every weight once for the
         whole batch (the input embedding only row by row, so it is left out).
@@ -343,14 +344,14 @@ class LlmWorkload(Workload):
             timings.append(timing)
             return b * n_out
 
-        def metrics(loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        def metrics(loop: RepeatResult) -> Metrics:
             timed = timings[-loop["iterations"]:]
             return generation_metrics(timed, b, n_in, n_out, loop["window"]["duration_s"])
 
         result = run_point(self.ctx, point, step, metrics, extra, item_unit=self.item_unit)
         return result
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         self.record_input_variants(["input_ids"])
         results = []
         for i, point in enumerate(self.grid):

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench import launch
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.model import CHECK_BATCH, ModelProbe
 from bench.launch import process_group_timeout_s
@@ -83,7 +84,7 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def validate_train_params(params: dict[str, Any], task: str) -> None:
+def validate_train_params(params: Params, task: str) -> None:
     """Refuse parameters that make the measurement meaningless, before anything runs."""
     models = FINETUNE_MODELS if task == "finetune" else tuple(TRAIN_MODELS)
     if params["model"] not in models:
@@ -182,12 +183,12 @@ class TrainWorkload(Workload):
     distributed = True
 
     @classmethod
-    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+    def places_on_every_node(cls, params: Params) -> bool:
         # The entry says how many nodes it trains on; one node's ranks start there alone.
         return int(params.get("nnodes", 1)) > 1
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         validate_train_params(params, cls.task)
 
     @classmethod
@@ -400,7 +401,7 @@ class TrainWorkload(Workload):
             self.extra["parameters_note"] = tm.arch.note
 
     # -- measurement ---------------------------------------------------------------------
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         try:
             record = self._run()
         finally:
@@ -420,7 +421,7 @@ class TrainWorkload(Workload):
         loop["metrics"] = self.metrics(loop)
         return loop
 
-    def _run(self) -> dict[str, Any]:
+    def _run(self) -> RepeatResult:
         if self.soak:
             return self._soak()
         if self.session is not None:
@@ -446,7 +447,7 @@ class TrainWorkload(Workload):
             return json.loads(record_path.read_text(encoding="utf-8"))
         raise job_failure(result, out)
 
-    def _soak(self) -> dict[str, Any]:
+    def _soak(self) -> RepeatResult:
         """The stability soak (bench.llm.soak): a supervised training process, restarted
         from its last checkpoint after every crash, for soak_s seconds."""
         import torch
@@ -487,7 +488,7 @@ class TrainWorkload(Workload):
             "peak_mem_bytes": [None], "checkpoint": None, "data": rec.data,
         }
 
-    def _soak_metrics(self) -> dict[str, dict[str, Any]]:
+    def _soak_metrics(self) -> Metrics:
         rec = self.soak_record
         rts = rec.recovery_times
         return {
@@ -502,7 +503,7 @@ class TrainWorkload(Workload):
             "soak_steps": metric(rec.last_step, "steps"),
         }
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         rec, spec = self.record, self.spec
         it = iteration_stats(loop["latencies_s"])
         tgs = tf.tgs(spec.seq_len, spec.global_batch, it["mean"], self.world)
@@ -562,7 +563,7 @@ class TrainWorkload(Workload):
                           notes=[f"the first {len(arrays['input_ids'])} rows of the first "
                                  f"batch ({session.source.kind} objective, mean loss)"])
 
-    def memory_stats(self) -> dict[str, Any] | None:
+    def memory_stats(self) -> Info | None:
         rec = getattr(self, "record", None)
         if rec is None or self.world == 1:
             return None

@@ -25,6 +25,7 @@ from torch import nn
 
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.poems import SPECIALS, PoemWindows, SyntheticCharWindows
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.errors import Unsupported
 from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice, greedy_decode
@@ -118,8 +119,8 @@ class LSTMWorkload(Workload):
         return CharLSTM(VOCAB_SIZE, 128, 256, 3)
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe:
         """Training: one window. Inference: the prompt in one pass, then one character per
         step as ``generate`` does (the sampling itself is no matrix work)."""
         model = cls.build_model().train(mode == "train")
@@ -204,7 +205,7 @@ class LSTMWorkload(Workload):
                 self.ctx.seed + 1000 + index)
         return clone
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         out = {**input_wait_metrics(self.batches, loop),
                **agreement_metrics(self.extra.get("int8"))}
         if self.ctx.mode == "train":
@@ -213,7 +214,7 @@ class LSTMWorkload(Workload):
                 "unit": "sequences/s"}
         return out
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         out = {**super().info(), "reference_parameters": PARAMETERS}
         if self.ctx.mode == "infer" and self.last_generated:
             # Evidence that inference generated text: the start of the last batch's first

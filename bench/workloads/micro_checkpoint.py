@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from bench.documents import RepeatResult
 from bench.micro import formulas
 from bench.micro.precision import DTYPES, elem_bytes
 from bench.micro.sweep import Point, run_point, sweep_measurement, timed_series
@@ -141,7 +142,7 @@ class CheckpointWorkload(Workload):
             "throughput_items_per_s": metric(rate, "B/s"),
         })
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         backend = self.ctx.backend
         try:
             self.ctx.progress({"phase": "point", "message": "point 1/2: save"})

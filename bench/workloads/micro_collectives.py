@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import launch
+from bench.documents import Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.launch import process_group_timeout_s
 from bench.micro import formulas
@@ -67,12 +68,12 @@ class CollectivesWorkload(Workload):
     }
 
     @classmethod
-    def places_on_every_node(cls, params: dict[str, Any]) -> bool:
+    def places_on_every_node(cls, params: Params) -> bool:
         # nnodes null: every node of the run; 1: the first node alone; N: exactly N nodes.
         return params.get("nnodes") != 1
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         nnodes = params.get("nnodes")
         if nnodes is not None and not (isinstance(nnodes, int) and nnodes >= 1):
             raise UserError(f"collectives: nnodes={nnodes!r} is not a number of nodes.",
@@ -163,7 +164,7 @@ class CollectivesWorkload(Workload):
             "throughput_items_per_s": metric(algbw, "B/s"),
         })
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         with tempfile.TemporaryDirectory(prefix="bench-collectives-") as tmp:
             records, failure = self._run_torchrun(Path(tmp))
         points = []

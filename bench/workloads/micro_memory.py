@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from bench.documents import RepeatResult
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
 from bench.micro.sweep import (
@@ -82,7 +83,7 @@ class MemcopyWorkload(Workload):
             "throughput_items_per_s": metric(formulas.copy_bytes_per_s(nbytes, seconds), "B/s"),
         })
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         points = []
         for i, nbytes in enumerate(self.sizes):
             progress_message(self.ctx, i, len(self.sizes), formulas.size_label(nbytes))
@@ -164,7 +165,7 @@ class HostTransferWorkload(Workload):
             "throughput_items_per_s": metric(rate, "B/s"),
         })
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         grid = list(itertools.product(self.params["directions"], self.params["memory"],
                                       self.sizes))
         points = []

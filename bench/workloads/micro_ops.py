@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from bench.documents import Params, RepeatResult
 from bench.errors import Unsupported
 from bench.micro import formulas
 from bench.micro.peaks import device_peaks, pct_metric
@@ -65,10 +66,10 @@ class OperatorSweep(Workload):
     grid: ClassVar[tuple[str, ...]]  # params that are lists: the grid's axes, in order
 
     @abstractmethod
-    def build(self, combo: dict[str, Any]) -> Built:
+    def build(self, combo: Params) -> Built:
         """Build the layer and input of one combination on the device (not timed)."""
 
-    def combos(self) -> list[dict[str, Any]]:
+    def combos(self) -> list[Params]:
         axes = []
         for key in self.grid:
             values = self.params[key]
@@ -97,7 +98,7 @@ class OperatorSweep(Workload):
         self.extra["reference"] = self.peaks.info()
         self.extra["combinations"] = len(self.combos())
 
-    def _time_pass(self, built: Built, combo: dict[str, Any], which: str) -> Point:
+    def _time_pass(self, built: Built, combo: Params, which: str) -> Point:
         x, module = built.inputs, built.module
         sync, rules = self.ctx.backend.synchronize, self.ctx.rules
         flop = built.flop[which]
@@ -126,7 +127,7 @@ class OperatorSweep(Workload):
             "throughput_items_per_s": metric(achieved, "FLOP/s"),
         })
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         backend = self.ctx.backend
         grid = self.combos()
         points: list[Point] = []
@@ -175,7 +176,7 @@ class FullyConnectedSweep(OperatorSweep):
                  "out_features": [1024, 4096, 8192]},
     }
 
-    def build(self, combo: dict[str, Any]) -> Built:
+    def build(self, combo: Params) -> Built:
         b, i, o = combo["batch"], combo["in_features"], combo["out_features"]
         dev, train = self.ctx.device, self.ctx.mode == "train"
         module = torch.nn.Linear(i, o, bias=False).to(dev, self.dtype).requires_grad_(train)
@@ -198,7 +199,7 @@ class ConvolutionSweep(OperatorSweep):
                  "out_channels": [64, 128, 256], "kernel": [1, 3, 5]},
     }
 
-    def build(self, combo: dict[str, Any]) -> Built:
+    def build(self, combo: Params) -> Built:
         b, s, k = combo["batch"], combo["size"], combo["kernel"]
         cin, cout = combo["in_channels"], combo["out_channels"]
         dev, train = self.ctx.device, self.ctx.mode == "train"
@@ -237,7 +238,7 @@ class RecurrentSweep(OperatorSweep):
         super().setup()
         self.extra["input_size"] = self.params["input_size"] or "hidden_size"
 
-    def build(self, combo: dict[str, Any]) -> Built:
+    def build(self, combo: Params) -> Built:
         b, t, h = combo["batch"], combo["seq_len"], combo["hidden_size"]
         cell, layers = self.params["cell"], self.params["layers"]
         i = self.params["input_size"] or h

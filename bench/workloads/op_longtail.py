@@ -13,10 +13,10 @@ FLOP count (longtail.py) and so a point on the roofline.
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
 import torch
 
+from bench.documents import Metrics, Params, RepeatResult
 from bench.errors import Unsupported, UserError
 from bench.function.longtail import BY_NAME, LONG_TAIL, case_bytes, nominal_flop
 from bench.micro import formulas
@@ -50,7 +50,7 @@ class LongTailOps(Workload):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         unknown = [o for o in params["ops"] if o not in BY_NAME]
         if unknown or not params["ops"]:
             raise UserError(f"ops {unknown or params['ops']} are not long-tail operators.",
@@ -102,7 +102,7 @@ class LongTailOps(Workload):
                                formulas.arithmetic_intensity(flop, nbytes), "FLOP/B"))
         return Point(params={"op": op_name, "elements": n}, timing=timing, metrics=metrics)
 
-    def measure(self) -> dict[str, Any]:
+    def measure(self) -> RepeatResult:
         grid = [(o, n) for n in self.params["elements"] for o in self.params["ops"]]
         points = []
         for i, (o, n) in enumerate(grid):
@@ -110,7 +110,7 @@ class LongTailOps(Workload):
             points.append(run_point({"op": o, "elements": n},
                                     lambda o=o, n=n: self._point(o, n), self.ctx.backend))
         best = best_point(points, "bytes_per_s")
-        metrics: dict[str, Any] = {
+        metrics: Metrics = {
             "peak_memory_bandwidth_bytes_per_s": metric(self.bandwidth, "B/s",
                                                         self.bandwidth_reason)}
         for status in ("ok", "oom", "unsupported", "error"):

@@ -16,6 +16,7 @@ from torch import nn
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.image_ops import normalize_on_device
 from bench.data.imagefolder import ImageFolderDataset, SyntheticImages
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice
 from bench.models.resnet import resnet34
@@ -94,12 +95,12 @@ class ResNetWorkload(Workload):
                                    [batch(200 + i) for i in range(4)], lambda out: [out])
 
     @staticmethod
-    def build_model(params: dict[str, Any]) -> nn.Module:
+    def build_model(params: Params) -> nn.Module:
         return resnet34(num_classes=params["num_classes"])
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe:
         model = cls.build_model(params).train(mode == "train")
         b, size = params["batch_size"], params["image_size"]
         images = torch.empty(b, 3, size, size)
@@ -121,7 +122,7 @@ class ResNetWorkload(Workload):
                 self.model(images)
         return self.params["batch_size"]
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         return {**input_wait_metrics(self.batches, loop),
                 **agreement_metrics(self.extra.get("int8"))}
 
@@ -135,5 +136,5 @@ class ResNetWorkload(Workload):
             loss=(lambda m, x: self.loss_fn(m(x["images"]), x["labels"])) if train else None,
             autocast=self.autocast)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         return {**super().info(), "reference_parameters": PARAMETERS}

@@ -13,12 +13,11 @@ forward, and in ``train`` mode the backward pass alone; FLOP/s, % of the precisi
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.documents import Params
 from bench.errors import UserError
 from bench.llm.architectures import ARCHITECTURES, SCALES, DecoderShape
 from bench.micro import formulas
@@ -80,7 +79,7 @@ class TransformerBlock(OperatorSweep):
     }
 
     @classmethod
-    def validate_params(cls, params: dict[str, Any]) -> None:
+    def validate_params(cls, params: Params) -> None:
         if params["architecture"] not in SCALES:
             raise UserError(f"architecture is {params['architecture']!r}.",
                             f"Use one of: {', '.join(SCALES)}.")
@@ -96,7 +95,7 @@ class TransformerBlock(OperatorSweep):
         self.extra["flop_convention"] = ("projections, causal attention (half of QK^T and PV) "
                                          "and MLP matrix products; backward = 2 x forward")
 
-    def build(self, combo: dict[str, Any]) -> Built:
+    def build(self, combo: Params) -> Built:
         s = block_shape(combo["model"], self.params["architecture"])
         b, t = combo["batch"], combo["seq_len"]
         dev, train = self.ctx.device, self.ctx.mode == "train"

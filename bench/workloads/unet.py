@@ -9,13 +9,12 @@ configuration. Loader mode reads ``train/`` + ``train_masks/`` from ``data_path`
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from bench.data import DeviceBatches, data_mode, input_wait_metrics, synthetic_info
 from bench.data.carvana import CarvanaDataset, SyntheticSegmentation
+from bench.documents import Info, Metrics, Params, RepeatResult
 from bench.flops import WorkProbe
 from bench.function.model import ModelProbe, batch_slice
 from bench.models.unet import UNet, dice_loss
@@ -81,8 +80,8 @@ class UNetWorkload(Workload):
         return UNet(n_channels=3, n_classes=CLASSES, bilinear=False)
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe:
         model = cls.build_model().train(mode == "train")
         b = params["batch_size"]
         images = torch.empty(b, 3, params["image_height"], params["image_width"])
@@ -112,7 +111,7 @@ class UNetWorkload(Workload):
                 self.model(images).argmax(dim=1)
         return self.params["batch_size"]
 
-    def metrics(self, loop: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def metrics(self, loop: RepeatResult) -> Metrics:
         return input_wait_metrics(self.batches, loop)
 
     def function_probe(self) -> ModelProbe:
@@ -125,5 +124,5 @@ class UNetWorkload(Workload):
                           forward=lambda m, x: {"logits": m(x["images"])},
                           decisions={"logits": 1}, autocast=self.autocast)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         return {**super().info(), "reference_parameters": PARAMETERS}

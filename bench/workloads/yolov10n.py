@@ -27,6 +27,7 @@ from bench.data.coco import (
     collate_detection,
     synthetic_targets,
 )
+from bench.documents import Info, Params
 from bench.errors import UserError
 from bench.flops import WorkProbe
 from bench.function.model import CHECK_BATCH, ModelProbe
@@ -120,8 +121,8 @@ class YOLOv10nWorkload(Workload):
             self.model.eval()
 
     @classmethod
-    def work_probe(cls, mode: str, params: dict[str, Any], precision: str,
-                   info: dict[str, Any]) -> WorkProbe:
+    def work_probe(cls, mode: str, params: Params, precision: str,
+                   info: Info) -> WorkProbe:
         with torch.device("cpu"):  # its construction runs a forward to find the strides
             model = yolov10n(num_classes=params["num_classes"])
         model = model.to("meta").train(mode == "train")
@@ -209,7 +210,7 @@ class YOLOv10nWorkload(Workload):
                           notes=["compared at the one-to-one head's decoded output (boxes "
                                  "and class scores of every anchor), before the top-k"])
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         return {**super().info(), "reference_parameters": PARAMETERS}
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from bench.documents import CheckRecord
 
 INTEGRITY, IMAGE, ANTI_GAMING, RERUN = "integrity", "image", "anti_gaming", "rerun"
 CATEGORIES = (INTEGRITY, IMAGE, ANTI_GAMING, RERUN)
@@ -17,7 +18,7 @@ class Check:
     status: str  # pass, fail or skipped (skipped says why and never passes a verdict alone)
     message: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> CheckRecord:
         return {"id": self.id, "category": self.category, "subject": self.subject,
                 "status": self.status, "message": self.message}
 

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bench.documents import AnyMetrics, MetricRecord, Metrics, Params, ResultDoc
 from bench.metrics import MetricSpec, spec_for
 from bench.stats import percentile
 from testbed.audit.checks import ANTI_GAMING, INTEGRITY, RERUN, Check, failed, passed, skipped
@@ -72,7 +73,7 @@ def latency_statistic(name: str) -> float | str | None:
     return float(match.group(1)) if match else None
 
 
-def _ok_latencies(doc: dict[str, Any]) -> list[list[float]]:
+def _ok_latencies(doc: ResultDoc) -> list[list[float]]:
     return [r["latencies_s"] for r in doc.get("repeats") or []
             if r.get("status") == "ok" and r.get("latencies_s")]
 
@@ -82,7 +83,7 @@ def _latency_figure(latencies: list[float], stat: float | str) -> float:
         percentile(latencies, float(stat))
 
 
-def per_repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
+def per_repeat_figures(name: str, metric: Any, doc: ResultDoc | None,
                        point: bool) -> list[float]:
     """One metric's figure in each repeat: an entry-level latency statistic from each repeat's
     own latencies, otherwise the metric's ``per_repeat``; empty when it has neither (a peak
@@ -97,7 +98,7 @@ def per_repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
     return []
 
 
-def repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
+def repeat_figures(name: str, metric: Any, doc: ResultDoc | None,
                    point: bool) -> list[float]:
     """The per-repeat figures, or the single value where there are none."""
     per = per_repeat_figures(name, metric, doc, point)
@@ -106,7 +107,7 @@ def repeat_figures(name: str, metric: Any, doc: dict[str, Any] | None,
     return per
 
 
-def pooled_value(name: str, metrics: list[Any], docs: list[dict[str, Any]],
+def pooled_value(name: str, metrics: list[Any], docs: list[ResultDoc],
                  point: bool) -> Any:
     """The re-measured figure over every re-run of the entry, made from all their repeats as
     the catalogue's aggregation makes a result's value from its repeats: latencies pooled, a
@@ -153,7 +154,7 @@ def load_factor_for(name: str, slowdown: float) -> float:
     return 1 + (slowdown - 1) / tail
 
 
-def percentile_evidence(name: str, re_docs: list[dict[str, Any]],
+def percentile_evidence(name: str, re_docs: list[ResultDoc],
                         tol: Tolerances) -> str | None:
     """Why a latency percentile cannot be judged (too few latencies per repeat), or None.
     The re-run's counts decide, not the submitted ones: a submitter who wrote fewer
@@ -188,7 +189,7 @@ class Judgement:
 
 
 def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list[Any],
-                 sub_doc: dict[str, Any] | None, re_docs: list[dict[str, Any]],
+                 sub_doc: ResultDoc | None, re_docs: list[ResultDoc],
                  tol: Tolerances, slowdown: float, point: bool, budget: int = 0
                  ) -> Judgement:
     """Judge one metric. Its direction, aggregation and whether the host's load worsens it
@@ -244,12 +245,12 @@ def judge_metric(name: str, rule: Rule | None, sub_metric: Any, re_metrics: list
                      predicted=predicted(interval, band, needed) if needed else None)
 
 
-def metric_records(entry_id: str, submitted: dict[str, Any],
-                   remeasured: dict[str, Any] | list[dict[str, Any]],
+def metric_records(entry_id: str, submitted: AnyMetrics,
+                   remeasured: Metrics | list[Metrics],
                    tol: Tolerances, vendor: str | None,
-                   point: dict[str, Any] | None = None, sub_doc: dict[str, Any] | None = None,
-                   re_docs: list[dict[str, Any]] | None = None,
-                   slowdown: float = 1.0, budget: int = 0) -> list[dict[str, Any]]:
+                   point: Params | None = None, sub_doc: ResultDoc | None = None,
+                   re_docs: list[ResultDoc] | None = None,
+                   slowdown: float = 1.0, budget: int = 0) -> list[MetricRecord]:
     """One record per metric either side has: submitted, re-measured (over every re-run of
     the entry), the interval of their ratio, the tolerance, what the catalogue declares of
     the metric, the outcome and the power statement (the smallest inflation it could catch)."""
@@ -284,16 +285,16 @@ def metric_records(entry_id: str, submitted: dict[str, Any],
     return records
 
 
-def _as_rounds(re_doc: dict[str, Any] | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def _as_rounds(re_doc: ResultDoc | list[ResultDoc] | None) -> list[ResultDoc]:
     if re_doc is None:
         return []
     return re_doc if isinstance(re_doc, list) else [re_doc]
 
 
-def compare_entry(entry_id: str, sub_doc: dict[str, Any],
-                  re_doc: dict[str, Any] | list[dict[str, Any]] | None,
+def compare_entry(entry_id: str, sub_doc: ResultDoc,
+                  re_doc: ResultDoc | list[ResultDoc] | None,
                   tol: Tolerances, rerun_error: str | None, slowdown: float = 1.0,
-                  budget: int = 0) -> tuple[list[Check], list[dict[str, Any]]]:
+                  budget: int = 0) -> tuple[list[Check], list[MetricRecord]]:
     """Status, configuration, metrics and grid points of one entry. ``re_doc`` is the
     as-submitted re-run's document, or a list of it and the documents of the re-runs made
     for more evidence (same configuration, more repeats, maybe a longer window), whose
@@ -367,12 +368,12 @@ def compare_entry(entry_id: str, sub_doc: dict[str, Any],
     return checks, records
 
 
-def _headlines(doc: dict[str, Any]) -> list[str]:
+def _headlines(doc: ResultDoc) -> list[str]:
     return sorted({_key(r["headline"]) for r in doc.get("repeats") or []
                    if r.get("status") == "ok" and isinstance(r.get("headline"), dict)})
 
 
-def headline_moved(sub_doc: dict[str, Any], re_doc: dict[str, Any]) -> str | None:
+def headline_moved(sub_doc: ResultDoc, re_doc: ResultDoc) -> str | None:
     """A sweep's entry-level figures are its headline (best or reference) point's: when that
     is another point in the re-run (or varied between repeats), they measure different things
     and only the points, compared one by one, can be. Results without points have no
@@ -386,7 +387,7 @@ def headline_moved(sub_doc: dict[str, Any], re_doc: dict[str, Any]) -> str | Non
             f"submitted and {' / '.join(b)} re-run: each grid point is compared on its own")
 
 
-def headline_problem(doc: dict[str, Any]) -> str | None:
+def headline_problem(doc: ResultDoc) -> str | None:
     """The entry-level throughput must be made of its headline points' own figures (which
     are re-measured point by point): each ok repeat's headline is one of the points, and the
     repeat's throughput is that point's figure in that repeat. None when consistent."""
@@ -418,15 +419,15 @@ def _close_lists(a: list[Any], b: list[Any]) -> bool:
     return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _key(params: dict[str, Any]) -> str:
+def _key(params: Params) -> str:
     return repr(sorted(params.items()))
 
 
-def config_check(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any],
+def config_check(entry_id: str, sub_doc: ResultDoc, re_doc: ResultDoc,
                  relaxed: tuple[str, ...] = ()) -> Check:
     """The re-run ran what was submitted: workload, mode, parameters, precision, rules, seeds
     (a re-run for more evidence may differ in the ``relaxed`` rules)."""
-    def facts(doc: dict[str, Any]) -> dict[str, Any]:
+    def facts(doc: ResultDoc) -> Params:
         w = doc["workload"]
         rules = {k: v for k, v in doc["rules"].items()
                  if k != "input_variants" and k not in relaxed}
@@ -445,7 +446,7 @@ def config_check(entry_id: str, sub_doc: dict[str, Any], re_doc: dict[str, Any],
                   "same workload, parameters, precision, rules and seeds as submitted")
 
 
-def workload_identity_check(entry_id: str, doc: dict[str, Any]) -> Check:
+def workload_identity_check(entry_id: str, doc: ResultDoc) -> Check:
     """The properties that select checks (group, item unit, modes, configs) are the workload
     registry's, never the document's: the document's copies must agree with the registry.
     A ResNet result re-sealed as group "micro" would otherwise skip the caching check."""
@@ -474,7 +475,7 @@ def workload_identity_check(entry_id: str, doc: dict[str, Any]) -> Check:
                   f"workload {w['name']}'s in the registry")
 
 
-def output_length_checks(entry_id: str, doc: dict[str, Any], which: str) -> list[Check]:
+def output_length_checks(entry_id: str, doc: ResultDoc, which: str) -> list[Check]:
     """LLM grid points generated exactly the requested number of tokens per sequence."""
     points = [p for p in doc.get("points") or []
               if "output_tokens" in p["params"] and p["status"] == "ok"]
@@ -507,7 +508,7 @@ def _geomean(values: list[float]) -> float:
     return math.exp(math.fsum(math.log(v) for v in values) / len(values))
 
 
-def throughput_figures(doc: dict[str, Any], keys: list[str] | None = None
+def throughput_figures(doc: ResultDoc, keys: list[str] | None = None
                        ) -> tuple[float | None, list[float]]:
     """The throughput of a caching re-run and its per-repeat figures: the entry's own, or for
     a grid the geometric mean over the points named by ``keys`` (each repeat's own)."""
@@ -528,7 +529,7 @@ def throughput_figures(doc: dict[str, Any], keys: list[str] | None = None
                               if all(p[j] > 0 for p in per)]
 
 
-def caching_check(entry_id: str, same: dict[str, Any] | None, distinct: dict[str, Any] | None,
+def caching_check(entry_id: str, same: ResultDoc | None, distinct: ResultDoc | None,
                   tol: Tolerances, not_applicable: str | None, slowdown: float = 1.0
                   ) -> Check:
     """The re-run on one repeated batch must not be markedly faster than the re-run cycling

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -23,6 +22,7 @@ from bench.contention import (
     window_demand,
     window_slowdown,
 )
+from bench.documents import ResultDoc
 
 __all__ = ["MAX_SLOWDOWN", "PERIOD_S", "HostMonitor", "container_of", "own_children",
            "thread_slowdown", "timed_windows", "window_demand", "window_slowdown"]
@@ -31,7 +31,7 @@ __all__ = ["MAX_SLOWDOWN", "PERIOD_S", "HostMonitor", "container_of", "own_child
 HostMonitor = ContentionMonitor
 
 
-def timed_windows(doc: dict[str, Any]) -> list[tuple[float, float]]:
+def timed_windows(doc: ResultDoc) -> list[tuple[float, float]]:
     """The timed windows of a result in monotonic seconds: its repeats' and its points'."""
     out = [(r["window"]["start_mono"], r["window"]["end_mono"])
            for r in doc.get("repeats") or [] if r.get("status") == "ok" and r.get("window")]

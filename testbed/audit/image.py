@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bench.documents import ImageInfo
 from bench.errors import UserError
 from bench.provenance import source_sha256, tree_sha256
 from testbed.audit.checks import IMAGE, Check, failed, passed, skipped
@@ -48,7 +49,7 @@ def find_by_digest(client: Any, digest: str) -> Any | None:
     return None
 
 
-def require_image(sub: Submission) -> dict[str, Any]:
+def require_image(sub: Submission) -> ImageInfo:
     """The image the results name; results measured natively name none."""
     recorded = sub.provenance.get("image") or {}
     if recorded.get("native") or not recorded.get("digest"):

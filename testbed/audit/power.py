@@ -22,8 +22,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from statistics import NormalDist
-from typing import Any
 
+from bench.documents import (
+    MetricRecord,
+    PowerEntry,
+    PowerRecord,
+    PowerSummary,
+    ResultDoc,
+    SubmissionAllows,
+)
 from testbed.audit.interval import RATIO, Band, Interval, judge, student_t_quantile
 
 PROBABILITY = 0.9  # the chance of catching the inflation the statement names
@@ -54,11 +61,11 @@ def worse_edge(band: Band, direction: str) -> float:
 
 
 def power_statement(interval: Interval, band: Band, direction: str | None,
-                    probability: float = PROBABILITY) -> dict[str, Any]:
+                    probability: float = PROBABILITY) -> PowerRecord:
     """The record's ``power``: the smallest inflation this submission's repeats and this
     re-run could have caught, with what it rests on; ``inflation`` null with the reason
     where there is none."""
-    out: dict[str, Any] = {"probability": probability, "inflation": None,
+    out: PowerRecord = {"probability": probability, "inflation": None,
                            "n_submitted": interval.n_submitted,
                            "n_remeasured": interval.n_remeasured, "spread": interval.spread}
     if interval.scale != RATIO:
@@ -155,8 +162,8 @@ def _log_spread(values: list[float]) -> float | None:
     return math.sqrt(math.fsum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
 
 
-def submission_allows(entry: str, doc: dict[str, Any], rel: float | None, level: float,
-                      most_repeats: int) -> dict[str, Any]:
+def submission_allows(entry: str, doc: ResultDoc, rel: float | None, level: float,
+                      most_repeats: int) -> SubmissionAllows:
     """Said up front, before anything is re-run: the smallest throughput inflation this
     submission's repeats let an audit catch on a quiet machine (slowdown 1), with the first
     re-run (as many repeats as submitted) and at best (``most_repeats`` re-measured, every
@@ -164,7 +171,7 @@ def submission_allows(entry: str, doc: dict[str, Any], rel: float | None, level:
     figure = (doc.get("metrics") or {}).get(THROUGHPUT) or {}
     per = [v for v in figure.get("per_repeat") or []
            if isinstance(v, int | float) and not isinstance(v, bool)]
-    out: dict[str, Any] = {"entry": entry, "metric": THROUGHPUT, "n_submitted": len(per),
+    out: SubmissionAllows = {"entry": entry, "metric": THROUGHPUT, "n_submitted": len(per),
                            "cv_submitted": figure.get("cv"), "first_rerun": None,
                            "at_best": None, "probability": PROBABILITY}
     spread = _log_spread(per)
@@ -181,7 +188,7 @@ def submission_allows(entry: str, doc: dict[str, Any], rel: float | None, level:
     return out
 
 
-def describe_allows(a: dict[str, Any]) -> str:
+def describe_allows(a: SubmissionAllows) -> str:
     if a["at_best"] is None:
         return f"{a['entry']}: {a.get('reason', 'unknown')}"
     cv = f" at a CV of {a['cv_submitted']:.1%}" if a.get("cv_submitted") is not None else ""
@@ -193,12 +200,12 @@ def describe_allows(a: dict[str, Any]) -> str:
     return text
 
 
-def power_summary(records: list[dict[str, Any]], allows: list[dict[str, Any]]
-                  ) -> dict[str, Any]:
+def power_summary(records: list[MetricRecord], allows: list[SubmissionAllows]
+                  ) -> PowerSummary:
     """The verdict's ``summary.power``: per entry the smallest throughput inflation the
     audit could have caught (its own figure's, else the least sensitive grid point's), and
     what the submission allowed up front."""
-    entries: list[dict[str, Any]] = []
+    entries: list[PowerEntry] = []
     for entry in dict.fromkeys(r["entry"] for r in records):
         mine = [r for r in records if r["entry"] == entry and r["metric"] == THROUGHPUT
                 and (r.get("power") or {}).get("inflation") is not None
@@ -214,7 +221,7 @@ def power_summary(records: list[dict[str, Any]], allows: list[dict[str, Any]]
             "submission": allows}
 
 
-def headline(summary: dict[str, Any]) -> str | None:
+def headline(summary: PowerSummary) -> str | None:
     """The terminal's power line."""
     if not summary["entries"]:
         return None

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from bench.config import RULES_PREFIX, format_cpus
+from bench.documents import JsonObject, RerunHost, RerunRecord, ResultDoc, RuleChanges
 from bench.errors import UserError
 from bench.ids import MANIFEST_FILE
 from bench.jsonio import atomic_write_text
@@ -41,11 +41,11 @@ class Rerun:
     out_dir: Path
     exit_code: int | None
     error: str | None
-    results: dict[str, dict[str, Any]]  # entry id -> document
+    results: dict[str, ResultDoc]  # entry id -> document
     # The rules it changed per entry (input_variants; more repeats and a longer window for
     # more evidence), and the host's load while it ran (testbed.audit.hostload).
-    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
-    host: dict[str, Any] | None = None
+    rules: dict[str, RuleChanges] = field(default_factory=dict)
+    host: RerunHost | None = None
 
     def slowdown(self, entry: str | None = None) -> float:
         """How much the host's load slowed its timed windows (one entry's, or all of them);
@@ -73,7 +73,7 @@ class Rerun:
         them): the measured slowdown times the contention it does not show."""
         return self.slowdown(entry) * self.contention(entry)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RerunRecord:
         cv = {e: ((d.get("metrics") or {}).get("throughput_items_per_s") or {}).get("cv")
               for e, d in self.results.items()}
         host = None if self.host is None else {
@@ -84,8 +84,8 @@ class Rerun:
                 "throughput_cv": cv, "host": host}
 
 
-def entry_from_result(doc: dict[str, Any],
-                      rules_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def entry_from_result(doc: ResultDoc,
+                      rules_extra: RuleChanges | None = None) -> JsonObject:
     """The suite entry that reproduces one result (params changed from the command line
     are left to ``--set``)."""
     w = doc["workload"]
@@ -115,7 +115,7 @@ def entry_from_result(doc: dict[str, Any],
 
 
 def suite_from_results(sub: Submission, entries: list[str],
-                       rules_extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                       rules_extra: dict[str, RuleChanges] | None = None) -> JsonObject:
     docs = [sub.results[e] for e in entries]
     first = docs[0]
     interval = (first["telemetry"].get("interval") or {}).get("requested_s") or 0.1
@@ -127,7 +127,7 @@ def suite_from_results(sub: Submission, entries: list[str],
             substitutions.append({"workload": sub_info["requested"], "use": sub_info["used"],
                                   "vendors": [sub_info["vendor"]],
                                   "reason": sub_info.get("reason", "recorded in the result")})
-    suite: dict[str, Any] = {
+    suite: JsonObject = {
         "name": first["suite"]["name"],
         "description": f"audit re-run of {sub.run_id or sub.run_dir}",
         "seed": first["suite"]["seed"],
@@ -141,7 +141,7 @@ def suite_from_results(sub: Submission, entries: list[str],
 
 
 def overrides_of(sub: Submission, entries: list[str],
-                 rules_extra: dict[str, dict[str, Any]] | None = None) -> list[str]:
+                 rules_extra: dict[str, RuleChanges] | None = None) -> list[str]:
     """The submission's ``--set`` arguments (JSON values are YAML, as ``--set`` reads them).
 
     A run rule the submission overrode is set again (so the re-run is flagged as it was) to
@@ -159,14 +159,14 @@ def overrides_of(sub: Submission, entries: list[str],
     return out
 
 
-def write_suite(path: Path, suite: dict[str, Any]) -> Path:
+def write_suite(path: Path, suite: JsonObject) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "# Written by `invoke audit` from the submitted results.\n"
                       + yaml.safe_dump(suite, sort_keys=False))
     return path
 
 
-def read_results(out_dir: Path) -> dict[str, dict[str, Any]]:
+def read_results(out_dir: Path) -> dict[str, ResultDoc]:
     """The re-run's valid result documents by entry id (what the submitted image wrote is
     read as carefully as the submission: inside the directory, schema and hash checked)."""
     from bench.validate import validate_file

@@ -20,6 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.documents import (
+    MetricRecord,
+    NoiseSummary,
+    ResultDoc,
+    RuleChanges,
+    SubmissionAllows,
+    SubmissionDisturbed,
+    VerdictDoc,
+)
 from bench.errors import UserError
 from bench.ids import id_problem, slug
 from bench.jsonio import atomic_write_json, sanitize, seal
@@ -58,7 +67,7 @@ EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3, CANNOT_RERUN: 2}
 
 @dataclass
 class AuditResult:
-    verdict: dict[str, Any]
+    verdict: VerdictDoc
     path: Path
 
     @property
@@ -75,7 +84,7 @@ class AuditResult:
         return EXIT_CODES[self.verdict["verdict"]]
 
 
-def caching_not_applicable(doc: dict[str, Any]) -> str | None:
+def caching_not_applicable(doc: ResultDoc) -> str | None:
     """Why the caching check cannot apply to this result (None: it applies)."""
     from bench.workloads import get_workload
 
@@ -161,7 +170,7 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
             print(f"the submission allows: {line}", flush=True)
     _prepare(out_dir)
     reruns: list[Rerun] = []
-    records: list[dict[str, Any]] = []
+    records: list[MetricRecord] = []
     if not sub.results or any_failed(checks):
         note = ("not attempted: the integrity or image checks above failed, so a "
                 "re-measurement could not vouch for these files")
@@ -197,7 +206,7 @@ def audit(run_path: Path, out_root: Path, image: str | None = None,
     return AuditResult(verdict, path)
 
 
-def _allows(sub: Submission, tol: Tolerances) -> list[dict[str, Any]]:
+def _allows(sub: Submission, tol: Tolerances) -> list[SubmissionAllows]:
     """What each submitted entry's repeats let the audit detect, before re-running."""
     out = []
     for entry_id, doc in sub.results.items():
@@ -224,33 +233,33 @@ def _prepare(out_dir: Path) -> None:
     make_writable_dir(out_dir, "Audit directory", "Choose another with --out DIR.")
 
 
-def rerun_repeats(doc: dict[str, Any], settings: Reruns) -> int:
+def rerun_repeats(doc: ResultDoc, settings: Reruns) -> int:
     """The most repeats one re-run for more evidence of this entry may have: the tolerance
     file's ``reruns.repeats``, at least the submitted number."""
     return max(settings.repeats, int(doc["rules"]["repeats"]))
 
 
-def more_evidence_rules(doc: dict[str, Any], settings: Reruns,
-                        needed: int | None = None) -> dict[str, Any]:
+def more_evidence_rules(doc: ResultDoc, settings: Reruns,
+                        needed: int | None = None) -> RuleChanges:
     """The rules of a re-run for more evidence: the repeats that can decide what is left
     (``needed``, at least 2, at most ``rerun_repeats``) and, where the timed window is a
     duration, a longer one (and a timeout to match). A window of a fixed number of
     iterations (``min_duration_s: 0``) is a protocol: kept."""
     rules = doc["rules"]
     most = rerun_repeats(doc, settings)
-    out: dict[str, Any] = {"repeats": most if needed is None else max(2, min(needed, most))}
+    out: RuleChanges = {"repeats": most if needed is None else max(2, min(needed, most))}
     if rules.get("min_duration_s", 0) > 0 and settings.window_factor > 1:
         out["min_duration_s"] = rules["min_duration_s"] * settings.window_factor
         out["timeout_s"] = rules["timeout_s"] * settings.window_factor
     return out
 
 
-def _worth_deciding(record: dict[str, Any], held: bool) -> bool:
+def _worth_deciding(record: MetricRecord, held: bool) -> bool:
     return record["status"] == "inconclusive" and bool(record.get("decidable")) and (
         not held or record.get("predicted") == "fail")
 
 
-def verdict_held(records: list[dict[str, Any]], checks: list[Check]) -> bool:
+def verdict_held(records: list[MetricRecord], checks: list[Check]) -> bool:
     """Whether the verdict is already at least inconclusive whatever more evidence gives: a
     metric or check is inconclusive and nothing left can decide it. Then only a predicted
     fail can still change the verdict; a predicted pass would leave it inconclusive."""
@@ -258,7 +267,7 @@ def verdict_held(records: list[dict[str, Any]], checks: list[Check]) -> bool:
         or any(c.status == "inconclusive" for c in checks)
 
 
-def wants_more_evidence(records: list[dict[str, Any]], held: bool = False) -> bool:
+def wants_more_evidence(records: list[MetricRecord], held: bool = False) -> bool:
     """An entry is re-run again while one of its metrics is inconclusive and the re-run
     repeats the tolerances still allow could decide it (a pass or a fail at the same
     estimate and spread), and while that decision could change the verdict (``held``: the
@@ -267,7 +276,7 @@ def wants_more_evidence(records: list[dict[str, Any]], held: bool = False) -> bo
     return any(_worth_deciding(r, held) for r in records)
 
 
-def repeats_wanted(records: list[dict[str, Any]], held: bool = False) -> int | None:
+def repeats_wanted(records: list[MetricRecord], held: bool = False) -> int | None:
     """How many more repeats the entry's undecided metrics need (the most any needs)."""
     wanted = [r.get("repeats_to_decide") or 0 for r in records if _worth_deciding(r, held)]
     return max(wanted) if wanted else None
@@ -275,7 +284,7 @@ def repeats_wanted(records: list[dict[str, Any]], held: bool = False) -> int | N
 
 def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: bool,
                        image_ref: str | None
-                       ) -> tuple[list[Rerun], list[Check], list[dict[str, Any]]]:
+                       ) -> tuple[list[Rerun], list[Check], list[MetricRecord]]:
     entries = list(sub.results)
     spread = {e: (d.get("placement") or {}).get("nnodes", 1) for e, d in sub.results.items()}
     if any(n > 1 for n in spread.values()):
@@ -291,7 +300,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
 
     launcher = "native" if native else "container"  # testbed.launch.launcher_for
 
-    def run(name: str, ids: list[str], extra: dict[str, dict[str, Any]] | None = None
+    def run(name: str, ids: list[str], extra: dict[str, RuleChanges] | None = None
             ) -> Rerun:
         suite_file = write_suite(out_dir / f"{name}-{SUITE_FILE}",
                                  suite_from_results(sub, ids, extra))
@@ -349,7 +358,7 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
                         f"wrote no result ({more.error or 'no document'})")
                     + ": left out of the evidence"))
     checks: list[Check] = []
-    records: list[dict[str, Any]] = []
+    records: list[MetricRecord] = []
     for entry_id in entries:
         entry_checks, entry_records = compared[entry_id]
         checks += entry_checks
@@ -364,8 +373,8 @@ def _rerun_and_compare(sub: Submission, tol: Tolerances, out_dir: Path, native: 
     return reruns, checks, records
 
 
-def noise_summary(records: list[dict[str, Any]], reruns: list[Rerun],
-                  tol: Tolerances) -> dict[str, Any]:
+def noise_summary(records: list[MetricRecord], reruns: list[Rerun],
+                  tol: Tolerances) -> NoiseSummary:
     """Whether the machine was too noisy to judge: a re-run the host's load slowed more than
     the bound, or a metric whose re-measured repeats spread more than the bound; and which
     metrics that left undecided."""
@@ -404,7 +413,7 @@ DISTURBED_NOTE = ("the submission was disturbed: weak evidence. Its own record s
                   "re-run that does better than it claims is expected")
 
 
-def submission_disturbed(sub: Submission) -> dict[str, Any] | None:
+def submission_disturbed(sub: Submission) -> SubmissionDisturbed | None:
     """The submitted results that say they were disturbed while they measured (their
     ``disturbed`` record; a result without one says nothing either way)."""
     entries = []
@@ -416,15 +425,15 @@ def submission_disturbed(sub: Submission) -> dict[str, Any] | None:
     return {"entries": entries, "note": DISTURBED_NOTE} if entries else None
 
 
-def _where(m: dict[str, Any]) -> str:
+def _where(m: MetricRecord) -> str:
     return f"{m['entry']}{' ' + str(m['point']) if m['point'] else ''} {m['metric']}"
 
 
-def _verdict(sub: Submission, checks: list[Check], records: list[dict[str, Any]],
+def _verdict(sub: Submission, checks: list[Check], records: list[MetricRecord],
              reruns: list[Rerun], tol: Tolerances, native: bool, choice: Any,
              image_arg: str | None, started: float, out_dir: Path,
              unavailable: str | None = None,
-             allows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+             allows: list[SubmissionAllows] | None = None) -> VerdictDoc:
     failed_checks = [c for c in checks if c.status == "fail"]
     reasons = [f"{c.category}/{c.id} {c.subject}: {c.message}" for c in failed_checks]
     reasons += [f"metric {_where(r)}: {r['reason']}" for r in records if r["status"] == "fail"]

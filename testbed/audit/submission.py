@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.documents import ManifestDoc, Provenance, ResultDoc
 from bench.errors import UserError, cut
 from bench.ids import MANIFEST_FILE
 from bench.jsonio import HASH_FIELD, UnreadableDocument, body_sha256, read_json_file
@@ -33,15 +34,15 @@ class Submission:
     re-measured (those whose integrity checks passed)."""
 
     run_dir: Path
-    manifest: dict[str, Any] | None = None
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # entry id -> document
+    manifest: ManifestDoc | None = None
+    results: dict[str, ResultDoc] = field(default_factory=dict)  # entry id -> document
     only: str | None = None  # audit one result file of the run
 
-    def first(self) -> dict[str, Any] | None:
+    def first(self) -> ResultDoc | None:
         return next(iter(self.results.values()), None)
 
     @property
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self) -> Provenance:
         doc = self.first()
         return (doc or {}).get("provenance") or {}
 
@@ -131,11 +132,11 @@ def _position(order: list[str], entry_id: str) -> tuple[int, str]:
 
 
 def _result_documents(run_dir: Path, only: str | None,
-                      checks: list[Check]) -> dict[str, dict[str, Any]]:
+                      checks: list[Check]) -> dict[str, ResultDoc]:
     """Every result file that matches its schema and its own hash, by file name."""
     names = [only] if only else sorted(p.name for p in run_dir.glob("*.json")
                                        if p.name != MANIFEST and not p.name.startswith("."))
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, ResultDoc] = {}
     for name in names:
         doc, problem = _read(run_dir / name, run_dir)
         if problem:
@@ -156,8 +157,8 @@ def _result_documents(run_dir: Path, only: str | None,
     return out
 
 
-def _check_listing(run_dir: Path, manifest: dict[str, Any],
-                   documents: dict[str, dict[str, Any]], only: str | None,
+def _check_listing(run_dir: Path, manifest: ManifestDoc,
+                   documents: dict[str, ResultDoc], only: str | None,
                    checks: list[Check]) -> None:
     """The manifest, written during the run, names each result file and its hash."""
     listed = {e["file"]: e for e in manifest["entries"] if e.get("file")}
@@ -240,7 +241,7 @@ def consistency_checks(sub: Submission) -> list[Check]:
     return out
 
 
-def seed_check(entry_id: str, doc: dict[str, Any]) -> Check:
+def seed_check(entry_id: str, doc: ResultDoc) -> Check:
     """The seeds in the provenance are the suite's, one per repeat that ran."""
     seed = doc["suite"].get("seed")
     seeds = doc["provenance"]["seeds"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from bench.documents import Band, JsonObject, TolerancesRecord
 from bench.errors import UserError
 from bench.metrics import EXACT, IGNORED, catalogue, spec_for
 from bench.schema import read_yaml_file
@@ -35,7 +36,7 @@ class Size:
     abs: float | None = None
     ignore: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, float | str]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
@@ -50,8 +51,8 @@ class Rule:
     equal: bool = False
     ignore: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"band": self.band}
+    def as_dict(self) -> Band:
+        out: Band = {"band": self.band}
         for key in ("rel", "abs", "ignore"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -128,7 +129,7 @@ class Tolerances:
             return None
         return Rule(band=band, rel=size.rel, abs=size.abs, ignore=size.ignore)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> TolerancesRecord:
         return {"path": str(self.path), "sha256": self.sha256,
                 "caching": {"max_speedup": self.max_speedup,
                             "input_variants": self.input_variants},
@@ -166,7 +167,7 @@ def load_tolerances(path: Path | None = None) -> Tolerances:
     # A file without its own settings gets the default file's (not a second copy).
     defaults = _defaults() if path != DEFAULT_FILE else {}
 
-    def section(name: str) -> dict[str, Any]:
+    def section(name: str) -> JsonObject:
         return {**defaults.get(name, {}), **doc.get(name, {})}
 
     caching = section("caching")
@@ -179,7 +180,7 @@ def load_tolerances(path: Path | None = None) -> Tolerances:
                       ignore=dict(doc.get("ignore") or {}))
 
 
-def _defaults() -> dict[str, Any]:
+def _defaults() -> JsonObject:
     return yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))
 
 

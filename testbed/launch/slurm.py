@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
+from bench.documents import ManifestDoc, ManifestEntry, ResultDoc
 from bench.errors import UserError
 from bench.jsonio import atomic_write_json, atomic_write_text
 from bench.progress import Display, headline
@@ -197,8 +198,8 @@ def cancel(job_id: str) -> None:
 
 
 # -- progress ----------------------------------------------------------------------------------
-def node_results(run_dir: Path, node: str, entry: str) -> tuple[dict[str, Any] | None,
-                                                               dict[str, Any] | None]:
+def node_results(run_dir: Path, node: str, entry: str) -> tuple[ManifestDoc | None,
+                                                               ResultDoc | None]:
     """A node's manifest and result document for one entry (None where not written)."""
     base = run_dir / NODES_DIR / node / entry
     out = []
@@ -321,7 +322,7 @@ def _entry_outcome(run_dir: Path, job_id: str, step: StepPlan, node: str,
 
 
 def gather(run_dir: Path, job_id: str, state: JobState | None,
-           finished: bool = True) -> dict[str, Any]:
+           finished: bool = True) -> ManifestDoc:
     """Write the run's results and manifest from what the nodes wrote; returns the manifest."""
     from bench.multinode import combine_node_results
 
@@ -330,7 +331,7 @@ def gather(run_dir: Path, job_id: str, state: JobState | None,
     entries = {e.id: e for e in suite.entries}
     nodes = state.nodes if state and state.nodes else _nodes_on_disk(run_dir)
     exits = steps_log(run_dir)
-    items: list[dict[str, Any]] = []
+    items: list[ManifestEntry] = []
     contributions: dict[str, list[dict[str, Any]]] = {n: [] for n in nodes}
     for step in job.steps:
         entry = entries[step.entry]
@@ -382,8 +383,8 @@ def _nodes_on_disk(run_dir: Path) -> list[str]:
 
 
 def _manifest(run_dir: Path, job: SlurmJob, job_id: str, state: JobState | None, suite: Any,
-              items: list[dict[str, Any]], contributions: dict[str, list[dict[str, Any]]],
-              finished: bool) -> dict[str, Any]:
+              items: list[ManifestEntry], contributions: dict[str, list[dict[str, Any]]],
+              finished: bool) -> ManifestDoc:
     from bench.results import SCHEMA_VERSION
 
     previous: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.documents import AnyMetrics, AnyResultDoc
 from bench.errors import UserError
 from bench.metrics import catalogue
 from testbed.report import checks
@@ -161,7 +162,7 @@ class Analysis:
 
 
 # -- marks -----------------------------------------------------------------------------------
-def result_marks(doc: dict[str, Any]) -> dict[str, str]:
+def result_marks(doc: AnyResultDoc) -> dict[str, str]:
     """Why a result is not comparable with others (empty when it is)."""
     wl = doc["workload"]
     marks: dict[str, str] = {}
@@ -341,7 +342,7 @@ def apply_column_copies(table: pd.DataFrame, copies: list[checks.ColumnCopy],
                         reviews: list[Review]) -> pd.DataFrame:
     """Mark both metrics of each copied pair, and what the results computed from them."""
     table = table.copy()
-    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    entries: dict[tuple[str, str], AnyMetrics] = {}
     for rev in reviews:
         entries.setdefault((rev.result.device_key, rev.workload), {}).update(
             rev.result.doc.get("metrics") or {})

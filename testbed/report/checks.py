@@ -28,6 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from bench.documents import AnyMetrics, AnyResultDoc, DeviceSpec
 from bench.metrics import catalogue, spec_for
 from bench.specs import peak_for, per_device
 
@@ -45,7 +46,7 @@ ALWAYS_DERIVED = tuple(name for name, spec in catalogue().names.items() if spec.
 PUBLISHED_KIND = "bench.published"
 
 
-def is_published(doc: dict[str, Any]) -> bool:
+def is_published(doc: AnyResultDoc) -> bool:
     """A published table's row (``invoke import``), not a measurement of this test-bed."""
     return doc.get("kind") == PUBLISHED_KIND
 
@@ -140,7 +141,7 @@ def _num(entry: Any) -> float | None:
     return float(value)
 
 
-def _metric_sets(doc: dict[str, Any]) -> Iterator[tuple[int | None, dict[str, Any]]]:
+def _metric_sets(doc: AnyResultDoc) -> Iterator[tuple[int | None, AnyMetrics]]:
     """The result's metrics, then each grid point's (with its index)."""
     yield None, doc.get("metrics") or {}
     for i, point in enumerate(doc.get("points") or []):
@@ -151,7 +152,7 @@ def _where(point: int | None) -> str:
     return "" if point is None else f" (grid point {point})"
 
 
-def _series(doc: dict[str, Any], name: str) -> list[float]:
+def _series(doc: AnyResultDoc, name: str) -> list[float]:
     out: list[float] = []
     for dev in (doc.get("telemetry") or {}).get("devices") or []:
         out += [float(v) for v in (dev.get("series") or {}).get(name) or []
@@ -174,7 +175,7 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def assumed(doc: dict[str, Any], *facts: str) -> str:
+def assumed(doc: AnyResultDoc, *facts: str) -> str:
     """`` (assumed, not printed: --assume config=full)`` where a published row's ``facts``
     rest on what the user assumed (``invoke import --assume``); "" otherwise."""
     given = [a.get("given", "?") for a in doc.get("assumptions") or []
@@ -182,7 +183,7 @@ def assumed(doc: dict[str, Any], *facts: str) -> str:
     return f" (assumed, not printed: {'; '.join(dict.fromkeys(given))})" if given else ""
 
 
-def unknown(doc: dict[str, Any], fact: str) -> str | None:
+def unknown(doc: AnyResultDoc, fact: str) -> str | None:
     """Why a published row does not know ``fact`` (``workload.unknowns``); None if it does."""
     if not is_published(doc):
         return None
@@ -191,7 +192,7 @@ def unknown(doc: dict[str, Any], fact: str) -> str | None:
 
 
 # -- bounds shared by several checks -------------------------------------------------------
-def devices_of(doc: dict[str, Any]) -> int:
+def devices_of(doc: AnyResultDoc) -> int:
     """How many devices a result's throughput and power were measured on.
 
     A published row says (``device.count``: "8x A100"); a measurement runs on one device
@@ -216,13 +217,13 @@ def devices_of(doc: dict[str, Any]) -> int:
     return count if count is not None and count > 1 else 1
 
 
-def precision_of(doc: dict[str, Any], point: int | None) -> str | None:
+def precision_of(doc: AnyResultDoc, point: int | None) -> str | None:
     params = (doc.get("points") or [])[point].get("params", {}) if point is not None else {}
     return params.get("precision") or params.get("dtype") or \
         (doc.get("workload") or {}).get("precision_used")
 
 
-def _flop_hint(spec: dict[str, Any] | None, precision: str | None, needed: float) -> str:
+def _flop_hint(spec: DeviceSpec | None, precision: str | None, needed: float) -> str:
     """Why an fp32 figure above the fp32 peak may still be a real (but not fp32) run."""
     tf32 = ((per_device(spec) or {}).get("peak_flops") or {}).get("tf32")
     if precision == "fp32" and tf32 and needed <= tf32:
@@ -241,8 +242,8 @@ class Bound:
     assumed: str = ""
 
 
-def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
-                     spec: dict[str, Any] | None, s: CheckSettings,
+def throughput_bound(metrics: AnyMetrics, doc: AnyResultDoc,
+                     spec: DeviceSpec | None, s: CheckSettings,
                      point: int | None = None) -> Bound:
     """throughput x FLOPs per item against the peak, and x bytes per item against the memory
     bandwidth, both x the devices the throughput was measured on."""
@@ -298,7 +299,7 @@ def throughput_bound(metrics: dict[str, Any], doc: dict[str, Any],
     return verdict
 
 
-def power_bound(value: float | None, doc: dict[str, Any], spec: dict[str, Any] | None,
+def power_bound(value: float | None, doc: AnyResultDoc, spec: DeviceSpec | None,
                 s: CheckSettings) -> bool | None:
     """Whether an average power is physically possible (None: no reading)."""
     if value is None:
@@ -309,7 +310,7 @@ def power_bound(value: float | None, doc: dict[str, Any], spec: dict[str, Any] |
 
 
 # -- physical bound of the throughput --------------------------------------------------------
-def check_throughput_bound(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_throughput_bound(doc: AnyResultDoc, spec: DeviceSpec | None,
                            s: CheckSettings) -> CheckOutcome:
     estimated = bool((spec or {}).get("estimate"))
     basis = (f"{spec['name']} peak FLOP/s and memory bandwidth ("
@@ -353,7 +354,7 @@ def _efficiency_culprit(eff: float, thr: float, power: float, thr_ok: bool | Non
         if thr_ok and power_ok else "items/J is the value computed from the other two")
 
 
-def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_efficiency(doc: AnyResultDoc, spec: DeviceSpec | None,
                      s: CheckSettings) -> CheckOutcome:
     out = CheckOutcome("efficiency", False, basis=f"relative tolerance {s.efficiency_rel_tol:.0%}")
     for point, metrics in _metric_sets(doc):
@@ -408,7 +409,7 @@ def check_efficiency(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- power ---------------------------------------------------------------------------------
-def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_power_limit(doc: AnyResultDoc, spec: DeviceSpec | None,
                       s: CheckSettings) -> CheckOutcome:
     limit = (spec or {}).get("power_limit_w")
     n = devices_of(doc)
@@ -459,7 +460,7 @@ def check_power_limit(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- utilisation ---------------------------------------------------------------------------
-def check_utilisation_range(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_utilisation_range(doc: AnyResultDoc, spec: DeviceSpec | None,
                             s: CheckSettings) -> CheckOutcome:
     out = CheckOutcome("utilisation_range", False, basis="0 <= util <= 100 %")
     for point, metrics in _metric_sets(doc):
@@ -483,8 +484,8 @@ def check_utilisation_range(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- memory --------------------------------------------------------------------------------
-def memory_capacity_bytes(doc: dict[str, Any],
-                          spec: dict[str, Any] | None) -> tuple[float | None, str]:
+def memory_capacity_bytes(doc: AnyResultDoc,
+                          spec: DeviceSpec | None) -> tuple[float | None, str]:
     """The device's memory: spec sheet (per framework device), else what the backend reported,
     else telemetry."""
     spec = per_device(spec)
@@ -499,7 +500,7 @@ def memory_capacity_bytes(doc: dict[str, Any],
     return None, "no memory capacity known"
 
 
-def check_memory_capacity(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_memory_capacity(doc: AnyResultDoc, spec: DeviceSpec | None,
                           s: CheckSettings) -> CheckOutcome:
     capacity, source = memory_capacity_bytes(doc, spec)
     out = CheckOutcome("memory_capacity", False,
@@ -542,7 +543,7 @@ def check_memory_capacity(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- temperature ---------------------------------------------------------------------------
-def check_temperature_range(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_temperature_range(doc: AnyResultDoc, spec: DeviceSpec | None,
                             s: CheckSettings) -> CheckOutcome:
     low, high = s.temp_range_c
     out = CheckOutcome("temperature_range", False, basis=f"{low:g} .. {high:g} degC")
@@ -576,7 +577,7 @@ def _epoch(text: Any) -> float | None:
         return None
 
 
-def check_timestamps(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_timestamps(doc: AnyResultDoc, spec: DeviceSpec | None,
                      s: CheckSettings) -> CheckOutcome:
     out = CheckOutcome("timestamps", True,
                        basis="start <= end; telemetry and windows in order, inside the run")
@@ -639,7 +640,7 @@ def window_coverage(t_s: Iterable[float], start_s: float, end_s: float,
     return max(0.0, 1.0 - lost / duration)
 
 
-def check_telemetry_coverage(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_telemetry_coverage(doc: AnyResultDoc, spec: DeviceSpec | None,
                              s: CheckSettings) -> CheckOutcome:
     tel = doc.get("telemetry") or {}
     interval = _num((tel.get("interval") or {}).get("requested_s"))
@@ -706,7 +707,7 @@ def expected_unit(name: str, item_unit: str | None = None) -> tuple[Callable[[st
     return None
 
 
-def check_units(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_units(doc: AnyResultDoc, spec: DeviceSpec | None,
                 s: CheckSettings) -> CheckOutcome:
     item_unit = (doc.get("workload") or {}).get("item_unit")
     out = CheckOutcome("units", False, basis="unit is the catalogue's (bench/metrics.yaml)")
@@ -728,7 +729,7 @@ def check_units(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- peak FLOP/s ---------------------------------------------------------------------------
-def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_peak_flops(doc: AnyResultDoc, spec: DeviceSpec | None,
                      s: CheckSettings) -> CheckOutcome:
     spec = per_device(spec)
     peaks = (spec or {}).get("peak_flops") or {}
@@ -772,7 +773,7 @@ def check_peak_flops(doc: dict[str, Any], spec: dict[str, Any] | None,
 
 
 # -- latency and throughput ------------------------------------------------------------------
-def batch_items(doc: dict[str, Any]) -> tuple[float | None, str]:
+def batch_items(doc: AnyResultDoc) -> tuple[float | None, str]:
     """Items one stream's timed iteration processes, and where that figure comes from.
 
     A measurement records items and iterations of every repeat (with concurrent streams,
@@ -794,7 +795,7 @@ def batch_items(doc: dict[str, Any]) -> tuple[float | None, str]:
     return None, "no batch size"
 
 
-def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
+def check_latency_throughput(doc: AnyResultDoc, spec: DeviceSpec | None,
                              s: CheckSettings) -> CheckOutcome:
     """Inference: throughput = batch x concurrent streams / mean latency per batch.
 
@@ -855,7 +856,7 @@ def check_latency_throughput(doc: dict[str, Any], spec: dict[str, Any] | None,
     return out
 
 
-CHECKS: tuple[Callable[[dict[str, Any], dict[str, Any] | None, CheckSettings],
+CHECKS: tuple[Callable[[AnyResultDoc, DeviceSpec | None, CheckSettings],
                        CheckOutcome], ...] = (
     check_efficiency, check_power_limit, check_utilisation_range, check_memory_capacity,
     check_temperature_range, check_timestamps, check_telemetry_coverage, check_units,
@@ -865,7 +866,7 @@ CHECKS: tuple[Callable[[dict[str, Any], dict[str, Any] | None, CheckSettings],
 NOT_FOR_PUBLISHED = ("timestamps", "telemetry_coverage")
 
 
-def derived_closure(metrics: Iterable[str], entries: dict[str, Any]) -> tuple[str, ...]:
+def derived_closure(metrics: Iterable[str], entries: AnyMetrics) -> tuple[str, ...]:
     """``metrics`` and every metric of ``entries`` computed from them (DERIVED_FROM)."""
     marked = list(dict.fromkeys(metrics))
     changed = ALL_METRICS not in marked
@@ -879,7 +880,7 @@ def derived_closure(metrics: Iterable[str], entries: dict[str, Any]) -> tuple[st
     return tuple(marked)
 
 
-def _with_derived(finding: Finding, doc: dict[str, Any]) -> Finding:
+def _with_derived(finding: Finding, doc: AnyResultDoc) -> Finding:
     entries = doc.get("metrics") or {}
     if finding.point is not None:
         entries = ((doc.get("points") or [])[finding.point].get("metrics") or {})
@@ -888,7 +889,7 @@ def _with_derived(finding: Finding, doc: dict[str, Any]) -> Finding:
         Finding(finding.check, metrics, finding.message, finding.point)
 
 
-def run_checks(doc: dict[str, Any], spec: dict[str, Any] | None,
+def run_checks(doc: AnyResultDoc, spec: DeviceSpec | None,
                settings: CheckSettings | None = None) -> list[CheckOutcome]:
     """Every per-result check on one result document; findings also mark the values
     derived from the values they mark."""

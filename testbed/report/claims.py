@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench.documents import AnyResultDoc, PublishedDoc
 from testbed.audit.tolerances import Rule, load_tolerances
 from testbed.report.checks import is_published
 from testbed.report.metrics import direction
@@ -61,13 +62,13 @@ def claim_verdict(claimed: float, measured: float, better: int, rule: Rule | Non
     return "exceeded", band, f"measured {what}: better than claimed, beyond {band}"
 
 
-def _citation(doc: dict[str, Any]) -> str:
+def _citation(doc: PublishedDoc) -> str:
     src = doc["source"]
     page = f", p. {src['page']}" if src.get("page") else ""
     return f"{src['publisher']}: {src['title']}, {src['table']}{page}"
 
 
-def _shape(doc: dict[str, Any]) -> tuple[Any, ...]:
+def _shape(doc: AnyResultDoc) -> tuple[Any, ...]:
     wl = doc["workload"]
     params = wl.get("params") or {}
     batch = params.get("batch_size") or params.get(f"{wl['mode']}_batch_size") or \
@@ -75,7 +76,7 @@ def _shape(doc: dict[str, Any]) -> tuple[Any, ...]:
     return wl.get("precision_used"), batch, params.get("streams") or 1
 
 
-def _same_workload(measured: dict[str, Any], published: dict[str, Any]) -> bool:
+def _same_workload(measured: AnyResultDoc, published: PublishedDoc) -> bool:
     """The same workload, mode and config (a published row names what it changes in the
     config: "full, batch 64, fp16"; the shape itself is compared by ``_shape``)."""
     m, p = measured["workload"], published["workload"]

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.documents import CaseRow, FunctionCases, FunctionRecord, ModelCheck, PointDoc
 from testbed.report import charts
 from testbed.report.analysis import Analysis
 from testbed.report.fmt import format_value
@@ -44,7 +45,7 @@ class FunctionViews:
                             self.longtail_chart) if f is not None]
 
 
-def _records(analysis: Analysis, kind: str) -> list[tuple[str, dict[str, Any], Any]]:
+def _records(analysis: Analysis, kind: str) -> list[tuple[str, FunctionRecord, Any]]:
     """(device key, function record, review) of every result whose record is ``kind``."""
     out = []
     for rev in analysis.reviews:
@@ -55,16 +56,16 @@ def _records(analysis: Analysis, kind: str) -> list[tuple[str, dict[str, Any], A
 
 
 # -- operators ---------------------------------------------------------------------------------
-def _operator_runs(analysis: Analysis) -> dict[str, dict[str, Any]]:
+def _operator_runs(analysis: Analysis) -> dict[str, FunctionCases]:
     """The latest operator-function record per device."""
-    runs: dict[str, dict[str, Any]] = {}
+    runs: dict[str, FunctionCases] = {}
     for device, rec, _rev in sorted(_records(analysis, "operators"),
                                    key=lambda t: t[2].result.doc.get("started_at", "")):
         runs[device] = rec
     return runs
 
 
-def support_table(analysis: Analysis, runs: dict[str, dict[str, Any]]) -> Table | None:
+def support_table(analysis: Analysis, runs: dict[str, FunctionCases]) -> Table | None:
     if not runs:
         return None
     devices = [d for d in analysis.device_order() if d in runs]
@@ -91,7 +92,7 @@ def support_table(analysis: Analysis, runs: dict[str, dict[str, Any]]) -> Table 
                          "and backward) was right on the device; hover for the count per class.")
 
 
-def support_figure(analysis: Analysis, runs: dict[str, dict[str, Any]]) -> Figure | None:
+def support_figure(analysis: Analysis, runs: dict[str, FunctionCases]) -> Figure | None:
     if not runs:
         return None
     devices = [d for d in analysis.device_order() if d in runs]
@@ -113,7 +114,7 @@ def support_figure(analysis: Analysis, runs: dict[str, dict[str, Any]]) -> Figur
                   "device (pass), as a share of those judged.", name="function-support")
 
 
-def _cell_tip(op: str, device: str, dtype: str, cls: str, cases: list[dict[str, Any]]) -> str:
+def _cell_tip(op: str, device: str, dtype: str, cls: str, cases: list[CaseRow]) -> str:
     lines = [f"{op} · {device} · {dtype}: {CLASS_TITLES.get(cls, cls)}"]
     for c in cases:
         detail = c["pass"]
@@ -127,7 +128,7 @@ def _cell_tip(op: str, device: str, dtype: str, cls: str, cases: list[dict[str, 
     return "\n".join(lines)
 
 
-def matrix_figures(analysis: Analysis, runs: dict[str, dict[str, Any]]
+def matrix_figures(analysis: Analysis, runs: dict[str, FunctionCases]
                    ) -> tuple[Figure | None, int, Figure | None, int]:
     """The problems (operators not right everywhere) and the full matrix."""
     if not runs:
@@ -135,7 +136,7 @@ def matrix_figures(analysis: Analysis, runs: dict[str, dict[str, Any]]
     devices = [d for d in analysis.device_order() if d in runs]
     dtypes = {d: [v for v in DTYPE_ORDER if v in runs[d]["support"]] for d in devices}
     ops = sorted({op for d in devices for op in runs[d]["matrix"]})
-    cases: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    cases: dict[tuple[str, str, str], list[CaseRow]] = {}
     for d in devices:
         for c in runs[d]["cases"]:
             cases.setdefault((d, c["op"], c["variant"]), []).append(c)
@@ -176,7 +177,7 @@ def matrix_figures(analysis: Analysis, runs: dict[str, dict[str, Any]]
 
 
 # -- models -----------------------------------------------------------------------------------
-def _check_tip(check: dict[str, Any], source: str) -> tuple[str, ...]:
+def _check_tip(check: ModelCheck, source: str) -> tuple[str, ...]:
     lines = [f"{check['status']} ({source})"]
     if check.get("reason"):
         lines.append(check["reason"])
@@ -206,7 +207,7 @@ def _check_tip(check: dict[str, Any], source: str) -> tuple[str, ...]:
     return tuple(x for x in lines if x)
 
 
-def _summary(check: dict[str, Any]) -> str:
+def _summary(check: ModelCheck) -> str:
     status = check["status"]
     if status != "pass":
         return {"fail": "FAIL", "not_checked": "not checked", "error": "error"}.get(status,
@@ -263,7 +264,7 @@ def models_table(analysis: Analysis) -> Table | None:
 
 
 # -- transformer block and long tail ---------------------------------------------------------
-def _points(analysis: Analysis, workload: str) -> list[tuple[str, str, dict[str, Any]]]:
+def _points(analysis: Analysis, workload: str) -> list[tuple[str, str, PointDoc]]:
     out = []
     for rev in analysis.reviews:
         doc = rev.result.doc
@@ -274,7 +275,7 @@ def _points(analysis: Analysis, workload: str) -> list[tuple[str, str, dict[str,
     return out
 
 
-def _value(p: dict[str, Any], name: str) -> float | None:
+def _value(p: PointDoc, name: str) -> float | None:
     v = (p.get("metrics", {}).get(name) or {}).get("value")
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
@@ -367,7 +368,7 @@ def longtail_views(analysis: Analysis) -> tuple[Table | None, Figure | None, lis
     best = {d: max((_value(p, "bytes_per_s") or 0.0) for dd, _pr, p in points if dd == d)
             for d in devices}
 
-    def share(p: dict[str, Any], d: str) -> float:  # the bar's height (0: not measured)
+    def share(p: PointDoc, d: str) -> float:  # the bar's height (0: not measured)
         if use_pct:
             return (_value(p, "pct_of_peak") or 0.0) / 100
         return (_value(p, "bytes_per_s") or 0.0) / best[d] if best[d] else 0.0

@@ -28,8 +28,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from bench.documents import (
+    AnyResultDoc,
+    DeviceSpec,
+    ManifestDoc,
+    PublishedDoc,
+    PublishedWorkload,
+    WorkloadSection,
+)
 from bench.specs import recorded_spec
 from bench.validate import FileReport, find_files, validate_file
 
@@ -47,7 +54,7 @@ class Device:
     key: str
     facts: dict[str, str]
     label: str = ""
-    spec: dict[str, Any] | None = None
+    spec: DeviceSpec | None = None
 
     @property
     def vendor(self) -> str:
@@ -61,11 +68,11 @@ class Device:
 @dataclass
 class Result:
     path: Path
-    doc: dict[str, Any]
+    doc: AnyResultDoc
     device_key: str
 
     @property
-    def workload(self) -> dict[str, Any]:
+    def workload(self) -> WorkloadSection | PublishedWorkload:
         return self.doc["workload"]
 
     @property
@@ -122,7 +129,7 @@ class ResultSet:
         return [r for r in self.runs if not r.finished]
 
 
-def published_facts(doc: dict[str, Any]) -> dict[str, str]:
+def published_facts(doc: PublishedDoc) -> dict[str, str]:
     """A published row's device: its name, count and the publication (a device a table
     reports is not the one this test-bed measured, even when the model is the same)."""
     dev, src = doc["device"], doc["source"]
@@ -136,7 +143,7 @@ def published_facts(doc: dict[str, Any]) -> dict[str, str]:
     return facts
 
 
-def identity_facts(doc: dict[str, Any]) -> dict[str, str]:
+def identity_facts(doc: AnyResultDoc) -> dict[str, str]:
     """The provenance facts that distinguish one device configuration from another."""
     if doc.get("kind") == "bench.published":
         return published_facts(doc)
@@ -232,7 +239,7 @@ def label_devices(devices: Iterable[Device]) -> dict[str, Device]:
     return {d.key: Device(d.key, d.facts, labels[d.key], d.spec) for d in devices}
 
 
-def run_state(path: Path, manifest: dict[str, Any]) -> RunState:
+def run_state(path: Path, manifest: ManifestDoc) -> RunState:
     entries = manifest["entries"]
     return RunState(path.parent, manifest["run_id"], manifest["state"],
                     sum(1 for e in entries if e.get("file")), len(entries),

@@ -13,8 +13,8 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from bench.documents import JsonObject, ResultDoc
 from testbed.report import charts
 from testbed.report.analysis import Analysis
 from testbed.report.fmt import format_value
@@ -69,7 +69,7 @@ def speedup(device: float | None, cpu: float | None, larger_is_better: bool) -> 
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _value(doc: dict[str, Any], metric: str) -> float | None:
+def _value(doc: ResultDoc, metric: str) -> float | None:
     entry = (doc.get("metrics") or {}).get(metric) or {}
     v = entry.get("value")
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
@@ -81,7 +81,7 @@ def _ok(analysis: Analysis) -> list[tuple[str, str, Result]]:
             if r.result.status == "ok"]
 
 
-def config_key(doc: dict[str, Any]) -> str:
+def config_key(doc: ResultDoc) -> str:
     """What must be identical for two results to compare (a speed-up, a sweep)."""
     w = doc["workload"]
     return json.dumps({"workload": w["name"], "mode": w["mode"], "config": w["config"],
@@ -137,7 +137,7 @@ def scenario_table(analysis: Analysis) -> Table | None:
                          "`scaled`: MLPerf settings the suite changed (hover for them).")
 
 
-def search_series(analysis: Analysis) -> list[tuple[str, list[dict[str, Any]], float | None]]:
+def search_series(analysis: Analysis) -> list[tuple[str, list[JsonObject], float | None]]:
     """(label, server search steps, latency bound) per Server result."""
     out = []
     for device, workload, result in _ok(analysis):

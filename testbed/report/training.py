@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.documents import ResultDoc
 from bench.llm.train_formulas import loss_difference_variance
 from testbed.report import charts
 from testbed.report.analysis import Analysis
@@ -91,7 +92,7 @@ def _numbers(values: list[Any]) -> list[float | None]:
             and math.isfinite(v) else None for v in values]
 
 
-def loss_series(doc: dict[str, Any], name: str = "loss") -> list[float | None] | None:
+def loss_series(doc: ResultDoc, name: str = "loss") -> list[float | None] | None:
     """The per-step series of the first repeat that has one (None if no repeat has)."""
     for rep in doc.get("repeats") or []:
         values = (rep.get("series") or {}).get(name)

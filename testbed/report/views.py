@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.documents import AnyResultDoc, DeviceSpec, Params
 from bench.specs import per_device
 from testbed.report import charts
 from testbed.report.analysis import MARKS, METRIC_WARNINGS, NON_COMPARABLE, WITHHELD, Analysis
@@ -141,7 +142,7 @@ def _source_of(analysis: Analysis, device: str) -> Cell:
         return Cell("published: " + "; ".join(cited), kind="text")
     runs = sorted({d.get("run_id", "?") for d in docs})
     return Cell(f"{len(runs)} run(s)", notes=tuple(runs), kind="text")
-def spec_cell(spec: dict[str, Any] | None) -> Cell:
+def spec_cell(spec: DeviceSpec | None) -> Cell:
     """How the devices table names a device's reference figures; an estimate says so, with
     how it was made on hover."""
     if not spec:
@@ -488,7 +489,7 @@ def incomplete_table(analysis: Analysis) -> Table | None:
                  rows, anchor="incomplete")
 
 
-def placement_text(doc: dict[str, Any]) -> str | None:
+def placement_text(doc: AnyResultDoc) -> str | None:
     """Where a multi-rank result ran, in words ("2 nodes × 2 ranks"); None for one process
     on one device (the report's "device" is a device configuration, not a rank count)."""
     placement = doc.get("placement") or {}
@@ -773,7 +774,7 @@ def timeline_figures(analysis: Analysis) -> list[Figure]:
     return figures
 
 
-def _precision_of(doc: dict[str, Any], params: dict[str, Any]) -> str:
+def _precision_of(doc: AnyResultDoc, params: Params) -> str:
     return str(params.get("precision") or params.get("dtype") or
                doc["workload"].get("precision_used"))
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from bench.documents import AnyResultDoc, Params
 from bench.metrics import catalogue
 from bench.micro import formulas as mf
 from testbed.report.inputs import Result, ResultSet
@@ -22,7 +22,7 @@ from testbed.scorecard import formulas as sf
 from testbed.scorecard.settings import ITEM_TITLES, ITEMS, Settings, load_settings
 
 
-def train_item(doc: dict[str, Any]) -> str:
+def train_item(doc: AnyResultDoc) -> str:
     """training or finetune: which item a training result (a soak's too) belongs to."""
     info = (doc.get("workload") or {}).get("info") or {}
     return "finetune" if str(info.get("objective", "")).startswith("alpaca") else "training"
@@ -113,7 +113,7 @@ class Scorecard:
 
 
 # -- reading result documents ----------------------------------------------------------------
-def value(doc: dict[str, Any] | None, name: str) -> float | None:
+def value(doc: AnyResultDoc | None, name: str) -> float | None:
     entry = ((doc or {}).get("metrics") or {}).get(name)
     v = entry.get("value") if isinstance(entry, dict) else None
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -121,11 +121,11 @@ def value(doc: dict[str, Any] | None, name: str) -> float | None:
     return float(v)
 
 
-def soak_s(doc: dict[str, Any]) -> float:
+def soak_s(doc: AnyResultDoc) -> float:
     return float((doc.get("rules") or {}).get("soak_s") or 0)
 
 
-def loss_series(doc: dict[str, Any] | None) -> list[float] | None:
+def loss_series(doc: AnyResultDoc | None) -> list[float] | None:
     for rep in (doc or {}).get("repeats") or []:
         values = (rep.get("series") or {}).get("loss")
         if values:
@@ -133,15 +133,15 @@ def loss_series(doc: dict[str, Any] | None) -> list[float] | None:
     return None
 
 
-def latest_by_entry(results: Iterable[Result]) -> dict[str, dict[str, Any]]:
+def latest_by_entry(results: Iterable[Result]) -> dict[str, AnyResultDoc]:
     """The newest result of each entry id."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, AnyResultDoc] = {}
     for r in sorted(results, key=lambda r: r.doc.get("started_at", "")):
         out[r.workload["id"]] = r.doc
     return out
 
 
-def _ok(doc: dict[str, Any] | None) -> bool:
+def _ok(doc: AnyResultDoc | None) -> bool:
     return bool(doc) and doc.get("status") == "ok"
 
 
@@ -191,7 +191,7 @@ def _train_lines(item: str, test: dict[str, dict], base: dict[str, dict] | None,
     return [function, perf, _stability_line(item, test, base, settings, card)]
 
 
-def _soak(entry: str, item: str, doc: dict[str, Any], bdoc: dict[str, Any] | None,
+def _soak(entry: str, item: str, doc: AnyResultDoc, bdoc: AnyResultDoc | None,
           settings: Settings) -> Soak:
     st = settings.stability
     info = ((doc.get("workload") or {}).get("info") or {}).get("soak") or {}
@@ -253,7 +253,7 @@ def _text_line(test: dict[str, dict], base: dict[str, dict] | None) -> Line:
                 f"mean over {len(scores)} entries of the mean over TTFT tiers")
 
 
-def _point_key(params: dict[str, Any]) -> tuple:
+def _point_key(params: Params) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in params.items()))
 
 
@@ -297,9 +297,9 @@ def _image_line(test: dict[str, dict], base: dict[str, dict] | None,
                 "over the resolution grid points both ran")
 
 
-def _comm_lines(results: list[dict[str, Any]], base: list[dict[str, Any]],
+def _comm_lines(results: list[AnyResultDoc], base: list[AnyResultDoc],
                 base_label: str | None, settings: Settings, card: Scorecard) -> Line:
-    def measured(docs: list[dict[str, Any]]) -> dict[tuple[str, int, int], float]:
+    def measured(docs: list[AnyResultDoc]) -> dict[tuple[str, int, int], float]:
         out: dict[tuple[str, int, int], float] = {}
         for doc in docs:
             for p in doc.get("points") or []:
@@ -355,7 +355,7 @@ def _checkpoint_line(test: dict[str, dict], base: dict[str, dict] | None,
                 "(the template's text is garbled around them)")
 
 
-def _specs(docs: list[dict[str, Any]], settings: Settings) -> list[SpecRow]:
+def _specs(docs: list[AnyResultDoc], settings: Settings) -> list[SpecRow]:
     rows = []
     for v in settings.section("basic_specs")["values"]:
         m = v["measured"]
@@ -397,7 +397,7 @@ def items_of(entry_id: str, workload: str, group: str, mode: str, settings: Sett
     return items
 
 
-def filled_items(docs: Iterable[dict[str, Any]], settings: Settings) -> set[str]:
+def filled_items(docs: Iterable[AnyResultDoc], settings: Settings) -> set[str]:
     out: set[str] = set()
     for d in docs:
         wl = d.get("workload") or {}

@@ -42,6 +42,7 @@ from typing import Any, TextIO
 
 import sqlalchemy as sa
 
+from bench.documents import DeviceSpec, ResultDoc
 from bench.errors import UserError
 from bench.metrics import headline_metric
 from bench.specs import find_spec
@@ -104,7 +105,7 @@ class Disturbed:
         return "disturbed: " + ("; ".join(self.reasons) or "no reason given")
 
 
-def disturbed_of(doc: dict[str, Any]) -> Disturbed | None:
+def disturbed_of(doc: ResultDoc) -> Disturbed | None:
     """The document's ``disturbed`` record; None where it has none (written before the record
     existed: unknown) or one this code cannot read."""
     record = doc.get("disturbed")
@@ -136,7 +137,7 @@ def _flat(value: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: json.dumps(value, sort_keys=True)}
 
 
-def provenance_of(doc: dict[str, Any]) -> dict[str, str]:
+def provenance_of(doc: ResultDoc) -> dict[str, str]:
     """What a result was made with, field by field, as text (absent: not recorded)."""
     prov = doc.get("provenance") or {}
     dev = prov.get("device") or {}
@@ -362,7 +363,7 @@ def _rows(store: Store, f: Filters, metrics: Sequence[str]) -> list[Any]:
 
 
 def _documents(store: Store, f: Filters, metrics: Sequence[str]
-               ) -> Iterator[tuple[str, dict[str, Any]]]:
+               ) -> Iterator[tuple[str, ResultDoc]]:
     """Each matching result document that measured one of ``metrics``, verified against its
     address; one query, read in parts."""
     r, d, m = t.results.c, t.documents.c, t.metrics.c
@@ -404,7 +405,7 @@ def computed_from(metric: str) -> set[str]:
     return out
 
 
-def _facts(doc: dict[str, Any], metrics: Sequence[str], spec: dict[str, Any] | None
+def _facts(doc: ResultDoc, metrics: Sequence[str], spec: DeviceSpec | None
            ) -> _DocFacts:
     entries = doc.get("metrics") or {}
     findings: dict[str, list[str]] = {}
@@ -442,7 +443,7 @@ def load_series(store: Store, f: Filters, metrics: Sequence[str] = (DEFAULT_METR
                         f"{store.location.shown} matches these filters.",
                         "Loosen them; `invoke store list results` shows what is stored.")
     wanted = {row.doc_id for row in rows}
-    specs: dict[tuple[str, str], dict[str, Any] | None] = {}
+    specs: dict[tuple[str, str], DeviceSpec | None] = {}
     vendor = {row.doc_id: (row.device_name, row.vendor) for row in rows}
     facts: dict[str, _DocFacts] = {}
     for doc_id, doc in _documents(store, f, metrics):

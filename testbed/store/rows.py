@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from bench.documents import (
+    Document,
+    ManifestDoc,
+    ManifestEntry,
+    PointDoc,
+    ResultDoc,
+    TelemetrySection,
+    VerdictDoc,
+)
 from testbed.report.inputs import device_key, identity_facts
 
 # Identity facts that change with a software update, not with the hardware: the leaderboard
@@ -70,7 +79,7 @@ def hardware_key(facts: dict[str, str]) -> str:
     return device_key({k: v for k, v in facts.items() if k not in VERSION_FACTS})
 
 
-def _error(doc: dict[str, Any]) -> str | None:
+def _error(doc: ResultDoc | PointDoc) -> str | None:
     err = doc.get("error")
     return str(err.get("message")) if isinstance(err, dict) else None
 
@@ -97,7 +106,7 @@ def _samples(values: Any) -> tuple[list[float], int]:
     return nums, sum(1 for v in values if v is not None)
 
 
-def telemetry_rows(doc_id: str, telemetry: dict[str, Any]) -> list[Row]:
+def telemetry_rows(doc_id: str, telemetry: TelemetrySection) -> list[Row]:
     """Per device and field: samples with a value, mean, min, max; or why it is unavailable."""
     units = telemetry.get("fields") or {}
     unavailable = telemetry.get("unavailable") or {}
@@ -117,14 +126,14 @@ def telemetry_rows(doc_id: str, telemetry: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def _disturbed(doc: dict[str, Any]) -> bool | None:
+def _disturbed(doc: ResultDoc) -> bool | None:
     """The result's own disturbed verdict; None where it has none (unknown, not quiet)."""
     record = doc.get("disturbed")
     value = record.get("value") if isinstance(record, dict) else None
     return value if isinstance(value, bool) else None
 
 
-def result_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
+def result_rows(doc_id: str, doc: ResultDoc) -> Extracted:
     prov = doc["provenance"]
     dev = prov.get("device") or {}
     image = prov.get("image") or {}
@@ -179,7 +188,7 @@ def result_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
     return out
 
 
-def manifest_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
+def manifest_rows(doc_id: str, doc: ManifestDoc) -> Extracted:
     out = Extracted(manifest=True)
     out.run = {"run_id": doc["run_id"], "suite": (doc.get("suite") or {}).get("name"),
                "vendor": doc.get("vendor"), "state": doc.get("state"),
@@ -192,9 +201,9 @@ def manifest_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
     return out
 
 
-def unique_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def unique_entries(manifest: ManifestDoc) -> list[ManifestEntry]:
     """A manifest's entries, the first of each id (the schema does not forbid a repeat)."""
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, ManifestEntry] = {}
     for entry in manifest.get("entries") or []:
         seen.setdefault(entry["id"], entry)
     return list(seen.values())
@@ -206,7 +215,7 @@ def count(value: Any) -> int | None:
         abs(value) < 2**63 else None
 
 
-def audit_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
+def audit_rows(doc_id: str, doc: VerdictDoc) -> Extracted:
     sub = doc.get("submitted") or {}
     summary = doc.get("summary") or {}
     checks = summary.get("checks") or {}
@@ -232,11 +241,11 @@ def audit_rows(doc_id: str, doc: dict[str, Any]) -> Extracted:
     return out
 
 
-EXTRACTORS: dict[str, Callable[[str, dict[str, Any]], Extracted]] = {
+EXTRACTORS: dict[str, Callable[[str, Any], Extracted]] = {
     "result": result_rows, "manifest": manifest_rows, "audit": audit_rows}
 
 
-def extract(schema: str, doc_id: str, doc: dict[str, Any]) -> Extracted:
+def extract(schema: str, doc_id: str, doc: Document) -> Extracted:
     """The derived rows of a valid document (none for a schema without an extractor)."""
     fn = EXTRACTORS.get(schema)
     return fn(doc_id, doc) if fn else Extracted()

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from bench.documents import ResultDoc
 from bench.errors import UserError
 from bench.metrics import headline_metric
 from bench.specs import find_spec
@@ -240,7 +241,7 @@ def _values(values: Iterable[Any]) -> str:
 BATCH_PARAMS = ("batch_size", "batch", "batch_sizes")
 
 
-def workload_facts(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def workload_facts(docs: list[ResultDoc]) -> list[tuple[str, str]]:
     """What the board's results measured, as they record it: the named configuration, the
     precision used (and requested where it differs), the batch size and every parameter."""
     wls = [d.get("workload") or {} for d in docs]

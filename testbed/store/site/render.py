@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from bench.documents import VerdictDoc
 from testbed.report.analysis import MARKS, NON_COMPARABLE
 from testbed.report.charts import MARK_TEXT
 from testbed.report.fmt import format_ratio, format_score, format_value
@@ -287,7 +288,7 @@ def device_page(hardware: str, label: str, data: SiteData, workload_pages: dict[
 
 
 # -- audits ---------------------------------------------------------------------------------------
-def audit_page(audit_id: str, verdict: dict[str, Any], judged: list[StoredResult],
+def audit_page(audit_id: str, verdict: VerdictDoc, judged: list[StoredResult],
                labels: dict[str, str]) -> str:
     sub = verdict.get("submitted") or {}
     summary = verdict.get("summary") or {}
