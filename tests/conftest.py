@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -159,9 +160,19 @@ def _shared_fixtures(item: pytest.Item) -> list[Any]:
         if not defs or name in autouse:
             continue
         fixturedef = defs[-1]  # the definition that applies to this test
-        if fixturedef.scope in _SHARED_SCOPES and fixturedef.baseid.startswith("tests"):
+        if fixturedef.scope in _SHARED_SCOPES and _ours(fixturedef):
             shared.append(fixturedef)
     return shared
+
+
+def _ours(fixturedef: Any) -> bool:
+    """Defined in a test module or a conftest.py (not by pytest or a plugin)."""
+    if fixturedef.baseid:  # a test module's, or a conftest's below the root directory
+        return True
+    try:
+        return Path(inspect.getfile(inspect.unwrap(fixturedef.func))).name == "conftest.py"
+    except TypeError:
+        return False
 
 
 def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
