@@ -128,7 +128,7 @@ def test_tests_that_share_a_fixture_run_on_one_worker_and_make_it_once(tmp_path)
     # The groups are named by what they share (xdist shows the name after '@').
     assert "test_shared.py::test_a@test_shared.submission" in proc.stdout, proc.stdout
     assert "test_docker_b.py::test_run@docker" in proc.stdout, proc.stdout
-    assert "test_free.py::test_free_0 " in proc.stdout, proc.stdout
+    assert "test_free.py::test_free_0" in proc.stdout and "test_free_0@" not in proc.stdout
 
 
 def test_ci_runs_the_readme_command_and_it_runs_the_tests_in_parallel():
