@@ -208,3 +208,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid in groups:
             item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        for item in items:
+            _suffix_group(item, groups.get(item.nodeid))
+
+
+def _suffix_group(item: pytest.Item, group: str | None) -> None:
+    """xdist's loadgroup scheduler reads an item's group from its id, ``ID@GROUP``. xdist
+    3.8 writes it to ``item._nodeid``, which pytest 9.2 no longer reads (the id is a
+    structured NodeId): written here, where xdist's own suffix did not take."""
+    if group is None or item.nodeid.endswith("@" + group):
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest before 9.2: xdist's own hook suffixes _nodeid
+        return
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")
