@@ -716,10 +716,11 @@ def fuzz(c, examples=10_000, targets="suite,validate,report,audit,import,ingest,
 
 
 @task(help={"k": "only tests matching this expression (pytest -k)",
-            "fast": "skip slow, docker and browser tests"})
-def test(c, k=None, fast=False):
-    """Run the test suite."""
-    args = ["-q"]
+            "fast": "skip slow, docker and browser tests",
+            "workers": "pytest-xdist worker processes (default 2, CI's cores; 0: one process)"})
+def test(c, k=None, fast=False, workers=2):
+    """Run the test suite in parallel worker processes; lists the 40 slowest tests."""
+    args = ["-q", "--durations=40", "-n", str(int(workers))]
     if k:
         args += ["-k", k]
     if fast:

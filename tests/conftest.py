@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -133,3 +134,93 @@ def built(client):
     print(f"\ncpu image {result.tag}: {'cached' if result.cached else 'built'} in "
           f"{time.monotonic() - start:.1f} s, {result.size_bytes / 1e6:.0f} MB")
     return result
+
+
+# -- running in parallel (pytest-xdist, `invoke test`: -n 2 --dist loadgroup) ----------------
+# Each worker is its own process with its own fixtures, so a module- or session-scoped fixture
+# (a submission several audit tests read, the Slurm cluster, the cpu image) would be made once
+# per worker that runs one of its tests. Tests that share such a fixture are therefore one
+# xdist group, sent whole to one worker: each expensive set-up is made once, as in a serial
+# run. The groups are the connected components of "test uses fixture" over the shared
+# fixtures defined here (not pytest's own, nor autouse ones that every test has). The Docker
+# tests share the engine, the cpu image's build and its wheelhouse under the checkout: they
+# all use the session fixture `client`, so they are one group ("docker") and run one at a time.
+_SHARED_SCOPES = ("session", "package", "module", "class")
+
+
+def _shared_fixtures(item: pytest.Item) -> list[Any]:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return []
+    manager = item.session._fixturemanager
+    autouse = set(manager._getautousenames(item))
+    shared = []
+    for name in item.fixturenames:
+        defs = info.name2fixturedefs.get(name)
+        if not defs or name in autouse:
+            continue
+        fixturedef = defs[-1]  # the definition that applies to this test
+        if fixturedef.scope in _SHARED_SCOPES and _ours(fixturedef):
+            shared.append(fixturedef)
+    return shared
+
+
+def _ours(fixturedef: Any) -> bool:
+    """Defined in a test module or a conftest.py (not by pytest or a plugin)."""
+    if fixturedef.baseid:  # a test module's, or a conftest's below the root directory
+        return True
+    try:
+        return Path(inspect.getfile(inspect.unwrap(fixturedef.func))).name == "conftest.py"
+    except TypeError:
+        return False
+
+
+def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """{test id: group name} for the tests that share an expensive fixture."""
+    parent: dict[Any, Any] = {}
+
+    def find(key: Any) -> Any:
+        while parent.setdefault(key, key) is not key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    shared = {item.nodeid: _shared_fixtures(item) for item in items}
+    for fixturedefs in shared.values():
+        for other in fixturedefs[1:]:
+            parent[find(other)] = find(fixturedefs[0])
+    members: dict[Any, list[Any]] = {}
+    for fixturedefs in shared.values():
+        for fixturedef in fixturedefs:
+            members.setdefault(find(fixturedef), []).append(fixturedef)
+    names = {}
+    for root, fixturedefs in members.items():
+        argnames = sorted({f.argname for f in fixturedefs})
+        module = Path(fixturedefs[0].baseid.split("::")[0]).stem or "conftest"
+        names[root] = "docker" if "client" in argnames else f"{module}.{argnames[0]}"
+    return {nodeid: names[find(fixturedefs[0])]
+            for nodeid, fixturedefs in shared.items() if fixturedefs}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks (--dist loadgroup)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    groups = xdist_groups(items)
+    for item in items:
+        if item.nodeid in groups:
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup"):
+        for item in items:
+            _suffix_group(item, groups.get(item.nodeid))
+
+
+def _suffix_group(item: pytest.Item, group: str | None) -> None:
+    """xdist's loadgroup scheduler reads an item's group from its id, ``ID@GROUP``. xdist
+    3.8 writes it to ``item._nodeid``, which pytest 9.2 no longer reads (the id is a
+    structured NodeId): written here, where xdist's own suffix did not take."""
+    if group is None or item.nodeid.endswith("@" + group):
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest before 9.2: xdist's own hook suffixes _nodeid
+        return
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")
