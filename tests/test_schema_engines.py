@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from bench.jsonio import UnreadableDocument, check_tree, parse_json_document, read_document_bytes
 from bench.schema import fast_validator, fast_verdict, reference_errors, validation_errors
 from bench.validate import schema_for, validate_bytes
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_module
 from tests.fuzz_inputs import TARGETS
 from tests.test_hostile_inputs import make_hostile_run
 
-pytest.importorskip("jsonschema_rs")
+require_module("jsonschema_rs", "it is a dependency of the project: pip install -e .",
+               module_level=True)
 
 # Repository files and the schema each is checked against (documents with a "kind", and run
 # manifests, take theirs from bench.validate.schema_for).
