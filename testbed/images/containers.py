@@ -389,8 +389,7 @@ def stream_container(client: Any, options: RunOptions, log: Callable[[str], None
         except APIError as exc:
             raise _cannot_start(exc) from exc
         try:
-            for chunk in container.logs(stream=True, follow=True):
-                log(chunk.decode("utf-8", "replace"))
+            _follow_logs(container, log)
             status = container.wait()
         except KeyboardInterrupt:
             interrupted = True
@@ -401,6 +400,32 @@ def stream_container(client: Any, options: RunOptions, log: Callable[[str], None
         return ContainerRun(status.get("StatusCode"), interrupted, options)
     finally:
         container.remove(force=True)
+
+
+def _follow_logs(container: Any, log: Callable[[str], None]) -> None:
+    """Copy the container's output here until it ends. The stream is read in a thread while
+    this (main) thread waits in short steps: a Ctrl-C that the kernel hands to another thread
+    of this process would not wake a main thread blocked in the socket read, and a container
+    quiet for minutes (a long timed window) would then ignore it for minutes."""
+    import threading
+
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def pump() -> None:
+        try:
+            for chunk in container.logs(stream=True, follow=True):
+                log(chunk.decode("utf-8", "replace"))
+        except Exception as exc:  # handed to the main thread below
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=pump, name="container-logs", daemon=True).start()
+    while not done.wait(0.2):
+        pass
+    if failed:
+        raise failed[0]
 
 
 def _cannot_start(exc: Exception) -> UserError:

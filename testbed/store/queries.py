@@ -345,19 +345,27 @@ def _duckdb_query(raw: Any, sql: str, limit: int, timeout_s: float
     except ValueError:  # not the main thread: the time limit still holds
         previous = None
 
+    def interrupt_until_stopped() -> None:
+        # An interrupt() that comes before DuckDB has started executing the statement (still
+        # parsing or binding, on a loaded machine) is cleared when execution starts: repeat
+        # it until the statement has returned.
+        while not stop.is_set():
+            cur.interrupt()
+            stop.wait(0.2)
+
     def watch() -> None:
         deadline = time.monotonic() + timeout_s
         while not stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 why.append("time")
-                cur.interrupt()
+                interrupt_until_stopped()
                 return
             if select.select([rd], [], [], min(left, 0.2))[0]:
                 with contextlib.suppress(BlockingIOError):
                     if signal.SIGINT in rd.recv(64):
                         why.append("ctrl-c")
-                        cur.interrupt()
+                        interrupt_until_stopped()
                         return
 
     watcher = threading.Thread(target=watch, name="store-query-watch", daemon=True)
