@@ -101,6 +101,16 @@ def require_module(name: str, hint: str, module_level: bool = False) -> Any:
         skip_or_fail(f"{name} cannot be imported ({exc}); {hint}", module_level)
 
 
+def sigint_as_a_terminal_sends_it() -> None:
+    """``preexec_fn`` of a child a test interrupts with SIGINT (Ctrl-C): its default action
+    restored. A shell ignores SIGINT in what it starts in the background (`cmd &`, nohup),
+    children inherit that, and Python then installs no KeyboardInterrupt handler, so the
+    test would only show how the tests were started."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def require_root(what: str) -> None:
     """Tests of what only root can do (mount a tmpfs, chown): skip-or-fail for anyone else."""
     if os.geteuid() != 0:

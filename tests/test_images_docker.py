@@ -25,6 +25,7 @@ from testbed.images.containers import find_bench_image
 from testbed.images.lock import WHEELHOUSE, sha256_file
 from testbed.images.spec import REPO_DIR, load_spec
 from testbed.launch.base import accept_results
+from tests.conftest import sigint_as_a_terminal_sends_it
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -242,7 +243,8 @@ def test_ctrl_c_stops_the_container_and_keeps_what_finished(client, built, tmp_p
     out = tmp_path / "run"
     proc = subprocess.Popen([INVOKE, "bench", "--vendor", "cpu", "--suite", str(suite),
                              "--out", str(out), "--no-report"], cwd=REPO_DIR,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
     deadline = time.monotonic() + 180
     while not (out / "quick.json").exists() and time.monotonic() < deadline:
         time.sleep(0.5)

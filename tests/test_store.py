@@ -36,7 +36,7 @@ from testbed.store.queries import (
 )
 from testbed.store.rows import hardware_key, number, telemetry_rows, utc
 from testbed.store.store import StoreCorrupt
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sigint_as_a_terminal_sends_it
 from tests.report_fixtures import ONE_THREAD, TWO_THREADS, build_lab
 from tests.signers import make_signer, trust_file
 
@@ -360,7 +360,8 @@ def test_ctrl_c_stops_a_query(filled):
     import time
 
     proc = subprocess.Popen([*INVOKE, "store", "query", RECURSIVE, "--store", str(filled[0])],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
     time.sleep(6)  # invoke and the store are open; the query is running
     assert proc.poll() is None, proc.communicate()
     sent = time.monotonic()
